@@ -1,0 +1,107 @@
+"""Cloud Functions (gen2) entry points: decode the trigger, call one service function, map the
+result or error. Nothing else lives here (DESIGN §2).
+
+HTTP: export_start, export_status, export_complete. CloudEvent: dispatch_export (Pub/Sub),
+on_object_finalized (Cloud Storage finalize, input and output buckets).
+Event functions acknowledge (return) on permanent errors and raise on transient ones, so that
+Eventarc/Pub/Sub redeliver (deployed with --retry).
+"""
+from __future__ import annotations
+
+import json
+from typing import Callable
+
+import flask
+import functions_framework
+
+from shared import logs
+from shared.bootstrap import get_service
+from shared.config import get_settings
+from shared.errors import ExportError, InvalidRequest, PayloadTooLarge, TransientError
+from shared.events import decode_finalized, decode_job_message
+
+
+def _respond(status: int, body: dict) -> flask.Response:
+    return flask.Response(json.dumps(body), status=status, mimetype="application/json")
+
+
+def _json_body(request: flask.Request) -> object:
+    limit = get_settings().max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+    raw = request.get_data(cache=False)
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+    try:
+        return json.loads(raw or b"null")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequest("request body is not valid JSON",
+                             details=[{"path": "$", "message": str(exc)[:200]}]) from None
+
+
+def _http(request: flask.Request, method: str, handler: Callable[[], tuple[int, dict]]) -> flask.Response:
+    if request.method != method:
+        return _respond(405, {"error": {"code": "method_not_allowed", "message": f"use {method}"}})
+    try:
+        status, body = handler()
+        return _respond(status, body)
+    except ExportError as exc:
+        if exc.http_status >= 500:
+            logs.error("request failed", code=exc.code, reason=exc.message)
+        return _respond(exc.http_status, exc.to_body())
+    except Exception as exc:  # never a stack trace to the client
+        logs.error("unexpected error", error=type(exc).__name__)
+        return _respond(500, {"error": {"code": "internal", "message": "internal error"}})
+
+
+@functions_framework.http
+def export_start(request: flask.Request) -> flask.Response:
+    """POST {spec, uploads?, idempotencyKey?} -> 202 {jobId, status, statusUrl, uploads}."""
+    return _http(request, "POST", lambda: get_service().start(_json_body(request),
+                                                              request.headers.get("Idempotency-Key")))
+
+
+@functions_framework.http
+def export_status(request: flask.Request) -> flask.Response:
+    """GET ?jobId= -> 200 {jobId, status, stage, progress, ..., output?}; 404 when unknown."""
+    return _http(request, "GET", lambda: (200, get_service().status(request.args.get("jobId"))))
+
+
+@functions_framework.http
+def export_complete(request: flask.Request) -> flask.Response:
+    """POST worker report with Authorization: Bearer EXPORT_WORKER_TOKEN -> 200 {jobId, status, applied}."""
+    def handle() -> tuple[int, dict]:
+        service = get_service()
+        service.check_worker_token(request.headers.get("Authorization"))
+        return 200, service.complete(_json_body(request))
+
+    return _http(request, "POST", handle)
+
+
+def _event(kind: str, cloud_event, handler: Callable[[], object]) -> None:
+    try:
+        result = handler()
+        logs.info(f"{kind} handled", eventId=cloud_event["id"], result=str(result))
+    except TransientError as exc:
+        logs.error(f"{kind} failed; will be redelivered", eventId=cloud_event["id"], reason=exc.message)
+        raise
+    except ExportError as exc:  # permanent: acknowledge
+        logs.warning(f"{kind} dropped", eventId=cloud_event["id"], code=exc.code, reason=exc.message)
+
+
+@functions_framework.cloud_event
+def dispatch_export(cloud_event) -> None:
+    """Pub/Sub messagePublished {"jobId"} -> claim the job and start one Cloud Run execution."""
+    _event("dispatch", cloud_event, lambda: get_service().dispatch(decode_job_message(cloud_event.data)))
+
+
+@functions_framework.cloud_event
+def on_object_finalized(cloud_event) -> None:
+    """Cloud Storage finalize (input bucket: uploads; output bucket: the finished video)."""
+    def handle() -> object:
+        obj = decode_finalized(cloud_event["type"], cloud_event.data)
+        if obj is None:
+            return "ignored"
+        return get_service().object_finalized(obj.bucket, obj.name, obj.generation, obj.size, obj.metadata)
+
+    _event("finalize", cloud_event, handle)

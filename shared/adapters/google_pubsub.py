@@ -1,0 +1,33 @@
+"""Publisher on Pub/Sub through google-cloud-pubsub (honours PUBSUB_EMULATOR_HOST)."""
+from __future__ import annotations
+
+import json
+import threading
+
+from shared.errors import TransientError
+
+
+class PubSubPublisher:
+    """Publishes {"jobId": ...} (JSON, UTF-8) with attribute jobId to projects/P/topics/T."""
+
+    def __init__(self, project: str, topic: str, timeout_s: float = 30.0) -> None:
+        self._project, self._topic, self._timeout_s = project, topic, timeout_s
+        self._client = None
+        self._lock = threading.Lock()
+
+    def _get(self):
+        with self._lock:
+            if self._client is None:
+                from google.cloud import pubsub_v1
+
+                self._client = pubsub_v1.PublisherClient()
+            return self._client
+
+    def publish(self, job_id: str) -> str:
+        client = self._get()
+        topic = client.topic_path(self._project, self._topic)
+        data = json.dumps({"jobId": job_id}).encode()
+        try:
+            return client.publish(topic, data, jobId=job_id).result(timeout=self._timeout_s)
+        except Exception as exc:  # google.api_core errors, timeouts: all retryable for a publish
+            raise TransientError(f"publish to {self._topic} failed: {type(exc).__name__}") from None

@@ -1,0 +1,80 @@
+"""Local Publisher stand-ins.
+
+- HttpPushPublisher: delivers each message over loopback to a push endpoint (dispatch_export) in
+  the body Pub/Sub push subscriptions send
+  ({"message": {"data": base64, "attributes", "messageId", "publishTime"}, "subscription"};
+  https://cloud.google.com/pubsub/docs/push#receive_push), from a background thread, retrying
+  non-2xx answers with backoff like Pub/Sub does. functions-framework turns that body into the
+  same google.cloud.pubsub.topic.v1.messagePublished CloudEvent that Eventarc delivers.
+- RecordingPublisher: keeps messages in memory (service-layer tests).
+"""
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+
+from shared import logs
+
+
+def push_body(job_id: str, project: str, subscription: str = "local-push") -> dict:
+    """The JSON body of a Pub/Sub push delivery carrying {"jobId": job_id}."""
+    return {
+        "message": {
+            "data": base64.b64encode(json.dumps({"jobId": job_id}).encode()).decode(),
+            "attributes": {"jobId": job_id},
+            "messageId": uuid.uuid4().hex,
+            "publishTime": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+        },
+        "subscription": f"projects/{project}/subscriptions/{subscription}",
+    }
+
+
+class HttpPushPublisher:
+    """Publisher that pushes to `push_url` asynchronously; returns the message id at once."""
+
+    def __init__(self, push_url: str, project: str, max_attempts: int = 8) -> None:
+        self.push_url, self.project, self.max_attempts = push_url, project, max_attempts
+
+    def publish(self, job_id: str) -> str:
+        body = push_body(job_id, self.project)
+        threading.Thread(target=self._deliver, args=(body, job_id), daemon=True).start()
+        return body["message"]["messageId"]
+
+    def _deliver(self, body: dict, job_id: str) -> None:
+        import requests
+
+        delay = 0.2
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                r = requests.post(self.push_url, json=body, timeout=60)
+                if r.status_code < 300:
+                    return
+                logs.warning("push delivery refused; retrying", job_id=job_id, httpStatus=r.status_code,
+                             attempt=attempt)
+            except requests.RequestException as exc:
+                logs.warning("push delivery failed; retrying", job_id=job_id, reason=type(exc).__name__,
+                             attempt=attempt)
+            time.sleep(delay)
+            delay = min(delay * 2, 10)
+        logs.error("push delivery gave up", job_id=job_id)
+
+
+class RecordingPublisher:
+    """In-memory Publisher: `messages` holds the published job ids in order."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+        self.fail_next = 0
+
+    def publish(self, job_id: str) -> str:
+        from shared.errors import TransientError
+
+        if self.fail_next:
+            self.fail_next -= 1
+            raise TransientError("publish failed (injected)")
+        self.messages.append(job_id)
+        return str(len(self.messages))

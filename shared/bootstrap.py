@@ -1,0 +1,99 @@
+"""The one wiring point: builds the service and its adapters from settings, once per process.
+
+Adapters by setting (env):
+- storage   EXPORT_STORAGE_BACKEND   google (Cloud Storage; emulators via STORAGE_EMULATOR_HOST) | local (folder)
+- publisher EXPORT_PUBLISHER_BACKEND google (Pub/Sub; emulator via PUBSUB_EMULATOR_HOST) | local (HTTP push)
+- launcher  EXPORT_LAUNCHER_BACKEND  google (Cloud Run Jobs) | local (subprocess `python -m render_job`)
+Clients are created lazily inside the adapters and reused by warm invocations.
+"""
+from __future__ import annotations
+
+import os
+import threading
+
+from shared.config import Settings, get_settings
+from shared.ports import JobLauncher, ObjectStorage, Publisher
+
+_lock = threading.Lock()
+
+
+def get_storage(settings: Settings | None = None) -> ObjectStorage:
+    """The configured ObjectStorage."""
+    s = settings or get_settings()
+    if s.storage_backend == "local":
+        from shared.adapters.local_storage import LocalStorage
+
+        return LocalStorage(os.environ.get("EXPORT_LOCAL_STORAGE_DIR", ".local/storage"))
+    from shared.adapters.google_storage import GoogleStorage
+
+    return GoogleStorage(project=s.project, credentials_info=s.credentials_info())
+
+
+def get_publisher(settings: Settings | None = None) -> Publisher:
+    s = settings or get_settings()
+    if s.publisher_backend == "local":
+        from shared.adapters.local_pubsub import HttpPushPublisher
+
+        if not s.local_push_url:
+            raise RuntimeError("EXPORT_PUBLISHER_BACKEND=local needs EXPORT_LOCAL_PUSH_URL")
+        return HttpPushPublisher(s.local_push_url, s.project)
+    from shared.adapters.google_pubsub import PubSubPublisher
+
+    return PubSubPublisher(s.project, s.jobs_topic)
+
+
+def get_launcher(settings: Settings | None = None) -> JobLauncher:
+    s = settings or get_settings()
+    if s.launcher_backend == "local":
+        from shared.adapters.local_launcher import SubprocessLauncher
+
+        return SubprocessLauncher(s.render_job_name, max_retries=s.render_max_retries, python=s.render_python,
+                                  log_dir=os.environ.get("RENDER_LOG_DIR"))
+    from shared.adapters.google_run import CloudRunLauncher
+
+    return CloudRunLauncher(s.project, s.region, s.render_job_name, s.render_task_timeout_s)
+
+
+_service = None
+
+
+def get_service():
+    """The process-wide ExportService (created at first use, reused by warm invocations).
+
+    With EXPORT_AUTO_MIGRATE=1 (local modes) the database is migrated first; in production the
+    deploy runs the migration instead.
+    """
+    global _service
+    if _service is None:
+        with _lock:
+            if _service is None:
+                _service = build_service(get_settings())
+    return _service
+
+
+def build_service(s: Settings, *, storage: ObjectStorage | None = None, publisher: Publisher | None = None,
+                  launcher: JobLauncher | None = None, migrate_db: bool | None = None):
+    """Wire an ExportService from settings; any adapter may be passed in instead (tests)."""
+    from shared.db import make_engine, migrate, session_factory
+    from shared.repository import JobRepository
+    from shared.service import ExportService
+
+    engine = make_engine(s)
+    if migrate_db if migrate_db is not None else os.environ.get("EXPORT_AUTO_MIGRATE") == "1":
+        migrate(engine)
+    return ExportService(settings=s, repo=JobRepository(session_factory(engine)),
+                         storage=storage or get_storage(s), publisher=publisher or get_publisher(s),
+                         launcher=launcher or get_launcher(s))
+
+
+def use_service(service) -> None:
+    """Install `service` as the process-wide one (tests); None forgets it."""
+    global _service
+    _service = service
+
+
+def reset() -> None:
+    """Forget cached settings and service (tests that change the environment)."""
+    global _service
+    get_settings.cache_clear()
+    _service = None

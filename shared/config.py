@@ -1,0 +1,125 @@
+"""Settings, read from the environment when asked (never at import).
+
+Every variable is documented in env.example. `get_settings()` is cached per process so warm
+Cloud Functions invocations reuse it; tests call `get_settings.cache_clear()` after changing the
+environment.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return float(raw) if raw not in (None, "") else default
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw not in (None, "") else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All configuration of SceneFlow Export. Units are in the field names (seconds, bytes)."""
+
+    # Google Cloud
+    project: str = "sceneflow-local"
+    region: str = "us-central1"
+    credentials_json: str | None = None  # GOOGLE_APPLICATION_CREDENTIALS_JSON (a service-account key, optional)
+    input_bucket: str = "sceneflow-input"
+    output_bucket: str = "sceneflow-output"
+    jobs_topic: str = "export-jobs"
+    # API
+    worker_token: str = ""
+    api_base: str = "http://127.0.0.1:8080"  # where the render job reaches export_complete
+    status_url_base: str | None = None  # public base for statusUrl; defaults to api_base
+    max_body_bytes: int = 1_000_000
+    upload_url_ttl_s: int = 900
+    download_url_ttl_s: int = 900
+    # Database
+    database_url: str = "sqlite:///.local/sceneflow.db"
+    instance_connection_name: str | None = None  # Cloud SQL: project:region:instance
+    db_user: str = "postgres"
+    db_password: str | None = None
+    db_name: str = "sceneflow"
+    db_iam_auth: bool = False
+    # Adapters: "google" talks to Google APIs (or their emulators); "local" uses loopback stand-ins.
+    storage_backend: str = "google"
+    publisher_backend: str = "google"
+    launcher_backend: str = "google"
+    local_push_url: str | None = None  # local publisher: URL of dispatch_export
+    # Render job (Cloud Run Job)
+    render_job_name: str = "sceneflow-render"
+    render_task_timeout_s: int = 3600
+    render_max_retries: int = 3
+    render_python: str | None = None  # local launcher: interpreter for `python -m render_job`
+    render_workdir: str | None = None
+    render_report_interval_s: float = 2.0
+    ffmpeg_binary: str | None = None
+    ffmpeg_threads: int = 0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def public_status_base(self) -> str:
+        return (self.status_url_base or self.api_base).rstrip("/")
+
+    def credentials_info(self) -> dict | None:
+        """The parsed GOOGLE_APPLICATION_CREDENTIALS_JSON, or None when unset.
+
+        Raises:
+            ValueError: the variable is set but is not a JSON object.
+        """
+        if not self.credentials_json:
+            return None
+        info = json.loads(self.credentials_json)
+        if not isinstance(info, dict):
+            raise ValueError("GOOGLE_APPLICATION_CREDENTIALS_JSON must be a JSON object")
+        return info
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Read Settings from os.environ once per process (see env.example for each variable)."""
+    e = os.environ.get
+    return Settings(
+        project=e("GOOGLE_CLOUD_PROJECT") or e("GCP_PROJECT") or "sceneflow-local",
+        region=e("GOOGLE_CLOUD_REGION", "us-central1"),
+        credentials_json=e("GOOGLE_APPLICATION_CREDENTIALS_JSON") or None,
+        input_bucket=e("EXPORT_INPUT_BUCKET", "sceneflow-input"),
+        output_bucket=e("EXPORT_OUTPUT_BUCKET", "sceneflow-output"),
+        jobs_topic=e("EXPORT_JOBS_TOPIC", "export-jobs"),
+        worker_token=e("EXPORT_WORKER_TOKEN", ""),
+        api_base=e("EXPORT_API_BASE", "http://127.0.0.1:8080"),
+        status_url_base=e("EXPORT_STATUS_URL_BASE") or None,
+        max_body_bytes=_int("EXPORT_MAX_BODY_BYTES", 1_000_000),
+        upload_url_ttl_s=_int("EXPORT_UPLOAD_URL_TTL_S", 900),
+        download_url_ttl_s=_int("EXPORT_DOWNLOAD_URL_TTL_S", 900),
+        database_url=e("DATABASE_URL", "sqlite:///.local/sceneflow.db"),
+        instance_connection_name=e("INSTANCE_CONNECTION_NAME") or None,
+        db_user=e("DB_USER", "postgres"),
+        db_password=e("DB_PASSWORD") or None,
+        db_name=e("DB_NAME", "sceneflow"),
+        db_iam_auth=_bool(e("DB_IAM_AUTH"), False),
+        storage_backend=e("EXPORT_STORAGE_BACKEND", "google"),
+        publisher_backend=e("EXPORT_PUBLISHER_BACKEND", "google"),
+        launcher_backend=e("EXPORT_LAUNCHER_BACKEND", "google"),
+        local_push_url=e("EXPORT_LOCAL_PUSH_URL") or None,
+        render_job_name=e("RENDER_JOB_NAME", "sceneflow-render"),
+        render_task_timeout_s=_int("RENDER_TASK_TIMEOUT_S", 3600),
+        render_max_retries=_int("RENDER_MAX_RETRIES", 3),
+        render_python=e("RENDER_PYTHON") or None,
+        render_workdir=e("RENDER_WORKDIR") or None,
+        render_report_interval_s=_float("RENDER_REPORT_INTERVAL_S", 2.0),
+        ffmpeg_binary=e("FFMPEG_BINARY") or None,
+        ffmpeg_threads=_int("FFMPEG_THREADS", 0),
+    )

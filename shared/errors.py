@@ -1,0 +1,72 @@
+"""One exception class per failure kind. Entry points map them to HTTP codes or to ack/redeliver.
+
+Each carries a machine `code` and a human `message`; none carries a stack trace to the client.
+"""
+from __future__ import annotations
+
+
+class ExportError(Exception):
+    """Base class. `code` is a stable snake_case identifier, `http_status` the HTTP mapping."""
+
+    code = "internal"
+    http_status = 500
+
+    def __init__(self, message: str, *, details: list[dict] | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+        if code:
+            self.code = code
+
+    def to_body(self) -> dict:
+        """The JSON error body of DESIGN §4: {error: {code, message, details?}}."""
+        err: dict = {"code": self.code, "message": self.message}
+        if self.details:
+            err["details"] = self.details
+        return {"error": err}
+
+
+class InvalidRequest(ExportError):
+    """The request or spec is wrong; `details` lists every problem as {path, message}."""
+
+    code = "invalid_request"
+    http_status = 400
+
+
+class Unauthorized(ExportError):
+    code = "unauthorized"
+    http_status = 401
+
+
+class Forbidden(ExportError):
+    code = "forbidden"
+    http_status = 403
+
+
+class NotFound(ExportError):
+    code = "not_found"
+    http_status = 404
+
+
+class Conflict(ExportError):
+    code = "conflict"
+    http_status = 409
+
+
+class PayloadTooLarge(ExportError):
+    code = "payload_too_large"
+    http_status = 413
+
+
+class TransientError(ExportError):
+    """A dependency failed in a way that may pass on retry (503; events are redelivered)."""
+
+    code = "unavailable"
+    http_status = 503
+
+
+class PermanentRenderError(ExportError):
+    """The render cannot succeed however often it is retried (bad media, bad spec)."""
+
+    code = "render_failed"
+    http_status = 422

@@ -1,0 +1,92 @@
+"""Decoding of the CloudEvents the event functions receive. Pure: no I/O.
+
+- Pub/Sub: type google.cloud.pubsub.topic.v1.messagePublished, data {"message": {"data": base64,
+  "attributes", "messageId"}, "subscription"} (https://cloud.google.com/eventarc/docs/cloudevents).
+- Cloud Storage: type google.cloud.storage.object.v1.finalized, data = the object resource
+  {bucket, name, generation, size, contentType, metadata}; or the same finalize carried by a Cloud
+  Storage Pub/Sub notification (attributes eventType=OBJECT_FINALIZE, bucketId, objectId,
+  objectGeneration; data = the object resource as JSON), which is how fake-gcs-server and bucket
+  notifications deliver it (https://cloud.google.com/storage/docs/pubsub-notifications).
+Errors: InvalidRequest naming what is missing; the entry point logs it and acknowledges.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from shared.errors import InvalidRequest
+
+PUBSUB_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
+FINALIZED_TYPE = "google.cloud.storage.object.v1.finalized"
+
+
+@dataclass(frozen=True)
+class Finalized:
+    """A finalized object: bucket, name, generation, size in bytes, custom metadata."""
+
+    bucket: str
+    name: str
+    generation: str
+    size: int | None
+    metadata: dict[str, str]
+
+
+def _message(data: Any) -> dict:
+    if not isinstance(data, dict) or not isinstance(data.get("message"), dict):
+        raise InvalidRequest("Pub/Sub event has no message")
+    return data["message"]
+
+
+def _payload(message: dict) -> Any:
+    raw = message.get("data")
+    if not raw:
+        return None
+    try:
+        return json.loads(base64.b64decode(raw, validate=True).decode("utf-8"))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise InvalidRequest("Pub/Sub message data is not base64-encoded JSON") from None
+
+
+def decode_job_message(data: Any) -> str:
+    """The jobId of a dispatch message ({"jobId": ...} in data, or the jobId attribute)."""
+    message = _message(data)
+    payload = _payload(message)
+    job_id = payload.get("jobId") if isinstance(payload, dict) else None
+    job_id = job_id or (message.get("attributes") or {}).get("jobId")
+    if not isinstance(job_id, str) or not job_id:
+        raise InvalidRequest("Pub/Sub message carries no jobId")
+    return job_id
+
+
+def decode_finalized(event_type: str | None, data: Any) -> Finalized | None:
+    """A Finalized from either event shape, or None for another event kind (e.g. a delete)."""
+    if event_type == PUBSUB_TYPE:
+        message = _message(data)
+        attrs = message.get("attributes") or {}
+        if attrs.get("eventType") not in (None, "OBJECT_FINALIZE"):
+            return None
+        obj = _payload(message) or {}
+        if not isinstance(obj, dict):
+            raise InvalidRequest("storage notification data is not an object resource")
+        obj = {"bucket": attrs.get("bucketId", obj.get("bucket")), "name": attrs.get("objectId", obj.get("name")),
+               "generation": attrs.get("objectGeneration", obj.get("generation")),
+               "size": obj.get("size"), "metadata": obj.get("metadata")}
+    elif event_type == FINALIZED_TYPE:
+        obj = data if isinstance(data, dict) else None
+        if obj is None:
+            raise InvalidRequest("finalize event has no object resource")
+    else:
+        return None
+    bucket, name = obj.get("bucket"), obj.get("name")
+    if not isinstance(bucket, str) or not bucket or not isinstance(name, str) or not name:
+        raise InvalidRequest("finalize event lacks bucket or name")
+    try:
+        size = int(obj["size"]) if obj.get("size") is not None else None
+    except (TypeError, ValueError):
+        size = None
+    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    return Finalized(bucket=bucket, name=name, generation=str(obj.get("generation") or ""), size=size,
+                     metadata={str(k): str(v) for k, v in meta.items()})

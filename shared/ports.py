@@ -1,0 +1,84 @@
+"""Ports: the small interfaces the service layer and the render job talk to.
+
+Each has a Google adapter (shared/adapters/google_*.py) and a local one (shared/adapters/local_*.py);
+shared/bootstrap.py picks them from settings. Errors: adapters raise shared.errors.NotFound for a
+missing object, shared.errors.Conflict for a failed precondition, TransientError for what may pass
+on retry.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class SignedUrl:
+    """A V4 signed URL: send `method` to `url` with exactly `headers`, before `expires_at` (UTC)."""
+
+    url: str
+    method: str
+    headers: dict[str, str]
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """An object's metadata. size in bytes; generation as GCS reports it."""
+
+    bucket: str
+    name: str
+    size: int
+    generation: int
+    content_type: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+class ObjectStorage(Protocol):
+    """Object storage (Cloud Storage or a stand-in)."""
+
+    def signed_upload_url(self, bucket: str, name: str, content_type: str, ttl_s: int) -> SignedUrl:
+        """A V4 signed PUT URL for one object; the client must send the same Content-Type."""
+        ...
+
+    def signed_download_url(self, bucket: str, name: str, ttl_s: int, filename: str | None = None) -> str:
+        """A V4 signed GET URL; `filename` sets a Content-Disposition attachment name."""
+        ...
+
+    def upload_bytes(self, bucket: str, name: str, data: bytes, content_type: str, *,
+                     if_generation_match: int | None = None, metadata: dict[str, str] | None = None) -> int:
+        """Write an object; returns its generation. if_generation_match=0: only if absent (else Conflict)."""
+        ...
+
+    def upload_file(self, bucket: str, name: str, path: str, content_type: str, *,
+                    if_generation_match: int | None = None, metadata: dict[str, str] | None = None) -> int:
+        """Like upload_bytes, streaming from a local file."""
+        ...
+
+    def download_file(self, bucket: str, name: str, path: str) -> int:
+        """Copy an object to a local file; returns its size in bytes. Raises NotFound."""
+        ...
+
+    def read_bytes(self, bucket: str, name: str) -> bytes:
+        """An object's content. Raises NotFound."""
+        ...
+
+    def stat(self, bucket: str, name: str) -> ObjectInfo | None:
+        """The object's metadata, or None when it does not exist."""
+        ...
+
+
+class Publisher(Protocol):
+    """Hands a job to the dispatcher (Pub/Sub topic EXPORT_JOBS_TOPIC or a stand-in)."""
+
+    def publish(self, job_id: str) -> str:
+        """Publish {"jobId": job_id}; returns the message id. Raises TransientError."""
+        ...
+
+
+class JobLauncher(Protocol):
+    """Starts one render execution per export (Cloud Run Jobs or a local subprocess)."""
+
+    def launch(self, job_id: str) -> str:
+        """Start an execution with EXPORT_JOB_ID=job_id; returns the execution name. Raises TransientError."""
+        ...

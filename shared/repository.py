@@ -1,0 +1,209 @@
+"""The job repository: every read and conditional write of export jobs.
+
+Transitions are single conditional UPDATEs (`... WHERE id = :id AND status IN (:sources)`): the
+row count says whether this caller won. A winning transition appends its (status, at) to
+export_job_events in the same transaction, so the history is exactly the applied transitions.
+Progress only rises (`progress = CASE WHEN progress < :p THEN :p ELSE progress END`).
+
+Errors: database connection errors surface as shared.errors.TransientError (HTTP 503, events
+redelivered); everything else propagates.
+"""
+from __future__ import annotations
+
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Iterator
+
+from sqlalchemy import case, func, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError, InterfaceError
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared.errors import TransientError
+from shared.models import ExportJob, ExportJobEvent, ExportJobUpload
+from shared.states import JobStatus, sources_for
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _aware(dt: datetime | None) -> datetime | None:
+    if dt is None:
+        return None
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """A snapshot of one job row with its history [(status, at)] and received upload names."""
+
+    id: str
+    status: JobStatus
+    stage: str | None
+    progress: float
+    spec: dict
+    spec_sha256: str
+    idempotency_key: str | None
+    uploads_expected: list[str]
+    execution_name: str | None
+    attempts: int
+    error_code: str | None
+    error_message: str | None
+    output: dict | None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    last_report_at: datetime | None
+    history: list[tuple[str, datetime]] = field(default_factory=list)
+    uploads_received: list[str] = field(default_factory=list)
+
+
+class JobRepository:
+    """Export jobs in SQL (SQLite or PostgreSQL) through a SQLAlchemy sessionmaker."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    @contextmanager
+    def _tx(self) -> Iterator[Session]:
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except (OperationalError, InterfaceError) as exc:
+            raise TransientError(f"database unavailable: {type(exc.orig).__name__ if exc.orig else exc}") from None
+
+    # -- reads -------------------------------------------------------------------------------
+    def _record(self, session: Session, job: ExportJob) -> JobRecord:
+        history = session.execute(
+            select(ExportJobEvent.status, ExportJobEvent.at).where(ExportJobEvent.job_id == job.id)
+            .order_by(ExportJobEvent.id)).all()
+        received = session.execute(
+            select(ExportJobUpload.name).where(ExportJobUpload.job_id == job.id).order_by(ExportJobUpload.id)
+        ).scalars().all()
+        return JobRecord(
+            id=job.id, status=JobStatus(job.status), stage=job.stage, progress=job.progress or 0.0,
+            spec=job.spec, spec_sha256=job.spec_sha256, idempotency_key=job.idempotency_key,
+            uploads_expected=list(job.uploads_expected or []), execution_name=job.execution_name,
+            attempts=job.attempts or 0, error_code=job.error_code, error_message=job.error_message,
+            output=job.output, created_at=_aware(job.created_at), updated_at=_aware(job.updated_at),
+            started_at=_aware(job.started_at), finished_at=_aware(job.finished_at),
+            last_report_at=_aware(job.last_report_at),
+            history=[(s, _aware(a)) for s, a in history], uploads_received=list(received))
+
+    def get(self, job_id: str) -> JobRecord | None:
+        """The job, or None when no such id exists."""
+        with self._tx() as s:
+            job = s.get(ExportJob, job_id)
+            return self._record(s, job) if job else None
+
+    def get_by_idempotency_key(self, key: str) -> JobRecord | None:
+        with self._tx() as s:
+            job = s.execute(select(ExportJob).where(ExportJob.idempotency_key == key)).scalar_one_or_none()
+            return self._record(s, job) if job else None
+
+    def count_by_status(self) -> dict[str, int]:
+        with self._tx() as s:
+            return dict(s.execute(select(ExportJob.status, func.count()).group_by(ExportJob.status)).all())
+
+    # -- writes ------------------------------------------------------------------------------
+    def create(self, *, spec: dict, spec_sha256: str, status: JobStatus, uploads_expected: list[str],
+               idempotency_key: str | None, job_id: str | None = None) -> tuple[JobRecord, bool]:
+        """Insert a job in its initial state (awaiting_upload or queued).
+
+        Returns:
+            (job, created): created is False when `idempotency_key` already named a job, which is
+            returned instead (the caller compares specs).
+        """
+        now = utcnow()
+        job_id = job_id or str(uuid.uuid4())
+        try:
+            with self._tx() as s:
+                s.add(ExportJob(id=job_id, status=status.value, stage=None, progress=0.0, spec=spec,
+                                spec_sha256=spec_sha256, idempotency_key=idempotency_key,
+                                uploads_expected=uploads_expected, attempts=0, created_at=now, updated_at=now))
+                s.flush()
+                s.add(ExportJobEvent(job_id=job_id, status=JobStatus.AWAITING_UPLOAD.value, at=now))
+                if status == JobStatus.QUEUED:
+                    s.add(ExportJobEvent(job_id=job_id, status=JobStatus.QUEUED.value, at=now))
+        except IntegrityError:
+            if idempotency_key:
+                existing = self.get_by_idempotency_key(idempotency_key)
+                if existing:
+                    return existing, False
+            raise
+        return self.get(job_id), True  # type: ignore[return-value]
+
+    def _transition(self, s: Session, job_id: str, target: JobStatus, values: dict[str, Any],
+                    sources: frozenset[JobStatus] | None = None) -> bool:
+        now = utcnow()
+        allowed = [st.value for st in (sources if sources is not None else sources_for(target))]
+        result = s.execute(
+            update(ExportJob).where(ExportJob.id == job_id, ExportJob.status.in_(allowed))
+            .values(status=target.value, updated_at=now, **values))
+        if result.rowcount == 1:
+            s.add(ExportJobEvent(job_id=job_id, status=target.value, at=now))
+            return True
+        return False
+
+    def transition(self, job_id: str, target: JobStatus, *, sources: frozenset[JobStatus] | None = None,
+                   **values: Any) -> bool:
+        """Move the job to `target` if its status is one of `sources` (default: states.sources_for).
+
+        Extra column values (e.g. error_code=..., output=...) are written in the same UPDATE.
+        Returns True when this call applied the transition, False when it was a no-op.
+        """
+        with self._tx() as s:
+            return self._transition(s, job_id, target, values, sources)
+
+    def record_upload(self, job_id: str, name: str, generation: str, size_bytes: int | None) -> tuple[bool, bool]:
+        """Note that a declared upload arrived; queue the job when all have.
+
+        Serialised per job by a row lock (SELECT ... FOR UPDATE on PostgreSQL; SQLite serialises
+        every writer with BEGIN IMMEDIATE), so two last uploads arriving together queue it once.
+        Returns:
+            (known, queued_now): known is False for an unknown job or an undeclared name;
+            queued_now is True only for the call that moved awaiting_upload -> queued.
+        """
+        with self._tx() as s:
+            job = s.execute(select(ExportJob).where(ExportJob.id == job_id).with_for_update()).scalar_one_or_none()
+            if job is None or name not in (job.uploads_expected or []):
+                return False, False
+            have = s.execute(select(ExportJobUpload.id).where(
+                ExportJobUpload.job_id == job_id, ExportJobUpload.name == name)).first()
+            if have is None:
+                s.add(ExportJobUpload(job_id=job_id, name=name, generation=str(generation),
+                                      size_bytes=size_bytes, at=utcnow()))
+                s.flush()
+            if job.status != JobStatus.AWAITING_UPLOAD.value:
+                return True, False
+            count = s.execute(select(func.count()).select_from(ExportJobUpload)
+                              .where(ExportJobUpload.job_id == job_id)).scalar_one()
+            if count < len(job.uploads_expected):
+                return True, False
+            return True, self._transition(s, job_id, JobStatus.QUEUED, {})
+
+    def set_execution(self, job_id: str, execution_name: str) -> None:
+        with self._tx() as s:
+            s.execute(update(ExportJob).where(ExportJob.id == job_id)
+                      .values(execution_name=execution_name, updated_at=utcnow()))
+
+    def report_progress(self, job_id: str, *, stage: str | None, progress: float | None, attempt: int) -> bool:
+        """Record a running job's stage and progress (progress never falls; attempts = max seen).
+
+        Returns False (and changes nothing) unless the job is running.
+        """
+        now = utcnow()
+        values: dict[str, Any] = {"updated_at": now, "last_report_at": now,
+                                  "attempts": case((ExportJob.attempts < attempt + 1, attempt + 1),
+                                                   else_=ExportJob.attempts)}
+        if stage:
+            values["stage"] = stage
+        if progress is not None:
+            values["progress"] = case((ExportJob.progress < progress, progress), else_=ExportJob.progress)
+        with self._tx() as s:
+            r = s.execute(update(ExportJob).where(ExportJob.id == job_id,
+                                                  ExportJob.status == JobStatus.RUNNING.value).values(**values))
+            return r.rowcount == 1

@@ -1,0 +1,389 @@
+"""The service layer: one function per use case, called by the thin entry points in functions/.
+
+It talks to the outside only through the repository and the ports (storage, publisher,
+launcher), so tests run it with local adapters. Every operation is idempotent under at-least-once
+delivery: transitions are conditional (see repository.py) and duplicates are no-ops.
+
+Errors raised: shared.errors.InvalidRequest (400, with details), Unauthorized (401), Forbidden
+(403), NotFound (404), Conflict (409), TransientError (503 / event redelivered).
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+from shared import logs
+from shared.config import Settings
+from shared.errors import Conflict, Forbidden, InvalidRequest, NotFound, TransientError, Unauthorized
+from shared.ports import JobLauncher, ObjectStorage, Publisher
+from shared.repository import JobRecord, JobRepository, utcnow
+from shared.spec import _check_src, errors_to_details, parse_spec
+from shared.states import NON_TERMINAL, JobStatus, is_terminal
+
+ALLOWED_UPLOAD_TYPES = re.compile(r"^(image|audio|video)/[A-Za-z0-9.+-]{1,60}$")
+ASSET_PREFIX = "jobs/{job_id}/assets/"
+SPEC_OBJECT = "jobs/{job_id}/spec.json"
+_INPUT_ASSET_RE = re.compile(r"^jobs/([0-9a-f-]{36})/assets/(.+)$")
+_OUTPUT_VIDEO_RE = re.compile(r"^exports/([0-9a-f-]{36})/([^/]+\.mp4)$")
+_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def iso(dt: datetime | None) -> str | None:
+    """UTC ISO 8601 with a Z, or None."""
+    if dt is None:
+        return None
+    return dt.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def spec_digest(spec: dict) -> str:
+    """SHA-256 of the spec's canonical JSON (sorted keys), to compare idempotent retries."""
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class UploadDecl(_Wire):
+    name: str = Field(min_length=1, max_length=200)
+    content_type: str = Field(min_length=3, max_length=100)
+
+
+class StartRequest(_Wire):
+    spec: dict
+    uploads: list[UploadDecl] = Field(default_factory=list, max_length=500)
+    idempotency_key: str | None = Field(None, min_length=1, max_length=200)
+
+
+class ErrorBody(_Wire):
+    code: str = Field(min_length=1, max_length=64)
+    message: str = Field(min_length=1, max_length=2000)
+
+
+class CompleteReport(_Wire):
+    """What the render job sends to export_complete (DESIGN §4)."""
+
+    job_id: str
+    status: Literal["running", "succeeded", "failed"]
+    stage: Literal["preparing", "rendering", "uploading"] | None = None
+    progress: float | None = Field(None, ge=0, le=1)
+    output: dict[str, Any] | None = None
+    error: ErrorBody | None = None
+    attempt: int = Field(0, ge=0, le=100)
+
+
+def _details(exc: ValidationError, prefix: str = "") -> list[dict[str, str]]:
+    return [{"path": (prefix + d["path"]) if d["path"] != "$" else (prefix.rstrip(".") or "$"),
+             "message": d["message"]} for d in errors_to_details(exc)]
+
+
+@dataclass
+class ExportService:
+    """Use cases of SceneFlow Export. Construct through shared.bootstrap.get_service()."""
+
+    settings: Settings
+    repo: JobRepository
+    storage: ObjectStorage
+    publisher: Publisher
+    launcher: JobLauncher
+
+    # -- export_start --------------------------------------------------------------------------
+    def start(self, body: Any, idempotency_key: str | None = None) -> tuple[int, dict]:
+        """Create an export job. Returns (202, response) or (200, response) for an idempotent replay.
+
+        body: {spec, uploads?: [{name, contentType}], idempotencyKey?}. Raises InvalidRequest
+        (every problem at once), Conflict (same key, other spec), TransientError.
+        """
+        if not isinstance(body, dict):
+            raise InvalidRequest("request body must be a JSON object",
+                                 details=[{"path": "$", "message": "must be a JSON object"}])
+        details: list[dict[str, str]] = []
+        try:
+            req = StartRequest.model_validate(body)
+        except ValidationError as exc:
+            raise InvalidRequest("request is invalid", details=_details(exc)) from None
+        spec = None
+        try:
+            spec = parse_spec(req.spec)
+        except InvalidRequest as exc:
+            details += [{"path": "spec." + d["path"] if d["path"] != "$" else "spec", "message": d["message"]}
+                        for d in exc.details]
+        names: list[str] = []
+        for i, up in enumerate(req.uploads):
+            try:
+                _check_src(up.name)
+                if up.name.startswith("gs://"):
+                    raise ValueError("must be a bare file name, not a gs:// URI")
+            except ValueError as exc:
+                details.append({"path": f"uploads[{i}].name", "message": str(exc)})
+            if not ALLOWED_UPLOAD_TYPES.match(up.content_type):
+                details.append({"path": f"uploads[{i}].contentType",
+                                "message": "must be an image/*, audio/* or video/* media type"})
+            if up.name in names:
+                details.append({"path": f"uploads[{i}].name", "message": f"duplicate upload {up.name!r}"})
+            names.append(up.name)
+        if spec is not None:
+            for path, src in spec.asset_refs():
+                if src.startswith("gs://"):
+                    bucket = src[5:].split("/", 1)[0]
+                    if bucket != self.settings.input_bucket:
+                        details.append({"path": f"spec.{path}",
+                                        "message": f"gs:// sources must be in the input bucket "
+                                                   f"{self.settings.input_bucket!r}"})
+                elif src not in names:
+                    details.append({"path": f"spec.{path}",
+                                    "message": f"{src!r} is not declared in uploads"})
+            used = set(spec.bare_asset_names())
+            for i, n in enumerate(names):
+                if n not in used:
+                    details.append({"path": f"uploads[{i}].name", "message": f"{n!r} is not used by the spec"})
+        if details:
+            raise InvalidRequest(f"request is invalid: {len(details)} problem(s)", details=details)
+        assert spec is not None
+
+        key = idempotency_key or req.idempotency_key
+        canonical = spec.model_dump(mode="json", by_alias=True)
+        digest = spec_digest(canonical)
+        if key:
+            existing = self.repo.get_by_idempotency_key(key)
+            if existing:
+                return self._replay(existing, digest, req)
+        job_id = str(uuid.uuid4())
+        spec_bytes = json.dumps(canonical, ensure_ascii=False).encode()
+        self.storage.upload_bytes(self.settings.input_bucket, SPEC_OBJECT.format(job_id=job_id), spec_bytes,
+                                  "application/json", if_generation_match=0)
+        status = JobStatus.AWAITING_UPLOAD if names else JobStatus.QUEUED
+        job, created = self.repo.create(spec=canonical, spec_sha256=digest, status=status,
+                                        uploads_expected=names, idempotency_key=key, job_id=job_id)
+        if not created:
+            return self._replay(job, digest, req)
+        logs.info("export created", job_id=job.id, status=job.status.value, uploads=len(names))
+        if status == JobStatus.QUEUED:
+            self._publish(job.id)
+        return 202, self._start_response(job, req)
+
+    def _replay(self, job: JobRecord, digest: str, req: StartRequest) -> tuple[int, dict]:
+        if job.spec_sha256 != digest:
+            raise Conflict("this idempotency key was used with a different spec")
+        return 200, self._start_response(job, req)
+
+    def _start_response(self, job: JobRecord, req: StartRequest) -> dict:
+        uploads = []
+        received = set(job.uploads_received)
+        for up in req.uploads:
+            if up.name in received:
+                continue
+            signed = self.storage.signed_upload_url(
+                self.settings.input_bucket, ASSET_PREFIX.format(job_id=job.id) + up.name, up.content_type,
+                self.settings.upload_url_ttl_s)
+            uploads.append({"name": up.name, "url": signed.url, "method": signed.method,
+                            "headers": signed.headers, "expiresAt": iso(signed.expires_at)})
+        return {"jobId": job.id, "status": job.status.value,
+                "statusUrl": f"{self.settings.public_status_base}/export_status?jobId={job.id}",
+                "uploads": uploads}
+
+    def _publish(self, job_id: str) -> None:
+        try:
+            message_id = self.publisher.publish(job_id)
+            logs.info("export published", job_id=job_id, messageId=message_id)
+        except TransientError as exc:
+            # The row is committed and stays queued; reconcile_exports re-publishes stale queued jobs.
+            logs.error("publish failed; job stays queued", job_id=job_id, reason=exc.message)
+
+    # -- export_status -------------------------------------------------------------------------
+    def status(self, job_id: str | None) -> dict:
+        """The job's public view (DESIGN §4). Raises InvalidRequest for a malformed id, NotFound."""
+        job = self._get(job_id)
+        body: dict[str, Any] = {
+            "jobId": job.id, "status": job.status.value, "stage": job.stage, "progress": round(job.progress, 4),
+            "createdAt": iso(job.created_at), "updatedAt": iso(job.updated_at),
+            "startedAt": iso(job.started_at), "finishedAt": iso(job.finished_at), "attempts": job.attempts,
+            "executionName": job.execution_name,
+            "history": [{"status": s, "at": iso(a)} for s, a in job.history],
+        }
+        if job.status == JobStatus.AWAITING_UPLOAD:
+            body["uploads"] = {"expected": job.uploads_expected, "received": job.uploads_received}
+        if job.error_code:
+            body["error"] = {"code": job.error_code, "message": job.error_message}
+        if job.status == JobStatus.SUCCEEDED and job.output:
+            body["output"] = self._public_output(job.output)
+        return body
+
+    def _public_output(self, out: dict) -> dict:
+        bucket, ttl = self.settings.output_bucket, self.settings.download_url_ttl_s
+        name = out["object"]
+        view = {"uri": f"gs://{bucket}/{name}", "filename": out.get("filename"),
+                "url": self.storage.signed_download_url(bucket, name, ttl, out.get("filename")),
+                "durationS": out.get("durationS"), "sizeBytes": out.get("sizeBytes"),
+                "width": out.get("width"), "height": out.get("height"), "posterUrl": None,
+                "captions": {}}
+        if out.get("poster"):
+            view["posterUrl"] = self.storage.signed_download_url(bucket, out["poster"], ttl, "poster.jpg")
+        for kind in ("srt", "vtt"):
+            obj = (out.get("captions") or {}).get(kind)
+            if obj:
+                view["captions"][kind] = self.storage.signed_download_url(bucket, obj, ttl, f"captions.{kind}")
+        return view
+
+    def _get(self, job_id: str | None) -> JobRecord:
+        if not job_id or not isinstance(job_id, str) or not _UUID_RE.match(job_id):
+            raise InvalidRequest("jobId must be a job id (a UUID)",
+                                 details=[{"path": "jobId", "message": "must be a UUID"}])
+        job = self.repo.get(job_id)
+        if job is None:
+            raise NotFound(f"no export job {job_id}")
+        return job
+
+    # -- export_complete -----------------------------------------------------------------------
+    def check_worker_token(self, authorization: str | None) -> None:
+        """Bearer token check in constant time (hmac.compare_digest). Raises Unauthorized, Forbidden."""
+        if not authorization or not authorization.startswith("Bearer "):
+            raise Unauthorized("missing bearer token")
+        expected = self.settings.worker_token
+        given = authorization[len("Bearer "):].strip()
+        if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+            raise Forbidden("invalid worker token")
+
+    def complete(self, body: Any) -> dict:
+        """Apply a worker report. Duplicated, late or out-of-order reports never change a terminal
+        state, and progress never falls. Returns {jobId, status, applied}."""
+        try:
+            report = CompleteReport.model_validate(body)
+        except ValidationError as exc:
+            raise InvalidRequest("report is invalid", details=_details(exc)) from None
+        job = self._get(report.job_id)
+        applied = False
+        if report.status == "running":
+            started = self.repo.transition(job.id, JobStatus.RUNNING, started_at=utcnow())
+            applied = self.repo.report_progress(job.id, stage=report.stage, progress=report.progress,
+                                                attempt=report.attempt) or started
+        elif report.status == "succeeded":
+            output = self._output_from_report(job.id, report.output or {})
+            applied = self._succeed(job.id, output, report.attempt)
+        else:
+            err = report.error or ErrorBody(code="render_failed", message="render failed")
+            applied = self.repo.transition(job.id, JobStatus.FAILED, error_code=err.code,
+                                           error_message=err.message, finished_at=utcnow(), stage=None)
+            if applied:
+                logs.warning("export failed", job_id=job.id, code=err.code, reason=err.message)
+        current = self.repo.get(job.id)
+        return {"jobId": job.id, "status": current.status.value if current else None, "applied": applied}
+
+    def _output_from_report(self, job_id: str, out: dict) -> dict:
+        uri = str(out.get("uri", ""))
+        prefix = f"gs://{self.settings.output_bucket}/exports/{job_id}/"
+        if not uri.startswith(prefix):
+            raise InvalidRequest("output.uri must be in this job's folder of the output bucket",
+                                 details=[{"path": "output.uri", "message": f"must start with {prefix}"}])
+        return {"object": uri[len(f"gs://{self.settings.output_bucket}/"):], "filename": out.get("filename"),
+                "durationS": out.get("durationS"), "sizeBytes": out.get("sizeBytes"),
+                "width": out.get("width"), "height": out.get("height"),
+                "poster": _own(job_id, out.get("poster")),
+                "captions": {k: _own(job_id, v) for k, v in (out.get("captions") or {}).items()
+                             if k in ("srt", "vtt") and _own(job_id, v)}}
+
+    def _succeed(self, job_id: str, output: dict, attempt: int | None = None) -> bool:
+        values: dict[str, Any] = {"output": output, "progress": 1.0, "stage": None, "finished_at": utcnow()}
+        applied = self.repo.transition(job_id, JobStatus.SUCCEEDED, **values)
+        if applied:
+            logs.info("export succeeded", job_id=job_id, object=output.get("object"))
+        return applied
+
+    # -- dispatch_export -----------------------------------------------------------------------
+    def dispatch(self, job_id: str) -> str | None:
+        """Claim a queued job and start one render execution. Returns the execution name, or None
+        when the claim was lost (duplicate delivery, job not queued). Raises TransientError when
+        the launch fails; the claim is released so the redelivered message can retry."""
+        if not self.repo.transition(job_id, JobStatus.DISPATCHED):
+            job = self.repo.get(job_id)
+            logs.info("dispatch skipped: job not queued", job_id=job_id,
+                      status=job.status.value if job else "unknown")
+            return None
+        try:
+            execution = self.launcher.launch(job_id)
+        except TransientError:
+            self.repo.transition(job_id, JobStatus.QUEUED, sources=frozenset({JobStatus.DISPATCHED}))
+            raise
+        self.repo.set_execution(job_id, execution)
+        logs.info("render execution started", job_id=job_id, execution=execution)
+        return execution
+
+    # -- on_object_finalized -------------------------------------------------------------------
+    def object_finalized(self, bucket: str, name: str, generation: str | int | None, size: int | None,
+                         metadata: dict | None = None) -> str:
+        """Handle a Cloud Storage finalize. Returns what it did (for logs and tests):
+        "upload", "queued", "succeeded", "duplicate" or "ignored"."""
+        if bucket == self.settings.input_bucket:
+            m = _INPUT_ASSET_RE.match(name)
+            if not m:
+                return "ignored"
+            known, queued = self.repo.record_upload(m.group(1), m.group(2), str(generation or ""), size)
+            if not known:
+                logs.warning("finalize for an unknown job or undeclared upload", bucket=bucket, object=name)
+                return "ignored"
+            if queued:
+                logs.info("all uploads in; export queued", job_id=m.group(1))
+                self._publish(m.group(1))
+                return "queued"
+            return "upload"
+        if bucket == self.settings.output_bucket:
+            m = _OUTPUT_VIDEO_RE.match(name)
+            if not m:
+                return "ignored"
+            job_id = m.group(1)
+            job = self.repo.get(job_id)
+            if job is None:
+                logs.warning("finalize of an output for an unknown job", bucket=bucket, object=name)
+                return "ignored"
+            if is_terminal(job.status):
+                return "duplicate"
+            meta = metadata or {}
+            if not meta.get("job-id"):
+                info = self.storage.stat(bucket, name)
+                meta = info.metadata if info else {}
+                size = info.size if info else size
+            output = {"object": name, "filename": meta.get("filename") or m.group(2),
+                      "durationS": _num(meta.get("duration-s")), "sizeBytes": int(size) if size else None,
+                      "width": _int(meta.get("width")), "height": _int(meta.get("height")),
+                      "poster": _sibling(name, meta.get("poster")),
+                      "captions": {k: _sibling(name, meta.get(k)) for k in ("srt", "vtt") if meta.get(k)}}
+            return "succeeded" if self._succeed(job_id, output) else "duplicate"
+        logs.warning("finalize from an unexpected bucket", bucket=bucket, object=name)
+        return "ignored"
+
+
+def _num(v: Any) -> float | None:
+    try:
+        return float(v) if v is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _int(v: Any) -> int | None:
+    try:
+        return int(v) if v is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _sibling(video_object: str, name: str | None) -> str | None:
+    """An output file next to the video: exports/ID/poster.jpg. Names with '/' are refused."""
+    if not name or "/" in name or ".." in name:
+        return None
+    return video_object.rsplit("/", 1)[0] + "/" + name
+
+
+def _own(job_id: str, name: Any) -> str | None:
+    """`name` if it is an object in this job's output folder (exports/ID/file), else None."""
+    if isinstance(name, str) and re.fullmatch(rf"exports/{re.escape(job_id)}/[A-Za-z0-9._-]+", name):
+        return name
+    return None

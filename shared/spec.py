@@ -1,0 +1,305 @@
+"""Export spec v1 (DESIGN §5) as a pydantic v2 model. Pure: no I/O.
+
+The JSON Schema published at shared/schema/export_spec_v1.schema.json is generated from these
+models (`make schema`); a unit test fails when it is stale.
+
+Units: every `*S` field and `duration` is in seconds; volumes are linear gains (1.0 = unchanged);
+`loudnessLufs` is integrated loudness in LUFS (EBU R128).
+"""
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from shared.errors import InvalidRequest
+
+# FFmpeg xfade transition names usable between scenes (FFmpeg doc, "xfade" filter), plus "cut".
+XFADE_TRANSITIONS: tuple[str, ...] = (
+    "fade", "fadeblack", "fadewhite", "fadegrays", "dissolve", "distance",
+    "wipeleft", "wiperight", "wipeup", "wipedown",
+    "slideleft", "slideright", "slideup", "slidedown",
+    "smoothleft", "smoothright", "smoothup", "smoothdown",
+    "circlecrop", "circleopen", "circleclose", "rectcrop",
+    "radial", "pixelize", "hblur", "diagtl", "diagtr", "diagbl", "diagbr",
+    "hlslice", "hrslice", "vuslice", "vdslice", "squeezeh", "squeezev", "zoomin",
+)
+TransitionType = Literal["cut", *XFADE_TRANSITIONS]  # type: ignore[valid-type]
+
+# (width, height) per (resolution, aspectRatio)
+FRAME_SIZES: dict[tuple[str, str], tuple[int, int]] = {
+    ("720p", "16:9"): (1280, 720), ("720p", "9:16"): (720, 1280), ("720p", "1:1"): (720, 720),
+    ("1080p", "16:9"): (1920, 1080), ("1080p", "9:16"): (1080, 1920), ("1080p", "1:1"): (1080, 1080),
+}
+
+DEFAULT_SCENE_S = 4.0        # a scene with no narration, no clip and no duration
+NARRATION_PAUSE_S = 0.5      # silence after narration when duration is null
+MAX_SCENES = 200
+MAX_SCENE_S = 600.0
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._ -]{0,199}$")
+_GS_RE = re.compile(r"^gs://([a-z0-9][a-z0-9._-]{1,220}[a-z0-9])/(jobs/[A-Za-z0-9._/ -]{1,900})$")
+_COLOR_RE = re.compile(r"^#[0-9A-Fa-f]{6}$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid",
+                              frozen=True)
+
+
+def _check_src(value: str) -> str:
+    """A bare asset name uploaded for this job, or a gs:// URI under jobs/ (bucket checked by the service)."""
+    if value.startswith("gs://"):
+        m = _GS_RE.match(value)
+        if not m or ".." in value or "//" in value[5:]:
+            raise ValueError("gs:// URIs must look like gs://BUCKET/jobs/... with no '..'")
+        return value
+    if "/" in value or "\\" in value or ".." in value or not _NAME_RE.match(value):
+        raise ValueError("must be a bare file name (letters, digits, '._- ', no '/', no '..') "
+                         "or a gs:// URI in the input bucket")
+    return value
+
+
+class ImageVisual(_Model):
+    """A still image fitted to the frame."""
+
+    type: Literal["image"]
+    src: str
+    fit: Literal["cover", "contain"] = "cover"
+
+    _src = field_validator("src")(classmethod(lambda cls, v: _check_src(v)))
+
+
+class VideoVisual(_Model):
+    """A video clip, fitted to the frame; its own audio is not used (muted)."""
+
+    type: Literal["video"]
+    src: str
+    fit: Literal["cover", "contain"] = "cover"
+    trim_start_s: float = Field(0.0, ge=0)
+    trim_end_s: float | None = Field(None, gt=0, description="end time in the clip, seconds")
+
+    _src = field_validator("src")(classmethod(lambda cls, v: _check_src(v)))
+
+    @model_validator(mode="after")
+    def _trim_order(self) -> "VideoVisual":
+        if self.trim_end_s is not None and self.trim_end_s <= self.trim_start_s:
+            raise ValueError("trimEndS must be greater than trimStartS")
+        return self
+
+
+class ColorVisual(_Model):
+    """A solid colour."""
+
+    type: Literal["color"]
+    color: str = "#000000"
+
+    @field_validator("color")
+    @classmethod
+    def _color(cls, v: str) -> str:
+        if not _COLOR_RE.match(v):
+            raise ValueError("must be a #RRGGBB colour")
+        return v.lower()
+
+
+Visual = Annotated[Union[ImageVisual, VideoVisual, ColorVisual], Field(discriminator="type")]
+
+
+class Narration(_Model):
+    """Narration audio placed at the scene's start (WAV, MP3, OGG, M4A...)."""
+
+    src: str
+    volume: float = Field(1.0, ge=0, le=4)
+
+    _src = field_validator("src")(classmethod(lambda cls, v: _check_src(v)))
+
+
+class Caption(_Model):
+    """The scene's caption, shown for the whole scene."""
+
+    text: str = Field(min_length=1, max_length=500)
+
+    @field_validator("text")
+    @classmethod
+    def _printable(cls, v: str) -> str:
+        if any(ord(c) < 32 and c not in "\n" for c in v) or "\x7f" in v:
+            raise ValueError("must not contain control characters")
+        if not v.strip():
+            raise ValueError("must not be blank")
+        return v
+
+
+class Transition(_Model):
+    """The transition leading from this scene into the next (ignored on the last scene)."""
+
+    type: TransitionType = "fade"  # type: ignore[valid-type]
+    duration: float = Field(0.5, ge=0, le=5)
+
+
+class Scene(_Model):
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    visual: Visual
+    narration: Narration | None = None
+    caption: Caption | None = None
+    duration: float | None = Field(None, gt=0, le=MAX_SCENE_S,
+                                   description="seconds; null = narration length + 0.5 s, a clip's length, else 4 s")
+    transition: Transition | None = None
+
+
+class Output(_Model):
+    resolution: Literal["720p", "1080p"] = "1080p"
+    aspect_ratio: Literal["16:9", "9:16", "1:1"] = "16:9"
+    fps: Literal[24, 25, 30, 60] = 30
+    quality: Literal["draft", "standard", "high"] = "standard"
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) in pixels."""
+        return FRAME_SIZES[(self.resolution, self.aspect_ratio)]
+
+
+class Music(_Model):
+    """A music bed under the whole video."""
+
+    src: str
+    volume: float = Field(0.25, ge=0, le=2)
+    loop: bool = True
+    ducking: bool = True
+    fade_in_s: float = Field(0.0, ge=0, le=30)
+    fade_out_s: float = Field(2.0, ge=0, le=30)
+
+    _src = field_validator("src")(classmethod(lambda cls, v: _check_src(v)))
+
+
+class Captions(_Model):
+    burn_in: bool = True
+    sidecar: list[Literal["srt", "vtt"]] = Field(default_factory=lambda: ["srt", "vtt"])
+
+
+class Audio(_Model):
+    loudness_lufs: float = Field(-16.0, ge=-40, le=-5, description="integrated loudness target, LUFS")
+    true_peak_db: float = Field(-1.5, ge=-9, le=0, description="true-peak ceiling, dBTP")
+
+
+class Poster(_Model):
+    """Which frame becomes the poster JPEG: the middle of a scene (0-based) or a time in seconds."""
+
+    scene: int | None = Field(None, ge=0)
+    time_s: float | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _one(self) -> "Poster":
+        if self.scene is not None and self.time_s is not None:
+            raise ValueError("give either scene or timeS, not both")
+        return self
+
+
+class ExportSpec(_Model):
+    """A storyboard to render. See DESIGN §5 and the published JSON Schema."""
+
+    version: Literal[1] = 1
+    title: str | None = Field(None, max_length=200)
+    output: Output = Field(default_factory=Output)
+    scenes: list[Scene] = Field(min_length=1, max_length=MAX_SCENES)
+    music: Music | None = None
+    captions: Captions = Field(default_factory=Captions)
+    audio: Audio = Field(default_factory=Audio)
+    poster: Poster = Field(default_factory=Poster)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> "ExportSpec":
+        seen: set[str] = set()
+        problems: list[str] = []
+        for i, scene in enumerate(self.scenes):
+            if scene.id in seen:
+                problems.append(f"scenes[{i}].id: duplicate scene id {scene.id!r}")
+            seen.add(scene.id)
+            if scene.visual.type == "color" and scene.duration is None and scene.narration is None:
+                pass  # default duration applies
+        if self.poster.scene is not None and self.poster.scene >= len(self.scenes):
+            problems.append(f"poster.scene: {self.poster.scene} is past the last scene "
+                            f"(there are {len(self.scenes)})")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def asset_refs(self) -> list[tuple[str, str]]:
+        """Every media reference as (path, src), e.g. ("scenes[0].visual.src", "astronaut.png"), in order."""
+        refs: list[tuple[str, str]] = []
+        for i, s in enumerate(self.scenes):
+            src = getattr(s.visual, "src", None)
+            if src:
+                refs.append((f"scenes[{i}].visual.src", src))
+            if s.narration:
+                refs.append((f"scenes[{i}].narration.src", s.narration.src))
+        if self.music:
+            refs.append(("music.src", self.music.src))
+        return refs
+
+    def bare_asset_names(self) -> list[str]:
+        """Distinct bare names (uploaded for this job), in first-use order."""
+        out: list[str] = []
+        for _, src in self.asset_refs():
+            if not src.startswith("gs://") and src not in out:
+                out.append(src)
+        return out
+
+
+def _loc_to_path(loc: tuple[Any, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part in ("image", "video", "color") and path.endswith("visual"):
+            continue  # discriminator tag inserted by pydantic
+        elif isinstance(part, str) and part.startswith("function-after"):
+            continue
+        else:
+            path += ("." if path else "") + str(part)
+    return path or "$"
+
+
+def errors_to_details(exc: ValidationError) -> list[dict[str, str]]:
+    """Pydantic errors as [{path, message}], paths like `scenes[2].narration.src`."""
+    details = []
+    for err in exc.errors(include_url=False):
+        msg = err.get("msg", "invalid")
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+        path = _loc_to_path(tuple(err.get("loc", ())))
+        # cross-field checks pack several "path: message" problems into one error
+        if path == "$" and ": " in msg:
+            for part in msg.split("; "):
+                p, _, m = part.partition(": ")
+                details.append({"path": p, "message": m})
+            continue
+        details.append({"path": path, "message": msg})
+    return details
+
+
+def parse_spec(data: Any) -> ExportSpec:
+    """Validate a decoded JSON spec.
+
+    Returns:
+        ExportSpec.
+    Raises:
+        InvalidRequest: with `details` listing every problem at once as {path, message}.
+    """
+    if not isinstance(data, dict):
+        raise InvalidRequest("spec must be a JSON object",
+                             details=[{"path": "spec", "message": "must be a JSON object"}])
+    try:
+        return ExportSpec.model_validate(data)
+    except ValidationError as exc:
+        details = errors_to_details(exc)
+        raise InvalidRequest(f"spec is invalid: {len(details)} problem(s)", details=details) from None
+
+
+def json_schema() -> dict:
+    """The JSON Schema (draft 2020-12) of ExportSpec, by alias (camelCase)."""
+    schema = ExportSpec.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://sceneflow.example/schemas/export_spec_v1.schema.json"
+    return schema

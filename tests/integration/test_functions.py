@@ -1,0 +1,208 @@
+"""Each function through functions-framework's create_app(...).test_client(), on SQLite with the
+local adapters (folder storage, recording publisher and launcher)."""
+import base64
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+from functions_framework import create_app
+
+from shared import bootstrap
+from shared.adapters.local_launcher import RecordingLauncher
+from shared.adapters.local_pubsub import RecordingPublisher
+from shared.adapters.local_storage import LocalStorage
+from shared.config import Settings
+
+SOURCE = str(Path(__file__).resolve().parents[2] / "functions" / "main.py")
+TOKEN = "worker-secret-0123456789"
+
+
+@pytest.fixture
+def env(tmp_path):
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/jobs.db", worker_token=TOKEN,
+                        input_bucket="in-bkt", output_bucket="out-bkt", api_base="http://api.test")
+    storage, publisher, launcher = LocalStorage(tmp_path / "gcs"), RecordingPublisher(), RecordingLauncher()
+    service = bootstrap.build_service(settings, storage=storage, publisher=publisher, launcher=launcher,
+                                      migrate_db=True)
+    bootstrap.use_service(service)
+    clients = {name: create_app(target=name, source=SOURCE).test_client() for name in
+               ("export_start", "export_status", "export_complete", "dispatch_export", "on_object_finalized")}
+    yield type("Env", (), dict(c=clients, storage=storage, publisher=publisher, launcher=launcher,
+                               service=service, settings=settings))
+    bootstrap.use_service(None)
+
+
+SPEC = {"title": "Two scenes", "output": {"resolution": "720p"},
+        "scenes": [{"id": "a", "visual": {"type": "image", "src": "a.png"}, "narration": {"src": "n1.wav"},
+                    "caption": {"text": "It's 100%: done"}},
+                   {"id": "b", "visual": {"type": "color", "color": "#102030"}, "duration": 2}]}
+UPLOADS = [{"name": "a.png", "contentType": "image/png"}, {"name": "n1.wav", "contentType": "audio/wav"}]
+
+
+def start(env, spec=SPEC, uploads=UPLOADS, **headers):
+    return env.c["export_start"].post("/", json={"spec": spec, "uploads": uploads}, headers=headers)
+
+
+def finalize(env, bucket, name, generation="1", metadata=None):
+    data = {"bucket": bucket, "name": name, "generation": generation, "size": "10",
+            "metadata": metadata or {}}
+    return env.c["on_object_finalized"].post("/", data=json.dumps(data), headers={
+        "ce-id": uuid.uuid4().hex, "ce-specversion": "1.0", "ce-type": "google.cloud.storage.object.v1.finalized",
+        "ce-source": f"//storage.googleapis.com/projects/_/buckets/{bucket}", "Content-Type": "application/json"})
+
+
+def push(env, job_id):
+    body = {"message": {"data": base64.b64encode(json.dumps({"jobId": job_id}).encode()).decode(),
+                        "messageId": uuid.uuid4().hex, "attributes": {}},
+            "subscription": "projects/p/subscriptions/dispatch"}
+    return env.c["dispatch_export"].post("/projects/p/topics/export-jobs", json=body)
+
+
+def status(env, job_id):
+    return env.c["export_status"].get(f"/?jobId={job_id}")
+
+
+def complete(env, body, token=TOKEN):
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    return env.c["export_complete"].post("/", json=body, headers=headers)
+
+
+def test_full_lifecycle_and_duplicates(env):
+    r = start(env)
+    assert r.status_code == 202, r.json
+    job = r.json
+    assert job["status"] == "awaiting_upload"
+    assert [u["name"] for u in job["uploads"]] == ["a.png", "n1.wav"]
+    assert all(u["method"] == "PUT" and u["headers"] == {"Content-Type": t["contentType"]}
+               for u, t in zip(job["uploads"], UPLOADS))
+    assert job["statusUrl"] == f"http://api.test/export_status?jobId={job['jobId']}"
+    jid = job["jobId"]
+    spec_obj = json.loads(env.storage.read_bytes("in-bkt", f"jobs/{jid}/spec.json"))
+    assert spec_obj["scenes"][0]["caption"]["text"] == "It's 100%: done"
+
+    assert finalize(env, "in-bkt", f"jobs/{jid}/assets/a.png").status_code == 200
+    assert status(env, jid).json["status"] == "awaiting_upload"
+    assert finalize(env, "in-bkt", f"jobs/{jid}/assets/n1.wav").status_code == 200
+    assert finalize(env, "in-bkt", f"jobs/{jid}/assets/n1.wav").status_code == 200  # duplicate
+    assert status(env, jid).json["status"] == "queued"
+    assert env.publisher.messages == [jid]
+
+    # the same Pub/Sub message delivered twice starts one execution
+    assert push(env, jid).status_code == 200
+    assert push(env, jid).status_code == 200
+    assert env.launcher.launched == [jid]
+    st = status(env, jid).json
+    assert st["status"] == "dispatched" and st["executionName"].endswith("exec-1")
+
+    assert complete(env, {"jobId": jid, "status": "running", "stage": "rendering", "progress": 0.5,
+                          "attempt": 0}).json["applied"] is True
+    complete(env, {"jobId": jid, "status": "running", "stage": "rendering", "progress": 0.3, "attempt": 0})
+    st = status(env, jid).json
+    assert (st["status"], st["stage"], st["progress"], st["attempts"]) == ("running", "rendering", 0.5, 1)
+
+    meta = {"job-id": jid, "duration-s": "6.5", "width": "1280", "height": "720", "filename": "two-scenes.mp4",
+            "poster": "poster.jpg", "srt": "captions.srt", "vtt": "captions.vtt"}
+    video = f"exports/{jid}/two-scenes.mp4"
+    assert finalize(env, "out-bkt", video, metadata=meta).status_code == 200
+    assert finalize(env, "out-bkt", video, metadata=meta).status_code == 200  # duplicate finalize
+    # a late worker report changes nothing
+    late = complete(env, {"jobId": jid, "status": "failed", "error": {"code": "x", "message": "late"}, "attempt": 0})
+    assert late.status_code == 200 and late.json == {"jobId": jid, "status": "succeeded", "applied": False}
+    st = status(env, jid).json
+    assert st["status"] == "succeeded" and st["progress"] == 1.0
+    assert [h["status"] for h in st["history"]] == ["awaiting_upload", "queued", "dispatched", "running", "succeeded"]
+    out = st["output"]
+    assert out["uri"] == f"gs://out-bkt/{video}" and out["durationS"] == 6.5
+    assert (out["width"], out["height"]) == (1280, 720)
+    assert out["url"].startswith("http://storage.local/out-bkt/exports/")
+    assert out["posterUrl"] and set(out["captions"]) == {"srt", "vtt"}
+    assert "error" not in st
+
+
+def test_invalid_spec_lists_every_error(env):
+    spec = {"scenes": [{"id": "a", "visual": {"type": "image", "src": "../x.png"}, "duration": 0},
+                       {"id": "b", "visual": {"type": "image", "src": "missing.png"}}],
+            "output": {"fps": 7}}
+    r = start(env, spec=spec, uploads=[{"name": "x.png", "contentType": "text/html"}])
+    assert r.status_code == 400
+    err = r.json["error"]
+    assert err["code"] == "invalid_request"
+    paths = {d["path"] for d in err["details"]}
+    assert {"spec.scenes[0].visual.src", "spec.scenes[0].duration", "spec.output.fps",
+            "uploads[0].contentType"} <= paths
+    # spec valid, uploads inconsistent: every reference named
+    r = start(env, uploads=[{"name": "a.png", "contentType": "image/png"},
+                            {"name": "extra.png", "contentType": "image/png"}])
+    assert r.status_code == 400
+    details = r.json["error"]["details"]
+    assert {"path": "spec.scenes[0].narration.src", "message": "'n1.wav' is not declared in uploads"} in details
+    assert any(d["path"] == "uploads[1].name" for d in details)
+    assert "Traceback" not in r.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("body,code", [(b"{not json", 400), (b"[]", 400), (b'{"spec": 3}', 400)])
+def test_malformed_bodies(env, body, code):
+    r = env.c["export_start"].post("/", data=body, content_type="application/json")
+    assert r.status_code == code and r.json["error"]["code"] == "invalid_request"
+
+
+def test_unknown_job_404_and_bad_id_400(env):
+    assert status(env, str(uuid.uuid4())).status_code == 404
+    assert status(env, "nope").status_code == 400
+    assert env.c["export_status"].post("/?jobId=x").status_code == 405
+
+
+def test_complete_auth(env):
+    jid = start(env).json["jobId"]
+    body = {"jobId": jid, "status": "running", "progress": 0.1}
+    assert complete(env, body, token=None).status_code == 401
+    assert complete(env, body, token="wrong").status_code == 403
+    assert complete(env, body).status_code == 200
+    assert complete(env, {"jobId": jid, "status": "exploded"}).status_code == 400
+
+
+def test_idempotency_key(env):
+    a = start(env, **{"Idempotency-Key": "k-1"})
+    b = start(env, **{"Idempotency-Key": "k-1"})
+    assert a.status_code == 202 and b.status_code == 200 and a.json["jobId"] == b.json["jobId"]
+    other = dict(SPEC, title="Other")
+    assert start(env, spec=other, **{"Idempotency-Key": "k-1"}).status_code == 409
+
+
+def test_no_uploads_goes_straight_to_queue(env):
+    spec = {"scenes": [{"id": "c", "visual": {"type": "color"}, "duration": 1}]}
+    r = start(env, spec=spec, uploads=[])
+    assert r.status_code == 202 and r.json["status"] == "queued" and r.json["uploads"] == []
+    assert env.publisher.messages == [r.json["jobId"]]
+
+
+def test_launch_failure_releases_claim_and_redelivery_succeeds(env):
+    spec = {"scenes": [{"id": "c", "visual": {"type": "color"}, "duration": 1}]}
+    jid = start(env, spec=spec, uploads=[]).json["jobId"]
+    env.launcher.fail_next = 1
+    r = push(env, jid)
+    assert r.status_code == 500  # raised: Pub/Sub redelivers
+    assert status(env, jid).json["status"] == "queued"
+    assert push(env, jid).status_code == 200
+    assert env.launcher.launched == [jid] and status(env, jid).json["status"] == "dispatched"
+
+
+def test_foreign_and_malformed_events_are_acknowledged(env):
+    assert finalize(env, "other-bucket", "x").status_code == 200
+    assert finalize(env, "in-bkt", f"jobs/{uuid.uuid4()}/assets/a.png").status_code == 200
+    bad = {"message": {"data": "%%%", "messageId": "1"}, "subscription": "projects/p/subscriptions/s"}
+    assert env.c["dispatch_export"].post("/projects/p/topics/t", json=bad).status_code == 200
+
+
+def test_worker_failure_is_terminal(env):
+    spec = {"scenes": [{"id": "c", "visual": {"type": "color"}, "duration": 1}]}
+    jid = start(env, spec=spec, uploads=[]).json["jobId"]
+    push(env, jid)
+    r = complete(env, {"jobId": jid, "status": "failed", "attempt": 0,
+                       "error": {"code": "bad_media", "message": "scene 1 (c): visual.src x.png is not an image"}})
+    assert r.json["applied"] is True
+    st = status(env, jid).json
+    assert st["status"] == "failed" and st["error"] == {"code": "bad_media",
+                                                        "message": "scene 1 (c): visual.src x.png is not an image"}
+    assert complete(env, {"jobId": jid, "status": "running", "progress": 0.9}).json["status"] == "failed"

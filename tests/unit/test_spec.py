@@ -1,0 +1,80 @@
+"""Export spec v1: defaults, every-problem-at-once errors with paths, asset references, schema."""
+import json
+from pathlib import Path
+
+import pytest
+
+from shared.errors import InvalidRequest
+from shared.spec import DEFAULT_SCENE_S, json_schema, parse_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def minimal(**over):
+    spec = {"scenes": [{"id": "s1", "visual": {"type": "image", "src": "a.png"},
+                        "narration": {"src": "n1.wav"}, "caption": {"text": "It's 100%: {ok} \\o/"}}]}
+    spec.update(over)
+    return spec
+
+
+def test_defaults_and_sizes():
+    spec = parse_spec(minimal())
+    assert spec.version == 1
+    assert spec.output.size == (1920, 1080) and spec.output.fps == 30
+    assert spec.scenes[0].duration is None and spec.scenes[0].visual.fit == "cover"
+    assert spec.captions.sidecar == ["srt", "vtt"] and spec.audio.loudness_lufs == -16.0
+    assert DEFAULT_SCENE_S == 4.0
+
+
+@pytest.mark.parametrize("res,ar,size", [("720p", "9:16", (720, 1280)), ("1080p", "1:1", (1080, 1080)),
+                                         ("720p", "16:9", (1280, 720))])
+def test_output_presets(res, ar, size):
+    assert parse_spec(minimal(output={"resolution": res, "aspectRatio": ar})).output.size == size
+
+
+def test_every_problem_reported_with_paths():
+    bad = {"version": 2, "output": {"fps": 29},
+           "scenes": [{"id": "s1", "visual": {"type": "image", "src": "../etc/passwd"}, "duration": -1},
+                      {"id": "s2", "visual": {"type": "hologram"}},
+                      {"id": "s3", "visual": {"type": "image", "src": "ftp://x/y.png"},
+                       "transition": {"type": "spin", "duration": 9}}],
+           "surprise": True}
+    with pytest.raises(InvalidRequest) as info:
+        parse_spec(bad)
+    paths = {d["path"] for d in info.value.details}
+    assert {"version", "output.fps", "scenes[0].visual.src", "scenes[0].duration", "scenes[1].visual",
+            "scenes[2].visual.src", "scenes[2].transition.type", "scenes[2].transition.duration",
+            "surprise"} <= paths
+    assert len(info.value.details) >= 9
+
+
+def test_cross_checks_duplicate_ids_and_poster():
+    spec = minimal(poster={"scene": 3})
+    spec["scenes"].append(dict(spec["scenes"][0]))
+    with pytest.raises(InvalidRequest) as info:
+        parse_spec(spec)
+    paths = [d["path"] for d in info.value.details]
+    assert paths == ["scenes[1].id", "poster.scene"]
+
+
+def test_asset_refs_in_order_and_distinct_names():
+    spec = parse_spec(minimal(music={"src": "m.ogg"}, scenes=[
+        {"id": "a", "visual": {"type": "image", "src": "a.png"}, "narration": {"src": "n.wav"}},
+        {"id": "b", "visual": {"type": "video", "src": "a.png"}},
+        {"id": "c", "visual": {"type": "color", "color": "#FFAA00"}}]))
+    assert spec.asset_refs() == [("scenes[0].visual.src", "a.png"), ("scenes[0].narration.src", "n.wav"),
+                                 ("scenes[1].visual.src", "a.png"), ("music.src", "m.ogg")]
+    assert spec.bare_asset_names() == ["a.png", "n.wav", "m.ogg"]
+    assert spec.scenes[2].visual.color == "#ffaa00"
+
+
+def test_caption_control_characters_refused():
+    with pytest.raises(InvalidRequest) as info:
+        parse_spec(minimal(scenes=[{"id": "s", "visual": {"type": "color"}, "caption": {"text": "a\x00b"}}]))
+    assert info.value.details[0]["path"] == "scenes[0].caption.text"
+
+
+def test_published_schema_is_current():
+    published = json.loads((ROOT / "shared/schema/export_spec_v1.schema.json").read_text())
+    assert published == json.loads(json.dumps(json_schema())), "run `make schema`"
+    assert "scenes" in published["required"]
