@@ -43,6 +43,8 @@ class Settings:
     worker_token: str = ""
     api_base: str = "http://127.0.0.1:8080"  # where the render job reaches export_complete
     status_url_base: str | None = None  # public base for statusUrl; defaults to api_base
+    complete_url_override: str | None = None  # EXPORT_COMPLETE_URL
+    status_url_override: str | None = None  # EXPORT_STATUS_URL
     max_body_bytes: int = 1_000_000
     upload_url_ttl_s: int = 900
     download_url_ttl_s: int = 900
@@ -73,6 +75,16 @@ class Settings:
     def public_status_base(self) -> str:
         return (self.status_url_base or self.api_base).rstrip("/")
 
+    @property
+    def complete_url(self) -> str:
+        """Where the render job POSTs reports: EXPORT_COMPLETE_URL, else {EXPORT_API_BASE}/export_complete."""
+        return self.complete_url_override or self.api_base.rstrip("/") + "/export_complete"
+
+    @property
+    def status_url(self) -> str:
+        """Public export_status URL (statusUrl): EXPORT_STATUS_URL, else {base}/export_status."""
+        return self.status_url_override or self.public_status_base + "/export_status"
+
     def credentials_info(self) -> dict | None:
         """The parsed GOOGLE_APPLICATION_CREDENTIALS_JSON, or None when unset.
 
@@ -101,6 +113,8 @@ def get_settings() -> Settings:
         worker_token=e("EXPORT_WORKER_TOKEN", ""),
         api_base=e("EXPORT_API_BASE", "http://127.0.0.1:8080"),
         status_url_base=e("EXPORT_STATUS_URL_BASE") or None,
+        complete_url_override=e("EXPORT_COMPLETE_URL") or None,
+        status_url_override=e("EXPORT_STATUS_URL") or None,
         max_body_bytes=_int("EXPORT_MAX_BODY_BYTES", 1_000_000),
         upload_url_ttl_s=_int("EXPORT_UPLOAD_URL_TTL_S", 900),
         download_url_ttl_s=_int("EXPORT_DOWNLOAD_URL_TTL_S", 900),

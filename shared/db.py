@@ -98,3 +98,10 @@ def migrate(target: Engine | str) -> None:
         command.upgrade(cfg, "head")
     if isinstance(target, str):
         engine.dispose()
+
+
+if __name__ == "__main__":  # python -m shared.db  -> migrate the configured database (deploy step)
+    from shared.config import get_settings
+
+    migrate(make_engine(get_settings()))
+    print("database migrated to head")

@@ -188,7 +188,7 @@ class ExportService:
             uploads.append({"name": up.name, "url": signed.url, "method": signed.method,
                             "headers": signed.headers, "expiresAt": iso(signed.expires_at)})
         return {"jobId": job.id, "status": job.status.value,
-                "statusUrl": f"{self.settings.public_status_base}/export_status?jobId={job.id}",
+                "statusUrl": f"{self.settings.status_url}?jobId={job.id}",
                 "uploads": uploads}
 
     def _publish(self, job_id: str) -> None:
