@@ -66,6 +66,7 @@ class Settings:
     render_max_retries: int = 3
     render_python: str | None = None  # local launcher: interpreter for `python -m render_job`
     render_workdir: str | None = None
+    render_log_dir: str | None = None  # local launcher: one log file per task attempt
     render_report_interval_s: float = 2.0
     ffmpeg_binary: str | None = None
     ffmpeg_threads: int = 0
@@ -133,6 +134,7 @@ def get_settings() -> Settings:
         render_max_retries=_int("RENDER_MAX_RETRIES", 3),
         render_python=e("RENDER_PYTHON") or None,
         render_workdir=e("RENDER_WORKDIR") or None,
+        render_log_dir=e("RENDER_LOG_DIR") or None,
         render_report_interval_s=_float("RENDER_REPORT_INTERVAL_S", 2.0),
         ffmpeg_binary=e("FFMPEG_BINARY") or None,
         ffmpeg_threads=_int("FFMPEG_THREADS", 0),

@@ -125,9 +125,7 @@ class JobRepository:
                                 spec_sha256=spec_sha256, idempotency_key=idempotency_key,
                                 uploads_expected=uploads_expected, attempts=0, created_at=now, updated_at=now))
                 s.flush()
-                s.add(ExportJobEvent(job_id=job_id, status=JobStatus.AWAITING_UPLOAD.value, at=now))
-                if status == JobStatus.QUEUED:
-                    s.add(ExportJobEvent(job_id=job_id, status=JobStatus.QUEUED.value, at=now))
+                s.add(ExportJobEvent(job_id=job_id, status=status.value, at=now))
         except IntegrityError:
             if idempotency_key:
                 existing = self.get_by_idempotency_key(idempotency_key)

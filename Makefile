@@ -1,0 +1,57 @@
+# SceneFlow Export — local tasks. Everything runs from .venv (created with python3.11 if missing).
+#   make demo     render the sample storyboard with the embedded stack (./out/)
+#   make test     unit + integration + system tests
+#   make unit     unit tests only
+#   make schema   regenerate shared/schema/export_spec_v1.schema.json
+#   make clean    remove caches, ./out and .local/runs (keeps .venv)
+
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+STATUS_FILE ?=
+
+.PHONY: all install demo test unit integration system schema clean distclean
+
+all: test
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Re-install only when the requirement files change (the stamp records the last install).
+$(STAMP): requirements.txt requirements-dev.txt | $(PY)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) examples/demo.py
+
+# STATUS_FILE=path records pytest's own exit status (make itself exits 2 on any failure).
+test: $(STAMP)
+	@s=0; $(PY) -m pytest tests $(PYTEST_ARGS) || s=$$?; \
+	if [ -n "$(STATUS_FILE)" ]; then echo $$s > "$(STATUS_FILE)"; fi; exit $$s
+
+unit: $(STAMP)
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+integration: $(STAMP)
+	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+system: $(STAMP)
+	$(PY) -m pytest tests/system $(PYTEST_ARGS)
+
+schema: $(STAMP)
+	@mkdir -p shared/schema
+	$(PY) -c "import json; from shared.spec import json_schema; \
+	open('shared/schema/export_spec_v1.schema.json', 'w').write(json.dumps(json_schema(), indent=2, ensure_ascii=False) + '\n')"
+	@echo wrote shared/schema/export_spec_v1.schema.json
+
+clean:
+	rm -rf out .local/runs .pytest_cache
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) .local

@@ -1,0 +1,162 @@
+"""SceneFlow Export demo: render the six-scene "Moon mission" storyboard end to end, locally.
+
+    make demo            # or: .venv/bin/python examples/demo.py [--mode emulated]
+
+It starts the embedded stack (SQLite, the gcp-storage-emulator, loopback events, the render job as
+a subprocess; see infra/local/stack.py), then acts like a client app: POST export_start with one
+upload per asset, PUT every file to its signed URL, poll export_status with a progress line,
+download the MP4, poster and subtitles into ./out/, print the time spent in each state and check
+the video with PyAV. Exits non-zero on any failure; stops everything it started.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from infra.local import client  # noqa: E402
+from infra.local.verify import check_mp4  # noqa: E402
+
+FRAME = {("720p", "16:9"): (1280, 720), ("720p", "9:16"): (720, 1280), ("720p", "1:1"): (720, 720),
+         ("1080p", "16:9"): (1920, 1080), ("1080p", "9:16"): (1080, 1920), ("1080p", "1:1"): (1080, 1080)}
+
+
+def asset_names(spec: dict) -> list[str]:
+    """Bare asset names the spec references, in first-use order (what export_start expects)."""
+    names: list[str] = []
+
+    def add(src):
+        if src and not src.startswith("gs://") and src not in names:
+            names.append(src)
+
+    for scene in spec["scenes"]:
+        add((scene.get("visual") or {}).get("src"))
+        add((scene.get("narration") or {}).get("src"))
+    add((spec.get("music") or {}).get("src"))
+    return names
+
+
+class ProgressLine:
+    """One status line, rewritten in place on a terminal, printed on change otherwise."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stdout.isatty()
+        self.last = ""
+        self.t0 = time.monotonic()
+
+    def __call__(self, st: dict) -> None:
+        p = float(st.get("progress") or 0.0)
+        bar = "#" * int(p * 30)
+        stage = f" {st['stage']}" if st.get("stage") else ""
+        line = f"[{bar:<30}] {p * 100:5.1f}%  {st.get('status')}{stage}"
+        elapsed = f"  {time.monotonic() - self.t0:5.1f}s"
+        if self.tty:
+            sys.stdout.write("\r" + line + elapsed + "   ")
+            sys.stdout.flush()
+        else:  # a log, not a terminal: print on a new state/stage or every 10 %
+            key = f"{st.get('status')}{stage} {int(p * 10)}"
+            if key != self.last:
+                print(line + elapsed, flush=True)
+                self.last = key
+            return
+        self.last = line
+
+    def done(self) -> None:
+        if self.tty:
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    from infra.local.stack import EmbeddedStack, EmulatedStack
+
+    spec = json.loads(Path(args.storyboard).read_text(encoding="utf-8"))
+    assets = Path(args.assets)
+    files = [assets / n for n in asset_names(spec)]
+    missing = [str(f) for f in files if not f.exists()]
+    if missing:
+        print(f"missing assets: {missing}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    width, height = FRAME[(spec.get("output", {}).get("resolution", "1080p"),
+                           spec.get("output", {}).get("aspectRatio", "16:9"))]
+    fps = spec.get("output", {}).get("fps", 30)
+
+    t_start = time.monotonic()
+    cls = EmbeddedStack if args.mode == "embedded" else EmulatedStack
+    print(f"starting the {args.mode} stack...", flush=True)
+    with cls() as stack:
+        t_ready = time.monotonic()
+        print(f"  {stack.describe()}  [{t_ready - t_start:.1f} s]", flush=True)
+
+        job = client.start_export(stack.base, spec, files)
+        job_id = job["jobId"]
+        print(f"export {job_id}: {job['status']}; uploading {len(files)} files "
+              f"({sum(f.stat().st_size for f in files) / 1e6:.1f} MB) to signed URLs", flush=True)
+        client.upload_all(job["uploads"], files)
+
+        line = ProgressLine()
+        try:
+            final = client.wait_for(stack.base, job_id, timeout_s=args.timeout, on_status=line)
+        finally:
+            line.done()
+        t_done = time.monotonic()
+
+        print("time in each state:")
+        for state, secs in client.state_durations(final):
+            print(f"  {state:<16} {secs:7.2f} s")
+        if final["status"] != "succeeded":
+            print(f"export {final['status']}: {json.dumps(final.get('error'))}", file=sys.stderr)
+            print(f"logs: {stack.run_dir}", file=sys.stderr)
+            return 1
+
+        output = final.get("output") or {}
+        video = client.download(output["url"], out / (output.get("filename") or f"{job_id}.mp4"))
+        saved = [video]
+        if output.get("posterUrl"):
+            saved.append(client.download(output["posterUrl"], out / "poster.jpg"))
+        for kind, url in (output.get("captions") or {}).items():
+            if url:
+                saved.append(client.download(url, out / f"{video.stem}.{kind}"))
+        print("downloaded: " + ", ".join(f"{p} ({p.stat().st_size / 1e6:.2f} MB)" for p in saved))
+
+        info, problems = check_mp4(video, width, height, fps, expected_s=output.get("durationS"))
+        print(f"video: {info.video_codec} {info.pix_fmt} {info.width}x{info.height} {info.fps:g} fps "
+              f"{info.video_s:.3f} s; audio: {info.audio_codec} {info.sample_rate} Hz "
+              f"{info.channels} ch {info.audio_s:.3f} s")
+        if problems:
+            for p in problems:
+                print(f"  PROBLEM: {p}", file=sys.stderr)
+            return 1
+        print(f"OK: export took {t_done - t_ready:.1f} s; demo {time.monotonic() - t_start:.1f} s "
+              f"(logs in {stack.run_dir})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--storyboard", default=str(ROOT / "examples" / "storyboard.json"))
+    p.add_argument("--assets", default=str(ROOT / "examples" / "storyboard"))
+    p.add_argument("--out", default="out")
+    p.add_argument("--mode", choices=["embedded", "emulated"], default="embedded")
+    p.add_argument("--timeout", type=float, default=900, help="seconds to wait for the export")
+    args = p.parse_args(argv)
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - report, exit non-zero
+        print(f"demo failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

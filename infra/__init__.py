@@ -1,0 +1,1 @@
+"""Infrastructure: deployment files and the local stand-ins (infra/local)."""

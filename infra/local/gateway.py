@@ -1,0 +1,82 @@
+"""The functions gateway: every Cloud Function of functions/main.py under one loopback base URL.
+
+    python -m infra.local.gateway --port 8080 [--source functions/main.py] [--host 127.0.0.1]
+
+One threaded werkzeug server mounts `functions_framework.create_app(target=NAME, source=...)` at
+`/{NAME}` for each function, so `{base}/export_start`, `{base}/export_status?jobId=…`,
+`{base}/export_complete`, `{base}/dispatch_export` and `{base}/on_object_finalized` look like the
+URLs of deployed gen2 functions. Paths below a function reach it too (functions-framework routes
+`/<path>`), which lets a Pub/Sub push endpoint carry `/projects/P/topics/T` for the framework's
+Pub/Sub-to-CloudEvent conversion. `GET /healthz` answers 200 once every function is loaded.
+
+Settings come from the environment (shared.config), so start it with the stack's env.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+FUNCTION_NAMES = ("export_start", "export_status", "export_complete", "dispatch_export",
+                  "on_object_finalized")
+
+
+def _root_app(names: list[str]):
+    def app(environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path in ("/healthz", "/"):
+            body = json.dumps({"ok": True, "functions": names}).encode()
+            start_response("200 OK", [("Content-Type", "application/json"),
+                                      ("Content-Length", str(len(body)))])
+            return [body]
+        body = json.dumps({"error": {"code": "not_found", "message": f"no function at {path}"}}).encode()
+        start_response("404 Not Found", [("Content-Type", "application/json"),
+                                         ("Content-Length", str(len(body)))])
+        return [body]
+
+    return app
+
+
+def _slash(app):
+    """Serve `/{name}` itself (PATH_INFO "") without Flask's 308 redirect to `/{name}/`:
+    Pub/Sub push and Eventarc do not follow redirects."""
+    def wrapped(environ, start_response):
+        if not environ.get("PATH_INFO"):
+            environ["PATH_INFO"] = "/"
+        return app(environ, start_response)
+
+    return wrapped
+
+
+def build_app(source: str, names: tuple[str, ...] = FUNCTION_NAMES):
+    """A WSGI app dispatching `/{name}` to each function's functions-framework app."""
+    import functions_framework
+    from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+    mounts = {f"/{name}": _slash(functions_framework.create_app(target=name, source=source))
+              for name in names}
+    return DispatcherMiddleware(_root_app(list(names)), mounts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m infra.local.gateway")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
+    p.add_argument("--source", default=os.path.join("functions", "main.py"))
+    p.add_argument("--functions", default=",".join(FUNCTION_NAMES),
+                   help="comma-separated targets to mount (default: all five)")
+    args = p.parse_args(argv)
+
+    from werkzeug.serving import run_simple
+
+    names = tuple(n for n in args.functions.split(",") if n)
+    app = build_app(args.source, names)
+    print(json.dumps({"severity": "INFO", "message": f"gateway on http://{args.host}:{args.port}",
+                      "functions": list(names)}), flush=True)
+    run_simple(args.host, args.port, app, threaded=True, use_reloader=False, use_debugger=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

