@@ -21,11 +21,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from infra.local import client  # noqa: E402
-from infra.local.verify import check_mp4  # noqa: E402
-
-FRAME = {("720p", "16:9"): (1280, 720), ("720p", "9:16"): (720, 1280), ("720p", "1:1"): (720, 720),
-         ("1080p", "16:9"): (1920, 1080), ("1080p", "9:16"): (1080, 1920), ("1080p", "1:1"): (1080, 1080)}
-
+from infra.local.verify import audio_seconds, check_history, check_mp4, check_timeline  # noqa: E402
+from shared.spec import FRAME_SIZES  # noqa: E402
 
 def asset_names(spec: dict) -> list[str]:
     """Bare asset names the spec references, in first-use order (what export_start expects)."""
@@ -85,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    width, height = FRAME[(spec.get("output", {}).get("resolution", "1080p"),
+    width, height = FRAME_SIZES[(spec.get("output", {}).get("resolution", "1080p"),
                            spec.get("output", {}).get("aspectRatio", "16:9"))]
     fps = spec.get("output", {}).get("fps", 30)
 
@@ -103,8 +100,14 @@ def run(args: argparse.Namespace) -> int:
         client.upload_all(job["uploads"], files)
 
         line = ProgressLine()
+        progress_seen: list[float] = []
+
+        def on_status(st: dict) -> None:
+            progress_seen.append(float(st.get("progress") or 0.0))
+            line(st)
+
         try:
-            final = client.wait_for(stack.base, job_id, timeout_s=args.timeout, on_status=line)
+            final = client.wait_for(stack.base, job_id, timeout_s=args.timeout, on_status=on_status)
         finally:
             line.done()
         t_done = time.monotonic()
@@ -122,15 +125,24 @@ def run(args: argparse.Namespace) -> int:
         saved = [video]
         if output.get("posterUrl"):
             saved.append(client.download(output["posterUrl"], out / "poster.jpg"))
-        for kind, url in (output.get("captions") or {}).items():
-            if url:
-                saved.append(client.download(url, out / f"{video.stem}.{kind}"))
+        subtitles = [client.download(url, out / f"{video.stem}.{kind}")
+                     for kind, url in (output.get("captions") or {}).items() if url]
+        saved += subtitles
         print("downloaded: " + ", ".join(f"{p} ({p.stat().st_size / 1e6:.2f} MB)" for p in saved))
 
         info, problems = check_mp4(video, width, height, fps, expected_s=output.get("durationS"))
         print(f"video: {info.video_codec} {info.pix_fmt} {info.width}x{info.height} {info.fps:g} fps "
               f"{info.video_s:.3f} s; audio: {info.audio_codec} {info.sample_rate} Hz "
               f"{info.channels} ch {info.audio_s:.3f} s")
+        narration = {n: audio_seconds(assets / n) for n in
+                     {(sc.get("narration") or {}).get("src") for sc in spec["scenes"]} - {None}}
+        problems += check_history(final, progress_seen)
+        total, timeline_problems = check_timeline(spec, output, info.video_s, narration, subtitles, fps)
+        problems += timeline_problems
+        print(f"plan: {len(output['scenes'])} scenes, total {total:.3f} s (scene durations minus transition "
+              f"overlaps); video {info.video_s:.3f} s; {len(subtitles)} subtitle files checked against scene times")
+        print("states seen: " + " -> ".join(h["status"] for h in final["history"]) +
+              f"; progress {progress_seen[0]:.2f} -> {progress_seen[-1]:.2f}, never falling")
         if problems:
             for p in problems:
                 print(f"  PROBLEM: {p}", file=sys.stderr)

@@ -28,6 +28,7 @@ from typing import Any
 from shared import logs
 from shared.config import Settings, get_settings
 from shared.errors import Conflict, ExportError, InvalidRequest, NotFound, PermanentRenderError, TransientError
+from shared.outputs import timeline_from_metadata, timeline_to_metadata
 from shared.spec import ExportSpec, parse_spec
 
 from render_job import ffmpeg as ffargs
@@ -175,11 +176,16 @@ def _upload(storage: Any, bucket: str, name: str, path: str, content_type: str,
 
 
 def _output_dict(out_bucket: str, job_id: str, filename: str, duration: float, size: int, width: int,
-                 height: int, captions: dict[str, str]) -> dict:
+                 height: int, captions: dict[str, str], scenes: list[dict] | None = None) -> dict:
+    """The `output` of a succeeded report; `scenes` is the timeline [{startS, durationS}] in seconds."""
     prefix = f"exports/{job_id}/"
     return {"uri": f"gs://{out_bucket}/{prefix}{filename}", "filename": filename,
             "durationS": round(duration, 3), "sizeBytes": size, "width": width, "height": height,
-            "poster": prefix + "poster.jpg", "captions": captions}
+            "poster": prefix + "poster.jpg", "captions": captions, "scenes": scenes or []}
+
+
+def _timeline(plan) -> list[dict]:
+    return [{"startS": round(sc.start, 3), "durationS": round(sc.duration, 3)} for sc in plan.scenes]
 
 
 def _already_uploaded(storage: Any, out_bucket: str, job_id: str, spec: ExportSpec) -> dict | None:
@@ -195,7 +201,8 @@ def _already_uploaded(storage: Any, out_bucket: str, job_id: str, spec: ExportSp
     except ValueError:
         return None
     captions = {k: f"exports/{job_id}/{md[k]}" for k in ("srt", "vtt") if md.get(k)}
-    return _output_dict(out_bucket, job_id, filename, duration, info.size, width, height, captions)
+    return _output_dict(out_bucket, job_id, filename, duration, info.size, width, height, captions,
+                        timeline_from_metadata(md))
 
 
 def _check_canceled(reporter: Any) -> None:
@@ -293,7 +300,8 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
                 captions[kind] = prefix + fname
         reporter.running("uploading", 0.95)
         metadata = {"job-id": job_id, "duration-s": f"{duration:.3f}", "width": str(plan.width),
-                    "height": str(plan.height), "filename": filename, "poster": "poster.jpg"}
+                    "height": str(plan.height), "filename": filename, "poster": "poster.jpg",
+                    **timeline_to_metadata(_timeline(plan))}
         metadata.update({kind: name.rsplit("/", 1)[-1] for kind, name in captions.items()})
         size = os.path.getsize(mp4_path)
         if not _upload(storage, out_bucket, prefix + filename, mp4_path, "video/mp4", metadata):
@@ -302,7 +310,8 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
             if existing is not None:
                 size = existing.size
         timings["upload_s"] = time.monotonic() - t2
-        output = _output_dict(out_bucket, job_id, filename, duration, size, plan.width, plan.height, captions)
+        output = _output_dict(out_bucket, job_id, filename, duration, size, plan.width, plan.height, captions,
+                              _timeline(plan))
         reporter.succeeded(output)
         timings["total_s"] = time.monotonic() - t0
         logs.info("export rendered", job_id=job_id, attempt=attempt, output=output, timings=timings)

@@ -23,6 +23,7 @@ from pydantic.alias_generators import to_camel
 
 from shared import logs
 from shared.config import Settings
+from shared.outputs import clean_timeline, timeline_from_metadata
 from shared.errors import Conflict, Forbidden, InvalidRequest, NotFound, TransientError, Unauthorized
 from shared.ports import JobLauncher, ObjectStorage, Publisher
 from shared.repository import JobRecord, JobRepository, utcnow
@@ -225,7 +226,7 @@ class ExportService:
                 "url": self.storage.signed_download_url(bucket, name, ttl, out.get("filename")),
                 "durationS": out.get("durationS"), "sizeBytes": out.get("sizeBytes"),
                 "width": out.get("width"), "height": out.get("height"), "posterUrl": None,
-                "captions": {}}
+                "captions": {}, "scenes": out.get("scenes") or []}
         if out.get("poster"):
             view["posterUrl"] = self.storage.signed_download_url(bucket, out["poster"], ttl, "poster.jpg")
         for kind in ("srt", "vtt"):
@@ -289,7 +290,8 @@ class ExportService:
                 "width": out.get("width"), "height": out.get("height"),
                 "poster": _own(job_id, out.get("poster")),
                 "captions": {k: _own(job_id, v) for k, v in (out.get("captions") or {}).items()
-                             if k in ("srt", "vtt") and _own(job_id, v)}}
+                             if k in ("srt", "vtt") and _own(job_id, v)},
+                "scenes": clean_timeline(out.get("scenes"))}
 
     def _succeed(self, job_id: str, output: dict, attempt: int | None = None) -> bool:
         values: dict[str, Any] = {"output": output, "progress": 1.0, "stage": None, "finished_at": utcnow()}
@@ -355,7 +357,8 @@ class ExportService:
                       "durationS": _num(meta.get("duration-s")), "sizeBytes": int(size) if size else None,
                       "width": _int(meta.get("width")), "height": _int(meta.get("height")),
                       "poster": _sibling(name, meta.get("poster")),
-                      "captions": {k: _sibling(name, meta.get(k)) for k in ("srt", "vtt") if meta.get(k)}}
+                      "captions": {k: _sibling(name, meta.get(k)) for k in ("srt", "vtt") if meta.get(k)},
+                      "scenes": timeline_from_metadata(meta)}
             return "succeeded" if self._succeed(job_id, output) else "duplicate"
         logs.warning("finalize from an unexpected bucket", bucket=bucket, object=name)
         return "ignored"
@@ -387,3 +390,4 @@ def _own(job_id: str, name: Any) -> str | None:
     if isinstance(name, str) and re.fullmatch(rf"exports/{re.escape(job_id)}/[A-Za-z0-9._-]+", name):
         return name
     return None
+

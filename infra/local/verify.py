@@ -89,3 +89,85 @@ def check_mp4(path: str | Path, width: int, height: int, fps: float, *, max_av_d
     if expected_s is not None and abs(info.video_s - expected_s) > duration_tolerance_s:
         problems.append(f"video lasts {info.video_s:.3f} s, status says {expected_s:.3f} s")
     return info, problems
+
+
+FLOW = ["awaiting_upload", "queued", "dispatched", "running", "succeeded"]
+
+
+def check_history(final: dict, progress_seen: list[float]) -> list[str]:
+    """The job went through FLOW in order and the progress it showed never fell and ended at 1."""
+    problems = []
+    states = [h["status"] for h in final.get("history") or []]
+    if states != FLOW:
+        problems.append(f"states {states}, expected {FLOW}")
+    if any(b < a for a, b in zip(progress_seen, progress_seen[1:])):
+        problems.append(f"progress fell: {progress_seen}")
+    if not progress_seen or progress_seen[-1] != 1.0:
+        problems.append(f"progress ended at {progress_seen[-1] if progress_seen else None}, expected 1.0")
+    return problems
+
+
+def check_timeline(spec: dict, output: dict, video_s: float, narration_s: dict[str, float],
+                   subtitle_files: list[Path], fps: float,
+                   cue_tolerance_s: float = 0.05) -> tuple[float, list[str]]:
+    """Compare the reported scene timeline with the spec, the video and the subtitle files.
+    Returns (plan total in seconds, problems).
+
+    - total = Σ scene durations − Σ transition overlaps, and the video lasts that within one frame;
+    - each overlap equals the spec's transition duration within one frame (0 for cut / last scene);
+    - a scene whose duration is null lasts its narration + 0.5 s, rounded up to a frame;
+    - subtitle cue i spans scene i's start to the next scene's start (the end for the last) ±50 ms.
+    """
+    import pysubs2
+
+    frame = 1.0 / fps
+    problems: list[str] = []
+    scenes, timeline = spec["scenes"], output.get("scenes") or []
+    if len(timeline) != len(scenes):
+        return 0.0, [f"timeline has {len(timeline)} scenes, spec has {len(scenes)}"]
+    durations = [t["durationS"] for t in timeline]
+    overlaps = [timeline[i]["startS"] + durations[i] - timeline[i + 1]["startS"] for i in range(len(scenes) - 1)]
+    total = sum(durations) - sum(overlaps)
+    if abs(total - (timeline[-1]["startS"] + durations[-1])) > 1e-3:
+        problems.append("timeline is not contiguous")
+    if abs(video_s - total) > frame:
+        problems.append(f"video {video_s:.3f} s, plan total {total:.3f} s (> one frame apart)")
+    for i, scene in enumerate(scenes):
+        tr = scene.get("transition") or {"type": "cut"}
+        want = 0.0 if i == len(scenes) - 1 or tr.get("type") == "cut" else float(tr.get("duration", 0.5))
+        if i < len(overlaps) and abs(overlaps[i] - want) > frame + 1e-6:
+            problems.append(f"scene {scene['id']}: transition {overlaps[i]:.3f} s, spec {want:.3f} s")
+        narr = (scene.get("narration") or {}).get("src")
+        if scene.get("duration") is None and narr in narration_s:
+            expect = narration_s[narr] + 0.5
+            if abs(durations[i] - expect) > frame + 1e-3:
+                problems.append(f"scene {scene['id']}: {durations[i]:.3f} s, narration {narration_s[narr]:.3f} s "
+                                f"+ 0.5 s pause = {expect:.3f} s")
+    cues = [(timeline[i]["startS"], timeline[i + 1]["startS"] if i + 1 < len(scenes) else total)
+            for i, s in enumerate(scenes) if (s.get("caption") or {}).get("text")]
+    for path in subtitle_files:
+        events = pysubs2.load(str(path))
+        if len(events) != len(cues):
+            problems.append(f"{path.name}: {len(events)} cues, expected {len(cues)}")
+            continue
+        for k, (ev, (a, b)) in enumerate(zip(events, cues)):
+            if abs(ev.start / 1000 - a) > cue_tolerance_s or abs(ev.end / 1000 - b) > cue_tolerance_s:
+                problems.append(f"{path.name} cue {k + 1}: {ev.start / 1000:.3f}-{ev.end / 1000:.3f} s, "
+                                f"scene {a:.3f}-{b:.3f} s")
+    return total, problems
+
+
+def audio_seconds(path: str | Path) -> float:
+    """An audio file's length in seconds (PyAV, demuxing every packet)."""
+    import av
+
+    with av.open(str(path)) as c:
+        a = c.streams.audio[0]
+        end = 0.0
+        for pkt in c.demux(a):
+            if pkt.pts is None:
+                continue
+            tb = pkt.time_base or a.time_base
+            end = max(end, float((pkt.pts + (pkt.duration or 0)) * tb))
+        start = float(a.start_time * a.time_base) if a.start_time else 0.0
+    return end - start

@@ -102,7 +102,8 @@ def test_full_lifecycle_and_duplicates(env):
     assert (st["status"], st["stage"], st["progress"], st["attempts"]) == ("running", "rendering", 0.5, 1)
 
     meta = {"job-id": jid, "duration-s": "6.5", "width": "1280", "height": "720", "filename": "two-scenes.mp4",
-            "poster": "poster.jpg", "srt": "captions.srt", "vtt": "captions.vtt"}
+            "poster": "poster.jpg", "srt": "captions.srt", "vtt": "captions.vtt",
+            "scene-starts": "0.000,4.500", "scene-durations": "5.000,2.000"}
     video = f"exports/{jid}/two-scenes.mp4"
     assert finalize(env, "out-bkt", video, metadata=meta).status_code == 200
     assert finalize(env, "out-bkt", video, metadata=meta).status_code == 200  # duplicate finalize
@@ -117,6 +118,7 @@ def test_full_lifecycle_and_duplicates(env):
     assert (out["width"], out["height"]) == (1280, 720)
     assert out["url"].startswith("http://storage.local/out-bkt/exports/")
     assert out["posterUrl"] and set(out["captions"]) == {"srt", "vtt"}
+    assert out["scenes"] == [{"startS": 0.0, "durationS": 5.0}, {"startS": 4.5, "durationS": 2.0}]
     assert "error" not in st
 
 

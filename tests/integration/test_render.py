@@ -154,7 +154,11 @@ def test_mp4_streams_durations_and_faststart(rendered):
     assert info is not None and info.content_type == "video/mp4"
     assert info.metadata == {"job-id": job, "duration-s": info.metadata["duration-s"], "width": "1280",
                              "height": "720", "filename": "moon-mission-100-ready.mp4", "poster": "poster.jpg",
-                             "srt": "captions.srt", "vtt": "captions.vtt"}
+                             "srt": "captions.srt", "vtt": "captions.vtt",
+                             "scene-starts": ",".join(f"{sc.start:.3f}" for sc in plan.scenes),
+                             "scene-durations": ",".join(f"{sc.duration:.3f}" for sc in plan.scenes)}
+    assert rendered["result"].output["scenes"] == [{"startS": round(sc.start, 3), "durationS": round(sc.duration, 3)}
+                                                   for sc in plan.scenes]
     path = rendered["root"] / "store" / OUT / name
     atoms = top_level_atoms(path)
     assert atoms.index("moov") < atoms.index("mdat")
