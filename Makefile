@@ -2,6 +2,7 @@
 #   make demo     render the sample storyboard with the embedded stack (./out/)
 #   make test     unit + integration + system tests
 #   make unit     unit tests only
+#   make reconcile  POST reconcile_exports of a running stack (API=http://127.0.0.1:PORT, default $$EXPORT_API_BASE)
 #   make schema   regenerate shared/schema/export_spec_v1.schema.json
 #   make clean    remove caches, ./out and .local/runs (keeps .venv)
 
@@ -12,7 +13,7 @@ STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 STATUS_FILE ?=
 
-.PHONY: all install demo test unit integration system schema clean distclean
+.PHONY: all install demo test unit integration system schema clean distclean reconcile
 
 all: test
 
@@ -55,3 +56,9 @@ clean:
 
 distclean: clean
 	rm -rf $(VENV) .local
+
+# Local stand-in for Cloud Scheduler: one reconcile pass on a running stack (the gateway hosts the launcher).
+API ?= $(EXPORT_API_BASE)
+reconcile: $(STAMP)
+	@test -n "$(API)" || { echo "usage: make reconcile API=http://127.0.0.1:PORT (the stack prints it)"; exit 2; }
+	$(PY) -c "import requests, sys; r = requests.post('$(API)/reconcile_exports', timeout=60); print(r.status_code, r.text); sys.exit(r.status_code >= 300)"

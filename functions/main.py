@@ -1,8 +1,10 @@
 """Cloud Functions (gen2) entry points: decode the trigger, call one service function, map the
 result or error. Nothing else lives here (DESIGN §2).
 
-HTTP: export_start, export_status, export_complete. CloudEvent: dispatch_export (Pub/Sub),
-on_object_finalized (Cloud Storage finalize, input and output buckets).
+HTTP: export_start, export_status, export_cancel (clients; IAM when deployed, plus
+EXPORT_CLIENT_TOKEN when set), export_complete (the render job; worker token), reconcile_exports
+(Cloud Scheduler; IAM). CloudEvent: dispatch_export (Pub/Sub), on_object_finalized (Cloud Storage
+finalize, input and output buckets).
 Event functions acknowledge (return) on permanent errors and raise on transient ones, so that
 Eventarc/Pub/Sub redeliver (deployed with --retry).
 """
@@ -54,17 +56,35 @@ def _http(request: flask.Request, method: str, handler: Callable[[], tuple[int, 
         return _respond(500, {"error": {"code": "internal", "message": "internal error"}})
 
 
+def _client(request: flask.Request):
+    service = get_service()
+    service.check_client_token(request.headers.get("Authorization"))
+    return service
+
+
 @functions_framework.http
 def export_start(request: flask.Request) -> flask.Response:
     """POST {spec, uploads?, idempotencyKey?} -> 202 {jobId, status, statusUrl, uploads}."""
-    return _http(request, "POST", lambda: get_service().start(_json_body(request),
-                                                              request.headers.get("Idempotency-Key")))
+    return _http(request, "POST", lambda: _client(request).start(_json_body(request),
+                                                                 request.headers.get("Idempotency-Key")))
 
 
 @functions_framework.http
 def export_status(request: flask.Request) -> flask.Response:
     """GET ?jobId= -> 200 {jobId, status, stage, progress, ..., output?}; 404 when unknown."""
-    return _http(request, "GET", lambda: (200, get_service().status(request.args.get("jobId"))))
+    return _http(request, "GET", lambda: (200, _client(request).status(request.args.get("jobId"))))
+
+
+@functions_framework.http
+def export_cancel(request: flask.Request) -> flask.Response:
+    """POST {jobId} -> 200 {jobId, status: "canceled"}; 409 when already succeeded or failed."""
+    return _http(request, "POST", lambda: (200, _client(request).cancel(_json_body(request))))
+
+
+@functions_framework.http
+def reconcile_exports(request: flask.Request) -> flask.Response:
+    """POST (Cloud Scheduler) -> 200 {republished, failed, succeeded, checked}."""
+    return _http(request, "POST", lambda: (200, get_service().reconcile()))
 
 
 @functions_framework.http

@@ -28,13 +28,14 @@ from typing import Any
 from shared import logs
 from shared.config import Settings, get_settings
 from shared.errors import Conflict, ExportError, InvalidRequest, NotFound, PermanentRenderError, TransientError
-from shared.outputs import timeline_from_metadata, timeline_to_metadata
+from shared.outputs import slugify, timeline_from_metadata, timeline_to_metadata
 from shared.spec import ExportSpec, parse_spec
 
 from render_job import ffmpeg as ffargs
 from render_job.plan import RenderPlan, build_plan
-from render_job.probe import MediaInfo, probe
-from render_job.runner import find_ffmpeg, run_ffmpeg
+from render_job.normalize import normalize_image
+from render_job.probe import MediaInfo, probe, still_info
+from render_job.runner import default_timeout_s, find_ffmpeg, run_ffmpeg
 from render_job.subtitles import ASS_FILE, FONTS_DIR, SRT_FILE, VTT_FILE, write_captions
 
 _JOB_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
@@ -64,15 +65,6 @@ class _Canceled(Exception):
     pass
 
 
-def slugify(title: str | None, default: str = "export") -> str:
-    """An ASCII file-name slug of `title` (lowercase, '-' separated, at most 80 chars), else `default`."""
-    if not title:
-        return default
-    text = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode("ascii")
-    text = re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:80].strip("-")
-    return text or default
-
-
 def _ref_label(spec: ExportSpec, path: str) -> str:
     """'scenes[1].visual.src' -> "scene 1 (id 's2') visual.src"."""
     m = re.match(r"^scenes\[(\d+)\]\.(.+)$", path)
@@ -99,24 +91,59 @@ def _local_name(k: int, src: str) -> str:
     return f"a{k:02d}{ext}"
 
 
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
 def _fetch_and_probe(spec: ExportSpec, job_id: str, storage: Any, input_bucket: str,
-                     workdir: str) -> tuple[dict[str, str], dict[str, MediaInfo]]:
-    """Download every distinct src into workdir/assets and probe it, collecting every problem.
+                     workdir: str, settings: Settings | None = None) -> tuple[dict[str, str], dict[str, MediaInfo]]:
+    """Preflight: download every distinct src into workdir/assets, check and probe it, normalise
+    still images (render_job.normalize), collecting every problem before failing.
+
+    Checks per file: it exists; its size is at most settings.max_asset_bytes (before and after the
+    download); images are within the pixel limits and decode completely (Pillow); clips, narration
+    and music decode (first frame), are at most render_max_media_s long and read to their end
+    (audio decoded completely: exact durations; truncation detected); each is used in a role it
+    can play (a picture for visuals, an audio stream for narration/music).
 
     Returns:
-        ({src: path relative to workdir}, {src: MediaInfo}).
+        ({src: path relative to workdir, normalised when needed}, {src: MediaInfo}).
     Raises:
-        NotFound: only missing assets. PermanentRenderError: any other problem (all listed).
+        NotFound: only missing assets. PermanentRenderError: any other problem (all listed, each
+            naming scene index and id, field and file).
     """
+    settings = settings or Settings()
     os.makedirs(os.path.join(workdir, "assets"), exist_ok=True)
     refs = spec.asset_refs()
+    frame_w, frame_h = spec.output.size
+    # roles: a src used only as an image visual goes through Pillow; anything else through PyAV
+    image_only: dict[str, bool] = {}
+    for path, src in refs:
+        is_image_ref = False
+        m = re.match(r"^scenes\[(\d+)\]\.visual\.src$", path)
+        if m:
+            is_image_ref = spec.scenes[int(m.group(1))].visual.type == "image"
+        image_only[src] = image_only.get(src, True) and is_image_ref
     local: dict[str, str] = {}
     src_problem: dict[str, tuple[str, str]] = {}  # src -> (kind, message)
+    limit = settings.max_asset_bytes
     for src in dict.fromkeys(src for _, src in refs):
-        rel = os.path.join("assets", _local_name(len(local), src))
+        rel = os.path.join("assets", _local_name(len(local) + len(src_problem), src))
         try:
             bucket, name = _object_for(src, job_id, input_bucket)
+            info = storage.stat(bucket, name)
+            if info is None:
+                raise NotFound(src)
+            if limit and info.size > limit:
+                src_problem[src] = ("bad", f"file is {_mb(info.size)}, over the limit of {_mb(limit)} "
+                                           "per file (EXPORT_MAX_ASSET_BYTES)")
+                continue
             storage.download_file(bucket, name, os.path.join(workdir, rel))
+            got = os.path.getsize(os.path.join(workdir, rel))
+            if limit and got > limit:
+                src_problem[src] = ("bad", f"file is {_mb(got)}, over the limit of {_mb(limit)} per file "
+                                           "(EXPORT_MAX_ASSET_BYTES)")
+                continue
             local[src] = rel
         except NotFound:
             src_problem[src] = ("missing", "file not found (was it uploaded?)")
@@ -124,9 +151,23 @@ def _fetch_and_probe(spec: ExportSpec, job_id: str, storage: Any, input_bucket: 
             src_problem[src] = ("bad", exc.message)
 
     probes: dict[str, MediaInfo] = {}
-    for src, rel in local.items():
+    for src, rel in list(local.items()):
+        abs_path = os.path.join(workdir, rel)
         try:
-            probes[src] = probe(os.path.join(workdir, rel), label=src)
+            if image_only.get(src):
+                norm_rel = os.path.splitext(rel)[0] + ".norm.png"
+                res = normalize_image(abs_path, os.path.join(workdir, norm_rel), frame_w, frame_h,
+                                      max_pixels=settings.render_max_image_pixels,
+                                      max_decode_pixels=settings.render_max_decode_pixels, label=src)
+                if res is not None:
+                    if res.changes:
+                        local[src] = norm_rel
+                        logs.info("image normalised", job_id=job_id, src=src, changes=list(res.changes),
+                                  width=res.width, height=res.height)
+                    probes[src] = still_info(os.path.join(workdir, local[src]), res.width, res.height,
+                                             res.format.lower(), res.mode, os.path.getsize(abs_path))
+                    continue
+            probes[src] = probe(abs_path, label=src, full=True, max_duration_s=settings.render_max_media_s)
         except PermanentRenderError as exc:
             msg = exc.message
             if msg.startswith(src + ": "):
@@ -250,7 +291,7 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
             return RenderResult(0, "succeeded", output=done, timings=timings)
         exe = ffmpeg or find_ffmpeg(settings.ffmpeg_binary)
 
-        local, probes = _fetch_and_probe(spec, job_id, storage, settings.input_bucket, workdir)
+        local, probes = _fetch_and_probe(spec, job_id, storage, settings.input_bucket, workdir, settings)
         reporter.running("preparing", 0.05)
         plan = build_plan(spec, probes)
         caption_paths = write_captions(plan.cues, plan.width, plan.height, workdir)
@@ -271,7 +312,10 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
                                     threads=settings.ffmpeg_threads)
         reporter.running("rendering", 0.1, force=True)
         run_ffmpeg(argv, cwd=workdir, total_s=plan.total_s,
-                   on_progress=lambda f: reporter.running("rendering", 0.1 + 0.8 * f), what="ffmpeg render")
+                   on_progress=lambda f: reporter.running("rendering", 0.1 + 0.8 * f), what="ffmpeg render",
+                   timeout_s=default_timeout_s(plan.total_s, settings.render_timeout_base_s,
+                                               settings.render_timeout_per_output_s),
+                   stall_s=settings.render_stall_s, job_id=job_id)
         timings["render_s"] = time.monotonic() - t1
         _check_canceled(reporter)
         run_ffmpeg(ffargs.build_poster_command(exe, out_mp4, plan.poster_s, "poster.jpg"), cwd=workdir,

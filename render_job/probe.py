@@ -2,6 +2,15 @@
 
 Each file is opened and its first video frame and/or first audio frame is decoded, so a corrupt
 or truncated file fails here, naming the file, rather than halfway through the render.
+
+With `full=True` (the job's preflight) a time-based file is also read to its end:
+- audio-only files (narration, music) are decoded completely: the duration is then the decoded
+  one (exact even for VBR MP3s without a Xing header), and a file that stops decoding well short
+  of the length its header declares is reported as truncated;
+- video files have every packet of the picture stream demuxed (not decoded: cheap), so a clip cut
+  short (e.g. an interrupted upload) is reported as truncated.
+Still images are checked by render_job.normalize (Pillow, bounded memory) and described by
+`still_info()`.
 """
 from __future__ import annotations
 
@@ -59,16 +68,75 @@ def _rotation(stream, frame) -> int:
     return int(round(rot)) % 360
 
 
-def probe(path: str, label: str | None = None) -> MediaInfo:
+# a file is "truncated" when less than this share of its declared length can be read (and the gap
+# exceeds TRUNCATED_MIN_GAP_S): headers of honest files are often off by a frame or a VBR estimate
+TRUNCATED_SHARE = 0.9
+TRUNCATED_MIN_GAP_S = 0.5
+
+
+def still_info(path: str, width: int, height: int, format_name: str, pix_fmt: str | None,
+               size_bytes: int) -> MediaInfo:
+    """MediaInfo of a still image checked by render_job.normalize (width/height as displayed)."""
+    return MediaInfo(path=path, format_name=format_name, duration_s=None, has_video=True, has_audio=False,
+                     is_image=True, width=width, height=height, pix_fmt=pix_fmt, size_bytes=size_bytes)
+
+
+def _check_read_to_end(container, name: str, vstreams, astreams, declared: float | None) -> float | None:
+    """Read the whole file (decode audio-only files, demux video). Returns the readable length in
+    seconds for audio-only files (None for video: the declared length stands)."""
+    container.seek(0)
+    if not vstreams and astreams:
+        a = astreams[0]
+        samples = 0
+        rate = a.sample_rate or 0
+        try:
+            for frame in container.decode(a):
+                samples += frame.samples
+                rate = frame.sample_rate or rate
+        except Exception as exc:
+            at = samples / rate if rate else 0.0
+            raise PermanentRenderError(f"{name}: audio cannot be decoded after {at:.2f} s, the file is "
+                                       f"truncated or corrupt ({_short(exc)})") from None
+        got = samples / rate if rate else 0.0
+        if got <= 0:
+            raise PermanentRenderError(f"{name}: audio stream has no decodable samples")
+        if declared and got < declared * TRUNCATED_SHARE and declared - got > TRUNCATED_MIN_GAP_S:
+            raise PermanentRenderError(f"{name}: the file is truncated: its header declares {declared:.2f} s "
+                                       f"but only {got:.2f} s of audio can be decoded")
+        return got
+    vs = vstreams[0]
+    end = 0.0
+    try:
+        for packet in container.demux(vs):
+            if packet.pts is None or packet.time_base is None:
+                continue
+            end = max(end, float((packet.pts + (packet.duration or 0)) * packet.time_base))
+    except Exception as exc:
+        raise PermanentRenderError(f"{name}: video cannot be read after {end:.2f} s, the file is truncated "
+                                   f"or corrupt ({_short(exc)})") from None
+    start = float(vs.start_time * vs.time_base) if vs.start_time is not None and vs.time_base else 0.0
+    got = max(0.0, end - start)
+    if declared and got < declared * TRUNCATED_SHARE and declared - got > TRUNCATED_MIN_GAP_S:
+        raise PermanentRenderError(f"{name}: the file is truncated: its header declares {declared:.2f} s "
+                                   f"but only {got:.2f} s of video can be read")
+    return None
+
+
+def probe(path: str, label: str | None = None, *, full: bool = False,
+          max_duration_s: float | None = None) -> MediaInfo:
     """Probe one local file.
 
     Args:
         path: local file path.
         label: how to name the file in error messages (e.g. the spec's src); defaults to the path.
+        full: also read a time-based file to its end (see the module doc): exact audio durations,
+            truncation detected.
+        max_duration_s: refuse media longer than this (seconds), checked before the full read.
     Returns:
         MediaInfo.
     Raises:
-        PermanentRenderError: the file is empty, not media, or its first frame cannot be decoded.
+        PermanentRenderError: the file is empty, not media, too long, truncated, or its first frame
+            cannot be decoded.
     """
     name = label or os.path.basename(path)
     try:
@@ -131,6 +199,13 @@ def probe(path: str, label: str | None = None) -> MediaInfo:
             duration = container.duration / 1_000_000
         if not is_image and (duration is None or duration <= 0):
             raise PermanentRenderError(f"{name}: media has no duration")
+        if not is_image and max_duration_s is not None and duration is not None and duration > max_duration_s:
+            raise PermanentRenderError(f"{name}: media is {duration:.0f} s long, over the limit of "
+                                       f"{max_duration_s:.0f} s (RENDER_MAX_MEDIA_S)")
+        if full and not is_image:
+            exact = _check_read_to_end(container, name, vstreams, astreams, duration)
+            if exact is not None:
+                duration = exact
         return MediaInfo(path=path, format_name=fmt, duration_s=duration, has_video=bool(vstreams),
                          has_audio=bool(astreams), is_image=is_image, width=width, height=height, fps=fps,
                          rotation=rotation, pix_fmt=pix_fmt, sample_rate=sample_rate, channels=channels,

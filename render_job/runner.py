@@ -1,8 +1,12 @@
 """Run FFmpeg as a subprocess with progress, a watchdog and useful errors.
 
 - Progress: `-progress pipe:1` lines on stdout, parsed by render_job.progress into a fraction 0..1.
-- Watchdog: an overall timeout, and stall detection (output position unchanged for `stall_s` seconds);
-  either kills FFmpeg and raises TransientError (a retry may pass).
+- Watchdog: an overall time limit scaled to the output length (default_timeout_s: base + factor x
+  output seconds), and stall detection (output position unchanged for `stall_s` seconds; a process
+  that never reports progress counts as stalled too). Either kills FFmpeg, logs the reason with its
+  last stderr lines (one JSON log line), and raises TransientError: the task is retried, since a
+  deadlocked or starved FFmpeg (some builds deadlock on certain xfade inputs) may pass next time.
+  Bad input is not retried: FFmpeg exits non-zero by itself => PermanentRenderError.
 - Errors: the last 30 stderr lines are kept (read in a thread) and included in the exception.
   Killed by a signal, timed out, or out of memory/disk => TransientError; any other non-zero exit
   (FFmpeg rejected an input or the graph) => PermanentRenderError.
@@ -18,6 +22,7 @@ import threading
 import time
 from typing import Callable, Sequence
 
+from shared import logs
 from shared.errors import PermanentRenderError, TransientError
 from render_job.progress import ProgressTracker
 
@@ -48,14 +53,15 @@ def find_ffmpeg(configured: str | None = None) -> str:
         raise PermanentRenderError(f"no FFmpeg found (PATH or imageio-ffmpeg): {exc}") from None
 
 
-def default_timeout_s(total_s: float) -> float:
-    """The overall render timeout for an output of `total_s` seconds: 60 s + 4 x total."""
-    return 60.0 + 4.0 * total_s
+def default_timeout_s(total_s: float, base_s: float = 60.0, per_output_s: float = 4.0) -> float:
+    """The overall render time limit for an output of `total_s` seconds: base_s + per_output_s x total
+    (defaults: 60 s + 4 x total; settings RENDER_TIMEOUT_BASE_S / RENDER_TIMEOUT_PER_OUTPUT_S)."""
+    return base_s + per_output_s * max(0.0, total_s)
 
 
 def run_ffmpeg(argv: Sequence[str], *, cwd: str | None = None, total_s: float = 0.0,
                on_progress: Callable[[float], None] | None = None, timeout_s: float | None = None,
-               stall_s: float = 60.0, what: str = "ffmpeg") -> list[str]:
+               stall_s: float = 60.0, what: str = "ffmpeg", job_id: str | None = None) -> list[str]:
     """Run FFmpeg and wait for it.
 
     Args:
@@ -66,6 +72,7 @@ def run_ffmpeg(argv: Sequence[str], *, cwd: str | None = None, total_s: float = 
         timeout_s: overall limit in seconds (default: default_timeout_s(total_s)).
         stall_s: kill when the output position (out_time) has not moved for this many seconds.
         what: a name for error messages.
+        job_id: label for the watchdog's log line.
     Returns:
         The last stderr lines (warnings), possibly empty.
     Raises:
@@ -138,7 +145,11 @@ def run_ffmpeg(argv: Sequence[str], *, cwd: str | None = None, total_s: float = 
     rc = proc.returncode
     stderr_text = "\n".join(tail)
     if killed_reason:
-        raise TransientError(f"{what} {killed_reason}; last output:\n{stderr_text}")
+        logs.warning(f"{what} killed by the watchdog: {killed_reason}", job_id=job_id, reason=killed_reason,
+                     positionS=tracker.position_s, elapsedS=round(time.monotonic() - started, 1),
+                     lastLines=list(tail))
+        raise TransientError(f"{what} {killed_reason} (killed; will retry); last output:\n{stderr_text}",
+                             code="ffmpeg_killed")
     if rc != 0:
         if rc < 0:
             raise TransientError(f"{what} killed by signal {-rc}; last output:\n{stderr_text}")

@@ -46,6 +46,18 @@ class Settings:
     complete_url_override: str | None = None  # EXPORT_COMPLETE_URL
     status_url_override: str | None = None  # EXPORT_STATUS_URL
     max_body_bytes: int = 1_000_000
+    client_token: str = ""  # EXPORT_CLIENT_TOKEN: when set, start/status/cancel need this bearer token
+    # Limits (each a setting; see env.example)
+    max_scenes: int = 200
+    max_total_s: float = 1800.0  # sum of explicit scene durations at start; the planned total in the job
+    max_assets: int = 100
+    max_asset_bytes: int = 500 * 1024 * 1024
+    max_caption_chars: int = 500
+    max_output_bytes: int = 4 * 1024 * 1024 * 1024
+    # reconcile_exports thresholds, seconds
+    reconcile_queued_after_s: float = 120.0
+    reconcile_stale_after_s: float = 600.0
+    upload_ttl_s: float = 3600.0
     upload_url_ttl_s: int = 900
     download_url_ttl_s: int = 900
     # Database
@@ -70,6 +82,13 @@ class Settings:
     render_report_interval_s: float = 2.0
     ffmpeg_binary: str | None = None
     ffmpeg_threads: int = 0
+    # Render job preflight limits and FFmpeg watchdog (per asset file; see env.example)
+    render_max_image_pixels: int = 400_000_000  # any still image, from its header
+    render_max_decode_pixels: int = 50_000_000  # non-JPEG stills (decoded at full size)
+    render_max_media_s: float = 3600.0  # any clip, narration or music file, seconds
+    render_stall_s: float = 60.0  # kill FFmpeg when its output position has not moved for this long
+    render_timeout_base_s: float = 60.0  # FFmpeg time limit = base + per_output_s x output seconds
+    render_timeout_per_output_s: float = 4.0
     extra: dict = field(default_factory=dict)
 
     @property
@@ -117,6 +136,16 @@ def get_settings() -> Settings:
         complete_url_override=e("EXPORT_COMPLETE_URL") or None,
         status_url_override=e("EXPORT_STATUS_URL") or None,
         max_body_bytes=_int("EXPORT_MAX_BODY_BYTES", 1_000_000),
+        client_token=e("EXPORT_CLIENT_TOKEN", ""),
+        max_scenes=_int("EXPORT_MAX_SCENES", 200),
+        max_total_s=_float("EXPORT_MAX_TOTAL_S", 1800.0),
+        max_assets=_int("EXPORT_MAX_ASSETS", 100),
+        max_asset_bytes=_int("EXPORT_MAX_ASSET_BYTES", 500 * 1024 * 1024),
+        max_caption_chars=_int("EXPORT_MAX_CAPTION_CHARS", 500),
+        max_output_bytes=_int("EXPORT_MAX_OUTPUT_BYTES", 4 * 1024 * 1024 * 1024),
+        reconcile_queued_after_s=_float("RECONCILE_QUEUED_AFTER_S", 120.0),
+        reconcile_stale_after_s=_float("RECONCILE_STALE_AFTER_S", 600.0),
+        upload_ttl_s=_float("EXPORT_UPLOAD_TTL_S", 3600.0),
         upload_url_ttl_s=_int("EXPORT_UPLOAD_URL_TTL_S", 900),
         download_url_ttl_s=_int("EXPORT_DOWNLOAD_URL_TTL_S", 900),
         database_url=e("DATABASE_URL", "sqlite:///.local/sceneflow.db"),
@@ -138,4 +167,10 @@ def get_settings() -> Settings:
         render_report_interval_s=_float("RENDER_REPORT_INTERVAL_S", 2.0),
         ffmpeg_binary=e("FFMPEG_BINARY") or None,
         ffmpeg_threads=_int("FFMPEG_THREADS", 0),
+        render_max_image_pixels=_int("RENDER_MAX_IMAGE_PIXELS", 400_000_000),
+        render_max_decode_pixels=_int("RENDER_MAX_DECODE_PIXELS", 50_000_000),
+        render_max_media_s=_float("RENDER_MAX_MEDIA_S", 3600.0),
+        render_stall_s=_float("RENDER_STALL_S", 60.0),
+        render_timeout_base_s=_float("RENDER_TIMEOUT_BASE_S", 60.0),
+        render_timeout_per_output_s=_float("RENDER_TIMEOUT_PER_OUTPUT_S", 4.0),
     )

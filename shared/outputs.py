@@ -6,9 +6,25 @@ handler can mark the job succeeded with the same output whichever arrives first.
 """
 from __future__ import annotations
 
+import re
+import unicodedata
 from typing import Any
 
 MAX_SCENES_IN_TIMELINE = 1000
+
+
+def slugify(title: str | None, default: str = "export") -> str:
+    """An ASCII file-name slug of `title` (lowercase, '-' separated, at most 80 chars), else `default`."""
+    if not title:
+        return default
+    text = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode("ascii")
+    text = re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:80].strip("-")
+    return text or default
+
+
+def video_object(job_id: str, title: str | None) -> str:
+    """The video's object name in the output bucket: exports/{jobId}/{slug(title)}.mp4."""
+    return f"exports/{job_id}/{slugify(title)}.mp4"
 
 
 def timeline_to_metadata(timeline: list[dict]) -> dict[str, str]:

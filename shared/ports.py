@@ -37,8 +37,10 @@ class ObjectInfo:
 class ObjectStorage(Protocol):
     """Object storage (Cloud Storage or a stand-in)."""
 
-    def signed_upload_url(self, bucket: str, name: str, content_type: str, ttl_s: int) -> SignedUrl:
-        """A V4 signed PUT URL for one object; the client must send the same Content-Type."""
+    def signed_upload_url(self, bucket: str, name: str, content_type: str, ttl_s: int,
+                          max_bytes: int | None = None) -> SignedUrl:
+        """A V4 signed PUT URL for one object; the client must send exactly the returned headers
+        (Content-Type, and x-goog-content-length-range "0,max_bytes" when max_bytes is given)."""
         ...
 
     def signed_download_url(self, bucket: str, name: str, ttl_s: int, filename: str | None = None) -> str:
@@ -76,9 +78,29 @@ class Publisher(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class ExecutionStatus:
+    """What the launcher knows of one execution.
+
+    state: "running" (or pending), "succeeded", "failed", "cancelled", or "missing" (no such
+    execution: deleted, or the local launcher restarted). reason: the platform's message, if any.
+    """
+
+    state: str
+    reason: str | None = None
+
+
 class JobLauncher(Protocol):
     """Starts one render execution per export (Cloud Run Jobs or a local subprocess)."""
 
     def launch(self, job_id: str) -> str:
         """Start an execution with EXPORT_JOB_ID=job_id; returns the execution name. Raises TransientError."""
+        ...
+
+    def status(self, execution_name: str) -> ExecutionStatus:
+        """The execution's state. Raises TransientError when the platform cannot be asked."""
+        ...
+
+    def cancel(self, execution_name: str) -> None:
+        """Ask the execution to stop (does not wait). Unknown executions are ignored. Raises TransientError."""
         ...

@@ -104,6 +104,21 @@ class JobRepository:
             job = s.execute(select(ExportJob).where(ExportJob.idempotency_key == key)).scalar_one_or_none()
             return self._record(s, job) if job else None
 
+    def list_stale(self, statuses: list[JobStatus], before: datetime, limit: int = 100) -> list[JobRecord]:
+        """Jobs in `statuses` whose last sign of life (last report, else last update) is before `before`,
+        oldest first, at most `limit`."""
+        last_seen = func.coalesce(ExportJob.last_report_at, ExportJob.updated_at)
+        with self._tx() as s:
+            jobs = s.execute(select(ExportJob).where(ExportJob.status.in_([st.value for st in statuses]),
+                                                     last_seen < before)
+                             .order_by(last_seen).limit(limit)).scalars().all()
+            return [self._record(s, j) for j in jobs]
+
+    def touch(self, job_id: str) -> None:
+        """Mark the job as looked at now (updated_at), e.g. after a re-publish."""
+        with self._tx() as s:
+            s.execute(update(ExportJob).where(ExportJob.id == job_id).values(updated_at=utcnow()))
+
     def count_by_status(self) -> dict[str, int]:
         with self._tx() as s:
             return dict(s.execute(select(ExportJob.status, func.count()).group_by(ExportJob.status)).all())

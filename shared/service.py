@@ -23,7 +23,7 @@ from pydantic.alias_generators import to_camel
 
 from shared import logs
 from shared.config import Settings
-from shared.outputs import clean_timeline, timeline_from_metadata
+from shared.outputs import clean_timeline, timeline_from_metadata, video_object
 from shared.errors import Conflict, Forbidden, InvalidRequest, NotFound, TransientError, Unauthorized
 from shared.ports import JobLauncher, ObjectStorage, Publisher
 from shared.repository import JobRecord, JobRepository, utcnow
@@ -132,7 +132,10 @@ class ExportService:
             if up.name in names:
                 details.append({"path": f"uploads[{i}].name", "message": f"duplicate upload {up.name!r}"})
             names.append(up.name)
+        if len(req.uploads) > self.settings.max_assets:
+            details.append({"path": "uploads", "message": f"at most {self.settings.max_assets} uploads per export"})
         if spec is not None:
+            details += self._limit_problems(spec)
             for path, src in spec.asset_refs():
                 if src.startswith("gs://"):
                     bucket = src[5:].split("/", 1)[0]
@@ -172,6 +175,23 @@ class ExportService:
             self._publish(job.id)
         return 202, self._start_response(job, req)
 
+    def _limit_problems(self, spec) -> list[dict[str, str]]:
+        """Configured limits (settings): scene count, explicit total length, caption length."""
+        s, problems = self.settings, []
+        if len(spec.scenes) > s.max_scenes:
+            problems.append({"path": "spec.scenes", "message": f"at most {s.max_scenes} scenes per export"})
+        explicit = sum(sc.duration or 0.0 for sc in spec.scenes)
+        if explicit > s.max_total_s:
+            problems.append({"path": "spec.scenes",
+                             "message": f"scene durations add up to {explicit:g} s; the limit is {s.max_total_s:g} s"})
+        for i, sc in enumerate(spec.scenes):
+            for path, text in _caption_texts(sc):
+                if len(text) > s.max_caption_chars:
+                    problems.append({"path": f"spec.scenes[{i}].{path}",
+                                     "message": f"caption has {len(text)} characters; the limit is "
+                                                f"{s.max_caption_chars}"})
+        return problems
+
     def _replay(self, job: JobRecord, digest: str, req: StartRequest) -> tuple[int, dict]:
         if job.spec_sha256 != digest:
             raise Conflict("this idempotency key was used with a different spec")
@@ -185,7 +205,7 @@ class ExportService:
                 continue
             signed = self.storage.signed_upload_url(
                 self.settings.input_bucket, ASSET_PREFIX.format(job_id=job.id) + up.name, up.content_type,
-                self.settings.upload_url_ttl_s)
+                self.settings.upload_url_ttl_s, max_bytes=self.settings.max_asset_bytes)
             uploads.append({"name": up.name, "url": signed.url, "method": signed.method,
                             "headers": signed.headers, "expiresAt": iso(signed.expires_at)})
         return {"jobId": job.id, "status": job.status.value,
@@ -244,6 +264,107 @@ class ExportService:
             raise NotFound(f"no export job {job_id}")
         return job
 
+    def check_client_token(self, authorization: str | None) -> None:
+        """When EXPORT_CLIENT_TOKEN is set, require it as a bearer token (constant-time compare).
+        Raises Unauthorized (missing) or Forbidden (wrong). IAM guards the deployed functions too."""
+        expected = self.settings.client_token
+        if not expected:
+            return
+        if not authorization or not authorization.startswith("Bearer "):
+            raise Unauthorized("missing bearer token")
+        if not hmac.compare_digest(authorization[len("Bearer "):].strip().encode(), expected.encode()):
+            raise Forbidden("invalid token")
+
+    # -- export_cancel -------------------------------------------------------------------------
+    def cancel(self, body: Any) -> dict:
+        """Cancel a non-terminal job: {jobId} -> {jobId, status: "canceled"}. Idempotent for a
+        canceled job; Conflict (409) for a succeeded or failed one. The Cloud Run execution is
+        asked to stop; the render job sees 409 on its next report and publishes no output."""
+        job_id = body.get("jobId") if isinstance(body, dict) else None
+        job = self._get(job_id)
+        if job.status == JobStatus.CANCELED:
+            return {"jobId": job.id, "status": job.status.value}
+        if not self.repo.transition(job.id, JobStatus.CANCELED, finished_at=utcnow(), stage=None,
+                                    error_code="canceled", error_message="canceled by the client"):
+            current = self.repo.get(job.id)
+            if current and current.status == JobStatus.CANCELED:
+                return {"jobId": job.id, "status": "canceled"}
+            raise Conflict(f"export {job.id} is already {current.status.value if current else 'gone'}")
+        logs.info("export canceled", job_id=job.id)
+        current = self.repo.get(job.id)
+        if current and current.execution_name:
+            try:
+                self.launcher.cancel(current.execution_name)
+            except TransientError as exc:
+                logs.warning("could not cancel the execution; it will stop at its next report", job_id=job.id,
+                             reason=exc.message)
+        return {"jobId": job.id, "status": "canceled"}
+
+    # -- reconcile_exports ---------------------------------------------------------------------
+    def reconcile(self, now: datetime | None = None) -> dict:
+        """Repair what at-least-once delivery and crashes leave behind (Cloud Scheduler calls it).
+
+        - queued longer than RECONCILE_QUEUED_AFTER_S: published again (a publish lost after commit);
+        - dispatched/running with no report for RECONCILE_STALE_AFTER_S: the launcher is asked; a
+          failed, cancelled or vanished execution fails the job with its reason; a succeeded one
+          whose finalize was lost succeeds the job from the video's metadata, else fails it;
+        - awaiting_upload longer than EXPORT_UPLOAD_TTL_S: failed, naming the missing uploads.
+        Returns counts: {republished, failed, succeeded, checked}.
+        """
+        from datetime import timedelta
+
+        now = now or utcnow()
+        s = self.settings
+        counts = {"republished": 0, "failed": 0, "succeeded": 0, "checked": 0}
+        for job in self.repo.list_stale([JobStatus.QUEUED], now - timedelta(seconds=s.reconcile_queued_after_s)):
+            self._publish(job.id)
+            self.repo.touch(job.id)
+            counts["republished"] += 1
+        stale = self.repo.list_stale([JobStatus.DISPATCHED, JobStatus.RUNNING],
+                                     now - timedelta(seconds=s.reconcile_stale_after_s))
+        for job in stale:
+            counts["checked"] += 1
+            if not job.execution_name:
+                reason = "no execution was recorded for this job"
+                state = "missing"
+            else:
+                st = self.launcher.status(job.execution_name)
+                state, reason = st.state, st.reason
+            if state == "running":
+                continue
+            if state == "succeeded" and self._succeed_from_storage(job.id):
+                counts["succeeded"] += 1
+                continue
+            message = {"failed": "the render execution failed", "cancelled": "the render execution was cancelled",
+                       "missing": "the render execution vanished",
+                       "succeeded": "the render execution ended without publishing a video"}.get(state, state)
+            if self.repo.transition(job.id, JobStatus.FAILED, error_code=f"execution_{state}",
+                                    error_message=f"{message}: {reason}" if reason else message,
+                                    finished_at=utcnow(), stage=None):
+                logs.warning("reconcile failed a stale export", job_id=job.id, execution=job.execution_name,
+                             state=state, reason=reason)
+                counts["failed"] += 1
+        for job in self.repo.list_stale([JobStatus.AWAITING_UPLOAD], now - timedelta(seconds=s.upload_ttl_s)):
+            missing = [n for n in job.uploads_expected if n not in job.uploads_received]
+            if self.repo.transition(job.id, JobStatus.FAILED, error_code="upload_expired",
+                                    error_message="uploads never arrived: " + ", ".join(missing),
+                                    finished_at=utcnow()):
+                counts["failed"] += 1
+        logs.info("reconcile done", **counts)
+        return counts
+
+    def _succeed_from_storage(self, job_id: str) -> bool:
+        """Succeed a job from its video object (uploaded last) when its finalize event was lost."""
+        job = self.repo.get(job_id)
+        if job is None:
+            return False
+        name = video_object(job_id, (job.spec or {}).get("title"))
+        info = self.storage.stat(self.settings.output_bucket, name)
+        if info is None or info.metadata.get("job-id") != job_id:
+            return False
+        return self.object_finalized(self.settings.output_bucket, name, info.generation, info.size,
+                                     info.metadata) == "succeeded"
+
     # -- export_complete -----------------------------------------------------------------------
     def check_worker_token(self, authorization: str | None) -> None:
         """Bearer token check in constant time (hmac.compare_digest). Raises Unauthorized, Forbidden."""
@@ -264,6 +385,8 @@ class ExportService:
         job = self._get(report.job_id)
         applied = False
         if report.status == "running":
+            if is_terminal(job.status):
+                raise Conflict(f"export {job.id} is {job.status.value}; stop rendering")
             started = self.repo.transition(job.id, JobStatus.RUNNING, started_at=utcnow())
             applied = self.repo.report_progress(job.id, stage=report.stage, progress=report.progress,
                                                 attempt=report.attempt) or started
@@ -391,3 +514,16 @@ def _own(job_id: str, name: Any) -> str | None:
         return name
     return None
 
+
+
+def _caption_texts(scene) -> list[tuple[str, str]]:
+    """(path, text) of every caption text of a scene (whole-scene text or timed cues)."""
+    cap = getattr(scene, "caption", None)
+    if cap is None:
+        return []
+    out = []
+    if getattr(cap, "text", None):
+        out.append(("caption.text", cap.text))
+    for k, cue in enumerate(getattr(cap, "cues", None) or []):
+        out.append((f"caption.cues[{k}].text", cue.text))
+    return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 
 from shared.errors import TransientError
+from shared.ports import ExecutionStatus
 
 
 class CloudRunLauncher:
@@ -17,6 +18,7 @@ class CloudRunLauncher:
         self.job_name = f"projects/{project}/locations/{region}/jobs/{job}"
         self._task_timeout_s = task_timeout_s
         self._client = None
+        self._executions = None
         self._lock = threading.Lock()
 
     def _get(self):
@@ -26,6 +28,38 @@ class CloudRunLauncher:
 
                 self._client = run_v2.JobsClient()
             return self._client
+
+    def _get_executions(self):
+        with self._lock:
+            if self._executions is None:
+                from google.cloud import run_v2
+
+                self._executions = run_v2.ExecutionsClient()
+            return self._executions
+
+    def status(self, execution_name: str) -> ExecutionStatus:
+        """Map an Execution (run_v2) to ExecutionStatus: completion_time unset means running; then
+        succeeded_count / cancelled_count / failed_count decide; the reason is the message of the
+        "Completed" condition."""
+        from google.api_core import exceptions as gexc
+
+        try:
+            ex = self._get_executions().get_execution(name=execution_name)
+        except gexc.NotFound:
+            return ExecutionStatus("missing", "the execution no longer exists")
+        except Exception as exc:
+            raise TransientError(f"Cloud Run get_execution failed: {type(exc).__name__}") from None
+        return execution_status(ex)
+
+    def cancel(self, execution_name: str) -> None:
+        from google.api_core import exceptions as gexc
+
+        try:
+            self._get_executions().cancel_execution(name=execution_name)
+        except (gexc.NotFound, gexc.FailedPrecondition):
+            return  # gone or already finished
+        except Exception as exc:
+            raise TransientError(f"Cloud Run cancel_execution failed: {type(exc).__name__}") from None
 
     def build_request(self, job_id: str):
         """The RunJobRequest for one export (separate so tests can inspect it)."""
@@ -49,3 +83,18 @@ class CloudRunLauncher:
             return operation.metadata.name
         except Exception as exc:
             raise TransientError(f"Cloud Run run_job failed: {type(exc).__name__}: {exc}"[:300]) from None
+
+
+def execution_status(ex) -> ExecutionStatus:
+    """ExecutionStatus of a run_v2.Execution (pure; see CloudRunLauncher.status)."""
+    reason = None
+    for cond in ex.conditions:
+        if cond.type_ == "Completed" and cond.message:
+            reason = cond.message
+    if not ex.completion_time:
+        return ExecutionStatus("running", reason)
+    if ex.succeeded_count >= max(1, ex.task_count):
+        return ExecutionStatus("succeeded", reason)
+    if ex.cancelled_count:
+        return ExecutionStatus("cancelled", reason or "the execution was cancelled")
+    return ExecutionStatus("failed", reason or f"{ex.failed_count} task(s) failed")

@@ -67,7 +67,7 @@ class GoogleStorage:
             return self._client
 
     def _sign(self, bucket: str, name: str, *, method: str, ttl_s: int, content_type: str | None = None,
-              disposition: str | None = None) -> str:
+              disposition: str | None = None, headers: dict[str, str] | None = None) -> str:
         client = self._get()
         blob = client.bucket(bucket).blob(name)
         kwargs: dict = dict(version="v4", expiration=timedelta(seconds=ttl_s), method=method)
@@ -75,6 +75,8 @@ class GoogleStorage:
             kwargs["content_type"] = content_type
         if disposition:
             kwargs["response_disposition"] = disposition
+        if headers:
+            kwargs["headers"] = headers
         if self.emulator_host:
             kwargs["api_access_endpoint"] = self.emulator_host
         creds = self._credentials
@@ -93,9 +95,11 @@ class GoogleStorage:
         except gexc.GoogleAPIError as exc:  # signBlob failures
             raise _translate(exc, f"gs://{bucket}/{name}") from None
 
-    def signed_upload_url(self, bucket: str, name: str, content_type: str, ttl_s: int) -> SignedUrl:
-        url = self._sign(bucket, name, method="PUT", ttl_s=ttl_s, content_type=content_type)
-        return SignedUrl(url=url, method="PUT", headers={"Content-Type": content_type},
+    def signed_upload_url(self, bucket: str, name: str, content_type: str, ttl_s: int,
+                          max_bytes: int | None = None) -> SignedUrl:
+        extra = {"x-goog-content-length-range": f"0,{max_bytes}"} if max_bytes else None
+        url = self._sign(bucket, name, method="PUT", ttl_s=ttl_s, content_type=content_type, headers=extra)
+        return SignedUrl(url=url, method="PUT", headers={"Content-Type": content_type, **(extra or {})},
                          expires_at=datetime.now(timezone.utc) + timedelta(seconds=ttl_s))
 
     def signed_download_url(self, bucket: str, name: str, ttl_s: int, filename: str | None = None) -> str:

@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 from shared import logs
+from shared.ports import ExecutionStatus
 
 
 class SubprocessLauncher:
@@ -29,14 +30,34 @@ class SubprocessLauncher:
         self.log_dir = Path(log_dir) if log_dir else None
         self.executions: dict[str, threading.Thread] = {}
         self.exit_codes: dict[str, list[int]] = {}
+        self._states: dict[str, ExecutionStatus] = {}
+        self._procs: dict[str, subprocess.Popen] = {}
+        self._cancelled: set[str] = set()
+        self._lock = threading.Lock()
 
     def launch(self, job_id: str) -> str:
         name = f"{self.job}-{uuid.uuid4().hex[:8]}"
         t = threading.Thread(target=self._run, args=(job_id, name), daemon=True, name=name)
         self.executions[name] = t
         self.exit_codes[name] = []
+        self._states[name] = ExecutionStatus("running")
         t.start()
         return name
+
+    def status(self, execution_name: str) -> ExecutionStatus:
+        return self._states.get(execution_name, ExecutionStatus("missing", "unknown to this launcher"))
+
+    def cancel(self, execution_name: str) -> None:
+        """Stop the execution's current task (SIGTERM, then SIGKILL after 10 s) and run no retry."""
+        with self._lock:
+            self._cancelled.add(execution_name)
+            proc = self._procs.get(execution_name)
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
     def _run(self, job_id: str, execution: str) -> None:
         repo_root = Path(__file__).resolve().parents[2]
@@ -52,16 +73,28 @@ class SubprocessLauncher:
             if self.log_dir:
                 self.log_dir.mkdir(parents=True, exist_ok=True)
                 out = open(self.log_dir / f"{execution}-{attempt}.log", "wb")
+            with self._lock:
+                if execution in self._cancelled:
+                    break
+                proc = subprocess.Popen([self.python, "-m", "render_job"], env=env, cwd=self.workdir or repo_root,
+                                        stdout=out or None, stderr=subprocess.STDOUT if out else None)
+                self._procs[execution] = proc
             try:
-                code = subprocess.call([self.python, "-m", "render_job"], env=env, cwd=self.workdir or repo_root,
-                                       stdout=out or None, stderr=subprocess.STDOUT if out else None)
+                code = proc.wait()
             finally:
                 if out:
                     out.close()
             self.exit_codes[execution].append(code)
             logs.info("render task exited", job_id=job_id, execution=execution, attempt=attempt, exitCode=code)
             if code == 0:
+                self._states[execution] = ExecutionStatus("succeeded")
                 return
+        if execution in self._cancelled:
+            self._states[execution] = ExecutionStatus("cancelled", "the execution was cancelled")
+            return
+        codes = self.exit_codes[execution]
+        self._states[execution] = ExecutionStatus(
+            "failed", f"task failed {len(codes)} time(s); last exit code {codes[-1] if codes else None}")
         logs.error("render execution failed after retries", job_id=job_id, execution=execution)
 
     def wait(self, execution: str, timeout: float | None = None) -> None:
@@ -70,11 +103,20 @@ class SubprocessLauncher:
 
 
 class RecordingLauncher:
-    """In-memory JobLauncher: records launched job ids; `fail_next` injects TransientErrors."""
+    """In-memory JobLauncher: records launched job ids and cancels; `fail_next` injects
+    TransientErrors; `states` maps execution name -> ExecutionStatus (default running)."""
 
     def __init__(self) -> None:
         self.launched: list[str] = []
+        self.cancelled: list[str] = []
+        self.states: dict[str, ExecutionStatus] = {}
         self.fail_next = 0
+
+    def status(self, execution_name: str) -> ExecutionStatus:
+        return self.states.get(execution_name, ExecutionStatus("running"))
+
+    def cancel(self, execution_name: str) -> None:
+        self.cancelled.append(execution_name)
 
     def launch(self, job_id: str) -> str:
         from shared.errors import TransientError

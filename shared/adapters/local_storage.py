@@ -35,10 +35,14 @@ class LocalStorage:
     def _meta_path(self, bucket: str, name: str) -> Path:
         return self.root / ".meta" / bucket / (name + ".json")
 
-    def signed_upload_url(self, bucket: str, name: str, content_type: str, ttl_s: int) -> SignedUrl:
+    def signed_upload_url(self, bucket: str, name: str, content_type: str, ttl_s: int,
+                          max_bytes: int | None = None) -> SignedUrl:
         exp = datetime.now(timezone.utc) + timedelta(seconds=ttl_s)
+        headers = {"Content-Type": content_type}
+        if max_bytes:
+            headers["x-goog-content-length-range"] = f"0,{max_bytes}"
         return SignedUrl(url=f"{self.base_url}/{bucket}/{quote(name)}?X-Goog-Expires={ttl_s}",
-                         method="PUT", headers={"Content-Type": content_type}, expires_at=exp)
+                         method="PUT", headers=headers, expires_at=exp)
 
     def signed_download_url(self, bucket: str, name: str, ttl_s: int, filename: str | None = None) -> str:
         return f"{self.base_url}/{bucket}/{quote(name)}?X-Goog-Expires={ttl_s}"

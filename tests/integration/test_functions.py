@@ -74,7 +74,8 @@ def test_full_lifecycle_and_duplicates(env):
     job = r.json
     assert job["status"] == "awaiting_upload"
     assert [u["name"] for u in job["uploads"]] == ["a.png", "n1.wav"]
-    assert all(u["method"] == "PUT" and u["headers"] == {"Content-Type": t["contentType"]}
+    assert all(u["method"] == "PUT" and u["headers"] == {"Content-Type": t["contentType"],
+                                                         "x-goog-content-length-range": f"0,{500 * 1024 * 1024}"}
                for u, t in zip(job["uploads"], UPLOADS))
     assert job["statusUrl"] == f"http://api.test/export_status?jobId={job['jobId']}"
     jid = job["jobId"]
@@ -207,4 +208,6 @@ def test_worker_failure_is_terminal(env):
     st = status(env, jid).json
     assert st["status"] == "failed" and st["error"] == {"code": "bad_media",
                                                         "message": "scene 1 (c): visual.src x.png is not an image"}
-    assert complete(env, {"jobId": jid, "status": "running", "progress": 0.9}).json["status"] == "failed"
+    late = complete(env, {"jobId": jid, "status": "running", "progress": 0.9})
+    assert late.status_code == 409 and late.json["error"]["code"] == "conflict"  # the worker stops
+    assert status(env, jid).json["status"] == "failed"

@@ -1,0 +1,148 @@
+"""export_cancel, reconcile_exports and the client token, through functions-framework's test
+client on SQLite with the local adapters (recording publisher and launcher)."""
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from functions_framework import create_app
+
+from shared import bootstrap
+from shared.adapters.local_launcher import RecordingLauncher
+from shared.adapters.local_pubsub import RecordingPublisher
+from shared.adapters.local_storage import LocalStorage
+from shared.config import Settings
+from shared.ports import ExecutionStatus
+from shared.repository import utcnow
+
+SOURCE = str(Path(__file__).resolve().parents[2] / "functions" / "main.py")
+TOKEN = "worker-token"
+COLOR = {"scenes": [{"id": "c", "visual": {"type": "color"}, "duration": 1}]}
+IMAGE = {"title": "Pics", "scenes": [{"id": "a", "visual": {"type": "image", "src": "a.png"}},
+                                     {"id": "b", "visual": {"type": "image", "src": "b.png"}}]}
+
+
+def make_env(tmp_path, **settings):
+    s = Settings(database_url=f"sqlite:///{tmp_path}/jobs.db", worker_token=TOKEN, input_bucket="in",
+                 output_bucket="out", **settings)
+    env = type("Env", (), {})()
+    env.storage, env.publisher, env.launcher = LocalStorage(tmp_path / "gcs"), RecordingPublisher(), RecordingLauncher()
+    env.service = bootstrap.build_service(s, storage=env.storage, publisher=env.publisher, launcher=env.launcher,
+                                          migrate_db=True)
+    bootstrap.use_service(env.service)
+    env.c = {n: create_app(target=n, source=SOURCE).test_client() for n in
+             ("export_start", "export_status", "export_cancel", "export_complete", "reconcile_exports")}
+    return env
+
+
+@pytest.fixture
+def env(tmp_path):
+    yield make_env(tmp_path)
+    bootstrap.use_service(None)
+
+
+def start(env, spec=COLOR, uploads=(), **headers):
+    r = env.c["export_start"].post("/", json={"spec": spec, "uploads": list(uploads)}, headers=headers)
+    assert r.status_code == 202, r.json
+    return r.json["jobId"]
+
+
+def status(env, jid):
+    return env.c["export_status"].get(f"/?jobId={jid}").json
+
+
+def cancel(env, jid):
+    return env.c["export_cancel"].post("/", json={"jobId": jid})
+
+
+def test_cancel_stops_the_execution_and_is_final(env):
+    jid = start(env)
+    assert env.service.dispatch(jid)
+    r = cancel(env, jid)
+    assert r.status_code == 200 and r.json == {"jobId": jid, "status": "canceled"}
+    assert env.launcher.cancelled == [status(env, jid)["executionName"]]
+    assert cancel(env, jid).status_code == 200  # idempotent
+    report = env.c["export_complete"].post("/", json={"jobId": jid, "status": "running", "progress": 0.5},
+                                           headers={"Authorization": f"Bearer {TOKEN}"})
+    assert report.status_code == 409  # the render job stops and publishes nothing
+    assert env.service.object_finalized("out", f"exports/{jid}/export.mp4", "1", 10, {"job-id": jid}) == "duplicate"
+    st = status(env, jid)
+    assert st["status"] == "canceled" and st["error"]["code"] == "canceled"
+    assert [h["status"] for h in st["history"]] == ["queued", "dispatched", "canceled"]
+
+
+def test_cancel_refuses_finished_jobs_and_bad_ids(env):
+    jid = start(env)
+    env.service.dispatch(jid)
+    env.service.complete({"jobId": jid, "status": "failed", "error": {"code": "x", "message": "boom"}})
+    r = cancel(env, jid)
+    assert r.status_code == 409 and "already failed" in r.json["error"]["message"]
+    assert cancel(env, "not-a-uuid").status_code == 400
+    assert env.c["export_cancel"].post("/", data=b"[1]", content_type="application/json").status_code == 400
+
+
+def test_reconcile_repairs_every_kind_of_stale_job(env):
+    queued = start(env)                                    # publish "lost": re-published
+    waiting = start(env, IMAGE, [{"name": "a.png", "contentType": "image/png"},
+                                 {"name": "b.png", "contentType": "image/png"}])
+    env.service.object_finalized("in", f"jobs/{waiting}/assets/a.png", "1", 5)
+    failed_exec, running_exec, vanished, done = (start(env) for _ in range(4))
+    for jid in (failed_exec, running_exec, vanished, done):
+        env.service.dispatch(jid)
+    names = {jid: status(env, jid)["executionName"] for jid in (failed_exec, running_exec, vanished, done)}
+    env.launcher.states[names[failed_exec]] = ExecutionStatus("failed", "Task sceneflow-render-x failed: exit 137")
+    env.launcher.states[names[vanished]] = ExecutionStatus("missing", "the execution no longer exists")
+    env.launcher.states[names[done]] = ExecutionStatus("succeeded")
+    env.storage.upload_bytes("out", f"exports/{done}/export.mp4", b"mp4", "video/mp4",
+                             metadata={"job-id": done, "duration-s": "1.000", "width": "1920", "height": "1080"})
+    env.publisher.messages.clear()
+
+    assert env.service.reconcile() == {"republished": 0, "failed": 0, "succeeded": 0, "checked": 0}  # nothing stale yet
+    counts = env.service.reconcile(now=utcnow() + timedelta(hours=2))
+    assert counts == {"republished": 1, "failed": 3, "succeeded": 1, "checked": 4}
+    assert env.publisher.messages == [queued]
+    assert status(env, failed_exec)["error"] == {
+        "code": "execution_failed", "message": "the render execution failed: Task sceneflow-render-x failed: exit 137"}
+    assert status(env, vanished)["error"]["code"] == "execution_missing"
+    assert status(env, running_exec)["status"] == "dispatched"
+    assert status(env, done)["status"] == "succeeded" and status(env, done)["output"]["width"] == 1920
+    w = status(env, waiting)
+    assert w["status"] == "failed" and w["error"] == {"code": "upload_expired",
+                                                      "message": "uploads never arrived: b.png"}
+    r = env.c["reconcile_exports"].post("/")
+    assert r.status_code == 200 and set(r.json) == {"republished", "failed", "succeeded", "checked"}
+
+
+def test_client_token(tmp_path):
+    env = make_env(tmp_path, client_token="client-secret")
+    try:
+        body = {"spec": COLOR}
+        assert env.c["export_start"].post("/", json=body).status_code == 401
+        assert env.c["export_start"].post("/", json=body, headers={"Authorization": "Bearer nope"}).status_code == 403
+        ok = env.c["export_start"].post("/", json=body, headers={"Authorization": "Bearer client-secret"})
+        assert ok.status_code == 202
+        jid = ok.json["jobId"]
+        assert env.c["export_status"].get(f"/?jobId={jid}").status_code == 401
+        assert env.c["export_status"].get(f"/?jobId={jid}",
+                                          headers={"Authorization": "Bearer client-secret"}).status_code == 200
+        assert env.c["export_cancel"].post("/", json={"jobId": jid}).status_code == 401
+    finally:
+        bootstrap.use_service(None)
+
+
+def test_configured_limits(tmp_path):
+    env = make_env(tmp_path, max_scenes=3, max_total_s=10, max_caption_chars=20, max_assets=1)
+    try:
+        scenes = [{"id": f"s{i}", "visual": {"type": "color"}, "duration": 4,
+                   "caption": {"text": "x" * (25 if i == 0 else 5)}} for i in range(4)]
+        spec = {"scenes": scenes + [{"id": "img", "visual": {"type": "image", "src": "a.png"}},
+                                    {"id": "img2", "visual": {"type": "image", "src": "b.png"}}]}
+        r = env.c["export_start"].post("/", json={"spec": spec, "uploads": [
+            {"name": "a.png", "contentType": "image/png"}, {"name": "b.png", "contentType": "image/png"}]})
+        assert r.status_code == 400
+        messages = {d["path"]: d["message"] for d in r.json["error"]["details"]}
+        assert messages["uploads"] == "at most 1 uploads per export"
+        assert messages["spec.scenes[0].caption.text"] == "caption has 25 characters; the limit is 20"
+        problems = [d["message"] for d in r.json["error"]["details"] if d["path"] == "spec.scenes"]
+        assert problems == ["at most 3 scenes per export", "scene durations add up to 16 s; the limit is 10 s"]
+    finally:
+        bootstrap.use_service(None)
