@@ -35,10 +35,17 @@ def _json_body(request: flask.Request) -> object:
     if len(raw) > limit:
         raise PayloadTooLarge(f"request body is larger than {limit} bytes")
     try:
-        return json.loads(raw or b"null")
+        return json.loads(raw or b"null", parse_constant=_refuse_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequest("request body is not valid JSON",
                              details=[{"path": "$", "message": str(exc)[:200]}]) from None
+    except RecursionError:
+        raise InvalidRequest("request body is nested too deeply",
+                             details=[{"path": "$", "message": "nested too deeply"}]) from None
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not allowed in JSON")
 
 
 def _http(request: flask.Request, method: str, handler: Callable[[], tuple[int, dict]]) -> flask.Response:

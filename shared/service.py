@@ -256,6 +256,8 @@ class ExportService:
         return view
 
     def _get(self, job_id: str | None) -> JobRecord:
+        if isinstance(job_id, str):
+            job_id = job_id.strip().lower()
         if not job_id or not isinstance(job_id, str) or not _UUID_RE.match(job_id):
             raise InvalidRequest("jobId must be a job id (a UUID)",
                                  details=[{"path": "jobId", "message": "must be a UUID"}])
@@ -428,6 +430,8 @@ class ExportService:
         """Claim a queued job and start one render execution. Returns the execution name, or None
         when the claim was lost (duplicate delivery, job not queued). Raises TransientError when
         the launch fails; the claim is released so the redelivered message can retry."""
+        if not isinstance(job_id, str) or not _UUID_RE.match(job_id):
+            raise InvalidRequest(f"jobId {str(job_id)[:60]!r} is not a UUID")
         if not self.repo.transition(job_id, JobStatus.DISPATCHED):
             job = self.repo.get(job_id)
             logs.info("dispatch skipped: job not queued", job_id=job_id,
