@@ -1,5 +1,6 @@
 # SceneFlow Export — local tasks. Everything runs from .venv (created with python3.11 if missing).
 #   make demo     render the sample storyboard with the embedded stack (./out/)
+#   make demo-emulated  the same on PostgreSQL + Pub/Sub emulator + fake-gcs-server
 #   make test     unit + integration + system tests
 #   make unit     unit tests only
 #   make reconcile  POST reconcile_exports of a running stack (API=http://127.0.0.1:PORT, default $$EXPORT_API_BASE)
@@ -13,7 +14,7 @@ STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 STATUS_FILE ?=
 
-.PHONY: all install demo test unit integration system schema clean distclean reconcile
+.PHONY: all install demo demo-emulated test unit integration system schema clean distclean reconcile
 
 all: test
 
@@ -29,6 +30,10 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) examples/demo.py
+
+# The same demo on the emulated cloud: PostgreSQL, the gcloud Pub/Sub emulator (Java 17), fake-gcs-server.
+demo-emulated: $(STAMP)
+	$(PY) examples/demo.py --mode emulated
 
 # STATUS_FILE=path records pytest's own exit status (make itself exits 2 on any failure).
 test: $(STAMP)
