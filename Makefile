@@ -5,6 +5,7 @@
 #   make unit     unit tests only
 #   make reconcile  POST reconcile_exports of a running stack (API=http://127.0.0.1:PORT, default $$EXPORT_API_BASE)
 #   make schema   regenerate shared/schema/export_spec_v1.schema.json
+#   make load     API load test: 2,000 starts + 10,000 status reads vs a bare handler (RELIABILITY.md; LOAD_ARGS=...)
 #   make clean    remove caches, ./out and .local/runs (keeps .venv)
 
 PYTHON ?= python3.11
@@ -67,3 +68,9 @@ API ?= $(EXPORT_API_BASE)
 reconcile: $(STAMP)
 	@test -n "$(API)" || { echo "usage: make reconcile API=http://127.0.0.1:PORT (the stack prints it)"; exit 2; }
 	$(PY) -c "import requests, sys; r = requests.post('$(API)/reconcile_exports', timeout=60); print(r.status_code, r.text); sys.exit(r.status_code >= 300)"
+
+# API load test on PostgreSQL + Pub/Sub emulator + fake-gcs-server (tests/load/load_test.py --help).
+LOAD_ARGS ?=
+.PHONY: load
+load: $(STAMP)
+	$(PY) tests/load/load_test.py $(LOAD_ARGS)

@@ -48,7 +48,24 @@ def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not allowed in JSON")
 
 
+def _project() -> str | None:
+    try:
+        return get_settings().project
+    except Exception:  # noqa: BLE001 - logging must not fail on settings
+        return None
+
+
 def _http(request: flask.Request, method: str, handler: Callable[[], tuple[int, dict]]) -> flask.Response:
+    # Log context: the trace of this request (X-Cloud-Trace-Context, else traceparent) and the job id
+    # of a GET ?jobId=, so every line written while handling it is grouped under the request.
+    trace = logs.parse_trace_header(request.headers.get("X-Cloud-Trace-Context"), request.headers.get("traceparent"))
+    job_id = request.args.get("jobId") if request.method == "GET" else None
+    with logs.request_context(project=_project(), trace=trace, job_id=job_id if isinstance(job_id, str) else None):
+        return _http_in_context(request, method, handler)
+
+
+def _http_in_context(request: flask.Request, method: str,
+                     handler: Callable[[], tuple[int, dict]]) -> flask.Response:
     if request.method != method:
         return _respond(405, {"error": {"code": "method_not_allowed", "message": f"use {method}"}})
     try:
@@ -106,6 +123,19 @@ def export_complete(request: flask.Request) -> flask.Response:
 
 
 def _event(kind: str, cloud_event, handler: Callable[[], object]) -> None:
+    # Log context: the event's W3C traceparent extension, when the trigger sent one.
+    trace = logs.parse_trace_header(None, cloud_event.get_attributes().get("traceparent"))
+    with logs.request_context(project=_project(), trace=trace):
+        _event_in_context(kind, cloud_event, handler)
+
+
+def _job_label(job_id):
+    """Label the rest of this event's log lines with its job id; returns it unchanged."""
+    logs.set_job_id(job_id if isinstance(job_id, str) else None)
+    return job_id
+
+
+def _event_in_context(kind: str, cloud_event, handler: Callable[[], object]) -> None:
     try:
         result = handler()
         logs.info(f"{kind} handled", eventId=cloud_event["id"], result=str(result))
@@ -119,7 +149,7 @@ def _event(kind: str, cloud_event, handler: Callable[[], object]) -> None:
 @functions_framework.cloud_event
 def dispatch_export(cloud_event) -> None:
     """Pub/Sub messagePublished {"jobId"} -> claim the job and start one Cloud Run execution."""
-    _event("dispatch", cloud_event, lambda: get_service().dispatch(decode_job_message(cloud_event.data)))
+    _event("dispatch", cloud_event, lambda: get_service().dispatch(_job_label(decode_job_message(cloud_event.data))))
 
 
 @functions_framework.cloud_event

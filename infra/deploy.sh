@@ -1,16 +1,25 @@
 #!/usr/bin/env bash
-# Deploy SceneFlow Export with gcloud: buckets, topic, worker-token secret, the Cloud Run render
-# job, the five functions (event functions with --retry), then the database migration.
+# Deploy SceneFlow Export with gcloud (the same deployment as infra/terraform, for teams without
+# Terraform): buckets (CORS, lifecycle), jobs topic + dead-letter topic, Artifact Registry, the render
+# image, the worker-token secret, the Cloud Run render job, the seven functions from the bundle of
+# infra/bundle.sh, the Pub/Sub push subscription with its dead-letter policy, Cloud Scheduler,
+# log-based metrics, then the database migration.
 #   infra/deploy.sh [--dry-run]        (--dry-run prints every command instead of running it)
 # Settings come from the environment (see env.example); required for a real run:
-# GOOGLE_CLOUD_PROJECT and INSTANCE_CONNECTION_NAME (with --dry-run, placeholders are used).
+# GOOGLE_CLOUD_PROJECT, INSTANCE_CONNECTION_NAME and DB_MIGRATE_USER (with --dry-run, placeholders).
+# Re-runnable: what exists already (buckets, topics, repository, secret, subscriptions, metrics,
+# scheduler job) is left alone; the job and the functions are re-deployed.
 set -euo pipefail
 DRY=0; [[ "${1:-}" == "--dry-run" ]] && DRY=1
 run() { if (( DRY )); then printf '%q ' "$@"; echo; else "$@"; fi; }
+# exists CMD...: whether a resource exists (its describe succeeds); always "no" in a dry run, so the
+# dry run prints every create command.
+exists() { if (( DRY )); then return 1; fi; "$@" >/dev/null 2>&1; }
 if (( DRY )); then
   : "${GOOGLE_CLOUD_PROJECT:=my-project}"
   : "${INSTANCE_CONNECTION_NAME:=$GOOGLE_CLOUD_PROJECT:${GOOGLE_CLOUD_REGION:-us-central1}:sceneflow}"
   : "${DB_MIGRATE_USER:=you@example.com}"
+  : "${PROJECT_NUMBER:=123456789012}"
 fi
 
 PROJECT=${GOOGLE_CLOUD_PROJECT:?set GOOGLE_CLOUD_PROJECT}
@@ -18,70 +27,134 @@ REGION=${GOOGLE_CLOUD_REGION:-us-central1}
 IN=${EXPORT_INPUT_BUCKET:-$PROJECT-sceneflow-input}
 OUT=${EXPORT_OUTPUT_BUCKET:-$PROJECT-sceneflow-output}
 TOPIC=${EXPORT_JOBS_TOPIC:-export-jobs}
+DLQ=${EXPORT_DEAD_LETTER_TOPIC:-$TOPIC-dead-letter}
 JOB=${RENDER_JOB_NAME:-sceneflow-render}
-IMAGE=${RENDER_IMAGE:-$REGION-docker.pkg.dev/$PROJECT/sceneflow/render:latest}
+REPO=${ARTIFACT_REPOSITORY:-sceneflow}
+IMAGE=${RENDER_IMAGE:-$REGION-docker.pkg.dev/$PROJECT/$REPO/render:$(git -C "$(dirname "$0")" rev-parse --short=12 HEAD 2>/dev/null || echo latest)}
 SECRET=${WORKER_TOKEN_SECRET:-sceneflow-worker-token}
 FN_SA=${FUNCTIONS_SA:-sceneflow-api@$PROJECT.iam.gserviceaccount.com}
+DISPATCH_SA=${DISPATCHER_SA:-sceneflow-dispatch@$PROJECT.iam.gserviceaccount.com}
 JOB_SA=${RENDER_SA:-sceneflow-render@$PROJECT.iam.gserviceaccount.com}
+INVOKER_SA=${INVOKER_SA:-sceneflow-invoker@$PROJECT.iam.gserviceaccount.com}
 INSTANCE=${INSTANCE_CONNECTION_NAME:?set INSTANCE_CONNECTION_NAME (project:region:instance)}
+RETENTION_DAYS=${EXPORT_RETENTION_DAYS:-7}
+MAX_INSTANCES=${FUNCTIONS_MAX_INSTANCES:-20}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 API_BASE=${EXPORT_API_BASE:-https://$REGION-$PROJECT.cloudfunctions.net}
+MIGRATE_PYTHON=${MIGRATE_PYTHON:-$ROOT/.venv/bin/python}
+CORS_ORIGINS=${EXPORT_CORS_ORIGINS:-*}
 
-# Function source bundle: main.py + shared/ + requirements.txt (gen2 needs main.py at the root).
-BUNDLE=${BUNDLE_DIR:-$(mktemp -d)}
-mkdir -p "$BUNDLE"
-cp "$ROOT/functions/main.py" "$ROOT/requirements.txt" "$BUNDLE/"
-cp -r "$ROOT/shared" "$BUNDLE/shared"
-find "$BUNDLE" -name __pycache__ -prune -exec rm -rf {} +
+# Function source bundle (main.py + shared/ + the functions' requirements.txt): one script builds it.
+BUNDLE=${BUNDLE_DIR:-$(mktemp -d)/bundle}
+"$ROOT/infra/bundle.sh" "$BUNDLE" >/dev/null
+# Bucket settings: browser PUT uploads to signed URLs (CORS); objects deleted after RETENTION_DAYS.
+CONF=$(mktemp -d)
+trap 'rm -rf "$CONF"; [[ -n "${BUNDLE_DIR:-}" ]] || rm -rf "$(dirname "$BUNDLE")"' EXIT
+origins=$(printf '"%s",' ${CORS_ORIGINS//,/ }); origins=${origins%,}
+printf '[{"origin": [%s], "method": ["PUT", "GET", "HEAD"], "responseHeader": ["Content-Type", "x-goog-content-length-range"], "maxAgeSeconds": 3600}]\n' "$origins" > "$CONF/cors.json"
+printf '{"rule": [{"action": {"type": "Delete"}, "condition": {"age": %d}}]}\n' "$RETENTION_DAYS" > "$CONF/lifecycle.json"
 
 ENV="EXPORT_INPUT_BUCKET=$IN,EXPORT_OUTPUT_BUCKET=$OUT,EXPORT_JOBS_TOPIC=$TOPIC,GOOGLE_CLOUD_PROJECT=$PROJECT"
 ENV="$ENV,GOOGLE_CLOUD_REGION=$REGION,RENDER_JOB_NAME=$JOB,INSTANCE_CONNECTION_NAME=$INSTANCE,EXPORT_API_BASE=$API_BASE"
 ENV="$ENV,EXPORT_COMPLETE_URL=$API_BASE/export-complete,EXPORT_STATUS_URL=$API_BASE/export-status"
+ENV="$ENV,RENDER_TASK_TIMEOUT_S=${RENDER_TASK_TIMEOUT_S:-3600},DB_NAME=${DB_NAME:-sceneflow},DB_IAM_AUTH=true"
 # Cloud SQL IAM database users of service accounts drop the ".gserviceaccount.com" suffix.
-ENV="$ENV,DB_USER=${DB_USER:-${FN_SA%.gserviceaccount.com}},DB_NAME=${DB_NAME:-sceneflow},DB_IAM_AUTH=true"
+db_user() { echo "${DB_USER:-${1%.gserviceaccount.com}}"; }
 SECRETS="EXPORT_WORKER_TOKEN=$SECRET:latest"
 
-run gcloud storage buckets create "gs://$IN" --project="$PROJECT" --location="$REGION" --uniform-bucket-level-access --public-access-prevention
-run gcloud storage buckets create "gs://$OUT" --project="$PROJECT" --location="$REGION" --uniform-bucket-level-access --public-access-prevention
-run gcloud pubsub topics create "$TOPIC" --project="$PROJECT"
-run gcloud artifacts repositories create sceneflow --project="$PROJECT" --location="$REGION" --repository-format=docker
+# --- storage, messaging, registry, secret
+for b in "$IN" "$OUT"; do
+  exists gcloud storage buckets describe "gs://$b" --project="$PROJECT" ||
+    run gcloud storage buckets create "gs://$b" --project="$PROJECT" --location="$REGION" \
+      --uniform-bucket-level-access --public-access-prevention --lifecycle-file="$CONF/lifecycle.json"
+done
+run gcloud storage buckets update "gs://$IN" --project="$PROJECT" --cors-file="$CONF/cors.json"
+exists gcloud pubsub topics describe "$TOPIC" --project="$PROJECT" || run gcloud pubsub topics create "$TOPIC" --project="$PROJECT"
+exists gcloud pubsub topics describe "$DLQ" --project="$PROJECT" || run gcloud pubsub topics create "$DLQ" --project="$PROJECT"
+# a pull subscription keeps dead-lettered messages for inspection and replay (README: Runbook)
+exists gcloud pubsub subscriptions describe "$DLQ-hold" --project="$PROJECT" ||
+  run gcloud pubsub subscriptions create "$DLQ-hold" --project="$PROJECT" --topic="$DLQ" \
+    --message-retention-duration=7d --expiration-period=never
+exists gcloud artifacts repositories describe "$REPO" --project="$PROJECT" --location="$REGION" ||
+  run gcloud artifacts repositories create "$REPO" --project="$PROJECT" --location="$REGION" --repository-format=docker
 run gcloud auth configure-docker "$REGION-docker.pkg.dev" --quiet
 run docker build -f "$ROOT/infra/Dockerfile" -t "$IMAGE" "$ROOT"
 run docker push "$IMAGE"
-run gcloud secrets create "$SECRET" --project="$PROJECT" --replication-policy=automatic
-if (( DRY )); then echo "openssl rand -hex 32 | gcloud secrets versions add $SECRET --data-file=- --project=$PROJECT";
-else openssl rand -hex 32 | gcloud secrets versions add "$SECRET" --data-file=- --project="$PROJECT"; fi
+if ! exists gcloud secrets describe "$SECRET" --project="$PROJECT"; then
+  run gcloud secrets create "$SECRET" --project="$PROJECT" --replication-policy=automatic
+  if (( DRY )); then echo "openssl rand -hex 32 | gcloud secrets versions add $SECRET --data-file=- --project=$PROJECT";
+  else openssl rand -hex 32 | gcloud secrets versions add "$SECRET" --data-file=- --project="$PROJECT"; fi
+fi
 
+# --- the render job
 run gcloud run jobs deploy "$JOB" --project="$PROJECT" --region="$REGION" --image="$IMAGE" \
   --tasks=1 --max-retries="${RENDER_MAX_RETRIES:-3}" --task-timeout="${RENDER_TASK_TIMEOUT_S:-3600}s" \
-  --cpu=4 --memory=4Gi --service-account="$JOB_SA" \
+  --cpu="${RENDER_CPU:-4}" --memory="${RENDER_MEMORY:-4Gi}" --service-account="$JOB_SA" \
   --set-env-vars="EXPORT_INPUT_BUCKET=$IN,EXPORT_OUTPUT_BUCKET=$OUT,EXPORT_API_BASE=$API_BASE,EXPORT_COMPLETE_URL=$API_BASE/export-complete,RENDER_MAX_RETRIES=${RENDER_MAX_RETRIES:-3}" \
   --set-secrets="$SECRETS"
 
+# --- the functions (gen2), all from the same bundle
 common=(--project="$PROJECT" --region="$REGION" --gen2 --runtime=python311 --source="$BUNDLE"
-        --service-account="$FN_SA" --set-env-vars="$ENV" --set-secrets="$SECRETS" --max-instances=20)
-for fn in export_start export_status; do
-  run gcloud functions deploy "${fn//_/-}" "${common[@]}" --entry-point="$fn" --trigger-http --no-allow-unauthenticated
+        --max-instances="$MAX_INSTANCES")
+# the API account runs the client functions, export-complete, reconcile and finalize (worker token
+# as a secret); the dispatcher account only claims jobs and starts executions (no storage, no secret)
+api=("${common[@]}" --service-account="$FN_SA" --set-env-vars="$ENV,DB_USER=$(db_user "$FN_SA")" --set-secrets="$SECRETS")
+for fn in export_start export_status export_cancel reconcile_exports; do
+  run gcloud functions deploy "${fn//_/-}" "${api[@]}" --entry-point="$fn" --trigger-http --no-allow-unauthenticated
 done
 # export_complete is called by the render job with the worker token (Authorization: Bearer), which
 # the function checks in constant time; it carries no Google ID token, so the platform must not
 # require IAM for this one function.
-run gcloud functions deploy export-complete "${common[@]}" --entry-point=export_complete --trigger-http --allow-unauthenticated
-run gcloud functions deploy export-cancel "${common[@]}" --entry-point=export_cancel --trigger-http --no-allow-unauthenticated
-run gcloud functions deploy reconcile-exports "${common[@]}" --entry-point=reconcile_exports --trigger-http --no-allow-unauthenticated
-run gcloud scheduler jobs create http sceneflow-reconcile --project="$PROJECT" --location="$REGION" \
-  --schedule="*/5 * * * *" --http-method=POST --uri="$API_BASE/reconcile-exports" \
-  --oidc-service-account-email="$FN_SA"
-run gcloud functions deploy dispatch-export "${common[@]}" --entry-point=dispatch_export --trigger-topic="$TOPIC" --retry
+run gcloud functions deploy export-complete "${api[@]}" --entry-point=export_complete --trigger-http --allow-unauthenticated
+# dispatch_export (a CloudEvent function) is fed by our own push subscription, so that it has a
+# dead-letter policy: Pub/Sub retries with backoff and, after 10 attempts, moves the message to $DLQ.
+run gcloud functions deploy dispatch-export "${common[@]}" --service-account="$DISPATCH_SA" \
+  --set-env-vars="$ENV,DB_USER=$(db_user "$DISPATCH_SA")" --entry-point=dispatch_export --trigger-http --no-allow-unauthenticated
 # One Eventarc trigger per bucket: the same entry point serves the input and the output bucket.
 for b in "$IN" "$OUT"; do
   name=on-finalized-$([[ $b == "$IN" ]] && echo input || echo output)
-  run gcloud functions deploy "$name" "${common[@]}" --entry-point=on_object_finalized \
-    --trigger-event-filters="type=google.cloud.storage.object.v1.finalized" --trigger-event-filters="bucket=$b" --retry
+  run gcloud functions deploy "$name" "${api[@]}" --entry-point=on_object_finalized \
+    --trigger-event-filters="type=google.cloud.storage.object.v1.finalized" --trigger-event-filters="bucket=$b" \
+    --trigger-service-account="$INVOKER_SA" --retry
 done
 
-# Schema: Alembic migrations through the Cloud SQL connector, as the deployer's IAM database user
+# --- Pub/Sub -> dispatch-export, with the dead-letter policy
+if (( ! DRY )) && [[ -z "${PROJECT_NUMBER:-}" ]]; then
+  PROJECT_NUMBER=$(gcloud projects describe "$PROJECT" --format='value(projectNumber)'); fi
+PUBSUB_AGENT="serviceAccount:service-$PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com"
+run gcloud functions add-invoker-policy-binding dispatch-export --project="$PROJECT" --region="$REGION" \
+  --member="serviceAccount:$INVOKER_SA"
+exists gcloud pubsub subscriptions describe "$TOPIC-dispatch" --project="$PROJECT" ||
+  run gcloud pubsub subscriptions create "$TOPIC-dispatch" --project="$PROJECT" --topic="$TOPIC" \
+    --push-endpoint="$API_BASE/dispatch-export/projects/$PROJECT/topics/$TOPIC" \
+    --push-auth-service-account="$INVOKER_SA" --push-auth-token-audience="$API_BASE/dispatch-export" \
+    --ack-deadline=60 --min-retry-delay=10s --max-retry-delay=600s \
+    --dead-letter-topic="$DLQ" --max-delivery-attempts=10
+# the Pub/Sub service agent forwards undeliverable messages: publisher on $DLQ, subscriber on the source
+run gcloud pubsub topics add-iam-policy-binding "$DLQ" --project="$PROJECT" --member="$PUBSUB_AGENT" --role=roles/pubsub.publisher
+run gcloud pubsub subscriptions add-iam-policy-binding "$TOPIC-dispatch" --project="$PROJECT" \
+  --member="$PUBSUB_AGENT" --role=roles/pubsub.subscriber
+
+# --- Cloud Scheduler: reconcile-exports every 5 minutes (OIDC token of the invoker account)
+run gcloud functions add-invoker-policy-binding reconcile-exports --project="$PROJECT" --region="$REGION" \
+  --member="serviceAccount:$INVOKER_SA"
+exists gcloud scheduler jobs describe sceneflow-reconcile --project="$PROJECT" --location="$REGION" ||
+  run gcloud scheduler jobs create http sceneflow-reconcile --project="$PROJECT" --location="$REGION" \
+    --schedule="*/5 * * * *" --http-method=POST --uri="$API_BASE/reconcile-exports" \
+    --oidc-service-account-email="$INVOKER_SA" --oidc-token-audience="$API_BASE/reconcile-exports"
+
+# --- log-based metrics (alert policies: infra/terraform, or the console)
+metric() {
+  exists gcloud logging metrics describe "$1" --project="$PROJECT" ||
+    run gcloud logging metrics create "$1" --project="$PROJECT" --description="$2" --log-filter="$3"
+}
+metric sceneflow_failed_exports "SceneFlow exports that ended failed" 'jsonPayload.message="export failed"'
+metric sceneflow_stuck_exports "SceneFlow exports failed by reconcile (stale or dead execution)" \
+  'jsonPayload.message="reconcile failed a stale export"'
+metric sceneflow_publish_failures "SceneFlow jobs left queued because publishing failed" \
+  'jsonPayload.message="publish failed; job stays queued"'
+
+# --- schema: Alembic migrations through the Cloud SQL connector, as the deployer's IAM database user
 # (DB_MIGRATE_USER: your Google account email), with the project's venv.
 run env INSTANCE_CONNECTION_NAME="$INSTANCE" DB_IAM_AUTH=true DB_USER="${DB_MIGRATE_USER:?set DB_MIGRATE_USER}" \
-  "$ROOT/.venv/bin/python" -m shared.db
-[[ -n "${BUNDLE_DIR:-}" ]] || rm -rf "$BUNDLE"
+  DB_NAME="${DB_NAME:-sceneflow}" "$MIGRATE_PYTHON" -m shared.db

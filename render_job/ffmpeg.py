@@ -2,14 +2,18 @@
 
 One FFmpeg run renders the whole export through a single -filter_complex graph:
 
-    per scene   image (decoded once, scaled once, repeated by the `loop` filter) | clip (-ss/-t,
-                frozen last frame via tpad if short) | colour (lavfi `color` source in the graph)
-                -> scale (fit, BT.709 limited range) -> crop/pad -> setsar=1 -> fps -> yuv420p
-                -> trim to the scene's duration                              => [v0] [v1] ...
+    per scene   image (decoded once, fitted once, repeated by the `loop` filter) | clip (-ss/-t,
+                frozen last frame via tpad if short) | colour or title card (lavfi `color` source)
+                -> fit (BT.709 limited range): cover = scale+crop, contain = scale+pad,
+                   blur = contain overlaid on a downscaled, box-blurred, darkened cover copy
+                -> Ken Burns motion: `perspective` (sense=source, eval=frame, bilinear) maps a moving
+                   sub-pixel window of the fitted frame onto the frame -> no whole-pixel steps
+                -> setsar=1 -> fps -> yuv420p -> trim to the scene's duration => [v0] [v1] ...
     timeline    [v0][v1] xfade(offset = start of scene 1) -> ... ; cuts use concat
     captions    subtitles=captions.ass:fontsdir=fonts (relative to the FFmpeg working directory,
                 so no caption text and no user-controlled path ever enters the graph or argv)
-    audio       narrations (48 kHz stereo, gain, cut, adelay to the scene start) -> amix
+    audio       narrations (48 kHz stereo, gain, cut, adelay to scene start + offset) and clip audio
+                (gain, adelay to the scene start) -> amix
                 music (looped, gain, fades, trimmed) ducked by sidechaincompress keyed on narration
                 -> loudnorm (target LUFS / dBTP) -> 48 kHz -> padded/trimmed to the total
                 no audio at all -> anullsrc silence (the output always has an AAC stereo track)
@@ -20,6 +24,7 @@ render_job.job names downloaded assets itself.
 """
 from __future__ import annotations
 
+import math
 from typing import Mapping
 
 from render_job.plan import RenderPlan, ScenePlan
@@ -46,12 +51,73 @@ def fmt_s(seconds: float) -> str:
     return text or "0"
 
 
+BLUR_DOWNSCALE = 8        # the blurred fill is computed at 1/8 of the frame size, then scaled up
+BLUR_RADIUS = 6           # box-blur radius at that size (pixels), 2 passes
+BLUR_DARKEN = 0.6         # luma gain of the blurred fill (limited range, about 16)
+_SCALE_COMMON = "force_divisible_by=2:out_range=tv:out_color_matrix=bt709:flags=bicubic"
+
+
 def _fit_filters(scene: ScenePlan, w: int, h: int) -> str:
-    scale_common = f"force_divisible_by=2:out_range=tv:out_color_matrix=bt709:flags=bicubic"
+    """Cover or contain as a linear filter chain (blur needs a graph: see _fit_graph)."""
     if scene.fit == "contain":
-        return (f"scale={w}:{h}:force_original_aspect_ratio=decrease:{scale_common},"
+        return (f"scale={w}:{h}:force_original_aspect_ratio=decrease:{_SCALE_COMMON},"
                 f"pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:color=black")
-    return f"scale={w}:{h}:force_original_aspect_ratio=increase:{scale_common},crop={w}:{h}"
+    return f"scale={w}:{h}:force_original_aspect_ratio=increase:{_SCALE_COMMON},crop={w}:{h}"
+
+
+def _fit_graph(src: str, scene: ScenePlan, w: int, h: int) -> tuple[list[str], str]:
+    """Statements fitting `src` (a pad label such as "[0:v]" plus filters, ending in a chain) to w x h.
+
+    Returns:
+        (statements to add before the scene chain, the label/chain prefix to continue from).
+    """
+    if scene.fit != "blur":
+        return [], f"{src}{_fit_filters(scene, w, h)}"
+    i = scene.index
+    bw, bh = max(2, (w // BLUR_DOWNSCALE) // 2 * 2), max(2, (h // BLUR_DOWNSCALE) // 2 * 2)
+    stmts = [
+        f"{src}split=2[bg{i}][fg{i}]",
+        f"[bg{i}]scale={bw}:{bh}:force_original_aspect_ratio=increase:{_SCALE_COMMON},crop={bw}:{bh},"
+        f"format=yuv420p,boxblur=luma_radius={BLUR_RADIUS}:luma_power=2:chroma_radius={BLUR_RADIUS // 2}"
+        f":chroma_power=2,lutyuv=y=16+(val-16)*{BLUR_DARKEN:g},"
+        f"scale={w}:{h}:flags=bilinear,setsar=1[bgs{i}]",
+        f"[fg{i}]scale={w}:{h}:force_original_aspect_ratio=decrease:{_SCALE_COMMON},format=yuv420p,"
+        f"setsar=1[fgs{i}]",
+    ]
+    return stmts, f"[bgs{i}][fgs{i}]overlay=(W-w)/2:(H-h)/2:format=yuv420"
+
+
+def motion_filter(scene: ScenePlan, w: int, h: int, frames: int) -> str:
+    """The Ken Burns filter for a scene of `frames` frames, or "" for no motion.
+
+    A window of the fitted w x h frame is mapped onto the whole frame by `perspective` (sub-pixel,
+    bilinear, re-evaluated per frame), with p = frame index / (frames - 1) going 0 -> 1 (the filter
+    numbers its input frames from 1: p = (in - 1) / (frames - 1)):
+      zoom-in   window fraction f = (1 - s)^p, centred (zoom-out: (1 - s)^(1 - p)): constant
+                perceived zoom speed; the window is never larger than the picture;
+      pan-*     window fraction 1 - s, moving s * w (or s * h) at constant speed; "pan-left" moves the
+                picture leftwards across the frame (the window travels towards its right edge).
+    s = motion_strength (0..0.5).
+    """
+    s = float(scene.motion_strength)
+    if scene.motion == "none" or s <= 0 or frames < 2:
+        return ""
+    p = f"((in-1)/{frames - 1})"  # perspective counts input frames from 1
+    if scene.motion in ("zoom-in", "zoom-out"):
+        q = p if scene.motion == "zoom-in" else f"(1-{p})"
+        f = f"exp({q}*{math.log(1.0 - s):.9f})"
+        left, top, ww, wh = f"(W*(1-{f})/2)", f"(H*(1-{f})/2)", f"(W*{f})", f"(H*{f})"
+    else:
+        ww, wh = f"(W*{1 - s:.9g})", f"(H*{1 - s:.9g})"
+        if scene.motion in ("pan-left", "pan-right"):
+            q = p if scene.motion == "pan-left" else f"(1-{p})"
+            left, top = f"(W*{s:.9g}*{q})", f"(H*{s / 2:.9g})"
+        else:
+            q = p if scene.motion == "pan-up" else f"(1-{p})"
+            left, top = f"(W*{s / 2:.9g})", f"(H*{s:.9g}*{q})"
+    right, bottom = f"{left}+{ww}", f"{top}+{wh}"
+    return (f"perspective=x0='{left}':y0='{top}':x1='{right}':y1='{top}':x2='{left}':y2='{bottom}'"
+            f":x3='{right}':y3='{bottom}':interpolation=linear:sense=source:eval=frame,")
 
 
 def _common_tail(plan: RenderPlan, duration: float) -> str:
@@ -88,13 +154,19 @@ def build_command(plan: RenderPlan, inputs: Mapping[str, str], out_mp4: str, ass
     args: list[str] = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error"]
     graph: list[str] = []
     idx = 0
+    clip_inputs: dict[int, int] = {}  # scene index -> input index of its clip
 
     # --- video inputs and per-scene chains
     for sc in plan.scenes:
         label = f"[v{sc.index}]"
-        if sc.kind == "color":
+        if sc.kind in ("color", "title"):
+            # one RGB frame converted with the BT.709 matrix (the `color` source's own YUV output
+            # uses BT.601 coefficients, a visible hue/brightness shift under BT.709 tags), then looped
             color = (sc.color or "#000000").lstrip("#")
-            graph.append(f"color=c=0x{color}:s={w}x{h}:r={fps}:d={fmt_s(sc.duration)},"
+            n_frames = max(1, int(round(sc.duration * fps)))
+            graph.append(f"color=c=0x{color}:s={w}x{h}:r={fps},trim=end_frame=1,format=rgb24,"
+                         f"scale={w}:{h}:out_range=tv:out_color_matrix=bt709,format=yuv420p,"
+                         f"loop=loop={n_frames - 1}:size=1:start=0,settb=1/{fps},setpts=N,"
                          f"{_common_tail(plan, sc.duration)}{label}")
             continue
         path = inputs[sc.src]  # type: ignore[index]
@@ -103,17 +175,27 @@ def build_command(plan: RenderPlan, inputs: Mapping[str, str], out_mp4: str, ass
             # 2-3x faster than `-loop 1` input, which decodes and rescales the image for every frame.
             n_frames = max(1, int(round(sc.duration * fps)))
             args += ["-i", path]
-            chain = (f"[{idx}:v]{_fit_filters(sc, w, h)},setsar=1,format=yuv420p,"
+            pre, fitted = _fit_graph(f"[{idx}:v]", sc, w, h)
+            graph += pre
+            chain = (f"{fitted},setsar=1,format=yuv420p,"
                      f"loop=loop={n_frames - 1}:size=1:start=0,settb=1/{fps},setpts=N,"
-                     f"{_common_tail(plan, sc.duration)}")
+                     f"{motion_filter(sc, w, h, n_frames)}{_common_tail(plan, sc.duration)}")
         else:  # video
             read_s = min(sc.duration, sc.clip_s) if sc.clip_s else sc.duration
             args += ["-ss", fmt_s(sc.trim_start_s), "-t", fmt_s(read_s), "-i", path]
             pad = ""
             if sc.clip_pad_s > 0 or not sc.clip_s:
                 pad = f"tpad=stop_mode=clone:stop_duration={fmt_s(sc.duration)},"
-            chain = (f"[{idx}:v]setpts=PTS-STARTPTS,{_fit_filters(sc, w, h)},setsar=1,fps={fps},{pad}"
+            n_frames = max(1, int(round(sc.duration * fps)))
+            pre, fitted = _fit_graph(f"[{idx}:v]setpts=PTS-STARTPTS,", sc, w, h)
+            graph += pre
+            motion = motion_filter(sc, w, h, n_frames)
+            if motion:  # frame-exact scene first, so the motion's frame index runs 0..n-1
+                motion = f"format=yuv420p,trim=end_frame={n_frames},{motion}"
+            chain = (f"{fitted},setsar=1,fps={fps},{pad}{motion}"
                      f"{_common_tail(plan, sc.duration)}")
+            if sc.clip_audio:
+                clip_inputs[sc.index] = idx
         graph.append(chain + label)
         idx += 1
 
@@ -133,8 +215,17 @@ def build_command(plan: RenderPlan, inputs: Mapping[str, str], out_mp4: str, ass
     else:
         graph.append(f"{acc}format=yuv420p[vout]")
 
-    # --- audio
+    # --- audio: clip sound and narrations form the foreground (which ducks the music)
     narr_labels: list[str] = []
+    for sc in plan.scenes:
+        if sc.index not in clip_inputs:
+            continue
+        read_s = min(sc.duration, sc.clip_s) if sc.clip_s else sc.duration
+        delay_ms = int(round(sc.start * 1000))
+        graph.append(f"[{clip_inputs[sc.index]}:a]aresample={AUDIO_RATE},"
+                     f"aformat=sample_fmts=fltp:channel_layouts=stereo,volume={sc.clip_volume:g},"
+                     f"atrim=0:{fmt_s(read_s)},asetpts=PTS-STARTPTS,adelay={delay_ms}:all=1[c{sc.index}]")
+        narr_labels.append(f"[c{sc.index}]")
     for sc in plan.scenes:
         if not sc.narration_src:
             continue
@@ -145,7 +236,7 @@ def build_command(plan: RenderPlan, inputs: Mapping[str, str], out_mp4: str, ass
             cut = sc.narration_cut_s
             chain += (f",atrim=0:{fmt_s(cut)},"
                       f"afade=t=out:st={fmt_s(max(0.0, cut - NARRATION_FADE_S))}:d={fmt_s(NARRATION_FADE_S)}")
-        delay_ms = int(round(sc.start * 1000))
+        delay_ms = int(round((sc.start + sc.narration_offset_s) * 1000))
         chain += f",asetpts=PTS-STARTPTS,adelay={delay_ms}:all=1"
         label = f"[n{sc.index}]"
         graph.append(chain + label)
@@ -210,6 +301,106 @@ def build_command(plan: RenderPlan, inputs: Mapping[str, str], out_mp4: str, ass
 
 
 def build_poster_command(ffmpeg: str, mp4: str, time_s: float, out_jpg: str) -> list[str]:
-    """argv extracting the frame at `time_s` (seconds) of `mp4` as a JPEG at `out_jpg` (full size, q 2)."""
+    """argv extracting the frame at `time_s` (seconds) of `mp4` as a JPEG at `out_jpg` (full size, q 2).
+
+    The frame is converted from the video's BT.709 limited range to JPEG's BT.601 full range (what
+    every JPEG decoder assumes), so the poster's colours match the video's."""
     return [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-ss", fmt_s(time_s), "-i", mp4,
-            "-frames:v", "1", "-q:v", "2", "-update", "1", "-y", out_jpg]
+            "-frames:v", "1", "-vf", "scale=in_range=tv:in_color_matrix=bt709:out_range=pc:out_color_matrix=bt601,"
+            "format=yuvj420p", "-q:v", "2", "-update", "1", "-y", out_jpg]
+
+
+# --- loudness: measure the rendered output; correct it with a linear two-pass loudnorm if needed
+LOUDNESS_TOLERANCE_LU = 1.0   # a single-pass result further than this from the target gets a second pass
+TRUE_PEAK_TOLERANCE_DB = 0.5  # ... as does a true peak more than this above the ceiling
+
+
+def build_loudness_measure_command(ffmpeg: str, mp4: str) -> list[str]:
+    """argv measuring `mp4`'s audio with ebur128 (EBU R128: integrated loudness, LRA, true peak).
+    The summary is printed on stderr at the end (parse it with parse_ebur128_summary)."""
+    return [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info", "-i", mp4, "-vn", "-sn",
+            "-af", "ebur128=peak=true:framelog=verbose", "-f", "null", "-progress", "pipe:1", "-"]
+
+
+def parse_ebur128_summary(lines: list[str] | str) -> dict[str, float] | None:
+    """{"integratedLufs", "truePeakDb", "lra"} from ebur128's Summary (LUFS, dBTP, LU), or None."""
+    text = lines if isinstance(lines, str) else "\n".join(lines)
+    at = text.rfind("Summary:")
+    if at < 0:
+        return None
+    out: dict[str, float] = {}
+    for line in text[at:].splitlines():
+        key, _, rest = line.strip().partition(":")
+        parts = rest.split()
+        if not parts:
+            continue
+        try:
+            value = float(parts[0])
+        except ValueError:
+            continue
+        if key == "I" and "integratedLufs" not in out:
+            out["integratedLufs"] = value
+        elif key == "LRA" and "lra" not in out:
+            out["lra"] = value
+        elif key == "Peak":
+            out["truePeakDb"] = value
+    if "integratedLufs" not in out:
+        return None
+    out.setdefault("lra", 0.0)
+    out.setdefault("truePeakDb", float("-inf"))
+    return out
+
+
+def loudness_needs_second_pass(measured: dict[str, float], target_lufs: float, true_peak_db: float) -> bool:
+    """True when the single-pass output misses the target by more than the tolerances (silence: never)."""
+    i = measured.get("integratedLufs", float("-inf"))
+    if not math.isfinite(i) or i < -69:  # silent output: nothing to normalise
+        return False
+    return (abs(i - target_lufs) > LOUDNESS_TOLERANCE_LU
+            or measured.get("truePeakDb", float("-inf")) > true_peak_db + TRUE_PEAK_TOLERANCE_DB)
+
+
+def build_loudnorm_analysis_command(ffmpeg: str, mp4: str, plan: RenderPlan) -> list[str]:
+    """argv of loudnorm's analysis pass over `mp4`'s audio (JSON on stderr: parse_loudnorm_json)."""
+    return [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info", "-i", mp4, "-vn", "-sn",
+            "-af", f"loudnorm=I={plan.loudness_lufs:g}:TP={plan.true_peak_db:g}:LRA={LOUDNESS_RANGE}"
+                   ":print_format=json", "-f", "null", "-progress", "pipe:1", "-"]
+
+
+def parse_loudnorm_json(lines: list[str] | str) -> dict[str, str] | None:
+    """The JSON block loudnorm prints after an analysis pass (input_i, input_tp, input_lra,
+    input_thresh, target_offset, ...), or None."""
+    import json
+    text = lines if isinstance(lines, str) else "\n".join(lines)
+    start, end = text.rfind("{"), text.rfind("}")
+    if start < 0 or end < start:
+        return None
+    try:
+        data = json.loads(text[start:end + 1])
+    except ValueError:
+        return None
+    needed = ("input_i", "input_tp", "input_lra", "input_thresh", "target_offset")
+    if not all(k in data for k in needed):
+        return None
+    for k in needed:
+        try:
+            if not math.isfinite(float(data[k])):
+                return None
+        except (TypeError, ValueError):
+            return None
+    return data
+
+
+def build_loudnorm_apply_command(ffmpeg: str, mp4: str, plan: RenderPlan, measured: Mapping[str, str],
+                                 out_mp4: str) -> list[str]:
+    """argv of the second pass: the video stream copied, the audio re-normalised with loudnorm in
+    linear mode from the analysis values (a plain gain when the true-peak ceiling allows it)."""
+    af = (f"loudnorm=I={plan.loudness_lufs:g}:TP={plan.true_peak_db:g}:LRA={LOUDNESS_RANGE}"
+          f":measured_I={measured['input_i']}:measured_TP={measured['input_tp']}"
+          f":measured_LRA={measured['input_lra']}:measured_thresh={measured['input_thresh']}"
+          f":offset={measured['target_offset']}:linear=true,"
+          f"aresample={AUDIO_RATE},aformat=sample_fmts=fltp:channel_layouts=stereo")
+    return [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-i", mp4, "-map", "0:v", "-map", "0:a",
+            "-c:v", "copy", "-af", af, "-c:a", "aac", "-b:a", AUDIO_BITRATE, "-ar", str(AUDIO_RATE), "-ac", "2",
+            "-movflags", "+faststart", "-t", fmt_s(plan.total_s), "-progress", "pipe:1", "-nostats", "-y",
+            out_mp4]

@@ -15,6 +15,7 @@ reported `failed`.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -92,7 +93,13 @@ def _local_name(k: int, src: str) -> str:
 
 
 def _mb(n: int) -> str:
-    return f"{n / 1e6:.1f} MB"
+    """A byte count for messages: '523 B', '48.2 kB', '512.0 MB', '1.50 GB'."""
+    if n < 1000:
+        return f"{n} B"
+    for unit, div in (("kB", 1e3), ("MB", 1e6), ("GB", 1e9)):
+        if n < div * 1000 or unit == "GB":
+            return f"{n / div:.1f} {unit}" if unit != "GB" else f"{n / div:.2f} GB"
+    return f"{n} B"
 
 
 def _fetch_and_probe(spec: ExportSpec, job_id: str, storage: Any, input_bucket: str,
@@ -217,12 +224,61 @@ def _upload(storage: Any, bucket: str, name: str, path: str, content_type: str,
 
 
 def _output_dict(out_bucket: str, job_id: str, filename: str, duration: float, size: int, width: int,
-                 height: int, captions: dict[str, str], scenes: list[dict] | None = None) -> dict:
-    """The `output` of a succeeded report; `scenes` is the timeline [{startS, durationS}] in seconds."""
+                 height: int, captions: dict[str, str], scenes: list[dict] | None = None,
+                 loudness: dict | None = None) -> dict:
+    """The `output` of a succeeded report; `scenes` is the timeline [{startS, durationS}] in seconds;
+    `loudness` the measured {integratedLufs, truePeakDb, lra} of the output (absent without audio)."""
     prefix = f"exports/{job_id}/"
-    return {"uri": f"gs://{out_bucket}/{prefix}{filename}", "filename": filename,
-            "durationS": round(duration, 3), "sizeBytes": size, "width": width, "height": height,
-            "poster": prefix + "poster.jpg", "captions": captions, "scenes": scenes or []}
+    out = {"uri": f"gs://{out_bucket}/{prefix}{filename}", "filename": filename,
+           "durationS": round(duration, 3), "sizeBytes": size, "width": width, "height": height,
+           "poster": prefix + "poster.jpg", "captions": captions, "scenes": scenes or []}
+    if loudness:
+        out["loudness"] = loudness
+    return out
+
+
+_LOUDNESS_KEYS = (("integratedLufs", "loudness-i"), ("truePeakDb", "loudness-tp"), ("lra", "loudness-lra"))
+
+
+def _loudness_to_metadata(loudness: dict) -> dict[str, str]:
+    return {meta: f"{loudness[key]:.1f}" for key, meta in _LOUDNESS_KEYS if loudness.get(key) is not None}
+
+
+def _loudness_from_metadata(md: dict[str, str]) -> dict | None:
+    try:
+        out = {key: float(md[meta]) for key, meta in _LOUDNESS_KEYS if md.get(meta)}
+    except ValueError:
+        return None
+    return out if "integratedLufs" in out else None
+
+
+def _loudness(exe: str, workdir: str, out_mp4: str, plan: RenderPlan) -> dict | None:
+    """Measure the output's loudness (ebur128); when the single-pass loudnorm of the render missed the
+    target (ffargs.loudness_needs_second_pass), re-normalise the audio with a linear two-pass loudnorm
+    (video copied) and measure again. Returns {integratedLufs, truePeakDb, lra} or None if unmeasurable."""
+    def measure() -> dict | None:
+        lines = run_ffmpeg(ffargs.build_loudness_measure_command(exe, out_mp4), cwd=workdir, total_s=plan.total_s,
+                           what="ffmpeg loudness measurement")
+        return ffargs.parse_ebur128_summary(lines)
+
+    measured = measure()
+    if measured is None:
+        logs.warning("could not measure the output's loudness")
+        return None
+    passes = 1
+    if ffargs.loudness_needs_second_pass(measured, plan.loudness_lufs, plan.true_peak_db):
+        lines = run_ffmpeg(ffargs.build_loudnorm_analysis_command(exe, out_mp4, plan), cwd=workdir,
+                           total_s=plan.total_s, what="ffmpeg loudnorm analysis")
+        analysis = ffargs.parse_loudnorm_json(lines)
+        if analysis is not None:
+            fixed = "output-2pass.mp4"
+            run_ffmpeg(ffargs.build_loudnorm_apply_command(exe, out_mp4, plan, analysis, fixed), cwd=workdir,
+                       total_s=plan.total_s, what="ffmpeg loudnorm second pass")
+            os.replace(os.path.join(workdir, fixed), os.path.join(workdir, out_mp4))
+            first, measured, passes = measured, (measure() or measured), 2
+            logs.info("loudness corrected by a second pass", firstPass=first, secondPass=measured)
+    logs.info("output loudness", passes=passes, targetLufs=plan.loudness_lufs, **measured)
+    return {k: (round(v, 1) if math.isfinite(v) else None) for k, v in measured.items()}
 
 
 def _timeline(plan) -> list[dict]:
@@ -243,7 +299,7 @@ def _already_uploaded(storage: Any, out_bucket: str, job_id: str, spec: ExportSp
         return None
     captions = {k: f"exports/{job_id}/{md[k]}" for k in ("srt", "vtt") if md.get(k)}
     return _output_dict(out_bucket, job_id, filename, duration, info.size, width, height, captions,
-                        timeline_from_metadata(md))
+                        timeline_from_metadata(md), _loudness_from_metadata(md))
 
 
 def _check_canceled(reporter: Any) -> None:
@@ -294,11 +350,12 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
         local, probes = _fetch_and_probe(spec, job_id, storage, settings.input_bucket, workdir, settings)
         reporter.running("preparing", 0.05)
         plan = build_plan(spec, probes)
-        caption_paths = write_captions(plan.cues, plan.width, plan.height, workdir)
+        caption_paths = write_captions(plan.cues, plan.width, plan.height, workdir, style=plan.caption_style,
+                                       titles=plan.titles, burn_in=plan.burn_in)
         fonts_link = os.path.join(workdir, "fonts")
         if not os.path.exists(fonts_link):
             shutil.copytree(FONTS_DIR, fonts_link)
-        burn = plan.burn_in and bool(plan.cues)
+        burn = (plan.burn_in and bool(plan.cues)) or bool(plan.titles)
         timings["prepare_s"] = time.monotonic() - t0
         logs.info("plan ready", job_id=job_id, totalS=plan.total_s, scenes=len(plan.scenes),
                   width=plan.width, height=plan.height, fps=plan.fps, quality=plan.quality)
@@ -318,6 +375,9 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
                    stall_s=settings.render_stall_s, job_id=job_id)
         timings["render_s"] = time.monotonic() - t1
         _check_canceled(reporter)
+        t_loud = time.monotonic()
+        loudness = _loudness(exe, workdir, out_mp4, plan) if plan.has_audio else None
+        timings["loudness_s"] = time.monotonic() - t_loud
         run_ffmpeg(ffargs.build_poster_command(exe, out_mp4, plan.poster_s, "poster.jpg"), cwd=workdir,
                    total_s=0.0, timeout_s=120, what="ffmpeg poster")
         mp4_path = os.path.join(workdir, out_mp4)
@@ -347,6 +407,8 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
                     "height": str(plan.height), "filename": filename, "poster": "poster.jpg",
                     **timeline_to_metadata(_timeline(plan))}
         metadata.update({kind: name.rsplit("/", 1)[-1] for kind, name in captions.items()})
+        if loudness:
+            metadata.update(_loudness_to_metadata(loudness))
         size = os.path.getsize(mp4_path)
         if not _upload(storage, out_bucket, prefix + filename, mp4_path, "video/mp4", metadata):
             logs.info("video already uploaded by an earlier attempt", job_id=job_id)
@@ -355,7 +417,7 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
                 size = existing.size
         timings["upload_s"] = time.monotonic() - t2
         output = _output_dict(out_bucket, job_id, filename, duration, size, plan.width, plan.height, captions,
-                              _timeline(plan))
+                              _timeline(plan), loudness)
         reporter.succeeded(output)
         timings["total_s"] = time.monotonic() - t0
         logs.info("export rendered", job_id=job_id, attempt=attempt, output=output, timings=timings)

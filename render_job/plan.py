@@ -9,8 +9,11 @@ the output frame rate so that scene starts, xfade offsets and the total land exa
 
 Timeline rules (scene i has duration D_i and transition t_i into scene i+1; t of the last scene is 0):
     S_0 = 0,  S_i = sum_{k<i} (D_k - t_k),  total = sum D - sum t.
-Caption cue i spans [S_i, S_{i+1}) (the last one ends at total), so cues never overlap.
-Narration i starts at S_i.
+Caption cue i spans [S_i, S_{i+1}) (the last one ends at total), so cues never overlap. Explicit
+cues are placed at S_i + startS .. S_i + endS and cut where the next scene starts (S_{i+1}).
+Narration i starts at S_i + offsetS.
+A title card (visual type "title") is a colour scene plus a TitleCard text event over [S_i, S_i + D_i),
+fading in and out over its transitions (burned in through the same ASS file as the captions).
 """
 from __future__ import annotations
 
@@ -28,13 +31,17 @@ MIN_SCENE_FRAMES = 2
 class ScenePlan:
     """One scene on the timeline. Times in seconds.
 
-    kind: "image" | "video" | "color". src: the spec's src (None for colour). color: "#rrggbb".
+    kind: "image" | "video" | "color" | "title". src: the spec's src (None for colour and title).
+    color: "#rrggbb" (the colour, or a title card's background). fit: cover | contain | blur.
+    motion: none | zoom-in | zoom-out | pan-left | pan-right | pan-up | pan-down, motion_strength the
+    fraction of the frame zoomed or panned over the scene. clip_volume: linear gain of a clip's own
+    audio, clip_audio: whether it is mixed (volume > 0 and the clip has an audio stream).
     start/duration/end: placement on the output timeline. transition: xfade name or "cut" into the
     next scene, transition_s its (clamped) duration (0 for cut and for the last scene).
     trim_start_s: where a clip is read from; clip_s: seconds of clip available after trimming
     (None for stills/colour); clip_pad_s: seconds of freeze-frame padding needed (clip too short).
-    narration_*: narration src, gain (linear), length (seconds), and whether it is cut at the scene
-    end (narration_cut_s = the cut length, or None).
+    narration_*: narration src, gain (linear), length (seconds), offset after the scene start
+    (seconds), and whether it is cut at the scene end (narration_cut_s = the cut length, or None).
     """
 
     index: int
@@ -54,6 +61,11 @@ class ScenePlan:
     narration_s: float | None = None
     narration_cut_s: float | None = None
     caption: str | None = None
+    motion: str = "none"
+    motion_strength: float = 0.0
+    clip_volume: float = 0.0
+    clip_audio: bool = False
+    narration_offset_s: float = 0.0
 
     @property
     def end(self) -> float:
@@ -75,6 +87,31 @@ class Cue:
     start: float
     end: float
     text: str
+
+
+@dataclass(frozen=True)
+class TitleCard:
+    """Title-card text shown over [start, end) seconds, fading in/out over fade_in/fade_out seconds."""
+
+    start: float
+    end: float
+    text: str
+    color: str
+    fade_in: float = 0.0
+    fade_out: float = 0.0
+
+
+@dataclass(frozen=True)
+class CaptionStylePlan:
+    """Caption look: font family, size_px (pixels), colours "#rrggbb", outline_width (pixels),
+    position bottom | middle | top."""
+
+    font: str = "DejaVu Sans"
+    size_px: int = 40
+    color: str = "#ffffff"
+    outline_color: str = "#000000"
+    outline_width: float = 2.5
+    position: str = "bottom"
 
 
 @dataclass(frozen=True)
@@ -108,6 +145,8 @@ class RenderPlan:
     burn_in: bool
     sidecars: tuple[str, ...]
     title: str | None = None
+    caption_style: CaptionStylePlan = CaptionStylePlan()
+    titles: tuple[TitleCard, ...] = ()
 
     @property
     def starts(self) -> list[float]:
@@ -116,8 +155,8 @@ class RenderPlan:
 
     @property
     def has_audio(self) -> bool:
-        """True when any narration or music is present."""
-        return self.music is not None or any(s.narration_src for s in self.scenes)
+        """True when any narration, clip audio or music is present."""
+        return self.music is not None or any(s.narration_src or s.clip_audio for s in self.scenes)
 
 
 def _frames_ceil(seconds: float, fps: int) -> int:
@@ -128,12 +167,17 @@ def _frames_round(seconds: float, fps: int) -> int:
     return int(math.floor(seconds * fps + 0.5))
 
 
-def _dur(info: Any) -> float | None:
+def _get(info: Any, name: str) -> Any:
     if info is None:
         return None
-    d = getattr(info, "duration_s", None)
-    if d is None and isinstance(info, Mapping):
-        d = info.get("duration_s")
+    value = getattr(info, name, None)
+    if value is None and isinstance(info, Mapping):
+        value = info.get(name)
+    return value
+
+
+def _dur(info: Any) -> float | None:
+    d = _get(info, "duration_s")
     return float(d) if d is not None else None
 
 
@@ -170,7 +214,8 @@ def build_plan(spec: ExportSpec, probes: Mapping[str, Any]) -> RenderPlan:
     meta: list[dict[str, Any]] = []
     for scene in spec.scenes:
         vis = scene.visual
-        m: dict[str, Any] = {"trim": 0.0, "clip_s": None, "narr_s": None}
+        m: dict[str, Any] = {"trim": 0.0, "clip_s": None, "narr_s": None, "clip_audio": False,
+                             "offset": float(scene.narration.offset_s) if scene.narration else 0.0}
         if scene.narration is not None:
             if scene.narration.src not in probes:
                 raise ValueError(f"no probe for narration {scene.narration.src!r}")
@@ -182,10 +227,11 @@ def build_plan(spec: ExportSpec, probes: Mapping[str, Any]) -> RenderPlan:
             end = min(vis.trim_end_s, clip_len) if vis.trim_end_s is not None else clip_len
             m["trim"] = float(vis.trim_start_s)
             m["clip_s"] = max(0.0, end - vis.trim_start_s)
+            m["clip_audio"] = vis.volume > 0 and bool(_get(probes[vis.src], "has_audio"))
         if scene.duration is not None:
             f = _frames_round(scene.duration, fps)
         elif m["narr_s"] is not None:
-            f = _frames_ceil(m["narr_s"] + NARRATION_PAUSE_S, fps)
+            f = _frames_ceil(m["offset"] + m["narr_s"] + NARRATION_PAUSE_S, fps)
         elif m["clip_s"]:
             f = _frames_round(m["clip_s"], fps)
         else:
@@ -214,32 +260,52 @@ def build_plan(spec: ExportSpec, probes: Mapping[str, Any]) -> RenderPlan:
         D = frames[i] / fps
         m = meta[i]
         narr_cut = None
-        if scene.narration is not None and scene.duration is not None and m["narr_s"] > D:
-            narr_cut = D
+        narr_src = scene.narration.src if scene.narration else None
+        if scene.narration is not None and m["offset"] + m["narr_s"] > D:
+            narr_cut = D - m["offset"]
+            if narr_cut < 1.0 / fps:  # starts at or after the scene's end: nothing of it is heard
+                narr_src, narr_cut = None, None
+        vis = scene.visual
+        caption = scene.caption.text if scene.caption and scene.caption.text is not None else None
         scenes.append(ScenePlan(
             index=i, id=scene.id, kind=scene.visual.type,
-            src=getattr(scene.visual, "src", None),
-            color=getattr(scene.visual, "color", None),
-            fit=getattr(scene.visual, "fit", "cover"),
+            src=getattr(vis, "src", None),
+            color=vis.background if vis.type == "title" else getattr(vis, "color", None),
+            fit=getattr(vis, "fit", "cover"),
             start=start_f / fps, duration=D,
             transition=names[i] if t_frames[i] > 0 else "cut",
             transition_s=t_frames[i] / fps,
             trim_start_s=m["trim"], clip_s=m["clip_s"],
-            narration_src=scene.narration.src if scene.narration else None,
+            narration_src=narr_src,
             narration_volume=float(scene.narration.volume) if scene.narration else 1.0,
             narration_s=m["narr_s"], narration_cut_s=narr_cut,
-            caption=scene.caption.text if scene.caption else None,
+            caption=caption,
+            motion=getattr(vis, "motion", "none"),
+            motion_strength=float(getattr(vis, "motion_strength", 0.0)),
+            clip_volume=float(getattr(vis, "volume", 0.0)), clip_audio=m["clip_audio"],
+            narration_offset_s=m["offset"],
         ))
         start_f += frames[i] - t_frames[i]
     total_f = sum(frames) - sum(t_frames)
     total = total_f / fps
 
     cues: list[Cue] = []
+    titles: list[TitleCard] = []
     for i, sp in enumerate(scenes):
-        if not sp.caption:
-            continue
-        end = scenes[i + 1].start if i + 1 < n else total
-        cues.append(Cue(start=sp.start, end=end, text=sp.caption))
+        limit = scenes[i + 1].start if i + 1 < n else total
+        cap = spec.scenes[i].caption
+        if sp.caption:
+            cues.append(Cue(start=sp.start, end=limit, text=sp.caption))
+        elif cap is not None and cap.cues:
+            for c in cap.cues:
+                a, b = sp.start + c.start_s, min(sp.start + c.end_s, limit)
+                if b - a >= 1.0 / fps - 1e-9:
+                    cues.append(Cue(start=a, end=b, text=c.text))
+        vis = spec.scenes[i].visual
+        if vis.type == "title":
+            titles.append(TitleCard(start=sp.start, end=sp.end, text=vis.text, color=vis.text_color,
+                                    fade_in=scenes[i - 1].transition_s if i > 0 else 0.0,
+                                    fade_out=sp.transition_s))
 
     last_frame = max(0.0, (total_f - 1) / fps)
     if spec.poster.scene is not None:
@@ -262,4 +328,13 @@ def build_plan(spec: ExportSpec, probes: Mapping[str, Any]) -> RenderPlan:
         scenes=tuple(scenes), cues=tuple(cues), total_s=total, poster_s=poster, music=music,
         loudness_lufs=float(spec.audio.loudness_lufs), true_peak_db=float(spec.audio.true_peak_db),
         burn_in=bool(spec.captions.burn_in), sidecars=tuple(spec.captions.sidecar), title=spec.title,
+        caption_style=_caption_style(spec, height), titles=tuple(titles),
     )
+
+
+def _caption_style(spec: ExportSpec, height: int) -> CaptionStylePlan:
+    st = spec.captions.style
+    size = int(st.size_px) if st.size_px is not None else max(12, round(height / 18))
+    outline = float(st.outline_width) if st.outline_width is not None else max(1.0, round(size / 16, 1))
+    return CaptionStylePlan(font=st.font, size_px=size, color=st.color, outline_color=st.outline_color,
+                            outline_width=outline, position=st.position)

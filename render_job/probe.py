@@ -100,6 +100,8 @@ def _check_read_to_end(container, name: str, vstreams, astreams, declared: float
         got = samples / rate if rate else 0.0
         if got <= 0:
             raise PermanentRenderError(f"{name}: audio stream has no decodable samples")
+        if "wav" in (container.format.name or ""):
+            declared = _wav_declared_s(container.name, got) or declared  # FFmpeg sizes WAVs by the file
         if declared and got < declared * TRUNCATED_SHARE and declared - got > TRUNCATED_MIN_GAP_S:
             raise PermanentRenderError(f"{name}: the file is truncated: its header declares {declared:.2f} s "
                                        f"but only {got:.2f} s of audio can be decoded")
@@ -119,6 +121,31 @@ def _check_read_to_end(container, name: str, vstreams, astreams, declared: float
     if declared and got < declared * TRUNCATED_SHARE and declared - got > TRUNCATED_MIN_GAP_S:
         raise PermanentRenderError(f"{name}: the file is truncated: its header declares {declared:.2f} s "
                                    f"but only {got:.2f} s of video can be read")
+    return None
+
+
+def _wav_declared_s(path: str, decoded_s: float) -> float | None:
+    """The length a WAV's `data` chunk declares, scaled from what was decoded (None if unknown or
+    a streamed WAV whose size field is 0 / 0xFFFFFFFF)."""
+    import struct
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(65536)
+            total = os.fstat(fh.fileno()).st_size
+    except OSError:
+        return None
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    pos = 12
+    while pos + 8 <= len(head):
+        cid, size = head[pos:pos + 4], struct.unpack("<I", head[pos + 4:pos + 8])[0]
+        if cid == b"data":
+            available = total - (pos + 8)
+            if size in (0, 0xFFFFFFFF) or available <= 0:
+                return None
+            return decoded_s * size / available if size > available else None
+        pos += 8 + size + (size & 1)
     return None
 
 

@@ -14,7 +14,7 @@ from typing import Iterable, Sequence
 
 import pysubs2
 
-from render_job.plan import Cue
+from render_job.plan import CaptionStylePlan, Cue, TitleCard
 
 FONT_NAME = "DejaVu Sans"
 FONTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fonts")
@@ -69,42 +69,78 @@ def vtt_text(cues: Sequence[Cue]) -> str:
     return _sidecar_file(cues, vtt=True).to_string("vtt", keep_ssa_tags=True)
 
 
-def ass_text(cues: Sequence[Cue], width: int, height: int) -> str:
-    """The ASS script for burn-in at width x height pixels.
+_ALIGN = {"bottom": pysubs2.Alignment.BOTTOM_CENTER, "middle": pysubs2.Alignment.MIDDLE_CENTER,
+          "top": pysubs2.Alignment.TOP_CENTER}
+SAFE_SIDE = 0.05      # side margins (each) as a fraction of the width: text wraps within 90%
+SAFE_VERTICAL = 0.06  # top/bottom margin as a fraction of the height
+TITLE_SIDE = 0.10     # title cards wrap within 80% of the width
+TITLE_SIZE = 1 / 12   # title text size as a fraction of the height
 
-    Style: DejaVu Sans, size height/18, white text, black outline, bottom centre, side margins of
-    5% of the width and a bottom margin of 6% of the height (title-safe area).
+
+def _color(hex_rgb: str, alpha: int = 0) -> pysubs2.Color:
+    v = hex_rgb.lstrip("#")
+    return pysubs2.Color(int(v[0:2], 16), int(v[2:4], 16), int(v[4:6], 16), alpha)
+
+
+def ass_text(cues: Sequence[Cue], width: int, height: int, style: CaptionStylePlan | None = None,
+             titles: Sequence[TitleCard] = ()) -> str:
+    """The ASS script for burn-in at width x height pixels (PlayRes = the frame, so sizes are pixels).
+
+    Captions ("Default" style, layer 1): `style` (default DejaVu Sans, size height/18, white with a
+    black outline, bottom), centred, wrapped (WrapStyle 0) inside side margins of 5% of the width and
+    a top/bottom margin of 6% of the height (the title-safe area).
+    Title cards ("Title" style, layer 0): the same font at height/12 in the card's text colour,
+    centred in the middle, wrapped inside 80% of the width, faded in/out over the card's transitions.
     """
+    st = style or CaptionStylePlan(size_px=max(12, round(height / 18)))
     subs = pysubs2.SSAFile()
     subs.info["PlayResX"] = str(width)
     subs.info["PlayResY"] = str(height)
     subs.info["WrapStyle"] = "0"
     subs.info["ScaledBorderAndShadow"] = "yes"
-    size = max(12, round(height / 18))
+    size = st.size_px
     subs.styles["Default"] = pysubs2.SSAStyle(
-        fontname=FONT_NAME, fontsize=size,
-        primarycolor=pysubs2.Color(255, 255, 255, 0), secondarycolor=pysubs2.Color(255, 255, 255, 0),
-        outlinecolor=pysubs2.Color(0, 0, 0, 0), backcolor=pysubs2.Color(0, 0, 0, 128),
-        bold=False, outline=max(1.0, round(size / 16, 1)), shadow=max(0.5, round(size / 40, 1)),
-        alignment=pysubs2.Alignment.BOTTOM_CENTER,
-        marginl=round(width * 0.05), marginr=round(width * 0.05), marginv=round(height * 0.06),
+        fontname=st.font, fontsize=size,
+        primarycolor=_color(st.color), secondarycolor=_color(st.color),
+        outlinecolor=_color(st.outline_color), backcolor=pysubs2.Color(0, 0, 0, 128),
+        bold=False, outline=st.outline_width, shadow=max(0.5, round(size / 40, 1)) if st.outline_width else 0,
+        alignment=_ALIGN.get(st.position, pysubs2.Alignment.BOTTOM_CENTER),
+        marginl=round(width * SAFE_SIDE), marginr=round(width * SAFE_SIDE), marginv=round(height * SAFE_VERTICAL),
         encoding=1,
     )
+    if titles:
+        subs.styles["Title"] = pysubs2.SSAStyle(
+            fontname=st.font, fontsize=max(12, round(height * TITLE_SIZE)),
+            primarycolor=_color(titles[0].color), secondarycolor=_color(titles[0].color),
+            outlinecolor=pysubs2.Color(0, 0, 0, 255), backcolor=pysubs2.Color(0, 0, 0, 255),
+            bold=True, outline=0, shadow=0, alignment=pysubs2.Alignment.MIDDLE_CENTER,
+            marginl=round(width * TITLE_SIDE), marginr=round(width * TITLE_SIDE),
+            marginv=round(height * SAFE_VERTICAL), encoding=1,
+        )
+    for t in titles:
+        c = _color(t.color)
+        tags = f"{{\\fad({_ms(t.fade_in)},{_ms(t.fade_out)})\\1c&H{c.b:02X}{c.g:02X}{c.r:02X}&}}"
+        subs.append(pysubs2.SSAEvent(start=_ms(t.start), end=_ms(t.end), text=tags + escape_ass(t.text),
+                                     style="Title", layer=0))
     for cue in cues:
         subs.append(pysubs2.SSAEvent(start=_ms(cue.start), end=_ms(cue.end), text=escape_ass(cue.text),
-                                     style="Default"))
+                                     style="Default", layer=1))
     return subs.to_string("ass")
 
 
-def write_captions(cues: Sequence[Cue], width: int, height: int, workdir: str) -> dict[str, str]:
-    """Write captions.ass, captions.srt and captions.vtt into `workdir` (UTF-8).
+def write_captions(cues: Sequence[Cue], width: int, height: int, workdir: str,
+                   style: CaptionStylePlan | None = None, titles: Sequence[TitleCard] = (),
+                   burn_in: bool = True) -> dict[str, str]:
+    """Write captions.ass (title cards, and the cues when `burn_in`), captions.srt and captions.vtt
+    (the cues) into `workdir` (UTF-8).
 
     Returns:
         {"ass": path, "srt": path, "vtt": path} (absolute paths).
     """
     paths = {"ass": os.path.join(workdir, ASS_FILE), "srt": os.path.join(workdir, SRT_FILE),
              "vtt": os.path.join(workdir, VTT_FILE)}
-    for key, text in (("ass", ass_text(cues, width, height)), ("srt", srt_text(cues)), ("vtt", vtt_text(cues))):
+    ass = ass_text(cues if burn_in else (), width, height, style, titles)
+    for key, text in (("ass", ass), ("srt", srt_text(cues)), ("vtt", vtt_text(cues))):
         with open(paths[key], "w", encoding="utf-8", newline="\n") as fh:
             fh.write(text)
     return paths

@@ -37,13 +37,18 @@ class Finalized:
 def _message(data: Any) -> dict:
     if not isinstance(data, dict) or not isinstance(data.get("message"), dict):
         raise InvalidRequest("Pub/Sub event has no message")
-    return data["message"]
+    message = dict(data["message"])
+    if not isinstance(message.get("attributes") or {}, dict):
+        raise InvalidRequest("Pub/Sub message attributes are not an object")
+    return message
 
 
 def _payload(message: dict) -> Any:
     raw = message.get("data")
     if not raw:
         return None
+    if not isinstance(raw, str):
+        raise InvalidRequest("Pub/Sub message data is not base64-encoded JSON")
     try:
         return json.loads(base64.b64decode(raw, validate=True).decode("utf-8"))
     except (binascii.Error, ValueError, UnicodeDecodeError):
@@ -83,10 +88,17 @@ def decode_finalized(event_type: str | None, data: Any) -> Finalized | None:
     bucket, name = obj.get("bucket"), obj.get("name")
     if not isinstance(bucket, str) or not bucket or not isinstance(name, str) or not name:
         raise InvalidRequest("finalize event lacks bucket or name")
+    if len(bucket) > 222 or len(name) > 1024:
+        raise InvalidRequest("finalize event has an over-long bucket or object name")
     try:
         size = int(obj["size"]) if obj.get("size") is not None else None
     except (TypeError, ValueError):
         size = None
+    if size is not None and not 0 <= size < 2**63:
+        size = None
+    generation = str(obj.get("generation") or "")
+    if generation and not generation.isdigit() or len(generation) > 20:
+        raise InvalidRequest("finalize event has a malformed generation")
     meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
-    return Finalized(bucket=bucket, name=name, generation=str(obj.get("generation") or ""), size=size,
-                     metadata={str(k): str(v) for k, v in meta.items()})
+    return Finalized(bucket=bucket, name=name, generation=generation, size=size,
+                     metadata={str(k)[:128]: str(v)[:8192] for k, v in list(meta.items())[:64]})

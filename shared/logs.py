@@ -1,25 +1,108 @@
-"""Structured logs: one JSON object per line on stdout, as Cloud Logging parses them.
+"""Structured logs: one JSON object per line on stdout, as Cloud Logging parses them
+(https://cloud.google.com/logging/docs/structured-logging).
 
-Fields: severity, message, time, and `logging.googleapis.com/labels` with the job id, plus any
-extra fields passed as `fields=`.
+Fields: `severity`, `message`, `time`, `logging.googleapis.com/labels` with the job id (so
+`gcloud logging read 'labels.jobId="…"'` finds every line of one export, functions and render job
+alike), `logging.googleapis.com/trace` (+ `spanId`, `trace_sampled`) while a request is being
+handled, plus any extra fields passed as keywords.
+
+The request context lives in contextvars, set by the functions' wrappers (functions/main.py) from
+the `X-Cloud-Trace-Context` (or W3C `traceparent`) header with `request_context(...)`. The job id
+label falls back to the context's job id, then to EXPORT_JOB_ID (set in a render job execution).
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
+import os
+import re
 import sys
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+_TRACE = "logging.googleapis.com/trace"
+_SPAN = "logging.googleapis.com/spanId"
+_SAMPLED = "logging.googleapis.com/trace_sampled"
+_LABELS = "logging.googleapis.com/labels"
+
+
+@dataclass(frozen=True)
+class Trace:
+    """A trace id (32 hex) with the span id (16 hex) and the sampled flag, when known."""
+
+    trace_id: str
+    span_id: str | None = None
+    sampled: bool | None = None
+
+
+_trace: contextvars.ContextVar[tuple[str, Trace] | None] = contextvars.ContextVar("sceneflow_trace", default=None)
+_job_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("sceneflow_job_id", default=None)
+
+_XCTC = re.compile(r"^\s*([0-9a-fA-F]{32})(?:/(\d+))?(?:;o=([01]))?")
+_TRACEPARENT = re.compile(r"^\s*[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+
+
+def parse_trace_header(x_cloud_trace_context: str | None = None, traceparent: str | None = None) -> Trace | None:
+    """The trace of `X-Cloud-Trace-Context: TRACE_ID/SPAN_ID;o=1` (span id decimal), else of a W3C
+    `traceparent: 00-TRACE_ID-SPAN_ID-FLAGS` (span id hex); None when neither parses."""
+    if x_cloud_trace_context:
+        m = _XCTC.match(x_cloud_trace_context)
+        if m and int(m.group(1), 16):
+            span = f"{int(m.group(2)):016x}" if m.group(2) and int(m.group(2)) < 2**64 else None
+            sampled = None if m.group(3) is None else m.group(3) == "1"
+            return Trace(m.group(1).lower(), span, sampled)
+    if traceparent:
+        m = _TRACEPARENT.match(traceparent.lower())
+        if m and int(m.group(1), 16):
+            return Trace(m.group(1), m.group(2), bool(int(m.group(3), 16) & 1))
+    return None
+
+
+@contextlib.contextmanager
+def request_context(*, project: str | None, trace: Trace | None = None,
+                    job_id: str | None = None) -> Iterator[None]:
+    """Within the block, every log line carries this trace (as projects/PROJECT/traces/ID) and,
+    unless given its own, this job id."""
+    t1 = _trace.set((project or "", trace) if trace else None)
+    t2 = _job_id.set(job_id)
+    try:
+        yield
+    finally:
+        _trace.reset(t1)
+        _job_id.reset(t2)
+
+
+def set_job_id(job_id: str | None) -> None:
+    """Label the rest of the current context's lines with this job id (e.g. once a body is parsed)."""
+    _job_id.set(job_id)
+
+
+def entry(severity: str, message: str, *, job_id: str | None = None, **fields: Any) -> dict[str, Any]:
+    """The log entry (a dict) `log` writes."""
+    out: dict[str, Any] = {"severity": severity, "message": message,
+                           "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z"}
+    job_id = job_id or _job_id.get() or os.environ.get("EXPORT_JOB_ID") or None
+    if job_id:
+        out[_LABELS] = {"jobId": job_id}
+        out["jobId"] = job_id
+    ctx = _trace.get()
+    if ctx:
+        project, trace = ctx
+        project = project or os.environ.get("GOOGLE_CLOUD_PROJECT", "")
+        out[_TRACE] = f"projects/{project}/traces/{trace.trace_id}" if project else trace.trace_id
+        if trace.span_id:
+            out[_SPAN] = trace.span_id
+        if trace.sampled is not None:
+            out[_SAMPLED] = trace.sampled
+    out.update(fields)
+    return out
 
 
 def log(severity: str, message: str, *, job_id: str | None = None, **fields: Any) -> None:
     """Write one structured log line. `severity` is a Cloud Logging severity (INFO, WARNING, ERROR)."""
-    entry: dict[str, Any] = {"severity": severity, "message": message,
-                             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z"}
-    if job_id:
-        entry["logging.googleapis.com/labels"] = {"jobId": job_id}
-        entry["jobId"] = job_id
-    entry.update(fields)
-    sys.stdout.write(json.dumps(entry, default=str) + "\n")
+    sys.stdout.write(json.dumps(entry(severity, message, job_id=job_id, **fields), default=str) + "\n")
     sys.stdout.flush()
 
 

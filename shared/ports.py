@@ -84,10 +84,13 @@ class ExecutionStatus:
 
     state: "running" (or pending), "succeeded", "failed", "cancelled", or "missing" (no such
     execution: deleted, or the local launcher restarted). reason: the platform's message, if any.
+    log_uri: where the execution's logs are (Cloud Run: the Cloud Logging console link of
+    Execution.log_uri; the local launcher: its log file), or None.
     """
 
     state: str
     reason: str | None = None
+    log_uri: str | None = None
 
 
 class JobLauncher(Protocol):

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
-from sqlalchemy import case, func, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError, InterfaceError
+from sqlalchemy import case, func, literal, select, union_all, update
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.errors import TransientError
@@ -33,6 +34,37 @@ def _aware(dt: datetime | None) -> datetime | None:
     if dt is None:
         return None
     return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+# SQLSTATEs that mean "the server or the connection is going away or not there yet": class 08
+# (connection exception), 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now
+# (starting up / shutting down), 53300 too_many_connections. pg8000 raises these as
+# ProgrammingError/DatabaseError, not OperationalError.
+_TRANSIENT_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
+
+
+def _connection_problem(exc: BaseException) -> str | None:
+    """A short reason when `exc` is a lost or refused database connection, else None.
+
+    Covers SQLAlchemy's OperationalError/InterfaceError, errors on a connection SQLAlchemy saw
+    invalidated, server errors with a connection SQLSTATE, the pool's checkout timeout, and raw
+    socket errors (pg8000 lets ConnectionResetError escape while connecting).
+    """
+    if isinstance(exc, SATimeoutError):
+        return "connection pool exhausted"
+    if isinstance(exc, OSError):
+        return type(exc).__name__
+    if not isinstance(exc, DBAPIError) or isinstance(exc, IntegrityError):
+        return None
+    orig = exc.orig
+    name = type(orig).__name__ if orig is not None else type(exc).__name__
+    if isinstance(exc, (OperationalError, InterfaceError)) or exc.connection_invalidated:
+        return name
+    info = orig.args[0] if orig is not None and orig.args else None
+    code = str(info.get("C", "")) if isinstance(info, dict) else str(getattr(orig, "sqlstate", "") or "")
+    if code and code.startswith(_TRANSIENT_SQLSTATES):
+        return f"{name} {code}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -72,8 +104,11 @@ class JobRepository:
         try:
             with self._sessions.begin() as session:
                 yield session
-        except (OperationalError, InterfaceError) as exc:
-            raise TransientError(f"database unavailable: {type(exc.orig).__name__ if exc.orig else exc}") from None
+        except (DBAPIError, SATimeoutError, OSError) as exc:
+            reason = _connection_problem(exc)
+            if reason is None:
+                raise
+            raise TransientError(f"database unavailable: {reason}") from None
 
     # -- reads -------------------------------------------------------------------------------
     def _record(self, session: Session, job: ExportJob) -> JobRecord:
@@ -83,6 +118,10 @@ class JobRepository:
         received = session.execute(
             select(ExportJobUpload.name).where(ExportJobUpload.job_id == job.id).order_by(ExportJobUpload.id)
         ).scalars().all()
+        return self._build(job, history, received)
+
+    @staticmethod
+    def _build(job: ExportJob, history, received) -> JobRecord:
         return JobRecord(
             id=job.id, status=JobStatus(job.status), stage=job.stage, progress=job.progress or 0.0,
             spec=job.spec, spec_sha256=job.spec_sha256, idempotency_key=job.idempotency_key,
@@ -94,10 +133,29 @@ class JobRepository:
             history=[(s, _aware(a)) for s, a in history], uploads_received=list(received))
 
     def get(self, job_id: str) -> JobRecord | None:
-        """The job, or None when no such id exists."""
+        """The job, or None when no such id exists.
+
+        One statement (export_status runs this on every poll): the job row LEFT JOINed to the union
+        of its events and its uploads, so a read costs one database round trip, not three.
+        """
+        events = select(literal("e").label("kind"), ExportJobEvent.job_id.label("job_id"),
+                        ExportJobEvent.status.label("value"), ExportJobEvent.at.label("at"),
+                        ExportJobEvent.id.label("seq")).where(ExportJobEvent.job_id == job_id)
+        uploads = select(literal("u").label("kind"), ExportJobUpload.job_id.label("job_id"),
+                         ExportJobUpload.name.label("value"), ExportJobUpload.at.label("at"),
+                         ExportJobUpload.id.label("seq")).where(ExportJobUpload.job_id == job_id)
+        parts = union_all(events, uploads).subquery("parts")
+        stmt = (select(ExportJob, parts.c.kind, parts.c.value, parts.c.at)
+                .outerjoin(parts, parts.c.job_id == ExportJob.id).where(ExportJob.id == job_id)
+                .order_by(parts.c.kind, parts.c.seq))
         with self._tx() as s:
-            job = s.get(ExportJob, job_id)
-            return self._record(s, job) if job else None
+            rows = s.execute(stmt).all()
+            if not rows:
+                return None
+            job = rows[0][0]
+            history = [(value, at) for _, kind, value, at in rows if kind == "e"]
+            received = [value for _, kind, value, _ in rows if kind == "u"]
+            return self._build(job, history, received)
 
     def get_by_idempotency_key(self, key: str) -> JobRecord | None:
         with self._tx() as s:
@@ -147,7 +205,13 @@ class JobRepository:
                 if existing:
                     return existing, False
             raise
-        return self.get(job_id), True  # type: ignore[return-value]
+        # Built from what was just committed, not read back: a second transaction could fail after
+        # the commit (503) and the client's retry would then replay a job that was never published.
+        return JobRecord(id=job_id, status=status, stage=None, progress=0.0, spec=spec, spec_sha256=spec_sha256,
+                         idempotency_key=idempotency_key, uploads_expected=list(uploads_expected),
+                         execution_name=None, attempts=0, error_code=None, error_message=None, output=None,
+                         created_at=now, updated_at=now, started_at=None, finished_at=None, last_report_at=None,
+                         history=[(status.value, now)], uploads_received=[]), True
 
     def _transition(self, s: Session, job_id: str, target: JobStatus, values: dict[str, Any],
                     sources: frozenset[JobStatus] | None = None) -> bool:

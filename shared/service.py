@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import re
 import uuid
 from dataclasses import dataclass
@@ -31,6 +32,25 @@ from shared.spec import _check_src, errors_to_details, parse_spec
 from shared.states import NON_TERMINAL, JobStatus, is_terminal
 
 ALLOWED_UPLOAD_TYPES = re.compile(r"^(image|audio|video)/[A-Za-z0-9.+-]{1,60}$")
+REFUSED_UPLOAD_TYPES = frozenset({"image/svg+xml"})  # vector images are not decodable as frames
+
+
+def _visual_kinds(spec, path: str) -> tuple[str, ...]:
+    i = int(path[len("scenes["):path.index("]")])
+    return {"image": ("image",), "video": ("video",)}.get(spec.scenes[i].visual.type, ())
+
+
+# the media types an upload may have, by the spec field that uses it
+_ROLE_TYPES = {"visual": _visual_kinds, "narration": lambda spec, path: ("audio", "video"),
+               "music": lambda spec, path: ("audio", "video")}
+
+
+def _bearer(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header (scheme case-insensitive), else None."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 ASSET_PREFIX = "jobs/{job_id}/assets/"
 SPEC_OBJECT = "jobs/{job_id}/spec.json"
 _INPUT_ASSET_RE = re.compile(r"^jobs/([0-9a-f-]{36})/assets/(.+)$")
@@ -82,6 +102,41 @@ class CompleteReport(_Wire):
     attempt: int = Field(0, ge=0, le=100)
 
 
+class ReportOutput(BaseModel):
+    """The `output` of a succeeded report; numbers finite, names bounded (the object name is checked
+    against the job's folder separately)."""
+
+    model_config = ConfigDict(extra="ignore")
+    uri: str = Field(min_length=6, max_length=1100)
+    filename: str | None = Field(None, max_length=200, pattern=r"^[A-Za-z0-9._-]+$")
+    durationS: float | None = Field(None, ge=0, le=7 * 86400, allow_inf_nan=False)
+    sizeBytes: int | None = Field(None, ge=0, lt=2**63)
+    width: int | None = Field(None, ge=1, le=16384)
+    height: int | None = Field(None, ge=1, le=16384)
+    poster: str | None = Field(None, max_length=1100)
+    captions: dict[str, str] | None = None
+    scenes: list[dict[str, Any]] | None = Field(None, max_length=1000)
+    loudness: dict[str, float | None] | None = None
+
+
+def _strict(model: type[BaseModel], data: Any) -> Any:
+    """Validate decoded JSON strictly (no bool->number, no str->number coercion)."""
+    try:
+        raw = json.dumps(data, allow_nan=False)
+    except (TypeError, ValueError):
+        raise InvalidRequest("body contains a non-finite number",
+                             details=[{"path": "$", "message": "NaN and Infinity are not allowed"}]) from None
+    return model.model_validate_json(raw, strict=True)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def _clean_text(text: str, limit: int = 2000) -> str:
+    """Text safe to store and show: control characters (NUL included) removed, length capped."""
+    return _CONTROL.sub("", text)[:limit]
+
+
 def _details(exc: ValidationError, prefix: str = "") -> list[dict[str, str]]:
     return [{"path": (prefix + d["path"]) if d["path"] != "$" else (prefix.rstrip(".") or "$"),
              "message": d["message"]} for d in errors_to_details(exc)]
@@ -109,9 +164,23 @@ class ExportService:
                                  details=[{"path": "$", "message": "must be a JSON object"}])
         details: list[dict[str, str]] = []
         try:
-            req = StartRequest.model_validate(body)
+            req = _strict(StartRequest, body)
         except ValidationError as exc:
-            raise InvalidRequest("request is invalid", details=_details(exc)) from None
+            details = _details(exc)
+            if isinstance(body.get("spec"), dict):  # list the spec's own problems too
+                try:
+                    parse_spec(body["spec"])
+                except InvalidRequest as spec_exc:
+                    details += [{"path": "spec." + d["path"] if d["path"] != "$" else "spec",
+                                 "message": d["message"]} for d in spec_exc.details]
+            raise InvalidRequest(f"request is invalid: {len(details)} problem(s)", details=details) from None
+        if idempotency_key is not None and (len(idempotency_key) > 200 or _CONTROL.search(idempotency_key)):
+            raise InvalidRequest("Idempotency-Key header is invalid", details=[
+                {"path": "Idempotency-Key", "message": "at most 200 printable characters"}])
+        if req.idempotency_key is not None and _CONTROL.search(req.idempotency_key):
+            details.append({"path": "idempotencyKey", "message": "must not contain control characters"})
+        if idempotency_key and req.idempotency_key and idempotency_key != req.idempotency_key:
+            details.append({"path": "idempotencyKey", "message": "differs from the Idempotency-Key header"})
         spec = None
         try:
             spec = parse_spec(req.spec)
@@ -126,9 +195,9 @@ class ExportService:
                     raise ValueError("must be a bare file name, not a gs:// URI")
             except ValueError as exc:
                 details.append({"path": f"uploads[{i}].name", "message": str(exc)})
-            if not ALLOWED_UPLOAD_TYPES.match(up.content_type):
+            if not ALLOWED_UPLOAD_TYPES.match(up.content_type) or up.content_type in REFUSED_UPLOAD_TYPES:
                 details.append({"path": f"uploads[{i}].contentType",
-                                "message": "must be an image/*, audio/* or video/* media type"})
+                                "message": "must be a raster image/*, audio/* or video/* media type"})
             if up.name in names:
                 details.append({"path": f"uploads[{i}].name", "message": f"duplicate upload {up.name!r}"})
             names.append(up.name)
@@ -146,6 +215,14 @@ class ExportService:
                 elif src not in names:
                     details.append({"path": f"spec.{path}",
                                     "message": f"{src!r} is not declared in uploads"})
+                else:
+                    want = _ROLE_TYPES[path.rsplit(".", 2)[-2]] if path.endswith(".src") else None
+                    declared = req.uploads[names.index(src)].content_type
+                    kinds = want(spec, path) if want else ()
+                    if kinds and declared.split("/", 1)[0] not in kinds:
+                        details.append({"path": f"spec.{path}",
+                                        "message": f"{src!r} is declared as {declared}, expected "
+                                                   + " or ".join(f"{k}/*" for k in kinds)})
             used = set(spec.bare_asset_names())
             for i, n in enumerate(names):
                 if n not in used:
@@ -156,7 +233,8 @@ class ExportService:
 
         key = idempotency_key or req.idempotency_key
         canonical = spec.model_dump(mode="json", by_alias=True)
-        digest = spec_digest(canonical)
+        # a replay must match the spec and the declared uploads (their content types are signed)
+        digest = spec_digest({"spec": canonical, "uploads": [u.model_dump(by_alias=True) for u in req.uploads]})
         if key:
             existing = self.repo.get_by_idempotency_key(key)
             if existing:
@@ -194,7 +272,7 @@ class ExportService:
 
     def _replay(self, job: JobRecord, digest: str, req: StartRequest) -> tuple[int, dict]:
         if job.spec_sha256 != digest:
-            raise Conflict("this idempotency key was used with a different spec")
+            raise Conflict("this idempotency key was used with a different spec or uploads")
         return 200, self._start_response(job, req)
 
     def _start_response(self, job: JobRecord, req: StartRequest) -> dict:
@@ -228,7 +306,7 @@ class ExportService:
             "jobId": job.id, "status": job.status.value, "stage": job.stage, "progress": round(job.progress, 4),
             "createdAt": iso(job.created_at), "updatedAt": iso(job.updated_at),
             "startedAt": iso(job.started_at), "finishedAt": iso(job.finished_at), "attempts": job.attempts,
-            "executionName": job.execution_name,
+            "executionName": job.execution_name, "executionLogUri": self._execution_log_uri(job.execution_name),
             "history": [{"status": s, "at": iso(a)} for s, a in job.history],
         }
         if job.status == JobStatus.AWAITING_UPLOAD:
@@ -239,6 +317,16 @@ class ExportService:
             body["output"] = self._public_output(job.output)
         return body
 
+    def _execution_log_uri(self, execution_name: str | None) -> str | None:
+        """Where the execution's logs are (the launcher's ExecutionStatus.log_uri); None when there
+        is no execution or the launcher cannot be asked right now (status must still answer)."""
+        if not execution_name:
+            return None
+        try:
+            return getattr(self.launcher.status(execution_name), "log_uri", None)
+        except Exception:  # noqa: BLE001 - TransientError or a stand-in's failure: leave it out
+            return None
+
     def _public_output(self, out: dict) -> dict:
         bucket, ttl = self.settings.output_bucket, self.settings.download_url_ttl_s
         name = out["object"]
@@ -246,7 +334,7 @@ class ExportService:
                 "url": self.storage.signed_download_url(bucket, name, ttl, out.get("filename")),
                 "durationS": out.get("durationS"), "sizeBytes": out.get("sizeBytes"),
                 "width": out.get("width"), "height": out.get("height"), "posterUrl": None,
-                "captions": {}, "scenes": out.get("scenes") or []}
+                "captions": {}, "scenes": out.get("scenes") or [], "loudness": out.get("loudness")}
         if out.get("poster"):
             view["posterUrl"] = self.storage.signed_download_url(bucket, out["poster"], ttl, "poster.jpg")
         for kind in ("srt", "vtt"):
@@ -258,7 +346,7 @@ class ExportService:
     def _get(self, job_id: str | None) -> JobRecord:
         if isinstance(job_id, str):
             job_id = job_id.strip().lower()
-        if not job_id or not isinstance(job_id, str) or not _UUID_RE.match(job_id):
+        if not job_id or not isinstance(job_id, str) or not _UUID_RE.fullmatch(job_id):
             raise InvalidRequest("jobId must be a job id (a UUID)",
                                  details=[{"path": "jobId", "message": "must be a UUID"}])
         job = self.repo.get(job_id)
@@ -272,9 +360,10 @@ class ExportService:
         expected = self.settings.client_token
         if not expected:
             return
-        if not authorization or not authorization.startswith("Bearer "):
+        given = _bearer(authorization)
+        if given is None:
             raise Unauthorized("missing bearer token")
-        if not hmac.compare_digest(authorization[len("Bearer "):].strip().encode(), expected.encode()):
+        if not hmac.compare_digest(given.encode(), expected.encode()):
             raise Forbidden("invalid token")
 
     # -- export_cancel -------------------------------------------------------------------------
@@ -370,10 +459,10 @@ class ExportService:
     # -- export_complete -----------------------------------------------------------------------
     def check_worker_token(self, authorization: str | None) -> None:
         """Bearer token check in constant time (hmac.compare_digest). Raises Unauthorized, Forbidden."""
-        if not authorization or not authorization.startswith("Bearer "):
+        given = _bearer(authorization)
+        if given is None:
             raise Unauthorized("missing bearer token")
         expected = self.settings.worker_token
-        given = authorization[len("Bearer "):].strip()
         if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
             raise Forbidden("invalid worker token")
 
@@ -381,9 +470,13 @@ class ExportService:
         """Apply a worker report. Duplicated, late or out-of-order reports never change a terminal
         state, and progress never falls. Returns {jobId, status, applied}."""
         try:
-            report = CompleteReport.model_validate(body)
+            report = _strict(CompleteReport, body)
         except ValidationError as exc:
             raise InvalidRequest("report is invalid", details=_details(exc)) from None
+        try:
+            output = _strict(ReportOutput, report.output) if report.output is not None else None
+        except ValidationError as exc:
+            raise InvalidRequest("report output is invalid", details=_details(exc, "output.")) from None
         job = self._get(report.job_id)
         applied = False
         if report.status == "running":
@@ -393,12 +486,15 @@ class ExportService:
             applied = self.repo.report_progress(job.id, stage=report.stage, progress=report.progress,
                                                 attempt=report.attempt) or started
         elif report.status == "succeeded":
-            output = self._output_from_report(job.id, report.output or {})
+            if output is None:
+                raise InvalidRequest("a succeeded report needs output",
+                                     details=[{"path": "output", "message": "required when status is succeeded"}])
+            output = self._output_from_report(job.id, output.model_dump(exclude_none=True))
             applied = self._succeed(job.id, output, report.attempt)
         else:
             err = report.error or ErrorBody(code="render_failed", message="render failed")
-            applied = self.repo.transition(job.id, JobStatus.FAILED, error_code=err.code,
-                                           error_message=err.message, finished_at=utcnow(), stage=None)
+            applied = self.repo.transition(job.id, JobStatus.FAILED, error_code=_clean_text(err.code, 64),
+                                           error_message=_clean_text(err.message), finished_at=utcnow(), stage=None)
             if applied:
                 logs.warning("export failed", job_id=job.id, code=err.code, reason=err.message)
         current = self.repo.get(job.id)
@@ -406,17 +502,19 @@ class ExportService:
 
     def _output_from_report(self, job_id: str, out: dict) -> dict:
         uri = str(out.get("uri", ""))
-        prefix = f"gs://{self.settings.output_bucket}/exports/{job_id}/"
-        if not uri.startswith(prefix):
-            raise InvalidRequest("output.uri must be in this job's folder of the output bucket",
-                                 details=[{"path": "output.uri", "message": f"must start with {prefix}"}])
-        return {"object": uri[len(f"gs://{self.settings.output_bucket}/"):], "filename": out.get("filename"),
+        prefix = f"gs://{self.settings.output_bucket}/"
+        name = uri[len(prefix):] if uri.startswith(prefix) else ""
+        if not (_own(job_id, name) and name.endswith(".mp4")):
+            raise InvalidRequest("output.uri must name an .mp4 in this job's folder of the output bucket",
+                                 details=[{"path": "output.uri",
+                                           "message": f"must look like {prefix}exports/{job_id}/NAME.mp4"}])
+        return {"object": name, "filename": out.get("filename"),
                 "durationS": out.get("durationS"), "sizeBytes": out.get("sizeBytes"),
                 "width": out.get("width"), "height": out.get("height"),
                 "poster": _own(job_id, out.get("poster")),
                 "captions": {k: _own(job_id, v) for k, v in (out.get("captions") or {}).items()
                              if k in ("srt", "vtt") and _own(job_id, v)},
-                "scenes": clean_timeline(out.get("scenes"))}
+                "scenes": clean_timeline(out.get("scenes")), "loudness": out.get("loudness")}
 
     def _succeed(self, job_id: str, output: dict, attempt: int | None = None) -> bool:
         values: dict[str, Any] = {"output": output, "progress": 1.0, "stage": None, "finished_at": utcnow()}
@@ -430,7 +528,7 @@ class ExportService:
         """Claim a queued job and start one render execution. Returns the execution name, or None
         when the claim was lost (duplicate delivery, job not queued). Raises TransientError when
         the launch fails; the claim is released so the redelivered message can retry."""
-        if not isinstance(job_id, str) or not _UUID_RE.match(job_id):
+        if not isinstance(job_id, str) or not _UUID_RE.fullmatch(job_id):
             raise InvalidRequest(f"jobId {str(job_id)[:60]!r} is not a UUID")
         if not self.repo.transition(job_id, JobStatus.DISPATCHED):
             job = self.repo.get(job_id)
@@ -492,10 +590,12 @@ class ExportService:
 
 
 def _num(v: Any) -> float | None:
+    """A finite float, else None (object metadata is text a client could have written)."""
     try:
-        return float(v) if v is not None else None
+        f = float(v) if v is not None else None
     except (TypeError, ValueError):
         return None
+    return f if f is not None and math.isfinite(f) else None
 
 
 def _int(v: Any) -> int | None:

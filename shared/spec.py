@@ -8,6 +8,7 @@ Units: every `*S` field and `duration` is in seconds; volumes are linear gains (
 """
 from __future__ import annotations
 
+import json
 import re
 from typing import Annotated, Any, Literal, Union
 
@@ -40,7 +41,9 @@ MAX_SCENES = 200
 MAX_SCENE_S = 600.0
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._ -]{0,199}$")
-_GS_RE = re.compile(r"^gs://([a-z0-9][a-z0-9._-]{1,220}[a-z0-9])/(jobs/[A-Za-z0-9._/ -]{1,900})$")
+# gs:// sources may only name the shared library folder of the input bucket: never another job's uploads.
+LIBRARY_PREFIX = "library/"
+_GS_RE = re.compile(r"^gs://([a-z0-9][a-z0-9._-]{1,220}[a-z0-9])/(library/[A-Za-z0-9._/ -]{1,900})$")
 _COLOR_RE = re.compile(r"^#[0-9A-Fa-f]{6}$")
 
 
@@ -50,36 +53,65 @@ class _Model(BaseModel):
 
 
 def _check_src(value: str) -> str:
-    """A bare asset name uploaded for this job, or a gs:// URI under jobs/ (bucket checked by the service)."""
+    """A bare asset name uploaded for this job, or a gs:// URI under library/ (bucket checked by the service)."""
     if value.startswith("gs://"):
         m = _GS_RE.match(value)
         if not m or ".." in value or "//" in value[5:]:
-            raise ValueError("gs:// URIs must look like gs://BUCKET/jobs/... with no '..'")
+            raise ValueError("gs:// URIs must look like gs://INPUT_BUCKET/library/... with no '..'")
         return value
     if "/" in value or "\\" in value or ".." in value or not _NAME_RE.match(value):
         raise ValueError("must be a bare file name (letters, digits, '._- ', no '/', no '..') "
-                         "or a gs:// URI in the input bucket")
+                         "or a gs://INPUT_BUCKET/library/... URI")
     return value
 
 
+MotionType = Literal["none", "zoom-in", "zoom-out", "pan-left", "pan-right", "pan-up", "pan-down"]
+FitType = Literal["cover", "contain", "blur"]
+_FIT_DOC = ("cover: fill the frame and crop; contain: letterbox on black; blur: contain over a blurred, "
+            "darkened copy of the same picture filling the frame")
+_MOTION_DOC = ("Ken Burns motion over the scene: zoom-in/zoom-out (about the centre), pan-left/-right/-up/-down "
+               "(the picture moves that way across the frame)")
+
+
+def _check_color(v: str) -> str:
+    if not _COLOR_RE.match(v):
+        raise ValueError("must be a #RRGGBB colour")
+    return v.lower()
+
+
+def _check_text(v: str) -> str:
+    if any(ord(c) < 32 and c not in "\n" for c in v) or "\x7f" in v:
+        raise ValueError("must not contain control characters")
+    if not v.strip():
+        raise ValueError("must not be blank")
+    return v
+
+
 class ImageVisual(_Model):
-    """A still image fitted to the frame."""
+    """A still image fitted to the frame, optionally with Ken Burns motion."""
 
     type: Literal["image"]
     src: str
-    fit: Literal["cover", "contain"] = "cover"
+    fit: FitType = Field("cover", description=_FIT_DOC)
+    motion: MotionType = Field("none", description=_MOTION_DOC)
+    motion_strength: float = Field(0.15, ge=0, le=0.5,
+                                   description="fraction of the frame zoomed or panned over the scene")
 
     _src = field_validator("src")(classmethod(lambda cls, v: _check_src(v)))
 
 
 class VideoVisual(_Model):
-    """A video clip, fitted to the frame; its own audio is not used (muted)."""
+    """A video clip, fitted to the frame; its own audio is mixed at `volume` (0 = muted, the default)."""
 
     type: Literal["video"]
     src: str
-    fit: Literal["cover", "contain"] = "cover"
+    fit: FitType = Field("cover", description=_FIT_DOC)
+    motion: MotionType = Field("none", description=_MOTION_DOC)
+    motion_strength: float = Field(0.15, ge=0, le=0.5,
+                                   description="fraction of the frame zoomed or panned over the scene")
     trim_start_s: float = Field(0.0, ge=0)
     trim_end_s: float | None = Field(None, gt=0, description="end time in the clip, seconds")
+    volume: float = Field(0.0, ge=0, le=4, description="gain of the clip's own audio (linear); 0 = muted")
 
     _src = field_validator("src")(classmethod(lambda cls, v: _check_src(v)))
 
@@ -96,39 +128,67 @@ class ColorVisual(_Model):
     type: Literal["color"]
     color: str = "#000000"
 
-    @field_validator("color")
-    @classmethod
-    def _color(cls, v: str) -> str:
-        if not _COLOR_RE.match(v):
-            raise ValueError("must be a #RRGGBB colour")
-        return v.lower()
+    _color = field_validator("color")(classmethod(lambda cls, v: _check_color(v)))
 
 
-Visual = Annotated[Union[ImageVisual, VideoVisual, ColorVisual], Field(discriminator="type")]
+class TitleVisual(_Model):
+    """A title card: `text` centred on a solid `background`, wrapped (rendered by libass, like captions)."""
+
+    type: Literal["title"]
+    text: str = Field(min_length=1, max_length=300)
+    background: str = "#000000"
+    text_color: str = "#ffffff"
+
+    _colors = field_validator("background", "text_color")(classmethod(lambda cls, v: _check_color(v)))
+    _text = field_validator("text")(classmethod(lambda cls, v: _check_text(v)))
+
+
+Visual = Annotated[Union[ImageVisual, VideoVisual, ColorVisual, TitleVisual], Field(discriminator="type")]
 
 
 class Narration(_Model):
-    """Narration audio placed at the scene's start (WAV, MP3, OGG, M4A...)."""
+    """Narration audio (WAV, MP3, OGG, M4A...) placed `offsetS` seconds after the scene's start."""
 
     src: str
-    volume: float = Field(1.0, ge=0, le=4)
+    volume: float = Field(1.0, ge=0, le=4, description="linear gain")
+    offset_s: float = Field(0.0, ge=0, le=MAX_SCENE_S, description="seconds after the scene's start")
 
     _src = field_validator("src")(classmethod(lambda cls, v: _check_src(v)))
 
 
-class Caption(_Model):
-    """The scene's caption, shown for the whole scene."""
+class CaptionCue(_Model):
+    """A timed caption; times in seconds relative to the scene's start."""
 
+    start_s: float = Field(ge=0)
+    end_s: float = Field(gt=0)
     text: str = Field(min_length=1, max_length=500)
 
-    @field_validator("text")
-    @classmethod
-    def _printable(cls, v: str) -> str:
-        if any(ord(c) < 32 and c not in "\n" for c in v) or "\x7f" in v:
-            raise ValueError("must not contain control characters")
-        if not v.strip():
-            raise ValueError("must not be blank")
-        return v
+    _text = field_validator("text")(classmethod(lambda cls, v: _check_text(v)))
+
+    @model_validator(mode="after")
+    def _order(self) -> "CaptionCue":
+        if self.end_s <= self.start_s:
+            raise ValueError("endS must be greater than startS")
+        return self
+
+
+class Caption(_Model):
+    """The scene's caption: either `text` (shown for the whole scene) or `cues` (timed, relative to the
+    scene's start, in order and not overlapping)."""
+
+    text: str | None = Field(None, min_length=1, max_length=500)
+    cues: list[CaptionCue] | None = Field(None, min_length=1, max_length=200)
+
+    _text = field_validator("text")(classmethod(lambda cls, v: v if v is None else _check_text(v)))
+
+    @model_validator(mode="after")
+    def _one(self) -> "Caption":
+        if (self.text is None) == (self.cues is None):
+            raise ValueError("give either text or cues")
+        for a, b in zip(self.cues or [], (self.cues or [])[1:]):
+            if b.start_s < a.end_s:
+                raise ValueError("cues must be in time order and must not overlap")
+        return self
 
 
 class Transition(_Model):
@@ -146,6 +206,15 @@ class Scene(_Model):
     duration: float | None = Field(None, gt=0, le=MAX_SCENE_S,
                                    description="seconds; null = narration length + 0.5 s, a clip's length, else 4 s")
     transition: Transition | None = None
+
+    @model_validator(mode="after")
+    def _within_scene(self) -> "Scene":
+        if self.duration is not None:
+            if self.narration is not None and self.narration.offset_s >= self.duration:
+                raise ValueError("narration.offsetS must be less than the scene's duration")
+            if self.caption is not None and self.caption.cues and self.caption.cues[-1].end_s > self.duration + 1e-9:
+                raise ValueError("caption cues must end within the scene's duration")
+        return self
 
 
 class Output(_Model):
@@ -173,9 +242,25 @@ class Music(_Model):
     _src = field_validator("src")(classmethod(lambda cls, v: _check_src(v)))
 
 
+class CaptionStyle(_Model):
+    """How burned-in captions look. Lines wrap inside a safe area (90% of the width, 6% margins)."""
+
+    font: str = Field("DejaVu Sans", pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$",
+                      description="font family; the render image ships DejaVu and Noto (wide Unicode coverage), "
+                                  "missing glyphs fall back through fontconfig")
+    size_px: int | None = Field(None, ge=8, le=400, description="font size in pixels; null = frame height / 18")
+    color: str = "#ffffff"
+    outline_color: str = "#000000"
+    outline_width: float | None = Field(None, ge=0, le=20, description="pixels; null = size / 16")
+    position: Literal["bottom", "middle", "top"] = "bottom"
+
+    _colors = field_validator("color", "outline_color")(classmethod(lambda cls, v: _check_color(v)))
+
+
 class Captions(_Model):
     burn_in: bool = True
     sidecar: list[Literal["srt", "vtt"]] = Field(default_factory=lambda: ["srt", "vtt"])
+    style: CaptionStyle = Field(default_factory=CaptionStyle)
 
 
 class Audio(_Model):
@@ -201,6 +286,13 @@ class ExportSpec(_Model):
 
     version: Literal[1] = 1
     title: str | None = Field(None, max_length=200)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_not_bool(cls, v: Any) -> Any:
+        if isinstance(v, bool):  # JSON true equals 1 in Python; refuse it
+            raise ValueError("must be the number 1")
+        return v
     output: Output = Field(default_factory=Output)
     scenes: list[Scene] = Field(min_length=1, max_length=MAX_SCENES)
     music: Music | None = None
@@ -219,8 +311,7 @@ class ExportSpec(_Model):
             if scene.visual.type == "color" and scene.duration is None and scene.narration is None:
                 pass  # default duration applies
         if self.poster.scene is not None and self.poster.scene >= len(self.scenes):
-            problems.append(f"poster.scene: {self.poster.scene} is past the last scene "
-                            f"(there are {len(self.scenes)})")
+            problems.append(f"poster.scene: is past the last scene (there are {len(self.scenes)})")
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -249,11 +340,13 @@ class ExportSpec(_Model):
 
 def _loc_to_path(loc: tuple[Any, ...]) -> str:
     path = ""
+    prev: Any = None
     for part in loc:
+        after, prev = prev, part
         if isinstance(part, int):
             path += f"[{part}]"
-        elif part in ("image", "video", "color") and path.endswith("visual"):
-            continue  # discriminator tag inserted by pydantic
+        elif after == "visual" and isinstance(part, str) and part in _VISUAL_TAGS:
+            continue  # the discriminator tag pydantic inserts right after a tagged union
         elif isinstance(part, str) and part.startswith("function-after"):
             continue
         else:
@@ -279,6 +372,9 @@ def errors_to_details(exc: ValidationError) -> list[dict[str, str]]:
     return details
 
 
+_VISUAL_TAGS = frozenset({"image", "video", "color", "title"})
+
+
 def parse_spec(data: Any) -> ExportSpec:
     """Validate a decoded JSON spec.
 
@@ -291,7 +387,13 @@ def parse_spec(data: Any) -> ExportSpec:
         raise InvalidRequest("spec must be a JSON object",
                              details=[{"path": "spec", "message": "must be a JSON object"}])
     try:
-        return ExportSpec.model_validate(data)
+        # strict JSON-mode validation: true/false are not numbers, "30" is not 30
+        raw = json.dumps(data, allow_nan=False)
+    except ValueError:  # NaN/Infinity in the decoded data
+        raise InvalidRequest("spec contains a non-finite number",
+                             details=[{"path": "spec", "message": "NaN and Infinity are not allowed"}]) from None
+    try:
+        return ExportSpec.model_validate_json(raw, strict=True)
     except ValidationError as exc:
         details = errors_to_details(exc)
         raise InvalidRequest(f"spec is invalid: {len(details)} problem(s)", details=details) from None

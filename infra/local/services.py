@@ -299,18 +299,37 @@ class Postgres(_Service):
                        "-A", "trust", "-E", "UTF8", "--no-locale", "--no-sync"])
         if r.returncode != 0:
             raise ServiceError(f"initdb failed ({r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+        self._started = True
+        self.start_server()
+        self._create_database()
+        self.url = f"postgresql+pg8000://postgres@127.0.0.1:{self.port}/{self.database}"
+        return self
+
+    def start_server(self) -> None:
+        """Start the (initialised) cluster's server and wait until it accepts connections."""
         opts = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} "
                 "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
                 "-c max_connections=100")
         r = self._run([str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), "-l",
                        str(self.server_log), "-o", opts, "-w", "-t", "60", "start"])
-        self._started = True
         if r.returncode != 0:
             raise ServiceError(f"pg_ctl start failed ({r.returncode}):\n{r.stdout[-2000:]}\n"
                                f"{r.stderr[-2000:]}\n{_tail(self.server_log)}")
-        self._create_database()
-        self.url = f"postgresql+pg8000://postgres@127.0.0.1:{self.port}/{self.database}"
-        return self
+
+    def stop_server(self, mode: str = "fast") -> None:
+        """Stop the server but keep the cluster (fault tests): `fast` ends every session with
+        FATAL 57P01, `immediate` drops them like a crash. Undo with start_server()."""
+        r = self._run([str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), "-m", mode,
+                       "-w", "-t", "60", "stop"])
+        if r.returncode != 0:
+            raise ServiceError(f"pg_ctl stop failed ({r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+
+    def restart(self, mode: str = "fast", down_s: float = 0.0) -> None:
+        """Stop the server, stay down for `down_s` seconds, start it again (same port and data)."""
+        self.stop_server(mode)
+        if down_s > 0:
+            time.sleep(down_s)
+        self.start_server()
 
     def _create_database(self) -> None:
         import pg8000.native
@@ -678,7 +697,10 @@ class Gateway(_Process):
 
     def __init__(self, env: dict[str, str], run_dir=None, port: int | None = None,
                  source: str | os.PathLike | None = None, python: str | None = None,
-                 timeout_s: float = 60) -> None:
+                 timeout_s: float = 60, functions: list[str] | tuple[str, ...] | None = None,
+                 name: str | None = None) -> None:
+        if name:
+            self.name = name  # log file run_dir/NAME.log (several gateways in one run folder)
         super().__init__(run_dir)
         self.env = env
         self.port = port or free_port()
@@ -686,13 +708,16 @@ class Gateway(_Process):
         self.source = str(source or REPO_ROOT / "functions" / "main.py")
         self.python = python or sys.executable
         self.timeout_s = timeout_s
+        self.functions = list(functions) if functions else None  # None: every function of the gateway
 
     def start(self) -> "Gateway":
         env = dict(self.env)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
         env.setdefault("PYTHONUNBUFFERED", "1")
-        self._spawn([self.python, "-m", "infra.local.gateway", "--port", str(self.port),
-                     "--source", self.source], env=env, cwd=REPO_ROOT)
+        argv = [self.python, "-m", "infra.local.gateway", "--port", str(self.port), "--source", self.source]
+        if self.functions:
+            argv += ["--functions", ",".join(self.functions)]
+        self._spawn(argv, env=env, cwd=REPO_ROOT)
         wait_until(lambda: requests.get(f"{self.base}/healthz", timeout=1).ok, self.timeout_s,
                    "functions gateway", self.proc, self.log_path)
         return self

@@ -239,13 +239,16 @@ class EmulatedStack(Stack):
 
     database_url: a PostgreSQL server to use (a fresh database is created on it); None starts a
     throwaway cluster.
+    push: False creates no push subscriptions and no storage notifications: messages stay on the
+    topics and nothing dispatches or renders (the API load test, tests/load/).
     """
 
     mode = "emulated"
 
     def __init__(self, *args, database_url: str | None = None, gcs_topic: str = GCS_TOPIC,
-                 **kwargs) -> None:
+                 push: bool = True, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.push = push
         self.server_database_url = database_url
         self.gcs_topic = gcs_topic
         self.postgres: sv.Postgres | None = None
@@ -280,7 +283,7 @@ class EmulatedStack(Stack):
         self.pubsub.create_topic(self.gcs_topic)
         # Storage with notifications
         self.gcs = self._add(sv.FakeGcs(self.project, [self.input_bucket, self.output_bucket],
-                                        run_dir=self.run_dir, pubsub_host=self.pubsub.host,
+                                        run_dir=self.run_dir, pubsub_host=self.pubsub.host if self.push else None,
                                         pubsub_topic=self.gcs_topic))
         self.gcs.start()
         self.env = self._common_env()
@@ -293,6 +296,8 @@ class EmulatedStack(Stack):
         self.env.update(self.extra_env)
         migrate(database_url)
         self._start_gateway()
+        if not self.push:
+            return self
         # Push subscriptions; the topic in the path lets functions-framework fill the CloudEvent source.
         p = self.project
         self.subscriptions["dispatch"] = self.pubsub.create_push_subscription(

@@ -14,19 +14,37 @@ from shared.ports import ExecutionStatus
 
 
 class CloudRunLauncher:
-    def __init__(self, project: str, region: str, job: str, task_timeout_s: int) -> None:
+    """`insecure_endpoint` ("host:port"): talk plaintext gRPC to a stand-in of the Cloud Run Admin
+    API (the wire tests' in-process server) instead of Google's endpoint with default credentials."""
+
+    def __init__(self, project: str, region: str, job: str, task_timeout_s: int,
+                 insecure_endpoint: str | None = None) -> None:
         self.job_name = f"projects/{project}/locations/{region}/jobs/{job}"
         self._task_timeout_s = task_timeout_s
+        self._insecure_endpoint = insecure_endpoint
         self._client = None
         self._executions = None
+        self._finished: dict[str, ExecutionStatus] = {}  # terminal states never change: ask once
         self._lock = threading.Lock()
+
+    def _transport(self, kind: str):
+        if not self._insecure_endpoint:
+            return None
+        import grpc
+
+        channel = grpc.insecure_channel(self._insecure_endpoint)
+        if kind == "jobs":
+            from google.cloud.run_v2.services.jobs.transports import JobsGrpcTransport
+            return JobsGrpcTransport(channel=channel)
+        from google.cloud.run_v2.services.executions.transports import ExecutionsGrpcTransport
+        return ExecutionsGrpcTransport(channel=channel)
 
     def _get(self):
         with self._lock:
             if self._client is None:
                 from google.cloud import run_v2
 
-                self._client = run_v2.JobsClient()
+                self._client = run_v2.JobsClient(transport=self._transport("jobs"))
             return self._client
 
     def _get_executions(self):
@@ -34,22 +52,28 @@ class CloudRunLauncher:
             if self._executions is None:
                 from google.cloud import run_v2
 
-                self._executions = run_v2.ExecutionsClient()
+                self._executions = run_v2.ExecutionsClient(transport=self._transport("executions"))
             return self._executions
 
     def status(self, execution_name: str) -> ExecutionStatus:
         """Map an Execution (run_v2) to ExecutionStatus: completion_time unset means running; then
         succeeded_count / cancelled_count / failed_count decide; the reason is the message of the
-        "Completed" condition."""
+        "Completed" condition; log_uri is the execution's Cloud Logging console link. A finished
+        execution's status is remembered (it never changes), so export_status polls cost one call."""
         from google.api_core import exceptions as gexc
 
+        if execution_name in self._finished:
+            return self._finished[execution_name]
         try:
             ex = self._get_executions().get_execution(name=execution_name)
         except gexc.NotFound:
             return ExecutionStatus("missing", "the execution no longer exists")
         except Exception as exc:
             raise TransientError(f"Cloud Run get_execution failed: {type(exc).__name__}") from None
-        return execution_status(ex)
+        result = execution_status(ex)
+        if result.state in ("succeeded", "failed", "cancelled"):
+            self._finished[execution_name] = result
+        return result
 
     def cancel(self, execution_name: str) -> None:
         from google.api_core import exceptions as gexc
@@ -91,10 +115,11 @@ def execution_status(ex) -> ExecutionStatus:
     for cond in ex.conditions:
         if cond.type_ == "Completed" and cond.message:
             reason = cond.message
+    log_uri = ex.log_uri or None
     if not ex.completion_time:
-        return ExecutionStatus("running", reason)
+        return ExecutionStatus("running", reason, log_uri)
     if ex.succeeded_count >= max(1, ex.task_count):
-        return ExecutionStatus("succeeded", reason)
+        return ExecutionStatus("succeeded", reason, log_uri)
     if ex.cancelled_count:
-        return ExecutionStatus("cancelled", reason or "the execution was cancelled")
-    return ExecutionStatus("failed", reason or f"{ex.failed_count} task(s) failed")
+        return ExecutionStatus("cancelled", reason or "the execution was cancelled", log_uri)
+    return ExecutionStatus("failed", reason or f"{ex.failed_count} task(s) failed", log_uri)

@@ -15,6 +15,7 @@ import threading
 from datetime import datetime, timedelta, timezone
 
 from google.api_core import exceptions as gexc
+from google.auth import exceptions as google_auth_exceptions
 
 from shared.errors import Conflict, NotFound, TransientError
 from shared.ports import ObjectInfo, SignedUrl
@@ -76,7 +77,7 @@ class GoogleStorage:
         if disposition:
             kwargs["response_disposition"] = disposition
         if headers:
-            kwargs["headers"] = headers
+            kwargs["headers"] = dict(headers)  # a copy: the library adds "Host" to the dict it is given
         if self.emulator_host:
             kwargs["api_access_endpoint"] = self.emulator_host
         creds = self._credentials
@@ -92,8 +93,11 @@ class GoogleStorage:
             kwargs["access_token"] = creds.token
         try:
             return blob.generate_signed_url(**kwargs)
-        except gexc.GoogleAPIError as exc:  # signBlob failures
+        except gexc.GoogleAPIError as exc:
             raise _translate(exc, f"gs://{bucket}/{name}") from None
+        except google_auth_exceptions.GoogleAuthError as exc:  # signBlob refused or unreachable
+            raise TransientError(f"could not sign a URL for gs://{bucket}/{name} (IAM signBlob: "
+                                 f"{type(exc).__name__})") from None
 
     def signed_upload_url(self, bucket: str, name: str, content_type: str, ttl_s: int,
                           max_bytes: int | None = None) -> SignedUrl:

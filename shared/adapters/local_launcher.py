@@ -7,7 +7,9 @@ task again after a non-zero exit, up to `max_retries` more times.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -45,7 +47,16 @@ class SubprocessLauncher:
         return name
 
     def status(self, execution_name: str) -> ExecutionStatus:
-        return self._states.get(execution_name, ExecutionStatus("missing", "unknown to this launcher"))
+        """The execution's state; log_uri is its latest attempt's log file (when log_dir is set)."""
+        state = self._states.get(execution_name)
+        if state is None:
+            return ExecutionStatus("missing", "unknown to this launcher")
+        log = None
+        if self.log_dir:  # attempts write {execution}-{attempt}.log: the highest attempt is the latest
+            logs_ = sorted(self.log_dir.glob(f"{execution_name}-*.log"),
+                           key=lambda p: int(p.stem.rsplit("-", 1)[1]) if p.stem.rsplit("-", 1)[1].isdigit() else -1)
+            log = str(logs_[-1].resolve()) if logs_ else None
+        return dataclasses.replace(state, log_uri=log)
 
     def cancel(self, execution_name: str) -> None:
         """Stop the execution's current task (SIGTERM, then SIGKILL after 10 s) and run no retry."""
@@ -53,11 +64,11 @@ class SubprocessLauncher:
             self._cancelled.add(execution_name)
             proc = self._procs.get(execution_name)
         if proc is not None and proc.poll() is None:
-            proc.terminate()
+            _signal_group(proc, signal.SIGTERM)
             try:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                _signal_group(proc, signal.SIGKILL)
 
     def _run(self, job_id: str, execution: str) -> None:
         repo_root = Path(__file__).resolve().parents[2]
@@ -76,8 +87,10 @@ class SubprocessLauncher:
             with self._lock:
                 if execution in self._cancelled:
                     break
+                # its own process group, so a cancel also stops the FFmpeg it started
                 proc = subprocess.Popen([self.python, "-m", "render_job"], env=env, cwd=self.workdir or repo_root,
-                                        stdout=out or None, stderr=subprocess.STDOUT if out else None)
+                                        stdout=out or None, stderr=subprocess.STDOUT if out else None,
+                                        start_new_session=True)
                 self._procs[execution] = proc
             try:
                 code = proc.wait()
@@ -100,6 +113,14 @@ class SubprocessLauncher:
     def wait(self, execution: str, timeout: float | None = None) -> None:
         """Block until the execution's thread ends (tests)."""
         self.executions[execution].join(timeout)
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    """Signal the task's whole process group (render_job and its FFmpeg)."""
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 class RecordingLauncher:

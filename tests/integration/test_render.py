@@ -156,7 +156,10 @@ def test_mp4_streams_durations_and_faststart(rendered):
                              "height": "720", "filename": "moon-mission-100-ready.mp4", "poster": "poster.jpg",
                              "srt": "captions.srt", "vtt": "captions.vtt",
                              "scene-starts": ",".join(f"{sc.start:.3f}" for sc in plan.scenes),
-                             "scene-durations": ",".join(f"{sc.duration:.3f}" for sc in plan.scenes)}
+                             "scene-durations": ",".join(f"{sc.duration:.3f}" for sc in plan.scenes),
+                             "loudness-i": info.metadata["loudness-i"], "loudness-tp": info.metadata["loudness-tp"],
+                             "loudness-lra": info.metadata["loudness-lra"]}
+    assert float(info.metadata["loudness-i"]) == pytest.approx(-16, abs=1.0)
     assert rendered["result"].output["scenes"] == [{"startS": round(sc.start, 3), "durationS": round(sc.duration, 3)}
                                                    for sc in plan.scenes]
     path = rendered["root"] / "store" / OUT / name
@@ -271,7 +274,7 @@ def test_corrupt_asset_fails_permanently_naming_scene_and_file(tmp_path):
 def test_missing_assets_all_listed_and_foreign_bucket_rejected(tmp_path):
     storage = LocalStorage(tmp_path / "store")
     spec = storyboard()
-    spec["music"]["src"] = "gs://someone-elses-bucket/jobs/x/music.ogg"
+    spec["music"]["src"] = "gs://someone-elses-bucket/library/music.ogg"
     put_job(storage, "job-missing", spec, {"astronaut.png": (SAMPLES / "astronaut.png").read_bytes()})
     reporter = FakeReporter()
     result = run_export("job-missing", storage, reporter, settings(), str(tmp_path), attempt=0)

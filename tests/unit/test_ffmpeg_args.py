@@ -61,7 +61,10 @@ def test_xfade_offsets_equal_plan_starts_and_cut_uses_concat(plan):
     assert "xfade=transition=fade:duration=0.5:" in graph
     assert "xfade=transition=wipeleft:duration=0.733333:" in graph  # 0.75 s rounded down to 22 frames
     assert "concat=n=2:v=1:a=0" in graph
-    assert f"color=c=0x102030:s=1280x720:r=30:d={fmt_s(plan.scenes[3].duration)}" in graph
+    n3 = round(plan.scenes[3].duration * 30)
+    assert ("color=c=0x102030:s=1280x720:r=30,trim=end_frame=1,format=rgb24,"
+            "scale=1280:720:out_range=tv:out_color_matrix=bt709,format=yuv420p,"
+            f"loop=loop={n3 - 1}:size=1:start=0") in graph
 
 
 def test_inputs_fit_and_colour_handling(plan):

@@ -1,0 +1,423 @@
+"""The bad-input corpus (issue 5): every case asserts its defined outcome — a 4xx with a message
+naming what was wrong, an acknowledged event with a log line, or a failed job with a reason — and
+no case may produce a 5xx, a stack trace, SQL or an internal path, or strand a job.
+
+Plus a property-based fuzz run (hypothesis) of 1,000+ generated export_start requests.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from functions_framework import create_app
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+
+from shared import bootstrap
+from shared.adapters.local_launcher import RecordingLauncher
+from shared.adapters.local_pubsub import RecordingPublisher
+from shared.adapters.local_storage import LocalStorage
+from shared.config import Settings
+from shared.repository import utcnow
+from shared.states import NON_TERMINAL, JobStatus
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCE = str(ROOT / "functions" / "main.py")
+TOKEN = "worker-token-for-corpus"
+J = "0badc0de-0000-4000-8000-00000000abcd"  # a well-formed id no job has
+LEAKS = ("Traceback", "File \"/", "sqlalchemy", "SELECT ", "psycopg", "pg8000", "/work/", "site-packages")
+
+OK_SCENE = {"id": "s1", "visual": {"type": "color"}, "duration": 1}
+OK_SPEC = {"scenes": [OK_SCENE]}
+IMG_SPEC = {"scenes": [{"id": "s1", "visual": {"type": "image", "src": "a.png"}, "narration": {"src": "n.wav"}}]}
+IMG_UPLOADS = [{"name": "a.png", "contentType": "image/png"}, {"name": "n.wav", "contentType": "audio/wav"}]
+
+
+def spec_with(**scene):
+    return {"scenes": [{**OK_SCENE, **scene}]}
+
+
+# (case id, body (object -> JSON, bytes -> raw), expected status, a path or text the error must name)
+START_CASES = [
+    ("malformed-json", b'{"spec": ', 400, "not valid JSON"),
+    ("empty-body", b"", 400, "JSON object"),
+    ("json-null", b"null", 400, "JSON object"),
+    ("json-array", b"[]", 400, "JSON object"),
+    ("json-string", b'"spec"', 400, "JSON object"),
+    ("json-number", b"42", 400, "JSON object"),
+    ("not-utf8", b"\xff\xfe{", 400, "not valid JSON"),
+    ("nan-literal", b'{"spec": {"scenes": [{"id": "a", "visual": {"type": "color"}, "duration": NaN}]}}', 400,
+     "NaN is not allowed"),
+    ("huge-body", b'{"spec": {"title": "' + b"x" * 1_100_000 + b'"}}', 413, "larger than"),
+    ("deep-nesting", b'{"spec": ' + b"[" * 5000 + b"]" * 5000 + b"}", 400, ""),
+    ("missing-spec", {}, 400, "spec"),
+    ("spec-not-object", {"spec": "scenes"}, 400, "spec"),
+    ("unknown-top-field", {"spec": OK_SPEC, "priority": "high"}, 400, "priority"),
+    ("uploads-not-list", {"spec": OK_SPEC, "uploads": "a.png"}, 400, "uploads"),
+    ("upload-missing-type", {"spec": IMG_SPEC, "uploads": [{"name": "a.png"}]}, 400, "uploads[0].contentType"),
+    ("upload-html-type", {"spec": IMG_SPEC, "uploads": [{"name": "a.png", "contentType": "text/html"},
+                                                         IMG_UPLOADS[1]]}, 400, "uploads[0].contentType"),
+    ("upload-traversal", {"spec": OK_SPEC, "uploads": [{"name": "../x.png", "contentType": "image/png"}]}, 400,
+     "uploads[0].name"),
+    ("upload-duplicate", {"spec": IMG_SPEC, "uploads": IMG_UPLOADS + [IMG_UPLOADS[0]]}, 400, "duplicate upload"),
+    ("upload-unused", {"spec": OK_SPEC, "uploads": [{"name": "b.png", "contentType": "image/png"}]}, 400,
+     "not used by the spec"),
+    ("upload-undeclared", {"spec": IMG_SPEC, "uploads": IMG_UPLOADS[:1]}, 400, "spec.scenes[0].narration.src"),
+    ("key-too-long", {"spec": OK_SPEC, "idempotencyKey": "k" * 500}, 400, "idempotencyKey"),
+    ("version-2", {"spec": {**OK_SPEC, "version": 2}}, 400, "spec.version"),
+    ("no-scenes", {"spec": {"scenes": []}}, 400, "spec.scenes"),
+    ("too-many-scenes", {"spec": {"scenes": [{**OK_SCENE, "id": f"s{i}"} for i in range(201)]}}, 400, "spec.scenes"),
+    ("scenes-not-list", {"spec": {"scenes": {"id": "a"}}}, 400, "spec.scenes"),
+    ("duplicate-ids", {"spec": {"scenes": [OK_SCENE, OK_SCENE]}}, 400, "spec.scenes[1].id"),
+    ("bad-scene-id", {"spec": spec_with(id="a b/c")}, 400, "spec.scenes[0].id"),
+    ("unknown-visual", {"spec": spec_with(visual={"type": "hologram"})}, 400, "spec.scenes[0].visual"),
+    ("visual-missing-src", {"spec": spec_with(visual={"type": "image"})}, 400, "spec.scenes[0].visual.src"),
+    ("src-traversal", {"spec": spec_with(visual={"type": "image", "src": "../../etc/passwd"})}, 400, "visual.src"),
+    ("src-absolute", {"spec": spec_with(visual={"type": "image", "src": "/etc/passwd"})}, 400, "visual.src"),
+    ("src-http", {"spec": spec_with(visual={"type": "image", "src": "http://169.254.169.254/x.png"})}, 400,
+     "visual.src"),
+    ("src-file-scheme", {"spec": spec_with(visual={"type": "image", "src": "file:///etc/passwd"})}, 400,
+     "visual.src"),
+    ("src-other-bucket", {"spec": spec_with(visual={"type": "image", "src": "gs://someone-else/library/x.png"})}, 400,
+     "input bucket"),
+    ("src-other-job", {"spec": spec_with(visual={"type": "image", "src": f"gs://in/jobs/{J}/assets/a.png"})},
+     400, "visual.src"),
+    ("src-gs-traversal", {"spec": spec_with(visual={"type": "image", "src": "gs://in/jobs/../secrets.png"})}, 400,
+     "visual.src"),
+    ("src-control-char", {"spec": spec_with(visual={"type": "image", "src": "a\nb.png"})}, 400, "visual.src"),
+    ("src-too-long", {"spec": spec_with(visual={"type": "image", "src": "a" * 300 + ".png"})}, 400, "visual.src"),
+    ("negative-duration", {"spec": spec_with(duration=-1)}, 400, "spec.scenes[0].duration"),
+    ("zero-duration", {"spec": spec_with(duration=0)}, 400, "spec.scenes[0].duration"),
+    ("huge-duration", {"spec": spec_with(duration=1e308)}, 400, "spec.scenes[0].duration"),
+    ("duration-string", {"spec": spec_with(duration="five")}, 400, "spec.scenes[0].duration"),
+    ("duration-bool", {"spec": spec_with(duration=True)}, 400, "spec.scenes[0].duration"),
+    ("bad-color", {"spec": spec_with(visual={"type": "color", "color": "red; drop table"})}, 400, "visual.color"),
+    ("bad-fit", {"spec": spec_with(visual={"type": "image", "src": "a.png", "fit": "stretch"})}, 400,
+     "visual.fit"),
+    ("bad-transition", {"spec": spec_with(transition={"type": "spin"})}, 400, "transition.type"),
+    ("transition-too-long", {"spec": spec_with(transition={"type": "fade", "duration": 60})}, 400,
+     "transition.duration"),
+    ("bad-fps", {"spec": {**OK_SPEC, "output": {"fps": 29.97}}}, 400, "spec.output.fps"),
+    ("bad-resolution", {"spec": {**OK_SPEC, "output": {"resolution": "8k"}}}, 400, "spec.output.resolution"),
+    ("bad-aspect", {"spec": {**OK_SPEC, "output": {"aspectRatio": "21:9"}}}, 400, "spec.output.aspectRatio"),
+    ("bad-quality", {"spec": {**OK_SPEC, "output": {"quality": "best"}}}, 400, "spec.output.quality"),
+    ("caption-empty", {"spec": spec_with(caption={"text": ""})}, 400, "caption"),
+    ("caption-control", {"spec": spec_with(caption={"text": "bell\x07"})}, 400, "caption"),
+    ("caption-too-long", {"spec": spec_with(caption={"text": "x" * 5000})}, 400, "caption"),
+    ("music-volume", {"spec": {**OK_SPEC, "music": {"src": "m.ogg", "volume": 99}}}, 400, "spec.music.volume"),
+    ("loudness-absurd", {"spec": {**OK_SPEC, "audio": {"loudnessLufs": 10}}}, 400, "spec.audio.loudnessLufs"),
+    ("poster-past-end", {"spec": {**OK_SPEC, "poster": {"scene": 5}}}, 400, "poster.scene"),
+    ("poster-both", {"spec": {**OK_SPEC, "poster": {"scene": 0, "timeS": 1}}}, 400, "poster"),
+    ("unknown-spec-field", {"spec": {**OK_SPEC, "watermark": True}}, 400, "spec.watermark"),
+    ("svg-upload", {"spec": IMG_SPEC, "uploads": [{"name": "a.png", "contentType": "image/svg+xml"},
+                                                   IMG_UPLOADS[1]]}, 400, "uploads[0].contentType"),
+    ("narration-declared-image", {"spec": IMG_SPEC, "uploads": [IMG_UPLOADS[0],
+                                                               {"name": "n.wav", "contentType": "image/png"}]},
+     400, "spec.scenes[0].narration.src"),
+    ("image-declared-audio", {"spec": IMG_SPEC, "uploads": [{"name": "a.png", "contentType": "audio/mpeg"},
+                                                           IMG_UPLOADS[1]]}, 400, "spec.scenes[0].visual.src"),
+    ("key-with-nul", {"spec": OK_SPEC, "idempotencyKey": "a\u0000b"}, 400, "idempotencyKey"),
+    ("version-true", {"spec": {**OK_SPEC, "version": True}}, 400, "spec.version"),
+    ("fps-string", {"spec": {**OK_SPEC, "output": {"fps": "30"}}}, 400, "spec.output.fps"),
+    ("burnin-string", {"spec": {**OK_SPEC, "captions": {"burnIn": "yes"}}}, 400, "spec.captions.burnIn"),
+    ("wrapper-and-spec-errors", {"spec": {**OK_SPEC, "output": {"fps": 7}}, "uploads": [{"name": "a.png"}]}, 400,
+     "spec.output.fps"),
+    ("unicode-title-ok-but-bad-id", {"spec": spec_with(id="🎬")}, 400, "spec.scenes[0].id"),
+]
+
+
+@pytest.fixture
+def env(tmp_path):
+    s = Settings(database_url=f"sqlite:///{tmp_path}/jobs.db", worker_token=TOKEN, input_bucket="in",
+                 output_bucket="out")
+    e = type("Env", (), {})()
+    e.storage, e.publisher, e.launcher = LocalStorage(tmp_path / "gcs"), RecordingPublisher(), RecordingLauncher()
+    e.service = bootstrap.build_service(s, storage=e.storage, publisher=e.publisher, launcher=e.launcher,
+                                        migrate_db=True)
+    bootstrap.use_service(e.service)
+    e.c = {n: create_app(target=n, source=SOURCE).test_client() for n in
+           ("export_start", "export_status", "export_complete", "export_cancel", "dispatch_export",
+            "on_object_finalized")}
+    yield e
+    assert not {k: v for k, v in e.service.repo.count_by_status().items() if k in NON_TERMINAL}, \
+        "a job was left non-terminal"
+    bootstrap.use_service(None)
+
+
+def assert_clean(resp, status, must_name=""):
+    text = resp.get_data(as_text=True)
+    assert resp.status_code == status, text[:500]
+    assert not any(leak in text for leak in LEAKS), text[:500]
+    if status >= 400:
+        body = json.loads(text)
+        err = body["error"]
+        assert err["code"] and err["message"]
+        named = err["message"] + " " + " ".join(d["path"] + " " + d["message"] for d in err.get("details", []))
+        assert must_name in named, named
+
+
+@pytest.mark.parametrize("case,body,status,names", START_CASES, ids=[c[0] for c in START_CASES])
+def test_export_start_bad_input(env, case, body, status, names):
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    resp = env.c["export_start"].post("/", data=raw, content_type="application/json")
+    assert_clean(resp, status, names)
+    assert env.service.repo.count_by_status() == {}  # nothing was created
+
+
+STATUS_CASES = [("missing-id", "/", 400), ("empty-id", "/?jobId=", 400), ("sql-ish", "/?jobId=1%27%20OR%201%3D1", 400),
+                ("unknown", f"/?jobId={J}", 404), ("uppercase-uuid", f"/?jobId={J.upper()}", 404),
+                ("padded-garbage", f"/?jobId={J}x", 400)]
+
+
+@pytest.mark.parametrize("case,url,status", STATUS_CASES, ids=[c[0] for c in STATUS_CASES])
+def test_export_status_bad_input(env, case, url, status):
+    assert_clean(env.c["export_status"].get(url), status, "jobId" if status == 400 else J)
+
+
+def test_wrong_methods(env):
+    assert_clean(env.c["export_status"].post(f"/?jobId={J}"), 405, "GET")
+    assert_clean(env.c["export_start"].get("/"), 405, "POST")
+    assert_clean(env.c["export_complete"].get("/"), 405, "POST")
+
+
+COMPLETE_CASES = [
+    ("no-token", {}, None, 401, "bearer"),
+    ("basic-auth", {"Authorization": "Basic " + base64.b64encode(b"a:" + TOKEN.encode()).decode()}, None, 401, "bearer"),
+    ("wrong-token", {"Authorization": "Bearer wrong"}, None, 403, "token"),
+    ("token-prefix-only", {"Authorization": "Bearer " + TOKEN[:-1]}, None, 403, "token"),
+    ("bad-status", None, {"jobId": J, "status": "exploded"}, 400, "status"),
+    ("progress-above-1", None, {"jobId": J, "status": "running", "progress": 7}, 400, "progress"),
+    ("missing-job-id", None, {"status": "running"}, 400, "jobId"),
+    ("unknown-job", None, {"jobId": J, "status": "running"}, 404, J),
+    ("not-json", None, b"{{", 400, "JSON"),
+    ("unknown-field", None, {"jobId": J, "status": "running", "hack": 1}, 400, "hack"),
+]
+
+
+@pytest.mark.parametrize("case,headers,body,status,names", COMPLETE_CASES, ids=[c[0] for c in COMPLETE_CASES])
+def test_export_complete_bad_input(env, case, headers, body, status, names):
+    headers = headers if headers is not None else {"Authorization": f"Bearer {TOKEN}"}
+    body = body if body is not None else {"jobId": J, "status": "running"}
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    assert_clean(env.c["export_complete"].post("/", data=raw, headers=headers, content_type="application/json"),
+                 status, names)
+
+
+@pytest.mark.parametrize("uri", ["gs://out/exports/{other}/x.mp4", "gs://out/exports/{j}/", "gs://out/exports/{j}/../../etc/passwd",
+                                 "gs://out/exports/{j}/../{other}/x.mp4", "gs://out/exports/{j}/sub/x.mp4",
+                                 "gs://out/exports/{j}/x.mp4?alt=media", "gs://out/exports/{j}/x\n.mp4",
+                                 "gs://elsewhere/exports/{j}/x.mp4", "gs://out/exports/{j}/poster.jpg"])
+def test_output_outside_the_job_folder_is_refused(env, uri):
+    jid = env.service.start({"spec": OK_SPEC})[1]["jobId"]
+    env.service.dispatch(jid)
+    resp = env.c["export_complete"].post("/", json={"jobId": jid, "status": "succeeded", "output": {
+        "uri": uri.format(j=jid, other=J)}}, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert_clean(resp, 400, "output.uri")
+    env.service.complete({"jobId": jid, "status": "failed", "error": {"code": "test", "message": "cleanup"}})
+
+
+@pytest.mark.parametrize("field,value", [("durationS", "abc"), ("sizeBytes", -5), ("width", {}),
+                                         ("filename", "x" * 1000), ("durationS", 1e300), ("captions", [1])])
+def test_report_output_fields_are_validated(env, field, value):
+    jid = env.service.start({"spec": OK_SPEC})[1]["jobId"]
+    env.service.dispatch(jid)
+    resp = env.c["export_complete"].post("/", json={"jobId": jid, "status": "succeeded", "output": {
+        "uri": f"gs://out/exports/{jid}/x.mp4", field: value}}, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert_clean(resp, 400, f"output.{field}")
+    env.service.complete({"jobId": jid, "status": "failed", "error": {"code": "x\u0000y", "message": "nul\u0000 gone"}})
+    assert env.c["export_status"].get(f"/?jobId={jid}").json["error"] == {"code": "xy", "message": "nul gone"}
+
+
+def test_header_key_rules(env):
+    long = env.c["export_start"].post("/", json={"spec": OK_SPEC}, headers={"Idempotency-Key": "k" * 5000})
+    assert_clean(long, 400, "Idempotency-Key")
+    clash = env.c["export_start"].post("/", json={"spec": OK_SPEC, "idempotencyKey": "a"},
+                                       headers={"Idempotency-Key": "b"})
+    assert_clean(clash, 400, "differs from the Idempotency-Key header")
+
+
+def test_bearer_scheme_is_case_insensitive(env):
+    resp = env.c["export_complete"].post("/", json={"jobId": J, "status": "running"},
+                                         headers={"Authorization": f"bearer {TOKEN}"})
+    assert_clean(resp, 404, J)
+
+
+def ce_headers(ce_type, source="//pubsub.googleapis.com/projects/p/topics/t"):
+    return {"ce-id": uuid.uuid4().hex, "ce-specversion": "1.0", "ce-type": ce_type, "ce-source": source,
+            "Content-Type": "application/json"}
+
+
+def push_body(data_bytes: bytes | None, attributes=None):
+    msg = {"messageId": "1", "attributes": attributes or {}}
+    if data_bytes is not None:
+        msg["data"] = base64.b64encode(data_bytes).decode()
+    return {"message": msg, "subscription": "projects/p/subscriptions/s"}
+
+
+DISPATCH_CASES = [
+    ("bad-base64", {"message": {"data": "%%%not-base64", "messageId": "1"}, "subscription": "s"}, "not base64"),
+    ("not-json-payload", push_body(b"jobId=1"), "not base64-encoded JSON"),
+    ("no-job-id", push_body(b'{"other": 1}'), "no jobId"),
+    ("job-id-number", push_body(b'{"jobId": 5}'), "no jobId"),
+    ("unknown-job", push_body(json.dumps({"jobId": J}).encode()), "dispatch"),
+    ("malformed-job-id", push_body(b'{"jobId": "../../x"}'), "UUID"),
+]
+
+
+@pytest.mark.parametrize("case,body,logged", DISPATCH_CASES, ids=[c[0] for c in DISPATCH_CASES])
+def test_dispatch_bad_events_are_acknowledged(env, capsys, case, body, logged):
+    resp = env.c["dispatch_export"].post("/projects/p/topics/t", json=body)
+    assert resp.status_code == 200  # acknowledged: redelivery cannot help
+    assert env.launcher.launched == []
+    assert logged in capsys.readouterr().out
+
+
+FINALIZE_CASES = [
+    ("no-name", {"bucket": "in"}, "lacks bucket or name"),
+    ("not-object", [1, 2], "no object resource"),
+    ("wrong-bucket", {"bucket": "elsewhere", "name": f"jobs/{J}/assets/a.png"}, "unexpected bucket"),
+    ("foreign-input-object", {"bucket": "in", "name": "random/file.bin"}, "ignored"),
+    ("unknown-job-upload", {"bucket": "in", "name": f"jobs/{J}/assets/a.png"}, "unknown job"),
+    ("unknown-job-output", {"bucket": "out", "name": f"exports/{J}/x.mp4"}, "unknown job"),
+    ("output-non-video", {"bucket": "out", "name": f"exports/{J}/poster.jpg"}, "ignored"),
+    ("traversal-name", {"bucket": "in", "name": f"jobs/{J}/assets/../../x"}, "undeclared upload"),
+]
+
+
+@pytest.mark.parametrize("case,data,logged", FINALIZE_CASES, ids=[c[0] for c in FINALIZE_CASES])
+def test_finalize_bad_events_are_acknowledged(env, capsys, case, data, logged):
+    resp = env.c["on_object_finalized"].post("/", data=json.dumps(data), headers=ce_headers(
+        "google.cloud.storage.object.v1.finalized", "//storage.googleapis.com/projects/_/buckets/in"))
+    assert resp.status_code == 200
+    assert logged in capsys.readouterr().out
+
+
+def test_finalize_pubsub_notification_with_bad_data(env, capsys):
+    body = push_body(b"\x00\x01", {"eventType": "OBJECT_FINALIZE", "bucketId": "in", "objectId": "x"})
+    resp = env.c["on_object_finalized"].post("/projects/p/topics/gcs", json=body)
+    assert resp.status_code == 200 and "not base64-encoded JSON" in capsys.readouterr().out
+
+
+def test_out_of_order_output_finalize_before_dispatch(env):
+    """The video's finalize arriving while the job is still queued changes nothing; the job then runs."""
+    jid = env.service.start({"spec": OK_SPEC})[1]["jobId"]
+    assert env.service.object_finalized("out", f"exports/{jid}/export.mp4", "1", 3, {"job-id": jid}) == "duplicate"
+    assert env.service.repo.get(jid).status.value == "queued"
+    env.service.dispatch(jid)
+    env.service.complete({"jobId": jid, "status": "failed", "error": {"code": "test", "message": "cleanup"}})
+
+
+class ServiceReporter:
+    """The render job's reporter, delivering straight to the service (no HTTP)."""
+
+    def __init__(self, service, job_id):
+        self.service, self.job_id, self.rejected = service, job_id, False
+
+    def running(self, stage, progress, force=False):
+        self.service.complete({"jobId": self.job_id, "status": "running", "stage": stage, "progress": progress})
+        return True
+
+    def succeeded(self, output):
+        self.service.complete({"jobId": self.job_id, "status": "succeeded", "output": output})
+        return True
+
+    def failed(self, code, message):
+        self.service.complete({"jobId": self.job_id, "status": "failed", "error": {"code": code, "message": message}})
+        return True
+
+
+MEDIA_CASES = [
+    ("garbage-png", b"this is not a png at all", "a.png"),
+    ("zero-byte-png", b"", "a.png"),
+    ("truncated-png", (ROOT / "examples/storyboard/chelsea.png").read_bytes()[:200], "a.png"),
+    ("text-as-wav", b"RIFF....WAVEfmt garbage", "n.wav"),
+]
+
+
+@pytest.mark.parametrize("case,payload,broken", MEDIA_CASES, ids=[c[0] for c in MEDIA_CASES])
+def test_broken_media_fails_the_job_with_a_reason(env, tmp_path, case, payload, broken):
+    from render_job.job import run_export
+
+    jid = env.service.start({"spec": IMG_SPEC, "uploads": IMG_UPLOADS})[1]["jobId"]
+    good = {"a.png": (ROOT / "examples/storyboard/chelsea.png").read_bytes(),
+            "n.wav": (ROOT / "examples/storyboard/n5.wav").read_bytes()}
+    for name, data in good.items():
+        env.storage.upload_bytes("in", f"jobs/{jid}/assets/{name}", payload if name == broken else data, "x/y")
+        env.service.object_finalized("in", f"jobs/{jid}/assets/{name}", "1", len(data))
+    assert env.service.dispatch(jid)
+    work = tmp_path / "work"
+    work.mkdir()
+    result = run_export(jid, env.storage, ServiceReporter(env.service, jid), env.service.settings, str(work))
+    assert result.exit_code == 0 and result.status == "failed"
+    st = env.c["export_status"].get(f"/?jobId={jid}").json
+    assert st["status"] == "failed"
+    assert "scenes[0]" in st["error"]["message"] and broken in st["error"]["message"], st["error"]
+
+
+# -- fuzz: 1,000+ generated requests, zero 5xx, zero stranded jobs --------------------------------------
+json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12),
+                      st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=40))
+json_value = st.recursive(json_leaf, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                             st.dictionaries(st.text(max_size=12), inner, max_size=4)),
+                          max_leaves=20)
+visual = st.one_of(
+    st.fixed_dictionaries({"type": st.just("image"), "src": st.one_of(st.sampled_from(["a.png", "../a", "gs://in/library/x.png"]), st.text(max_size=30))},
+                          optional={"fit": st.sampled_from(["cover", "contain", "blur", "x"])}),
+    st.fixed_dictionaries({"type": st.just("color")}, optional={"color": st.text(max_size=9)}),
+    json_value)
+scene = st.fixed_dictionaries(
+    {"id": st.one_of(st.from_regex(r"[a-z0-9]{1,8}", fullmatch=True), st.text(max_size=10)), "visual": visual},
+    optional={"duration": st.one_of(st.none(), st.floats(allow_nan=False), st.integers(-5, 700), st.text(max_size=3)),
+              "caption": st.one_of(st.fixed_dictionaries({"text": st.text(max_size=60)}), json_value),
+              "transition": st.one_of(st.fixed_dictionaries({"type": st.sampled_from(["fade", "cut", "spin"]),
+                                                             "duration": st.floats(-1, 10)}), json_value)})
+spec_strategy = st.one_of(
+    st.fixed_dictionaries({"scenes": st.lists(scene, min_size=0, max_size=4)},
+                          optional={"output": st.one_of(st.fixed_dictionaries(
+                              {}, optional={"fps": st.sampled_from([24, 30, 31, "30"]),
+                                            "resolution": st.sampled_from(["720p", "4k"])}), json_value),
+                                    "version": st.sampled_from([1, 2, "1"]), "title": st.text(max_size=30)}),
+    json_value)
+body_strategy = st.one_of(
+    st.fixed_dictionaries({"spec": spec_strategy},
+                          optional={"uploads": st.one_of(st.lists(st.fixed_dictionaries(
+                              {"name": st.sampled_from(["a.png", "b.png", "../x", ""]),
+                               "contentType": st.sampled_from(["image/png", "text/html", ""])}), max_size=3), json_value),
+                              "idempotencyKey": st.one_of(st.text(max_size=20), json_value)}),
+    json_value)
+
+
+def test_fuzz_export_start(tmp_path):
+    s = Settings(database_url=f"sqlite:///{tmp_path}/fuzz.db", worker_token=TOKEN, input_bucket="in",
+                 output_bucket="out")
+    service = bootstrap.build_service(s, storage=LocalStorage(tmp_path / "gcs"), publisher=RecordingPublisher(),
+                                      launcher=RecordingLauncher(), migrate_db=True)
+    bootstrap.use_service(service)
+    client = create_app(target="export_start", source=SOURCE).test_client()
+    seen = {"n": 0, "2xx": 0, "4xx": 0}
+
+    @hsettings(max_examples=1000, deadline=None, derandomize=True,
+               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(body_strategy)
+    def one(body):
+        resp = client.post("/", data=json.dumps(body), content_type="application/json")
+        seen["n"] += 1
+        text = resp.get_data(as_text=True)
+        assert resp.status_code < 500, text[:300]
+        assert not any(leak in text for leak in LEAKS), text[:300]
+        seen["2xx" if resp.status_code < 300 else "4xx"] += 1
+
+    try:
+        one()
+        # every job the fuzz created is queued or awaiting uploads: cancel them all, none may strand
+        for status in ("queued", "awaiting_upload"):
+            for job in service.repo.list_stale([JobStatus(status)], before=utcnow() + timedelta(days=1), limit=10_000):
+                service.cancel({"jobId": job.id})
+        assert not {k: v for k, v in service.repo.count_by_status().items() if k in NON_TERMINAL}
+    finally:
+        bootstrap.use_service(None)
+    print(f"fuzz: {seen['n']} requests, {seen['2xx']} accepted, {seen['4xx']} refused, 0 server errors")
+    assert seen["n"] >= 1000 and seen["4xx"] > 0
