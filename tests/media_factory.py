@@ -1,0 +1,197 @@
+"""Generated test media: every awkward input is made here, at test time (Pillow and FFmpeg lavfi).
+
+Nothing is downloaded. FFmpeg is the one the render job uses (FFMPEG_BINARY, else PATH, else the
+imageio-ffmpeg wheel's), so the metadata flags below adapt to its version.
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+
+RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
+
+
+@lru_cache(maxsize=1)
+def ffmpeg_exe() -> str:
+    from render_job.runner import find_ffmpeg
+
+    return find_ffmpeg(os.environ.get("FFMPEG_BINARY") or None)
+
+
+@lru_cache(maxsize=1)
+def ffmpeg_major() -> int:
+    out = subprocess.run([ffmpeg_exe(), "-version"], capture_output=True, text=True).stdout
+    m = re.search(r"ffmpeg version n?(\d+)", out)
+    return int(m.group(1)) if m else 0
+
+
+def ff(*args: str, timeout: float = 120) -> None:
+    """Run FFmpeg quietly; raise with its stderr on failure."""
+    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-y", *args],
+                          capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"ffmpeg {' '.join(args)} failed: {proc.stderr[-2000:]}")
+
+
+# ---------------------------------------------------------------------------------------- images
+
+def halves(size: tuple[int, int], first=RED, second=BLUE, vertical_split: bool = True, mode: str = "RGB"):
+    """A Pillow image: left half `first`, right half `second` (or top/bottom when not vertical_split)."""
+    from PIL import Image
+
+    w, h = size
+    im = Image.new("RGB", size, second)
+    im.paste(first, (0, 0, w // 2, h) if vertical_split else (0, 0, w, h // 2))
+    return im.convert(mode) if mode != "RGB" else im
+
+
+def exif_jpeg(path: Path, orientation: int, size=(320, 180)) -> Path:
+    """A landscape JPEG stored as left-red/right-blue, with EXIF Orientation `orientation`."""
+    im = halves(size)
+    exif = im.getexif()
+    exif[0x0112] = orientation
+    im.save(path, "JPEG", quality=95, exif=exif.tobytes())
+    return path
+
+
+def cmyk_jpeg(path: Path, cmyk=(0, 255, 255, 0), size=(64, 48)) -> Path:
+    """A plain Adobe CMYK JPEG (APP14 transform 0), e.g. pure red C=0 M=100% Y=100% K=0."""
+    from PIL import Image
+
+    Image.new("CMYK", size, cmyk).save(path, "JPEG", quality=95)
+    return path
+
+
+def ycck_jpeg(path: Path, rgb=RED, size=(64, 48)) -> Path:
+    """An Adobe YCCK JPEG (APP14 transform 2: what Photoshop writes for CMYK) showing `rgb`.
+
+    libjpeg encodes YCCK as the YCbCr of (255-C, 255-M, 255-Y) plus K; Pillow writes CMYK as
+    transform 0, so we write the YCC values as if they were CMYK and flip the transform flag.
+    Adobe files store CMYK inverted, hence the 255 - v on both ends.
+    """
+    from PIL import Image
+
+    r, g, b = (255 - v for v in rgb)  # libjpeg's YCCK->CMYK then Adobe's inversion yield back rgb's CMY
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    cb = 128 - 0.168736 * r - 0.331264 * g + 0.5 * b
+    cr = 128 + 0.5 * r - 0.418688 * g - 0.081312 * b
+    stored = [int(round(min(255, max(0, v)))) for v in (y, cb, cr)] + [255]
+    Image.new("CMYK", size, tuple(255 - v for v in stored)).save(path, "JPEG", quality=100)
+    data = bytearray(path.read_bytes())
+    i = data.find(b"Adobe")
+    assert i > 0 and data[i + 11] == 0
+    data[i + 11] = 2  # transform: YCCK
+    path.write_bytes(bytes(data))
+    return path
+
+
+def rgba_png(path: Path, size=(320, 180)) -> Path:
+    """Left half opaque red; right half fully transparent (stored colour white); a 50% red stripe."""
+    from PIL import Image
+
+    w, h = size
+    im = Image.new("RGBA", size, (255, 255, 255, 0))
+    im.paste((255, 0, 0, 255), (0, 0, w // 2, h))
+    im.paste((255, 0, 0, 128), (w // 2, 0, w // 2 + w // 8, h))
+    im.save(path, "PNG")
+    return path
+
+
+def palette_png(path: Path, size=(320, 180), transparent: bool = False) -> Path:
+    """A palette (P mode) PNG: left green, right blue; with `transparent`, blue is the tRNS colour."""
+    im = halves(size, GREEN, BLUE).convert("P", palette=0, colors=4)
+    kw = {}
+    if transparent:
+        idx = im.getpixel((size[0] - 1, 0))
+        kw["transparency"] = idx
+    im.save(path, "PNG", **kw)
+    return path
+
+
+def gray16_png(path: Path, value: int = 0x8080, size=(320, 180)) -> Path:
+    """A 16-bit grayscale PNG (Pillow mode I;16)."""
+    from PIL import Image
+
+    Image.new("I;16", size, value).save(path, "PNG")
+    return path
+
+
+def rgb48_png(path: Path, color: str = "0x00ff00", size="320x180") -> Path:
+    """A 16-bit-per-channel RGB PNG (FFmpeg rgb48be)."""
+    ff("-f", "lavfi", "-i", f"color=c={color}:s={size}", "-frames:v", "1", "-pix_fmt", "rgb48be", str(path))
+    return path
+
+
+def big_jpeg(path: Path, size=(16400, 7000)) -> Path:
+    """A very large baseline JPEG (left half red, right half blue), written by FFmpeg (not in this process)."""
+    w, h = size
+    ff("-f", "lavfi", "-i", f"color=c=blue:s={w}x{h},format=yuvj420p,"
+       f"drawbox=x=0:y=0:w={w // 2}:h={h}:color=red:t=fill", "-frames:v", "1", "-q:v", "4", str(path), timeout=300)
+    return path
+
+
+def panorama_png(path: Path, size=(17000, 400)) -> Path:
+    """A very wide PNG panorama: left half red, right half blue (about 20 MB decoded)."""
+    halves(size).save(path, "PNG", compress_level=1)
+    return path
+
+
+# ----------------------------------------------------------------------------------------- audio
+
+AUDIO_CODECS = {"wav": ["-c:a", "pcm_s16le"], "mp3": ["-c:a", "libmp3lame", "-b:a", "64k"],
+                "ogg": ["-c:a", "libvorbis", "-q:a", "2"], "m4a": ["-c:a", "aac", "-b:a", "64k"]}
+
+
+def tone(path: Path, seconds: float, rate: int = 44100, channels: int = 1, freq: int = 440) -> Path:
+    """A sine tone of `seconds` in the format given by the file extension (wav, mp3, ogg, m4a)."""
+    ext = path.suffix.lstrip(".")
+    ff("-f", "lavfi", "-i", f"sine=frequency={freq}:sample_rate={rate}:duration={seconds}",
+       "-ac", str(channels), "-ar", str(rate), *AUDIO_CODECS[ext], str(path))
+    return path
+
+
+# ----------------------------------------------------------------------------------------- video
+
+def clip(path: Path, seconds: float = 1.0, size: str = "320x180", rate: int = 25, audio: bool = False,
+         extra: tuple[str, ...] = ()) -> Path:
+    """An H.264 MP4 of testsrc2 (with a sine track when `audio`)."""
+    args = ["-f", "lavfi", "-i", f"testsrc2=s={size}:r={rate}:d={seconds}"]
+    if audio:
+        args += ["-f", "lavfi", "-i", f"sine=frequency=330:sample_rate=44100:duration={seconds}", "-c:a", "aac"]
+    ff(*args, "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", *extra, str(path))
+    return path
+
+
+def rotated_clip(path: Path, rotation_ccw: int = 90, size: str = "192x108") -> Path:
+    """A clip stored landscape (top half red, bottom half blue) with a display matrix asking players
+    to rotate it `rotation_ccw` degrees counter-clockwise (FFmpeg's display-matrix convention)."""
+    w, h = (int(v) for v in size.split("x"))
+    plain = path.with_name(path.stem + "_plain.mp4")
+    ff("-f", "lavfi", "-i", f"color=c=red:s={w}x{h // 2}:r=25:d=1", "-f", "lavfi",
+       "-i", f"color=c=blue:s={w}x{h // 2}:r=25:d=1", "-filter_complex", "[0:v][1:v]vstack=inputs=2",
+       "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(plain))
+    if ffmpeg_major() >= 6:
+        ff("-display_rotation:v:0", str(rotation_ccw), "-i", str(plain), "-c", "copy", str(path))
+    else:  # FFmpeg <= 5: the mov muxer turns the legacy `rotate` tag into a display matrix
+        ff("-i", str(plain), "-c", "copy", "-metadata:s:v:0", f"rotate={rotation_ccw}", str(path))
+    plain.unlink()
+    return path
+
+
+def vfr_clip(path: Path) -> Path:
+    """A variable-frame-rate clip: 15 frames 1/30 s apart, then 15 frames 1/10 s apart (2.0 s)."""
+    ff("-f", "lavfi", "-i", "testsrc2=s=320x180:r=30:d=1",
+       "-vf", "setpts='if(lt(N,15),N,15+(N-15)*3)/30/TB'", "-fps_mode", "vfr",
+       "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-video_track_timescale", "90000",
+       str(path))
+    return path
+
+
+def truncate(path: Path, keep: float = 0.5) -> Path:
+    """Cut the file to `keep` of its bytes (an interrupted upload)."""
+    data = path.read_bytes()
+    path.write_bytes(data[: max(1, int(len(data) * keep))])
+    return path
