@@ -14,7 +14,9 @@
 from __future__ import annotations
 
 import collections
+import functools
 import os
+import re
 import queue
 import shutil
 import subprocess
@@ -31,9 +33,26 @@ _TRANSIENT_HINTS = ("cannot allocate memory", "no space left", "resource tempora
                     "too many open files", "broken pipe")
 
 
+MIN_FFMPEG_MAJOR = 6  # FFmpeg 5.x's xfade emits untimed frames when a scene ends inside its transition
+
+
+def ffmpeg_major(exe: str) -> int:
+    """The major version of an FFmpeg executable (0 when it cannot be told, e.g. a git build)."""
+    try:
+        out = subprocess.run([exe, "-hide_banner", "-version"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    m = re.search(r"ffmpeg version n?(\d+)\.", out)
+    return int(m.group(1)) if m else 0
+
+
+@functools.lru_cache(maxsize=8)
 def find_ffmpeg(configured: str | None = None) -> str:
-    """The FFmpeg executable: `configured` (settings.ffmpeg_binary / FFMPEG_BINARY), else `ffmpeg` on
-    PATH, else the binary shipped by the imageio-ffmpeg wheel.
+    """The FFmpeg executable: `configured` (settings.ffmpeg_binary / FFMPEG_BINARY) as given, else
+    `ffmpeg` on PATH when it is version 6 or newer, else the binary shipped by the imageio-ffmpeg
+    wheel (FFmpeg 9 with libx264, libass, xfade, loudnorm). FFmpeg 5.1 (Debian 12's) drops frames of
+    scenes shorter than their transition (xfade emits frames without timestamps), so it is passed
+    over unless asked for explicitly.
 
     Raises:
         PermanentRenderError: none is available.
@@ -44,12 +63,14 @@ def find_ffmpeg(configured: str | None = None) -> str:
             raise PermanentRenderError(f"FFMPEG_BINARY {configured!r} not found")
         return found
     on_path = shutil.which("ffmpeg")
-    if on_path:
+    if on_path and ffmpeg_major(on_path) >= MIN_FFMPEG_MAJOR:
         return on_path
     try:
         import imageio_ffmpeg
         return imageio_ffmpeg.get_ffmpeg_exe()
     except Exception as exc:  # pragma: no cover - depends on the machine
+        if on_path:
+            return on_path
         raise PermanentRenderError(f"no FFmpeg found (PATH or imageio-ffmpeg): {exc}") from None
 
 
