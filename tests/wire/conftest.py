@@ -1,0 +1,57 @@
+"""Wire-level fixtures: the real Google client libraries talking to local servers.
+
+- `fake_gcs` (module): our own fake-gcs-server (no notifications), buckets wire-in / wire-out.
+- `pubsub_host` (session): the Pub/Sub emulator of `emulated_stack` when this machine can run that
+  stack (shared with the system tests, so no second JVM), else one started here; skips or fails
+  like `emulated_stack` when gcloud/Java are missing.
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.conftest import _unavailable
+
+PROJECT = "wire-proj"
+
+
+@pytest.fixture(scope="module")
+def fake_gcs(run_dir):
+    from infra.local import services as sv
+
+    if not sv.fake_gcs_available():
+        _unavailable("SCENEFLOW_REQUIRE_EMULATORS", "fake-gcs-server (Linux x86-64 wheel) is missing")
+    gcs = sv.FakeGcs(PROJECT, ["wire-in", "wire-out"], run_dir=run_dir / "wire-gcs")
+    try:
+        gcs.start()
+    except sv.ServiceError as exc:
+        gcs.stop()
+        _unavailable("SCENEFLOW_REQUIRE_EMULATORS", f"could not start fake-gcs-server: {exc}")
+    try:
+        yield gcs
+    finally:
+        gcs.stop()
+
+
+@pytest.fixture(scope="session")
+def pubsub_host(request, run_dir):
+    from infra.local import services as sv
+    from infra.local.stack import EmulatedStack
+
+    if EmulatedStack.available()[0] or os.environ.get("TEST_DATABASE_URL"):
+        stack = request.getfixturevalue("emulated_stack")
+        yield stack.pubsub.host
+        return
+    if not sv.pubsub_emulator_available():
+        _unavailable("SCENEFLOW_REQUIRE_EMULATORS", "gcloud and java are needed for the Pub/Sub emulator")
+    emu = sv.PubSubEmulator(PROJECT, run_dir=run_dir / "wire-pubsub")
+    try:
+        emu.start()
+    except sv.ServiceError as exc:
+        emu.stop()
+        _unavailable("SCENEFLOW_REQUIRE_EMULATORS", f"could not start the Pub/Sub emulator: {exc}")
+    try:
+        yield emu.host
+    finally:
+        emu.stop()
