@@ -77,7 +77,10 @@ def engine_for_url(url: str) -> Engine:
     """An Engine for a SQLAlchemy URL (sqlite:///... or postgresql+pg8000://...)."""
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
-    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, pool_recycle=1800)
+    # Overflow connections are closed on check-in, so a steady load above pool_size opens and closes
+    # a PostgreSQL connection (a backend process, an SSL probe) per request: size the pool for the
+    # gateway's concurrency (the load test runs 32) and keep the overflow for bursts.
+    return create_engine(url, pool_size=32, max_overflow=16, pool_pre_ping=True, pool_recycle=1800)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

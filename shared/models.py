@@ -29,6 +29,7 @@ class ExportJob(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     uploads_expected: Mapped[list] = mapped_column(JSON, default=list)
     execution_name: Mapped[str | None] = mapped_column(String(500))
+    execution_log_uri: Mapped[str | None] = mapped_column(String(2000))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)

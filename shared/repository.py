@@ -80,6 +80,7 @@ class JobRecord:
     idempotency_key: str | None
     uploads_expected: list[str]
     execution_name: str | None
+    execution_log_uri: str | None
     attempts: int
     error_code: str | None
     error_message: str | None
@@ -126,6 +127,7 @@ class JobRepository:
             id=job.id, status=JobStatus(job.status), stage=job.stage, progress=job.progress or 0.0,
             spec=job.spec, spec_sha256=job.spec_sha256, idempotency_key=job.idempotency_key,
             uploads_expected=list(job.uploads_expected or []), execution_name=job.execution_name,
+            execution_log_uri=job.execution_log_uri,
             attempts=job.attempts or 0, error_code=job.error_code, error_message=job.error_message,
             output=job.output, created_at=_aware(job.created_at), updated_at=_aware(job.updated_at),
             started_at=_aware(job.started_at), finished_at=_aware(job.finished_at),
@@ -209,7 +211,7 @@ class JobRepository:
         # the commit (503) and the client's retry would then replay a job that was never published.
         return JobRecord(id=job_id, status=status, stage=None, progress=0.0, spec=spec, spec_sha256=spec_sha256,
                          idempotency_key=idempotency_key, uploads_expected=list(uploads_expected),
-                         execution_name=None, attempts=0, error_code=None, error_message=None, output=None,
+                         execution_name=None, execution_log_uri=None, attempts=0, error_code=None, error_message=None, output=None,
                          created_at=now, updated_at=now, started_at=None, finished_at=None, last_report_at=None,
                          history=[(status.value, now)], uploads_received=[]), True
 
@@ -262,10 +264,11 @@ class JobRepository:
                 return True, False
             return True, self._transition(s, job_id, JobStatus.QUEUED, {})
 
-    def set_execution(self, job_id: str, execution_name: str) -> None:
+    def set_execution(self, job_id: str, execution_name: str, log_uri: str | None = None) -> None:
+        """Record the job's execution and where its logs are."""
         with self._tx() as s:
             s.execute(update(ExportJob).where(ExportJob.id == job_id)
-                      .values(execution_name=execution_name, updated_at=utcnow()))
+                      .values(execution_name=execution_name, execution_log_uri=log_uri, updated_at=utcnow()))
 
     def report_progress(self, job_id: str, *, stage: str | None, progress: float | None, attempt: int) -> bool:
         """Record a running job's stage and progress (progress never falls; attempts = max seen).

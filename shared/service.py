@@ -306,7 +306,7 @@ class ExportService:
             "jobId": job.id, "status": job.status.value, "stage": job.stage, "progress": round(job.progress, 4),
             "createdAt": iso(job.created_at), "updatedAt": iso(job.updated_at),
             "startedAt": iso(job.started_at), "finishedAt": iso(job.finished_at), "attempts": job.attempts,
-            "executionName": job.execution_name, "executionLogUri": self._execution_log_uri(job.execution_name),
+            "executionName": job.execution_name, "executionLogUri": job.execution_log_uri,
             "history": [{"status": s, "at": iso(a)} for s, a in job.history],
         }
         if job.status == JobStatus.AWAITING_UPLOAD:
@@ -317,11 +317,9 @@ class ExportService:
             body["output"] = self._public_output(job.output)
         return body
 
-    def _execution_log_uri(self, execution_name: str | None) -> str | None:
-        """Where the execution's logs are (the launcher's ExecutionStatus.log_uri); None when there
-        is no execution or the launcher cannot be asked right now (status must still answer)."""
-        if not execution_name:
-            return None
+    def _execution_log_uri(self, execution_name: str) -> str | None:
+        """Where the execution's logs are (the launcher's ExecutionStatus.log_uri), asked once at
+        dispatch and stored, so status polls never call Cloud Run; None when it cannot be asked."""
         try:
             return getattr(self.launcher.status(execution_name), "log_uri", None)
         except Exception:  # noqa: BLE001 - TransientError or a stand-in's failure: leave it out
@@ -540,7 +538,7 @@ class ExportService:
         except TransientError:
             self.repo.transition(job_id, JobStatus.QUEUED, sources=frozenset({JobStatus.DISPATCHED}))
             raise
-        self.repo.set_execution(job_id, execution)
+        self.repo.set_execution(job_id, execution, self._execution_log_uri(execution))
         logs.info("render execution started", job_id=job_id, execution=execution)
         return execution
 

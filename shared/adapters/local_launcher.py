@@ -47,15 +47,11 @@ class SubprocessLauncher:
         return name
 
     def status(self, execution_name: str) -> ExecutionStatus:
-        """The execution's state; log_uri is its latest attempt's log file (when log_dir is set)."""
+        """The execution's state; log_uri is its log file (every attempt appends to it) when log_dir is set."""
         state = self._states.get(execution_name)
         if state is None:
             return ExecutionStatus("missing", "unknown to this launcher")
-        log = None
-        if self.log_dir:  # attempts write {execution}-{attempt}.log: the highest attempt is the latest
-            logs_ = sorted(self.log_dir.glob(f"{execution_name}-*.log"),
-                           key=lambda p: int(p.stem.rsplit("-", 1)[1]) if p.stem.rsplit("-", 1)[1].isdigit() else -1)
-            log = str(logs_[-1].resolve()) if logs_ else None
+        log = str((self.log_dir / f"{execution_name}.log").resolve()) if self.log_dir else None
         return dataclasses.replace(state, log_uri=log)
 
     def cancel(self, execution_name: str) -> None:
@@ -83,7 +79,7 @@ class SubprocessLauncher:
             out = None
             if self.log_dir:
                 self.log_dir.mkdir(parents=True, exist_ok=True)
-                out = open(self.log_dir / f"{execution}-{attempt}.log", "wb")
+                out = open(self.log_dir / f"{execution}.log", "ab")  # attempts append to one file
             with self._lock:
                 if execution in self._cancelled:
                     break

@@ -90,12 +90,14 @@ def test_status_shows_the_execution_log_uri(env):
     job_id = clients["export_start"].post("/", json={"spec": SPEC}).json["jobId"]
     st = clients["export_status"].get(f"/?jobId={job_id}").json
     assert st["executionName"] is None and st["executionLogUri"] is None
-    bootstrap.get_service().dispatch(job_id)
-    name = clients["export_status"].get(f"/?jobId={job_id}").json["executionName"]
-    assert name
     uri = "https://console.cloud.google.com/logs/viewer?project=obs-proj&advancedFilter=x"
-    launcher.states[name] = ExecutionStatus("running", None, uri)
-    assert clients["export_status"].get(f"/?jobId={job_id}").json["executionLogUri"] == uri
+    next_name = f"projects/local/locations/local/jobs/render/executions/exec-{len(launcher.launched) + 1}"
+    launcher.states[next_name] = ExecutionStatus("running", None, uri)
+    bootstrap.get_service().dispatch(job_id)
+    st = clients["export_status"].get(f"/?jobId={job_id}").json
+    assert st["executionName"] == next_name and st["executionLogUri"] == uri  # asked once, at dispatch
+    launcher.states[next_name] = ExecutionStatus("running", None, "https://elsewhere")
+    assert clients["export_status"].get(f"/?jobId={job_id}").json["executionLogUri"] == uri  # no call per poll
 
 
 @pytest.mark.parametrize("header,expected", [
@@ -124,5 +126,5 @@ def test_local_launcher_log_uri_is_the_attempt_log_file(tmp_path):
     name = launcher.launch("job-1")
     launcher.wait(name, timeout=30)
     st = launcher.status(name)
-    assert st.state == "succeeded" and st.log_uri == str((tmp_path / "logs" / f"{name}-0.log").resolve())
+    assert st.state == "succeeded" and st.log_uri == str((tmp_path / "logs" / f"{name}.log").resolve())
     assert SubprocessLauncher("render").status("nope").log_uri is None
