@@ -4,6 +4,7 @@
 #   make test     unit + integration + system tests
 #   make unit     unit tests only
 #   make reconcile  POST reconcile_exports of a running stack (API=http://127.0.0.1:PORT, default $$EXPORT_API_BASE)
+#   make bench    render the benchmark storyboard, time ours vs FFmpeg/MoviePy (BENCHMARKS.md)
 #   make schema   regenerate shared/schema/export_spec_v1.schema.json
 #   make load     API load test: 2,000 starts + 10,000 status reads vs a bare handler (RELIABILITY.md; LOAD_ARGS=...)
 #   make clean    remove caches, ./out and .local/runs (keeps .venv)
@@ -49,6 +50,18 @@ integration: $(STAMP)
 
 system: $(STAMP)
 	$(PY) -m pytest tests/system $(PYTEST_ARGS)
+
+# Benchmark (issue 4): installs requirements-bench.txt (MoviePy 2, psutil, rich; benchmark only) into
+# the venv, then runs tests/bench/bench_render.py. BENCH_ARGS passes options, e.g. --skip-moviepy --profile.
+BENCH_STAMP := $(VENV)/.bench-installed-stamp
+BENCH_ARGS ?=
+$(BENCH_STAMP): requirements-bench.txt requirements.txt requirements-dev.txt | $(PY)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements-bench.txt
+	@touch $(BENCH_STAMP)
+
+.PHONY: bench
+bench: $(STAMP) $(BENCH_STAMP)
+	$(PY) tests/bench/bench_render.py $(BENCH_ARGS)
 
 schema: $(STAMP)
 	@mkdir -p shared/schema
