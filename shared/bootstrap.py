@@ -74,16 +74,26 @@ def get_service():
 def build_service(s: Settings, *, storage: ObjectStorage | None = None, publisher: Publisher | None = None,
                   launcher: JobLauncher | None = None, migrate_db: bool | None = None):
     """Wire an ExportService from settings; any adapter may be passed in instead (tests)."""
-    from shared.db import make_engine, migrate, session_factory
-    from shared.repository import JobRepository
+    from shared.db import make_engine, migrate
     from shared.service import ExportService
 
     engine = make_engine(s)
     if migrate_db if migrate_db is not None else os.environ.get("EXPORT_AUTO_MIGRATE") == "1":
         migrate(engine)
-    return ExportService(settings=s, repo=JobRepository(session_factory(engine)),
+    return ExportService(settings=s, repo=build_repository(engine),
                          storage=storage or get_storage(s), publisher=publisher or get_publisher(s),
                          launcher=launcher or get_launcher(s))
+
+
+def build_repository(engine):
+    """A JobRepository on `engine`; on PostgreSQL its single-statement reads run in autocommit
+    (no BEGIN/COMMIT round trips on each export_status)."""
+    from shared.db import session_factory
+    from shared.repository import JobRepository
+
+    reads = (session_factory(engine.execution_options(isolation_level="AUTOCOMMIT"))
+             if engine.dialect.name == "postgresql" else None)
+    return JobRepository(session_factory(engine), reads)
 
 
 def use_service(service) -> None:

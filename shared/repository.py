@@ -97,12 +97,19 @@ class JobRecord:
 class JobRepository:
     """Export jobs in SQL (SQLite or PostgreSQL) through a SQLAlchemy sessionmaker."""
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(self, sessions: sessionmaker[Session], read_sessions: sessionmaker[Session] | None = None) -> None:
+        """sessions: for transactions. read_sessions: optional autocommit sessions for single-statement
+        reads (PostgreSQL: no BEGIN/COMMIT round trips on export_status); default `sessions`."""
         self._sessions = sessions
+        self._read_sessions = read_sessions
 
     @contextmanager
-    def _tx(self) -> Iterator[Session]:
+    def _tx(self, read_only: bool = False) -> Iterator[Session]:
         try:
+            if read_only and self._read_sessions is not None:
+                with self._read_sessions() as session:
+                    yield session
+                return
             with self._sessions.begin() as session:
                 yield session
         except (DBAPIError, SATimeoutError, OSError) as exc:
@@ -150,7 +157,7 @@ class JobRepository:
         stmt = (select(ExportJob, parts.c.kind, parts.c.value, parts.c.at)
                 .outerjoin(parts, parts.c.job_id == ExportJob.id).where(ExportJob.id == job_id)
                 .order_by(parts.c.kind, parts.c.seq))
-        with self._tx() as s:
+        with self._tx(read_only=True) as s:
             rows = s.execute(stmt).all()
             if not rows:
                 return None

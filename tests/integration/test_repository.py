@@ -6,8 +6,8 @@ import uuid
 import pytest
 from sqlalchemy import inspect
 
-from shared.db import engine_for_url, migrate, session_factory
-from shared.repository import JobRepository
+from shared.bootstrap import build_repository
+from shared.db import engine_for_url, migrate
 from shared.states import JobStatus as S
 
 
@@ -21,7 +21,7 @@ def repo(request, tmp_path):
     migrate(url)  # idempotent
     engine = engine_for_url(url)
     assert {"export_jobs", "export_job_events", "export_job_uploads"} <= set(inspect(engine).get_table_names())
-    yield JobRepository(session_factory(engine))
+    yield build_repository(engine)  # as wired in production (autocommit reads on PostgreSQL)
     engine.dispose()
 
 
