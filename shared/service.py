@@ -29,7 +29,7 @@ from shared.errors import Conflict, Forbidden, InvalidRequest, NotFound, Transie
 from shared.ports import JobLauncher, ObjectStorage, Publisher
 from shared.repository import JobRecord, JobRepository, utcnow
 from shared.spec import _check_src, errors_to_details, parse_spec
-from shared.states import NON_TERMINAL, JobStatus, is_terminal
+from shared.states import JobStatus, is_terminal
 
 ALLOWED_UPLOAD_TYPES = re.compile(r"^(image|audio|video)/[A-Za-z0-9.+-]{1,60}$")
 REFUSED_UPLOAD_TYPES = frozenset({"image/svg+xml"})  # vector images are not decodable as frames

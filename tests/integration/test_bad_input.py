@@ -21,11 +21,11 @@ from shared.adapters.local_launcher import RecordingLauncher
 from shared.adapters.local_pubsub import RecordingPublisher
 from shared.adapters.local_storage import LocalStorage
 from shared.config import Settings
+from tests.integration.functions_env import SOURCE, make_functions_env
 from shared.repository import utcnow
 from shared.states import NON_TERMINAL, JobStatus
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCE = str(ROOT / "functions" / "main.py")
 TOKEN = "worker-token-for-corpus"
 J = "0badc0de-0000-4000-8000-00000000abcd"  # a well-formed id no job has
 LEAKS = ("Traceback", "File \"/", "sqlalchemy", "SELECT ", "psycopg", "pg8000", "/work/", "site-packages")
@@ -131,16 +131,7 @@ START_CASES = [
 
 @pytest.fixture
 def env(tmp_path):
-    s = Settings(database_url=f"sqlite:///{tmp_path}/jobs.db", worker_token=TOKEN, input_bucket="in",
-                 output_bucket="out")
-    e = type("Env", (), {})()
-    e.storage, e.publisher, e.launcher = LocalStorage(tmp_path / "gcs"), RecordingPublisher(), RecordingLauncher()
-    e.service = bootstrap.build_service(s, storage=e.storage, publisher=e.publisher, launcher=e.launcher,
-                                        migrate_db=True)
-    bootstrap.use_service(e.service)
-    e.c = {n: create_app(target=n, source=SOURCE).test_client() for n in
-           ("export_start", "export_status", "export_complete", "export_cancel", "dispatch_export",
-            "on_object_finalized")}
+    e = make_functions_env(tmp_path, worker_token=TOKEN, input_bucket="in", output_bucket="out")
     yield e
     assert not {k: v for k, v in e.service.repo.count_by_status().items() if k in NON_TERMINAL}, \
         "a job was left non-terminal"

@@ -3,35 +3,20 @@ local adapters (folder storage, recording publisher and launcher)."""
 import base64
 import json
 import uuid
-from pathlib import Path
 
 import pytest
-from functions_framework import create_app
 
 from shared import bootstrap
-from shared.adapters.local_launcher import RecordingLauncher
-from shared.adapters.local_pubsub import RecordingPublisher
-from shared.adapters.local_storage import LocalStorage
-from shared.config import Settings
+from tests.integration.functions_env import make_functions_env
 
-SOURCE = str(Path(__file__).resolve().parents[2] / "functions" / "main.py")
 TOKEN = "worker-secret-0123456789"
 
 
 @pytest.fixture
 def env(tmp_path):
-    settings = Settings(database_url=f"sqlite:///{tmp_path}/jobs.db", worker_token=TOKEN,
-                        input_bucket="in-bkt", output_bucket="out-bkt", api_base="http://api.test")
-    storage, publisher, launcher = LocalStorage(tmp_path / "gcs"), RecordingPublisher(), RecordingLauncher()
-    service = bootstrap.build_service(settings, storage=storage, publisher=publisher, launcher=launcher,
-                                      migrate_db=True)
-    bootstrap.use_service(service)
-    clients = {name: create_app(target=name, source=SOURCE).test_client() for name in
-               ("export_start", "export_status", "export_complete", "dispatch_export", "on_object_finalized")}
-    yield type("Env", (), dict(c=clients, storage=storage, publisher=publisher, launcher=launcher,
-                               service=service, settings=settings))
+    yield make_functions_env(tmp_path, worker_token=TOKEN, input_bucket="in-bkt", output_bucket="out-bkt",
+                             api_base="http://api.test")
     bootstrap.use_service(None)
-
 
 SPEC = {"title": "Two scenes", "output": {"resolution": "720p"},
         "scenes": [{"id": "a", "visual": {"type": "image", "src": "a.png"}, "narration": {"src": "n1.wav"},

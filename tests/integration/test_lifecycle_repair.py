@@ -1,20 +1,14 @@
 """export_cancel, reconcile_exports and the client token, through functions-framework's test
 client on SQLite with the local adapters (recording publisher and launcher)."""
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from functions_framework import create_app
 
 from shared import bootstrap
-from shared.adapters.local_launcher import RecordingLauncher
-from shared.adapters.local_pubsub import RecordingPublisher
-from shared.adapters.local_storage import LocalStorage
-from shared.config import Settings
+from tests.integration.functions_env import make_functions_env
 from shared.ports import ExecutionStatus
 from shared.repository import utcnow
 
-SOURCE = str(Path(__file__).resolve().parents[2] / "functions" / "main.py")
 TOKEN = "worker-token"
 COLOR = {"scenes": [{"id": "c", "visual": {"type": "color"}, "duration": 1}]}
 IMAGE = {"title": "Pics", "scenes": [{"id": "a", "visual": {"type": "image", "src": "a.png"}},
@@ -22,16 +16,7 @@ IMAGE = {"title": "Pics", "scenes": [{"id": "a", "visual": {"type": "image", "sr
 
 
 def make_env(tmp_path, **settings):
-    s = Settings(database_url=f"sqlite:///{tmp_path}/jobs.db", worker_token=TOKEN, input_bucket="in",
-                 output_bucket="out", **settings)
-    env = type("Env", (), {})()
-    env.storage, env.publisher, env.launcher = LocalStorage(tmp_path / "gcs"), RecordingPublisher(), RecordingLauncher()
-    env.service = bootstrap.build_service(s, storage=env.storage, publisher=env.publisher, launcher=env.launcher,
-                                          migrate_db=True)
-    bootstrap.use_service(env.service)
-    env.c = {n: create_app(target=n, source=SOURCE).test_client() for n in
-             ("export_start", "export_status", "export_cancel", "export_complete", "reconcile_exports")}
-    return env
+    return make_functions_env(tmp_path, worker_token=TOKEN, input_bucket="in", output_bucket="out", **settings)
 
 
 @pytest.fixture
