@@ -252,10 +252,14 @@ def _loudness_from_metadata(md: dict[str, str]) -> dict | None:
     return out if "integratedLufs" in out else None
 
 
-def _loudness(exe: str, workdir: str, out_mp4: str, plan: RenderPlan) -> dict | None:
+def _loudness(exe: str, workdir: str, out_mp4: str, plan: RenderPlan) -> tuple[dict | None, int]:
     """Measure the output's loudness (ebur128); when the single-pass loudnorm of the render missed the
     target (ffargs.loudness_needs_second_pass), re-normalise the audio with a linear two-pass loudnorm
-    (video copied) and measure again. Returns {integratedLufs, truePeakDb, lra} or None if unmeasurable."""
+    (video copied) and measure again.
+
+    Returns:
+        ({integratedLufs, truePeakDb, lra} or None if unmeasurable, the number of loudnorm passes).
+    """
     def measure() -> dict | None:
         lines = run_ffmpeg(ffargs.build_loudness_measure_command(exe, out_mp4), cwd=workdir, total_s=plan.total_s,
                            what="ffmpeg loudness measurement")
@@ -264,7 +268,7 @@ def _loudness(exe: str, workdir: str, out_mp4: str, plan: RenderPlan) -> dict | 
     measured = measure()
     if measured is None:
         logs.warning("could not measure the output's loudness")
-        return None
+        return None, 1
     passes = 1
     if ffargs.loudness_needs_second_pass(measured, plan.loudness_lufs, plan.true_peak_db):
         lines = run_ffmpeg(ffargs.build_loudnorm_analysis_command(exe, out_mp4, plan), cwd=workdir,
@@ -278,7 +282,7 @@ def _loudness(exe: str, workdir: str, out_mp4: str, plan: RenderPlan) -> dict | 
             first, measured, passes = measured, (measure() or measured), 2
             logs.info("loudness corrected by a second pass", firstPass=first, secondPass=measured)
     logs.info("output loudness", passes=passes, targetLufs=plan.loudness_lufs, **measured)
-    return {k: (round(v, 1) if math.isfinite(v) else None) for k, v in measured.items()}
+    return {k: (round(v, 1) if math.isfinite(v) else None) for k, v in measured.items()}, passes
 
 
 def _timeline(plan) -> list[dict]:
@@ -376,8 +380,9 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
         timings["render_s"] = time.monotonic() - t1
         _check_canceled(reporter)
         t_loud = time.monotonic()
-        loudness = _loudness(exe, workdir, out_mp4, plan) if plan.has_audio else None
+        loudness, passes = _loudness(exe, workdir, out_mp4, plan) if plan.has_audio else (None, 0)
         timings["loudness_s"] = time.monotonic() - t_loud
+        timings["loudness_passes"] = passes
         run_ffmpeg(ffargs.build_poster_command(exe, out_mp4, plan.poster_s, "poster.jpg"), cwd=workdir,
                    total_s=0.0, timeout_s=120, what="ffmpeg poster")
         mp4_path = os.path.join(workdir, out_mp4)

@@ -190,14 +190,19 @@ def build_plan(spec: ExportSpec, probes: Mapping[str, Any]) -> RenderPlan:
             stills) for every narration and clip src the spec references.
 
     Scene duration D (seconds):
-        explicit `duration` if given; else narration length + NARRATION_PAUSE_S; else, for a clip,
-        its length after trimming (trimEndS or the clip's end, minus trimStartS); else DEFAULT_SCENE_S.
-        Narration longer than an explicit duration: the duration is kept and the narration is cut
-        at the scene's end with a NARRATION_CUT_FADE_S (50 ms) fade-out. A clip shorter than D is
-        padded by freezing its last frame.
+        explicit `duration` if given; else narration offsetS + length + NARRATION_PAUSE_S; else, for a
+        clip, its length after trimming (trimEndS or the clip's end, minus trimStartS); else
+        DEFAULT_SCENE_S (also for colour and title cards).
+        Narration (from its offset) longer than an explicit duration: the duration is kept and the
+        narration is cut at the scene's end with a NARRATION_CUT_FADE_S (50 ms) fade-out. A clip
+        shorter than D is padded by freezing its last frame. A clip's own audio is mixed when its
+        volume > 0 and its probe says `has_audio`.
     Transitions: clamped so one never exceeds half of either neighbouring scene (so no scene is
         ever dropped); `cut` or a 0 s duration joins the scenes directly; the last scene's
         transition is ignored.
+    Captions: a scene's `text` spans [S_i, S_{i+1}); its explicit cues span S_i + startS .. S_i + endS,
+        cut at S_{i+1}; a cue left shorter than one frame is not shown.
+    Title cards: a TitleCard over [S_i, S_i + D_i), fading in/out over the neighbouring transitions.
     Poster time: middle of `poster.scene`; else `poster.timeS` clamped to [0, total - 1 frame];
         else the middle of scene 0.
 

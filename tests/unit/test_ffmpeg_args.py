@@ -166,3 +166,144 @@ def test_pure_modules_import_no_io_libraries():
         for banned in ("subprocess", "sqlalchemy", "google", "requests", "av", "os", "shutil"):
             assert not any(i == banned or i.startswith(banned + ".") for i in imports), (mod, banned)
         assert "open(" not in src
+
+
+def _plan_of(scenes, probes=None, **over):
+    data = {"output": {"resolution": "720p", "fps": 30, "quality": "draft"}, "scenes": scenes}
+    data.update(over)
+    return build_plan(parse_spec(data), probes or {})
+
+
+def _eval_motion(expr_filter, in_frame, w=1280, h=720):
+    """Evaluate the perspective corner expressions for input frame number `in_frame` (1-based)."""
+    values = {}
+    for key, expr in re.findall(r"(x\d|y\d)='([^']*)'", expr_filter):
+        py = expr.replace("W", str(w)).replace("H", str(h)).replace("in", str(in_frame))
+        values[key] = eval(py, {"exp": __import__("math").exp})  # noqa: S307 - our own expression
+    return values
+
+
+@pytest.mark.parametrize("motion", ["zoom-in", "zoom-out", "pan-left", "pan-right", "pan-up", "pan-down"])
+def test_motion_window_sub_pixel_inside_the_picture_and_monotonic(motion):
+    from render_job.ffmpeg import motion_filter
+    plan = _plan_of([{"id": "a", "visual": {"type": "image", "src": "a.png", "motion": motion,
+                                            "motionStrength": 0.2}, "duration": 2}])
+    f = motion_filter(plan.scenes[0], 1280, 720, 60)
+    assert f.startswith("perspective=") and "sense=source:eval=frame" in f and "interpolation=linear" in f
+    windows = [_eval_motion(f, n) for n in range(1, 61)]
+    first, last = windows[0], windows[-1]
+    for wnd in windows:  # the window never leaves the picture
+        assert -1e-6 <= wnd["x0"] and wnd["x1"] <= 1280 + 1e-6 and -1e-6 <= wnd["y0"] and wnd["y2"] <= 720 + 1e-6
+        assert wnd["x1"] - wnd["x0"] == pytest.approx((wnd["y2"] - wnd["y0"]) * 16 / 9)  # aspect kept
+    widths = [wnd["x1"] - wnd["x0"] for wnd in windows]
+    lefts = [wnd["x0"] for wnd in windows]
+    tops = [wnd["y0"] for wnd in windows]
+    if motion == "zoom-in":
+        assert widths[0] == pytest.approx(1280) and widths[-1] == pytest.approx(1280 * 0.8)
+        assert all(b < a for a, b in zip(widths, widths[1:]))
+    elif motion == "zoom-out":
+        assert widths[0] == pytest.approx(1280 * 0.8) and widths[-1] == pytest.approx(1280)
+    elif motion == "pan-left":  # the picture moves left: the window travels right
+        assert lefts[0] == pytest.approx(0) and lefts[-1] == pytest.approx(0.2 * 1280)
+        assert len(set(round(t, 6) for t in tops)) == 1
+    elif motion == "pan-right":
+        assert lefts[0] == pytest.approx(0.2 * 1280) and lefts[-1] == pytest.approx(0)
+    elif motion == "pan-up":
+        assert tops[0] == pytest.approx(0) and tops[-1] == pytest.approx(0.2 * 720)
+    else:
+        assert tops[0] == pytest.approx(0.2 * 720) and tops[-1] == pytest.approx(0)
+    assert first != last
+
+
+def test_no_motion_keeps_the_decode_once_loop_and_motion_follows_it():
+    plan = _plan_of([{"id": "a", "visual": {"type": "image", "src": "a.png"}, "duration": 1},
+                     {"id": "b", "visual": {"type": "image", "src": "a.png", "motion": "zoom-in"}, "duration": 1},
+                     {"id": "c", "visual": {"type": "video", "src": "c.mp4", "motion": "pan-up"}, "duration": 1}],
+                    {"c.mp4": SimpleNamespace(duration_s=3.0, has_audio=False)})
+    graph = graph_of(build_command(plan, {"a.png": "a0.png", "c.mp4": "c.mp4"}, "o.mp4"))
+    chains = graph.split(";")
+    assert "perspective" not in chains[0] and "loop=loop=29:size=1:start=0" in chains[0]
+    assert chains[1].index("loop=loop=29") < chains[1].index("perspective=")
+    assert chains[2].index("trim=end_frame=30,perspective=") > chains[2].index("fps=30")
+    assert "zoompan" not in graph
+
+
+def test_blur_fit_graph_contain_title_colour_and_clip_audio():
+    plan = _plan_of([
+        {"id": "a", "visual": {"type": "image", "src": "a.png", "fit": "blur"}, "duration": 1},
+        {"id": "t", "visual": {"type": "title", "text": "Hello: {world}", "background": "#112233"}, "duration": 1},
+        {"id": "v", "visual": {"type": "video", "src": "c.mp4", "volume": 0.5}, "duration": 2,
+         "narration": {"src": "n.wav", "offsetS": 0.25}},
+    ], {"c.mp4": SimpleNamespace(duration_s=3.0, has_audio=True), "n.wav": SimpleNamespace(duration_s=1.0)})
+    argv = build_command(plan, {"a.png": "a0.png", "c.mp4": "c.mp4", "n.wav": "n.wav"}, "o.mp4", "captions.ass")
+    graph = graph_of(argv)
+    assert "[0:v]split=2[bg0][fg0]" in graph
+    assert "boxblur=" in graph and "lutyuv=y=16+(val-16)*0.6" in graph
+    assert "force_original_aspect_ratio=decrease" in graph and "[bgs0][fgs0]overlay=(W-w)/2:(H-h)/2" in graph
+    assert "color=c=0x112233:s=1280x720:r=30,trim=end_frame=1,format=rgb24" in graph
+    assert "Hello" not in " ".join(argv)  # title text only in the ASS file
+    assert "[1:a]aresample=48000" in graph and "volume=0.5,atrim=0:2" in graph
+    assert f"adelay={round(plan.scenes[2].start * 1000)}:all=1[c2]" in graph
+    assert f"adelay={round((plan.scenes[2].start + 0.25) * 1000)}:all=1[n2]" in graph
+    assert "[c2][n2]amix=inputs=2" in graph
+    muted = _plan_of([{"id": "v", "visual": {"type": "video", "src": "c.mp4"}, "duration": 2}],
+                     {"c.mp4": SimpleNamespace(duration_s=3.0, has_audio=True)})
+    assert ":a]" not in graph_of(build_command(muted, {"c.mp4": "c.mp4"}, "o.mp4"))
+
+
+def test_poster_converts_to_jpeg_colours():
+    argv = build_poster_command("ffmpeg", "output.mp4", 1.0, "poster.jpg")
+    vf = argv[argv.index("-vf") + 1]
+    assert "in_color_matrix=bt709" in vf and "out_color_matrix=bt601" in vf and "out_range=pc" in vf
+
+
+def test_loudness_parsers_and_second_pass_decision():
+    from render_job.ffmpeg import (build_loudnorm_apply_command, build_loudness_measure_command,
+                                   loudness_needs_second_pass, parse_ebur128_summary, parse_loudnorm_json)
+    summary = ["[Parsed_ebur128_0 @ 0x1] Summary:", "", "  Integrated loudness:", "    I:         -16.4 LUFS",
+               "    Threshold: -26.6 LUFS", "", "  Loudness range:", "    LRA:         3.1 LU",
+               "    Threshold: -36.4 LUFS", "    LRA low:   -17.5 LUFS", "    LRA high:  -15.1 LUFS", "",
+               "  True peak:", "    Peak:       -1.7 dBFS"]
+    assert parse_ebur128_summary(summary) == {"integratedLufs": -16.4, "lra": 3.1, "truePeakDb": -1.7}
+    assert parse_ebur128_summary(["nothing here"]) is None
+    assert "ebur128=peak=true" in " ".join(build_loudness_measure_command("ffmpeg", "o.mp4"))
+    assert not loudness_needs_second_pass({"integratedLufs": -16.9, "truePeakDb": -1.5}, -16, -1.5)
+    assert loudness_needs_second_pass({"integratedLufs": -17.2, "truePeakDb": -1.5}, -16, -1.5)
+    assert loudness_needs_second_pass({"integratedLufs": -16.0, "truePeakDb": -0.5}, -16, -1.5)
+    assert not loudness_needs_second_pass({"integratedLufs": -70.0, "truePeakDb": float("-inf")}, -16, -1.5)
+    js = parse_loudnorm_json(["[Parsed_loudnorm_0 @ 0x1] ", "{", '"input_i" : "-18.02",', '"input_tp" : "-3.10",',
+                              '"input_lra" : "2.00",', '"input_thresh" : "-28.20",', '"output_i" : "-16.0",',
+                              '"target_offset" : "0.10"', "}"])
+    assert js["input_i"] == "-18.02"
+    assert parse_loudnorm_json(['{"input_i": "-inf", "input_tp": "-inf", "input_lra": "0", '
+                                '"input_thresh": "-inf", "target_offset": "inf"}']) is None
+    plan = build_plan(make_spec(), PROBES)
+    argv = build_loudnorm_apply_command("ffmpeg", "output.mp4", plan, js, "fixed.mp4")
+    af = argv[argv.index("-af") + 1]
+    assert "measured_I=-18.02" in af and "linear=true" in af and "I=-14:TP=-1" in af
+    assert argv[argv.index("-c:v") + 1] == "copy"
+
+
+def test_ass_style_position_colours_and_title_cards():
+    from render_job.plan import CaptionStylePlan, Cue, TitleCard
+    style = CaptionStylePlan(font="Noto Sans", size_px=50, color="#ffcc00", outline_color="#102030",
+                             outline_width=3, position="top")
+    ass = ass_text([Cue(0, 1, "cap {x}")], 1280, 720, style,
+                   [TitleCard(1.0, 3.0, "Big: title\nline 2", "#00ff80", fade_in=0.5, fade_out=0.25)])
+    subs = __import__("pysubs2").SSAFile.from_string(ass)
+    d, t = subs.styles["Default"], subs.styles["Title"]
+    assert (d.fontname, d.fontsize, d.outline, int(d.alignment)) == ("Noto Sans", 50, 3, 8)
+    assert (d.primarycolor.r, d.primarycolor.g, d.primarycolor.b) == (255, 204, 0)
+    assert (d.outlinecolor.r, d.outlinecolor.g, d.outlinecolor.b) == (16, 32, 48)
+    assert (d.marginl, d.marginr, d.marginv) == (64, 64, 43)  # safe area: 90% width, 6% margin
+    assert int(t.alignment) == 5 and t.marginl == 128
+    title = [e for e in subs if e.style == "Title"][0]
+    assert title.text == "{\\fad(500,250)\\1c&H80FF00&}Big: title\\Nline 2"
+    assert (title.start, title.end) == (1000, 3000)
+    caption = [e for e in subs if e.style == "Default"][0]
+    assert caption.text == "cap \\{x\\}" and caption.layer == 1
+    positions = {p: int(pysubs_alignment) for p, pysubs_alignment in
+                 (("bottom", 2), ("middle", 5), ("top", 8))}
+    for pos, align in positions.items():
+        text = ass_text([], 1280, 720, CaptionStylePlan(position=pos))
+        assert int(__import__("pysubs2").SSAFile.from_string(text).styles["Default"].alignment) == align

@@ -145,3 +145,54 @@ def test_audio_and_caption_settings_carried():
     assert plan.loudness_lufs == -14 and plan.true_peak_db == -2
     assert plan.burn_in is False and plan.sidecars == ("vtt",)
     assert plan.has_audio
+
+
+def test_narration_offset_lengthens_auto_duration_and_cut_accounts_for_it():
+    spec = spec_of([img(0, narration={"src": "n1.wav", "offsetS": 1.0}),
+                    img(1, duration=3.0, narration={"src": "n1.wav", "offsetS": 1.0})])
+    plan = build_plan(spec, PROBES)
+    a, b = plan.scenes
+    assert a.duration == pytest.approx(1.0 + 5.87 + NARRATION_PAUSE_S, abs=1 / FPS)
+    assert a.narration_offset_s == 1.0 and a.narration_cut_s is None
+    assert b.narration_cut_s == pytest.approx(2.0)  # 3 s scene - 1 s offset
+
+
+def test_explicit_cues_placed_relative_to_scene_start_and_cut_at_next_scene():
+    spec = spec_of([
+        img(0, duration=2.0, transition={"type": "fade", "duration": 0.5}),
+        img(1, duration=4.0, transition={"type": "fade", "duration": 1.0},
+            caption={"cues": [{"startS": 0.5, "endS": 1.5, "text": "a"}, {"startS": 2.5, "endS": 3.9, "text": "b"}]}),
+        img(2, duration=2.0, caption={"cues": [{"startS": 1.99, "endS": 2.0, "text": "tiny"}]}),
+    ])
+    plan = build_plan(spec, {})
+    s1 = plan.scenes[1].start
+    assert s1 == pytest.approx(1.5)
+    assert [(c.start, c.end, c.text) for c in plan.cues] == [
+        (pytest.approx(s1 + 0.5), pytest.approx(s1 + 1.5), "a"),
+        (pytest.approx(s1 + 2.5), pytest.approx(plan.scenes[2].start), "b"),  # cut where scene 2 starts
+    ]  # "tiny" is shorter than one frame: not shown
+
+
+def test_title_cards_motion_and_clip_audio_carried():
+    spec = spec_of([
+        {"id": "t", "visual": {"type": "title", "text": "Part 1", "background": "#102030", "textColor": "#FFCC00"},
+         "duration": 2, "transition": {"type": "fade", "duration": 0.5}},
+        {"id": "v", "visual": {"type": "video", "src": "clip.mp4", "volume": 0.5, "motion": "zoom-out",
+                               "motionStrength": 0.2}, "transition": {"type": "wipeleft", "duration": 0.4}},
+        {"id": "m", "visual": {"type": "video", "src": "clip.mp4", "volume": 0.5}},
+        {"id": "t2", "visual": {"type": "title", "text": "The end"}, "duration": 1},
+    ], captions={"style": {"position": "middle", "outlineWidth": 0}})
+    probes = {"clip.mp4": SimpleNamespace(duration_s=4.0, has_audio=True)}
+    plan = build_plan(spec, probes)
+    t, v, m, t2 = plan.scenes
+    assert (t.kind, t.color, t.src) == ("title", "#102030", None)
+    assert (v.motion, v.motion_strength, v.clip_volume, v.clip_audio) == ("zoom-out", 0.2, 0.5, True)
+    assert plan.titles[0].text == "Part 1" and plan.titles[0].color == "#ffcc00"
+    assert (plan.titles[0].start, plan.titles[0].end) == (0.0, 2.0)
+    assert plan.titles[0].fade_in == 0 and plan.titles[0].fade_out == pytest.approx(0.5)
+    assert plan.titles[1].fade_in == 0 and plan.titles[1].start == pytest.approx(t2.start)
+    assert plan.has_audio
+    st = plan.caption_style
+    assert (st.size_px, st.position, st.outline_width, st.font) == (40, "middle", 0, "DejaVu Sans")  # 720 / 18
+    no_audio = build_plan(spec, {"clip.mp4": SimpleNamespace(duration_s=4.0, has_audio=False)})
+    assert not no_audio.scenes[1].clip_audio and not no_audio.has_audio

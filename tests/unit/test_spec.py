@@ -78,3 +78,69 @@ def test_published_schema_is_current():
     published = json.loads((ROOT / "shared/schema/export_spec_v1.schema.json").read_text())
     assert published == json.loads(json.dumps(json_schema())), "run `make schema`"
     assert "scenes" in published["required"]
+
+
+def test_visual_motion_fit_and_title_defaults():
+    spec = parse_spec(minimal(scenes=[
+        {"id": "a", "visual": {"type": "image", "src": "a.png"}},
+        {"id": "b", "visual": {"type": "video", "src": "b.mp4", "fit": "blur", "motion": "pan-left",
+                               "motionStrength": 0.5, "volume": 0.7}},
+        {"id": "c", "visual": {"type": "title", "text": "Chapter 1"}}]))
+    a, b, c = (s.visual for s in spec.scenes)
+    assert (a.fit, a.motion, a.motion_strength) == ("cover", "none", 0.15)
+    assert (b.fit, b.motion, b.motion_strength, b.volume) == ("blur", "pan-left", 0.5, 0.7)
+    assert parse_spec(minimal(scenes=[{"id": "v", "visual": {"type": "video", "src": "v.mp4"}}])).scenes[0].visual.volume == 0
+    assert (c.background, c.text_color) == ("#000000", "#ffffff")
+    assert spec.asset_refs() == [("scenes[0].visual.src", "a.png"), ("scenes[1].visual.src", "b.mp4")]
+
+
+def test_new_fields_validated_with_paths():
+    bad = {"scenes": [
+        {"id": "a", "visual": {"type": "image", "src": "a.png", "fit": "stretch", "motion": "spin",
+                               "motionStrength": 0.6}},
+        {"id": "b", "visual": {"type": "title", "text": " ", "background": "red", "textColor": "#12345"}},
+        {"id": "c", "visual": {"type": "video", "src": "c.mp4", "volume": -1},
+         "narration": {"src": "n.wav", "offsetS": -0.1}},
+        {"id": "d", "visual": {"type": "color"}, "caption": {"text": "x", "cues": [{"startS": 0, "endS": 1, "text": "y"}]}},
+    ], "captions": {"style": {"font": "Evil,Font", "position": "left", "sizePx": 2, "color": "white"}}}
+    with pytest.raises(InvalidRequest) as info:
+        parse_spec(bad)
+    paths = {d["path"] for d in info.value.details}
+    assert {"scenes[0].visual.fit", "scenes[0].visual.motion", "scenes[0].visual.motionStrength",
+            "scenes[1].visual.text", "scenes[1].visual.background", "scenes[1].visual.textColor",
+            "scenes[2].visual.volume", "scenes[2].narration.offsetS", "scenes[3].caption",
+            "captions.style.font", "captions.style.position", "captions.style.sizePx",
+            "captions.style.color"} <= paths, paths
+
+
+def test_caption_cues_ordered_non_overlapping_and_within_a_known_duration():
+    def scene(cues, duration=None, offset=0.0):
+        s = {"id": "s", "visual": {"type": "color"}, "caption": {"cues": cues},
+             "narration": {"src": "n.wav", "offsetS": offset}}
+        if duration is not None:
+            s["duration"] = duration
+        return minimal(scenes=[s])
+
+    ok = [{"startS": 0, "endS": 1, "text": "a"}, {"startS": 1, "endS": 2.5, "text": "b"}]
+    assert len(parse_spec(scene(ok)).scenes[0].caption.cues) == 2
+    assert parse_spec(scene(ok, duration=2.5)).scenes[0].caption.cues[1].end_s == 2.5
+    cases = [
+        (scene([{"startS": 1, "endS": 2, "text": "a"}, {"startS": 0, "endS": 0.5, "text": "b"}]), "scenes[0].caption"),
+        (scene([{"startS": 0, "endS": 1.5, "text": "a"}, {"startS": 1, "endS": 2, "text": "b"}]), "scenes[0].caption"),
+        (scene([{"startS": 1, "endS": 1, "text": "a"}]), "scenes[0].caption.cues[0]"),
+        (scene(ok, duration=2), "scenes[0]"),
+        (scene(ok[:1], duration=2, offset=2), "scenes[0]"),
+    ]
+    for data, path in cases:
+        with pytest.raises(InvalidRequest) as info:
+            parse_spec(data)
+        assert [d["path"] for d in info.value.details] == [path], info.value.details
+
+
+def test_caption_style_defaults():
+    st = parse_spec(minimal()).captions.style
+    assert (st.font, st.size_px, st.color, st.outline_color, st.outline_width, st.position) == \
+        ("DejaVu Sans", None, "#ffffff", "#000000", None, "bottom")
+    st = parse_spec(minimal(captions={"style": {"font": "Noto Sans CJK JP", "sizePx": 30, "color": "#FFCC00",
+                                                "position": "top"}})).captions.style
+    assert (st.font, st.size_px, st.color, st.position) == ("Noto Sans CJK JP", 30, "#ffcc00", "top")
