@@ -208,7 +208,8 @@ def build_command(plan: RenderPlan, inputs: Mapping[str, str], out_mp4: str, ass
             graph.append(f"{acc}[v{i + 1}]xfade=transition={sc.transition}:duration={fmt_s(sc.transition_s)}"
                          f":offset={fmt_s(nxt.start)}{out}")
         else:
-            graph.append(f"{acc}[v{i + 1}]concat=n=2:v=1:a=0{out}")
+            # concat outputs in the 1/1000000 time base; xfade needs both inputs in the scenes' 1/fps
+            graph.append(f"{acc}[v{i + 1}]concat=n=2:v=1:a=0,settb=1/{plan.fps}{out}")
         acc = out
     if ass_path:
         graph.append(f"{acc}subtitles=filename={ass_path}:fontsdir={fonts_dir},format=yuv420p[vout]")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import pysubs2
 
@@ -42,31 +42,39 @@ def _ms(seconds: float) -> int:
     return int(round(seconds * 1000))
 
 
-def _plain_for_sidecar(text: str) -> str:
-    """pysubs2's SRT/VTT writer turns `\\N`, `\\n`, `\\h` into whitespace: protect literal ones."""
+def _timestamp(seconds: float, sep: str) -> str:
+    ms = max(0, _ms(seconds))
+    h, rest = divmod(ms, 3_600_000)
+    m, rest = divmod(rest, 60_000)
+    sec, ms = divmod(rest, 1000)
+    return f"{h:02d}:{m:02d}:{sec:02d}{sep}{ms:03d}"
+
+
+def _sidecar_line(text: str) -> str:
+    """Plain cue text for a sidecar: newlines normalised, blank lines (cue terminators) and the
+    timing arrow `-->` (forbidden in cue text by WebVTT, misread by SRT parsers) neutralised with a
+    zero-width space; everything else verbatim."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return re.sub(r"\\(?=[Nnh])", "\\\\" + _WJ, text)
-
-
-def _sidecar_file(cues: Iterable[Cue], vtt: bool) -> pysubs2.SSAFile:
-    subs = pysubs2.SSAFile()
-    for cue in cues:
-        text = _plain_for_sidecar(cue.text)
-        if vtt:
-            text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-        # raw newlines are kept verbatim by the writer when keep_ssa_tags=True
-        subs.append(pysubs2.SSAEvent(start=_ms(cue.start), end=_ms(cue.end), text=text))
-    return subs
+    text = re.sub(r"\n\s*\n", "\n", text).strip("\n")
+    return text.replace("-->", "--\u200b>")
 
 
 def srt_text(cues: Sequence[Cue]) -> str:
-    """SubRip text for the cues (times rounded to milliseconds); text is literal (no tags parsed)."""
-    return _sidecar_file(cues, vtt=False).to_string("srt", keep_ssa_tags=True)
+    """SubRip text for the cues (times rounded to milliseconds); text is literal.
+
+    Written directly rather than through pysubs2, whose writers treat the text as ASS markup
+    (`{\\p1}` makes a cue a "drawing" that is dropped, `\\N` becomes a line break)."""
+    return "".join(f"{i}\n{_timestamp(c.start, ',')} --> {_timestamp(c.end, ',')}\n{_sidecar_line(c.text)}\n\n"
+                   for i, c in enumerate(cues, 1))
 
 
 def vtt_text(cues: Sequence[Cue]) -> str:
-    """WebVTT text for the cues; `&`, `<`, `>` are escaped as the format requires."""
-    return _sidecar_file(cues, vtt=True).to_string("vtt", keep_ssa_tags=True)
+    """WebVTT text for the cues; `&`, `<`, `>` escaped as the format requires (W3C WebVTT §4.2.2)."""
+    body = "".join(
+        f"{i}\n{_timestamp(c.start, '.')} --> {_timestamp(c.end, '.')}\n"
+        + _sidecar_line(c.text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") + "\n\n"
+        for i, c in enumerate(cues, 1))
+    return "WEBVTT\n\n" + body
 
 
 _ALIGN = {"bottom": pysubs2.Alignment.BOTTOM_CENTER, "middle": pysubs2.Alignment.MIDDLE_CENTER,
