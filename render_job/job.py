@@ -435,7 +435,7 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
         if exc.details:
             error["details"] = exc.details
         logs.error("export failed permanently", job_id=job_id, attempt=attempt, error=error)
-        reporter.failed(exc.code, exc.message)
+        reporter.failed(exc.code, _public_message(exc.message, workdir))
         return RenderResult(0, "failed", error=error, plan=plan, timings=timings)
     except Exception as exc:  # TransientError and anything unexpected: let Cloud Run retry
         if isinstance(exc, ExportError):
@@ -446,9 +446,17 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
         logs.error("export attempt failed", job_id=job_id, attempt=attempt, lastAttempt=last, error=error,
                    traceback=traceback.format_exc(limit=8))
         if last:
-            reporter.failed(error["code"], error["message"])
+            reporter.failed(error["code"], _public_message(error["message"], workdir))
             return RenderResult(1, "failed", error=error, plan=plan, timings=timings)
         return RenderResult(1, "retry", error=error, plan=plan, timings=timings)
+
+
+def _public_message(message: str, workdir: str) -> str:
+    """A failure message fit for the client: local paths (the work folder, temp folders) removed;
+    the full text stays in the job's logs."""
+    for root in {os.path.realpath(workdir), os.path.abspath(workdir), tempfile.gettempdir()}:
+        message = message.replace(root + os.sep, "").replace(root, ".")
+    return message
 
 
 def _env_int(name: str, default: int) -> int:

@@ -15,6 +15,7 @@ Still images are checked by render_job.normalize (Pillow, bounded memory) and de
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -242,5 +243,7 @@ def probe(path: str, label: str | None = None, *, full: bool = False,
 
 
 def _short(exc: Exception) -> str:
-    text = str(exc).strip() or type(exc).__name__
+    """The library's reason, without the local file path PyAV/FFmpeg append (clients see this text)."""
+    text = (getattr(exc, "strerror", None) or str(exc)).strip() or type(exc).__name__
+    text = re.sub(r"""(:\s*)?['"]?/[^'"\s]*['"]?""", "", text).strip(" :")
     return text[:200]

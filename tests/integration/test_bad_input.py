@@ -346,6 +346,7 @@ def test_broken_media_fails_the_job_with_a_reason(env, tmp_path, case, payload, 
     st = env.c["export_status"].get(f"/?jobId={jid}").json
     assert st["status"] == "failed"
     assert "scenes[0]" in st["error"]["message"] and broken in st["error"]["message"], st["error"]
+    assert str(tmp_path) not in st["error"]["message"] and "/tmp" not in st["error"]["message"], st["error"]
 
 
 # -- fuzz: 1,000+ generated requests, zero 5xx, zero stranded jobs --------------------------------------
