@@ -19,7 +19,7 @@ import functions_framework
 from shared import logs
 from shared.bootstrap import get_service
 from shared.config import get_settings
-from shared.errors import ExportError, InvalidRequest, PayloadTooLarge, TransientError
+from shared.errors import ExportError, InvalidRequest, PayloadTooLarge, TransientError, UnsupportedMediaType
 from shared.events import decode_finalized, decode_job_message
 
 
@@ -28,6 +28,9 @@ def _respond(status: int, body: dict) -> flask.Response:
 
 
 def _json_body(request: flask.Request) -> object:
+    mime = (request.mimetype or "").lower()
+    if mime and mime != "application/json" and not mime.endswith("+json"):
+        raise UnsupportedMediaType(f"send the body as application/json, not {mime[:60]}")
     limit = get_settings().max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"request body is larger than {limit} bytes")

@@ -58,6 +58,11 @@ class PayloadTooLarge(ExportError):
     http_status = 413
 
 
+class UnsupportedMediaType(ExportError):
+    code = "unsupported_media_type"
+    http_status = 415
+
+
 class TransientError(ExportError):
     """A dependency failed in a way that may pass on retry (503; events are redelivered)."""
 

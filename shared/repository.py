@@ -67,6 +67,9 @@ def _connection_problem(exc: BaseException) -> str | None:
     return None
 
 
+_STAGE_RANK = {"preparing": 0, "rendering": 1, "uploading": 2}
+
+
 @dataclass(frozen=True)
 class JobRecord:
     """A snapshot of one job row with its history [(status, at)] and received upload names."""
@@ -286,8 +289,9 @@ class JobRepository:
         values: dict[str, Any] = {"updated_at": now, "last_report_at": now,
                                   "attempts": case((ExportJob.attempts < attempt + 1, attempt + 1),
                                                    else_=ExportJob.attempts)}
-        if stage:
-            values["stage"] = stage
+        if stage in _STAGE_RANK:  # the stage never goes back (preparing < rendering < uploading)
+            current = case(*((ExportJob.stage == name, rank) for name, rank in _STAGE_RANK.items()), else_=-1)
+            values["stage"] = case((current <= _STAGE_RANK[stage], stage), else_=ExportJob.stage)
         if progress is not None:
             values["progress"] = case((ExportJob.progress < progress, progress), else_=ExportJob.progress)
         with self._tx() as s:

@@ -203,7 +203,7 @@ class Scene(_Model):
     visual: Visual
     narration: Narration | None = None
     caption: Caption | None = None
-    duration: float | None = Field(None, gt=0, le=MAX_SCENE_S,
+    duration: float | None = Field(None, ge=0.05, le=MAX_SCENE_S,
                                    description="seconds; null = narration length + 0.5 s, a clip's length, else 4 s")
     transition: Transition | None = None
 
@@ -259,7 +259,14 @@ class CaptionStyle(_Model):
 
 class Captions(_Model):
     burn_in: bool = True
-    sidecar: list[Literal["srt", "vtt"]] = Field(default_factory=lambda: ["srt", "vtt"])
+    sidecar: list[Literal["srt", "vtt"]] = Field(default_factory=lambda: ["srt", "vtt"], max_length=2)
+
+    @field_validator("sidecar")
+    @classmethod
+    def _distinct(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("list each sidecar format once")
+        return v
     style: CaptionStyle = Field(default_factory=CaptionStyle)
 
 

@@ -91,6 +91,8 @@ START_CASES = [
     ("src-too-long", {"spec": spec_with(visual={"type": "image", "src": "a" * 300 + ".png"})}, 400, "visual.src"),
     ("negative-duration", {"spec": spec_with(duration=-1)}, 400, "spec.scenes[0].duration"),
     ("zero-duration", {"spec": spec_with(duration=0)}, 400, "spec.scenes[0].duration"),
+    ("subframe-duration", {"spec": spec_with(duration=1e-320)}, 400, "spec.scenes[0].duration"),
+    ("duplicate-sidecars", {"spec": {**OK_SPEC, "captions": {"sidecar": ["srt", "srt"]}}}, 400, "sidecar"),
     ("huge-duration", {"spec": spec_with(duration=1e308)}, 400, "spec.scenes[0].duration"),
     ("duration-string", {"spec": spec_with(duration="five")}, 400, "spec.scenes[0].duration"),
     ("duration-bool", {"spec": spec_with(duration=True)}, 400, "spec.scenes[0].duration"),
@@ -166,6 +168,21 @@ STATUS_CASES = [("missing-id", "/", 400), ("empty-id", "/?jobId=", 400), ("sql-i
 @pytest.mark.parametrize("case,url,status", STATUS_CASES, ids=[c[0] for c in STATUS_CASES])
 def test_export_status_bad_input(env, case, url, status):
     assert_clean(env.c["export_status"].get(url), status, "jobId" if status == 400 else J)
+
+
+@pytest.mark.parametrize("ctype", ["text/plain", "application/x-www-form-urlencoded", "text/html"])
+def test_non_json_content_types_get_415(env, ctype):
+    resp = env.c["export_start"].post("/", data=json.dumps({"spec": OK_SPEC}), content_type=ctype)
+    assert_clean(resp, 415, "application/json")
+
+
+def test_stage_never_goes_back(env):
+    jid = env.service.start({"spec": OK_SPEC})[1]["jobId"]
+    env.service.dispatch(jid)
+    for stage in ("rendering", "preparing"):
+        env.service.complete({"jobId": jid, "status": "running", "stage": stage, "progress": 0.5})
+    assert env.c["export_status"].get(f"/?jobId={jid}").json["stage"] == "rendering"
+    env.service.cancel({"jobId": jid})
 
 
 def test_wrong_methods(env):

@@ -432,7 +432,7 @@ def test_variable_frame_rate_clip(tmp_path):
                           "FFmpeg 9 is fine; fix belongs in render_job/ffmpeg.py (see the media-cases report)")
 def test_scenes_shorter_than_their_transitions_are_clamped_never_dropped(tmp_path):
     colours = ["#ff0000", "#00ff00", "#0000ff", "#ffffff"]
-    durations_s = [0.1, 0.01, 0.2, 0.15]
+    durations_s = [0.1, 0.05, 0.2, 0.15]  # 0.05 s: the shortest scene the spec allows
     scenes = [{"id": f"c{i}", "visual": {"type": "color", "color": col}, "duration": d,
                "transition": {"type": "fade", "duration": 2.0}}
               for i, (col, d) in enumerate(zip(colours, durations_s))]
