@@ -581,7 +581,11 @@ class ExportService:
                       "width": _int(meta.get("width")), "height": _int(meta.get("height")),
                       "poster": _sibling(name, meta.get("poster")),
                       "captions": {k: _sibling(name, meta.get(k)) for k in ("srt", "vtt") if meta.get(k)},
-                      "scenes": timeline_from_metadata(meta)}
+                      "scenes": timeline_from_metadata(meta),
+                      "loudness": {k: _num(meta.get(m)) for k, m in (("integratedLufs", "loudness-i"),
+                                                                     ("truePeakDb", "loudness-tp"),
+                                                                     ("lra", "loudness-lra"))}
+                      if meta.get("loudness-i") else None}
             return "succeeded" if self._succeed(job_id, output) else "duplicate"
         logs.warning("finalize from an unexpected bucket", bucket=bucket, object=name)
         return "ignored"

@@ -89,7 +89,8 @@ def test_full_lifecycle_and_duplicates(env):
 
     meta = {"job-id": jid, "duration-s": "6.5", "width": "1280", "height": "720", "filename": "two-scenes.mp4",
             "poster": "poster.jpg", "srt": "captions.srt", "vtt": "captions.vtt",
-            "scene-starts": "0.000,4.500", "scene-durations": "5.000,2.000"}
+            "scene-starts": "0.000,4.500", "scene-durations": "5.000,2.000",
+            "loudness-i": "-16.2", "loudness-tp": "-1.6", "loudness-lra": "nan"}
     video = f"exports/{jid}/two-scenes.mp4"
     assert finalize(env, "out-bkt", video, metadata=meta).status_code == 200
     assert finalize(env, "out-bkt", video, metadata=meta).status_code == 200  # duplicate finalize
@@ -105,6 +106,7 @@ def test_full_lifecycle_and_duplicates(env):
     assert out["url"].startswith("http://storage.local/out-bkt/exports/")
     assert out["posterUrl"] and set(out["captions"]) == {"srt", "vtt"}
     assert out["scenes"] == [{"startS": 0.0, "durationS": 5.0}, {"startS": 4.5, "durationS": 2.0}]
+    assert out["loudness"] == {"integratedLufs": -16.2, "truePeakDb": -1.6, "lra": None}
     assert "error" not in st
 
 
