@@ -1,0 +1,591 @@
+"""SceneFlow render benchmark (`make bench`; issue 4 item 6).
+
+    .venv/bin/python tests/bench/bench_render.py [--skip-moviepy] [--skip-pipeline] [--profile]
+                                                 [--kb ss2|scale|zoompan] [--no-motion]
+                                                 [--wait-load 1.0] [--no-write] [--out .local/bench]
+
+Renders the benchmark storyboard (tests/bench/storyboard.py: 12 x 5 s stills of 1920x1080 with Ken
+Burns, 11 fades of 0.5 s, narration per scene, ducked music, captions, -16 LUFS; 1080p30 standard)
+and measures, in this one run, wall time, CPU time (user+sys of the whole process tree), peak
+memory and realtime factor (output seconds / wall seconds) of:
+
+  (a) our render job alone: render_job.job.run_export in a process of its own, LocalStorage, a
+      recording reporter; the Python process's own peak RSS is reported apart from FFmpeg's;
+  (b) the whole local pipeline from export_start to `succeeded`: the embedded stack
+      (infra.local.stack.EmbeddedStack), export_start, signed PUT uploads, polling export_status;
+  (c) the hand-written single FFmpeg command of tests/bench/baseline.py (same storyboard, same
+      encoder settings);
+  (d) the encode-only bound: (a)'s output decoded and re-encoded with the same x264/AAC settings;
+  (e) MoviePy 2 rendering an equivalent timeline (tests/bench/moviepy_render.py).
+
+(a), (c) and (d) use the FFmpeg that render_job.runner.find_ffmpeg picks (MoviePy is pointed at it
+too). It prints a table, the ratios a/c, a/d, e/a and b-a against the issue's targets (PASS/FAIL,
+never a failing exit: it is a measurement), the loudness and A/V duration difference of our output,
+and Ken Burns smoothness (tests/bench/smoothness.py); then rewrites the results section of
+BENCHMARKS.md. With --profile (automatic when a/c misses its target) it re-runs our FFmpeg command
+and the baseline's in variants (filters only, video only, audio only, no captions) to show which part
+of our graph costs what.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+for p in (str(ROOT), str(HERE)):
+    if p not in sys.path:
+        sys.path.insert(0, p)
+
+import baseline  # noqa: E402
+import outputs  # noqa: E402
+import storyboard as sb  # noqa: E402
+from measure import Measurement, RssSampler, TreeCpu, run_measured  # noqa: E402
+
+TARGETS = {"a/c": 1.10, "a/d": 1.30, "e/a": 8.0, "b-a": 2.0, "py_rss": 200.0}
+MARK_START = "<!-- bench:results:start -->"
+MARK_END = "<!-- bench:results:end -->"
+FRAME_MS = 1000.0 / sb.FPS
+POLL_S = 0.5  # (b): export_status polling interval
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def load1() -> float:
+    return os.getloadavg()[0]
+
+
+# ------------------------------------------------------------------------------------------ machine
+def machine_info(ffmpeg: str) -> dict:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ram_gb = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                ram_gb = int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    version = subprocess.run([ffmpeg, "-hide_banner", "-version"], capture_output=True, text=True).stdout
+    first = version.splitlines()[0] if version else "?"
+    import av
+    return {"cpu": cpu, "cores": os.cpu_count(), "ram_gb": round(ram_gb or 0, 1),
+            "ffmpeg": ffmpeg, "ffmpeg_version": first.replace("ffmpeg version ", "").split(" Copyright")[0],
+            "python": platform.python_version(), "os": platform.platform(terse=True),
+            "pyav": av.__version__}
+
+
+def wait_for_quiet(threshold: float | None, max_wait_s: float) -> None:
+    if threshold is None:
+        return
+    t0 = time.monotonic()
+    while load1() > threshold and time.monotonic() - t0 < max_wait_s:
+        log(f"load average {load1():.2f} > {threshold}: waiting (up to {max_wait_s - (time.monotonic() - t0):.0f} s)")
+        time.sleep(15)
+
+
+# ------------------------------------------------------------------------------------------ (a)
+def stage_local_job(root: Path, job_id: str, story: sb.Storyboard) -> None:
+    from shared.adapters.local_storage import LocalStorage
+
+    st = LocalStorage(root)
+    st.upload_bytes("bench-in", f"jobs/{job_id}/spec.json", json.dumps(story.spec).encode(), "application/json")
+    for f in story.files:
+        st.upload_file("bench-in", f"jobs/{job_id}/assets/{f.name}", str(f), "application/octet-stream")
+
+
+def run_ours(out: Path, story: sb.Storyboard, ffmpeg: str) -> tuple[Measurement, dict, Path, Path]:
+    """(a): returns (measurement, child result json, output mp4, kept work dir)."""
+    d = out / "a"
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
+    job_id = "bench-" + uuid.uuid4().hex[:8]
+    stage_local_job(d / "storage", job_id, story)
+    wrapper = outputs.make_logging_ffmpeg(ffmpeg, d / "ffmpeg", d / "calls")
+    env = dict(os.environ, FFMPEG_BINARY=str(wrapper), PYTHONPATH=str(ROOT))
+    m = run_measured("(a) our render job", [sys.executable, str(HERE / "render_child.py"), str(d / "storage"),
+                                            job_id, str(d / "result.json"), str(d / "work")],
+                     cwd=str(ROOT), env=env, output_s=sb.TOTAL_S, log_path=str(d / "job.log"))
+    res = json.loads((d / "result.json").read_text()) if (d / "result.json").exists() else {}
+    if m.returncode != 0 or res.get("status") != "succeeded":
+        raise RuntimeError(f"our render failed ({m.returncode}): {res.get('error')}; log: {d / 'job.log'}")
+    mp4 = d / "storage" / "bench-out" / "exports" / job_id / res["output"]["filename"]
+    return m, res, mp4, d
+
+
+# ------------------------------------------------------------------------------------------ (b)
+def run_pipeline(out: Path, story: sb.Storyboard) -> tuple[Measurement, dict]:
+    """(b): embedded stack; timed from export_start to `succeeded` (stack start-up reported apart)."""
+    import psutil
+
+    from infra.local import client
+    from infra.local.stack import EmbeddedStack
+
+    d = out / "b"
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
+    t_boot = time.perf_counter()
+    with EmbeddedStack(run_dir=d / "run", render_max_retries=0) as stack:
+        boot_s = time.perf_counter() - t_boot
+        time.sleep(1.0)  # let the gateway settle
+        me = psutil.Process()
+        u0, s0 = TreeCpu.snapshot()
+        with RssSampler(os.getpid()) as sampler:
+            t0 = time.perf_counter()
+            epoch0 = time.time()
+            job = client.start_export(stack.base, story.spec, story.files)
+            t_started = time.perf_counter()
+            client.upload_all(job["uploads"], story.files)
+            t_uploaded = time.perf_counter()
+            # a client polling every POLL_S; the end time is the server's `succeeded` timestamp (same
+            # clock), so polling adds no latency to the figure, and little CPU to the machine
+            final = client.wait_for(stack.base, job["jobId"], timeout_s=900, interval_s=POLL_S)
+            seen = time.perf_counter() - t0
+            done_at = next((h["at"] for h in reversed(final.get("history") or []) if h.get("status") == "succeeded"),
+                           None) or final.get("finishedAt")
+            wall = (client.parse_time(done_at).timestamp() - epoch0) if done_at else seen
+            # let the render job process exit (it reports and uploads before Cloud Run-like exit)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and any(
+                    "render_job" in " ".join(_cmd(p)) for p in me.children(recursive=True)):
+                time.sleep(0.1)
+        u1, s1 = TreeCpu.snapshot()
+        if final.get("status") != "succeeded":
+            raise RuntimeError(f"pipeline export {final.get('status')}: {final.get('error')} (logs {d})")
+        states = client.state_durations(final)
+    m = Measurement(name="(b) whole local pipeline", wall_s=wall, user_s=u1 - u0, sys_s=s1 - s0,
+                    max_rss_mb=max(sampler.per_name.values(), default=0) / 2**20,
+                    tree_rss_mb=sampler.peak_sum / 2**20,
+                    per_name_rss_mb={k: v / 2**20 for k, v in sampler.per_name.items()},
+                    output_s=sb.TOTAL_S,
+                    extra={"stack_start_s": boot_s, "seen_by_client_s": seen, "export_start_s": t_started - t0,
+                           "upload_s": t_uploaded - t_started, "states": states})
+    return m, final
+
+
+def _cmd(p) -> list[str]:
+    try:
+        return p.cmdline()
+    except Exception:  # noqa: BLE001 - gone
+        return []
+
+
+# ------------------------------------------------------------------------------------------ (c) (d) (e)
+def baseline_workdir(out: Path, name: str) -> Path:
+    d = out / name
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
+    baseline.write_ass(d / "captions.ass")
+    shutil.copytree(ROOT / "render_job" / "fonts", d / "fonts")
+    return d
+
+
+def baseline_argv(ffmpeg: str, story: sb.Storyboard, kb: str, out_name: str) -> list[str]:
+    stills = story.files[:sb.SCENES]
+    narr = [sb.SAMPLES / sb.NARRATIONS[i % len(sb.NARRATIONS)] for i in range(sb.SCENES)]
+    return baseline.build_argv(ffmpeg, stills, narr, sb.SAMPLES / sb.MUSIC, out_name, story.motion, kb)
+
+
+def run_baseline(out: Path, story: sb.Storyboard, ffmpeg: str, kb: str, label: str) -> tuple[Measurement, Path]:
+    d = baseline_workdir(out, f"c-{kb}")
+    argv = baseline_argv(ffmpeg, story, kb, "baseline.mp4")
+    (d / "command.txt").write_text(" ".join(_shell_quote(a) for a in argv) + "\n")
+    m = run_measured(label, argv, cwd=str(d), output_s=sb.TOTAL_S, log_path=str(d / "ffmpeg.log"))
+    if m.returncode != 0:
+        raise RuntimeError(f"baseline FFmpeg failed; see {d / 'ffmpeg.log'}")
+    return m, d / "baseline.mp4"
+
+
+def run_encode_only(out: Path, ffmpeg: str, src: Path) -> Measurement:
+    d = out / "d"
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
+    m = run_measured("(d) encode-only bound", baseline.encode_only_argv(ffmpeg, str(src), str(d / "reencoded.mp4")),
+                     cwd=str(d), output_s=sb.TOTAL_S, log_path=str(d / "ffmpeg.log"))
+    if m.returncode != 0:
+        raise RuntimeError(f"re-encode failed; see {d / 'ffmpeg.log'}")
+    return m
+
+
+def run_moviepy(out: Path, story: sb.Storyboard, ffmpeg: str, media: Path) -> tuple[Measurement, Path]:
+    d = out / "e"
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
+    mp4 = d / "moviepy.mp4"
+    env = dict(os.environ, FFMPEG_BINARY=ffmpeg, IMAGEIO_FFMPEG_EXE=ffmpeg)
+    m = run_measured("(e) MoviePy 2", [sys.executable, str(HERE / "moviepy_render.py"), str(media), str(mp4),
+                                       "1" if story.motion else "0",
+                                       str(ROOT / "render_job" / "fonts" / "DejaVuSans.ttf")],
+                     cwd=str(d), env=env, output_s=sb.TOTAL_S, log_path=str(d / "moviepy.log"))
+    if m.returncode != 0:
+        raise RuntimeError(f"MoviePy failed; see {d / 'moviepy.log'}")
+    return m, mp4
+
+
+def _shell_quote(a: str) -> str:
+    import shlex
+    return shlex.quote(a)
+
+
+# ------------------------------------------------------------------------------------------ profile
+def _filter_graph(argv: list[str]) -> str:
+    return argv[argv.index("-filter_complex") + 1]
+
+
+def _inputs_part(argv: list[str]) -> list[str]:
+    """argv[1:] up to -filter_complex (global options and inputs)."""
+    return argv[1:argv.index("-filter_complex")]
+
+
+def _strip_subtitles(graph: str) -> str:
+    import re
+    return re.sub(r"subtitles=[^,;\[]*(,|(?=\[))", "", graph)
+
+
+def _cpu_of(ffmpeg: str, args: list[str], cwd: str) -> tuple[float, float]:
+    m = run_measured("profile", [ffmpeg, *args], cwd=cwd)
+    if m.returncode != 0:
+        return float("nan"), float("nan")
+    return m.wall_s, m.cpu_s
+
+
+_AUDIO_HINTS = ("[aout]", "amix", "aresample", "asplit", "apad", "sidechaincompress", "anullsrc", "atrim",
+                "adelay", "loudnorm", "aformat", "volume=")
+
+
+def _is_audio_stmt(stmt: str) -> bool:
+    return any(h in stmt for h in _AUDIO_HINTS) and "xfade" not in stmt and "[vout]" not in stmt
+
+
+def _strip_motion(graph: str) -> str:
+    import re
+    return re.sub(r"perspective=[^,;\[]*(,|(?=\[))", "", graph)
+
+
+def profile_graphs(ffmpeg: str, ours: tuple[str, list[str]], base: tuple[str, list[str]],
+                   ours_mp4: Path, base_mp4: Path) -> list[dict]:
+    """Re-run our command and the baseline's in variants; (wall, CPU) seconds of each part.
+
+    video/audio: the graph with only [vout] (or [aout]) consumed, into a null output (decode +
+    filters, no encoding); nosubs: without the `subtitles` filter; nomotion: without `perspective`
+    (ours only); encode: the encode-only bound on that graph's own output (content-dependent).
+    """
+    rows = []
+    null = ["-f", "null", "-"]
+    for who, (cwd, argv), mp4 in (("ours", ours, ours_mp4), ("baseline", base, base_mp4)):
+        graph = _filter_graph(argv)
+        head = _inputs_part(argv)
+
+        def run(g: str, label: str) -> tuple[float, float]:
+            # keep only the statements of one kind (the other output would be computed for nothing)
+            parts = [p for p in g.split(";") if _is_audio_stmt(p) == (label == "[aout]")]
+            return _cpu_of(ffmpeg, [*head, "-filter_complex", ";".join(parts), "-map", label, *null], cwd)
+
+        r = {"who": who}
+        r["video"] = run(graph, "[vout]")
+        r["video_nosubs"] = run(_strip_subtitles(graph), "[vout]")
+        r["video_nomotion"] = run(_strip_motion(graph), "[vout]") if "perspective=" in graph else (None, None)
+        r["audio"] = run(graph, "[aout]")
+        enc = [a for a in baseline.encode_only_argv(ffmpeg, str(mp4), "/dev/null")[1:-2]
+               if a not in ("-movflags", "+faststart")]
+        r["encode"] = _cpu_of(ffmpeg, [*enc, "-f", "mp4", "-y", "/dev/null"], cwd)
+        rows.append(r)
+        log(f"profile {who}: " + ", ".join(f"{k} {v[1]:.1f} s CPU" for k, v in r.items()
+                                           if k != "who" and v[1] is not None))
+    return rows
+
+
+# ------------------------------------------------------------------------------------------ report
+def fmt(v, nd=1, unit=""):
+    if v is None:
+        return "-"
+    if isinstance(v, float) and v != v:
+        return "-"
+    return f"{v:.{nd}f}{unit}"
+
+
+def verdict(ok: bool | None) -> str:
+    return "-" if ok is None else ("PASS" if ok else "FAIL")
+
+
+def build_report(machine: dict, story: sb.Storyboard, rows: list[Measurement], res_a: dict | None,
+                 ratios: list[tuple], quality: list[tuple], smooth: dict, profile: list[dict],
+                 loads: dict, kb: str, started: str) -> tuple[list[list[str]], list[str]]:
+    header = ["run", "wall s", "CPU s", "CPU/wall", "peak RSS MB", "tree RSS MB", "realtime x", "load1"]
+    table = []
+    for m in rows:
+        table.append([m.name, fmt(m.wall_s, 2), fmt(m.cpu_s, 1), fmt(m.cpu_s / m.wall_s if m.wall_s else None, 2),
+                      fmt(m.max_rss_mb, 0), fmt(m.tree_rss_mb, 0), fmt(m.realtime, 2), fmt(loads.get(m.name), 2)])
+    notes = []
+    if res_a:
+        me, ch = res_a["self"], res_a["children"]
+        t = res_a.get("timings", {})
+        notes.append(f"(a) Python process alone: peak RSS {me['maxrss_kb'] / 1024:.0f} MB, CPU "
+                     f"{me['user_s'] + me['sys_s']:.1f} s; its FFmpeg runs: peak RSS {ch['maxrss_kb'] / 1024:.0f} MB, "
+                     f"CPU {ch['user_s'] + ch['sys_s']:.1f} s; stages: " +
+                     ", ".join(f"{k} {v:.2f} s" for k, v in t.items()))
+    return [header] + table, notes
+
+
+def print_table(rows: list[list[str]], title: str) -> None:
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        print(title)
+        for k, r in enumerate(rows):
+            print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
+            if k == 0:
+                print("  ".join("-" * w for w in widths))
+        return
+    t = Table(title=title, title_justify="left")
+    for i, h in enumerate(rows[0]):
+        t.add_column(h, justify="left" if i == 0 else "right")
+    for r in rows[1:]:
+        t.add_row(*r)
+    Console(width=160).print(t)
+
+
+def md_table(rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(rows[0]) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(rows[0]))) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows[1:]]
+    return "\n".join(out)
+
+
+def write_benchmarks_md(path: Path, section: str) -> None:
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    block = f"{MARK_START}\n{section.rstrip()}\n{MARK_END}"
+    if MARK_START in text and MARK_END in text:
+        pre = text[:text.index(MARK_START)]
+        post = text[text.index(MARK_END) + len(MARK_END):]
+        text = pre + block + post
+    else:
+        text = (text.rstrip() + "\n\n" if text else "# Benchmarks\n\n") + "## Latest results\n\n" + block + "\n"
+    path.write_text(text, encoding="utf-8")
+
+
+# ------------------------------------------------------------------------------------------ main
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=str(ROOT / ".local" / "bench"), help="work folder (default .local/bench)")
+    ap.add_argument("--skip-moviepy", action="store_true", help="skip (e) (MoviePy takes minutes)")
+    ap.add_argument("--skip-pipeline", action="store_true", help="skip (b)")
+    ap.add_argument("--kb", choices=baseline.KB_METHODS, default="ss2", help="the baseline's Ken Burns method")
+    ap.add_argument("--also-kb", action="append", default=[], choices=baseline.KB_METHODS,
+                    help="also time the baseline with this Ken Burns method (extra row)")
+    ap.add_argument("--no-motion", action="store_true", help="render every scene with motion 'none'")
+    ap.add_argument("--profile", action="store_true", help="per-part CPU of our graph and the baseline's")
+    ap.add_argument("--wait-load", type=float, default=None,
+                    help="before each measurement wait (up to --max-wait s) until the 1-min load is below this")
+    ap.add_argument("--max-wait", type=float, default=300)
+    ap.add_argument("--no-write", action="store_true", help="do not rewrite BENCHMARKS.md")
+    ap.add_argument("--smooth-scenes", default="0,1,2,4",
+                    help="0-based scenes whose Ken Burns is tracked (default: zoom-in, zoom-out, pan-left, pan-up)")
+    args = ap.parse_args(argv)
+
+    from render_job.runner import find_ffmpeg
+    from shared.config import get_settings
+
+    started = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    ffmpeg = find_ffmpeg(get_settings().ffmpeg_binary)
+    os.environ["FFMPEG_BINARY"] = ffmpeg  # the pipeline's render job uses the same binary
+    # the render watchdog (60 s + 4 x output) would kill a render slowed down by a busy machine:
+    # the benchmark measures time, so it gets a generous limit
+    os.environ.setdefault("RENDER_TIMEOUT_BASE_S", "900")
+    machine = machine_info(ffmpeg)
+    log(f"machine: {machine['cpu']}, {machine['cores']} cores, {machine['ram_gb']} GiB; FFmpeg {machine['ffmpeg_version']} "
+        f"({ffmpeg}); load {os.getloadavg()}")
+
+    media = out / "media"
+    story = sb.bench_storyboard(ffmpeg, media, want_motion=not args.no_motion)
+    if story.motion_note:
+        print(f"\n*** WARNING: Ken Burns motion OFF: {story.motion_note} ***\n", flush=True)
+    log(f"storyboard: {sb.SCENES} scenes x {sb.SCENE_S:g} s, {sb.SCENES - 1} fades of {sb.XFADE_S:g} s, "
+        f"total {sb.TOTAL_S:g} s, motion {'on (' + ', '.join(sorted(set(sb.MOTIONS))) + ')' if story.motion else 'OFF'}, "
+        f"baseline Ken Burns '{args.kb}'")
+
+    rows: list[Measurement] = []
+    loads: dict[str, float] = {}
+
+    def measured(fn, *a):
+        wait_for_quiet(args.wait_load, args.max_wait)
+        before = load1()
+        result = fn(*a)
+        m = result[0] if isinstance(result, tuple) else result
+        loads[m.name] = max(before, load1())
+        rows.append(m)
+        log(f"{m.name}: wall {m.wall_s:.2f} s, CPU {m.cpu_s:.1f} s, peak RSS {m.max_rss_mb:.0f} MB, "
+            f"realtime {m.realtime or 0:.2f}x (load {loads[m.name]:.2f})")
+        return result
+
+    log("(a) our render job ...")
+    m_a, res_a, mp4_a, dir_a = measured(run_ours, out, story, ffmpeg)
+    m_b = None
+    if not args.skip_pipeline:
+        log("(b) whole local pipeline (embedded stack) ...")
+        m_b, _final = measured(run_pipeline, out, story)
+    log(f"(c) hand-written FFmpeg baseline (Ken Burns '{args.kb}') ...")
+    m_c, mp4_c = measured(run_baseline, out, story, ffmpeg, args.kb, "(c) hand-written FFmpeg")
+    extra_c = []
+    for kb in args.also_kb:
+        if kb != args.kb:
+            log(f"(c') baseline with Ken Burns '{kb}' ...")
+            extra_c.append(measured(run_baseline, out, story, ffmpeg, kb, f"(c') baseline, Ken Burns '{kb}'"))
+    log("(d) encode-only bound ...")
+    m_d = measured(run_encode_only, out, ffmpeg, mp4_a)
+    m_e = mp4_e = None
+    if not args.skip_moviepy:
+        log("(e) MoviePy 2 (minutes) ...")
+        m_e, mp4_e = measured(run_moviepy, out, story, ffmpeg, media)
+
+    # --- ratios
+    a = m_a.wall_s
+    render_s = res_a.get("timings", {}).get("render_s")
+    ratios = [
+        ("a/c", a / m_c.wall_s, f"<= {TARGETS['a/c']:.2f}", a / m_c.wall_s <= TARGETS["a/c"]),
+        ("a/d", a / m_d.wall_s, f"<= {TARGETS['a/d']:.2f}", a / m_d.wall_s <= TARGETS["a/d"]),
+        ("MoviePy/a", (m_e.wall_s / a) if m_e else None, f">= {TARGETS['e/a']:.0f}",
+         (m_e.wall_s / a >= TARGETS["e/a"]) if m_e else None),
+        ("b-a (s)", (m_b.wall_s - a) if m_b else None, f"<= {TARGETS['b-a']:.1f}",
+         (m_b.wall_s - a <= TARGETS["b-a"]) if m_b else None),
+        ("(a) Python peak RSS (MB)", res_a["self"]["maxrss_kb"] / 1024, f"<= {TARGETS['py_rss']:.0f}",
+         res_a["self"]["maxrss_kb"] / 1024 <= TARGETS["py_rss"]),
+    ]
+    if render_s:
+        ratios.append(("a(FFmpeg step only)/c", render_s / m_c.wall_s, "info", None))
+
+    # --- output quality
+    log("checking outputs (loudness, durations, Ken Burns smoothness) ...")
+    from smoothness import track_scenes
+
+    infos = {"ours": outputs.inspect(ffmpeg, str(mp4_a)), "baseline": outputs.inspect(ffmpeg, str(mp4_c))}
+    if mp4_e:
+        infos["MoviePy"] = outputs.inspect(ffmpeg, str(mp4_e))
+    scenes = [int(s) for s in args.smooth_scenes.split(",") if s.strip()]
+    smooth = {"ours": track_scenes(str(mp4_a), scenes), "baseline": track_scenes(str(mp4_c), scenes)}
+    if mp4_e:
+        smooth["MoviePy"] = track_scenes(str(mp4_e), scenes)
+    ia = infos["ours"]
+    zoom_in = [t for t in smooth["ours"] if sb.MOTIONS[t.scene] == "zoom-in"]
+    quality = [
+        ("our loudness (LUFS, target -16 +/- 1)", ia.lufs, "within 1 LU",
+         abs(ia.lufs + 16) <= 1.0 if ia.lufs is not None else False),
+        ("our audio - video duration (ms)", ia.av_diff_ms, f"abs <= {FRAME_MS:.1f} (1 frame)",
+         abs(ia.av_diff_ms) <= FRAME_MS if ia.av_diff_ms is not None else False),
+        ("our video duration (s, plan 54.5)", ia.video_s, f"+/- {FRAME_MS / 1000:.3f}",
+         abs(ia.video_s - sb.TOTAL_S) <= FRAME_MS / 1000 + 1e-6 if ia.video_s else False),
+    ]
+    if story.motion and zoom_in:
+        z = zoom_in[0]
+        quality.append(("our zoom-in backward steps (scene 1)", None if z.lost else float(z.backward_steps), "0",
+                        (not z.lost) and z.backward_steps == 0 and z.travel_px > 5))
+
+    # --- profile
+    profile: list[dict] = []
+    if args.profile or ratios[0][3] is False:
+        calls = outputs.logged_calls(dir_a / "calls")
+        render_calls = [(cwd, av) for cwd, av in calls if "-filter_complex" in av]
+        if render_calls:
+            cwd_o, av_o = render_calls[0]
+            d_c = out / f"c-{args.kb}"
+            log("profiling our graph and the baseline's (filters only, video/audio apart, without captions) ...")
+            wait_for_quiet(args.wait_load, args.max_wait)
+            profile = profile_graphs(ffmpeg, (cwd_o, ["ffmpeg", *av_o]),
+                                     (str(d_c), baseline_argv(ffmpeg, story, args.kb, "x.mp4")), mp4_a, mp4_c)
+
+    # --- print
+    all_rows = [m_a] + ([m_b] if m_b else []) + [m_c] + [e[0] for e in extra_c] + [m_d] + ([m_e] if m_e else [])
+    table, notes = build_report(machine, story, all_rows, res_a, ratios, quality, smooth, profile, loads,
+                                args.kb, started)
+    print()
+    print_table(table, f"SceneFlow render benchmark - {sb.TOTAL_S:g} s of 1080p30, {started}")
+    for n in notes:
+        print(n)
+    if m_b:
+        ex = m_b.extra
+        print(f"(b) stack start-up {ex['stack_start_s']:.2f} s (not in (b)); client saw succeeded after "
+              f"{ex['seen_by_client_s']:.2f} s (polling every {POLL_S:g} s); export_start {ex['export_start_s']:.2f} s, "
+              f"uploads {ex['upload_s']:.2f} s; time per state: " +
+              ", ".join(f"{s} {v:.2f} s" for s, v in ex["states"]))
+    print()
+    rt = [["ratio / check", "value", "target", "verdict"]]
+    for name, val, target, ok in ratios + quality:
+        rt.append([name, fmt(val, 2), target, verdict(ok)])
+    print_table(rt, "Targets (issue 4)")
+    print()
+    ot = [["output", "video s", "audio s", "A-V ms", "LUFS", "true peak dBFS", "MB"]]
+    for k, v in infos.items():
+        ot.append([k, fmt(v.video_s, 3), fmt(v.audio_s, 3), fmt(v.av_diff_ms, 1), fmt(v.lufs, 1),
+                   fmt(v.true_peak, 1), fmt(v.size_mb, 1)])
+    print_table(ot, "Outputs")
+    print()
+    st = [["output", "scene", "motion", "travel px", "backward steps", "jitter px RMS", "step px min..max"]]
+    for who, tracks in smooth.items():
+        for t in tracks:
+            st.append([who, str(t.scene + 1), sb.MOTIONS[t.scene] if story.motion else "none",
+                       "lost" if t.lost else fmt(t.travel_px, 1), "-" if t.lost else str(t.backward_steps),
+                       "-" if t.lost else fmt(t.jitter_px, 3),
+                       "-" if t.lost else f"{t.min_step_px:.2f}..{t.max_step_px:.2f}"])
+    print_table(st, "Ken Burns smoothness (marker tracked on transition-free frames)")
+    if story.motion and all(t.travel_px < 1 for t in smooth["ours"] if not t.lost):
+        print("*** WARNING: the spec accepted visual.motion but our output shows no motion ***")
+    pt = None
+    if profile:
+        print()
+        pt = [["graph", "video filters", "video w/o captions", "video w/o Ken Burns", "audio filters",
+               "x264+AAC of its output"]]
+        for r in profile:
+            pt.append([r["who"]] + [fmt(r[k][1], 1) for k in ("video", "video_nosubs", "video_nomotion", "audio",
+                                                                "encode")])
+        print_table(pt, "Where the time goes: CPU s (decode + filters to a null output; encode-only of each output)")
+
+    # --- BENCHMARKS.md
+    if not args.no_write:
+        loads_txt = ", ".join(f"{k.split(')')[0]})" + f" {v:.2f}" for k, v in loads.items())
+        sec = [f"Run {started} by `make bench` ({'motion on' if story.motion else 'motion OFF: ' + story.motion_note}; "
+               f"baseline Ken Burns `{args.kb}`).", "",
+               f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['ram_gb']} GiB RAM; "
+               f"FFmpeg {machine['ffmpeg_version']} (`{machine['ffmpeg']}`); Python {machine['python']}; "
+               f"{machine['os']}. 1-minute load average during each run: {loads_txt}.", "",
+               md_table(table), ""]
+        sec += [f"- {n}" for n in notes]
+        if m_b:
+            ex = m_b.extra
+            sec.append(f"- (b) is timed from export_start to `succeeded`; stack start-up ({ex['stack_start_s']:.2f} s) "
+                       f"is not included. Time per state: " + ", ".join(f"{s} {v:.2f} s" for s, v in ex["states"]) + ".")
+        sec += ["", md_table(rt), "", md_table(ot), "", md_table(st)]
+        if pt:
+            sec += ["", "Where the time goes: CPU seconds (decode + filters into a null output; the last column "
+                    "re-encodes that graph's own output with the same x264/AAC settings):", "", md_table(pt)]
+        write_benchmarks_md(ROOT / "BENCHMARKS.md", "\n".join(sec) + "\n")
+        (out / "results.json").write_text(json.dumps({
+            "started": started, "machine": machine, "motion": story.motion, "kb": args.kb, "loads": loads,
+            "rows": [m.__dict__ | {"cpu_s": m.cpu_s, "realtime": m.realtime} for m in all_rows],
+            "ratios": [r[:2] for r in ratios], "quality": [q[:2] for q in quality], "result_a": res_a,
+            "profile": profile}, indent=1, default=str))
+        log("BENCHMARKS.md results section rewritten; raw figures in " + str(out / "results.json"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""Wall time, CPU time and peak memory of a process tree.
+
+`run_measured(argv)` starts a subprocess and reaps it with os.wait4, which returns that child's own
+rusage including every descendant it waited for: user+sys CPU of the whole tree (FFmpeg under a
+Python job included) and ru_maxrss, the largest single process of the tree. A psutil sampler (every
+SAMPLE_S) adds the peak of the tree's *summed* RSS (processes alive at the same time) and the peak
+per process name.
+
+`TreeCpu` snapshots the CPU of this process plus all live descendants (each with its reaped
+children), for pipelines that run partly in this process (the embedded stack).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+
+import psutil
+
+SAMPLE_S = 0.05
+
+
+@dataclass
+class Measurement:
+    name: str
+    wall_s: float
+    user_s: float
+    sys_s: float
+    max_rss_mb: float            # largest single process (exact, from rusage; sampled when exact is None)
+    tree_rss_mb: float           # peak of the summed RSS of the tree (sampled)
+    per_name_rss_mb: dict[str, float] = field(default_factory=dict)
+    returncode: int = 0
+    output_s: float | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def cpu_s(self) -> float:
+        return self.user_s + self.sys_s
+
+    @property
+    def realtime(self) -> float | None:
+        return self.output_s / self.wall_s if self.output_s and self.wall_s else None
+
+
+class RssSampler:
+    """Samples the RSS of `root` and its descendants every SAMPLE_S seconds in a thread."""
+
+    def __init__(self, root_pid: int, include_root: bool = True) -> None:
+        self.root_pid = root_pid
+        self.include_root = include_root
+        self.peak_sum = 0
+        self.per_name: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "RssSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def sample(self) -> None:
+        try:
+            root = psutil.Process(self.root_pid)
+            procs = ([root] if self.include_root else []) + root.children(recursive=True)
+        except psutil.Error:
+            return
+        total = 0
+        for p in procs:
+            try:
+                with p.oneshot():
+                    rss = p.memory_info().rss
+                    name = _label(p)
+            except psutil.Error:
+                continue
+            total += rss
+            self.per_name[name] = max(self.per_name.get(name, 0), rss)
+        self.peak_sum = max(self.peak_sum, total)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(SAMPLE_S)
+
+
+def _label(p: psutil.Process) -> str:
+    """'ffmpeg', 'python -m render_job', 'python gateway', ... for the per-process table."""
+    name = p.name()
+    if name.startswith("python"):
+        try:
+            cmd = p.cmdline()
+        except psutil.Error:
+            return name
+        if "-m" in cmd:
+            return f"python -m {cmd[cmd.index('-m') + 1]}"
+        scripts = [c for c in cmd[1:] if c.endswith(".py")]
+        return f"python {os.path.basename(scripts[0])}" if scripts else "python"
+    return name
+
+
+def run_measured(name: str, argv: list[str], *, cwd: str | None = None, env: dict | None = None,
+                 output_s: float | None = None, log_path: str | None = None) -> Measurement:
+    """Run argv to completion and measure it. stdout/stderr go to log_path (or are discarded)."""
+    out = open(log_path, "wb") if log_path else subprocess.DEVNULL
+    try:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT)
+        with RssSampler(proc.pid) as sampler:
+            _, status, ru = os.wait4(proc.pid, 0)
+            wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    finally:
+        if log_path:
+            out.close()
+    mb = 1024.0  # ru_maxrss is in KiB on Linux
+    return Measurement(name=name, wall_s=wall, user_s=ru.ru_utime, sys_s=ru.ru_stime,
+                       max_rss_mb=ru.ru_maxrss / mb, tree_rss_mb=sampler.peak_sum / 2**20,
+                       per_name_rss_mb={k: v / 2**20 for k, v in sampler.per_name.items()},
+                       returncode=proc.returncode, output_s=output_s)
+
+
+class TreeCpu:
+    """CPU seconds (user, sys) used so far by this process, its reaped children, and every live
+    descendant (with their reaped children)."""
+
+    @staticmethod
+    def snapshot() -> tuple[float, float]:
+        me = psutil.Process()
+        t = me.cpu_times()
+        user, sys_ = t.user + t.children_user, t.system + t.children_system
+        for p in me.children(recursive=True):
+            try:
+                c = p.cpu_times()
+            except psutil.Error:
+                continue
+            user += c.user + c.children_user
+            sys_ += c.system + c.children_system
+        return user, sys_

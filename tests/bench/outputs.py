@@ -1,0 +1,80 @@
+"""Checks on a rendered MP4: stream durations, integrated loudness, and the ffmpeg call log."""
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class OutputInfo:
+    video_s: float | None
+    audio_s: float | None
+    frames: int | None
+    lufs: float | None
+    true_peak: float | None
+    size_mb: float
+
+    @property
+    def av_diff_ms(self) -> float | None:
+        if self.video_s is None or self.audio_s is None:
+            return None
+        return (self.audio_s - self.video_s) * 1000.0
+
+
+def stream_durations(mp4: str) -> tuple[float | None, float | None, int | None]:
+    """(video seconds, audio seconds, video frames) from the container (PyAV)."""
+    import av
+
+    with av.open(mp4) as c:
+        v = c.streams.video[0] if c.streams.video else None
+        a = c.streams.audio[0] if c.streams.audio else None
+        vs = float(v.duration * v.time_base) if v is not None and v.duration else None
+        as_ = float(a.duration * a.time_base) if a is not None and a.duration else None
+        frames = v.frames if v is not None and v.frames else None
+    return vs, as_, frames
+
+
+def loudness(ffmpeg: str, mp4: str) -> tuple[float | None, float | None]:
+    """(integrated loudness LUFS, true peak dBFS) by FFmpeg's ebur128 filter."""
+    r = subprocess.run([ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-i", mp4, "-vn",
+                        "-af", "ebur128=peak=true", "-f", "null", "-"],
+                       capture_output=True, text=True, errors="replace")
+    summary = r.stderr[r.stderr.rfind("Summary:"):] if "Summary:" in r.stderr else ""
+    i = re.search(r"I:\s+(-?[\d.]+)\s+LUFS", summary)
+    tp = re.search(r"True peak:\s+Peak:\s+(-?[\d.]+|-inf)\s+dBFS", summary)
+    return (float(i.group(1)) if i else None,
+            float(tp.group(1)) if tp and tp.group(1) != "-inf" else None)
+
+
+def inspect(ffmpeg: str, mp4: str) -> OutputInfo:
+    vs, as_, frames = stream_durations(mp4)
+    lufs, tp = loudness(ffmpeg, mp4)
+    return OutputInfo(vs, as_, frames, lufs, tp, Path(mp4).stat().st_size / 1e6)
+
+
+LOGGING_WRAPPER = """#!/bin/sh
+# Benchmark wrapper: record the working directory and argv of each call, then run the real FFmpeg.
+f="{log_dir}/call-$$-$(date +%s%N)"
+printf '%s\\0' "$PWD" "$@" > "$f"
+exec "{real}" "$@"
+"""
+
+
+def make_logging_ffmpeg(real: str, path: Path, log_dir: Path) -> Path:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(LOGGING_WRAPPER.format(real=real, log_dir=log_dir))
+    path.chmod(0o755)
+    return path
+
+
+def logged_calls(log_dir: Path) -> list[tuple[str, list[str]]]:
+    """[(cwd, argv without argv[0])] in call order."""
+    calls = []
+    for f in sorted(log_dir.glob("call-*"), key=lambda p: int(p.name.rsplit("-", 1)[-1])):
+        parts = f.read_bytes().split(b"\0")
+        if parts and parts[-1] == b"":
+            parts = parts[:-1]
+        calls.append((parts[0].decode(), [p.decode() for p in parts[1:]]))
+    return calls

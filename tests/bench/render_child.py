@@ -1,0 +1,82 @@
+"""(a) Our render job alone, as a process of its own: render_job.job.run_export on a job staged in
+a LocalStorage folder, with a reporter that only records (no HTTP), FFmpeg from find_ffmpeg.
+
+    python tests/bench/render_child.py STORAGE_ROOT JOB_ID RESULT_JSON [WORKDIR]
+
+WORKDIR (optional, created) is kept afterwards so that the benchmark can re-run our FFmpeg command
+in it (per-filter costs); without it a temporary folder is used and removed.
+
+Writes RESULT_JSON: {status, error, output, timings, reports, self: {maxrss_kb, user_s, sys_s},
+children: {maxrss_kb, user_s, sys_s}}: `self` is this Python process alone (peak RSS exact),
+`children` every FFmpeg it ran (largest one's peak RSS).
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+IN, OUT = "bench-in", "bench-out"
+
+
+class RecordingReporter:
+    rejected = False
+
+    def __init__(self) -> None:
+        self.calls: list[dict] = []
+
+    def running(self, stage, progress, force=False):
+        self.calls.append({"status": "running", "stage": stage, "progress": round(progress, 3)})
+        return True
+
+    def succeeded(self, output):
+        self.calls.append({"status": "succeeded"})
+        return True
+
+    def failed(self, code, message):
+        self.calls.append({"status": "failed", "code": code, "message": message})
+        return True
+
+
+def _ru(who: int) -> dict:
+    r = resource.getrusage(who)
+    return {"maxrss_kb": r.ru_maxrss, "user_s": r.ru_utime, "sys_s": r.ru_stime}
+
+
+def main(argv: list[str]) -> int:
+    root, job_id, result_path = argv[:3]
+    keep = argv[3] if len(argv) > 3 else None
+    from render_job.job import run_export
+    from shared.adapters.local_storage import LocalStorage
+    from shared.config import Settings
+
+    storage = LocalStorage(root)
+    settings = Settings(input_bucket=IN, output_bucket=OUT, render_max_retries=0,
+                        ffmpeg_binary=os.environ.get("FFMPEG_BINARY") or None,
+                        # a busy machine must not turn the measurement into a watchdog kill
+                        render_timeout_base_s=float(os.environ.get("RENDER_TIMEOUT_BASE_S") or 900))
+    reporter = RecordingReporter()
+    if keep:
+        os.makedirs(keep, exist_ok=True)
+    workdir = keep or tempfile.mkdtemp(prefix="bench-render-")
+    try:
+        result = run_export(job_id, storage, reporter, settings, workdir)
+    finally:
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    data = {"status": result.status, "error": result.error, "output": result.output,
+            "timings": result.timings, "reports": len(reporter.calls),
+            "self": _ru(resource.RUSAGE_SELF), "children": _ru(resource.RUSAGE_CHILDREN)}
+    Path(result_path).write_text(json.dumps(data, indent=1, default=str))
+    return 0 if result.status == "succeeded" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
