@@ -80,20 +80,19 @@ def build_service(s: Settings, *, storage: ObjectStorage | None = None, publishe
     engine = make_engine(s)
     if migrate_db if migrate_db is not None else os.environ.get("EXPORT_AUTO_MIGRATE") == "1":
         migrate(engine)
-    return ExportService(settings=s, repo=build_repository(engine),
+    reads = make_engine(s, autocommit=True) if engine.dialect.name == "postgresql" else None
+    return ExportService(settings=s, repo=build_repository(engine, reads),
                          storage=storage or get_storage(s), publisher=publisher or get_publisher(s),
                          launcher=launcher or get_launcher(s))
 
 
-def build_repository(engine):
-    """A JobRepository on `engine`; on PostgreSQL its single-statement reads run in autocommit
-    (no BEGIN/COMMIT round trips on each export_status)."""
+def build_repository(engine, read_engine=None):
+    """A JobRepository on `engine`; single-statement reads go to `read_engine` when given (on
+    PostgreSQL, an autocommit pool: one round trip per export_status)."""
     from shared.db import session_factory
     from shared.repository import JobRepository
 
-    reads = (session_factory(engine.execution_options(isolation_level="AUTOCOMMIT"))
-             if engine.dialect.name == "postgresql" else None)
-    return JobRepository(session_factory(engine), reads)
+    return JobRepository(session_factory(engine), session_factory(read_engine) if read_engine else None)
 
 
 def use_service(service) -> None:

@@ -60,8 +60,13 @@ def _sqlite_engine(url: str, **kw) -> Engine:
     return engine
 
 
-def make_engine(settings: Settings) -> Engine:
-    """An Engine for the configured database (see module docstring). Does not connect yet."""
+def make_engine(settings: Settings, *, autocommit: bool = False) -> Engine:
+    """An Engine for the configured database (see module docstring). Does not connect yet.
+
+    autocommit=True: connections stay in autocommit for single-statement reads (no BEGIN/COMMIT,
+    no per-checkout isolation reset, no pre-ping: a read on a dropped connection fails once with a
+    503 and the pool reconnects)."""
+    extra = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
     if settings.instance_connection_name:
         def getconn():
             return _cloud_sql_connector().connect(
@@ -69,14 +74,17 @@ def make_engine(settings: Settings) -> Engine:
                 password=settings.db_password, db=settings.db_name, enable_iam_auth=settings.db_iam_auth)
 
         return create_engine("postgresql+pg8000://", creator=getconn, pool_size=5, max_overflow=2,
-                             pool_pre_ping=True, pool_recycle=1800)
-    return engine_for_url(settings.database_url)
+                             pool_pre_ping=not autocommit, pool_recycle=1800, **extra)
+    return engine_for_url(settings.database_url, autocommit=autocommit)
 
 
-def engine_for_url(url: str) -> Engine:
-    """An Engine for a SQLAlchemy URL (sqlite:///... or postgresql+pg8000://...)."""
+def engine_for_url(url: str, *, autocommit: bool = False) -> Engine:
+    """An Engine for a SQLAlchemy URL (sqlite:///... or postgresql+pg8000://...); see make_engine."""
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
+    if autocommit:
+        return create_engine(url, pool_size=32, max_overflow=16, pool_pre_ping=False, pool_recycle=1800,
+                             isolation_level="AUTOCOMMIT")
     # Overflow connections are closed on check-in, so a steady load above pool_size opens and closes
     # a PostgreSQL connection (a backend process, an SSL probe) per request: size the pool for the
     # gateway's concurrency (the load test runs 32) and keep the overflow for bursts.

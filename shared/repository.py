@@ -19,7 +19,7 @@ from typing import Any, Iterator
 from sqlalchemy import case, func, literal, select, union_all, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SATimeoutError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, defer, sessionmaker
 
 from shared.errors import TransientError
 from shared.models import ExportJob, ExportJobEvent, ExportJobUpload
@@ -135,7 +135,7 @@ class JobRepository:
     def _build(job: ExportJob, history, received) -> JobRecord:
         return JobRecord(
             id=job.id, status=JobStatus(job.status), stage=job.stage, progress=job.progress or 0.0,
-            spec=job.spec, spec_sha256=job.spec_sha256, idempotency_key=job.idempotency_key,
+            spec=job.__dict__.get("spec"), spec_sha256=job.spec_sha256, idempotency_key=job.idempotency_key,
             uploads_expected=list(job.uploads_expected or []), execution_name=job.execution_name,
             execution_log_uri=job.execution_log_uri,
             attempts=job.attempts or 0, error_code=job.error_code, error_message=job.error_message,
@@ -144,8 +144,9 @@ class JobRepository:
             last_report_at=_aware(job.last_report_at),
             history=[(s, _aware(a)) for s, a in history], uploads_received=list(received))
 
-    def get(self, job_id: str) -> JobRecord | None:
-        """The job, or None when no such id exists.
+    def get(self, job_id: str, *, with_spec: bool = True) -> JobRecord | None:
+        """The job, or None when no such id exists. with_spec=False leaves `spec` None (export_status
+        does not need it, and decoding it on every row of every poll is its largest cost).
 
         One statement (export_status runs this on every poll): the job row LEFT JOINed to the union
         of its events and its uploads, so a read costs one database round trip, not three.
@@ -160,6 +161,8 @@ class JobRepository:
         stmt = (select(ExportJob, parts.c.kind, parts.c.value, parts.c.at)
                 .outerjoin(parts, parts.c.job_id == ExportJob.id).where(ExportJob.id == job_id)
                 .order_by(parts.c.kind, parts.c.seq))
+        if not with_spec:
+            stmt = stmt.options(defer(ExportJob.spec, raiseload=True))
         with self._tx(read_only=True) as s:
             rows = s.execute(stmt).all()
             if not rows:

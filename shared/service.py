@@ -301,7 +301,7 @@ class ExportService:
     # -- export_status -------------------------------------------------------------------------
     def status(self, job_id: str | None) -> dict:
         """The job's public view (DESIGN §4). Raises InvalidRequest for a malformed id, NotFound."""
-        job = self._get(job_id)
+        job = self._get(job_id, with_spec=False)
         body: dict[str, Any] = {
             "jobId": job.id, "status": job.status.value, "stage": job.stage, "progress": round(job.progress, 4),
             "createdAt": iso(job.created_at), "updatedAt": iso(job.updated_at),
@@ -341,13 +341,13 @@ class ExportService:
                 view["captions"][kind] = self.storage.signed_download_url(bucket, obj, ttl, f"captions.{kind}")
         return view
 
-    def _get(self, job_id: str | None) -> JobRecord:
+    def _get(self, job_id: str | None, *, with_spec: bool = True) -> JobRecord:
         if isinstance(job_id, str):
             job_id = job_id.strip().lower()
         if not job_id or not isinstance(job_id, str) or not _UUID_RE.fullmatch(job_id):
             raise InvalidRequest("jobId must be a job id (a UUID)",
                                  details=[{"path": "jobId", "message": "must be a UUID"}])
-        job = self.repo.get(job_id)
+        job = self.repo.get(job_id, with_spec=with_spec)
         if job is None:
             raise NotFound(f"no export job {job_id}")
         return job

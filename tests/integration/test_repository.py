@@ -21,7 +21,8 @@ def repo(request, tmp_path):
     migrate(url)  # idempotent
     engine = engine_for_url(url)
     assert {"export_jobs", "export_job_events", "export_job_uploads"} <= set(inspect(engine).get_table_names())
-    yield build_repository(engine)  # as wired in production (autocommit reads on PostgreSQL)
+    reads = engine_for_url(url, autocommit=True) if request.param == "postgres" else None
+    yield build_repository(engine, reads)  # as wired in production (autocommit reads on PostgreSQL)
     engine.dispose()
 
 
