@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
-from sqlalchemy import case, func, literal, select, union_all, update
+from sqlalchemy import bindparam, case, func, literal, select, union_all, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SATimeoutError
 from sqlalchemy.orm import Session, defer, sessionmaker
@@ -68,6 +68,25 @@ def _connection_problem(exc: BaseException) -> str | None:
 
 
 _STAGE_RANK = {"preparing": 0, "rendering": 1, "uploading": 2}
+
+
+def _get_statement():
+    """The job row LEFT JOINed to the union of its events and uploads, for :job_id (built once)."""
+    job_id = bindparam("job_id")
+    events = select(literal("e").label("kind"), ExportJobEvent.job_id.label("job_id"),
+                    ExportJobEvent.status.label("value"), ExportJobEvent.at.label("at"),
+                    ExportJobEvent.id.label("seq")).where(ExportJobEvent.job_id == job_id)
+    uploads = select(literal("u").label("kind"), ExportJobUpload.job_id.label("job_id"),
+                     ExportJobUpload.name.label("value"), ExportJobUpload.at.label("at"),
+                     ExportJobUpload.id.label("seq")).where(ExportJobUpload.job_id == job_id)
+    parts = union_all(events, uploads).subquery("parts")
+    return (select(ExportJob, parts.c.kind, parts.c.value, parts.c.at)
+            .outerjoin(parts, parts.c.job_id == ExportJob.id).where(ExportJob.id == job_id)
+            .order_by(parts.c.kind, parts.c.seq))
+
+
+_GET_WITH_SPEC = _get_statement()
+_GET_WITHOUT_SPEC = _GET_WITH_SPEC.options(defer(ExportJob.spec, raiseload=True))
 
 
 @dataclass(frozen=True)
@@ -151,20 +170,9 @@ class JobRepository:
         One statement (export_status runs this on every poll): the job row LEFT JOINed to the union
         of its events and its uploads, so a read costs one database round trip, not three.
         """
-        events = select(literal("e").label("kind"), ExportJobEvent.job_id.label("job_id"),
-                        ExportJobEvent.status.label("value"), ExportJobEvent.at.label("at"),
-                        ExportJobEvent.id.label("seq")).where(ExportJobEvent.job_id == job_id)
-        uploads = select(literal("u").label("kind"), ExportJobUpload.job_id.label("job_id"),
-                         ExportJobUpload.name.label("value"), ExportJobUpload.at.label("at"),
-                         ExportJobUpload.id.label("seq")).where(ExportJobUpload.job_id == job_id)
-        parts = union_all(events, uploads).subquery("parts")
-        stmt = (select(ExportJob, parts.c.kind, parts.c.value, parts.c.at)
-                .outerjoin(parts, parts.c.job_id == ExportJob.id).where(ExportJob.id == job_id)
-                .order_by(parts.c.kind, parts.c.seq))
-        if not with_spec:
-            stmt = stmt.options(defer(ExportJob.spec, raiseload=True))
+        stmt = _GET_WITH_SPEC if with_spec else _GET_WITHOUT_SPEC
         with self._tx(read_only=True) as s:
-            rows = s.execute(stmt).all()
+            rows = s.execute(stmt, {"job_id": job_id}).all()
             if not rows:
                 return None
             job = rows[0][0]
