@@ -87,11 +87,44 @@ if ! exists gcloud secrets describe "$SECRET" --project="$PROJECT"; then
 fi
 
 # --- the render job
+# --- service accounts and their least roles (README's table)
+for sa in "$FN_SA" "$DISPATCH_SA" "$JOB_SA" "$INVOKER_SA"; do
+  exists gcloud iam service-accounts describe "$sa" --project="$PROJECT" ||
+    run gcloud iam service-accounts create "${sa%%@*}" --project="$PROJECT" --display-name="SceneFlow ${sa%%@*}"
+done
+for sa in "$FN_SA" "$DISPATCH_SA"; do
+  for role in roles/cloudsql.client roles/cloudsql.instanceUser; do
+    run gcloud projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$sa" --role="$role" --condition=None
+  done
+  run gcloud iam service-accounts add-iam-policy-binding "$JOB_SA" --project="$PROJECT" \
+    --member="serviceAccount:$sa" --role=roles/iam.serviceAccountUser
+done
+run gcloud projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$INVOKER_SA" \
+  --role=roles/eventarc.eventReceiver --condition=None
+run gcloud iam service-accounts add-iam-policy-binding "$FN_SA" --project="$PROJECT" \
+  --member="serviceAccount:$FN_SA" --role=roles/iam.serviceAccountTokenCreator
+run gcloud storage buckets add-iam-policy-binding "gs://$IN" --member="serviceAccount:$FN_SA" --role=roles/storage.objectAdmin
+run gcloud storage buckets add-iam-policy-binding "gs://$OUT" --member="serviceAccount:$FN_SA" --role=roles/storage.objectViewer
+run gcloud storage buckets add-iam-policy-binding "gs://$IN" --member="serviceAccount:$JOB_SA" --role=roles/storage.objectViewer
+for role in roles/storage.objectCreator roles/storage.objectViewer; do
+  run gcloud storage buckets add-iam-policy-binding "gs://$OUT" --member="serviceAccount:$JOB_SA" --role="$role"
+done
+run gcloud pubsub topics add-iam-policy-binding "$TOPIC" --project="$PROJECT" --member="serviceAccount:$FN_SA" \
+  --role=roles/pubsub.publisher
+for sa in "$FN_SA" "$JOB_SA"; do
+  run gcloud secrets add-iam-policy-binding "$SECRET" --project="$PROJECT" --member="serviceAccount:$sa" \
+    --role=roles/secretmanager.secretAccessor
+done
+
 run gcloud run jobs deploy "$JOB" --project="$PROJECT" --region="$REGION" --image="$IMAGE" \
   --tasks=1 --max-retries="${RENDER_MAX_RETRIES:-3}" --task-timeout="${RENDER_TASK_TIMEOUT_S:-3600}s" \
   --cpu="${RENDER_CPU:-4}" --memory="${RENDER_MEMORY:-4Gi}" --service-account="$JOB_SA" \
   --set-env-vars="EXPORT_INPUT_BUCKET=$IN,EXPORT_OUTPUT_BUCKET=$OUT,EXPORT_API_BASE=$API_BASE,EXPORT_COMPLETE_URL=$API_BASE/export-complete,RENDER_MAX_RETRIES=${RENDER_MAX_RETRIES:-3}" \
   --set-secrets="$SECRETS"
+for sa in "$FN_SA" "$DISPATCH_SA"; do  # run with overrides, read and cancel executions
+  run gcloud run jobs add-iam-policy-binding "$JOB" --project="$PROJECT" --region="$REGION" \
+    --member="serviceAccount:$sa" --role=roles/run.developer
+done
 
 # --- the functions (gen2), all from the same bundle
 common=(--project="$PROJECT" --region="$REGION" --gen2 --runtime=python311 --source="$BUNDLE"

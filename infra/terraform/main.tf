@@ -329,10 +329,13 @@ resource "google_storage_bucket_iam_member" "render_input" {
   member = "serviceAccount:${local.sa.render}"
 }
 
+# objectCreator writes (create-only: if_generation_match=0); objectViewer lets a retried task see
+# that its video is already there instead of failing on the stat.
 resource "google_storage_bucket_iam_member" "render_output" {
-  bucket = google_storage_bucket.output.name
-  role   = "roles/storage.objectCreator"
-  member = "serviceAccount:${local.sa.render}"
+  for_each = toset(["roles/storage.objectCreator", "roles/storage.objectViewer"])
+  bucket   = google_storage_bucket.output.name
+  role     = each.value
+  member   = "serviceAccount:${local.sa.render}"
 }
 
 resource "google_pubsub_topic_iam_member" "api_publisher" {
