@@ -6,8 +6,11 @@ One FFmpeg run renders the whole export through a single -filter_complex graph:
                 frozen last frame via tpad if short) | colour or title card (lavfi `color` source)
                 -> fit (BT.709 limited range): cover = scale+crop, contain = scale+pad,
                    blur = contain overlaid on a downscaled, box-blurred, darkened cover copy
-                -> Ken Burns motion: `perspective` (sense=source, eval=frame, bilinear) maps a moving
-                   sub-pixel window of the fitted frame onto the frame -> no whole-pixel steps
+                -> Ken Burns motion: zooms (and clip pans): `perspective` (sense=source, eval=frame,
+                   bilinear) maps a moving sub-pixel window of the fitted frame onto the frame;
+                   still pans: the fitted still is scaled ONCE (before `loop`) to about 2x the panned
+                   size, chosen so the window moves a whole number of pixels per frame, then an
+                   exact `crop` per frame and a fixed `scale` down -> constant steps, no jitter
                 -> setsar=1 -> fps -> yuv420p -> trim to the scene's duration => [v0] [v1] ...
     timeline    [v0][v1] xfade(offset = start of scene 1) -> ... ; cuts use concat
     captions    subtitles=captions.ass:fontsdir=fonts (relative to the FFmpeg working directory,
@@ -85,6 +88,53 @@ def _fit_graph(src: str, scene: ScenePlan, w: int, h: int) -> tuple[list[str], s
         f"setsar=1[fgs{i}]",
     ]
     return stmts, f"[bgs{i}][fgs{i}]overlay=(W-w)/2:(H-h)/2:format=yuv420"
+
+
+PAN_MIN_SCALE = 2.0   # still pans are cropped from a copy scaled to >= 2x the panned size ...
+PAN_MAX_SCALE = 3.0   # ... and <= 3x (slower pans would need a bigger copy: `perspective` instead)
+
+
+def pan_filters(scene: ScenePlan, w: int, h: int, frames: int) -> tuple[str, str] | None:
+    """A still's pan as (filters before `loop`, per-frame filters), or None (not a pan, or too slow).
+
+    Same window as motion_filter's pan (fraction 1 - s of the fitted w x h frame, travelling s * w
+    (or s * h) at constant speed, centred across), without resampling the whole picture per frame:
+    the fitted frame is scaled ONCE by k / (1 - s) (k in [PAN_MIN_SCALE, PAN_MAX_SCALE]), each frame
+    crops a k*w x k*h window (exact=1) at x = m * n (n = frame index from 0), and a fixed `scale=w:h`
+    brings it back. k is chosen so that the travel per frame, m, is a whole number of pixels of the
+    scaled copy (even where k allows, so that yuv420p chroma moves with the luma): the window moves
+    by exactly the same sub-pixel amount (m / k output pixels) every frame, so there are no backward
+    steps and no rounding jitter. 1080p30, s = 0.15, 5 s: ~1.7-2.6 s CPU instead of ~4.6 s.
+    """
+    s = float(scene.motion_strength)
+    if not scene.motion.startswith("pan-") or s <= 0 or frames < 2:
+        return None
+    horizontal = scene.motion in ("pan-left", "pan-right")
+    along, across = (w, h) if horizontal else (h, w)
+    intervals = frames - 1
+    v = along * s / (1.0 - s) / intervals                  # output pixels of travel per frame
+    m = max(1, math.ceil(PAN_MIN_SCALE * v - 1e-9))        # scaled-copy pixels per frame
+    if m % 2 and m > 1 and (m + 1) / v <= PAN_MAX_SCALE + 1e-9:
+        m += 1
+    k = m / v
+    if k > PAN_MAX_SCALE + 1e-9:
+        return None
+    # yuv420p crops move the chroma planes by x // 2: exact only for even offsets, so an odd step
+    # crops a yuv444p copy instead (~1 s more CPU per 5 s 1080p scene)
+    pix_fmt, even = ("yuv420p", 2) if m % 2 == 0 else ("yuv444p", 1)
+    travel = m * intervals
+    win_along, win_across = round(k * along), round(k * across)
+    big_along, big_across = win_along + travel, round(k * across / (1.0 - s))
+    offset = round((big_across - win_across) / 2 / even) * even  # centred (nearest even for yuv420p)
+    forward = scene.motion in ("pan-left", "pan-up")  # the picture moves left/up: the window right/down
+    pos = f"{m}*n" if forward else f"{travel}-{m}*n"
+    if horizontal:
+        sw, sh, cw, ch, x, y = big_along, big_across, win_along, win_across, f"'{pos}'", str(offset)
+    else:
+        sw, sh, cw, ch, x, y = big_across, big_along, win_across, win_along, str(offset), f"'{pos}'"
+    once = f"scale={sw}:{sh}:flags=bicubic,format={pix_fmt},"
+    per_frame = f"crop={cw}:{ch}:x={x}:y={y}:exact=1,scale={w}:{h}:flags=bilinear,format=yuv420p,"
+    return once, per_frame
 
 
 def motion_filter(scene: ScenePlan, w: int, h: int, frames: int) -> str:
@@ -177,9 +227,11 @@ def build_command(plan: RenderPlan, inputs: Mapping[str, str], out_mp4: str, ass
             args += ["-i", path]
             pre, fitted = _fit_graph(f"[{idx}:v]", sc, w, h)
             graph += pre
-            chain = (f"{fitted},setsar=1,format=yuv420p,"
+            pan = pan_filters(sc, w, h, n_frames)
+            once, per_frame = pan if pan else ("", motion_filter(sc, w, h, n_frames))
+            chain = (f"{fitted},setsar=1,format=yuv420p,{once}"
                      f"loop=loop={n_frames - 1}:size=1:start=0,settb=1/{fps},setpts=N,"
-                     f"{motion_filter(sc, w, h, n_frames)}{_common_tail(plan, sc.duration)}")
+                     f"{per_frame}{_common_tail(plan, sc.duration)}")
         else:  # video
             read_s = min(sc.duration, sc.clip_s) if sc.clip_s else sc.duration
             args += ["-ss", fmt_s(sc.trim_start_s), "-t", fmt_s(read_s), "-i", path]

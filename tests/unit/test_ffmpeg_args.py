@@ -307,3 +307,61 @@ def test_ass_style_position_colours_and_title_cards():
     for pos, align in positions.items():
         text = ass_text([], 1280, 720, CaptionStylePlan(position=pos))
         assert int(__import__("pysubs2").SSAFile.from_string(text).styles["Default"].alignment) == align
+
+
+@pytest.mark.parametrize("res,w,h,duration,strength", [("720p", 1280, 720, 2, 0.2), ("720p", 1280, 720, 2, 0.15),
+                                                       ("1080p", 1920, 1080, 5, 0.15), ("1080p", 1920, 1080, 5, 0.05)])
+@pytest.mark.parametrize("motion", ["pan-left", "pan-right", "pan-up", "pan-down"])
+def test_still_pans_scale_once_then_crop_whole_steps(motion, res, w, h, duration, strength):
+    """Still pans: scaled once before `loop`, then an exact crop moving the same whole number of
+    pixels of the scaled copy every frame, and a fixed scale back: the same window as perspective's."""
+    from render_job.ffmpeg import pan_filters
+    plan = _plan_of([{"id": "a", "visual": {"type": "image", "src": "a.png", "motion": motion,
+                                            "motionStrength": strength}, "duration": duration}],
+                    output={"resolution": res, "fps": 30, "quality": "draft"})
+    frames = duration * 30
+    once, per_frame = pan_filters(plan.scenes[0], w, h, frames)
+    sw, sh, fmt = re.fullmatch(r"scale=(\d+):(\d+):flags=bicubic,format=(yuv420p|yuv444p),", once).groups()
+    cw, ch, x, y = re.fullmatch(rf"crop=(\d+):(\d+):x=([^:]+):y=([^:]+):exact=1,scale={w}:{h}:flags=bilinear,"
+                                r"format=yuv420p,", per_frame).groups()
+    sw, sh, cw, ch = int(sw), int(sh), int(cw), int(ch)
+    k = sw / (w / (1 - strength))  # scaled copy pixels per pixel of the window shown at w x h
+    assert 2 - 1e-3 <= k <= 3 + 1e-3
+    assert sh / sw == pytest.approx(h / w, rel=1e-3) and ch / cw == pytest.approx(h / w, rel=1e-3)
+    assert cw / sw == pytest.approx(1 - strength, rel=1e-3)  # the window is 1 - s of the picture
+    pos = [(eval(x.strip("'"), {"n": n}), eval(y.strip("'"), {"n": n})) for n in range(frames)]  # noqa: S307
+    for px, py in pos:  # the window never leaves the picture
+        assert 0 <= px <= sw - cw and 0 <= py <= sh - ch
+    horizontal = motion in ("pan-left", "pan-right")
+    along = [p[0] if horizontal else p[1] for p in pos]
+    across = {p[1] if horizontal else p[0] for p in pos}
+    steps = {b - a for a, b in zip(along, along[1:])}
+    assert len(steps) == 1 and len(across) == 1  # the same whole-pixel step every frame, centred across
+    (step,), (cross,) = steps, across
+    assert step == int(step) and step != 0
+    spare_across = (sh - ch) if horizontal else (sw - cw)
+    assert abs(cross - spare_across / 2) <= 1
+    if fmt == "yuv420p":  # chroma planes move by offset // 2: offsets must stay even
+        assert step % 2 == 0 and cross % 2 == 0 and along[0] % 2 == 0
+    # picture moves left/up <=> the window travels right/down: start and end as perspective's window
+    full = (sw - cw) if horizontal else (sh - ch)
+    forward = motion in ("pan-left", "pan-up")
+    assert (along[0], along[-1]) == ((0, full) if forward else (full, 0))
+    assert full / k == pytest.approx((w if horizontal else h) * strength / (1 - strength), abs=0.5)
+
+
+def test_still_pan_chain_order_slow_pan_and_clip_pan_fallback():
+    from render_job.ffmpeg import pan_filters
+    plan = _plan_of([{"id": "a", "visual": {"type": "image", "src": "a.png", "motion": "pan-left"}, "duration": 2},
+                     {"id": "b", "visual": {"type": "image", "src": "a.png", "motion": "pan-up",
+                                            "motionStrength": 0.01}, "duration": 20},
+                     {"id": "c", "visual": {"type": "video", "src": "c.mp4", "motion": "pan-left"}, "duration": 1}],
+                    {"c.mp4": SimpleNamespace(duration_s=3.0, has_audio=False)})
+    chains = graph_of(build_command(plan, {"a.png": "a0.png", "c.mp4": "c.mp4"}, "o.mp4")).split(";")
+    # scaled once before the loop, cropped and scaled back per frame after it
+    assert chains[0].index("flags=bicubic,format=yuv") < chains[0].index("loop=loop=59") < chains[0].index(":exact=1")
+    assert "perspective" not in chains[0]
+    # a pan too slow for a <= 3x copy (0.0034 px per frame) keeps `perspective`
+    assert pan_filters(plan.scenes[1], 1280, 720, 600) is None and "perspective=" in chains[1]
+    # a clip's frames all differ (nothing to scale once): clips keep `perspective`
+    assert "perspective=" in chains[2] and "exact=1" not in chains[2]
