@@ -20,6 +20,7 @@ from render_job.job import run_export
 from render_job.runner import find_ffmpeg
 from shared.adapters.local_storage import LocalStorage
 from shared.config import Settings
+from tests.fakes import FakeReporter
 
 pytestmark = pytest.mark.slow
 
@@ -29,22 +30,6 @@ RATE = 48000
 
 
 # ------------------------------------------------------------------------------------------ harness
-class FakeReporter:
-    def __init__(self):
-        self.calls = []
-        self.rejected = False
-
-    def running(self, stage, progress, force=False):
-        self.calls.append({"status": "running", "stage": stage, "progress": progress})
-        return True
-
-    def succeeded(self, output):
-        self.calls.append({"status": "succeeded", "output": output})
-        return True
-
-    def failed(self, code, message):
-        self.calls.append({"status": "failed", "error": {"code": code, "message": message}})
-        return True
 
 
 def ffmpeg():

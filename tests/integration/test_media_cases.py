@@ -15,7 +15,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from dataclasses import replace
 from pathlib import Path
 
 import av
@@ -30,6 +29,7 @@ import media_factory as mf  # noqa: E402
 from render_job.job import run_export  # noqa: E402
 from shared.adapters.local_storage import LocalStorage  # noqa: E402
 from shared.config import Settings  # noqa: E402
+from tests.fakes import FakeReporter  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -38,22 +38,6 @@ FPS = 24
 W, H = 1280, 720
 
 
-class FakeReporter:
-    def __init__(self):
-        self.calls = []
-        self.rejected = False
-
-    def running(self, stage, progress, force=False):
-        self.calls.append({"status": "running", "stage": stage, "progress": progress})
-        return True
-
-    def succeeded(self, output):
-        self.calls.append({"status": "succeeded", "output": output})
-        return True
-
-    def failed(self, code, message):
-        self.calls.append({"status": "failed", "error": {"code": code, "message": message}})
-        return True
 
 
 class Rendered:

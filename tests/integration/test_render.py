@@ -5,7 +5,6 @@ with PyAV: codecs, size, rate, durations, faststart, captions, poster, metadata 
 """
 import json
 import os
-import shutil
 import struct
 import sys
 import time
@@ -22,6 +21,7 @@ import pytest  # noqa: E402
 from render_job.job import run_export  # noqa: E402
 from shared.adapters.local_storage import LocalStorage  # noqa: E402
 from shared.config import Settings  # noqa: E402
+from tests.fakes import FakeReporter  # noqa: E402
 
 SAMPLES = ROOT / "examples" / "storyboard"
 IN, OUT = "sceneflow-in", "sceneflow-out"
@@ -33,24 +33,6 @@ CAPTIONS = [
 ]
 
 
-class FakeReporter:
-    """Records reports like render_job.reporter.Reporter would send them."""
-
-    def __init__(self):
-        self.calls = []
-        self.rejected = False
-
-    def running(self, stage, progress, force=False):
-        self.calls.append({"status": "running", "stage": stage, "progress": progress})
-        return True
-
-    def succeeded(self, output):
-        self.calls.append({"status": "succeeded", "output": output})
-        return True
-
-    def failed(self, code, message):
-        self.calls.append({"status": "failed", "error": {"code": code, "message": message}})
-        return True
 
 
 def settings():

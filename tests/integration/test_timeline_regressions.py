@@ -7,26 +7,9 @@ import av
 from render_job.job import run_export
 from shared.adapters.local_storage import LocalStorage
 from shared.config import Settings
+from tests.fakes import FakeReporter
 
 MARKUP = "{\\b1}bold{\\b0} {\\p1}m 0 0 l 100 0{\\p0} }{ 00:00:01,000 --> 00:00:02,000"
-
-
-class Reporter:
-    rejected = False
-
-    def __init__(self):
-        self.final = None
-
-    def running(self, *a, **k):
-        return True
-
-    def succeeded(self, output):
-        self.final = ("succeeded", output)
-        return True
-
-    def failed(self, code, message):
-        self.final = ("failed", message)
-        return True
 
 
 def test_cut_then_fade_renders_and_sidecars_keep_markup_literal(tmp_path):
@@ -40,7 +23,7 @@ def test_cut_then_fade_renders_and_sidecars_keep_markup_literal(tmp_path):
     storage.upload_bytes("in", "jobs/j1/spec.json", json.dumps(spec).encode(), "application/json")
     work = tmp_path / "work"
     work.mkdir()
-    rep = Reporter()
+    rep = FakeReporter()
     result = run_export("j1", storage, rep, Settings(input_bucket="in", output_bucket="out"), str(work))
     assert result.status == "succeeded", rep.final
     total = 3 - 0.25
