@@ -78,7 +78,7 @@ class Settings:
     render_max_retries: int = 3
     render_python: str | None = None  # local launcher: interpreter for `python -m render_job`
     render_workdir: str | None = None
-    render_log_dir: str | None = None  # local launcher: one log file per task attempt
+    render_log_dir: str | None = None  # local launcher: one log file per execution (attempts append)
     render_report_interval_s: float = 2.0
     ffmpeg_binary: str | None = None
     ffmpeg_threads: int = 0
