@@ -88,11 +88,11 @@ def build_service(s: Settings, *, storage: ObjectStorage | None = None, publishe
 
 def build_repository(engine, read_engine=None):
     """A JobRepository on `engine`; single-statement reads go to `read_engine` when given (on
-    PostgreSQL, an autocommit pool: one round trip per export_status)."""
+    PostgreSQL, an autocommit pool: export_status is one prepared statement, one round trip)."""
     from shared.db import session_factory
     from shared.repository import JobRepository
 
-    return JobRepository(session_factory(engine), session_factory(read_engine) if read_engine else None)
+    return JobRepository(session_factory(engine), read_engine)
 
 
 def use_service(service) -> None:

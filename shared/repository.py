@@ -10,13 +10,14 @@ redelivered); everything else propagates.
 """
 from __future__ import annotations
 
+import re
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
-from sqlalchemy import bindparam, case, func, literal, select, union_all, update
+from sqlalchemy import Engine, bindparam, case, func, literal, select, union_all, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SATimeoutError
 from sqlalchemy.orm import Session, defer, sessionmaker
@@ -28,6 +29,13 @@ from shared.states import JobStatus, sources_for
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def iso(dt: datetime | None) -> str | None:
+    """UTC ISO 8601 with milliseconds (truncated) and a Z, e.g. "2026-01-02T03:04:05.678Z"; or None."""
+    if dt is None:
+        return None
+    return dt.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _aware(dt: datetime | None) -> datetime | None:
@@ -67,6 +75,18 @@ def _connection_problem(exc: BaseException) -> str | None:
     return None
 
 
+@contextmanager
+def _database_errors() -> Iterator[None]:
+    """Re-raise a lost or refused database connection as TransientError (503 / redelivery)."""
+    try:
+        yield
+    except (DBAPIError, SATimeoutError, OSError) as exc:
+        reason = _connection_problem(exc)
+        if reason is None:
+            raise
+        raise TransientError(f"database unavailable: {reason}") from None
+
+
 _STAGE_RANK = {"preparing": 0, "rendering": 1, "uploading": 2}
 
 
@@ -87,6 +107,37 @@ def _get_statement():
 
 _GET_WITH_SPEC = _get_statement()
 _GET_WITHOUT_SPEC = _GET_WITH_SPEC.options(defer(ExportJob.spec, raiseload=True))
+
+
+def _iso_sql(column: str) -> str:
+    """SQL formatting a timestamptz exactly like iso(): UTC, milliseconds truncated, a Z (NULL stays NULL)."""
+    return f"""to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""
+
+
+# JobRepository.status_view on PostgreSQL: the whole view as one JSON object built by the server
+# (timestamps already formatted, history and received uploads aggregated), so the client neither
+# parses timestamps nor builds ORM objects. Prepared once per connection and run with the simple
+# query protocol: one round trip, and no client-side parameter conversion (pg8000 converts the
+# parameter style in pure Python, character by character, for every execution of an extended-protocol
+# statement). extra_float_digits=3 makes every server version print floats exactly (PostgreSQL >= 12
+# does by default).
+_STATUS_PREPARE = (
+    "SET extra_float_digits = 3; PREPARE sceneflow_status_view(text) AS SELECT json_build_object("
+    "'jobId', j.id, 'status', j.status, 'stage', j.stage, 'progress', coalesce(j.progress, 0), "
+    f"'createdAt', {_iso_sql('j.created_at')}, 'updatedAt', {_iso_sql('j.updated_at')}, "
+    f"'startedAt', {_iso_sql('j.started_at')}, 'finishedAt', {_iso_sql('j.finished_at')}, "
+    "'attempts', coalesce(j.attempts, 0), 'executionName', j.execution_name, "
+    "'executionLogUri', j.execution_log_uri, "
+    "'history', coalesce((SELECT json_agg(json_build_object('status', e.status, 'at', "
+    f"{_iso_sql('e.at')}) ORDER BY e.id) FROM export_job_events e WHERE e.job_id = j.id), '[]'), "
+    "'uploads', CASE WHEN j.status = 'awaiting_upload' THEN json_build_object('expected', j.uploads_expected, "
+    "'received', coalesce((SELECT json_agg(u.name ORDER BY u.id) FROM export_job_uploads u "
+    "WHERE u.job_id = j.id), '[]')) END, "
+    "'error', CASE WHEN j.error_code <> '' THEN json_build_object('code', j.error_code, "
+    "'message', j.error_message) END, "
+    "'output', CASE WHEN j.status = 'succeeded' THEN j.output END) FROM export_jobs j WHERE j.id = $1")
+# Job ids are lowercase UUIDs; only such a string is ever written into the EXECUTE statement.
+_JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 @dataclass(frozen=True)
@@ -116,29 +167,41 @@ class JobRecord:
     uploads_received: list[str] = field(default_factory=list)
 
 
+def status_fields(job: JobRecord) -> dict[str, Any]:
+    """The view JobRepository.status_view returns, built from a record (the SQLite path, and the
+    reference the PostgreSQL query must match; tests/integration/test_repository.py compares them)."""
+    return {
+        "jobId": job.id, "status": job.status.value, "stage": job.stage, "progress": job.progress,
+        "createdAt": iso(job.created_at), "updatedAt": iso(job.updated_at), "startedAt": iso(job.started_at),
+        "finishedAt": iso(job.finished_at), "attempts": job.attempts, "executionName": job.execution_name,
+        "executionLogUri": job.execution_log_uri, "history": [{"status": s, "at": iso(a)} for s, a in job.history],
+        "uploads": ({"expected": job.uploads_expected, "received": job.uploads_received}
+                    if job.status == JobStatus.AWAITING_UPLOAD else None),
+        "error": {"code": job.error_code, "message": job.error_message} if job.error_code else None,
+        "output": job.output if job.status == JobStatus.SUCCEEDED else None,
+    }
+
+
 class JobRepository:
     """Export jobs in SQL (SQLite or PostgreSQL) through a SQLAlchemy sessionmaker."""
 
-    def __init__(self, sessions: sessionmaker[Session], read_sessions: sessionmaker[Session] | None = None) -> None:
-        """sessions: for transactions. read_sessions: optional autocommit sessions for single-statement
+    def __init__(self, sessions: sessionmaker[Session], read_engine: Engine | None = None) -> None:
+        """sessions: for transactions. read_engine: optional autocommit Engine for single-statement
         reads (PostgreSQL: no BEGIN/COMMIT round trips on export_status); default `sessions`."""
         self._sessions = sessions
-        self._read_sessions = read_sessions
+        self._read_engine = read_engine
+        self._read_sessions = sessionmaker(bind=read_engine, expire_on_commit=False) if read_engine else None
+        self._status_sql = read_engine is not None and read_engine.dialect.name == "postgresql"
 
     @contextmanager
     def _tx(self, read_only: bool = False) -> Iterator[Session]:
-        try:
+        with _database_errors():
             if read_only and self._read_sessions is not None:
                 with self._read_sessions() as session:
                     yield session
                 return
             with self._sessions.begin() as session:
                 yield session
-        except (DBAPIError, SATimeoutError, OSError) as exc:
-            reason = _connection_problem(exc)
-            if reason is None:
-                raise
-            raise TransientError(f"database unavailable: {reason}") from None
 
     # -- reads -------------------------------------------------------------------------------
     def _record(self, session: Session, job: ExportJob) -> JobRecord:
@@ -179,6 +242,30 @@ class JobRepository:
             history = [(value, at) for _, kind, value, at in rows if kind == "e"]
             received = [value for _, kind, value, _ in rows if kind == "u"]
             return self._build(job, history, received)
+
+    def status_view(self, job_id: str) -> dict[str, Any] | None:
+        """What export_status shows of a job, or None when no such id exists (or it is not a UUID).
+
+        A dict: jobId, status, stage, progress (float, not rounded), createdAt, updatedAt, startedAt,
+        finishedAt (iso() strings or None), attempts, executionName, executionLogUri, history
+        [{status, at}], then uploads {expected, received} (awaiting_upload, else None), error
+        {code, message} (when error_code is set, else None), output (the stored output dict when
+        succeeded, else None). On PostgreSQL with a read engine: one prepared statement returning
+        the view as JSON (see _STATUS_PREPARE); elsewhere status_fields(get(job_id)).
+        Raises TransientError when the database is unreachable.
+        """
+        if not self._status_sql:
+            job = self.get(job_id, with_spec=False)
+            return status_fields(job) if job else None
+        if not _JOB_ID.fullmatch(job_id):
+            return None
+        with _database_errors(), self._read_engine.connect() as conn:
+            info = conn.connection.info  # lives as long as the DBAPI connection
+            if "status_view" not in info:
+                conn.exec_driver_sql(_STATUS_PREPARE)
+                info["status_view"] = True
+            # no parameters: pg8000 sends it as one simple query (a single round trip)
+            return conn.exec_driver_sql(f"EXECUTE sceneflow_status_view('{job_id}')").scalar()
 
     def get_by_idempotency_key(self, key: str) -> JobRecord | None:
         with self._tx() as s:

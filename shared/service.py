@@ -16,7 +16,7 @@ import math
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -27,7 +27,7 @@ from shared.config import Settings
 from shared.outputs import clean_timeline, timeline_from_metadata, video_object
 from shared.errors import Conflict, Forbidden, InvalidRequest, NotFound, TransientError, Unauthorized
 from shared.ports import JobLauncher, ObjectStorage, Publisher
-from shared.repository import JobRecord, JobRepository, utcnow
+from shared.repository import JobRecord, JobRepository, iso, utcnow
 from shared.spec import _check_src, errors_to_details, parse_spec
 from shared.states import JobStatus, is_terminal
 
@@ -56,13 +56,6 @@ SPEC_OBJECT = "jobs/{job_id}/spec.json"
 _INPUT_ASSET_RE = re.compile(r"^jobs/([0-9a-f-]{36})/assets/(.+)$")
 _OUTPUT_VIDEO_RE = re.compile(r"^exports/([0-9a-f-]{36})/([^/]+\.mp4)$")
 _UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-
-
-def iso(dt: datetime | None) -> str | None:
-    """UTC ISO 8601 with a Z, or None."""
-    if dt is None:
-        return None
-    return dt.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def spec_digest(spec: dict) -> str:
@@ -300,21 +293,21 @@ class ExportService:
 
     # -- export_status -------------------------------------------------------------------------
     def status(self, job_id: str | None) -> dict:
-        """The job's public view (DESIGN §4). Raises InvalidRequest for a malformed id, NotFound."""
-        job = self._get(job_id, with_spec=False)
-        body: dict[str, Any] = {
-            "jobId": job.id, "status": job.status.value, "stage": job.stage, "progress": round(job.progress, 4),
-            "createdAt": iso(job.created_at), "updatedAt": iso(job.updated_at),
-            "startedAt": iso(job.started_at), "finishedAt": iso(job.finished_at), "attempts": job.attempts,
-            "executionName": job.execution_name, "executionLogUri": job.execution_log_uri,
-            "history": [{"status": s, "at": iso(a)} for s, a in job.history],
-        }
-        if job.status == JobStatus.AWAITING_UPLOAD:
-            body["uploads"] = {"expected": job.uploads_expected, "received": job.uploads_received}
-        if job.error_code:
-            body["error"] = {"code": job.error_code, "message": job.error_message}
-        if job.status == JobStatus.SUCCEEDED and job.output:
-            body["output"] = self._public_output(job.output)
+        """The job's public view (DESIGN §4): {jobId, status, stage, progress (4 decimals), createdAt,
+        updatedAt, startedAt, finishedAt, attempts, executionName, executionLogUri, history
+        [{status, at}], uploads? (awaiting_upload), error? {code, message}, output? (succeeded, with
+        signed URLs)}. Raises InvalidRequest for a malformed id, NotFound, TransientError."""
+        job_id = self._job_id(job_id)
+        body = self.repo.status_view(job_id)  # on PostgreSQL one prepared statement (repository.py)
+        if body is None:
+            raise NotFound(f"no export job {job_id}")
+        body["progress"] = round(float(body["progress"]), 4)
+        for key in ("uploads", "error"):
+            if body[key] is None:
+                del body[key]
+        output = body.pop("output")
+        if output:
+            body["output"] = self._public_output(output)
         return body
 
     def _execution_log_uri(self, execution_name: str) -> str | None:
@@ -341,12 +334,18 @@ class ExportService:
                 view["captions"][kind] = self.storage.signed_download_url(bucket, obj, ttl, f"captions.{kind}")
         return view
 
-    def _get(self, job_id: str | None, *, with_spec: bool = True) -> JobRecord:
+    @staticmethod
+    def _job_id(job_id: Any) -> str:
+        """The canonical (stripped, lowercase) job id. Raises InvalidRequest unless it is a UUID."""
         if isinstance(job_id, str):
             job_id = job_id.strip().lower()
         if not job_id or not isinstance(job_id, str) or not _UUID_RE.fullmatch(job_id):
             raise InvalidRequest("jobId must be a job id (a UUID)",
                                  details=[{"path": "jobId", "message": "must be a UUID"}])
+        return job_id
+
+    def _get(self, job_id: str | None, *, with_spec: bool = True) -> JobRecord:
+        job_id = self._job_id(job_id)
         job = self.repo.get(job_id, with_spec=with_spec)
         if job is None:
             raise NotFound(f"no export job {job_id}")

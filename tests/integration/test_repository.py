@@ -1,18 +1,29 @@
 """The repository on SQLite and on PostgreSQL (pg8000): migrations, conditional transitions,
-progress that only rises, upload bookkeeping, and concurrent claims."""
+progress that only rises, upload bookkeeping, concurrent claims, and export_status bodies that are
+the same on both backends."""
+import json
 import threading
 import uuid
+from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select, update
 
+from shared.adapters.local_launcher import RecordingLauncher
+from shared.adapters.local_pubsub import RecordingPublisher
+from shared.adapters.local_storage import LocalStorage
 from shared.bootstrap import build_repository
+from shared.config import Settings
 from shared.db import engine_for_url, migrate
+from shared.errors import NotFound
+from shared.models import ExportJob, ExportJobEvent
+from shared.service import ExportService
 from shared.states import JobStatus as S
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def repo(request, tmp_path):
+def db(request, tmp_path):
+    """(repository, engine) on each backend, wired as in production (autocommit reads on PostgreSQL)."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path}/r.db"
     else:
@@ -22,8 +33,15 @@ def repo(request, tmp_path):
     engine = engine_for_url(url)
     assert {"export_jobs", "export_job_events", "export_job_uploads"} <= set(inspect(engine).get_table_names())
     reads = engine_for_url(url, autocommit=True) if request.param == "postgres" else None
-    yield build_repository(engine, reads)  # as wired in production (autocommit reads on PostgreSQL)
+    yield build_repository(engine, reads), engine
     engine.dispose()
+    if reads is not None:
+        reads.dispose()
+
+
+@pytest.fixture
+def repo(db):
+    return db[0]
 
 
 def new_job(repo, uploads=("a.png", "n.wav"), key=None):
@@ -59,9 +77,10 @@ def test_lifecycle_history_and_terminal(repo):
 
 
 def test_idempotency_key_returns_existing(repo):
-    a = new_job(repo, key="key-1")
+    key = f"key-{uuid.uuid4()}"  # unique: TEST_DATABASE_URL may be a database kept between runs
+    a = new_job(repo, key=key)
     b, created = repo.create(spec={}, spec_sha256="1" * 64, status=S.QUEUED, uploads_expected=[],
-                             idempotency_key="key-1")
+                             idempotency_key=key)
     assert not created and b.id == a.id
 
 
@@ -95,3 +114,129 @@ def test_concurrent_last_uploads_queue_once(repo):
     [t.start() for t in threads]
     [t.join() for t in threads]
     assert len(queued) == 1 and repo.get(job.id).status == S.QUEUED
+
+
+# -- export_status bodies: the same on SQLite and PostgreSQL, field by field ---------------------------
+
+T0 = datetime(2026, 3, 4, 5, 6, 7, 891999, tzinfo=timezone.utc)  # milliseconds are truncated: .891
+
+
+def at(seconds: int) -> str:
+    return (T0 + timedelta(seconds=seconds)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+OUTPUT = {"object": "exports/{id}/status-test.mp4", "filename": "status-test.mp4", "durationS": 12.5,
+          "sizeBytes": 1234567, "width": 1280, "height": 720, "poster": "exports/{id}/poster.jpg",
+          "captions": {"srt": "exports/{id}/captions.srt", "vtt": "exports/{id}/captions.vtt"},
+          "scenes": [{"startS": 0.0, "durationS": 6.4}, {"startS": 5.9, "durationS": 6.6}],
+          "loudness": {"integratedLufs": -16.02, "truePeakDb": -1.5, "lra": 4.25}}
+
+
+def make_jobs_in_every_state(repo) -> dict[str, str]:
+    """One job per state through the repository's real transitions; returns {name: job id}."""
+    ids = {}
+
+    def new(name, uploads=()):
+        ids[name] = new_job(repo, uploads=uploads).id
+        return ids[name]
+
+    j = new("awaiting_upload", ("a.png", "n.wav"))
+    assert repo.record_upload(j, "a.png", "1", 10) == (True, False)
+    j = new("queued", ("x.png",))
+    assert repo.record_upload(j, "x.png", "1", 10) == (True, True)
+    for name in ("running", "failed", "succeeded"):
+        j = new(name)
+        assert repo.transition(j, S.DISPATCHED)
+        repo.set_execution(j, f"projects/p/locations/r/jobs/render/executions/{name}-1",
+                           f"https://console.cloud.google.com/run/jobs/executions/details/r/{name}-1/logs")
+        assert repo.transition(j, S.RUNNING, started_at=T0)
+        assert repo.report_progress(j, stage="rendering", progress=0.4567891, attempt=1)
+    assert repo.transition(ids["failed"], S.FAILED, error_code="render_failed", finished_at=T0, stage=None,
+                           error_message="scenes[0].visual: a.png is not a decodable image")
+    j = ids["succeeded"]
+    assert repo.transition(j, S.SUCCEEDED, progress=1.0, stage=None, finished_at=T0,
+                           output=json.loads(json.dumps(OUTPUT).replace("{id}", j)))
+    j = new("canceled", ("c.png",))
+    assert repo.transition(j, S.CANCELED, finished_at=T0, stage=None, error_code="canceled",
+                           error_message="canceled by the client")
+    return ids
+
+
+def pin_timestamps(engine, ids) -> None:
+    """Known timestamps (sub-millisecond parts included) so bodies can be compared across backends:
+    created T0, started T0+3 s, finished T0+8 s, updated T0+9 s, the k-th event T0+k s."""
+    jobs, events = ExportJob.__table__, ExportJobEvent.__table__
+    mine = jobs.c.id.in_(list(ids.values()))
+    with engine.begin() as c:
+        c.execute(update(jobs).where(mine).values(created_at=T0, updated_at=T0 + timedelta(seconds=9)))
+        c.execute(update(jobs).where(mine, jobs.c.started_at.is_not(None)).values(started_at=T0 + timedelta(seconds=3)))
+        c.execute(update(jobs).where(mine, jobs.c.finished_at.is_not(None))
+                  .values(finished_at=T0 + timedelta(seconds=8)))
+        for job_id in ids.values():
+            seq = c.execute(select(events.c.id).where(events.c.job_id == job_id).order_by(events.c.id)).scalars()
+            for k, event_id in enumerate(list(seq)):
+                c.execute(update(events).where(events.c.id == event_id).values(at=T0 + timedelta(seconds=k)))
+
+
+def expected_bodies(ids) -> dict[str, dict]:
+    """The export_status bodies, written out (key order included)."""
+    def base(name, status, *, stage=None, progress=0.0, started=None, finished=None, attempts=0, history=()):
+        execution = name in ("running", "failed", "succeeded")
+        return {"jobId": ids[name], "status": status, "stage": stage, "progress": progress,
+                "createdAt": at(0), "updatedAt": at(9), "startedAt": started, "finishedAt": finished,
+                "attempts": attempts,
+                "executionName": f"projects/p/locations/r/jobs/render/executions/{name}-1" if execution else None,
+                "executionLogUri": f"https://console.cloud.google.com/run/jobs/executions/details/r/{name}-1/logs"
+                if execution else None,
+                "history": [{"status": s, "at": at(k)} for k, s in enumerate(history)]}
+
+    ran = ["queued", "dispatched", "running"]
+    succeeded_id = ids["succeeded"]
+    url = "http://storage.local/sceneflow-output/exports/" + succeeded_id + "/{}?X-Goog-Expires=900"
+    return {
+        "awaiting_upload": base("awaiting_upload", "awaiting_upload", history=["awaiting_upload"])
+        | {"uploads": {"expected": ["a.png", "n.wav"], "received": ["a.png"]}},
+        "queued": base("queued", "queued", history=["awaiting_upload", "queued"]),
+        "running": base("running", "running", stage="rendering", progress=0.4568, started=at(3), attempts=2,
+                        history=ran),
+        "failed": base("failed", "failed", progress=0.4568, started=at(3), finished=at(8), attempts=2,
+                       history=ran + ["failed"])
+        | {"error": {"code": "render_failed", "message": "scenes[0].visual: a.png is not a decodable image"}},
+        "succeeded": base("succeeded", "succeeded", progress=1.0, started=at(3), finished=at(8), attempts=2,
+                          history=ran + ["succeeded"])
+        | {"output": {"uri": f"gs://sceneflow-output/exports/{succeeded_id}/status-test.mp4",
+                      "filename": "status-test.mp4", "url": url.format("status-test.mp4"), "durationS": 12.5,
+                      "sizeBytes": 1234567, "width": 1280, "height": 720, "posterUrl": url.format("poster.jpg"),
+                      "captions": {"srt": url.format("captions.srt"), "vtt": url.format("captions.vtt")},
+                      "scenes": [{"startS": 0.0, "durationS": 6.4}, {"startS": 5.9, "durationS": 6.6}],
+                      "loudness": {"integratedLufs": -16.02, "truePeakDb": -1.5, "lra": 4.25}}},
+        "canceled": base("canceled", "canceled", finished=at(8), history=["awaiting_upload", "canceled"])
+        | {"error": {"code": "canceled", "message": "canceled by the client"}},
+    }
+
+
+def test_status_bodies_are_identical_on_both_backends(db, tmp_path):
+    """export_status in every state equals the written-out body, as JSON text (types and key order),
+    on SQLite (records built in Python) and PostgreSQL (the view built by the server, one prepared
+    statement); on PostgreSQL also equal to the record-built body of the same rows."""
+    repo, engine = db
+    ids = make_jobs_in_every_state(repo)
+    pin_timestamps(engine, ids)
+    parts = dict(settings=Settings(), storage=LocalStorage(tmp_path / "gcs"), publisher=RecordingPublisher(),
+                 launcher=RecordingLauncher())
+    service = ExportService(repo=repo, **parts)
+    by_records = ExportService(repo=build_repository(engine), **parts)  # no read engine: the ORM path
+    expected = expected_bodies(ids)
+    assert set(expected) == {s.value for s in S} - {"dispatched"}
+    for name, job_id in ids.items():
+        body = service.status(job_id)
+        for field_name, value in expected[name].items():
+            assert body[field_name] == value, (name, field_name)
+        assert json.dumps(body) == json.dumps(expected[name]), name
+        assert json.dumps(by_records.status(job_id)) == json.dumps(body), name
+        assert json.dumps(service.status(f"  {job_id.upper()} ")) == json.dumps(body), name
+    unknown = str(uuid.uuid4())
+    with pytest.raises(NotFound, match=unknown):
+        service.status(unknown)
+    assert repo.status_view(unknown) is None
+    assert repo.status_view("x' OR 'a' = 'a") is None  # never reaches the database as SQL text
