@@ -369,6 +369,9 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
         # --- render
         t1 = time.monotonic()
         out_mp4 = "output.mp4"
+        for name, text in ffargs.command_files(plan).items():  # e.g. zoom commands, read by the graph
+            with open(os.path.join(workdir, name), "w", encoding="ascii") as fh:
+                fh.write(text)
         argv = ffargs.build_command(plan, local, out_mp4, ASS_FILE if burn else None, ffmpeg=exe,
                                     threads=settings.ffmpeg_threads)
         reporter.running("rendering", 0.1, force=True)

@@ -234,7 +234,11 @@ def test_no_motion_keeps_the_decode_once_loop_and_motion_follows_it():
     graph = graph_of(build_command(plan, {"a.png": "a0.png", "c.mp4": "c.mp4"}, "o.mp4"))
     chains = graph.split(";")
     assert "perspective" not in chains[0] and "loop=loop=29:size=1:start=0" in chains[0]
-    assert chains[1].index("loop=loop=29") < chains[1].index("perspective=")
+    # a still's zoom: scaled to 2x ONCE before the loop, a command-resized crop window after it
+    assert (chains[1].index("scale=2560:1440:flags=bicubic") < chains[1].index("loop=loop=29")
+            < chains[1].index("sendcmd=f=zoom1.cmd,crop@z1=w=2560:h=1440:x='(iw-ow)/2':y='(ih-oh)/2':exact=1,"
+                              "scale=1280:720:flags=bilinear"))
+    assert "perspective" not in chains[1]
     assert chains[2].index("trim=end_frame=30,perspective=") > chains[2].index("fps=30")
     assert "zoompan" not in graph
 
@@ -376,3 +380,40 @@ def test_still_pan_chain_order_slow_pan_and_clip_pan_fallback():
     assert pan_filters(plan.scenes[1], 1280, 720, 600) is None and "perspective=" in chains[1]
     # a clip's frames all differ (nothing to scale once): clips keep `perspective`
     assert "perspective=" in chains[2] and "exact=1" not in chains[2]
+
+
+@pytest.mark.parametrize("motion", ["zoom-in", "zoom-out"])
+def test_still_zoom_windows_are_even_centred_monotonic_and_commanded(motion):
+    from render_job.ffmpeg import ZOOM_SCALE, command_files, zoom_commands, zoom_window_sizes
+    plan = _plan_of([{"id": "a", "visual": {"type": "image", "src": "a.png", "motion": motion,
+                                            "motionStrength": 0.15}, "duration": 2}])
+    sc = plan.scenes[0]
+    sizes = zoom_window_sizes(sc, 1280, 720, 60)
+    assert len(sizes) == 60 and ZOOM_SCALE == 2
+    full, tight = (2560, 1440), (2 * round(2560 * 0.85 / 2), 2 * round(1440 * 0.85 / 2))
+    assert (sizes[0], sizes[-1]) == ((full, tight) if motion == "zoom-in" else (tight, full))
+    for w, h in sizes:  # even: the centred window starts on a whole copy pixel
+        assert w % 2 == 0 and h % 2 == 0 and 0 < w <= 2560 and 0 < h <= 1440
+    ws = [w for w, _ in sizes]
+    hs = [h for _, h in sizes]
+    shrink = motion == "zoom-in"
+    assert ws == sorted(ws, reverse=shrink) and hs == sorted(hs, reverse=shrink)  # monotonic: no backward step
+    for n, (w, _) in enumerate(sizes):  # within one copy pixel of the exact window (1 - s)^p
+        p = n / 59 if shrink else 1 - n / 59
+        assert abs(w - 2560 * 0.85 ** p) <= 1.0 + 1e-9
+    lines = zoom_commands(sc, 1280, 720, 60, 30).splitlines()
+    assert len(lines) == 60
+    assert lines[0] == f"0.000000 crop@z0 w {ws[0]}, crop@z0 h {hs[0]};"
+    assert lines[1] == f"0.016667 crop@z0 w {ws[1]}, crop@z0 h {hs[1]};"  # half a frame early
+    assert command_files(plan) == {"zoom0.cmd": "\n".join(lines) + "\n"}
+
+
+def test_high_quality_zooms_keep_perspective_and_pans_or_none_need_no_command_file():
+    from render_job.ffmpeg import command_files
+    high = _plan_of([{"id": "a", "visual": {"type": "image", "src": "a.png", "motion": "zoom-in"}, "duration": 1}],
+                    output={"resolution": "720p", "fps": 30, "quality": "high"})
+    assert command_files(high) == {}
+    assert "perspective=" in graph_of(build_command(high, {"a.png": "a0.png"}, "o.mp4"))
+    other = _plan_of([{"id": "a", "visual": {"type": "image", "src": "a.png", "motion": "pan-left"}, "duration": 1},
+                      {"id": "b", "visual": {"type": "image", "src": "a.png"}, "duration": 1}])
+    assert command_files(other) == {}
