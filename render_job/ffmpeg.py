@@ -19,8 +19,11 @@ One FFmpeg run renders the whole export through a single -filter_complex graph:
                 -> setsar=1 -> fps -> yuv420p -> trim to the scene's duration => [v0] [v1] ...
     timeline    each transition a short xfade segment (offset 0) between frame-exact trims of the
                 scenes, then ONE concat of all segments (timeline_graph)
-    captions    subtitles=captions.ass:fontsdir=fonts (relative to the FFmpeg working directory,
-                so no caption text and no user-controlled path ever enters the graph or argv)
+    captions    pre-rendered once per caption state (render_job.caption_overlay: an atlas PNG, one
+                `overlay` of a frame-aligned caption stream); title cards (and plans with more
+                than caption_overlay.MAX_STATES states) burn captions.ass with `subtitles`
+                (fontsdir=fonts); file names relative to the FFmpeg working directory, so no
+                caption text and no user-controlled path ever enters the graph or argv
     audio       narrations (48 kHz stereo, gain, cut, adelay to scene start + offset) and clip audio
                 (gain, adelay to the scene start) -> amix
                 music (looped, gain, fades, trimmed) ducked by sidechaincompress keyed on narration
@@ -37,6 +40,7 @@ from __future__ import annotations
 import math
 from typing import Mapping
 
+from render_job.caption_overlay import CaptionOverlay, overlay_graph
 from render_job.plan import RenderPlan, ScenePlan
 
 # quality -> (x264 preset, CRF)
@@ -334,7 +338,8 @@ def timeline_graph(plan: RenderPlan, out: str = "[tl]") -> list[str]:
 
 
 def build_command(plan: RenderPlan, inputs: Mapping[str, str], out_mp4: str, ass_path: str | None = None,
-                  ffmpeg: str = "ffmpeg", threads: int = 0, fonts_dir: str = DEFAULT_FONTS_DIR) -> list[str]:
+                  ffmpeg: str = "ffmpeg", threads: int = 0, fonts_dir: str = DEFAULT_FONTS_DIR,
+                  caption_overlay: CaptionOverlay | None = None) -> list[str]:
     """The argv of the single FFmpeg run that renders `plan` to `out_mp4`.
 
     Args:
@@ -346,6 +351,8 @@ def build_command(plan: RenderPlan, inputs: Mapping[str, str], out_mp4: str, ass
         ffmpeg: the FFmpeg executable.
         threads: x264/encoder threads (0 = FFmpeg's choice).
         fonts_dir: directory (relative to the working directory) holding the caption fonts.
+        caption_overlay: the captions pre-rendered by render_job.caption_overlay.prepare (its atlas
+            in the working directory), overlaid instead of burning `ass_path` (then normally None).
     Returns:
         argv as a list of strings. Progress goes to stdout (-progress pipe:1), errors to stderr.
     Raises:
@@ -411,10 +418,6 @@ def build_command(plan: RenderPlan, inputs: Mapping[str, str], out_mp4: str, ass
     # --- timeline: every transition is its own short segment, then ONE concat (see timeline_graph)
     graph += timeline_graph(plan)
     acc = "[tl]"
-    if ass_path:
-        graph.append(f"{acc}subtitles=filename={ass_path}:fontsdir={fonts_dir},format=yuv420p[vout]")
-    else:
-        graph.append(f"{acc}format=yuv420p[vout]")
 
     # --- audio: clip sound and narrations form the foreground (which ducks the music)
     narr_labels: list[str] = []
@@ -489,6 +492,16 @@ def build_command(plan: RenderPlan, inputs: Mapping[str, str], out_mp4: str, ass
         graph.append(f"anullsrc=r={AUDIO_RATE}:cl=stereo,atrim=0:{fmt_s(total)},"
                      f"aformat=sample_fmts=fltp:channel_layouts=stereo[aout]")
 
+    # --- captions over the timeline [tl]
+    if caption_overlay is not None:
+        args += ["-i", caption_overlay.atlas]
+        graph += overlay_graph(caption_overlay, idx, acc, "[capo]", plan.fps)
+        acc = "[capo]"
+        idx += 1
+    if ass_path:
+        graph.append(f"{acc}subtitles=filename={ass_path}:fontsdir={fonts_dir},format=yuv420p[vout]")
+    else:
+        graph.append(f"{acc}format=yuv420p[vout]")
     preset, crf = QUALITY.get(plan.quality, QUALITY["standard"])
     args += ["-filter_complex", ";".join(graph), "-map", "[vout]", "-map", "[aout]",
              "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p", "-r", str(fps),

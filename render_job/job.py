@@ -32,6 +32,7 @@ from shared.errors import Conflict, ExportError, InvalidRequest, NotFound, Perma
 from shared.outputs import slugify, timeline_from_metadata, timeline_to_metadata
 from shared.spec import ExportSpec, parse_spec
 
+from render_job import caption_overlay
 from render_job import ffmpeg as ffargs
 from render_job.plan import RenderPlan, build_plan
 from render_job.normalize import normalize_image
@@ -311,6 +312,18 @@ def _check_canceled(reporter: Any) -> None:
         raise _Canceled()
 
 
+def _caption_overlay(plan: RenderPlan, workdir: str, ffmpeg: str, job_id: str) -> caption_overlay.CaptionOverlay | None:
+    """The captions pre-rendered as an overlay (render_job.caption_overlay), or None: burn captions.ass
+    with the `subtitles` filter instead (title cards, very many caption states, or the pre-render
+    failed, whatever the reason: logged, the render goes on the slower path with the same captions)."""
+    try:
+        return caption_overlay.prepare(plan, workdir, ffmpeg)
+    except Exception as exc:  # noqa: BLE001 - an optimisation must never fail the export
+        logs.warning("caption pre-render failed: burning captions with the subtitles filter", job_id=job_id,
+                     error=_public_message(str(exc), workdir))
+        return None
+
+
 def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, workdir: str, attempt: int = 0,
                *, ffmpeg: str | None = None) -> RenderResult:
     """Render export `job_id` end to end. Never raises (except KeyboardInterrupt/SystemExit).
@@ -372,8 +385,10 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
         for name, text in ffargs.command_files(plan).items():  # e.g. zoom commands, read by the graph
             with open(os.path.join(workdir, name), "w", encoding="ascii") as fh:
                 fh.write(text)
-        argv = ffargs.build_command(plan, local, out_mp4, ASS_FILE if burn else None, ffmpeg=exe,
-                                    threads=settings.ffmpeg_threads)
+        overlay = _caption_overlay(plan, workdir, exe, job_id) if burn else None
+        timings["captions_s"] = time.monotonic() - t1
+        argv = ffargs.build_command(plan, local, out_mp4, ASS_FILE if burn and overlay is None else None,
+                                    ffmpeg=exe, threads=settings.ffmpeg_threads, caption_overlay=overlay)
         reporter.running("rendering", 0.1, force=True)
         run_ffmpeg(argv, cwd=workdir, total_s=plan.total_s,
                    on_progress=lambda f: reporter.running("rendering", 0.1 + 0.8 * f), what="ffmpeg render",

@@ -106,6 +106,9 @@ def ass_text(cues: Sequence[Cue], width: int, height: int, style: CaptionStylePl
     subs.info["PlayResY"] = str(height)
     subs.info["WrapStyle"] = "0"
     subs.info["ScaledBorderAndShadow"] = "yes"
+    # colours are BT.709 (our output's matrix): without this line libass / FFmpeg's `subtitles` filter
+    # assume TV.601 and burn every caption colour with the wrong matrix (yellow #ffee00: Y 201, not 209)
+    subs.info["YCbCr Matrix"] = "TV.709"
     size = st.size_px
     subs.styles["Default"] = pysubs2.SSAStyle(
         fontname=st.font, fontsize=size,
