@@ -114,27 +114,34 @@ def render_states_command(ffmpeg: str, n: int, width: int, height: int, fonts_di
             "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgba", "pipe:1"]
 
 
-def _read_frames(argv: list[str], cwd: str, n: int, frame_bytes: int) -> list[bytes]:
+def _read_states(argv: list[str], cwd: str, n: int, width: int, height: int) -> list[tuple[tuple[int, int], Image.Image | None]]:
+    """Run `argv` and read its n RGBA frames one at a time (never more than one frame in memory):
+    [((x, y) of the drawn box, that box un-premultiplied as an RGBA image) or (0, 0), None if empty]."""
+    frame_bytes = width * height * 4
     proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     timer = threading.Timer(RENDER_TIMEOUT_S, proc.kill)
     timer.start()
+    states: list[tuple[tuple[int, int], Image.Image | None]] = []
     try:
-        frames = []
         for _ in range(n):
             buf = proc.stdout.read(frame_bytes)  # type: ignore[union-attr]
             if len(buf) != frame_bytes:
                 break
-            frames.append(buf)
+            # libass blends onto the transparent canvas: colour x alpha, i.e. premultiplied ("RGBa")
+            frame = Image.frombuffer("RGBa", (width, height), buf, "raw", "RGBa", 0, 1)
+            box = frame.getchannel(3).getbbox()
+            states.append(((box[0], box[1]), frame.crop(box).convert("RGBA")) if box else ((0, 0), None))
+            del frame, buf
         proc.stdout.close()  # type: ignore[union-attr]
         err = proc.stderr.read().decode("utf-8", "replace")  # type: ignore[union-attr]
         proc.wait()
     finally:
         timer.cancel()
-    if proc.returncode != 0 or len(frames) != n:
-        raise RuntimeError(f"caption states: FFmpeg exited {proc.returncode} after {len(frames)}/{n} frames: "
+    if proc.returncode != 0 or len(states) != n:
+        raise RuntimeError(f"caption states: FFmpeg exited {proc.returncode} after {len(states)}/{n} frames: "
                            f"{err.strip()[-300:]}")
-    return frames
+    return states
 
 
 def prepare(plan: RenderPlan, workdir: str, ffmpeg: str, fonts_dir: str = "fonts") -> CaptionOverlay | None:
@@ -155,10 +162,8 @@ def prepare(plan: RenderPlan, workdir: str, ffmpeg: str, fonts_dir: str = "fonts
         return None
     with open(os.path.join(workdir, STILLS_ASS), "w", encoding="utf-8", newline="\n") as fh:
         fh.write(states_ass(states, w, h, plan.caption_style))
-    frames = _read_frames(render_states_command(ffmpeg, len(states), w, h, fonts_dir), workdir, len(states), w * h * 4)
-    # libass blends onto the transparent canvas: colour x alpha, i.e. premultiplied ("RGBa")
-    images = [Image.frombuffer("RGBa", (w, h), f, "raw", "RGBa", 0, 1) for f in frames]
-    boxes = [b for b in (im.getchannel(3).getbbox() for im in images) if b]
+    drawn = _read_states(render_states_command(ffmpeg, len(states), w, h, fonts_dir), workdir, len(states), w, h)
+    boxes = [(x, y, x + im.width, y + im.height) for (x, y), im in drawn if im is not None]
     if not boxes:
         return None
     # the strip: union of the drawn boxes, on even pixels (yuv420p chroma)
@@ -166,8 +171,9 @@ def prepare(plan: RenderPlan, workdir: str, ffmpeg: str, fonts_dir: str = "fonts
     x1, y1 = min(w, -(-max(b[2] for b in boxes) // 2) * 2), min(h, -(-max(b[3] for b in boxes) // 2) * 2)
     sw, sh = x1 - x0, y1 - y0
     atlas = Image.new("RGBA", (sw, (len(states) + 1) * sh), (0, 0, 0, 0))
-    for j, im in enumerate(images):
-        atlas.paste(im.crop((x0, y0, x1, y1)).convert("RGBA"), (0, (j + 1) * sh))  # un-premultiplied
+    for j, ((x, y), im) in enumerate(drawn):
+        if im is not None:
+            atlas.paste(im, (x - x0, (j + 1) * sh + y - y0))
     atlas.save(os.path.join(workdir, ATLAS_PNG), compress_level=1)
     return CaptionOverlay(x=x0, y=y0, width=sw, height=sh, atlas=ATLAS_PNG, segments=tuple(segments))
 

@@ -526,7 +526,13 @@ class FakeGcs(_Process):
 
 
 class StorageEmulator(_Service):
-    """The pure-Python gcp-storage-emulator in this process, in memory, with `buckets` created."""
+    """The pure-Python gcp-storage-emulator in this process, in memory, with `buckets` created.
+
+    `listeners` (callables taking the new object's JSON resource, with "bucket" and "name") are called
+    in the emulator's request thread each time an upload completes (simple, multipart or resumable):
+    the emulator has no notifications, so this is how a local Eventarc learns of a finalize at once,
+    without listing the buckets over and over (FinalizePoller.notify).
+    """
 
     name = "storage-emulator"
 
@@ -536,6 +542,20 @@ class StorageEmulator(_Service):
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._server = None
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
+
+    def _hook_uploads(self) -> None:
+        # every completed upload ends in Storage.create_file(bucket, name, content, file_obj, file_id)
+        storage = self._server._storage  # type: ignore[attr-defined]
+        create_file = storage.create_file
+
+        def create_file_and_notify(bucket_name, file_name, content, file_obj, file_id=None):
+            create_file(bucket_name, file_name, content, file_obj, file_id)
+            obj = {**file_obj, "bucket": bucket_name, "name": file_name}
+            for listener in list(self.listeners):
+                listener(obj)
+
+        storage.create_file = create_file_and_notify
 
     def start(self) -> "StorageEmulator":
         import logging
@@ -544,6 +564,7 @@ class StorageEmulator(_Service):
 
         logging.getLogger("gcp_storage_emulator").setLevel(logging.ERROR)
         self._server = create_server("127.0.0.1", self.port, in_memory=True)
+        self._hook_uploads()
         self._server.start()
         wait_until(lambda: http_ok(f"{self.url}/"), 10, "gcp-storage-emulator")
         _create_buckets(self.url, self.project, self.buckets)
@@ -592,7 +613,8 @@ class FinalizePoller(_Service):
     """A local Eventarc for storage emulators that send no notifications.
 
     Every `interval_s` it lists the buckets at `storage_url` (JSON API) and, for each new
-    (bucket, name, generation), POSTs a finalize CloudEvent to `target_url`. Like Eventarc it
+    (bucket, name, generation), POSTs a finalize CloudEvent to `target_url`; notify() delivers one
+    at once (wired to StorageEmulator.listeners, the listing is then only a safety net). Like Eventarc it
     retries a delivery on connection errors and non-2xx answers, with backoff, up to `max_age_s`.
     """
 
@@ -607,6 +629,7 @@ class FinalizePoller(_Service):
         self.max_age_s = max_age_s
         self.log_path = log_path
         self.seen: set[tuple[str, str, str]] = set()
+        self._seen_lock = threading.Lock()
         self.delivered: list[tuple[str, str, str]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -638,6 +661,16 @@ class FinalizePoller(_Service):
             if not token:
                 return items
 
+    def notify(self, obj: dict[str, Any]) -> None:
+        """Deliver the finalize of `obj` (an object resource with "bucket" and "name") now, unless that
+        (bucket, name, generation) was delivered already: StorageEmulator.listeners calls this."""
+        key = (obj["bucket"], obj["name"], str(obj.get("generation")))
+        with self._seen_lock:
+            if key in self.seen:
+                return
+            self.seen.add(key)
+        self._pool.submit(self._deliver, obj, key)
+
     def _loop(self) -> None:
         while not self._stop.is_set():
             for bucket in self.buckets:
@@ -648,11 +681,7 @@ class FinalizePoller(_Service):
                     continue
                 for obj in objects:
                     obj.setdefault("bucket", bucket)
-                    key = (bucket, obj["name"], str(obj.get("generation")))
-                    if key in self.seen:
-                        continue
-                    self.seen.add(key)
-                    self._pool.submit(self._deliver, obj, key)
+                    self.notify(obj)
             self._stop.wait(self.interval_s)
 
     def _deliver(self, obj: dict, key: tuple[str, str, str]) -> None:

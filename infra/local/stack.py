@@ -204,7 +204,7 @@ class EmbeddedStack(Stack):
 
     mode = "embedded"
 
-    def __init__(self, *args, poll_interval_s: float = 0.2, **kwargs) -> None:
+    def __init__(self, *args, poll_interval_s: float = 2.0, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.poll_interval_s = poll_interval_s
         self.storage: sv.StorageEmulator | None = None
@@ -230,6 +230,9 @@ class EmbeddedStack(Stack):
                                                   self.url("on_object_finalized"),
                                                   interval_s=self.poll_interval_s,
                                                   log_path=self.run_dir / "eventarc.log"))
+        # finalize events straight from the emulator's upload path; the listing every poll_interval_s
+        # (a full bucket listing, CPU taken from renders on a small machine) only catches a miss
+        self.storage.listeners.append(self.poller.notify)
         self.poller.start()
         return self
 
