@@ -23,6 +23,7 @@ import tempfile
 import time
 import traceback
 import unicodedata
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,6 +104,9 @@ def _mb(n: int) -> str:
     return f"{n} B"
 
 
+DOWNLOAD_THREADS = 8  # assets downloaded at once in preflight
+
+
 def _fetch_and_probe(spec: ExportSpec, job_id: str, storage: Any, input_bucket: str,
                      workdir: str, settings: Settings | None = None) -> tuple[dict[str, str], dict[str, MediaInfo]]:
     """Preflight: download every distinct src into workdir/assets, check and probe it, normalise
@@ -135,28 +139,38 @@ def _fetch_and_probe(spec: ExportSpec, job_id: str, storage: Any, input_bucket: 
     local: dict[str, str] = {}
     src_problem: dict[str, tuple[str, str]] = {}  # src -> (kind, message)
     limit = settings.max_asset_bytes
-    for src in dict.fromkeys(src for _, src in refs):
-        rel = os.path.join("assets", _local_name(len(local) + len(src_problem), src))
+    def fetch(index: int, src: str) -> tuple[str, str | None, tuple[str, str] | None]:
+        """(src, local path relative to workdir or None, (kind, problem) or None)."""
+        rel = os.path.join("assets", _local_name(index, src))
         try:
             bucket, name = _object_for(src, job_id, input_bucket)
             info = storage.stat(bucket, name)
             if info is None:
                 raise NotFound(src)
             if limit and info.size > limit:
-                src_problem[src] = ("bad", f"file is {_mb(info.size)}, over the limit of {_mb(limit)} "
-                                           "per file (EXPORT_MAX_ASSET_BYTES)")
-                continue
+                return src, None, ("bad", f"file is {_mb(info.size)}, over the limit of {_mb(limit)} "
+                                          "per file (EXPORT_MAX_ASSET_BYTES)")
             storage.download_file(bucket, name, os.path.join(workdir, rel))
             got = os.path.getsize(os.path.join(workdir, rel))
             if limit and got > limit:
-                src_problem[src] = ("bad", f"file is {_mb(got)}, over the limit of {_mb(limit)} per file "
-                                           "(EXPORT_MAX_ASSET_BYTES)")
-                continue
-            local[src] = rel
+                return src, None, ("bad", f"file is {_mb(got)}, over the limit of {_mb(limit)} per file "
+                                          "(EXPORT_MAX_ASSET_BYTES)")
+            return src, rel, None
         except NotFound:
-            src_problem[src] = ("missing", "file not found (was it uploaded?)")
+            return src, None, ("missing", "file not found (was it uploaded?)")
         except PermanentRenderError as exc:
-            src_problem[src] = ("bad", exc.message)
+            return src, None, ("bad", exc.message)
+
+    # downloads in parallel (the storage client is shared across threads: it is built on requests,
+    # googleapis/google-cloud-python#5685); results kept in first-use order
+    srcs = list(dict.fromkeys(src for _, src in refs))
+    with ThreadPoolExecutor(max_workers=DOWNLOAD_THREADS) as pool:
+        fetched = list(pool.map(lambda item: fetch(*item), enumerate(srcs)))
+    for src, rel, problem in fetched:
+        if problem is not None:
+            src_problem[src] = problem
+        else:
+            local[src] = rel  # type: ignore[assignment]
 
     probes: dict[str, MediaInfo] = {}
     for src, rel in list(local.items()):

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import psutil
 
-SAMPLE_S = 0.05
+SAMPLE_S = 0.2
 
 
 @dataclass
