@@ -2,12 +2,16 @@
 
     .venv/bin/python tests/bench/bench_render.py [--skip-moviepy] [--skip-pipeline] [--profile]
                                                  [--kb ss2|scale|zoompan] [--no-motion]
-                                                 [--wait-load 1.0] [--no-write] [--out .local/bench]
+                                                 [--repeat 2] [--wait-idle 15] [--wait-load 1.0]
+                                                 [--no-write] [--out .local/bench]
 
 Renders the benchmark storyboard (tests/bench/storyboard.py: 12 x 5 s stills of 1920x1080 with Ken
 Burns, 11 fades of 0.5 s, narration per scene, ducked music, captions, -16 LUFS; 1080p30 standard)
 and measures, in this one run, wall time, CPU time (user+sys of the whole process tree), peak
-memory and realtime factor (output seconds / wall seconds) of:
+memory and realtime factor (output seconds / wall seconds) of the runs below. Each of (a)-(d) runs
+--repeat times (default 2), interleaved, and keeps its fastest run (best of N, as timeit: a shared
+2-core VM's speed drifts by 10 % and more between runs; every run's wall time is printed); before
+each run it waits until the CPUs are idle (--wait-idle):
 
   (a) our render job alone: render_job.job.run_export in a process of its own, LocalStorage, a
       recording reporter; the Python process's own peak RSS is reported apart from FFmpeg's;
@@ -92,10 +96,23 @@ def machine_info(ffmpeg: str) -> dict:
             "pyav": av.__version__}
 
 
-def wait_for_quiet(threshold: float | None, max_wait_s: float) -> None:
+def wait_for_quiet(threshold: float | None, max_wait_s: float, idle_pct: float | None = None) -> None:
+    """Before a measurement: wait (up to max_wait_s) until the machine is quiet.
+
+    idle_pct: until the CPUs were busy less than idle_pct % over the last 2 s (what a measurement
+    competes with right now; the default); threshold: until the 1-minute load average is below it
+    (slow: the average needs about a minute to forget the previous measurement's own load).
+    """
+    t0 = time.monotonic()
+    if idle_pct is not None:
+        import psutil
+        while time.monotonic() - t0 < max_wait_s:
+            busy = psutil.cpu_percent(interval=2.0)
+            if busy < idle_pct:
+                break
+            log(f"CPUs {busy:.0f} % busy >= {idle_pct:g} %: waiting")
     if threshold is None:
         return
-    t0 = time.monotonic()
     while load1() > threshold and time.monotonic() - t0 < max_wait_s:
         log(f"load average {load1():.2f} > {threshold}: waiting (up to {max_wait_s - (time.monotonic() - t0):.0f} s)")
         time.sleep(15)
@@ -395,6 +412,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", action="store_true", help="per-part CPU of our graph and the baseline's")
     ap.add_argument("--wait-load", type=float, default=None,
                     help="before each measurement wait (up to --max-wait s) until the 1-min load is below this")
+    ap.add_argument("--wait-idle", type=float, default=15.0,
+                    help="before each measurement wait until the CPUs were < this %% busy over 2 s (0: off)")
+    ap.add_argument("--repeat", type=int, default=2,
+                    help="measure (a), (b), (c) and (d) this many times, interleaved; each keeps its fastest "
+                         "run (best of N, as timeit: the run least disturbed by the rest of the machine)")
     ap.add_argument("--max-wait", type=float, default=300)
     ap.add_argument("--no-write", action="store_true", help="do not rewrite BENCHMARKS.md")
     ap.add_argument("--smooth-scenes", default="0,1,2,4",
@@ -424,35 +446,46 @@ def main(argv: list[str] | None = None) -> int:
         f"total {sb.TOTAL_S:g} s, motion {'on (' + ', '.join(sorted(set(sb.MOTIONS))) + ')' if story.motion else 'OFF'}, "
         f"baseline Ken Burns '{args.kb}'")
 
-    rows: list[Measurement] = []
     loads: dict[str, float] = {}
 
+    all_runs: dict[str, list[float]] = {}
+
     def measured(fn, *a):
-        wait_for_quiet(args.wait_load, args.max_wait)
+        wait_for_quiet(args.wait_load, args.max_wait, args.wait_idle or None)
         before = load1()
         result = fn(*a)
         m = result[0] if isinstance(result, tuple) else result
+        all_runs.setdefault(m.name, []).append(m.wall_s)
         loads[m.name] = max(before, load1())
-        rows.append(m)
         log(f"{m.name}: wall {m.wall_s:.2f} s, CPU {m.cpu_s:.1f} s, peak RSS {m.max_rss_mb:.0f} MB, "
             f"realtime {m.realtime or 0:.2f}x (load {loads[m.name]:.2f})")
         return result
 
-    log("(a) our render job ...")
-    m_a, res_a, mp4_a, dir_a = measured(run_ours, out, story, ffmpeg)
-    m_b = None
-    if not args.skip_pipeline:
-        log("(b) whole local pipeline (embedded stack) ...")
-        m_b, _final = measured(run_pipeline, out, story)
-    log(f"(c) hand-written FFmpeg baseline (Ken Burns '{args.kb}') ...")
-    m_c, mp4_c = measured(run_baseline, out, story, ffmpeg, args.kb, "(c) hand-written FFmpeg")
+    def best(results: list):
+        """The fastest of the repeated runs (its Measurement first in each result)."""
+        return min(results, key=lambda r: (r[0] if isinstance(r, tuple) else r).wall_s)
+
+    runs_a, runs_b, runs_c, runs_d = [], [], [], []
+    for rep in range(max(1, args.repeat)):
+        tag = f" (run {rep + 1} of {args.repeat})" if args.repeat > 1 else ""
+        log(f"(a) our render job{tag} ...")
+        runs_a.append(measured(run_ours, out, story, ffmpeg))
+        if not args.skip_pipeline:
+            log(f"(b) whole local pipeline (embedded stack){tag} ...")
+            runs_b.append(measured(run_pipeline, out, story))
+        log(f"(c) hand-written FFmpeg baseline (Ken Burns '{args.kb}'){tag} ...")
+        runs_c.append(measured(run_baseline, out, story, ffmpeg, args.kb, "(c) hand-written FFmpeg"))
+        log(f"(d) encode-only bound{tag} ...")
+        runs_d.append(measured(run_encode_only, out, ffmpeg, runs_a[-1][2]))
+    m_a, res_a, mp4_a, dir_a = best(runs_a)
+    m_b = best(runs_b)[0] if runs_b else None
+    m_c, mp4_c = best(runs_c)
+    m_d = best(runs_d)
     extra_c = []
     for kb in args.also_kb:
         if kb != args.kb:
             log(f"(c') baseline with Ken Burns '{kb}' ...")
             extra_c.append(measured(run_baseline, out, story, ffmpeg, kb, f"(c') baseline, Ken Burns '{kb}'"))
-    log("(d) encode-only bound ...")
-    m_d = measured(run_encode_only, out, ffmpeg, mp4_a)
     m_e = mp4_e = None
     if not args.skip_moviepy:
         log("(e) MoviePy 2 (minutes) ...")
@@ -517,6 +550,11 @@ def main(argv: list[str] | None = None) -> int:
     all_rows = [m_a] + ([m_b] if m_b else []) + [m_c] + [e[0] for e in extra_c] + [m_d] + ([m_e] if m_e else [])
     table, notes = build_report(machine, story, all_rows, res_a, ratios, quality, smooth, profile, loads,
                                 args.kb, started)
+    if args.repeat > 1:
+        notes.insert(0, f"Each of (a)-(d) ran {args.repeat} times, interleaved; the table keeps the fastest "
+                        "run of each (wall s of every run: " +
+                        "; ".join(f"{name.split(' ')[0]} " + ", ".join(f"{w:.2f}" for w in walls)
+                                  for name, walls in all_runs.items()) + ")")
     print()
     print_table(table, f"SceneFlow render benchmark - {sb.TOTAL_S:g} s of 1080p30, {started}")
     for n in notes:
