@@ -185,7 +185,7 @@ def zoom_commands(scene: ScenePlan, w: int, h: int, frames: int, fps: int) -> st
 
     One line per frame n: "<time> crop@z<i> w <width>, crop@z<i> h <height>;" at (n - 0.5) / fps
     seconds (0 for n = 0), half a frame early so that float rounding never delays a command; FFmpeg's
-    crop filter re-configures its output size on these commands (FFmpeg >= 6) and the `scale` after
+    crop filter re-configures its output size on these commands (FFmpeg >= 7) and the `scale` after
     it follows the new size.
     """
     sizes = zoom_window_sizes(scene, w, h, frames)
@@ -512,6 +512,26 @@ def build_command(plan: RenderPlan, inputs: Mapping[str, str], out_mp4: str, ass
         args += ["-threads", str(int(threads))]
     args += ["-progress", "pipe:1", "-nostats", "-y", out_mp4]
     return args
+
+
+GRAPH_FILE = "filter_graph.txt"
+GRAPH_ARG_LIMIT = 64 * 1024  # characters; Linux refuses any single argv string over 128 KiB (E2BIG)
+
+
+def graph_via_file(argv: list[str], limit: int = GRAPH_ARG_LIMIT) -> tuple[list[str], dict[str, str]]:
+    """Move a long -filter_complex graph into GRAPH_FILE (FFmpeg >= 7: `-/filter_complex FILE`).
+
+    A 200-scene storyboard's graph is ~190 KB, over the kernel's 128 KiB limit for one argument.
+    Returns:
+        (argv, {file name: text to write into the FFmpeg working directory}); argv unchanged and {}
+        when the graph is at most `limit` characters (or there is none).
+    """
+    if "-filter_complex" not in argv:
+        return argv, {}
+    i = argv.index("-filter_complex")
+    if len(argv[i + 1]) <= limit:
+        return argv, {}
+    return argv[:i] + ["-/filter_complex", GRAPH_FILE] + argv[i + 2:], {GRAPH_FILE: argv[i + 1]}
 
 
 def build_poster_command(ffmpeg: str, mp4: str, time_s: float, out_jpg: str) -> list[str]:

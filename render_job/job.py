@@ -403,6 +403,10 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
         timings["captions_s"] = time.monotonic() - t1
         argv = ffargs.build_command(plan, local, out_mp4, ASS_FILE if burn and overlay is None else None,
                                     ffmpeg=exe, threads=settings.ffmpeg_threads, caption_overlay=overlay)
+        argv, graph_files = ffargs.graph_via_file(argv)
+        for name, text in graph_files.items():
+            with open(os.path.join(workdir, name), "w", encoding="utf-8") as fh:
+                fh.write(text)
         reporter.running("rendering", 0.1, force=True)
         run_ffmpeg(argv, cwd=workdir, total_s=plan.total_s,
                    on_progress=lambda f: reporter.running("rendering", 0.1 + 0.8 * f), what="ffmpeg render",

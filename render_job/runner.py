@@ -33,7 +33,8 @@ _TRANSIENT_HINTS = ("cannot allocate memory", "no space left", "resource tempora
                     "too many open files", "broken pipe")
 
 
-MIN_FFMPEG_MAJOR = 6  # FFmpeg 5.x's xfade emits untimed frames when a scene ends inside its transition
+MIN_FFMPEG_MAJOR = 7  # 5.x: xfade emits untimed frames when a scene ends inside its transition;
+                      # 7.0 added `-/filter_complex FILE` (render_job.ffmpeg.graph_via_file)
 
 
 def ffmpeg_major(exe: str) -> int:
@@ -49,7 +50,7 @@ def ffmpeg_major(exe: str) -> int:
 @functools.lru_cache(maxsize=8)
 def find_ffmpeg(configured: str | None = None) -> str:
     """The FFmpeg executable: `configured` (settings.ffmpeg_binary / FFMPEG_BINARY) as given, else
-    `ffmpeg` on PATH when it is version 6 or newer, else the binary shipped by the imageio-ffmpeg
+    `ffmpeg` on PATH when it is version 7 or newer, else the binary shipped by the imageio-ffmpeg
     wheel (FFmpeg 9 with libx264, libass, xfade, loudnorm). FFmpeg 5.1 (Debian 12's) drops frames of
     scenes shorter than their transition (xfade emits frames without timestamps), so it is passed
     over unless asked for explicitly.
