@@ -18,8 +18,9 @@ thread). Captions here are static between cue boundaries, so instead:
 
 Frame rule (as libass's): a cue [start, end) is on frame n (t = n / fps) when start <= t < end.
 Title cards (faded in and out) keep the `subtitles` filter: caption_overlay is not used for a plan
-with titles, nor beyond MAX_STATES states (the atlas would get large): the `subtitles` path then
-renders the same captions, only slower.
+with titles, nor beyond MAX_STATES states or an atlas over ATLAS_MAX_BYTES (Python and FFmpeg both
+hold it; the render job's Python process stays far under 200 MB): the `subtitles` path then renders
+the same captions, only slower.
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ from render_job.plan import CaptionStylePlan, Cue, RenderPlan
 from render_job.subtitles import ass_text
 
 MAX_STATES = 160          # more distinct caption states than this: the `subtitles` filter instead
+ATLAS_MAX_BYTES = 48 * 2**20  # RGBA bytes of the atlas (Python and FFmpeg hold it): over it, `subtitles`
 STILLS_ASS = "caption_states.ass"
 ATLAS_PNG = "caption_atlas.png"
 RENDER_TIMEOUT_S = 120.0  # the states' FFmpeg run (a few hundred ms in practice)
@@ -114,15 +116,22 @@ def render_states_command(ffmpeg: str, n: int, width: int, height: int, fonts_di
             "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgba", "pipe:1"]
 
 
-def _read_states(argv: list[str], cwd: str, n: int, width: int, height: int) -> list[tuple[tuple[int, int], Image.Image | None]]:
+class _TooLarge(Exception):
+    """The drawn captions would exceed ATLAS_MAX_BYTES."""
+
+
+def _read_states(argv: list[str], cwd: str, n: int, width: int, height: int,
+                 max_bytes: int = ATLAS_MAX_BYTES) -> list[tuple[tuple[int, int], Image.Image | None]]:
     """Run `argv` and read its n RGBA frames one at a time (never more than one frame in memory):
-    [((x, y) of the drawn box, that box un-premultiplied as an RGBA image) or (0, 0), None if empty]."""
+    [((x, y) of the drawn box, that box un-premultiplied as an RGBA image) or (0, 0), None if empty].
+    Raises _TooLarge (FFmpeg killed) once the boxes kept pass max_bytes, RuntimeError when FFmpeg fails."""
     frame_bytes = width * height * 4
     proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     timer = threading.Timer(RENDER_TIMEOUT_S, proc.kill)
     timer.start()
     states: list[tuple[tuple[int, int], Image.Image | None]] = []
+    kept = 0
     try:
         for _ in range(n):
             buf = proc.stdout.read(frame_bytes)  # type: ignore[union-attr]
@@ -133,6 +142,11 @@ def _read_states(argv: list[str], cwd: str, n: int, width: int, height: int) -> 
             box = frame.getchannel(3).getbbox()
             states.append(((box[0], box[1]), frame.crop(box).convert("RGBA")) if box else ((0, 0), None))
             del frame, buf
+            kept += (box[2] - box[0]) * (box[3] - box[1]) * 4 if box else 0
+            if kept > max_bytes:
+                proc.kill()
+                proc.wait()
+                raise _TooLarge(kept)
         proc.stdout.close()  # type: ignore[union-attr]
         err = proc.stderr.read().decode("utf-8", "replace")  # type: ignore[union-attr]
         proc.wait()
@@ -149,7 +163,8 @@ def prepare(plan: RenderPlan, workdir: str, ffmpeg: str, fonts_dir: str = "fonts
 
     Returns:
         the CaptionOverlay, or None when there is nothing to overlay (no burn-in, no cue on any
-        frame) or the plan needs the `subtitles` filter (title cards, more than MAX_STATES states).
+        frame) or the plan needs the `subtitles` filter (title cards, more than MAX_STATES states,
+        an atlas over ATLAS_MAX_BYTES).
     Raises:
         RuntimeError: the FFmpeg run failed or timed out (the caller falls back to `subtitles`).
     """
@@ -162,7 +177,11 @@ def prepare(plan: RenderPlan, workdir: str, ffmpeg: str, fonts_dir: str = "fonts
         return None
     with open(os.path.join(workdir, STILLS_ASS), "w", encoding="utf-8", newline="\n") as fh:
         fh.write(states_ass(states, w, h, plan.caption_style))
-    drawn = _read_states(render_states_command(ffmpeg, len(states), w, h, fonts_dir), workdir, len(states), w, h)
+    try:
+        drawn = _read_states(render_states_command(ffmpeg, len(states), w, h, fonts_dir), workdir, len(states), w, h,
+                             max_bytes=ATLAS_MAX_BYTES)
+    except _TooLarge:
+        return None
     boxes = [(x, y, x + im.width, y + im.height) for (x, y), im in drawn if im is not None]
     if not boxes:
         return None
@@ -170,6 +189,8 @@ def prepare(plan: RenderPlan, workdir: str, ffmpeg: str, fonts_dir: str = "fonts
     x0, y0 = min(b[0] for b in boxes) // 2 * 2, min(b[1] for b in boxes) // 2 * 2
     x1, y1 = min(w, -(-max(b[2] for b in boxes) // 2) * 2), min(h, -(-max(b[3] for b in boxes) // 2) * 2)
     sw, sh = x1 - x0, y1 - y0
+    if (len(states) + 1) * sw * sh * 4 > ATLAS_MAX_BYTES:
+        return None
     atlas = Image.new("RGBA", (sw, (len(states) + 1) * sh), (0, 0, 0, 0))
     for j, ((x, y), im) in enumerate(drawn):
         if im is not None:

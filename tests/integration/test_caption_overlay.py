@@ -85,3 +85,17 @@ def test_a_failed_pre_render_falls_back_to_the_subtitles_filter(tmp_path, capsys
         caption_overlay.prepare(plan, str(tmp_path), "false")
     assert _caption_overlay(plan, str(tmp_path), "false", "job-x") is None
     assert "caption pre-render failed: burning captions with the subtitles filter" in capsys.readouterr().out
+
+
+def test_too_many_or_too_large_caption_states_fall_back_to_the_subtitles_filter(tmp_path, monkeypatch):
+    ffmpeg = find_ffmpeg()
+    shutil.copytree(FONTS_DIR, tmp_path / "fonts")
+    many = {"version": 1, "output": {"resolution": "720p", "fps": 25, "quality": "draft"},
+            "scenes": [{"id": f"s{i}", "visual": {"type": "color", "color": "#101010"}, "duration": 0.2,
+                        "caption": {"text": f"cue number {i}"}, "transition": {"type": "cut"}}
+                       for i in range(caption_overlay.MAX_STATES + 1)]}
+    assert caption_overlay.prepare(build_plan(parse_spec(many), {}), str(tmp_path), ffmpeg) is None
+    plan = build_plan(parse_spec(_spec("bottom")), {})
+    assert caption_overlay.prepare(plan, str(tmp_path), ffmpeg) is not None
+    monkeypatch.setattr(caption_overlay, "ATLAS_MAX_BYTES", 20_000)  # a limit this plan's strips exceed
+    assert caption_overlay.prepare(plan, str(tmp_path), ffmpeg) is None
