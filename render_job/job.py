@@ -214,9 +214,11 @@ def _fetch_and_probe(spec: ExportSpec, job_id: str, storage: Any, input_bucket: 
                 if vis.type == "video" and info.is_image:
                     details.append({"path": path, "message": f"{label} {src!r}: is a still image, not a video "
                                     "(use visual.type 'image')", "kind": "bad"})
-                elif vis.type == "video" and info.duration_s is not None and vis.trim_start_s >= info.duration_s:
+                elif vis.type == "video" and (info.video_duration_s or info.duration_s) is not None \
+                        and vis.trim_start_s >= (info.video_duration_s or info.duration_s):
+                    clip_end = info.video_duration_s or info.duration_s
                     details.append({"path": path, "message": f"{label} {src!r}: trimStartS {vis.trim_start_s:g} s "
-                                    f"is past the clip's end ({info.duration_s:.3f} s)", "kind": "bad"})
+                                    f"is past the clip's end ({clip_end:.3f} s)", "kind": "bad"})
         elif not info.has_audio:
             details.append({"path": path, "message": f"{label} {src!r}: has no audio stream", "kind": "bad"})
     if details:
@@ -382,7 +384,7 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
         reporter.running("preparing", 0.05)
         plan = build_plan(spec, probes)
         caption_paths = write_captions(plan.cues, plan.width, plan.height, workdir, style=plan.caption_style,
-                                       titles=plan.titles, burn_in=plan.burn_in)
+                                       titles=plan.titles, burn_in=plan.burn_in, fps=plan.fps)
         fonts_link = os.path.join(workdir, "fonts")
         if not os.path.exists(fonts_link):
             shutil.copytree(FONTS_DIR, fonts_link)

@@ -192,7 +192,8 @@ def build_plan(spec: ExportSpec, probes: Mapping[str, Any]) -> RenderPlan:
     Scene duration D (seconds):
         explicit `duration` if given; else narration offsetS + length + NARRATION_PAUSE_S; else, for a
         clip, its length after trimming (trimEndS or the clip's end, minus trimStartS); else
-        DEFAULT_SCENE_S (also for colour and title cards).
+        DEFAULT_SCENE_S (also for colour and title cards). A clip's length is that of its picture
+        (video stream, MediaInfo.video_duration_s): sound running past the last picture is cut.
         Narration (from its offset) longer than an explicit duration: the duration is kept and the
         narration is cut at the scene's end with a NARRATION_CUT_FADE_S (50 ms) fade-out. A clip
         shorter than D is padded by freezing its last frame. A clip's own audio is mixed when its
@@ -228,7 +229,9 @@ def build_plan(spec: ExportSpec, probes: Mapping[str, Any]) -> RenderPlan:
         if vis.type == "video":
             if vis.src not in probes:
                 raise ValueError(f"no probe for clip {vis.src!r}")
-            clip_len = _dur(probes[vis.src]) or 0.0
+            # a clip shows its picture: sound running past the last picture is not part of it
+            info = probes[vis.src]
+            clip_len = _get(info, "video_duration_s") or _dur(info) or 0.0
             end = min(vis.trim_end_s, clip_len) if vis.trim_end_s is not None else clip_len
             m["trim"] = float(vis.trim_start_s)
             m["clip_s"] = max(0.0, end - vis.trim_start_s)

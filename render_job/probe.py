@@ -31,7 +31,8 @@ _IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "t
 class MediaInfo:
     """What the planner and the graph builder need to know about one file.
 
-    duration_s: seconds (None for a still image). width/height: pixels of the first video stream as
+    duration_s: seconds, the longest stream (None for a still image). video_duration_s: seconds of
+    picture (the video stream alone: what a clip visual can show; None for audio and stills). width/height: pixels of the first video stream as
     coded (before rotation). fps: frames per second (None when unknown or a still). rotation: degrees
     of display rotation (0, 90, 180, 270; FFmpeg auto-rotates when decoding). sample_rate in Hz,
     channels a count. size_bytes: file size in bytes.
@@ -51,6 +52,7 @@ class MediaInfo:
     sample_rate: int | None = None
     channels: int | None = None
     size_bytes: int = 0
+    video_duration_s: float | None = None
 
 
 def _stream_seconds(stream) -> float | None:
@@ -84,7 +86,8 @@ def still_info(path: str, width: int, height: int, format_name: str, pix_fmt: st
 
 def _check_read_to_end(container, name: str, vstreams, astreams, declared: float | None) -> float | None:
     """Read the whole file (decode audio-only files, demux video). Returns the readable length in
-    seconds for audio-only files (None for video: the declared length stands)."""
+    seconds: of the audio for audio-only files, of the picture (video stream) otherwise. `declared`
+    is the length the header declares for that stream (the truncation check compares with it)."""
     container.seek(0)
     if not vstreams and astreams:
         a = astreams[0]
@@ -122,7 +125,7 @@ def _check_read_to_end(container, name: str, vstreams, astreams, declared: float
     if declared and got < declared * TRUNCATED_SHARE and declared - got > TRUNCATED_MIN_GAP_S:
         raise PermanentRenderError(f"{name}: the file is truncated: its header declares {declared:.2f} s "
                                    f"but only {got:.2f} s of video can be read")
-    return None
+    return got or None
 
 
 def _wav_declared_s(path: str, decoded_s: float) -> float | None:
@@ -190,6 +193,7 @@ def probe(path: str, label: str | None = None, *, full: bool = False,
         pix_fmt = None
         rotation = 0
         duration: float | None = None
+        vdur: float | None = None
         if vstreams:
             vs = vstreams[0]
             frame = None
@@ -206,7 +210,7 @@ def probe(path: str, label: str | None = None, *, full: bool = False,
             if not is_image:
                 rate = vs.average_rate or vs.base_rate or vs.guessed_rate
                 fps = float(Fraction(rate)) if rate else None
-                duration = _stream_seconds(vs)
+                duration = vdur = _stream_seconds(vs)
         sample_rate = channels = None
         if astreams:
             a = astreams[0]
@@ -230,14 +234,19 @@ def probe(path: str, label: str | None = None, *, full: bool = False,
         if not is_image and max_duration_s is not None and duration is not None and duration > max_duration_s:
             raise PermanentRenderError(f"{name}: media is {duration:.0f} s long, over the limit of "
                                        f"{max_duration_s:.0f} s (RENDER_MAX_MEDIA_S)")
+        if vstreams and not is_image and vdur is None:
+            vdur = duration  # no per-stream length: the container's stands for the picture too
         if full and not is_image:
-            exact = _check_read_to_end(container, name, vstreams, astreams, duration)
-            if exact is not None:
+            # the picture is checked against ITS declared length: sound may rightly run longer
+            exact = _check_read_to_end(container, name, vstreams, astreams, vdur if vstreams else duration)
+            if exact is not None and not vstreams:
                 duration = exact
+            elif exact is not None:
+                vdur = exact
         return MediaInfo(path=path, format_name=fmt, duration_s=duration, has_video=bool(vstreams),
                          has_audio=bool(astreams), is_image=is_image, width=width, height=height, fps=fps,
                          rotation=rotation, pix_fmt=pix_fmt, sample_rate=sample_rate, channels=channels,
-                         size_bytes=size)
+                         size_bytes=size, video_duration_s=vdur if vstreams and not is_image else None)
     finally:
         container.close()
 

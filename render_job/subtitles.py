@@ -8,6 +8,7 @@ it. Newlines in a caption become line breaks. Long lines wrap (ASS WrapStyle 0, 
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 from typing import Sequence
@@ -90,8 +91,24 @@ def _color(hex_rgb: str, alpha: int = 0) -> pysubs2.Color:
     return pysubs2.Color(int(v[0:2], 16), int(v[2:4], 16), int(v[4:6], 16), alpha)
 
 
+def _frame_ms(seconds: float, fps: int | None) -> int:
+    """An ASS time (whole centiseconds, in ms) that libass compares like our frame rule.
+
+    Without fps: the nearest centisecond. With fps: the first frame n at or after `seconds`
+    (n = ceil(seconds * fps)), then the last centisecond at or before that frame's time n / fps.
+    Frames are at least 1/60 s apart, more than a centisecond, so that centisecond lies after the
+    previous frame: libass (start <= t < end, t the frame time in ms) then shows a cue on exactly
+    the frames n with start <= n / fps < end, like render_job.caption_overlay; rounding to the
+    nearest centisecond instead loses or adds a frame where a boundary is off the 10 ms grid.
+    """
+    if not fps:
+        return _ms(seconds)
+    n = max(0, math.ceil(seconds * fps - 1e-6))
+    return (n * 100 // fps) * 10
+
+
 def ass_text(cues: Sequence[Cue], width: int, height: int, style: CaptionStylePlan | None = None,
-             titles: Sequence[TitleCard] = ()) -> str:
+             titles: Sequence[TitleCard] = (), fps: int | None = None) -> str:
     """The ASS script for burn-in at width x height pixels (PlayRes = the frame, so sizes are pixels).
 
     Captions ("Default" style, layer 1): `style` (default DejaVu Sans, size height/18, white with a
@@ -99,6 +116,7 @@ def ass_text(cues: Sequence[Cue], width: int, height: int, style: CaptionStylePl
     a top/bottom margin of 6% of the height (the title-safe area).
     Title cards ("Title" style, layer 0): the same font at height/12 in the card's text colour,
     centred in the middle, wrapped inside 80% of the width, faded in/out over the card's transitions.
+    fps: the output frame rate: event times are then placed on the frame grid (_frame_ms).
     """
     st = style or CaptionStylePlan(size_px=max(12, round(height / 18)))
     subs = pysubs2.SSAFile()
@@ -131,17 +149,18 @@ def ass_text(cues: Sequence[Cue], width: int, height: int, style: CaptionStylePl
     for t in titles:
         c = _color(t.color)
         tags = f"{{\\fad({_ms(t.fade_in)},{_ms(t.fade_out)})\\1c&H{c.b:02X}{c.g:02X}{c.r:02X}&}}"
-        subs.append(pysubs2.SSAEvent(start=_ms(t.start), end=_ms(t.end), text=tags + escape_ass(t.text),
-                                     style="Title", layer=0))
+        subs.append(pysubs2.SSAEvent(start=_frame_ms(t.start, fps), end=_frame_ms(t.end, fps),
+                                     text=tags + escape_ass(t.text), style="Title", layer=0))
     for cue in cues:
-        subs.append(pysubs2.SSAEvent(start=_ms(cue.start), end=_ms(cue.end), text=escape_ass(cue.text),
-                                     style="Default", layer=1))
+        start, end = _frame_ms(cue.start, fps), _frame_ms(cue.end, fps)
+        if end > start:  # a cue between two frames shows on none (as in caption_overlay)
+            subs.append(pysubs2.SSAEvent(start=start, end=end, text=escape_ass(cue.text), style="Default", layer=1))
     return subs.to_string("ass")
 
 
 def write_captions(cues: Sequence[Cue], width: int, height: int, workdir: str,
                    style: CaptionStylePlan | None = None, titles: Sequence[TitleCard] = (),
-                   burn_in: bool = True) -> dict[str, str]:
+                   burn_in: bool = True, fps: int | None = None) -> dict[str, str]:
     """Write captions.ass (title cards, and the cues when `burn_in`), captions.srt and captions.vtt
     (the cues) into `workdir` (UTF-8).
 
@@ -150,7 +169,7 @@ def write_captions(cues: Sequence[Cue], width: int, height: int, workdir: str,
     """
     paths = {"ass": os.path.join(workdir, ASS_FILE), "srt": os.path.join(workdir, SRT_FILE),
              "vtt": os.path.join(workdir, VTT_FILE)}
-    ass = ass_text(cues if burn_in else (), width, height, style, titles)
+    ass = ass_text(cues if burn_in else (), width, height, style, titles, fps=fps)
     for key, text in (("ass", ass), ("srt", srt_text(cues)), ("vtt", vtt_text(cues))):
         with open(paths[key], "w", encoding="utf-8", newline="\n") as fh:
             fh.write(text)

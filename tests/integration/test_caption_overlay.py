@@ -20,9 +20,9 @@ FPS = 25
 AWKWARD = "It's \"quoted\": 100% {braces} back\\slash \u2014 \u00e9t\u00e9, \u65e5\u672c\u8a9e, \U0001F680"
 
 
-def _spec(position: str) -> dict:
+def _spec(position: str, fps: int = FPS) -> dict:
     return {"version": 1,
-            "output": {"resolution": "720p", "aspectRatio": "16:9", "fps": FPS, "quality": "high"},
+            "output": {"resolution": "720p", "aspectRatio": "16:9", "fps": fps, "quality": "high"},
             "captions": {"burnIn": True, "style": {"position": position, "color": "#ffee00", "sizePx": 44}},
             "scenes": [
                 {"id": "a", "visual": {"type": "color", "color": "#336699"}, "duration": 2,
@@ -38,16 +38,18 @@ def _luma_frames(path):
         return [f.to_ndarray(format="gray") for f in c.decode(video=0)]
 
 
-@pytest.mark.parametrize("position", ["bottom", "top"])
-def test_overlay_matches_libass_frame_for_frame(tmp_path, position):
+@pytest.mark.parametrize("position,fps", [("bottom", 25), ("top", 25), ("bottom", 24)])
+def test_overlay_matches_libass_frame_for_frame(tmp_path, position, fps):
+    """24 fps: frame times off the ASS centisecond grid (a cue boundary at 2.13 s, scene starts at
+    n/24 s): the `subtitles` path must place events on the same frames (subtitles._frame_ms)."""
     ffmpeg = find_ffmpeg()
-    plan = build_plan(parse_spec(_spec(position)), {})
+    plan = build_plan(parse_spec(_spec(position, fps)), {})
     shutil.copytree(FONTS_DIR, tmp_path / "fonts")
-    write_captions(plan.cues, plan.width, plan.height, str(tmp_path), style=plan.caption_style)
+    write_captions(plan.cues, plan.width, plan.height, str(tmp_path), style=plan.caption_style, fps=plan.fps)
     ov = caption_overlay.prepare(plan, str(tmp_path), ffmpeg)
     assert ov is not None
     # the scene text, first, second, a gap, the late cue
-    assert len(ov.segments) >= 5 and sum(n for _, n in ov.segments) == round(plan.total_s * FPS)
+    assert len(ov.segments) >= 5 and sum(n for _, n in ov.segments) == round(plan.total_s * fps)
     assert ov.width % 2 == 0 and ov.height % 2 == 0 and ov.y % 2 == 0
     assert (ov.y < plan.height // 2) == (position == "top")
 
@@ -57,7 +59,7 @@ def test_overlay_matches_libass_frame_for_frame(tmp_path, position):
         subprocess.run(argv, cwd=tmp_path, check=True, capture_output=True, timeout=300)
         outputs[name] = _luma_frames(tmp_path / f"{name}.mp4")
     over, ref = outputs["overlay"], outputs["libass"]
-    assert len(over) == len(ref) == round(plan.total_s * FPS)
+    assert len(over) == len(ref) == round(plan.total_s * fps)
     band = slice(ov.y, ov.y + ov.height)
     worst = 0.0
     for i, (a, b) in enumerate(zip(over, ref)):

@@ -375,6 +375,41 @@ def test_clip_without_audio_stream(tmp_path):
     assert audio_rms(r.mp4, 0.0, r.plan.total_s) < 1e-3
 
 
+def _clip_with_long_sound(path: Path, picture_s: float, sound_s: float) -> Path:
+    mf.ff("-f", "lavfi", "-i", f"testsrc2=s=320x180:r=30:d={picture_s}", "-f", "lavfi",
+          "-i", f"sine=frequency=500:sample_rate=48000:duration={sound_s}", "-c:v", "libx264", "-preset",
+          "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", str(path))
+    return path
+
+
+def test_clip_whose_sound_outlasts_its_picture_keeps_every_later_scene_in_place(tmp_path):
+    """A clip's length is its picture's: 2.5 s of picture with 3 s of sound is a 2.5 s scene, and the
+    scenes after it start where the plan says (found by the bad-input review: the sound's length was
+    taken, the missing half second was never padded, and every later scene came 0.5 s early)."""
+    c = _clip_with_long_sound(tmp_path / "longsound.mp4", 2.5, 3.0)
+    scenes = [{"id": "a", "visual": {"type": "color", "color": "#202020"}, "duration": 0.5},
+              {"id": "b", "visual": {"type": "video", "src": "longsound.mp4", "volume": 1}},
+              {"id": "c", "visual": {"type": "color", "color": "#e0e0e0"}, "duration": 0.5}]
+    r = render(tmp_path, scenes, {"longsound.mp4": c})
+    assert_succeeded(r)
+    assert [sc.start for sc in r.plan.scenes] == pytest.approx([0.0, 0.5, 3.0], abs=1e-6)
+    assert r.plan.total_s == pytest.approx(3.5)
+    assert_output_shape(r)  # 3.5 s of frames, audio as long as the video
+    with av.open(str(r.mp4)) as cont:
+        lumas = [float(f.to_ndarray(format="gray").mean()) for f in cont.decode(video=0)]
+    b, c = round(0.5 * FPS), round(3.0 * FPS)
+    assert lumas[b - 1] < 60 < lumas[b + 1]  # scene b (testsrc2) starts at 0.5 s ...
+    assert lumas[c - 2] < 200 < min(lumas[c + 1:])  # ... and scene c (light grey) at 3.0 s
+
+
+def test_short_picture_with_long_sound_is_not_called_truncated(tmp_path):
+    c = _clip_with_long_sound(tmp_path / "shortpic.mp4", 1.0, 3.0)
+    r = render(tmp_path, [{"id": "v", "visual": {"type": "video", "src": "shortpic.mp4"}}], {"shortpic.mp4": c})
+    assert_succeeded(r)
+    assert r.plan.total_s == pytest.approx(1.0, abs=1 / FPS)
+    assert_output_shape(r)
+
+
 def test_clip_with_rotation_metadata_renders_upright(tmp_path):
     c = mf.rotated_clip(tmp_path / "phone.mp4", 90)
     with av.open(str(c)) as cont:

@@ -56,3 +56,19 @@ def test_overlay_graph_repeats_each_atlas_row_for_its_frames_and_overlays_once()
     assert g[4] == "[cz0][cz1][cz2]concat=n=3:v=1:a=0,settb=1/30,setpts=N[capv]"
     assert g[5] == "[tl][capv]overlay=x=96:y=900:format=yuv420:eof_action=pass[capo]"
     assert len(g) == 6
+
+
+def test_ass_event_times_land_on_the_frame_grid():
+    from render_job.subtitles import _frame_ms, ass_text
+    assert _frame_ms(0.125, 24) == 120     # frame 3 (0.125 s): 120 ms <= 125 ms < frame 4
+    assert _frame_ms(1 / 6, 24) == 160     # frame 4 (0.1667 s): not 170, which frame 4 would miss
+    assert _frame_ms(2.13, 24) == 2160     # first frame at or after 2.13 s is 52 (2.1667 s), 51 is 2.125 s
+    assert _frame_ms(0.5, 30) == 500 and _frame_ms(0.0, 60) == 0
+    assert _frame_ms(2.13, None) == 2130   # no fps: the nearest millisecond, as before
+    for fps in (24, 25, 30, 60):           # every frame boundary: after the previous frame, at or before its own
+        for n in range(1, 200):
+            ms = _frame_ms(n / fps, fps)
+            assert ms % 10 == 0 and (n - 1) / fps * 1000 < ms <= n / fps * 1000 + 1e-9
+    # a cue between two frames (0.05-0.06 s at 24 fps) is on no frame: no event is written
+    text = ass_text([Cue(0.05, 0.06, "never"), Cue(0.1, 0.2, "shown")], 1280, 720, None, fps=24)
+    assert "never" not in text and "shown" in text
