@@ -2,14 +2,14 @@
 
     .venv/bin/python tests/bench/bench_render.py [--skip-moviepy] [--skip-pipeline] [--profile]
                                                  [--kb ss2|scale|zoompan] [--no-motion]
-                                                 [--repeat 2] [--wait-idle 15] [--wait-load 1.0]
+                                                 [--repeat 3] [--wait-idle 15] [--wait-load 1.0]
                                                  [--no-write] [--out .local/bench]
 
 Renders the benchmark storyboard (tests/bench/storyboard.py: 12 x 5 s stills of 1920x1080 with Ken
 Burns, 11 fades of 0.5 s, narration per scene, ducked music, captions, -16 LUFS; 1080p30 standard)
 and measures, in this one run, wall time, CPU time (user+sys of the whole process tree), peak
 memory and realtime factor (output seconds / wall seconds) of the runs below. Each of (a)-(d) runs
---repeat times (default 2), interleaved, and keeps its fastest run (best of N, as timeit: a shared
+--repeat times (default 3), interleaved, and keeps its fastest run (best of N, as timeit: a shared
 2-core VM's speed drifts by 10 % and more between runs; every run's wall time is printed); before
 each run it waits until the CPUs are idle (--wait-idle):
 
@@ -414,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="before each measurement wait (up to --max-wait s) until the 1-min load is below this")
     ap.add_argument("--wait-idle", type=float, default=15.0,
                     help="before each measurement wait until the CPUs were < this %% busy over 2 s (0: off)")
-    ap.add_argument("--repeat", type=int, default=2,
+    ap.add_argument("--repeat", type=int, default=3,
                     help="measure (a), (b), (c) and (d) this many times, interleaved; each keeps its fastest "
                          "run (best of N, as timeit: the run least disturbed by the rest of the machine)")
     ap.add_argument("--max-wait", type=float, default=300)
