@@ -224,9 +224,15 @@ def run_baseline(out: Path, story: sb.Storyboard, ffmpeg: str, kb: str, label: s
     d = baseline_workdir(out, f"c-{kb}")
     argv = baseline_argv(ffmpeg, story, kb, "baseline.mp4")
     (d / "command.txt").write_text(" ".join(_shell_quote(a) for a in argv) + "\n")
-    m = run_measured(label, argv, cwd=str(d), output_s=sb.TOTAL_S, log_path=str(d / "ffmpeg.log"))
+    for attempt in range(3):
+        m = run_measured(label, argv, cwd=str(d), output_s=sb.TOTAL_S, log_path=str(d / "ffmpeg.log"))
+        if m.returncode >= 0:
+            break
+        # FFmpeg 9.0.2 has crashed (SIGSEGV in its filter-graph thread) in this graph now and then:
+        # a crashed run measures nothing, so it is run again (and said so)
+        log(f"{label}: FFmpeg killed by signal {-m.returncode}; running it again")
     if m.returncode != 0:
-        raise RuntimeError(f"baseline FFmpeg failed; see {d / 'ffmpeg.log'}")
+        raise RuntimeError(f"baseline FFmpeg failed ({m.returncode}); see {d / 'ffmpeg.log'}")
     return m, d / "baseline.mp4"
 
 
