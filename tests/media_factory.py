@@ -195,3 +195,25 @@ def truncate(path: Path, keep: float = 0.5) -> Path:
     data = path.read_bytes()
     path.write_bytes(data[: max(1, int(len(data) * keep))])
     return path
+
+
+def top_level_atoms(path) -> list[str]:
+    """The MP4/MOV top-level box types in file order (e.g. ["ftyp", "moov", "mdat"]: faststart puts
+    moov before mdat). Follows 64-bit sizes (size 1) and stops at a box running to the end (size 0)."""
+    import struct
+    names = []
+    with open(path, "rb") as fh:
+        while True:
+            head = fh.read(8)
+            if len(head) < 8:
+                break
+            size, kind = struct.unpack(">I4s", head)
+            names.append(kind.decode("latin-1"))
+            if size == 0:
+                break
+            if size == 1:
+                size = struct.unpack(">Q", fh.read(8))[0]
+                fh.seek(size - 16, 1)
+            else:
+                fh.seek(size - 8, 1)
+    return names

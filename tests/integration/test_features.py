@@ -21,6 +21,7 @@ from render_job.runner import find_ffmpeg
 from shared.adapters.local_storage import LocalStorage
 from shared.config import Settings
 from tests.fakes import FakeReporter
+from tests.media_factory import top_level_atoms
 
 pytestmark = pytest.mark.slow
 
@@ -534,26 +535,6 @@ def test_clip_audio_volume_and_clip_without_audio(tmp_path, media):
 
 
 # ----------------------------------------------------------------------------------------- fidelity
-def _atoms(path):
-    import struct
-    names = []
-    with open(path, "rb") as fh:
-        while True:
-            head = fh.read(8)
-            if len(head) < 8:
-                break
-            size, kind = struct.unpack(">I4s", head)
-            if size == 1:
-                size = struct.unpack(">Q", fh.read(8))[0]
-                fh.seek(size - 16, 1)
-            else:
-                fh.seek(size - 8, 1)
-            names.append(kind.decode("latin-1"))
-            if size == 0:
-                break
-    return names
-
-
 @pytest.mark.parametrize("fixture", ["motion", "visuals", "transitions", "audio_renders"])
 def test_fidelity_durations_sync_colour_tags_faststart(request, fixture):
     """Duration within one frame of the plan; audio within one frame of the video (plus one AAC frame
@@ -573,5 +554,5 @@ def test_fidelity_durations_sync_colour_tags_faststart(request, fixture):
             assert cc.pix_fmt == "yuv420p"
             assert int(cc.color_range) == 1 and int(cc.colorspace) == 1
             assert int(cc.color_primaries) == 1 and int(cc.color_trc) == 1
-        atoms = _atoms(r["mp4"])
+        atoms = top_level_atoms(r["mp4"])
         assert atoms.index("moov") < atoms.index("mdat")

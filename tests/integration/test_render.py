@@ -5,7 +5,6 @@ with PyAV: codecs, size, rate, durations, faststart, captions, poster, metadata 
 """
 import json
 import os
-import struct
 import sys
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ import pytest  # noqa: E402
 from render_job.job import run_export  # noqa: E402
 from shared.adapters.local_storage import LocalStorage  # noqa: E402
 from shared.config import Settings  # noqa: E402
+from tests import media_factory as mf  # noqa: E402
 from tests.fakes import FakeReporter  # noqa: E402
 
 SAMPLES = ROOT / "examples" / "storyboard"
@@ -65,26 +65,6 @@ def storyboard():
         "audio": {"loudnessLufs": -16},
         "poster": {"scene": 1},
     }
-
-
-def top_level_atoms(path):
-    names = []
-    with open(path, "rb") as fh:
-        while True:
-            head = fh.read(8)
-            if len(head) < 8:
-                break
-            size, kind = struct.unpack(">I4s", head)
-            if size == 1:
-                size = struct.unpack(">Q", fh.read(8))[0]
-                fh.seek(size - 16, 1)
-            elif size == 0:
-                names.append(kind.decode("latin-1"))
-                break
-            else:
-                fh.seek(size - 8, 1)
-            names.append(kind.decode("latin-1"))
-    return names
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +125,7 @@ def test_mp4_streams_durations_and_faststart(rendered):
     assert rendered["result"].output["scenes"] == [{"startS": round(sc.start, 3), "durationS": round(sc.duration, 3)}
                                                    for sc in plan.scenes]
     path = rendered["root"] / "store" / OUT / name
-    atoms = top_level_atoms(path)
+    atoms = mf.top_level_atoms(path)
     assert atoms.index("moov") < atoms.index("mdat")
     with av.open(str(path)) as c:
         v, a = c.streams.video[0], c.streams.audio[0]
