@@ -67,3 +67,38 @@ def test_uploads_are_finalized_at_once_and_once(tmp_path):
         poller.stop()
         storage.stop()
         receiver.shutdown()
+
+
+def test_storage_emulator_queues_many_connections_at_once():
+    """The render job downloads 8 assets at a time. The emulator serves one request at a time; with
+    the stdlib's listen backlog (5) the kernel dropped the extra SYNs and those clients stalled for the
+    1 s SYN retransmission. 20 clients connecting while the server is busy must all get through."""
+    import socket
+
+    storage = sv.StorageEmulator("demo", ["in-bkt"]).start()
+    socks: list[socket.socket] = []
+    try:
+        # the first connection keeps the single-threaded server busy (it waits for a request line)
+        busy = socket.create_connection(("127.0.0.1", storage.port), timeout=2)
+        socks.append(busy)
+        time.sleep(0.2)
+        connected = 0
+        for _ in range(20):
+            s = socket.socket()
+            s.settimeout(0.5)  # well under the 1 s SYN retransmission of a dropped connection
+            try:
+                s.connect(("127.0.0.1", storage.port))
+                connected += 1
+            except OSError:
+                pass
+            socks.append(s)
+        assert connected == 20
+        for s in socks:
+            s.close()
+        # and it serves requests again once those connections are gone
+        r = requests.get(f"{storage.url}/storage/v1/b/in-bkt/o", timeout=5)
+        assert r.status_code == 200 and r.json().get("items", []) == []
+    finally:
+        for s in socks:
+            s.close()
+        storage.stop()
