@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 import traceback
 import unicodedata
@@ -105,6 +106,7 @@ def _mb(n: int) -> str:
 
 
 DOWNLOAD_THREADS = 8  # assets downloaded at once in preflight
+PROBE_THREADS = 2  # downloaded assets decoded and probed at once (each may hold a large decoded image)
 
 
 def _fetch_and_probe(spec: ExportSpec, job_id: str, storage: Any, input_bucket: str,
@@ -138,9 +140,12 @@ def _fetch_and_probe(spec: ExportSpec, job_id: str, storage: Any, input_bucket: 
         image_only[src] = image_only.get(src, True) and is_image_ref
     local: dict[str, str] = {}
     src_problem: dict[str, tuple[str, str]] = {}  # src -> (kind, message)
+    probes: dict[str, MediaInfo] = {}
     limit = settings.max_asset_bytes
-    def fetch(index: int, src: str) -> tuple[str, str | None, tuple[str, str] | None]:
-        """(src, local path relative to workdir or None, (kind, problem) or None)."""
+    checking = threading.BoundedSemaphore(PROBE_THREADS)
+
+    def fetch(index: int, src: str) -> tuple[str, str | None, MediaInfo | None, tuple[str, str] | None]:
+        """(src, local path relative to workdir or None, its MediaInfo or None, (kind, problem) or None)."""
         rel = os.path.join("assets", _local_name(index, src))
         try:
             bucket, name = _object_for(src, job_id, input_bucket)
@@ -148,53 +153,56 @@ def _fetch_and_probe(spec: ExportSpec, job_id: str, storage: Any, input_bucket: 
             if info is None:
                 raise NotFound(src)
             if limit and info.size > limit:
-                return src, None, ("bad", f"file is {_mb(info.size)}, over the limit of {_mb(limit)} "
-                                          "per file (EXPORT_MAX_ASSET_BYTES)")
+                return src, None, None, ("bad", f"file is {_mb(info.size)}, over the limit of {_mb(limit)} "
+                                                "per file (EXPORT_MAX_ASSET_BYTES)")
             storage.download_file(bucket, name, os.path.join(workdir, rel))
             got = os.path.getsize(os.path.join(workdir, rel))
             if limit and got > limit:
-                return src, None, ("bad", f"file is {_mb(got)}, over the limit of {_mb(limit)} per file "
-                                          "(EXPORT_MAX_ASSET_BYTES)")
-            return src, rel, None
+                return src, None, None, ("bad", f"file is {_mb(got)}, over the limit of {_mb(limit)} per file "
+                                                "(EXPORT_MAX_ASSET_BYTES)")
         except NotFound:
-            return src, None, ("missing", "file not found (was it uploaded?)")
+            return src, None, None, ("missing", "file not found (was it uploaded?)")
         except PermanentRenderError as exc:
-            return src, None, ("bad", exc.message)
+            return src, None, None, ("bad", exc.message)
+        with checking:  # at most PROBE_THREADS decodes at once: memory stays bounded
+            try:
+                rel, media = _check(src, rel)
+            except PermanentRenderError as exc:
+                msg = exc.message
+                if msg.startswith(src + ": "):
+                    msg = msg[len(src) + 2:]
+                return src, None, None, ("bad", msg)
+        return src, rel, media, None
+
+    def _check(src: str, rel: str) -> tuple[str, MediaInfo]:
+        """Decode and probe one downloaded file: (path to render from, relative to workdir; MediaInfo)."""
+        abs_path = os.path.join(workdir, rel)
+        if image_only.get(src):
+            norm_rel = os.path.splitext(rel)[0] + ".norm.png"
+            res = normalize_image(abs_path, os.path.join(workdir, norm_rel), frame_w, frame_h,
+                                  max_pixels=settings.render_max_image_pixels,
+                                  max_decode_pixels=settings.render_max_decode_pixels, label=src)
+            if res is not None:
+                if res.changes:
+                    rel = norm_rel
+                    logs.info("image normalised", job_id=job_id, src=src, changes=list(res.changes),
+                              width=res.width, height=res.height)
+                return rel, still_info(os.path.join(workdir, rel), res.width, res.height,
+                                       res.format.lower(), res.mode, os.path.getsize(abs_path))
+        return rel, probe(abs_path, label=src, full=True, max_duration_s=settings.render_max_media_s)
 
     # downloads in parallel (the storage client is shared across threads: it is built on requests,
-    # googleapis/google-cloud-python#5685); results kept in first-use order
+    # googleapis/google-cloud-python#5685), each file decoded and probed as soon as it is in (Pillow
+    # and FFmpeg's decoders release the GIL); results kept in first-use order
     srcs = list(dict.fromkeys(src for _, src in refs))
     with ThreadPoolExecutor(max_workers=DOWNLOAD_THREADS) as pool:
         fetched = list(pool.map(lambda item: fetch(*item), enumerate(srcs)))
-    for src, rel, problem in fetched:
+    for src, rel, media, problem in fetched:
         if problem is not None:
             src_problem[src] = problem
         else:
             local[src] = rel  # type: ignore[assignment]
-
-    probes: dict[str, MediaInfo] = {}
-    for src, rel in list(local.items()):
-        abs_path = os.path.join(workdir, rel)
-        try:
-            if image_only.get(src):
-                norm_rel = os.path.splitext(rel)[0] + ".norm.png"
-                res = normalize_image(abs_path, os.path.join(workdir, norm_rel), frame_w, frame_h,
-                                      max_pixels=settings.render_max_image_pixels,
-                                      max_decode_pixels=settings.render_max_decode_pixels, label=src)
-                if res is not None:
-                    if res.changes:
-                        local[src] = norm_rel
-                        logs.info("image normalised", job_id=job_id, src=src, changes=list(res.changes),
-                                  width=res.width, height=res.height)
-                    probes[src] = still_info(os.path.join(workdir, local[src]), res.width, res.height,
-                                             res.format.lower(), res.mode, os.path.getsize(abs_path))
-                    continue
-            probes[src] = probe(abs_path, label=src, full=True, max_duration_s=settings.render_max_media_s)
-        except PermanentRenderError as exc:
-            msg = exc.message
-            if msg.startswith(src + ": "):
-                msg = msg[len(src) + 2:]
-            src_problem[src] = ("bad", msg)
+            probes[src] = media  # type: ignore[assignment]
 
     details: list[dict[str, str]] = []
     for path, src in refs:
