@@ -426,11 +426,15 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
         timings["render_s"] = time.monotonic() - t1
         _check_canceled(reporter)
         t_loud = time.monotonic()
-        loudness, passes = _loudness(exe, workdir, out_mp4, plan) if plan.has_audio else (None, 0)
+        # the poster frame is taken while the loudness is measured (two short FFmpeg runs, each reading
+        # the output; a loudness second pass copies the video stream, so the frame is the same)
+        with ThreadPoolExecutor(max_workers=1) as side:
+            poster = side.submit(run_ffmpeg, ffargs.build_poster_command(exe, out_mp4, plan.poster_s, "poster.jpg"),
+                                 cwd=workdir, total_s=0.0, timeout_s=120, what="ffmpeg poster")
+            loudness, passes = _loudness(exe, workdir, out_mp4, plan) if plan.has_audio else (None, 0)
+            poster.result()
         timings["loudness_s"] = time.monotonic() - t_loud
         timings["loudness_passes"] = passes
-        run_ffmpeg(ffargs.build_poster_command(exe, out_mp4, plan.poster_s, "poster.jpg"), cwd=workdir,
-                   total_s=0.0, timeout_s=120, what="ffmpeg poster")
         mp4_path = os.path.join(workdir, out_mp4)
         poster_path = os.path.join(workdir, "poster.jpg")
         if not os.path.isfile(poster_path) or os.path.getsize(poster_path) == 0:

@@ -154,12 +154,16 @@ def run_pipeline(out: Path, story: sb.Storyboard) -> tuple[Measurement, dict]:
 
     from infra.local import client
     from infra.local.stack import EmbeddedStack
+    from shared.config import Settings
 
     d = out / "b"
     shutil.rmtree(d, ignore_errors=True)
     d.mkdir(parents=True)
     t_boot = time.perf_counter()
-    with EmbeddedStack(run_dir=d / "run", render_max_retries=0) as stack:
+    # the deployed report interval (shared.config, env.example), not the local modes' 0.5 s
+    interval = str(Settings.render_report_interval_s)
+    with EmbeddedStack(run_dir=d / "run", render_max_retries=0,
+                       extra_env={"RENDER_REPORT_INTERVAL_S": interval}) as stack:
         boot_s = time.perf_counter() - t_boot
         time.sleep(1.0)  # let the gateway settle
         me = psutil.Process()
