@@ -2,21 +2,24 @@
 
     .venv/bin/python tests/bench/bench_render.py [--skip-moviepy] [--skip-pipeline] [--profile]
                                                  [--kb ss2|scale|zoompan] [--no-motion]
-                                                 [--repeat 3] [--wait-idle 15] [--wait-load 1.0]
+                                                 [--repeat 4] [--wait-idle 15] [--wait-load 1.0]
                                                  [--no-write] [--out .local/bench]
 
 Renders the benchmark storyboard (tests/bench/storyboard.py: 12 x 5 s stills of 1920x1080 with Ken
 Burns, 11 fades of 0.5 s, narration per scene, ducked music, captions, -16 LUFS; 1080p30 standard)
 and measures, in this one run, wall time, CPU time (user+sys of the whole process tree), peak
-memory and realtime factor (output seconds / wall seconds) of the runs below. Each of (a)-(d) runs
---repeat times (default 3), interleaved, and keeps its fastest run (best of N, as timeit: a shared
-2-core VM's speed drifts by 10 % and more between runs; every run's wall time is printed); before
-each run it waits until the CPUs are idle (--wait-idle):
+memory and realtime factor (output seconds / wall seconds) of the runs below. It runs --repeat
+rounds (default 4) of (b), (a), (d), (c) back to back, every other round backwards (ABBA); the table
+keeps each one's fastest run (best of N, as timeit), and each target ratio is the median over the
+rounds of that round's ratio (a shared 2-core VM's speed drifts by 10-25 % over minutes: runs made
+back to back see the same speed; every run's wall time and every round's ratios are printed);
+before each run it waits until the CPUs are idle (--wait-idle):
 
   (a) our render job alone: render_job.job.run_export in a process of its own, LocalStorage, a
       recording reporter; the Python process's own peak RSS is reported apart from FFmpeg's;
   (b) the whole local pipeline from export_start to `succeeded`: the embedded stack
-      (infra.local.stack.EmbeddedStack), export_start, signed PUT uploads, polling export_status;
+      (infra.local.stack.EmbeddedStack, with the deployed report interval), export_start, signed PUT
+      uploads, polling export_status once a second;
   (c) the hand-written single FFmpeg command of tests/bench/baseline.py (same storyboard, same
       encoder settings);
   (d) the encode-only bound: (a)'s output decoded and re-encoded with the same x264/AAC settings;
@@ -38,6 +41,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -59,7 +63,8 @@ TARGETS = {"a/c": 1.10, "a/d": 1.30, "e/a": 8.0, "b-a": 2.0, "py_rss": 200.0}
 MARK_START = "<!-- bench:results:start -->"
 MARK_END = "<!-- bench:results:end -->"
 FRAME_MS = 1000.0 / sb.FPS
-POLL_S = 0.5  # (b): export_status polling interval
+ROUND_ORDER = ("b", "a", "d", "c")  # odd rounds; even rounds run it backwards
+POLL_S = 1.0  # (b): export_status polling interval (a progress bar polling once a second)
 
 
 def log(msg: str) -> None:
@@ -339,6 +344,25 @@ def profile_graphs(ffmpeg: str, ours: tuple[str, list[str]], base: tuple[str, li
     return rows
 
 
+# ------------------------------------------------------------------------------------------ ratios
+def _wall(result) -> float:
+    return (result[0] if isinstance(result, tuple) else result).wall_s
+
+
+def paired(walls: dict[str, list[float]]) -> dict[str, list[float]]:
+    """Per-round a/c, a/d and b-a from the wall seconds of each round's runs ({"a": [round 1, ...], ...}).
+
+    This VM's speed drifts by 10-25 % over minutes (BENCHMARKS.md finding 14), so the fastest (a) and
+    the fastest (d) of several rounds can come from different speeds; a ratio of runs made back to
+    back in one round compares like with like, the order reversed every other round cancels the
+    handicap of running second, and the median over the rounds drops a disturbed round.
+    """
+    n = len(walls["a"])
+    return {"a/c": [walls["a"][i] / walls["c"][i] for i in range(n)],
+            "a/d": [walls["a"][i] / walls["d"][i] for i in range(n)],
+            "b-a": [walls["b"][i] - walls["a"][i] for i in range(len(walls["b"]))]}
+
+
 # ------------------------------------------------------------------------------------------ report
 def fmt(v, nd=1, unit=""):
     if v is None:
@@ -424,9 +448,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="before each measurement wait (up to --max-wait s) until the 1-min load is below this")
     ap.add_argument("--wait-idle", type=float, default=15.0,
                     help="before each measurement wait until the CPUs were < this %% busy over 2 s (0: off)")
-    ap.add_argument("--repeat", type=int, default=3,
-                    help="measure (a), (b), (c) and (d) this many times, interleaved; each keeps its fastest "
-                         "run (best of N, as timeit: the run least disturbed by the rest of the machine)")
+    ap.add_argument("--repeat", type=int, default=4,
+                    help="rounds of (b), (a), (d), (c), every other one backwards; the table keeps each "
+                         "one's fastest run, each target ratio is the median of its per-round values")
     ap.add_argument("--max-wait", type=float, default=300)
     ap.add_argument("--no-write", action="store_true", help="do not rewrite BENCHMARKS.md")
     ap.add_argument("--smooth-scenes", default="0,1,2,4",
@@ -476,17 +500,25 @@ def main(argv: list[str] | None = None) -> int:
         return min(results, key=lambda r: (r[0] if isinstance(r, tuple) else r).wall_s)
 
     runs_a, runs_b, runs_c, runs_d = [], [], [], []
+    # rounds of (b), (a), (d), (c) back to back, the order reversed every other round (ABBA): (a) sits
+    # next to both runs it is compared with most tightly (b-a, a/d), and a run that follows another
+    # (on this VM often slower than one after a pause) is (a) as often as (b) or (d); see paired()
     for rep in range(max(1, args.repeat)):
-        tag = f" (run {rep + 1} of {args.repeat})" if args.repeat > 1 else ""
-        log(f"(a) our render job{tag} ...")
-        runs_a.append(measured(run_ours, out, story, ffmpeg))
-        if not args.skip_pipeline:
-            log(f"(b) whole local pipeline (embedded stack){tag} ...")
-            runs_b.append(measured(run_pipeline, out, story))
-        log(f"(c) hand-written FFmpeg baseline (Ken Burns '{args.kb}'){tag} ...")
-        runs_c.append(measured(run_baseline, out, story, ffmpeg, args.kb, "(c) hand-written FFmpeg"))
-        log(f"(d) encode-only bound{tag} ...")
-        runs_d.append(measured(run_encode_only, out, ffmpeg, runs_a[-1][2]))
+        tag = f" (round {rep + 1} of {args.repeat})" if args.repeat > 1 else ""
+        for which in (ROUND_ORDER if rep % 2 == 0 else ROUND_ORDER[::-1]):
+            if which == "b" and not args.skip_pipeline:
+                log(f"(b) whole local pipeline (embedded stack){tag} ...")
+                runs_b.append(measured(run_pipeline, out, story))
+            elif which == "a":
+                log(f"(a) our render job{tag} ...")
+                runs_a.append(measured(run_ours, out, story, ffmpeg))
+            elif which == "d":
+                log(f"(d) encode-only bound{tag} ...")
+                # (a)'s output (the same every run): this round's, or the previous round's when backwards
+                runs_d.append(measured(run_encode_only, out, ffmpeg, runs_a[-1][2]))
+            elif which == "c":
+                log(f"(c) hand-written FFmpeg baseline (Ken Burns '{args.kb}'){tag} ...")
+                runs_c.append(measured(run_baseline, out, story, ffmpeg, args.kb, "(c) hand-written FFmpeg"))
     m_a, res_a, _, _ = best(runs_a)
     # every run renders the same output; each run replaces the previous one's folder: the last is on disk
     mp4_a, dir_a = runs_a[-1][2], runs_a[-1][3]
@@ -503,19 +535,27 @@ def main(argv: list[str] | None = None) -> int:
         log("(e) MoviePy 2 (minutes) ...")
         m_e, mp4_e = measured(run_moviepy, out, story, ffmpeg, media)
 
-    # --- ratios
-    a = m_a.wall_s
+    # --- ratios: per round, then the median over the rounds (paired())
+    walls = {k: [_wall(r) for r in runs] for k, runs in (("a", runs_a), ("b", runs_b), ("c", runs_c),
+                                                        ("d", runs_d))}
+    per_round = paired(walls)
+    a = statistics.median(walls["a"])
     render_s = res_a.get("timings", {}).get("render_s")
+    py_rss = max(r[1]["self"]["maxrss_kb"] for r in runs_a) / 1024
+    ac, ad = statistics.median(per_round["a/c"]), statistics.median(per_round["a/d"])
+    ba = statistics.median(per_round["b-a"]) if per_round["b-a"] else None
     ratios = [
-        ("a/c", a / m_c.wall_s, f"<= {TARGETS['a/c']:.2f}", a / m_c.wall_s <= TARGETS["a/c"]),
-        ("a/d", a / m_d.wall_s, f"<= {TARGETS['a/d']:.2f}", a / m_d.wall_s <= TARGETS["a/d"]),
+        ("a/c", ac, f"<= {TARGETS['a/c']:.2f}", ac <= TARGETS["a/c"]),
+        ("a/d", ad, f"<= {TARGETS['a/d']:.2f}", ad <= TARGETS["a/d"]),
         ("MoviePy/a", (m_e.wall_s / a) if m_e else None, f">= {TARGETS['e/a']:.0f}",
          (m_e.wall_s / a >= TARGETS["e/a"]) if m_e else None),
-        ("b-a (s)", (m_b.wall_s - a) if m_b else None, f"<= {TARGETS['b-a']:.1f}",
-         (m_b.wall_s - a <= TARGETS["b-a"]) if m_b else None),
-        ("(a) Python peak RSS (MB)", res_a["self"]["maxrss_kb"] / 1024, f"<= {TARGETS['py_rss']:.0f}",
-         res_a["self"]["maxrss_kb"] / 1024 <= TARGETS["py_rss"]),
+        ("b-a (s)", ba, f"<= {TARGETS['b-a']:.1f}", (ba <= TARGETS["b-a"]) if ba is not None else None),
+        ("(a) Python peak RSS (MB)", py_rss, f"<= {TARGETS['py_rss']:.0f}", py_rss <= TARGETS["py_rss"]),
+        ("a/c, fastest runs", m_a.wall_s / m_c.wall_s, "info", None),
+        ("a/d, fastest runs", m_a.wall_s / m_d.wall_s, "info", None),
     ]
+    if m_b:
+        ratios.append(("b-a (s), fastest runs", m_b.wall_s - m_a.wall_s, "info", None))
     if render_s:
         ratios.append(("a(FFmpeg step only)/c", render_s / m_c.wall_s, "info", None))
 
@@ -563,10 +603,14 @@ def main(argv: list[str] | None = None) -> int:
     table, notes = build_report(machine, story, all_rows, res_a, ratios, quality, smooth, profile, loads,
                                 args.kb, started)
     if args.repeat > 1:
-        notes.insert(0, f"Each of (a)-(d) ran {args.repeat} times, interleaved; the table keeps the fastest "
+        notes.insert(0, f"{args.repeat} rounds of (b), (a), (d), (c) back to back, every other round backwards; "
+                        "the table keeps the fastest "
                         "run of each (wall s of every run: " +
-                        "; ".join(f"{name.split(' ')[0]} " + ", ".join(f"{w:.2f}" for w in walls)
-                                  for name, walls in all_runs.items()) + ")")
+                        "; ".join(f"{name.split(' ')[0]} " + ", ".join(f"{w:.2f}" for w in ws)
+                                  for name, ws in all_runs.items()) + "); each target ratio is the median of "
+                        "its per-round values (" +
+                        "; ".join(f"{k} " + ", ".join(f"{v:.2f}" for v in vs) for k, vs in per_round.items() if vs) +
+                        "); MoviePy/a divides by the median (a), " + f"{a:.2f} s")
     print()
     print_table(table, f"SceneFlow render benchmark - {sb.TOTAL_S:g} s of 1080p30, {started}")
     for n in notes:
