@@ -112,7 +112,8 @@ PROBE_THREADS = 2  # downloaded assets decoded and probed at once (each may hold
 def _fetch_and_probe(spec: ExportSpec, job_id: str, storage: Any, input_bucket: str,
                      workdir: str, settings: Settings | None = None) -> tuple[dict[str, str], dict[str, MediaInfo]]:
     """Preflight: download every distinct src into workdir/assets, check and probe it, normalise
-    still images (render_job.normalize), collecting every problem before failing.
+    still images (render_job.normalize), collecting every problem before failing. Downloads run
+    DOWNLOAD_THREADS at a time; each file is checked as soon as it is in, PROBE_THREADS at a time.
 
     Checks per file: it exists; its size is at most settings.max_asset_bytes (before and after the
     download); images are within the pixel limits and decode completely (Pillow); clips, narration
@@ -166,7 +167,7 @@ def _fetch_and_probe(spec: ExportSpec, job_id: str, storage: Any, input_bucket: 
             return src, None, None, ("bad", exc.message)
         with checking:  # at most PROBE_THREADS decodes at once: memory stays bounded
             try:
-                rel, media = _check(src, rel)
+                rel, media = check(src, rel)
             except PermanentRenderError as exc:
                 msg = exc.message
                 if msg.startswith(src + ": "):
@@ -174,7 +175,7 @@ def _fetch_and_probe(spec: ExportSpec, job_id: str, storage: Any, input_bucket: 
                 return src, None, None, ("bad", msg)
         return src, rel, media, None
 
-    def _check(src: str, rel: str) -> tuple[str, MediaInfo]:
+    def check(src: str, rel: str) -> tuple[str, MediaInfo]:
         """Decode and probe one downloaded file: (path to render from, relative to workdir; MediaInfo)."""
         abs_path = os.path.join(workdir, rel)
         if image_only.get(src):
