@@ -187,8 +187,9 @@ def normalize_image(path: str, out_path: str, frame_w: int, frame_h: int, *, max
         max_decode_pixels: refuse non-JPEG images with more pixels than this (they decode at full size).
         label: how to name the file in messages (the spec's src).
     Returns:
-        ImageResult, or None when Pillow does not recognise the file as an image (the caller then
-        lets FFmpeg's decoders try it).
+        ImageResult, or None when Pillow does not recognise the file as an image, or reads only its
+        header (a format outside PIL_FORMATS, e.g. JPEG 2000, within the pixel limits): the caller
+        then lets FFmpeg's decoders try it.
     Raises:
         PermanentRenderError: too large, truncated or corrupt (every message starts with the label).
     """
@@ -204,10 +205,10 @@ def normalize_image(path: str, out_path: str, frame_w: int, frame_h: int, *, max
         raise _fail(name, f"not a readable image ({_short(exc)})") from None
     with im:
         fmt = (im.format or "").upper()
-        if fmt not in PIL_FORMATS:
-            return None
         w, h = im.size
         src_mode = im.mode
+        # the pixel limits hold for every format Pillow can read the header of, also those left to
+        # FFmpeg's decoders below (a 16 kB JPEG 2000 of 16000x16000 would decode to GBs there)
         if w < 1 or h < 1:
             raise _fail(name, f"image has no pixels ({w}x{h})")
         if w * h > max_pixels:
@@ -215,9 +216,11 @@ def normalize_image(path: str, out_path: str, frame_w: int, frame_h: int, *, max
                               f"{max_pixels / 1e6:.0f} MP (RENDER_MAX_IMAGE_PIXELS)")
         is_jpeg = fmt in ("JPEG", "MPO")
         if not is_jpeg and w * h > max_decode_pixels:
-            raise _fail(name, f"{fmt} image is {w}x{h} ({w * h / 1e6:.0f} MP), over the limit of "
+            raise _fail(name, f"{fmt or 'the'} image is {w}x{h} ({w * h / 1e6:.0f} MP), over the limit of "
                               f"{max_decode_pixels / 1e6:.0f} MP for images decoded at full size "
                               "(RENDER_MAX_DECODE_PIXELS; a JPEG may be larger)")
+        if fmt not in PIL_FORMATS:
+            return None
         orientation = _orientation(im)
         tw, th = target_size(w, h, frame_w, frame_h)
         changes: list[str] = []

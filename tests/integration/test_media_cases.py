@@ -330,6 +330,19 @@ def test_image_over_pixel_limits_fails_naming_scene_and_file(tmp_path):
     assert_failed_naming(r, "scenes[0]", "'intro'", "visual.src", "big.png", "2000x1000", "RENDER_MAX_DECODE_PIXELS")
 
 
+def test_jpeg2000_over_pixel_limits_fails_from_its_header(tmp_path):
+    """JPEG 2000 is left to FFmpeg's decoder, but its size is checked from the header first: a tiny
+    file can declare 16000x16000 pixels (gigabytes once decoded)."""
+    from PIL import Image
+
+    j2k = tmp_path / "big.jp2"
+    Image.new("RGB", (2000, 1000), mf.RED).save(j2k, "JPEG2000")
+    r = render(tmp_path, [image_scene("big.jp2", sid="intro")], {"big.jp2": j2k},
+               settings_kw={"render_max_decode_pixels": 1_000_000})
+    assert_failed_naming(r, "scenes[0]", "'intro'", "visual.src", "big.jp2", "JPEG2000 image is 2000x1000",
+                         "RENDER_MAX_DECODE_PIXELS")
+
+
 # ========================================================================================= audio
 
 @pytest.mark.parametrize("ext, rate, channels", [
