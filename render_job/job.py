@@ -78,6 +78,47 @@ def _ref_label(spec: ExportSpec, path: str) -> str:
     return path
 
 
+ERROR_MESSAGE_LIMIT = 2000  # characters of a failure message the API keeps (shared.service ErrorBody)
+LABELS_PER_PROBLEM = 4  # spec fields named per distinct problem of a file; the rest are counted
+
+
+def _problems_message(details: list[dict[str, str]], limit: int = ERROR_MESSAGE_LIMIT) -> str:
+    """One failure message for every preflight problem, within `limit` characters.
+
+    Each distinct problem of a file is stated once, with the spec fields that use the file (a broken
+    picture shared by 50 scenes: one entry, "scenes[0] (id 'a') visual.src, ... and 46 more 'x.png':
+    ..."). Entries that do not fit are counted at the end ("and 12 more problems; every one is in the
+    render job's log"), so the message is never cut mid-sentence.
+
+    Args:
+        details: [{"label", "src", "problem", ...}] in spec order (see _fetch_and_probe).
+    Returns:
+        The message (at most `limit` characters).
+    """
+    groups: dict[tuple[str, str], list[str]] = {}
+    for d in details:
+        groups.setdefault((d["src"], d["problem"]), []).append(d["label"])
+    parts = []
+    for (src, text), labels in groups.items():
+        named = ", ".join(labels[:LABELS_PER_PROBLEM])
+        if len(labels) > LABELS_PER_PROBLEM:
+            named += f" and {len(labels) - LABELS_PER_PROBLEM} more"
+        parts.append(f"{named} {src!r}: {text}")
+    message = ""
+    for i, part in enumerate(parts):
+        left = len(parts) - i - 1
+        tail = f"; and {left} more problem{'s' if left != 1 else ''}; every one is in the render job's log" \
+            if left else ""
+        candidate = f"{message}; {part}" if message else part
+        if len(candidate) + len(tail) > limit:
+            if not message:  # the first entry alone is too long: shorten it
+                return part[:limit - len(tail) - 3] + "..." + tail
+            left += 1
+            return f"{message}; and {left} more problem{'s' if left != 1 else ''}; every one is in the render job's log"
+        message = candidate
+    return message
+
+
 def _object_for(src: str, job_id: str, input_bucket: str) -> tuple[str, str]:
     """(bucket, object name) of a spec src. Raises PermanentRenderError for a foreign bucket."""
     m = _GS_RE.match(src)
@@ -206,33 +247,37 @@ def _fetch_and_probe(spec: ExportSpec, job_id: str, storage: Any, input_bucket: 
             probes[src] = media  # type: ignore[assignment]
 
     details: list[dict[str, str]] = []
-    for path, src in refs:
+
+    def problem(path: str, src: str, text: str, kind: str = "bad") -> None:
         label = _ref_label(spec, path)
+        details.append({"path": path, "message": f"{label} {src!r}: {text}", "kind": kind,
+                        "label": label, "src": src, "problem": text})
+
+    for path, src in refs:
         if src in src_problem:
             kind, msg = src_problem[src]
-            details.append({"path": path, "message": f"{label} {src!r}: {msg}", "kind": kind})
+            problem(path, src, msg, kind)
             continue
         info = probes[src]
         field_name = path.rsplit(".", 2)[-2] if "." in path else path
         if field_name == "visual":
             if not info.has_video:
-                details.append({"path": path, "message": f"{label} {src!r}: has no picture", "kind": "bad"})
+                problem(path, src, "has no picture")
             elif path.startswith("scenes["):
                 i = int(path[7:path.index("]")])
                 vis = spec.scenes[i].visual
                 if vis.type == "video" and info.is_image:
-                    details.append({"path": path, "message": f"{label} {src!r}: is a still image, not a video "
-                                    "(use visual.type 'image')", "kind": "bad"})
+                    problem(path, src, "is a still image, not a video (use visual.type 'image')")
                 elif vis.type == "video" and (info.video_duration_s or info.duration_s) is not None \
                         and vis.trim_start_s >= (info.video_duration_s or info.duration_s):
                     clip_end = info.video_duration_s or info.duration_s
-                    details.append({"path": path, "message": f"{label} {src!r}: trimStartS {vis.trim_start_s:g} s "
-                                    f"is past the clip's end ({clip_end:.3f} s)", "kind": "bad"})
+                    problem(path, src, f"trimStartS {vis.trim_start_s:g} s is past the clip's end ({clip_end:.3f} s)")
         elif not info.has_audio:
-            details.append({"path": path, "message": f"{label} {src!r}: has no audio stream", "kind": "bad"})
+            problem(path, src, "has no audio stream")
     if details:
-        message = "; ".join(d["message"] for d in details)
+        message = _problems_message(details)
         clean = [{"path": d["path"], "message": d["message"]} for d in details]
+        logs.warning("preflight found problems", job_id=job_id, problems=len(clean), details=clean)
         if all(d["kind"] == "missing" for d in details):
             raise NotFound(message, details=clean, code="asset_not_found")
         raise PermanentRenderError(message, details=clean, code="invalid_media")

@@ -12,6 +12,7 @@ import array
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -328,6 +329,33 @@ def test_image_over_pixel_limits_fails_naming_scene_and_file(tmp_path):
     r = render(tmp_path, [image_scene("big.png", sid="intro")], {"big.png": big},
                settings_kw={"render_max_decode_pixels": 1_000_000})
     assert_failed_naming(r, "scenes[0]", "'intro'", "visual.src", "big.png", "2000x1000", "RENDER_MAX_DECODE_PIXELS")
+
+
+def test_a_broken_file_shared_by_many_scenes_is_reported_once(tmp_path):
+    """One corrupt picture used by 50 scenes: one entry naming the file, four scenes and the count of
+    the others (it used to repeat 50 times and be cut at the API's 2,000 characters)."""
+    bad = tmp_path / "x.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
+    scenes = [image_scene("x.png", sid=f"s{i}") for i in range(50)]
+    r = render(tmp_path, scenes, {"x.png": bad})
+    msg = assert_failed_naming(r, "scenes[0] (id 's0') visual.src", "scenes[3] (id 's3') visual.src",
+                               "and 46 more 'x.png':")
+    assert msg.count("'x.png'") == 1 and "scenes[4]" not in msg
+    assert r.final["error"]["code"] == "invalid_media"
+
+
+def test_many_problems_fit_the_message_and_are_counted(tmp_path):
+    """60 missing files: as many as fit in 2,000 characters are named, in scene order, whole; the rest
+    are counted, not cut mid-sentence."""
+    scenes = [image_scene(f"missing-{i:02d}.png", sid=f"s{i}") for i in range(60)]
+    r = render(tmp_path, scenes, {})
+    msg = assert_failed_naming(r, "scenes[0] (id 's0') visual.src 'missing-00.png': file not found",
+                               "more problems; every one is in the render job's log")
+    assert len(msg) <= 2000
+    named = re.findall(r"'missing-(\d\d)\.png'", msg)
+    left = int(re.search(r"and (\d+) more problems", msg).group(1))
+    assert named == [f"{i:02d}" for i in range(len(named))] and len(named) + left == 60
+    assert r.final["error"]["code"] == "asset_not_found"
 
 
 def test_jpeg2000_over_pixel_limits_fails_from_its_header(tmp_path):
