@@ -512,8 +512,14 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
             metadata.update(_loudness_to_metadata(loudness))
         size = os.path.getsize(mp4_path)
         if not _upload(storage, out_bucket, prefix + filename, mp4_path, "video/mp4", metadata):
-            logs.info("video already uploaded by an earlier attempt", job_id=job_id)
             existing = storage.stat(out_bucket, prefix + filename)
+            if existing is not None and existing.metadata.get("job-id") != job_id:
+                # not ours (every upload of ours carries job-id): never report someone else's file
+                raise PermanentRenderError(
+                    f"gs://{out_bucket}/{prefix}{filename} already exists and was not written by this "
+                    "export (no matching job-id metadata); remove it and start a new export",
+                    code="output_conflict")
+            logs.info("video already uploaded by an earlier attempt", job_id=job_id)
             if existing is not None:
                 size = existing.size
         timings["upload_s"] = time.monotonic() - t2

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -84,6 +85,7 @@ class SubprocessLauncher:
                 if execution in self._cancelled:
                     break
                 # its own process group, so a cancel also stops the FFmpeg it started
+                started = time.monotonic()
                 proc = subprocess.Popen([self.python, "-m", "render_job"], env=env, cwd=self.workdir or repo_root,
                                         stdout=out or None, stderr=subprocess.STDOUT if out else None,
                                         start_new_session=True)
@@ -94,7 +96,8 @@ class SubprocessLauncher:
                 if out:
                     out.close()
             self.exit_codes[execution].append(code)
-            logs.info("render task exited", job_id=job_id, execution=execution, attempt=attempt, exitCode=code)
+            logs.info("render task exited", job_id=job_id, execution=execution, attempt=attempt, exitCode=code,
+                      wallS=round(time.monotonic() - started, 3))  # process start to exit, seconds
             if code == 0:
                 self._states[execution] = ExecutionStatus("succeeded")
                 return

@@ -196,13 +196,22 @@ def run_pipeline(out: Path, story: sb.Storyboard) -> tuple[Measurement, dict]:
         if final.get("status") != "succeeded":
             raise RuntimeError(f"pipeline export {final.get('status')}: {final.get('error')} (logs {d})")
         states = client.state_durations(final)
+    # the render task's own wall time inside (b) (the local launcher logs it when the process exits):
+    # b minus it is the pipeline's time outside the task, measured within one run (no drift between)
+    task_s = None
+    for line in (d / "run" / "gateway.log").read_text(errors="replace").splitlines():
+        if '"render task exited"' in line:
+            try:
+                task_s = json.loads(line).get("wallS")
+            except ValueError:
+                pass
     m = Measurement(name="(b) whole local pipeline", wall_s=wall, user_s=u1 - u0, sys_s=s1 - s0,
                     max_rss_mb=max(sampler.per_name.values(), default=0) / 2**20,
                     tree_rss_mb=sampler.peak_sum / 2**20,
                     per_name_rss_mb={k: v / 2**20 for k, v in sampler.per_name.items()},
                     output_s=sb.TOTAL_S,
                     extra={"stack_start_s": boot_s, "seen_by_client_s": seen, "export_start_s": t_started - t0,
-                           "upload_s": t_uploaded - t_started, "states": states})
+                           "upload_s": t_uploaded - t_started, "states": states, "render_task_s": task_s})
     return m, final
 
 
@@ -556,6 +565,10 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if m_b:
         ratios.append(("b-a (s), fastest runs", m_b.wall_s - m_a.wall_s, "info", None))
+    outside = [r[0].wall_s - r[0].extra["render_task_s"] for r in runs_b if r[0].extra.get("render_task_s")]
+    if outside:
+        per_round["(b) outside its render task"] = outside
+        ratios.append(("(b) outside its render task (s), median", statistics.median(outside), "info", None))
     if render_s:
         ratios.append(("a(FFmpeg step only)/c", render_s / m_c.wall_s, "info", None))
 

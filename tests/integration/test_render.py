@@ -213,6 +213,25 @@ def test_existing_outputs_conflict_counts_as_uploaded(tmp_path):
         assert c.streams.audio[0].sample_rate == 48000
 
 
+def test_foreign_video_in_the_output_folder_fails_instead_of_succeeding(tmp_path):
+    """A video object already in exports/{jobId}/ without our job-id metadata is not ours: the job
+    fails with output_conflict instead of reporting that file (16 bytes of junk) as its output."""
+    storage = LocalStorage(tmp_path / "store")
+    spec = {"output": {"resolution": "720p", "fps": FPS, "quality": "draft"},
+            "scenes": [{"id": "c", "visual": {"type": "color", "color": "#204060"}, "duration": 1}]}
+    put_job(storage, "job-foreign", spec, {})
+    junk = storage.upload_bytes(OUT, "exports/job-foreign/export.mp4", b"not our video 16", "video/mp4",
+                                if_generation_match=0)
+    reporter = FakeReporter()
+    (tmp_path / "work").mkdir()
+    result = run_export("job-foreign", storage, reporter, settings(), str(tmp_path / "work"), attempt=0)
+    assert result.exit_code == 0 and result.status == "failed"
+    final = reporter.calls[-1]
+    assert final["status"] == "failed" and final["error"]["code"] == "output_conflict"
+    assert "exports/job-foreign/export.mp4" in final["error"]["message"]
+    assert storage.stat(OUT, "exports/job-foreign/export.mp4").generation == junk
+
+
 def test_corrupt_asset_fails_permanently_naming_scene_and_file(tmp_path):
     storage = LocalStorage(tmp_path / "store")
     spec = storyboard()
