@@ -196,8 +196,9 @@ def run_pipeline(out: Path, story: sb.Storyboard) -> tuple[Measurement, dict]:
         if final.get("status") != "succeeded":
             raise RuntimeError(f"pipeline export {final.get('status')}: {final.get('error')} (logs {d})")
         states = client.state_durations(final)
-    # the render task's own wall time inside (b) (the local launcher logs it when the process exits):
-    # b minus it is the pipeline's time outside the task, measured within one run (no drift between)
+    # the render task's process lifetime inside (b) (the local launcher logs it when the process exits):
+    # b minus it = the pipeline's time before the task starts (export_start, uploads, finalize, queue,
+    # dispatch) minus the task's time after `succeeded` (report, clean-up, exit), within one run
     task_s = None
     for line in (d / "run" / "gateway.log").read_text(errors="replace").splitlines():
         if '"render task exited"' in line:
@@ -567,8 +568,8 @@ def main(argv: list[str] | None = None) -> int:
         ratios.append(("b-a (s), fastest runs", m_b.wall_s - m_a.wall_s, "info", None))
     outside = [r[0].wall_s - r[0].extra["render_task_s"] for r in runs_b if r[0].extra.get("render_task_s")]
     if outside:
-        per_round["(b) outside its render task"] = outside
-        ratios.append(("(b) outside its render task (s), median", statistics.median(outside), "info", None))
+        per_round["b - its render task's lifetime"] = outside
+        ratios.append(("b - its render task's lifetime (s), median", statistics.median(outside), "info", None))
     if render_s:
         ratios.append(("a(FFmpeg step only)/c", render_s / m_c.wall_s, "info", None))
 
