@@ -30,7 +30,8 @@ from typing import Any
 
 from shared import logs
 from shared.config import Settings, get_settings
-from shared.errors import Conflict, ExportError, InvalidRequest, NotFound, PermanentRenderError, TransientError
+from shared.errors import (MESSAGE_MAX_CHARS, Conflict, ExportError, InvalidRequest, NotFound, PermanentRenderError,
+                           TransientError)
 from shared.outputs import slugify, timeline_from_metadata, timeline_to_metadata
 from shared.spec import ExportSpec, parse_spec
 
@@ -78,11 +79,10 @@ def _ref_label(spec: ExportSpec, path: str) -> str:
     return path
 
 
-ERROR_MESSAGE_LIMIT = 2000  # characters of a failure message the API keeps (shared.service ErrorBody)
 LABELS_PER_PROBLEM = 4  # spec fields named per distinct problem of a file; the rest are counted
 
 
-def _problems_message(details: list[dict[str, str]], limit: int = ERROR_MESSAGE_LIMIT) -> str:
+def _problems_message(details: list[dict[str, str]], limit: int = MESSAGE_MAX_CHARS) -> str:
     """One failure message for every preflight problem, within `limit` characters.
 
     Each distinct problem of a file is stated once, with the spec fields that use the file (a broken
@@ -104,17 +104,17 @@ def _problems_message(details: list[dict[str, str]], limit: int = ERROR_MESSAGE_
         if len(labels) > LABELS_PER_PROBLEM:
             named += f" and {len(labels) - LABELS_PER_PROBLEM} more"
         parts.append(f"{named} {src!r}: {text}")
+    def more(n: int) -> str:
+        return f"; and {n} more problem{'s' if n != 1 else ''}; every one is in the render job's log" if n else ""
+
     message = ""
     for i, part in enumerate(parts):
         left = len(parts) - i - 1
-        tail = f"; and {left} more problem{'s' if left != 1 else ''}; every one is in the render job's log" \
-            if left else ""
         candidate = f"{message}; {part}" if message else part
-        if len(candidate) + len(tail) > limit:
+        if len(candidate) + len(more(left)) > limit:
             if not message:  # the first entry alone is too long: shorten it
-                return part[:limit - len(tail) - 3] + "..." + tail
-            left += 1
-            return f"{message}; and {left} more problem{'s' if left != 1 else ''}; every one is in the render job's log"
+                return part[:limit - len(more(left)) - 3] + "..." + more(left)
+            return message + more(left + 1)
         message = candidate
     return message
 
@@ -248,7 +248,7 @@ def _fetch_and_probe(spec: ExportSpec, job_id: str, storage: Any, input_bucket: 
 
     details: list[dict[str, str]] = []
 
-    def problem(path: str, src: str, text: str, kind: str = "bad") -> None:
+    def report_problem(path: str, src: str, text: str, kind: str = "bad") -> None:
         label = _ref_label(spec, path)
         details.append({"path": path, "message": f"{label} {src!r}: {text}", "kind": kind,
                         "label": label, "src": src, "problem": text})
@@ -256,24 +256,24 @@ def _fetch_and_probe(spec: ExportSpec, job_id: str, storage: Any, input_bucket: 
     for path, src in refs:
         if src in src_problem:
             kind, msg = src_problem[src]
-            problem(path, src, msg, kind)
+            report_problem(path, src, msg, kind)
             continue
         info = probes[src]
         field_name = path.rsplit(".", 2)[-2] if "." in path else path
         if field_name == "visual":
             if not info.has_video:
-                problem(path, src, "has no picture")
+                report_problem(path, src, "has no picture")
             elif path.startswith("scenes["):
                 i = int(path[7:path.index("]")])
                 vis = spec.scenes[i].visual
                 if vis.type == "video" and info.is_image:
-                    problem(path, src, "is a still image, not a video (use visual.type 'image')")
+                    report_problem(path, src, "is a still image, not a video (use visual.type 'image')")
                 elif vis.type == "video" and (info.video_duration_s or info.duration_s) is not None \
                         and vis.trim_start_s >= (info.video_duration_s or info.duration_s):
                     clip_end = info.video_duration_s or info.duration_s
-                    problem(path, src, f"trimStartS {vis.trim_start_s:g} s is past the clip's end ({clip_end:.3f} s)")
+                    report_problem(path, src, f"trimStartS {vis.trim_start_s:g} s is past the clip's end ({clip_end:.3f} s)")
         elif not info.has_audio:
-            problem(path, src, "has no audio stream")
+            report_problem(path, src, "has no audio stream")
     if details:
         message = _problems_message(details)
         clean = [{"path": d["path"], "message": d["message"]} for d in details]

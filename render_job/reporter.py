@@ -11,6 +11,7 @@ from typing import Any, Callable
 import requests
 
 from shared import logs
+from shared.errors import MESSAGE_MAX_CHARS
 
 TIMEOUT_S = 10.0
 RETRIES = 3
@@ -78,7 +79,7 @@ class Reporter:
 
     def failed(self, code: str, message: str) -> bool:
         """Report failure with error {code, message} (message: human readable, no stack trace)."""
-        return self._post({"status": "failed", "error": {"code": code, "message": message[:2000]}})
+        return self._post({"status": "failed", "error": {"code": code, "message": message[:MESSAGE_MAX_CHARS]}})
 
     def _post(self, body: dict) -> bool:
         payload = {"jobId": self.job_id, "attempt": self.attempt, **body}

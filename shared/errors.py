@@ -4,6 +4,8 @@ Each carries a machine `code` and a human `message`; none carries a stack trace 
 """
 from __future__ import annotations
 
+MESSAGE_MAX_CHARS = 2000  # longest error message a job keeps (export_complete reports, job records)
+
 
 class ExportError(Exception):
     """Base class. `code` is a stable snake_case identifier, `http_status` the HTTP mapping."""

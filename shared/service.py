@@ -25,7 +25,8 @@ from pydantic.alias_generators import to_camel
 from shared import logs
 from shared.config import Settings
 from shared.outputs import clean_timeline, timeline_from_metadata, video_object
-from shared.errors import Conflict, Forbidden, InvalidRequest, NotFound, TransientError, Unauthorized
+from shared.errors import (MESSAGE_MAX_CHARS, Conflict, Forbidden, InvalidRequest, NotFound, TransientError,
+                           Unauthorized)
 from shared.ports import JobLauncher, ObjectStorage, Publisher
 from shared.repository import JobRecord, JobRepository, iso, utcnow
 from shared.spec import _check_src, errors_to_details, parse_spec
@@ -80,7 +81,7 @@ class StartRequest(_Wire):
 
 class ErrorBody(_Wire):
     code: str = Field(min_length=1, max_length=64)
-    message: str = Field(min_length=1, max_length=2000)
+    message: str = Field(min_length=1, max_length=MESSAGE_MAX_CHARS)
 
 
 class CompleteReport(_Wire):
@@ -125,7 +126,7 @@ def _strict(model: type[BaseModel], data: Any) -> Any:
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
-def _clean_text(text: str, limit: int = 2000) -> str:
+def _clean_text(text: str, limit: int = MESSAGE_MAX_CHARS) -> str:
     """Text safe to store and show: control characters (NUL included) removed, length capped."""
     return _CONTROL.sub("", text)[:limit]
 
