@@ -204,7 +204,7 @@ class EmbeddedStack(Stack):
 
     mode = "embedded"
 
-    def __init__(self, *args, poll_interval_s: float = 2.0, **kwargs) -> None:
+    def __init__(self, *args, poll_interval_s: float = 30.0, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.poll_interval_s = poll_interval_s
         self.storage: sv.StorageEmulator | None = None
@@ -231,7 +231,9 @@ class EmbeddedStack(Stack):
                                                   interval_s=self.poll_interval_s,
                                                   log_path=self.run_dir / "eventarc.log"))
         # finalize events straight from the emulator's upload path; the listing every poll_interval_s
-        # (a full bucket listing, CPU taken from renders on a small machine) only catches a miss
+        # only catches an object that bypassed it (an upload already notified is never sent again).
+        # 30 s, not 2 s: the deployed pipeline lists nothing, and at 2 s the listings took ~0.13 s CPU
+        # (poller + emulator) from the cores of a 34 s 1080p render (BENCHMARKS.md finding 20)
         self.storage.listeners.append(self.poller.notify)
         self.poller.start()
         return self

@@ -2,7 +2,8 @@
 
     .venv/bin/python tests/bench/bench_render.py [--skip-moviepy] [--skip-pipeline] [--profile]
                                                  [--kb ss2|scale|zoompan] [--no-motion]
-                                                 [--repeat 4] [--wait-idle 15] [--wait-load 1.0]
+                                                 [--repeat 4] [--max-extra-pairs 6] [--wait-idle 15]
+                                                 [--wait-load 1.0]
                                                  [--no-write] [--out .local/bench]
 
 Renders the benchmark storyboard (tests/bench/storyboard.py: 12 x 5 s stills of 1920x1080 with Ken
@@ -12,14 +13,18 @@ memory and realtime factor (output seconds / wall seconds) of the runs below. It
 rounds (default 4) of (b), (a), (d), (c) back to back, every other round backwards (ABBA); the table
 keeps each one's fastest run (best of N, as timeit), and each target ratio is the median over the
 rounds of that round's ratio (a shared 2-core VM's speed drifts by 10-25 % over minutes: runs made
-back to back see the same speed; every run's wall time and every round's ratios are printed);
-before each run it waits until the CPUs are idle (--wait-idle):
+back to back see the same speed; every run's wall time and every round's ratios are printed).
+A target whose per-round values do not yet settle its verdict (the distribution-free interval of
+their median, at >= 85 % coverage, still contains the target: see median_interval) gets extra
+back-to-back pairs of (a) and the other run, the order alternating, until it is settled or
+--max-extra-pairs is reached; the verdict is the median of all its pairs either way. Before each run
+it waits until the CPUs are idle (--wait-idle):
 
   (a) our render job alone: render_job.job.run_export in a process of its own, LocalStorage, a
       recording reporter; the Python process's own peak RSS is reported apart from FFmpeg's;
   (b) the whole local pipeline from export_start to `succeeded`: the embedded stack
       (infra.local.stack.EmbeddedStack, with the deployed report interval), export_start, signed PUT
-      uploads, polling export_status once a second;
+      uploads, polling export_status every 2 s (as often as the job reports progress);
   (c) the hand-written single FFmpeg command of tests/bench/baseline.py (same storyboard, same
       encoder settings);
   (d) the encode-only bound: (a)'s output decoded and re-encoded with the same x264/AAC settings;
@@ -64,7 +69,8 @@ MARK_START = "<!-- bench:results:start -->"
 MARK_END = "<!-- bench:results:end -->"
 FRAME_MS = 1000.0 / sb.FPS
 ROUND_ORDER = ("b", "a", "d", "c")  # odd rounds; even rounds run it backwards
-POLL_S = 1.0  # (b): export_status polling interval (a progress bar polling once a second)
+POLL_S = 2.0  # (b): export_status polling interval: the deployed report interval (polling faster shows nothing new)
+INTERVAL_COVERAGE = 0.85  # a paired target is settled when this interval of its median is on one side of it
 
 
 def log(msg: str) -> None:
@@ -373,10 +379,44 @@ def paired(walls: dict[str, list[float]]) -> dict[str, list[float]]:
             "b-a": [walls["b"][i] - walls["a"][i] for i in range(len(walls["b"]))]}
 
 
+def median_interval(values: list[float], min_coverage: float = INTERVAL_COVERAGE) -> tuple[float, float, float]:
+    """A distribution-free confidence interval of the median of `values`: (low, high, coverage).
+
+    The sign-test interval: with the values sorted, (k-th smallest, k-th largest) covers the median
+    with probability 1 - 2 P(Binomial(n, 1/2) < k), whatever the distribution (source: W. J. Conover,
+    Practical Nonparametric Statistics, 3rd ed., 1999, section 3.2). k is the largest whose coverage
+    is >= min_coverage; with too few values for that, k = 1 (min..max, coverage 1 - 2 / 2**n: 87.5 %
+    for 4 values). Raises ValueError for no values.
+    """
+    import math
+
+    if not values:
+        raise ValueError("median_interval of no values")
+    xs, n = sorted(values), len(values)
+
+    def coverage(k: int) -> float:
+        return 1.0 - 2.0 * sum(math.comb(n, i) for i in range(k)) / 2 ** n
+
+    k = 1
+    while k + 1 <= (n + 1) // 2 and coverage(k + 1) >= min_coverage:
+        k += 1
+    return xs[k - 1], xs[n - k], coverage(k)
+
+
+def settled(values: list[float], target: float) -> bool:
+    """True when the median interval of `values` reaches INTERVAL_COVERAGE (4 values or more) and lies
+    wholly at or below `target`, or wholly above it: more pairs would not change the verdict
+    "median <= target" (at that coverage)."""
+    lo, hi, cov = median_interval(values)
+    return cov >= INTERVAL_COVERAGE and (hi <= target or lo > target)
+
+
 # ------------------------------------------------------------------------------------------ report
 def fmt(v, nd=1, unit=""):
     if v is None:
         return "-"
+    if isinstance(v, str):
+        return v
     if isinstance(v, float) and v != v:
         return "-"
     return f"{v:.{nd}f}{unit}"
@@ -461,6 +501,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=4,
                     help="rounds of (b), (a), (d), (c), every other one backwards; the table keeps each "
                          "one's fastest run, each target ratio is the median of its per-round values")
+    ap.add_argument("--max-extra-pairs", type=int, default=6,
+                    help="at most this many extra back-to-back pairs per target whose rounds leave its verdict "
+                         "unsettled (see median_interval; 0: off)")
     ap.add_argument("--max-wait", type=float, default=300)
     ap.add_argument("--no-write", action="store_true", help="do not rewrite BENCHMARKS.md")
     ap.add_argument("--smooth-scenes", default="0,1,2,4",
@@ -529,6 +572,38 @@ def main(argv: list[str] | None = None) -> int:
             elif which == "c":
                 log(f"(c) hand-written FFmpeg baseline (Ken Burns '{args.kb}'){tag} ...")
                 runs_c.append(measured(run_baseline, out, story, ffmpeg, args.kb, "(c) hand-written FFmpeg"))
+    # --- ratios: per round (paired()); then extra pairs for a target the rounds leave unsettled
+    walls = {k: [_wall(r) for r in runs] for k, runs in (("a", runs_a), ("b", runs_b), ("c", runs_c),
+                                                        ("d", runs_d))}
+    per_round = paired(walls)
+    extra_pairs = {"a/c": 0, "a/d": 0, "b-a": 0}
+    while True:
+        todo = [k for k in ("b-a", "a/d", "a/c") if per_round[k] and extra_pairs[k] < args.max_extra_pairs
+                and not settled(per_round[k], TARGETS[k])]
+        if not todo:
+            break
+        for k in todo:
+            lo, hi, cov = median_interval(per_round[k])
+            extra_pairs[k] += 1
+            log(f"{k}: {len(per_round[k])} pairs, median interval {lo:.2f}..{hi:.2f} at {cov:.0%} coverage: not "
+                f"settled against {TARGETS[k]:g}; extra pair {extra_pairs[k]} of at most {args.max_extra_pairs} ...")
+            other = k.replace("a/", "").replace("-a", "")
+            order = ("a", other) if (len(per_round[k]) % 2 == 0) else (other, "a")
+            got: dict[str, float] = {}
+            for which in order:
+                if which == "a":
+                    runs_a.append(measured(run_ours, out, story, ffmpeg))
+                    got["a"] = _wall(runs_a[-1])
+                elif which == "b":
+                    runs_b.append(measured(run_pipeline, out, story))
+                    got["b"] = _wall(runs_b[-1])
+                elif which == "d":
+                    runs_d.append(measured(run_encode_only, out, ffmpeg, runs_a[-1][2]))
+                    got["d"] = _wall(runs_d[-1])
+                else:
+                    runs_c.append(measured(run_baseline, out, story, ffmpeg, args.kb, "(c) hand-written FFmpeg"))
+                    got["c"] = _wall(runs_c[-1])
+            per_round[k].append(got["b"] - got["a"] if k == "b-a" else got["a"] / got[other])
     m_a, res_a, _, _ = best(runs_a)
     # every run renders the same output; each run replaces the previous one's folder: the last is on disk
     mp4_a, dir_a = runs_a[-1][2], runs_a[-1][3]
@@ -545,11 +620,7 @@ def main(argv: list[str] | None = None) -> int:
         log("(e) MoviePy 2 (minutes) ...")
         m_e, mp4_e = measured(run_moviepy, out, story, ffmpeg, media)
 
-    # --- ratios: per round, then the median over the rounds (paired())
-    walls = {k: [_wall(r) for r in runs] for k, runs in (("a", runs_a), ("b", runs_b), ("c", runs_c),
-                                                        ("d", runs_d))}
-    per_round = paired(walls)
-    a = statistics.median(walls["a"])
+    a = statistics.median(_wall(r) for r in runs_a)
     render_s = res_a.get("timings", {}).get("render_s")
     py_rss = max(r[1]["self"]["maxrss_kb"] for r in runs_a) / 1024
     ac, ad = statistics.median(per_round["a/c"]), statistics.median(per_round["a/d"])
@@ -564,6 +635,12 @@ def main(argv: list[str] | None = None) -> int:
         ("a/c, fastest runs", m_a.wall_s / m_c.wall_s, "info", None),
         ("a/d, fastest runs", m_a.wall_s / m_d.wall_s, "info", None),
     ]
+    for k in ("a/c", "a/d", "b-a"):
+        if per_round[k]:
+            lo, hi, cov = median_interval(per_round[k])
+            ratios.append((f"{k}: median interval of {len(per_round[k])} pairs ({cov:.0%}), "
+                           f"{'settled' if settled(per_round[k], TARGETS[k]) else 'NOT settled'}",
+                           f"{lo:.2f}..{hi:.2f}", "info", None))
     if m_b:
         ratios.append(("b-a (s), fastest runs", m_b.wall_s - m_a.wall_s, "info", None))
     outside = [r[0].wall_s - r[0].extra["render_task_s"] for r in runs_b if r[0].extra.get("render_task_s")]
@@ -624,7 +701,8 @@ def main(argv: list[str] | None = None) -> int:
                                   for name, ws in all_runs.items()) + "); each target ratio is the median of "
                         "its per-round values (" +
                         "; ".join(f"{k} " + ", ".join(f"{v:.2f}" for v in vs) for k, vs in per_round.items() if vs) +
-                        "); MoviePy/a divides by the median (a), " + f"{a:.2f} s")
+                        "); MoviePy/a divides by the median (a), " + f"{a:.2f} s" +
+                        "".join(f"; {k}: {n} extra pair(s) after the rounds" for k, n in extra_pairs.items() if n))
     print()
     print_table(table, f"SceneFlow render benchmark - {sb.TOTAL_S:g} s of 1080p30, {started}")
     for n in notes:
