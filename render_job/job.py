@@ -104,6 +104,13 @@ def _problems_message(details: list[dict[str, str]], limit: int = MESSAGE_MAX_CH
         if len(labels) > LABELS_PER_PROBLEM:
             named += f" and {len(labels) - LABELS_PER_PROBLEM} more"
         parts.append(f"{named} {src!r}: {text}")
+    return _fit_parts("", parts, limit)
+
+
+def _fit_parts(head: str, parts: list[str], limit: int = MESSAGE_MAX_CHARS) -> str:
+    """`head` followed by `parts` joined with "; ", within `limit` characters: the parts that do not
+    fit are counted at the end ("; and 3 more problems; every one is in the render job's log"),
+    never cut mid-sentence (only a first part too long on its own is shortened, ending "...")."""
     def more(n: int) -> str:
         return f"; and {n} more problem{'s' if n != 1 else ''}; every one is in the render job's log" if n else ""
 
@@ -111,12 +118,23 @@ def _problems_message(details: list[dict[str, str]], limit: int = MESSAGE_MAX_CH
     for i, part in enumerate(parts):
         left = len(parts) - i - 1
         candidate = f"{message}; {part}" if message else part
-        if len(candidate) + len(more(left)) > limit:
+        if len(head) + len(candidate) + len(more(left)) > limit:
             if not message:  # the first entry alone is too long: shorten it
-                return part[:limit - len(more(left)) - 3] + "..." + more(left)
-            return message + more(left + 1)
+                return head + part[:max(0, limit - len(head) - len(more(left)) - 3)] + "..." + more(left)
+            return head + message + more(left + 1)
         message = candidate
-    return message
+    return head + message
+
+
+def _failure_message(exc: ExportError) -> str:
+    """The client's message for a permanent failure: an invalid spec (InvalidRequest with details
+    [{path, message}], e.g. a spec.json written past the API) names each problem, within
+    MESSAGE_MAX_CHARS; other errors' messages already say what was wrong."""
+    if isinstance(exc, InvalidRequest) and exc.details and not any(
+            str(d.get("message")) in exc.message for d in exc.details):
+        return _fit_parts(f"{exc.message}: ", [f"{d.get('path') or '(spec)'}: {d.get('message')}"
+                                               for d in exc.details])
+    return exc.message
 
 
 def _object_for(src: str, job_id: str, input_bucket: str) -> tuple[str, str]:
@@ -537,7 +555,7 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
         if exc.details:
             error["details"] = exc.details
         logs.error("export failed permanently", job_id=job_id, attempt=attempt, error=error)
-        reporter.failed(exc.code, _public_message(exc.message, workdir))
+        reporter.failed(exc.code, _public_message(_failure_message(exc), workdir))
         return RenderResult(0, "failed", error=error, plan=plan, timings=timings)
     except Exception as exc:  # TransientError and anything unexpected: let Cloud Run retry
         if isinstance(exc, ExportError):

@@ -38,7 +38,7 @@ import os
 import warnings
 from dataclasses import dataclass
 
-from shared.errors import PermanentRenderError
+from shared.errors import PermanentRenderError, TransientError
 
 MAX_SIDE = 8192                 # no normalised image side exceeds this (pixels)
 COVER_HEADROOM = 2.0            # keep enough pixels to cover this multiple of the output frame
@@ -192,6 +192,8 @@ def normalize_image(path: str, out_path: str, frame_w: int, frame_h: int, *, max
         then lets FFmpeg's decoders try it.
     Raises:
         PermanentRenderError: too large, truncated or corrupt (every message starts with the label).
+        TransientError: the process ran out of memory while decoding (the image is within the limits:
+            a new task, with nothing else decoding beside it, may succeed).
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -230,6 +232,9 @@ def normalize_image(path: str, out_path: str, frame_w: int, frame_h: int, *, max
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 im.load()  # the whole image: a truncated or corrupt file fails here
+        except MemoryError:  # not the file's fault: the task was short of memory (retried in a new task)
+            raise TransientError(f"{name}: ran out of memory decoding the {w}x{h} image "
+                                 f"({w * h / 1e6:.0f} MP)") from None
         except Exception as exc:
             raise _fail(name, f"image cannot be decoded, the file is truncated or corrupt ({_short(exc)})") from None
         if getattr(im, "n_frames", 1) > 1:
@@ -257,8 +262,6 @@ def normalize_image(path: str, out_path: str, frame_w: int, frame_h: int, *, max
         try:
             work.save(out_path, "PNG", compress_level=PNG_COMPRESS_LEVEL)
         except OSError as exc:
-            from shared.errors import TransientError
-
             raise TransientError(f"{name}: cannot write the normalised image ({exc.strerror})") from None
         return ImageResult(path=out_path, width=work.width, height=work.height, source_width=w, source_height=h,
                            mode=src_mode, format=fmt, changes=tuple(changes))

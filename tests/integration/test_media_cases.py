@@ -371,6 +371,37 @@ def test_jpeg2000_over_pixel_limits_fails_from_its_header(tmp_path):
                          "RENDER_MAX_DECODE_PIXELS")
 
 
+def test_out_of_memory_while_decoding_is_transient_not_corrupt(tmp_path):
+    """An image within the limits that the task has no memory to decode is retried in a new task
+    ("ran out of memory"), not failed as a corrupt file. The decoder runs in a process whose address
+    space is capped (RLIMIT_AS) just above what it has already mapped."""
+    from PIL import Image
+
+    big = tmp_path / "big.png"
+    Image.new("RGB", (8000, 6000), mf.RED).save(big)  # ~150 kB on disk, 144 MB decoded
+    code = textwrap.dedent(f"""
+        import resource, sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from render_job.normalize import normalize_image
+        from shared.errors import TransientError
+        from PIL import Image, PngImagePlugin
+        mapped = int(open("/proc/self/statm").read().split()[0]) * resource.getpagesize()
+        resource.setrlimit(resource.RLIMIT_AS, (mapped + 64 * 2**20, resource.RLIM_INFINITY))
+        try:
+            normalize_image({str(big)!r}, {str(tmp_path / "out.png")!r}, 1920, 1080,
+                            max_pixels=400_000_000, max_decode_pixels=100_000_000, label="big.png")
+        except TransientError as exc:
+            print("TRANSIENT", exc.message)
+        except Exception as exc:
+            print("OTHER", type(exc).__name__, getattr(exc, "message", exc))
+        else:
+            print("DECODED")
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "TRANSIENT big.png: ran out of memory decoding the 8000x6000 image (48 MP)", \
+        (out.stdout, out.stderr[-2000:])
+
+
 # ========================================================================================= audio
 
 @pytest.mark.parametrize("ext, rate, channels", [

@@ -266,6 +266,25 @@ def test_missing_assets_all_listed_and_foreign_bucket_rejected(tmp_path):
     assert "astronaut.png" not in msg
 
 
+def test_invalid_spec_in_the_job_folder_fails_naming_every_problem(tmp_path):
+    """A spec.json that never went through export_start (written straight to the bucket): the job
+    fails permanently and the client's message names each invalid field, not only a count."""
+    storage = LocalStorage(tmp_path / "store")
+    spec = storyboard()
+    spec["output"]["fps"] = 29
+    spec["scenes"][1]["transition"]["type"] = "spin-around"
+    put_job(storage, "job-bad-spec", spec, {})
+    reporter = FakeReporter()
+    result = run_export("job-bad-spec", storage, reporter, settings(), str(tmp_path), attempt=0)
+    assert (result.exit_code, result.status) == (0, "failed")
+    final = reporter.calls[-1]
+    assert final["status"] == "failed" and final["error"]["code"] == "invalid_request"
+    msg = final["error"]["message"]
+    assert msg.startswith("spec is invalid: 2 problem(s): ")
+    assert "output.fps" in msg and "scenes[1].transition.type" in msg, msg
+    assert len(result.error["details"]) == 2
+
+
 def test_transient_error_retries_until_last_attempt(tmp_path):
     class Flaky(LocalStorage):
         def read_bytes(self, bucket, name):
