@@ -63,6 +63,7 @@ import baseline  # noqa: E402
 import outputs  # noqa: E402
 import storyboard as sb  # noqa: E402
 from measure import Measurement, RssSampler, TreeCpu, run_measured  # noqa: E402
+from bench_stats import median_interval, settled  # noqa: E402
 
 TARGETS = {"a/c": 1.10, "a/d": 1.30, "e/a": 8.0, "b-a": 2.0, "py_rss": 200.0}
 MARK_START = "<!-- bench:results:start -->"
@@ -70,7 +71,6 @@ MARK_END = "<!-- bench:results:end -->"
 FRAME_MS = 1000.0 / sb.FPS
 ROUND_ORDER = ("b", "a", "d", "c")  # odd rounds; even rounds run it backwards
 POLL_S = 2.0  # (b): export_status polling interval: the deployed report interval (polling faster shows nothing new)
-INTERVAL_COVERAGE = 0.85  # a paired target is settled when this interval of its median is on one side of it
 
 
 def log(msg: str) -> None:
@@ -377,38 +377,6 @@ def paired(walls: dict[str, list[float]]) -> dict[str, list[float]]:
     return {"a/c": [walls["a"][i] / walls["c"][i] for i in range(n)],
             "a/d": [walls["a"][i] / walls["d"][i] for i in range(n)],
             "b-a": [walls["b"][i] - walls["a"][i] for i in range(len(walls["b"]))]}
-
-
-def median_interval(values: list[float], min_coverage: float = INTERVAL_COVERAGE) -> tuple[float, float, float]:
-    """A distribution-free confidence interval of the median of `values`: (low, high, coverage).
-
-    The sign-test interval: with the values sorted, (k-th smallest, k-th largest) covers the median
-    with probability 1 - 2 P(Binomial(n, 1/2) < k), whatever the distribution (source: W. J. Conover,
-    Practical Nonparametric Statistics, 3rd ed., 1999, section 3.2). k is the largest whose coverage
-    is >= min_coverage; with too few values for that, k = 1 (min..max, coverage 1 - 2 / 2**n: 87.5 %
-    for 4 values). Raises ValueError for no values.
-    """
-    import math
-
-    if not values:
-        raise ValueError("median_interval of no values")
-    xs, n = sorted(values), len(values)
-
-    def coverage(k: int) -> float:
-        return 1.0 - 2.0 * sum(math.comb(n, i) for i in range(k)) / 2 ** n
-
-    k = 1
-    while k + 1 <= (n + 1) // 2 and coverage(k + 1) >= min_coverage:
-        k += 1
-    return xs[k - 1], xs[n - k], coverage(k)
-
-
-def settled(values: list[float], target: float) -> bool:
-    """True when the median interval of `values` reaches INTERVAL_COVERAGE (4 values or more) and lies
-    wholly at or below `target`, or wholly above it: more pairs would not change the verdict
-    "median <= target" (at that coverage)."""
-    lo, hi, cov = median_interval(values)
-    return cov >= INTERVAL_COVERAGE and (hi <= target or lo > target)
 
 
 # ------------------------------------------------------------------------------------------ report

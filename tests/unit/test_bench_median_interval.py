@@ -1,11 +1,11 @@
-"""The benchmark's stopping rule for paired targets (tests/bench/bench_render.py: median_interval, settled)."""
+"""The benchmark's stopping rule for paired targets (tests/bench/bench_stats.py: median_interval, settled)."""
 import sys
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from bench_render import median_interval, settled  # noqa: E402
+from bench_stats import median_interval, settled  # noqa: E402
 
 
 def test_four_values_give_min_to_max_at_87_5_percent():
