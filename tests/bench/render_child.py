@@ -7,8 +7,8 @@ WORKDIR (optional, created) is kept afterwards so that the benchmark can re-run 
 in it (per-filter costs); without it a temporary folder is used and removed.
 
 Writes RESULT_JSON: {status, error, output, timings, reports, self: {maxrss_kb, user_s, sys_s},
-children: {maxrss_kb, user_s, sys_s}}: `self` is this Python process alone (peak RSS exact),
-`children` every FFmpeg it ran (largest one's peak RSS).
+children: {maxrss_kb, user_s, sys_s}}: `self` is this Python process alone (peak RSS exact: see
+own_peak_rss_kb), `children` every FFmpeg it ran (largest one's peak RSS).
 """
 from __future__ import annotations
 
@@ -50,6 +50,24 @@ def _ru(who: int) -> dict:
     return {"maxrss_kb": r.ru_maxrss, "user_s": r.ru_utime, "sys_s": r.ru_stime}
 
 
+def own_peak_rss_kb() -> int:
+    """This process's own peak RSS in kB: VmHWM of /proc/self/status (Linux), else ru_maxrss.
+
+    Not getrusage(RUSAGE_SELF).ru_maxrss: on Linux, exec folds the peak RSS of the address space it
+    replaces into the process's maxrss (fs/exec.c, exec_mmap), and that address space was the
+    parent's (vfork) or a copy of it (fork), so a child of a 400 MB process reports >= 400 MB however
+    little it uses. VmHWM belongs to the address space created by exec: only this program's pages.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def main(argv: list[str]) -> int:
     root, job_id, result_path = argv[:3]
     keep = argv[3] if len(argv) > 3 else None
@@ -73,7 +91,8 @@ def main(argv: list[str]) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     data = {"status": result.status, "error": result.error, "output": result.output,
             "timings": result.timings, "reports": len(reporter.calls),
-            "self": _ru(resource.RUSAGE_SELF), "children": _ru(resource.RUSAGE_CHILDREN)}
+            "self": {**_ru(resource.RUSAGE_SELF), "maxrss_kb": own_peak_rss_kb()},
+            "children": _ru(resource.RUSAGE_CHILDREN)}
     Path(result_path).write_text(json.dumps(data, indent=1, default=str))
     return 0 if result.status == "succeeded" else 1
 
