@@ -62,8 +62,8 @@ for p in (str(ROOT), str(HERE)):
 import baseline  # noqa: E402
 import outputs  # noqa: E402
 import storyboard as sb  # noqa: E402
-from measure import Measurement, RssSampler, TreeCpu, run_measured  # noqa: E402
 from bench_stats import median_interval, settled  # noqa: E402
+from measure import Measurement, RssSampler, TreeCpu, run_measured  # noqa: E402
 
 TARGETS = {"a/c": 1.10, "a/d": 1.30, "e/a": 8.0, "b-a": 2.0, "py_rss": 200.0}
 MARK_START = "<!-- bench:results:start -->"
@@ -521,28 +521,35 @@ def main(argv: list[str] | None = None) -> int:
         return min(results, key=lambda r: (r[0] if isinstance(r, tuple) else r).wall_s)
 
     runs_a, runs_b, runs_c, runs_d = [], [], [], []
+    runs = {"a": runs_a, "b": runs_b, "c": runs_c, "d": runs_d}
+
+    def run_one(which: str, tag: str = "") -> float:
+        """Measure (a), (b), (c) or (d) once, keep its result in runs[which]; its wall seconds."""
+        if which == "b":
+            log(f"(b) whole local pipeline (embedded stack){tag} ...")
+            runs_b.append(measured(run_pipeline, out, story))
+        elif which == "a":
+            log(f"(a) our render job{tag} ...")
+            runs_a.append(measured(run_ours, out, story, ffmpeg))
+        elif which == "d":
+            log(f"(d) encode-only bound{tag} ...")
+            # (a)'s output (the same every run): this round's, or the previous round's when backwards
+            runs_d.append(measured(run_encode_only, out, ffmpeg, runs_a[-1][2]))
+        else:
+            log(f"(c) hand-written FFmpeg baseline (Ken Burns '{args.kb}'){tag} ...")
+            runs_c.append(measured(run_baseline, out, story, ffmpeg, args.kb, "(c) hand-written FFmpeg"))
+        return _wall(runs[which][-1])
+
     # rounds of (b), (a), (d), (c) back to back, the order reversed every other round (ABBA): (a) sits
     # next to both runs it is compared with most tightly (b-a, a/d), and a run that follows another
     # (on this VM often slower than one after a pause) is (a) as often as (b) or (d); see paired()
     for rep in range(max(1, args.repeat)):
         tag = f" (round {rep + 1} of {args.repeat})" if args.repeat > 1 else ""
         for which in (ROUND_ORDER if rep % 2 == 0 else ROUND_ORDER[::-1]):
-            if which == "b" and not args.skip_pipeline:
-                log(f"(b) whole local pipeline (embedded stack){tag} ...")
-                runs_b.append(measured(run_pipeline, out, story))
-            elif which == "a":
-                log(f"(a) our render job{tag} ...")
-                runs_a.append(measured(run_ours, out, story, ffmpeg))
-            elif which == "d":
-                log(f"(d) encode-only bound{tag} ...")
-                # (a)'s output (the same every run): this round's, or the previous round's when backwards
-                runs_d.append(measured(run_encode_only, out, ffmpeg, runs_a[-1][2]))
-            elif which == "c":
-                log(f"(c) hand-written FFmpeg baseline (Ken Burns '{args.kb}'){tag} ...")
-                runs_c.append(measured(run_baseline, out, story, ffmpeg, args.kb, "(c) hand-written FFmpeg"))
+            if which != "b" or not args.skip_pipeline:
+                run_one(which, tag)
     # --- ratios: per round (paired()); then extra pairs for a target the rounds leave unsettled
-    walls = {k: [_wall(r) for r in runs] for k, runs in (("a", runs_a), ("b", runs_b), ("c", runs_c),
-                                                        ("d", runs_d))}
+    walls = {k: [_wall(r) for r in rs] for k, rs in runs.items()}
     per_round = paired(walls)
     extra_pairs = {"a/c": 0, "a/d": 0, "b-a": 0}
     while True:
@@ -557,20 +564,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"settled against {TARGETS[k]:g}; extra pair {extra_pairs[k]} of at most {args.max_extra_pairs} ...")
             other = k.replace("a/", "").replace("-a", "")
             order = ("a", other) if (len(per_round[k]) % 2 == 0) else (other, "a")
-            got: dict[str, float] = {}
-            for which in order:
-                if which == "a":
-                    runs_a.append(measured(run_ours, out, story, ffmpeg))
-                    got["a"] = _wall(runs_a[-1])
-                elif which == "b":
-                    runs_b.append(measured(run_pipeline, out, story))
-                    got["b"] = _wall(runs_b[-1])
-                elif which == "d":
-                    runs_d.append(measured(run_encode_only, out, ffmpeg, runs_a[-1][2]))
-                    got["d"] = _wall(runs_d[-1])
-                else:
-                    runs_c.append(measured(run_baseline, out, story, ffmpeg, args.kb, "(c) hand-written FFmpeg"))
-                    got["c"] = _wall(runs_c[-1])
+            got = {which: run_one(which, f" (extra pair for {k})") for which in order}
             per_round[k].append(got["b"] - got["a"] if k == "b-a" else got["a"] / got[other])
     m_a, res_a, _, _ = best(runs_a)
     # every run renders the same output; each run replaces the previous one's folder: the last is on disk
