@@ -5,6 +5,7 @@
 #   make unit     unit tests only
 #   make reconcile  POST reconcile_exports of a running stack (API=http://127.0.0.1:PORT, default $$EXPORT_API_BASE)
 #   make bench    render the benchmark storyboard, time ours vs FFmpeg/MoviePy (BENCHMARKS.md)
+#   make bench-segments  memory of a 72-scene storyboard: one FFmpeg graph vs segmented renders
 #   make schema   regenerate shared/schema/export_spec_v1.schema.json
 #   make load     API load test: 2,000 starts + 10,000 status reads vs a bare handler (RELIABILITY.md; LOAD_ARGS=...)
 #   make clean    remove caches, ./out and .local/runs (keeps .venv)
@@ -59,9 +60,13 @@ $(BENCH_STAMP): requirements-bench.txt requirements.txt requirements-dev.txt | $
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements-bench.txt
 	@touch $(BENCH_STAMP)
 
-.PHONY: bench
+.PHONY: bench bench-segments
 bench: $(STAMP) $(BENCH_STAMP)
 	$(PY) tests/bench/bench_render.py $(BENCH_ARGS)
+
+# Memory of a long storyboard (72 scenes): one FFmpeg graph against segmented renders (BENCHMARKS.md)
+bench-segments: $(STAMP) $(BENCH_STAMP)
+	$(PY) tests/bench/bench_segments.py $(BENCH_ARGS)
 
 schema: $(STAMP)
 	@mkdir -p shared/schema

@@ -274,8 +274,18 @@ def _common_tail(plan: RenderPlan, duration: float) -> str:
             f"trim=duration={fmt_s(duration)},setpts=PTS-STARTPTS")
 
 
-def timeline_graph(plan: RenderPlan, out: str = "[tl]") -> list[str]:
-    """Statements joining the scene streams [v0] [v1] ... into `out`, transitions included.
+def _timeline_frames(plan: RenderPlan) -> tuple[list[int], list[int]]:
+    """(frames of each scene, frames of each scene's outgoing transition: 0 for a cut and the last)."""
+    fps, scenes = plan.fps, plan.scenes
+    n = len(scenes)
+    frames = [max(1, int(round(sc.duration * fps))) for sc in scenes]
+    trans = [int(round(sc.transition_s * fps)) if (sc.transition != "cut" and i < n - 1) else 0
+             for i, sc in enumerate(scenes)]
+    return frames, trans
+
+
+def timeline_graph(plan: RenderPlan, out: str = "[tl]", first: int = 0, last: int | None = None) -> list[str]:
+    """Statements joining the scene streams [v<first>] ... into `out`, transitions included.
 
     Scene i (n_i frames) enters with the last t_{i-1} frames of scene i-1 and leaves over its own
     last t_i frames (t = transition_s in whole frames; 0 for cuts). Each scene is split (`split`,
@@ -288,40 +298,56 @@ def timeline_graph(plan: RenderPlan, out: str = "[tl]") -> list[str]:
     frame it passes through (1080p: ~1.4 ms a copy; 12 scenes: ~16 s CPU for 54.5 s of video).
     Here every frame passes at most one xfade, and only during its transition.
 
+    A segment of the timeline (segmented renders, see segment_cuts): from the start of scene
+    `first`'s body up to the start of scene `last`'s body (None: to the end). Scene `first` then
+    contributes its body and tail (its head belongs to the previous segment), scene `last` only its
+    head (the second half of transition last-1); the segments' frames add up to the whole timeline's.
+
     Returns:
         filter statements (strings) ending in `out`: yuv420p, time base 1/fps, pts = frame index.
+        Each scene used reads [v<i>].
     """
     fps = plan.fps
     scenes = plan.scenes
     n = len(scenes)
-    frames = [max(1, int(round(sc.duration * fps))) for sc in scenes]
-    trans = [int(round(sc.transition_s * fps)) if (sc.transition != "cut" and i < n - 1) else 0
-             for i, sc in enumerate(scenes)]
+    frames, trans = _timeline_frames(plan)
+    end = n if last is None else last  # scenes first..end-1 contribute bodies and outgoing transitions
+    used = range(first, min(n, end + 1))
     stmts: list[str] = []
     heads: dict[int, str] = {}
     tails: dict[int, str] = {}
     bodies: dict[int, str] = {}
-    for i in range(n):
+    for i in used:
         head = trans[i - 1] if i > 0 else 0
         tail = trans[i]
         body = max(0, frames[i] - head - tail)
-        parts: list[tuple[str, str]] = []  # (kind, trim filter)
-        if head:
-            parts.append(("h", f"trim=end_frame={head}"))
-        if body:
-            parts.append(("b", f"trim=start_frame={head}:end_frame={head + body},setpts=PTS-STARTPTS"))
-        if tail:
-            parts.append(("t", f"trim=start_frame={frames[i] - tail},setpts=PTS-STARTPTS"))
+        parts: list[tuple[str, int, int, str]] = []  # (kind, first frame, end frame, trim filter)
+        if head and i > first:
+            parts.append(("h", 0, head, f"trim=end_frame={head}"))
+        if i < end:
+            if body:
+                parts.append(("b", head, head + body,
+                              f"trim=start_frame={head}:end_frame={head + body},setpts=PTS-STARTPTS"))
+            if tail:
+                parts.append(("t", frames[i] - tail, frames[i],
+                              f"trim=start_frame={frames[i] - tail},setpts=PTS-STARTPTS"))
+        if not parts:
+            continue
         names = {"h": heads, "b": bodies, "t": tails}
         if len(parts) == 1:
-            names[parts[0][0]][i] = f"[v{i}]"
+            kind, start, stop, trim = parts[0]
+            if start == 0 and stop >= frames[i]:  # the whole scene
+                names[kind][i] = f"[v{i}]"
+            else:
+                stmts.append(f"[v{i}]{trim}[{kind}{i}o]")
+                names[kind][i] = f"[{kind}{i}o]"
             continue
-        stmts.append(f"[v{i}]split={len(parts)}" + "".join(f"[{k}{i}]" for k, _ in parts))
-        for k, trim in parts:
+        stmts.append(f"[v{i}]split={len(parts)}" + "".join(f"[{k}{i}]" for k, *_ in parts))
+        for k, _, _, trim in parts:
             stmts.append(f"[{k}{i}]{trim}[{k}{i}o]")
             names[k][i] = f"[{k}{i}o]"
     segments: list[str] = []
-    for i in range(n):
+    for i in range(first, min(n, end)):
         if i in bodies:
             segments.append(bodies[i])
         if trans[i]:
@@ -337,10 +363,117 @@ def timeline_graph(plan: RenderPlan, out: str = "[tl]") -> list[str]:
     return stmts
 
 
+def _scene_video(plan: RenderPlan, sc: ScenePlan, inputs: Mapping[str, str], idx: int) -> tuple[list[str], list[str]]:
+    """Scene `sc`'s video as (input arguments, filter statements ending in [v<index>]).
+
+    `idx` is the FFmpeg input index its file gets (images and clips; colour and title cards have no
+    input: the first list is then empty). The stream is w x h yuv420p BT.709 limited range, exactly
+    round(duration x fps) frames, time base 1/fps.
+    """
+    w, h, fps = plan.width, plan.height, plan.fps
+    label = f"[v{sc.index}]"
+    n_frames = max(1, int(round(sc.duration * fps)))
+    if sc.kind in ("color", "title"):
+        # one RGB frame converted with the BT.709 matrix (the `color` source's own YUV output
+        # uses BT.601 coefficients, a visible hue/brightness shift under BT.709 tags), then looped
+        color = (sc.color or "#000000").lstrip("#")
+        return [], [f"color=c=0x{color}:s={w}x{h}:r={fps},trim=end_frame=1,format=rgb24,"
+                    f"scale={w}:{h}:out_range=tv:out_color_matrix=bt709,format=yuv420p,"
+                    f"loop=loop={n_frames - 1}:size=1:start=0,settb=1/{fps},setpts=N,"
+                    f"{_common_tail(plan, sc.duration)}{label}"]
+    path = inputs[sc.src]  # type: ignore[index]
+    if sc.kind == "image":
+        # Decode and scale the still ONCE, then repeat the scaled frame (the `loop` filter):
+        # 2-3x faster than `-loop 1` input, which decodes and rescales the image for every frame.
+        pre, fitted = _fit_graph(f"[{idx}:v]", sc, w, h)
+        moving = pan_filters(sc, w, h, n_frames) or (
+            zoom_filters(sc, w, h, n_frames) if plan.quality not in EXACT_ZOOM_QUALITIES else None)
+        once, per_frame = moving if moving else ("", motion_filter(sc, w, h, n_frames))
+        chain = (f"{fitted},setsar=1,format=yuv420p,{once}"
+                 f"loop=loop={n_frames - 1}:size=1:start=0,settb=1/{fps},setpts=N,"
+                 f"{per_frame}{_common_tail(plan, sc.duration)}")
+        return ["-i", path], pre + [chain + label]
+    read_s = min(sc.duration, sc.clip_s) if sc.clip_s else sc.duration
+    pad = ""
+    if sc.clip_pad_s > 0 or not sc.clip_s:
+        pad = f"tpad=stop_mode=clone:stop_duration={fmt_s(sc.duration)},"
+    pre, fitted = _fit_graph(f"[{idx}:v]setpts=PTS-STARTPTS,", sc, w, h)
+    motion = motion_filter(sc, w, h, n_frames)
+    if motion:  # frame-exact scene first, so the motion's frame index runs 0..n-1
+        motion = f"format=yuv420p,trim=end_frame={n_frames},{motion}"
+    chain = f"{fitted},setsar=1,fps={fps},{pad}{motion}{_common_tail(plan, sc.duration)}"
+    return ["-ss", fmt_s(sc.trim_start_s), "-t", fmt_s(read_s), "-i", path], pre + [chain + label]
+
+
+def segment_cuts(plan: RenderPlan, max_scenes: int) -> list[int]:
+    """Where a segmented render splits the timeline: scene indices j, each segment ending where
+    scene j's body starts (after transition j-1) and the next one starting there; [] = one run.
+
+    Why: one FFmpeg graph holds every scene's prepared still (a zoom's 2x copy, a pan's scaled copy,
+    frame pools) until it ends, so its memory grows with the scene count: ~34 MB per zoom scene,
+    ~26 MB per pan and < 10 MB per static still at 1080p (measured, BENCHMARKS.md), i.e. ~7.5 GB for
+    200 zooms, over a 4 GiB render task. A segment holds at most max_scenes + 1 scenes (the last one
+    only for its transition's frames).
+
+    Args:
+        plan: the RenderPlan.
+        max_scenes: scenes per segment (>= 1); 0 or a plan of at most that many scenes: no segments.
+    Returns:
+        Increasing scene indices in 1..len(scenes)-1.
+    """
+    n = len(plan.scenes)
+    if max_scenes <= 0 or n <= max_scenes:
+        return []
+    return list(range(max_scenes, n, max_scenes))
+
+
+def segment_frames(plan: RenderPlan, first: int, last: int | None) -> int:
+    """Frames of the timeline segment from scene `first`'s body to scene `last`'s (see timeline_graph)."""
+    frames, trans = _timeline_frames(plan)
+    n = len(frames)
+
+    def body_start(j: int) -> int:  # timeline frame where scene j's body starts
+        return sum(frames[:j]) - sum(trans[:j])
+
+    end = sum(frames) - sum(trans) if last is None else body_start(last)
+    return end - (body_start(first) if first else 0) if n else 0
+
+
+def build_segment_command(plan: RenderPlan, inputs: Mapping[str, str], first: int, last: int | None,
+                          ffmpeg: str = "ffmpeg") -> list[str]:
+    """The argv of one segment of a segmented render: the timeline from scene `first`'s body to scene
+    `last`'s (None: the end; see segment_cuts, timeline_graph) written to stdout as raw yuv420p
+    frames (w x h, segment_frames(plan, first, last) of them), read by build_command(video_pipe=True).
+
+    Raises:
+        KeyError: a src of the segment's scenes is missing from `inputs`.
+    """
+    n = len(plan.scenes)
+    _, trans = _timeline_frames(plan)
+    end = n if last is None else last
+    # scene `last` only for the head it gives transition last-1 (none after a cut)
+    upto = end + 1 if end < n and trans[end - 1] else end
+    args: list[str] = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error"]
+    graph: list[str] = []
+    idx = 0
+    for sc in plan.scenes[first:upto]:
+        in_args, stmts = _scene_video(plan, sc, inputs, idx)
+        args += in_args
+        graph += stmts
+        idx += 1 if in_args else 0
+    graph += timeline_graph(plan, "[tl]", first, last)
+    return args + ["-filter_complex", ";".join(graph), "-map", "[tl]", "-fps_mode", "passthrough",
+                   "-f", "rawvideo", "-pix_fmt", "yuv420p", "pipe:1"]
+
+
 def build_command(plan: RenderPlan, inputs: Mapping[str, str], out_mp4: str, ass_path: str | None = None,
                   ffmpeg: str = "ffmpeg", threads: int = 0, fonts_dir: str = DEFAULT_FONTS_DIR,
-                  caption_overlay: CaptionOverlay | None = None) -> list[str]:
+                  caption_overlay: CaptionOverlay | None = None, video_pipe: bool = False) -> list[str]:
     """The argv of the single FFmpeg run that renders `plan` to `out_mp4`.
+
+    With video_pipe=True it is the encoding run of a segmented render instead: the video timeline
+    comes from stdin as raw yuv420p frames (w x h at plan.fps, written by the build_segment_command
+    runs of segment_cuts(plan), in order); audio, captions and encoding are the same as a single run's.
 
     Args:
         plan: the RenderPlan (times in seconds).
@@ -353,6 +486,7 @@ def build_command(plan: RenderPlan, inputs: Mapping[str, str], out_mp4: str, ass
         fonts_dir: directory (relative to the working directory) holding the caption fonts.
         caption_overlay: the captions pre-rendered by render_job.caption_overlay.prepare (its atlas
             in the working directory), overlaid instead of burning `ass_path` (then normally None).
+        video_pipe: read the video timeline from stdin (segmented render) instead of rendering it.
     Returns:
         argv as a list of strings. Progress goes to stdout (-progress pipe:1), errors to stderr.
     Raises:
@@ -367,56 +501,34 @@ def build_command(plan: RenderPlan, inputs: Mapping[str, str], out_mp4: str, ass
     args: list[str] = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error"]
     graph: list[str] = []
     idx = 0
-    clip_inputs: dict[int, int] = {}  # scene index -> input index of its clip
+    clip_inputs: dict[int, int] = {}  # scene index -> input index of its clip (for its audio)
 
-    # --- video inputs and per-scene chains
-    for sc in plan.scenes:
-        label = f"[v{sc.index}]"
-        if sc.kind in ("color", "title"):
-            # one RGB frame converted with the BT.709 matrix (the `color` source's own YUV output
-            # uses BT.601 coefficients, a visible hue/brightness shift under BT.709 tags), then looped
-            color = (sc.color or "#000000").lstrip("#")
-            n_frames = max(1, int(round(sc.duration * fps)))
-            graph.append(f"color=c=0x{color}:s={w}x{h}:r={fps},trim=end_frame=1,format=rgb24,"
-                         f"scale={w}:{h}:out_range=tv:out_color_matrix=bt709,format=yuv420p,"
-                         f"loop=loop={n_frames - 1}:size=1:start=0,settb=1/{fps},setpts=N,"
-                         f"{_common_tail(plan, sc.duration)}{label}")
-            continue
-        path = inputs[sc.src]  # type: ignore[index]
-        if sc.kind == "image":
-            # Decode and scale the still ONCE, then repeat the scaled frame (the `loop` filter):
-            # 2-3x faster than `-loop 1` input, which decodes and rescales the image for every frame.
-            n_frames = max(1, int(round(sc.duration * fps)))
-            args += ["-i", path]
-            pre, fitted = _fit_graph(f"[{idx}:v]", sc, w, h)
-            graph += pre
-            moving = pan_filters(sc, w, h, n_frames) or (
-                zoom_filters(sc, w, h, n_frames) if plan.quality not in EXACT_ZOOM_QUALITIES else None)
-            once, per_frame = moving if moving else ("", motion_filter(sc, w, h, n_frames))
-            chain = (f"{fitted},setsar=1,format=yuv420p,{once}"
-                     f"loop=loop={n_frames - 1}:size=1:start=0,settb=1/{fps},setpts=N,"
-                     f"{per_frame}{_common_tail(plan, sc.duration)}")
-        else:  # video
-            read_s = min(sc.duration, sc.clip_s) if sc.clip_s else sc.duration
-            args += ["-ss", fmt_s(sc.trim_start_s), "-t", fmt_s(read_s), "-i", path]
-            pad = ""
-            if sc.clip_pad_s > 0 or not sc.clip_s:
-                pad = f"tpad=stop_mode=clone:stop_duration={fmt_s(sc.duration)},"
-            n_frames = max(1, int(round(sc.duration * fps)))
-            pre, fitted = _fit_graph(f"[{idx}:v]setpts=PTS-STARTPTS,", sc, w, h)
-            graph += pre
-            motion = motion_filter(sc, w, h, n_frames)
-            if motion:  # frame-exact scene first, so the motion's frame index runs 0..n-1
-                motion = f"format=yuv420p,trim=end_frame={n_frames},{motion}"
-            chain = (f"{fitted},setsar=1,fps={fps},{pad}{motion}"
-                     f"{_common_tail(plan, sc.duration)}")
-            if sc.clip_audio:
+    if video_pipe:
+        # segmented render: the timeline arrives as raw frames (build_segment_command's, one segment
+        # after the other) on stdin; clips with sound are opened again here for their audio only
+        args += ["-f", "rawvideo", "-pix_fmt", "yuv420p", "-video_size", f"{w}x{h}", "-framerate", str(fps),
+                 "-i", "pipe:0"]
+        graph.append(f"[0:v]setparams=range=tv:color_primaries=bt709:color_trc=bt709:colorspace=bt709,"
+                     f"settb=1/{fps},setpts=N[tl]")
+        idx = 1
+        for sc in plan.scenes:
+            if sc.kind == "video" and sc.clip_audio:
+                read_s = min(sc.duration, sc.clip_s) if sc.clip_s else sc.duration
+                args += ["-ss", fmt_s(sc.trim_start_s), "-t", fmt_s(read_s), "-i", inputs[sc.src]]  # type: ignore[index]
                 clip_inputs[sc.index] = idx
-        graph.append(chain + label)
-        idx += 1
-
-    # --- timeline: every transition is its own short segment, then ONE concat (see timeline_graph)
-    graph += timeline_graph(plan)
+                idx += 1
+    else:
+        # --- video inputs and per-scene chains, then the timeline: every transition is its own short
+        # segment, then ONE concat (see timeline_graph)
+        for sc in plan.scenes:
+            in_args, stmts = _scene_video(plan, sc, inputs, idx)
+            args += in_args
+            graph += stmts
+            if in_args:
+                if sc.kind == "video" and sc.clip_audio:
+                    clip_inputs[sc.index] = idx
+                idx += 1
+        graph += timeline_graph(plan)
     acc = "[tl]"
 
     # --- audio: clip sound and narrations form the foreground (which ducks the music)
@@ -485,8 +597,13 @@ def build_command(plan: RenderPlan, inputs: Mapping[str, str], out_mp4: str, ass
         mix = narr or music
 
     if mix:
+        # loudnorm (dynamic mode, FFmpeg 9) stamps the frames it flushes at the end 3200 samples late: a
+        # gap in the timestamps, not in the sound (its samples are complete and contiguous). Left in, the
+        # last ~3 s of audio play ~67 ms after the picture and the final ~67 ms are trimmed away, while
+        # the stream's duration still looks right. Timestamps from the sample count (asetpts=N/SR/TB)
+        # put every sample where it belongs (tests/integration/test_features.py: audio continuity).
         graph.append(f"{mix}loudnorm=I={plan.loudness_lufs:g}:TP={plan.true_peak_db:g}:LRA={LOUDNESS_RANGE},"
-                     f"aresample={AUDIO_RATE},aformat=sample_fmts=fltp:channel_layouts=stereo,"
+                     f"aresample={AUDIO_RATE},asetpts=N/SR/TB,aformat=sample_fmts=fltp:channel_layouts=stereo,"
                      f"apad=whole_dur={fmt_s(total)},atrim=0:{fmt_s(total)},asetpts=PTS-STARTPTS[aout]")
     else:
         graph.append(f"anullsrc=r={AUDIO_RATE}:cl=stereo,atrim=0:{fmt_s(total)},"
@@ -518,8 +635,9 @@ GRAPH_FILE = "filter_graph.txt"
 GRAPH_ARG_LIMIT = 64 * 1024  # characters; Linux refuses any single argv string over 128 KiB (E2BIG)
 
 
-def graph_via_file(argv: list[str], limit: int = GRAPH_ARG_LIMIT) -> tuple[list[str], dict[str, str]]:
-    """Move a long -filter_complex graph into GRAPH_FILE (FFmpeg >= 7: `-/filter_complex FILE`).
+def graph_via_file(argv: list[str], limit: int = GRAPH_ARG_LIMIT,
+                   name: str = GRAPH_FILE) -> tuple[list[str], dict[str, str]]:
+    """Move a long -filter_complex graph into the file `name` (FFmpeg >= 7: `-/filter_complex FILE`).
 
     A 200-scene storyboard's graph is ~190 KB, over the kernel's 128 KiB limit for one argument.
     Returns:
@@ -531,7 +649,7 @@ def graph_via_file(argv: list[str], limit: int = GRAPH_ARG_LIMIT) -> tuple[list[
     i = argv.index("-filter_complex")
     if len(argv[i + 1]) <= limit:
         return argv, {}
-    return argv[:i] + ["-/filter_complex", GRAPH_FILE] + argv[i + 2:], {GRAPH_FILE: argv[i + 1]}
+    return argv[:i] + ["-/filter_complex", name] + argv[i + 2:], {name: argv[i + 1]}
 
 
 def build_poster_command(ffmpeg: str, mp4: str, time_s: float, out_jpg: str) -> list[str]:
@@ -633,7 +751,7 @@ def build_loudnorm_apply_command(ffmpeg: str, mp4: str, plan: RenderPlan, measur
           f":measured_I={measured['input_i']}:measured_TP={measured['input_tp']}"
           f":measured_LRA={measured['input_lra']}:measured_thresh={measured['input_thresh']}"
           f":offset={measured['target_offset']}:linear=true,"
-          f"aresample={AUDIO_RATE},aformat=sample_fmts=fltp:channel_layouts=stereo")
+          f"aresample={AUDIO_RATE},asetpts=N/SR/TB,aformat=sample_fmts=fltp:channel_layouts=stereo")
     return [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-i", mp4, "-map", "0:v", "-map", "0:a",
             "-c:v", "copy", "-af", af, "-c:a", "aac", "-b:a", AUDIO_BITRATE, "-ar", str(AUDIO_RATE), "-ac", "2",
             "-movflags", "+faststart", "-t", fmt_s(plan.total_s), "-progress", "pipe:1", "-nostats", "-y",

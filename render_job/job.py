@@ -40,7 +40,7 @@ from render_job import ffmpeg as ffargs
 from render_job.plan import RenderPlan, build_plan
 from render_job.normalize import normalize_image
 from render_job.probe import MediaInfo, probe, still_info
-from render_job.runner import default_timeout_s, find_ffmpeg, run_ffmpeg
+from render_job.runner import SegmentFeed, default_timeout_s, find_ffmpeg, run_ffmpeg
 from render_job.subtitles import ASS_FILE, FONTS_DIR, SRT_FILE, VTT_FILE, write_captions
 
 _JOB_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
@@ -475,18 +475,30 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
                 fh.write(text)
         overlay = _caption_overlay(plan, workdir, exe, job_id) if burn else None
         timings["captions_s"] = time.monotonic() - t1
+        # more scenes than one FFmpeg graph should hold: the video in segments piped into one encoding run
+        cuts = ffargs.segment_cuts(plan, settings.render_segment_scenes)
         argv = ffargs.build_command(plan, local, out_mp4, ASS_FILE if burn and overlay is None else None,
-                                    ffmpeg=exe, threads=settings.ffmpeg_threads, caption_overlay=overlay)
-        argv, graph_files = ffargs.graph_via_file(argv)
-        for name, text in graph_files.items():
-            with open(os.path.join(workdir, name), "w", encoding="utf-8") as fh:
-                fh.write(text)
+                                    ffmpeg=exe, threads=settings.ffmpeg_threads, caption_overlay=overlay,
+                                    video_pipe=bool(cuts))
+        commands = [ffargs.graph_via_file(argv)]
+        bounds = list(zip([0] + cuts, cuts + [None])) if cuts else []
+        for k, (first, last) in enumerate(bounds):
+            commands.append(ffargs.graph_via_file(ffargs.build_segment_command(plan, local, first, last, ffmpeg=exe),
+                                                  name=f"segment{k}_{ffargs.GRAPH_FILE}"))
+        for _, graph_files in commands:
+            for name, text in graph_files.items():
+                with open(os.path.join(workdir, name), "w", encoding="utf-8") as fh:
+                    fh.write(text)
+        feed = SegmentFeed([c[0] for c in commands[1:]], cwd=workdir) if cuts else None
+        if cuts:
+            logs.info("rendering in segments", job_id=job_id, segments=len(bounds),
+                      scenesPerSegment=settings.render_segment_scenes)
         reporter.running("rendering", 0.1, force=True)
-        run_ffmpeg(argv, cwd=workdir, total_s=plan.total_s,
+        run_ffmpeg(commands[0][0], cwd=workdir, total_s=plan.total_s,
                    on_progress=lambda f: reporter.running("rendering", 0.1 + 0.8 * f), what="ffmpeg render",
                    timeout_s=default_timeout_s(plan.total_s, settings.render_timeout_base_s,
                                                settings.render_timeout_per_output_s),
-                   stall_s=settings.render_stall_s, job_id=job_id)
+                   stall_s=settings.render_stall_s, job_id=job_id, feed=feed)
         timings["render_s"] = time.monotonic() - t1
         _check_canceled(reporter)
         t_loud = time.monotonic()

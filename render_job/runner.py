@@ -81,9 +81,83 @@ def default_timeout_s(total_s: float, base_s: float = 60.0, per_output_s: float 
     return base_s + per_output_s * max(0.0, total_s)
 
 
+def _failure(what: str, rc: int, stderr_text: str) -> TransientError | PermanentRenderError:
+    """The error for an FFmpeg run that exited with `rc` != 0 (see the module docstring)."""
+    if rc < 0:
+        return TransientError(f"{what} killed by signal {-rc}; last output:\n{stderr_text}")
+    if any(h in stderr_text.lower() for h in _TRANSIENT_HINTS):
+        return TransientError(f"{what} failed (exit {rc}); last output:\n{stderr_text}")
+    return PermanentRenderError(f"{what} failed (exit {rc}); last output:\n{stderr_text}")
+
+
+class SegmentFeed:
+    """The video of a segmented render: FFmpeg runs (render_job.ffmpeg.build_segment_command) started
+    one after another, each writing its raw frames straight into one pipe, the encoding run's stdin
+    (no copy through Python). Used by run_ffmpeg(feed=...), which starts it once the encoding run is
+    up and stops it when the watchdog kills that run.
+
+    `error` is None, or the TransientError / PermanentRenderError of the first segment that failed
+    (a segment that cannot start or exits non-zero ends the feed: the encoding run then sees the
+    end of its input early, and run_ffmpeg raises this error instead of returning).
+    """
+
+    def __init__(self, argvs: Sequence[Sequence[str]], cwd: str | None = None, what: str = "ffmpeg segment") -> None:
+        self.argvs = [list(a) for a in argvs]
+        self.cwd = cwd
+        self.what = what
+        self.error: TransientError | PermanentRenderError | None = None
+        self.finished = 0  # segments that exited 0
+        self._proc: subprocess.Popen | None = None
+        self._stopped = False
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def start(self, write_fd: int) -> None:
+        """Run the segments in a thread, writing into `write_fd` (owned from now on: closed at the end)."""
+        self._thread = threading.Thread(target=self._run, args=(write_fd,), daemon=True, name="segment-feed")
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Kill the running segment and start no other (the watchdog killed the encoding run)."""
+        with self._lock:
+            self._stopped = True
+            proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self, fd: int) -> None:
+        n = len(self.argvs)
+        try:
+            for k, argv in enumerate(self.argvs):
+                what = f"{self.what} {k + 1} of {n}"
+                with self._lock:
+                    if self._stopped:
+                        return
+                    try:
+                        proc = subprocess.Popen(argv, cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=fd,
+                                                stderr=subprocess.PIPE)
+                    except OSError as exc:
+                        self.error = PermanentRenderError(f"{what}: cannot start {argv[0]!r}: {exc.strerror}")
+                        return
+                    self._proc = proc
+                _, err = proc.communicate()
+                if proc.returncode != 0:
+                    lines = [ln for ln in err.decode("utf-8", "replace").splitlines() if ln.strip()]
+                    self.error = _failure(what, proc.returncode, "\n".join(lines[-STDERR_LINES:]))
+                    return
+                self.finished += 1
+        finally:
+            os.close(fd)
+
+
 def run_ffmpeg(argv: Sequence[str], *, cwd: str | None = None, total_s: float = 0.0,
                on_progress: Callable[[float], None] | None = None, timeout_s: float | None = None,
-               stall_s: float = 60.0, what: str = "ffmpeg", job_id: str | None = None) -> list[str]:
+               stall_s: float = 60.0, what: str = "ffmpeg", job_id: str | None = None,
+               feed: SegmentFeed | None = None) -> list[str]:
     """Run FFmpeg and wait for it.
 
     Args:
@@ -95,6 +169,9 @@ def run_ffmpeg(argv: Sequence[str], *, cwd: str | None = None, total_s: float = 
         stall_s: kill when the output position (out_time) has not moved for this many seconds.
         what: a name for error messages.
         job_id: label for the watchdog's log line.
+        feed: a segmented render's SegmentFeed: its runs' output becomes this run's stdin (argv then
+            reads `-i pipe:0`); the watchdog's limits apply to the whole, and a failed segment fails
+            the render.
     Returns:
         The last stderr lines (warnings), possibly empty.
     Raises:
@@ -105,11 +182,21 @@ def run_ffmpeg(argv: Sequence[str], *, cwd: str | None = None, total_s: float = 
     tracker = ProgressTracker(total_s=total_s)
     tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
     lines: "queue.Queue[str | None]" = queue.Queue()
+    read_fd = write_fd = None
+    if feed is not None:
+        read_fd, write_fd = os.pipe()
     try:
-        proc = subprocess.Popen(list(argv), cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, encoding="utf-8", errors="replace", bufsize=1)
+        proc = subprocess.Popen(list(argv), cwd=cwd, stdin=read_fd if feed is not None else subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8",
+                                errors="replace", bufsize=1)
     except OSError as exc:
+        for fd in (read_fd, write_fd):
+            if fd is not None:
+                os.close(fd)
         raise PermanentRenderError(f"{what}: cannot start {argv[0]!r}: {exc.strerror}") from None
+    if feed is not None:
+        os.close(read_fd)  # type: ignore[arg-type]
+        feed.start(write_fd)  # type: ignore[arg-type]
 
     def read_stderr() -> None:
         assert proc.stderr is not None
@@ -162,6 +249,10 @@ def run_ffmpeg(argv: Sequence[str], *, cwd: str | None = None, total_s: float = 
     if killed_reason:
         proc.kill()
         proc.wait()
+    if feed is not None:
+        if killed_reason or proc.returncode != 0:
+            feed.stop()
+        feed.join()
     for t in threads:
         t.join(timeout=5)
     rc = proc.returncode
@@ -173,11 +264,9 @@ def run_ffmpeg(argv: Sequence[str], *, cwd: str | None = None, total_s: float = 
         raise TransientError(f"{what} {killed_reason} (killed; will retry); last output:\n{stderr_text}",
                              code="ffmpeg_killed")
     if rc != 0:
-        if rc < 0:
-            raise TransientError(f"{what} killed by signal {-rc}; last output:\n{stderr_text}")
-        if any(h in stderr_text.lower() for h in _TRANSIENT_HINTS):
-            raise TransientError(f"{what} failed (exit {rc}); last output:\n{stderr_text}")
-        raise PermanentRenderError(f"{what} failed (exit {rc}); last output:\n{stderr_text}")
+        raise _failure(what, rc, stderr_text)
+    if feed is not None and feed.error is not None:
+        raise feed.error
     if on_progress is not None and tracker.fraction < 1.0 and tracker.ended:
         on_progress(1.0)
     return list(tail)

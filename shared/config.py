@@ -89,6 +89,7 @@ class Settings:
     render_stall_s: float = 60.0  # kill FFmpeg when its output position has not moved for this long
     render_timeout_base_s: float = 60.0  # FFmpeg time limit = base + per_output_s x output seconds
     render_timeout_per_output_s: float = 4.0
+    render_segment_scenes: int = 24  # scenes per FFmpeg graph; more are rendered in segments (memory)
     extra: dict = field(default_factory=dict)
 
     @property
@@ -173,4 +174,5 @@ def get_settings() -> Settings:
         render_stall_s=_float("RENDER_STALL_S", 60.0),
         render_timeout_base_s=_float("RENDER_TIMEOUT_BASE_S", 60.0),
         render_timeout_per_output_s=_float("RENDER_TIMEOUT_PER_OUTPUT_S", 4.0),
+        render_segment_scenes=_int("RENDER_SEGMENT_SCENES", 24),
     )

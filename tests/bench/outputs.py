@@ -24,15 +24,20 @@ class OutputInfo:
 
 
 def stream_durations(mp4: str) -> tuple[float | None, float | None, int | None]:
-    """(video seconds, audio seconds, video frames) from the container (PyAV)."""
+    """(video seconds, audio seconds, video frames) (PyAV). Video: the container's stream duration;
+    audio: the samples actually decoded / sample rate, i.e. what is heard, not what the timestamps
+    claim (a timestamp gap left by a filter keeps the stream's duration right while sound is missing)."""
     import av
 
     with av.open(mp4) as c:
         v = c.streams.video[0] if c.streams.video else None
         a = c.streams.audio[0] if c.streams.audio else None
         vs = float(v.duration * v.time_base) if v is not None and v.duration else None
-        as_ = float(a.duration * a.time_base) if a is not None and a.duration else None
         frames = v.frames if v is not None and v.frames else None
+        as_ = None
+        if a is not None:
+            rate = a.sample_rate
+            as_ = sum(f.samples for f in c.decode(a)) / rate if rate else None
     return vs, as_, frames
 
 

@@ -79,7 +79,9 @@ def main(argv: list[str]) -> int:
     settings = Settings(input_bucket=IN, output_bucket=OUT, render_max_retries=0,
                         ffmpeg_binary=os.environ.get("FFMPEG_BINARY") or None,
                         # a busy machine must not turn the measurement into a watchdog kill
-                        render_timeout_base_s=float(os.environ.get("RENDER_TIMEOUT_BASE_S") or 900))
+                        render_timeout_base_s=float(os.environ.get("RENDER_TIMEOUT_BASE_S") or 900),
+                        render_segment_scenes=int(os.environ.get("RENDER_SEGMENT_SCENES") or
+                                                  Settings.render_segment_scenes))
     reporter = RecordingReporter()
     if keep:
         os.makedirs(keep, exist_ok=True)
