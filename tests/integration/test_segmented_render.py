@@ -136,6 +136,37 @@ def test_segmented_render_logs_its_segments(tmp_path, media, capfd):
     assert len(seg) == 1 and seg[0]["segments"] == 3 and seg[0]["scenesPerSegment"] == 3
 
 
+def test_the_largest_storyboard_renders_every_scene(tmp_path, media, capfd):
+    """MAX_SCENES (200) scenes, with motion and transitions, in 9 segments of the default 24 scenes."""
+    from shared.spec import MAX_SCENES
+
+    motions = ["zoom-in", "pan-left", "zoom-out", "none", "pan-up"]
+    scenes = []
+    for i in range(MAX_SCENES):
+        visual = ({"type": "color", "color": f"#{i % 256:02x}4080"} if i % 7 == 3 else
+                  {"type": "image", "src": "still.png" if i % 2 else "square.png", "motion": motions[i % 5]})
+        scenes.append({"id": f"s{i}", "visual": visual, "duration": 0.3,
+                       "transition": {"type": "cut"} if i % 4 == 0 else {"type": "fade", "duration": 0.1}})
+    spec = {"version": 1, "output": {"resolution": "720p", "aspectRatio": "16:9", "fps": 24, "quality": "draft"},
+            "scenes": scenes, "captions": {"burnIn": False, "sidecar": []}}
+    storage = LocalStorage(tmp_path / "store")
+    storage.upload_bytes(IN, "jobs/job-200/spec.json", json.dumps(spec).encode(), "application/json")
+    for name in ("still.png", "square.png"):
+        storage.upload_bytes(IN, f"jobs/job-200/assets/{name}", media[name], "application/octet-stream")
+    (tmp_path / "work").mkdir()
+    capfd.readouterr()
+    result = run_export("job-200", storage, FakeReporter(), Settings(input_bucket=IN, output_bucket=OUT,
+                        ffmpeg_binary=os.environ.get("FFMPEG_BINARY") or None), str(tmp_path / "work"))
+    assert result.status == "succeeded", result.error
+    logged = [json.loads(line) for line in capfd.readouterr().out.splitlines() if line.startswith("{")]
+    assert [e["segments"] for e in logged if e.get("message") == "rendering in segments"] == [9]
+    plan = result.plan
+    mp4 = tmp_path / "store" / OUT / "exports" / "job-200" / result.output["filename"]
+    with av.open(str(mp4)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == round(plan.total_s * 24)
+    assert len(result.output["scenes"]) == MAX_SCENES
+
+
 # ----------------------------------------------------------------- the feed under the watchdog
 
 def _encoder(out: Path, seconds: float) -> list[str]:
