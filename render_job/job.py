@@ -489,7 +489,9 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
             for name, text in graph_files.items():
                 with open(os.path.join(workdir, name), "w", encoding="utf-8") as fh:
                     fh.write(text)
-        feed = SegmentFeed([c[0] for c in commands[1:]], cwd=workdir) if cuts else None
+        n_scenes = len(plan.scenes)
+        labels = [f"scenes[{first}]..scenes[{n_scenes - 1 if last is None else last}]" for first, last in bounds]
+        feed = SegmentFeed([c[0] for c in commands[1:]], cwd=workdir, labels=labels) if cuts else None
         if cuts:
             logs.info("rendering in segments", job_id=job_id, segments=len(bounds),
                       scenesPerSegment=settings.render_segment_scenes)

@@ -101,10 +101,14 @@ class SegmentFeed:
     end of its input early, and run_ffmpeg raises this error instead of returning).
     """
 
-    def __init__(self, argvs: Sequence[Sequence[str]], cwd: str | None = None, what: str = "ffmpeg segment") -> None:
+    def __init__(self, argvs: Sequence[Sequence[str]], cwd: str | None = None, what: str = "ffmpeg segment",
+                 labels: Sequence[str] | None = None) -> None:
+        """argvs: the segments' commands, in timeline order; labels: what each covers, for errors
+        (e.g. "scenes[24]..scenes[48]"), shown as "<what> 2 of 9 (<label>) failed ..."."""
         self.argvs = [list(a) for a in argvs]
         self.cwd = cwd
         self.what = what
+        self.labels = list(labels) if labels is not None else [""] * len(self.argvs)
         self.error: TransientError | PermanentRenderError | None = None
         self.finished = 0  # segments that exited 0
         self._proc: subprocess.Popen | None = None
@@ -133,7 +137,7 @@ class SegmentFeed:
         n = len(self.argvs)
         try:
             for k, argv in enumerate(self.argvs):
-                what = f"{self.what} {k + 1} of {n}"
+                what = f"{self.what} {k + 1} of {n}" + (f" ({self.labels[k]})" if self.labels[k] else "")
                 with self._lock:
                     if self._stopped:
                         return

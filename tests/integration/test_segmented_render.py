@@ -192,11 +192,12 @@ def test_feed_joins_segments_into_one_encode(tmp_path):
 def test_failing_segment_fails_the_render_naming_it(tmp_path):
     missing = [ffmpeg(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", "no-such-still.png",
                "-f", "rawvideo", "-pix_fmt", "yuv420p", "pipe:1"]
-    feed = SegmentFeed([_segment(1), missing, _segment(1)], cwd=str(tmp_path))
+    feed = SegmentFeed([_segment(1), missing, _segment(1)], cwd=str(tmp_path),
+                       labels=["scenes[0]..scenes[2]", "scenes[2]..scenes[4]", "scenes[4]..scenes[5]"])
     with pytest.raises(PermanentRenderError) as exc:
         run_ffmpeg(_encoder(tmp_path / "bad.mp4", 3), cwd=str(tmp_path), total_s=3, feed=feed, timeout_s=60,
                    stall_s=20)
-    assert "ffmpeg segment 2 of 3 failed (exit " in str(exc.value)
+    assert "ffmpeg segment 2 of 3 (scenes[2]..scenes[4]) failed (exit " in str(exc.value)
     assert "no-such-still.png" in str(exc.value)
     assert feed.finished == 1  # the third never ran
 
