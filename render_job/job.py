@@ -529,12 +529,16 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
         out_bucket = settings.output_bucket
         prefix = f"exports/{job_id}/"
         filename = f"{slugify(spec.title)}.mp4"
-        _upload(storage, out_bucket, prefix + "poster.jpg", poster_path, "image/jpeg")
+        # poster and sidecars at once (one round trip instead of three), all before the video
+        small = [(prefix + "poster.jpg", poster_path, "image/jpeg")]
         captions: dict[str, str] = {}
         for kind, fname in (("srt", SRT_FILE), ("vtt", VTT_FILE)):
             if kind in plan.sidecars and plan.cues:
-                _upload(storage, out_bucket, prefix + fname, caption_paths[kind], CONTENT_TYPES[kind])
+                small.append((prefix + fname, caption_paths[kind], CONTENT_TYPES[kind]))
                 captions[kind] = prefix + fname
+        with ThreadPoolExecutor(max_workers=len(small)) as pool:
+            for done in [pool.submit(_upload, storage, out_bucket, *item) for item in small]:
+                done.result()
         reporter.running("uploading", 0.95)
         metadata = {"job-id": job_id, "duration-s": f"{duration:.3f}", "width": str(plan.width),
                     "height": str(plan.height), "filename": filename, "poster": "poster.jpg",
