@@ -1,6 +1,7 @@
 """SceneFlow Export demo: render the six-scene "Moon mission" storyboard end to end, locally.
 
     make demo            # or: .venv/bin/python examples/demo.py [--mode emulated]
+    .venv/bin/python examples/demo.py --storyboard my.json --assets my-media/ --out my-out/
 
 It starts the embedded stack (SQLite, the gcp-storage-emulator, loopback events, the render job as
 a subprocess; see infra/local/stack.py), then acts like a client app: POST export_start with one
@@ -154,9 +155,11 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--storyboard", default=str(ROOT / "examples" / "storyboard.json"))
-    p.add_argument("--assets", default=str(ROOT / "examples" / "storyboard"))
-    p.add_argument("--out", default="out")
+    p.add_argument("--storyboard", default=str(ROOT / "examples" / "storyboard.json"),
+                   help="export spec v1 JSON (default: the sample)")
+    p.add_argument("--assets", default=str(ROOT / "examples" / "storyboard"),
+                   help="folder holding every file the storyboard names as src")
+    p.add_argument("--out", default="out", help="folder for the downloaded MP4, poster and subtitles")
     p.add_argument("--mode", choices=["embedded", "emulated"], default="embedded")
     p.add_argument("--timeout", type=float, default=900, help="seconds to wait for the export")
     args = p.parse_args(argv)

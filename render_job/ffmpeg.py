@@ -352,8 +352,11 @@ def timeline_graph(plan: RenderPlan, out: str = "[tl]", first: int = 0, last: in
             segments.append(bodies[i])
         if trans[i]:
             label = f"[x{i}]"
+            # xfade works in yuv444p (FFmpeg converts its inputs): back to yuv420p here, so that the
+            # concat never negotiates yuv444p for every body (it would when a segment starts with a
+            # transition: each body then goes through yuv444p and back, and its chroma changes)
             stmts.append(f"{tails[i]}{heads[i + 1]}xfade=transition={scenes[i].transition}"
-                         f":duration={fmt_s(trans[i] / fps)}:offset=0{label}")
+                         f":duration={fmt_s(trans[i] / fps)}:offset=0,format=yuv420p{label}")
             segments.append(label)
     if len(segments) == 1:
         stmts.append(f"{segments[0]}settb=1/{fps},setpts=N{out}")
@@ -410,9 +413,10 @@ def segment_cuts(plan: RenderPlan, max_scenes: int) -> list[int]:
     scene j's body starts (after transition j-1) and the next one starting there; [] = one run.
 
     Why: one FFmpeg graph holds every scene's prepared still (a zoom's 2x copy, a pan's scaled copy,
-    frame pools) until it ends, so its memory grows with the scene count: ~34 MB per zoom scene,
-    ~26 MB per pan and < 10 MB per static still at 1080p (measured, BENCHMARKS.md), i.e. ~7.5 GB for
-    200 zooms, over a 4 GiB render task. A segment holds at most max_scenes + 1 scenes (the last one
+    frame pools) until it ends, so its memory grows with the scene count: at 1080p with cuts ~34 MB
+    per zoom scene, ~26 MB per pan and < 10 MB per static still, with fades ~57 MB per scene
+    (measured: `make bench-segments`, BENCHMARKS.md finding 22), i.e. 7-11 GB for 200 scenes, over a
+    4 GiB render task. A segment holds at most max_scenes + 1 scenes (the last one
     only for its transition's frames).
 
     Args:
@@ -509,7 +513,7 @@ def build_command(plan: RenderPlan, inputs: Mapping[str, str], out_mp4: str, ass
         args += ["-f", "rawvideo", "-pix_fmt", "yuv420p", "-video_size", f"{w}x{h}", "-framerate", str(fps),
                  "-i", "pipe:0"]
         graph.append(f"[0:v]setparams=range=tv:color_primaries=bt709:color_trc=bt709:colorspace=bt709,"
-                     f"settb=1/{fps},setpts=N[tl]")
+                     f"setsar=1,settb=1/{fps},setpts=N[tl]")
         idx = 1
         for sc in plan.scenes:
             if sc.kind == "video" and sc.clip_audio:

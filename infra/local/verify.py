@@ -116,7 +116,9 @@ def check_timeline(spec: dict, output: dict, video_s: float, narration_s: dict[s
     - total = Σ scene durations − Σ transition overlaps, and the video lasts that within one frame;
     - each overlap equals the spec's transition duration within one frame (0 for cut / last scene);
     - a scene whose duration is null lasts its narration + 0.5 s, rounded up to a frame;
-    - subtitle cue i spans scene i's start to the next scene's start (the end for the last) ±50 ms.
+    - a `caption.text` cue spans its scene's start to the next scene's start (the end for the last),
+      a `caption.cues` cue its startS..endS after the scene's start, cut where the next scene starts;
+      every subtitle file has exactly these cues, in order, ±50 ms.
     """
     import pysubs2
 
@@ -143,8 +145,16 @@ def check_timeline(spec: dict, output: dict, video_s: float, narration_s: dict[s
             if abs(durations[i] - expect) > frame + 1e-3:
                 problems.append(f"scene {scene['id']}: {durations[i]:.3f} s, narration {narration_s[narr]:.3f} s "
                                 f"+ 0.5 s pause = {expect:.3f} s")
-    cues = [(timeline[i]["startS"], timeline[i + 1]["startS"] if i + 1 < len(scenes) else total)
-            for i, s in enumerate(scenes) if (s.get("caption") or {}).get("text")]
+    cues = []
+    for i, s in enumerate(scenes):
+        caption = s.get("caption") or {}
+        start, end = timeline[i]["startS"], timeline[i + 1]["startS"] if i + 1 < len(scenes) else total
+        if caption.get("text"):
+            cues.append((start, end))
+        for cue in caption.get("cues") or []:  # relative to the scene's start, cut where the next starts
+            a, b = start + float(cue["startS"]), min(start + float(cue["endS"]), end)
+            if a < b:
+                cues.append((a, b))
     for path in subtitle_files:
         events = pysubs2.load(str(path))
         if len(events) != len(cues):
@@ -153,7 +163,7 @@ def check_timeline(spec: dict, output: dict, video_s: float, narration_s: dict[s
         for k, (ev, (a, b)) in enumerate(zip(events, cues)):
             if abs(ev.start / 1000 - a) > cue_tolerance_s or abs(ev.end / 1000 - b) > cue_tolerance_s:
                 problems.append(f"{path.name} cue {k + 1}: {ev.start / 1000:.3f}-{ev.end / 1000:.3f} s, "
-                                f"scene {a:.3f}-{b:.3f} s")
+                                f"expected {a:.3f}-{b:.3f} s")
     return total, problems
 
 

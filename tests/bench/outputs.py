@@ -23,21 +23,24 @@ class OutputInfo:
         return (self.audio_s - self.video_s) * 1000.0
 
 
-def stream_durations(mp4: str) -> tuple[float | None, float | None, int | None]:
-    """(video seconds, audio seconds, video frames) (PyAV). Video: the container's stream duration;
-    audio: the samples actually decoded / sample rate, i.e. what is heard, not what the timestamps
-    claim (a timestamp gap left by a filter keeps the stream's duration right while sound is missing)."""
+def stream_durations(mp4: str, ffmpeg: str = "ffmpeg") -> tuple[float | None, float | None, int | None]:
+    """(video seconds, audio seconds, video frames). Video: the container's stream duration (PyAV);
+    audio: the samples FFmpeg decodes / 48 kHz, i.e. what is heard, not what the timestamps claim
+    (a timestamp gap left by a filter keeps the stream's duration right while sound is missing;
+    BENCHMARKS.md finding 23). FFmpeg, not PyAV: it trims the AAC encoder's end padding (the edit
+    list), PyAV's plain decode keeps up to 1023 samples of it."""
     import av
 
     with av.open(mp4) as c:
         v = c.streams.video[0] if c.streams.video else None
-        a = c.streams.audio[0] if c.streams.audio else None
+        has_audio = bool(c.streams.audio)
         vs = float(v.duration * v.time_base) if v is not None and v.duration else None
         frames = v.frames if v is not None and v.frames else None
-        as_ = None
-        if a is not None:
-            rate = a.sample_rate
-            as_ = sum(f.samples for f in c.decode(a)) / rate if rate else None
+    as_ = None
+    if has_audio:
+        pcm = subprocess.run([ffmpeg, "-v", "error", "-i", mp4, "-map", "0:a:0", "-ac", "1", "-ar", "48000",
+                              "-f", "s16le", "-"], capture_output=True).stdout
+        as_ = len(pcm) / 2 / 48000
     return vs, as_, frames
 
 
@@ -54,7 +57,7 @@ def loudness(ffmpeg: str, mp4: str) -> tuple[float | None, float | None]:
 
 
 def inspect(ffmpeg: str, mp4: str) -> OutputInfo:
-    vs, as_, frames = stream_durations(mp4)
+    vs, as_, frames = stream_durations(mp4, ffmpeg)
     lufs, tp = loudness(ffmpeg, mp4)
     return OutputInfo(vs, as_, frames, lufs, tp, Path(mp4).stat().st_size / 1e6)
 

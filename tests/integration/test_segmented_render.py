@@ -128,6 +128,38 @@ def test_segmented_render_equals_the_single_graph_render(renders, capfd):
     assert seg.output["durationS"] == single.output["durationS"] == pytest.approx(plan.total_s, abs=1 / FPS)
 
 
+def test_segment_starting_inside_a_bodiless_scene_keeps_every_frame(tmp_path, media):
+    """A segment whose first scene is all transitions (0.4 s between two 0.2 s fades) starts with an
+    xfade: its bodies must stay yuv420p (xfade works in yuv444p), and the pipe keeps SAR 1:1."""
+    spec = {"version": 1, "output": {"resolution": "720p", "aspectRatio": "16:9", "fps": FPS, "quality": "draft"},
+            "scenes": [
+                {"id": "a", "visual": {"type": "image", "src": "still.png"}, "duration": 0.6,
+                 "transition": {"type": "fade", "duration": 0.2}},
+                {"id": "b", "visual": {"type": "color", "color": "#2050a0"}, "duration": 0.6,
+                 "transition": {"type": "fade", "duration": 0.2}},
+                {"id": "c", "visual": {"type": "color", "color": "#a05020"}, "duration": 0.4,
+                 "transition": {"type": "fade", "duration": 0.2}},
+                {"id": "d", "visual": {"type": "image", "src": "still.png"}, "duration": 0.6}],
+            "captions": {"burnIn": False, "sidecar": []}}
+    outs = {}
+    for k in (0, 2):
+        storage = LocalStorage(tmp_path / f"store{k}")
+        storage.upload_bytes(IN, "jobs/j/spec.json", json.dumps(spec).encode(), "application/json")
+        storage.upload_bytes(IN, "jobs/j/assets/still.png", media["still.png"], "application/octet-stream")
+        (tmp_path / f"work{k}").mkdir()
+        result = run_export("j", storage, FakeReporter(), Settings(
+            input_bucket=IN, output_bucket=OUT, render_max_retries=0, render_segment_scenes=k,
+            ffmpeg_binary=os.environ.get("FFMPEG_BINARY") or None), str(tmp_path / f"work{k}"))
+        assert result.status == "succeeded", result.error
+        outs[k] = tmp_path / f"store{k}" / OUT / "exports" / "j" / result.output["filename"]
+        with av.open(str(outs[k])) as c:
+            sar = c.streams.video[0].codec_context.sample_aspect_ratio
+            assert sar is not None and (sar.numerator, sar.denominator) == (1, 1)
+    v0, v2 = video_md5s(outs[0]), video_md5s(outs[2])
+    assert len(v0) == round((0.6 + 0.6 + 0.4 + 0.6 - 3 * 0.2) * FPS) == 48
+    assert v2 == v0
+
+
 def test_segmented_render_logs_its_segments(tmp_path, media, capfd):
     capfd.readouterr()
     render(tmp_path, media, 3)

@@ -58,7 +58,7 @@ def test_timeline_segments_add_up_to_the_plan_and_cut_has_no_xfade(plan):
     graph = graph_of(argv)
     fps = plan.fps
     # one xfade per non-cut transition, offset 0, exactly the planned whole frames
-    xf = re.findall(r"xfade=transition=(\w+):duration=([\d.]+):offset=0\[x(\d+)\]", graph)
+    xf = re.findall(r"xfade=transition=(\w+):duration=([\d.]+):offset=0,format=yuv420p\[x(\d+)\]", graph)
     assert [(name, int(i)) for name, _, i in xf] == [("fade", 0), ("wipeleft", 1)]
     assert [round(float(d) * fps) for _, d, _ in xf] == [15, 22]  # 0.75 s rounded down to 22 frames
     assert "xfade=transition=fade:duration=0.5:" in graph
