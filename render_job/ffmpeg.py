@@ -1,6 +1,8 @@
 """FFmpeg argument building (pure: no I/O, no subprocess).
 
-One FFmpeg run renders the whole export through a single -filter_complex graph:
+One FFmpeg run renders the whole export through a single -filter_complex graph (a storyboard of
+more than RENDER_SEGMENT_SCENES scenes: the video timeline in segments, see segment_cuts, each an
+FFmpeg run writing raw frames into the one encoding run's stdin, build_command(video_pipe=True)):
 
     per scene   image (decoded once, fitted once, repeated by the `loop` filter) | clip (-ss/-t,
                 frozen last frame via tpad if short) | colour or title card (lavfi `color` source)
