@@ -410,27 +410,58 @@ def _scene_video(plan: RenderPlan, sc: ScenePlan, inputs: Mapping[str, str], idx
     return ["-ss", fmt_s(sc.trim_start_s), "-t", fmt_s(read_s), "-i", path], pre + [chain + label]
 
 
-def segment_cuts(plan: RenderPlan, max_scenes: int) -> list[int]:
+# Estimated FFmpeg memory per scene held by one graph, MB, at 1080p output (scaled by output pixels),
+# measured with `make bench-segments` and tests/bench (BENCHMARKS.md finding 22): stills with Ken
+# Burns and fades ~57 MB; clips ~100 MB plus ~10 MB per megapixel of the clip (decoder frames and
+# threads: ~120 MB for a 1080p clip, ~185 MB for a 4K one); colour and title cards a few MB.
+SCENE_MB_IMAGE = 60.0
+SCENE_MB_CLIP = 100.0
+SCENE_MB_PER_CLIP_MP = 10.0
+SCENE_MB_CARD = 10.0
+SEGMENT_BUDGET_MB = 1500.0  # estimated scene memory per segment (a 4 GiB render task)
+
+
+def scene_memory_mb(plan: RenderPlan, sc: ScenePlan) -> float:
+    """Estimated FFmpeg memory in MB that scene `sc` holds in a graph until the graph ends (see the
+    SCENE_MB_* measurements)."""
+    scale = plan.width * plan.height / (1920 * 1080)
+    if sc.kind == "image":
+        return SCENE_MB_IMAGE * scale
+    if sc.kind == "video":
+        return SCENE_MB_CLIP * scale + SCENE_MB_PER_CLIP_MP * sc.src_pixels / 1e6
+    return SCENE_MB_CARD * scale
+
+
+def segment_cuts(plan: RenderPlan, max_scenes: int, budget_mb: float = SEGMENT_BUDGET_MB) -> list[int]:
     """Where a segmented render splits the timeline: scene indices j, each segment ending where
     scene j's body starts (after transition j-1) and the next one starting there; [] = one run.
 
-    Why: one FFmpeg graph holds every scene's prepared still (a zoom's 2x copy, a pan's scaled copy,
-    frame pools) until it ends, so its memory grows with the scene count: at 1080p with cuts ~34 MB
-    per zoom scene, ~26 MB per pan and < 10 MB per static still, with fades ~57 MB per scene
-    (measured: `make bench-segments`, BENCHMARKS.md finding 22), i.e. 7-11 GB for 200 scenes, over a
-    4 GiB render task. A segment holds at most max_scenes + 1 scenes (the last one
-    only for its transition's frames).
+    Why: one FFmpeg graph holds every scene's prepared picture (a zoom's 2x copy, a pan's scaled
+    copy, a clip's decoder, frame pools) until it ends, so its memory grows with the scene count:
+    at 1080p with cuts ~34 MB per zoom scene, ~26 MB per pan and < 10 MB per static still, with
+    fades ~57 MB per scene, a 4K clip ~185 MB (measured: `make bench-segments`, BENCHMARKS.md
+    finding 22), i.e. 7-11 GB for 200 still scenes, over a 4 GiB render task. A segment takes scenes
+    while it has fewer than max_scenes and their scene_memory_mb stays within budget_mb (at least
+    one scene), plus the next scene for its transition's head frames.
 
     Args:
         plan: the RenderPlan.
-        max_scenes: scenes per segment (>= 1); 0 or a plan of at most that many scenes: no segments.
+        max_scenes: scenes per segment at most (RENDER_SEGMENT_SCENES); 0 or less: never segment.
+        budget_mb: estimated scene memory per segment, MB.
     Returns:
-        Increasing scene indices in 1..len(scenes)-1.
+        Increasing scene indices in 1..len(scenes)-1 ([] when the plan fits in one graph).
     """
-    n = len(plan.scenes)
-    if max_scenes <= 0 or n <= max_scenes:
+    if max_scenes <= 0:
         return []
-    return list(range(max_scenes, n, max_scenes))
+    cuts: list[int] = []
+    start, used = 0, 0.0
+    for j, sc in enumerate(plan.scenes):
+        cost = scene_memory_mb(plan, sc)
+        if j > start and (j - start >= max_scenes or used + cost > budget_mb):
+            cuts.append(j)
+            start, used = j, 0.0
+        used += cost
+    return cuts
 
 
 def segment_frames(plan: RenderPlan, first: int, last: int | None) -> int:

@@ -494,7 +494,8 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
         feed = SegmentFeed([c[0] for c in commands[1:]], cwd=workdir, labels=labels) if cuts else None
         if cuts:
             logs.info("rendering in segments", job_id=job_id, segments=len(bounds),
-                      scenesPerSegment=settings.render_segment_scenes)
+                      scenesPerSegment=settings.render_segment_scenes, budgetMb=ffargs.SEGMENT_BUDGET_MB,
+                      firstScenes=[first for first, _ in bounds])
         reporter.running("rendering", 0.1, force=True)
         run_ffmpeg(commands[0][0], cwd=workdir, total_s=plan.total_s,
                    on_progress=lambda f: reporter.running("rendering", 0.1 + 0.8 * f), what="ffmpeg render",

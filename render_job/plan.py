@@ -66,6 +66,7 @@ class ScenePlan:
     clip_volume: float = 0.0
     clip_audio: bool = False
     narration_offset_s: float = 0.0
+    src_pixels: int = 0  # a clip's frame size, width x height pixels (0: not a clip, or unknown)
 
     @property
     def end(self) -> float:
@@ -236,6 +237,7 @@ def build_plan(spec: ExportSpec, probes: Mapping[str, Any]) -> RenderPlan:
             m["trim"] = float(vis.trim_start_s)
             m["clip_s"] = max(0.0, end - vis.trim_start_s)
             m["clip_audio"] = vis.volume > 0 and bool(_get(probes[vis.src], "has_audio"))
+            m["src_pixels"] = int(_get(info, "width") or 0) * int(_get(info, "height") or 0)
         if scene.duration is not None:
             f = _frames_round(scene.duration, fps)
         elif m["narr_s"] is not None:
@@ -291,7 +293,7 @@ def build_plan(spec: ExportSpec, probes: Mapping[str, Any]) -> RenderPlan:
             motion=getattr(vis, "motion", "none"),
             motion_strength=float(getattr(vis, "motion_strength", 0.0)),
             clip_volume=float(getattr(vis, "volume", 0.0)), clip_audio=m["clip_audio"],
-            narration_offset_s=m["offset"],
+            narration_offset_s=m["offset"], src_pixels=m.get("src_pixels", 0),
         ))
         start_f += frames[i] - t_frames[i]
     total_f = sum(frames) - sum(t_frames)

@@ -11,8 +11,8 @@ if str(ROOT) not in sys.path:
 
 import pytest  # noqa: E402
 
-from render_job.ffmpeg import (build_command, build_segment_command, segment_cuts, segment_frames,  # noqa: E402
-                               timeline_graph)
+from render_job.ffmpeg import (build_command, build_segment_command, scene_memory_mb, segment_cuts,  # noqa: E402
+                               segment_frames, timeline_graph)
 from render_job.plan import build_plan  # noqa: E402
 from shared.spec import parse_spec  # noqa: E402
 
@@ -110,3 +110,37 @@ def test_encoding_run_reads_the_pipe_and_keeps_audio_and_captions(plan):
     assert argv[argv.index("assets/c.mp4") - 5:argv.index("assets/c.mp4") + 1][0] == "-ss"
     assert "[1:a]aresample=48000" in graph and "volume=0.8" in graph
     assert "subtitles=filename=captions.ass" in graph and "libx264" in argv
+
+
+def clip_plan(n, width, height, resolution="1080p"):
+    spec = parse_spec({"output": {"resolution": resolution, "aspectRatio": "16:9", "fps": 30, "quality": "draft"},
+                       "scenes": [{"id": f"c{i}", "visual": {"type": "video", "src": "c.mp4"}, "duration": 1.0}
+                                  for i in range(n)]})
+    probes = {"c.mp4": SimpleNamespace(duration_s=2.0, has_audio=False, width=width, height=height)}
+    return build_plan(spec, probes)
+
+
+def test_clip_scenes_are_budgeted_by_their_size():
+    # a 4K clip costs ~185 MB in a graph (measured): 8 fit in the 1500 MB budget, not 24
+    four_k = clip_plan(12, 3840, 2160)
+    assert four_k.scenes[0].src_pixels == 3840 * 2160
+    assert scene_memory_mb(four_k, four_k.scenes[0]) == pytest.approx(183, abs=1)
+    assert segment_cuts(four_k, 24) == [8]
+    # twelve 1080p clips (~121 MB each) fit in one graph; twenty do not
+    assert segment_cuts(clip_plan(12, 1920, 1080), 24) == []
+    assert segment_cuts(clip_plan(20, 1920, 1080), 24) == [12]
+    assert segment_cuts(clip_plan(20, 1920, 1080), 0) == []  # segmenting off
+
+
+def test_stills_are_capped_by_the_scene_count_and_the_benchmark_storyboard_is_one_graph():
+    spec = parse_spec({"output": {"resolution": "1080p", "aspectRatio": "16:9", "fps": 30, "quality": "standard"},
+                       "scenes": [{"id": f"s{i}", "visual": {"type": "image", "src": "a.png", "motion": "zoom-in"},
+                                   "duration": 5, "transition": {"type": "fade", "duration": 0.5}}
+                                  for i in range(60)]})
+    plan = build_plan(spec, PROBES)
+    assert scene_memory_mb(plan, plan.scenes[0]) == 60
+    assert segment_cuts(plan, 24) == [24, 48]
+    twelve = build_plan(parse_spec({**spec.model_dump(by_alias=True, exclude_none=True),
+                                    "scenes": spec.model_dump(by_alias=True, exclude_none=True)["scenes"][:12]}),
+                        PROBES)
+    assert segment_cuts(twelve, 24) == []  # 12 x 60 MB: as `make bench` renders it, one graph
