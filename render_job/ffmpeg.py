@@ -368,6 +368,16 @@ def timeline_graph(plan: RenderPlan, out: str = "[tl]", first: int = 0, last: in
     return stmts
 
 
+def _clip_read_s(sc: ScenePlan) -> float:
+    """Seconds read from a clip scene's file: the clip after trimming, at most the scene's length."""
+    return min(sc.duration, sc.clip_s) if sc.clip_s else sc.duration
+
+
+def _clip_input(sc: ScenePlan, path: str) -> list[str]:
+    """The input arguments opening a clip scene's file at its trim point for _clip_read_s seconds."""
+    return ["-ss", fmt_s(sc.trim_start_s), "-t", fmt_s(_clip_read_s(sc)), "-i", path]
+
+
 def _scene_video(plan: RenderPlan, sc: ScenePlan, inputs: Mapping[str, str], idx: int) -> tuple[list[str], list[str]]:
     """Scene `sc`'s video as (input arguments, filter statements ending in [v<index>]).
 
@@ -398,7 +408,6 @@ def _scene_video(plan: RenderPlan, sc: ScenePlan, inputs: Mapping[str, str], idx
                  f"loop=loop={n_frames - 1}:size=1:start=0,settb=1/{fps},setpts=N,"
                  f"{per_frame}{_common_tail(plan, sc.duration)}")
         return ["-i", path], pre + [chain + label]
-    read_s = min(sc.duration, sc.clip_s) if sc.clip_s else sc.duration
     pad = ""
     if sc.clip_pad_s > 0 or not sc.clip_s:
         pad = f"tpad=stop_mode=clone:stop_duration={fmt_s(sc.duration)},"
@@ -407,7 +416,7 @@ def _scene_video(plan: RenderPlan, sc: ScenePlan, inputs: Mapping[str, str], idx
     if motion:  # frame-exact scene first, so the motion's frame index runs 0..n-1
         motion = f"format=yuv420p,trim=end_frame={n_frames},{motion}"
     chain = f"{fitted},setsar=1,fps={fps},{pad}{motion}{_common_tail(plan, sc.duration)}"
-    return ["-ss", fmt_s(sc.trim_start_s), "-t", fmt_s(read_s), "-i", path], pre + [chain + label]
+    return _clip_input(sc, path), pre + [chain + label]
 
 
 # Estimated FFmpeg memory per scene held by one graph, MB, at 1080p output (scaled by output pixels),
@@ -550,8 +559,7 @@ def build_command(plan: RenderPlan, inputs: Mapping[str, str], out_mp4: str, ass
         idx = 1
         for sc in plan.scenes:
             if sc.kind == "video" and sc.clip_audio:
-                read_s = min(sc.duration, sc.clip_s) if sc.clip_s else sc.duration
-                args += ["-ss", fmt_s(sc.trim_start_s), "-t", fmt_s(read_s), "-i", inputs[sc.src]]  # type: ignore[index]
+                args += _clip_input(sc, inputs[sc.src])  # type: ignore[index]
                 clip_inputs[sc.index] = idx
                 idx += 1
     else:
@@ -573,7 +581,7 @@ def build_command(plan: RenderPlan, inputs: Mapping[str, str], out_mp4: str, ass
     for sc in plan.scenes:
         if sc.index not in clip_inputs:
             continue
-        read_s = min(sc.duration, sc.clip_s) if sc.clip_s else sc.duration
+        read_s = _clip_read_s(sc)
         delay_ms = int(round(sc.start * 1000))
         graph.append(f"[{clip_inputs[sc.index]}:a]aresample={AUDIO_RATE},"
                      f"aformat=sample_fmts=fltp:channel_layouts=stereo,volume={sc.clip_volume:g},"
@@ -638,7 +646,7 @@ def build_command(plan: RenderPlan, inputs: Mapping[str, str], out_mp4: str, ass
         # gap in the timestamps, not in the sound (its samples are complete and contiguous). Left in, the
         # last ~3 s of audio play ~67 ms after the picture and the final ~67 ms are trimmed away, while
         # the stream's duration still looks right. Timestamps from the sample count (asetpts=N/SR/TB)
-        # put every sample where it belongs (tests/integration/test_features.py: audio continuity).
+        # put every sample where it belongs (tests/integration/test_render.py checks the sound heard).
         graph.append(f"{mix}loudnorm=I={plan.loudness_lufs:g}:TP={plan.true_peak_db:g}:LRA={LOUDNESS_RANGE},"
                      f"aresample={AUDIO_RATE},asetpts=N/SR/TB,aformat=sample_fmts=fltp:channel_layouts=stereo,"
                      f"apad=whole_dur={fmt_s(total)},atrim=0:{fmt_s(total)},asetpts=PTS-STARTPTS[aout]")
