@@ -18,6 +18,7 @@ import json
 import math
 import os
 import re
+import resource
 import shutil
 import tempfile
 import threading
@@ -641,5 +642,14 @@ def main() -> int:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     logs.info("render task finished", job_id=job_id, attempt=attempt, status=result.status,
-              exitCode=result.exit_code)
+              exitCode=result.exit_code, **task_cpu_s())
     return result.exit_code
+
+
+def task_cpu_s() -> dict[str, float]:
+    """CPU seconds (user + sys) this task has used so far: {"cpuS": this Python process,
+    "childCpuS": every child it has waited for (FFmpeg, ffprobe)}; getrusage(2). Cloud Run bills
+    vCPU-seconds of the instance, so this is what one export costs in compute; the benchmark also
+    uses it to tell the render task's CPU from the rest of the local pipeline's."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"cpuS": round(me.ru_utime + me.ru_stime, 3), "childCpuS": round(kids.ru_utime + kids.ru_stime, 3)}

@@ -475,7 +475,7 @@ class ExportService:
             output = _strict(ReportOutput, report.output) if report.output is not None else None
         except ValidationError as exc:
             raise InvalidRequest("report output is invalid", details=_details(exc, "output.")) from None
-        job = self._get(report.job_id)
+        job = self._get(report.job_id, with_spec=False)  # the most frequent write: never decode the storyboard
         applied = False
         if report.status == "running":
             if is_terminal(job.status):
@@ -495,7 +495,7 @@ class ExportService:
                                            error_message=_clean_text(err.message), finished_at=utcnow(), stage=None)
             if applied:
                 logs.warning("export failed", job_id=job.id, code=err.code, reason=err.message)
-        current = self.repo.get(job.id)
+        current = self.repo.get(job.id, with_spec=False)
         return {"jobId": job.id, "status": current.status.value if current else None, "applied": applied}
 
     def _output_from_report(self, job_id: str, out: dict) -> dict:
@@ -565,7 +565,7 @@ class ExportService:
             if not m:
                 return "ignored"
             job_id = m.group(1)
-            job = self.repo.get(job_id)
+            job = self.repo.get(job_id, with_spec=False)
             if job is None:
                 logs.warning("finalize of an output for an unknown job", bucket=bucket, object=name)
                 return "ignored"

@@ -62,7 +62,7 @@ for p in (str(ROOT), str(HERE)):
 import baseline  # noqa: E402
 import outputs  # noqa: E402
 import storyboard as sb  # noqa: E402
-from bench_stats import median_interval, settled  # noqa: E402
+from bench_stats import SPLIT, b_minus_a, median_interval, settled  # noqa: E402
 from measure import Measurement, RssSampler, TreeCpu, run_measured  # noqa: E402
 
 TARGETS = {"a/c": 1.10, "a/d": 1.30, "e/a": 8.0, "b-a": 2.0, "py_rss": 200.0}
@@ -155,12 +155,21 @@ def run_ours(out: Path, story: sb.Storyboard, ffmpeg: str) -> tuple[Measurement,
     if m.returncode != 0 or res.get("status") != "succeeded":
         raise RuntimeError(f"our render failed ({m.returncode}): {res.get('error')}; log: {d / 'job.log'}")
     mp4 = d / "storage" / "bench-out" / "exports" / job_id / res["output"]["filename"]
+    m.extra.update(render_step_s=res.get("timings", {}).get("render_s"), render_argv=render_argv(d / "calls"))
     return m, res, mp4, d
 
 
 # ------------------------------------------------------------------------------------------ (b)
-def run_pipeline(out: Path, story: sb.Storyboard) -> tuple[Measurement, dict]:
-    """(b): embedded stack; timed from export_start to `succeeded` (stack start-up reported apart)."""
+def run_pipeline(out: Path, story: sb.Storyboard, ffmpeg: str) -> tuple[Measurement, dict]:
+    """(b): embedded stack; timed from export_start to `succeeded` (stack start-up reported apart).
+
+    The render task runs FFmpeg through the same logging wrapper as (a) (its calls in b/calls), and
+    its log gives the FFmpeg render step's seconds (`timings.render_s`) and the task's CPU seconds
+    (`render task finished`): Measurement.extra render_step_s, task_cpu_s, others_cpu_s (the CPU
+    seconds every process but the render task used while its FFmpeg render step ran: gateway,
+    storage emulator, client; measure.RssSampler), others_run_cpu_s (the same over the whole run,
+    less the RSS sampler's thread, which samples (a) too) and render_argv.
+    """
     import psutil
 
     from infra.local import client
@@ -170,16 +179,17 @@ def run_pipeline(out: Path, story: sb.Storyboard) -> tuple[Measurement, dict]:
     d = out / "b"
     shutil.rmtree(d, ignore_errors=True)
     d.mkdir(parents=True)
+    wrapper = outputs.make_logging_ffmpeg(ffmpeg, d / "ffmpeg", d / "calls")
     t_boot = time.perf_counter()
     # the deployed report interval (shared.config, env.example), not the local modes' 0.5 s
     interval = str(Settings.render_report_interval_s)
     with EmbeddedStack(run_dir=d / "run", render_max_retries=0,
-                       extra_env={"RENDER_REPORT_INTERVAL_S": interval}) as stack:
+                       extra_env={"RENDER_REPORT_INTERVAL_S": interval, "FFMPEG_BINARY": str(wrapper)}) as stack:
         boot_s = time.perf_counter() - t_boot
         time.sleep(1.0)  # let the gateway settle
         me = psutil.Process()
         u0, s0 = TreeCpu.snapshot()
-        with RssSampler(os.getpid()) as sampler:
+        with RssSampler(os.getpid(), task="-m render_job", step="filter_complex") as sampler:
             t0 = time.perf_counter()
             epoch0 = time.time()
             job = client.start_export(stack.base, story.spec, story.files)
@@ -212,14 +222,41 @@ def run_pipeline(out: Path, story: sb.Storyboard) -> tuple[Measurement, dict]:
                 task_s = json.loads(line).get("wallS")
             except ValueError:
                 pass
+    rendered, finished = {}, {}
+    for path in (d / "run" / "render").glob("*.log"):
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if entry.get("message") == "export rendered":
+                rendered = entry
+            elif entry.get("message") == "render task finished":
+                finished = entry
+    task_cpu = (finished["cpuS"] + finished["childCpuS"]) if "childCpuS" in finished else None
     m = Measurement(name="(b) whole local pipeline", wall_s=wall, user_s=u1 - u0, sys_s=s1 - s0,
                     max_rss_mb=max(sampler.per_name.values(), default=0) / 2**20,
                     tree_rss_mb=sampler.peak_sum / 2**20,
                     per_name_rss_mb={k: v / 2**20 for k, v in sampler.per_name.items()},
                     output_s=sb.TOTAL_S,
                     extra={"stack_start_s": boot_s, "seen_by_client_s": seen, "export_start_s": t_started - t0,
-                           "upload_s": t_uploaded - t_started, "states": states, "render_task_s": task_s})
+                           "upload_s": t_uploaded - t_started, "states": states, "render_task_s": task_s,
+                           "render_step_s": (rendered.get("timings") or {}).get("render_s"),
+                           "task_cpu_s": task_cpu,
+                           # over the whole run; the RSS sampler's thread runs in (a) too, where it is not counted
+                           "others_run_cpu_s": (u1 - u0 + s1 - s0 - task_cpu - sampler.cpu_s)
+                           if task_cpu is not None else None,
+                           "others_cpu_s": sampler.others_step_cpu_s,
+                           "render_argv": render_argv(d / "calls")})
     return m, final
+
+
+def render_argv(calls: Path) -> list[str] | None:
+    """The argv of the FFmpeg render call (the one with a filter graph) that a logging wrapper
+    recorded in `calls`, or None. Paths in it are relative to the work folder, so (a)'s and (b)'s
+    are equal when they render the same thing the same way."""
+    return next((av for _, av in outputs.logged_calls(calls)
+                 if "-filter_complex" in av or "-/filter_complex" in av), None)
 
 
 def _cmd(p) -> list[str]:
@@ -379,6 +416,25 @@ def paired(walls: dict[str, list[float]]) -> dict[str, list[float]]:
             "b-a": [walls["b"][i] - walls["a"][i] for i in range(len(walls["b"]))]}
 
 
+def b_minus_a_split(runs_b: list, runs_a: list, pairs: list[tuple[int, int]]) -> dict:
+    """b-a of each pair split at the FFmpeg render step (see bench_stats.b_minus_a): {"outside":
+    [s], "render_step": [s], "others_cpu": [CPU s], "same_work": every (b) ran (a)'s render argv}.
+    A pair whose figures are missing (an older log, no `render task finished`) is left out of the
+    lists, and then same_work is False."""
+    out = {"outside": [], "render_step": [], "others_cpu": [], "same_work": bool(pairs)}
+    for ib, ia in pairs:
+        mb, ma = runs_b[ib][0], runs_a[ia][0]
+        step_b, step_a, cpu = mb.extra.get("render_step_s"), ma.extra.get("render_step_s"), mb.extra.get("others_cpu_s")
+        argv_b, argv_a = mb.extra.get("render_argv"), ma.extra.get("render_argv")
+        if None in (step_b, step_a, cpu) or not argv_a or argv_b != argv_a:
+            out["same_work"] = False
+            continue
+        out["outside"].append((mb.wall_s - step_b) - (ma.wall_s - step_a))
+        out["render_step"].append(step_b - step_a)
+        out["others_cpu"].append(cpu)
+    return out
+
+
 # ------------------------------------------------------------------------------------------ report
 def fmt(v, nd=1, unit=""):
     if v is None:
@@ -527,7 +583,7 @@ def main(argv: list[str] | None = None) -> int:
         """Measure (a), (b), (c) or (d) once, keep its result in runs[which]; its wall seconds."""
         if which == "b":
             log(f"(b) whole local pipeline (embedded stack){tag} ...")
-            runs_b.append(measured(run_pipeline, out, story))
+            runs_b.append(measured(run_pipeline, out, story, ffmpeg))
         elif which == "a":
             log(f"(a) our render job{tag} ...")
             runs_a.append(measured(run_ours, out, story, ffmpeg))
@@ -551,6 +607,7 @@ def main(argv: list[str] | None = None) -> int:
     # --- ratios: per round (paired()); then extra pairs for a target the rounds leave unsettled
     walls = {k: [_wall(r) for r in rs] for k, rs in runs.items()}
     per_round = paired(walls)
+    ba_pairs = [(i, i) for i in range(len(runs_b))]  # (index in runs_b, index in runs_a) of each b-a pair
     extra_pairs = {"a/c": 0, "a/d": 0, "b-a": 0}
     while True:
         todo = [k for k in ("b-a", "a/d", "a/c") if per_round[k] and extra_pairs[k] < args.max_extra_pairs
@@ -566,6 +623,8 @@ def main(argv: list[str] | None = None) -> int:
             order = ("a", other) if (len(per_round[k]) % 2 == 0) else (other, "a")
             got = {which: run_one(which, f" (extra pair for {k})") for which in order}
             per_round[k].append(got["b"] - got["a"] if k == "b-a" else got["a"] / got[other])
+            if k == "b-a":
+                ba_pairs.append((len(runs_b) - 1, len(runs_a) - 1))
     m_a, res_a, _, _ = best(runs_a)
     # every run renders the same output; each run replaces the previous one's folder: the last is on disk
     mp4_a, dir_a = runs_a[-1][2], runs_a[-1][3]
@@ -586,13 +645,17 @@ def main(argv: list[str] | None = None) -> int:
     render_s = res_a.get("timings", {}).get("render_s")
     py_rss = max(r[1]["self"]["maxrss_kb"] for r in runs_a) / 1024
     ac, ad = statistics.median(per_round["a/c"]), statistics.median(per_round["a/d"])
-    ba = statistics.median(per_round["b-a"]) if per_round["b-a"] else None
+    ba, ba_how, split = None, "", b_minus_a_split(runs_b, runs_a, ba_pairs)
+    if per_round["b-a"]:
+        ba, ba_how = b_minus_a(per_round["b-a"], split["outside"], split["render_step"], split["others_cpu"],
+                               split["same_work"], TARGETS["b-a"])
     ratios = [
         ("a/c", ac, f"<= {TARGETS['a/c']:.2f}", ac <= TARGETS["a/c"]),
         ("a/d", ad, f"<= {TARGETS['a/d']:.2f}", ad <= TARGETS["a/d"]),
         ("MoviePy/a", (m_e.wall_s / a) if m_e else None, f">= {TARGETS['e/a']:.0f}",
          (m_e.wall_s / a >= TARGETS["e/a"]) if m_e else None),
-        ("b-a (s)", ba, f"<= {TARGETS['b-a']:.1f}", (ba <= TARGETS["b-a"]) if ba is not None else None),
+        ("b-a (s)" + (" (split; see below)" if ba_how == SPLIT else ""), ba, f"<= {TARGETS['b-a']:.1f}",
+         (ba <= TARGETS["b-a"]) if ba is not None else None),
         ("(a) Python peak RSS (MB)", py_rss, f"<= {TARGETS['py_rss']:.0f}", py_rss <= TARGETS["py_rss"]),
         ("a/c, fastest runs", m_a.wall_s / m_c.wall_s, "info", None),
         ("a/d, fastest runs", m_a.wall_s / m_d.wall_s, "info", None),
@@ -603,6 +666,20 @@ def main(argv: list[str] | None = None) -> int:
             ratios.append((f"{k}: median interval of {len(per_round[k])} pairs ({cov:.0%}), "
                            f"{'settled' if settled(per_round[k], TARGETS[k]) else 'NOT settled'}",
                            f"{lo:.2f}..{hi:.2f}", "info", None))
+    if per_round["b-a"]:
+        ratios.append((f"b-a (s), direct median of {len(per_round['b-a'])} pairs", statistics.median(per_round["b-a"]),
+                       "info", None))
+    for key, label in (("outside", "b-a outside the FFmpeg render step (s)"),
+                       ("render_step", "b-a of the FFmpeg render step alone (s; same argv: "
+                                       f"{'yes' if split['same_work'] else 'NO'})"),
+                       ("others_cpu", "(b) other processes' CPU s during the render step")):
+        if split[key]:
+            per_round[label.split(" (")[0]] = split[key]
+            lo, hi, cov = median_interval(split[key])
+            ratios.append((f"{label}, median [interval {lo:.2f}..{hi:.2f}, {cov:.0%}]",
+                           statistics.median(split[key]), "info", None))
+    if per_round["b-a"]:
+        ratios.append((f"b-a verdict: {ba_how}", ba, "info", None))
     if m_b:
         ratios.append(("b-a (s), fastest runs", m_b.wall_s - m_a.wall_s, "info", None))
     outside = [r[0].wall_s - r[0].extra["render_task_s"] for r in runs_b if r[0].extra.get("render_task_s")]

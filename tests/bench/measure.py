@@ -45,13 +45,28 @@ class Measurement:
 
 
 class RssSampler:
-    """Samples the RSS of `root` and its descendants every SAMPLE_S seconds in a thread."""
+    """Samples the RSS of `root` and its descendants every SAMPLE_S seconds in a thread; `cpu_s` is
+    the CPU seconds that thread used (the measurement's own cost, set on exit).
 
-    def __init__(self, root_pid: int, include_root: bool = True) -> None:
+    With `task` (a substring of one descendant's command line, e.g. "-m render_job") and `step` (a
+    substring of the command line of a process under it, e.g. "filter_complex"), it also adds up
+    `others_step_cpu_s`: the CPU seconds (user + sys) that every process outside the task's subtree
+    used while the step ran, this process's other threads included and this sampler's thread not:
+    what could have competed with the step for the CPUs. Per interval between samples, counted when
+    the step was seen at either end (so it over-states by up to one interval at each end); a
+    process that starts and exits between two samples is missed.
+    """
+
+    def __init__(self, root_pid: int, include_root: bool = True, task: str | None = None,
+                 step: str | None = None) -> None:
         self.root_pid = root_pid
         self.include_root = include_root
         self.peak_sum = 0
         self.per_name: dict[str, int] = {}
+        self.cpu_s = 0.0
+        self.task, self.step = task, step
+        self.others_step_cpu_s = 0.0
+        self._prev: tuple[dict[int, float], bool] | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -70,21 +85,42 @@ class RssSampler:
         except psutil.Error:
             return
         total = 0
+        cpu: dict[int, float] = {}
+        task_pids: set[int] = set()
+        in_step = False
         for p in procs:
             try:
                 with p.oneshot():
                     rss = p.memory_info().rss
                     name = _label(p)
+                    if self.task:
+                        cmd = " ".join(p.cmdline())
+                        if self.task in cmd or p.ppid() in task_pids:  # children() lists parents first
+                            task_pids.add(p.pid)
+                            in_step = in_step or bool(self.step and self.step in cmd)
+                        else:
+                            t = p.cpu_times()
+                            cpu[p.pid] = t.user + t.system
             except psutil.Error:
                 continue
             total += rss
             self.per_name[name] = max(self.per_name.get(name, 0), rss)
         self.peak_sum = max(self.peak_sum, total)
+        if self.task:
+            if os.getpid() in cpu:
+                cpu[os.getpid()] -= time.thread_time()  # not this sampler's own thread
+            if self._prev is not None:
+                prev, prev_in_step = self._prev
+                if in_step or prev_in_step:
+                    self.others_step_cpu_s += sum(max(0.0, v - prev[pid]) for pid, v in cpu.items() if pid in prev)
+            self._prev = (cpu, in_step)
 
     def _run(self) -> None:
+        t0 = time.thread_time()
         while not self._stop.is_set():
             self.sample()
             self._stop.wait(SAMPLE_S)
+        self.cpu_s = time.thread_time() - t0
 
 
 def _label(p: psutil.Process) -> str:
