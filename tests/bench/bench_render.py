@@ -203,10 +203,14 @@ def run_pipeline(out: Path, story: sb.Storyboard, ffmpeg: str) -> tuple[Measurem
             done_at = next((h["at"] for h in reversed(final.get("history") or []) if h.get("status") == "succeeded"),
                            None) or final.get("finishedAt")
             wall = (client.parse_time(done_at).timestamp() - epoch0) if done_at else seen
-            # let the render job process exit (it reports and uploads before Cloud Run-like exit)
+            # let the render job process exit (it reports and uploads before Cloud Run-like exit) and
+            # the launcher reap it: it logs "render task exited" then (a zombie has no command line,
+            # so waiting for the process alone could end before that line is written)
             deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and any(
-                    "render_job" in " ".join(_cmd(p)) for p in me.children(recursive=True)):
+            gateway_log = d / "run" / "gateway.log"
+            while time.monotonic() < deadline and (
+                    any("render_job" in " ".join(_cmd(p)) for p in me.children(recursive=True))
+                    or '"render task exited"' not in gateway_log.read_text(errors="replace")):
                 time.sleep(0.1)
         u1, s1 = TreeCpu.snapshot()
         if final.get("status") != "succeeded":

@@ -38,8 +38,8 @@ def settled(values: list[float], target: float) -> bool:
     return cov >= INTERVAL_COVERAGE and (hi <= target or lo > target)
 
 
-DIRECT = "direct: median of the pairs' b-a"
-SPLIT = "split: median of b-a outside the FFmpeg render step + median CPU s of (b)'s other processes"
+DIRECT = "direct (median of the pairs)"
+SPLIT = "split (outside the render step + other processes' CPU during it)"
 
 
 def b_minus_a(total: list[float], outside: list[float], render_step: list[float], others_cpu: list[float],
