@@ -38,38 +38,46 @@ def settled(values: list[float], target: float) -> bool:
     return cov >= INTERVAL_COVERAGE and (hi <= target or lo > target)
 
 
+
 DIRECT = "direct (median of the pairs)"
-SPLIT = "split (outside the render step + other processes' CPU during it)"
+NORMALIZED = "at (b)'s CPU speed (median of the pairs)"
 
 
-def b_minus_a(total: list[float], outside: list[float], render_step: list[float], others_cpu: list[float],
-              same_work: bool, target: float) -> tuple[float, str]:
-    """The b-a verdict value (seconds) and how it was reached (DIRECT or SPLIT), from per-pair figures.
+def b_minus_a(total: list[float], normalized: list[float], target: float) -> tuple[float, str, bool]:
+    """The b-a verdict (seconds), how it was reached (DIRECT or NORMALIZED), and whether it is settled.
 
-    Per pair of (b) and (a) run back to back: `total` = b - a wall seconds; `render_step` = (b)'s
-    FFmpeg render step seconds - (a)'s (each run's `timings.render_s`); `outside` = total -
-    render_step, the pipeline's own time (export_start, uploads, events, dispatch, the task's start,
-    downloads, upload, report) less the job-alone's; `others_cpu` = CPU seconds that every process of
-    (b) but the render task used while the render step ran (gateway, storage emulator, client;
-    measure.RssSampler). `same_work`: (b)'s render step ran the very argv of (a)'s.
+    Per pair of (b) and (a) run back to back: `total` = b - a wall seconds; `normalized` = b - a x
+    (cpu_b / cpu_a), where cpu is the CPU seconds of each run's FFmpeg processes, which run the same
+    argv on the same files: (a) scaled to the CPU speed (b) met (see b_minus_a_normalized).
 
-    - `total` settled against `target` (settled()): its median, DIRECT.
-    - Else, when the render step ran the same argv and its difference is not shown to be positive
-      (the median interval of `render_step` reaches 0 or below): the render step is the same FFmpeg
-      work on the same machine, and the only way the pipeline can slow it is to take CPU from it:
-      at most `others_cpu` seconds (all of it, as if none ran on the CPU that FFmpeg left idle,
-      so it over-states). The noise of the machine's speed during the step (several seconds a pair on a
-      busy host; BENCHMARKS.md finding 24) is left out: median(outside) + median(others_cpu), SPLIT.
-    - Else (a penalty is shown, or the work differed, or the parts are missing): the median of
-      `total`, DIRECT, settled or not.
+    - `total` settled against `target` (settled()): its median, DIRECT, True.
+    - Else `normalized` settled: its median, NORMALIZED, True.
+    - Else the median of `total`, DIRECT, False.
     Raises ValueError when `total` is empty.
     """
     if not total:
         raise ValueError("b_minus_a of no pairs")
-    direct = statistics.median(total)
-    if settled(total, target) or not same_work or not outside or not others_cpu or not render_step:
-        return direct, DIRECT
-    lo, _, _ = median_interval(render_step)
-    if lo > 0:
-        return direct, DIRECT
-    return statistics.median(outside) + statistics.median(others_cpu), SPLIT
+    if settled(total, target):
+        return statistics.median(total), DIRECT, True
+    if normalized and settled(normalized, target):
+        return statistics.median(normalized), NORMALIZED, True
+    return statistics.median(total), DIRECT, False
+
+
+def b_minus_a_normalized(wall_b: float, wall_a: float, ffmpeg_cpu_b: float, ffmpeg_cpu_a: float) -> float:
+    """b - a with (a)'s wall seconds scaled to the CPU speed that (b) met: wall_b - wall_a x
+    ffmpeg_cpu_b / ffmpeg_cpu_a (seconds).
+
+    Why: this shared VM's vCPUs run faster or slower from minute to minute, and a run's CPU seconds
+    grow with its wall time (CPU/wall 1.81-1.82 in every run of one benchmark, BENCHMARKS.md finding
+    24), so the same FFmpeg work measured a minute apart differs by several seconds. Both runs' FFmpeg
+    processes do the same work (the benchmark checks that they run the same argv), so the ratio of
+    their CPU seconds is the ratio of the speeds they met. Whatever else makes (b) slower still counts:
+    its own time outside FFmpeg, and any CPU its other processes (or the render task's HTTP reports)
+    take from FFmpeg, which lengthens (b)'s wall time but not its FFmpeg CPU seconds. Not removed:
+    time the hypervisor takes the vCPUs away (steal), which lengthens the wall time alone, in either
+    run. Raises ValueError when ffmpeg_cpu_a is not positive.
+    """
+    if ffmpeg_cpu_a <= 0:
+        raise ValueError(f"(a)'s FFmpeg CPU seconds must be positive, got {ffmpeg_cpu_a}")
+    return wall_b - wall_a * ffmpeg_cpu_b / ffmpeg_cpu_a

@@ -139,13 +139,14 @@ def _label(p: psutil.Process) -> str:
 
 
 def run_measured(name: str, argv: list[str], *, cwd: str | None = None, env: dict | None = None,
-                 output_s: float | None = None, log_path: str | None = None) -> Measurement:
-    """Run argv to completion and measure it. stdout/stderr go to log_path (or are discarded)."""
+                 output_s: float | None = None, log_path: str | None = None, new_session: bool = False) -> Measurement:
+    """Run argv to completion and measure it. stdout/stderr go to log_path (or are discarded);
+    new_session: start it in a session of its own (setsid; its own scheduling autogroup on Linux)."""
     out = open(log_path, "wb") if log_path else subprocess.DEVNULL
     try:
         t0 = time.perf_counter()
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT)
+                                stderr=subprocess.STDOUT, start_new_session=new_session)
         with RssSampler(proc.pid) as sampler:
             _, status, ru = os.wait4(proc.pid, 0)
             wall = time.perf_counter() - t0

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from bench_stats import DIRECT, SPLIT, b_minus_a, median_interval, settled  # noqa: E402
+from bench_stats import DIRECT, NORMALIZED, b_minus_a, b_minus_a_normalized, median_interval, settled  # noqa: E402
 
 
 def test_four_values_give_min_to_max_at_87_5_percent():
@@ -33,34 +33,37 @@ def test_no_values_is_an_error():
         median_interval([])
 
 
-# b-a per pair of the 15:54 run on a busy host (BENCHMARKS.md), split as the benchmark splits it:
-# outside the render step ~0.6 s every pair, the render step's difference the machine's noise
+
+# b-a per pair of the 15:54 run on a busy host (BENCHMARKS.md), and a synthetic companion series of
+# b-a at (b)'s CPU speed, spread as in the 17:27 run (finding 24)
 TOTAL = [6.06, -1.22, 0.34, -3.37, 12.13, 3.70, 6.83, 7.56, -0.05, -6.38]
-OUTSIDE = [0.62, 0.55, 0.71, 0.58, 0.66, 0.60, 0.64, 0.59, 0.57, 0.70]
-STEP = [t - o for t, o in zip(TOTAL, OUTSIDE)]
-OTHERS = [0.31, 0.28, 0.35, 0.30, 0.29, 0.33, 0.30, 0.32, 0.27, 0.34]
+NORMALIZED_S = [0.56, 0.15, 0.50, 0.83, 1.06, -0.69, 1.86, 0.69, 0.42, 8.53]
 
 
 def test_b_minus_a_settled_pairs_give_the_direct_median():
-    assert b_minus_a([0.3, 1.0, 1.9, 0.8], OUTSIDE[:4], STEP[:4], OTHERS[:4], True, 2.0) == (0.9, DIRECT)
-    assert b_minus_a([2.1, 3.0, 2.5, 4.0], OUTSIDE[:4], STEP[:4], OTHERS[:4], True, 2.0) == (2.75, DIRECT)
+    assert b_minus_a([0.3, 1.0, 1.9, 0.8], NORMALIZED_S[:4], 2.0) == (0.9, DIRECT, True)
+    assert b_minus_a([2.1, 3.0, 2.5, 4.0], NORMALIZED_S[:4], 2.0) == (2.75, DIRECT, True)
 
 
-def test_b_minus_a_unsettled_pairs_split_at_the_render_step():
-    value, how = b_minus_a(TOTAL, OUTSIDE, STEP, OTHERS, True, 2.0)
-    assert how == SPLIT
-    assert value == pytest.approx(0.61 + 0.305)  # median outside + median other processes' CPU
+def test_b_minus_a_unsettled_pairs_fall_back_to_the_cpu_speed_normalized_pairs():
+    value, how, done = b_minus_a(TOTAL, NORMALIZED_S, 2.0)
+    assert (how, done) == (NORMALIZED, True)
+    assert value == pytest.approx((0.56 + 0.69) / 2)  # the median of NORMALIZED_S
 
 
-def test_b_minus_a_stays_direct_when_the_render_step_is_shown_slower_in_b():
-    step = [abs(v) + 0.5 for v in STEP]  # every pair's render step slower in (b): a real penalty
-    total = [o + v for o, v in zip(OUTSIDE, step)]
-    value, how = b_minus_a(total, OUTSIDE, step, OTHERS, True, 2.0)
-    assert how == DIRECT and value == pytest.approx(sorted(total)[4] / 2 + sorted(total)[5] / 2)
-
-
-def test_b_minus_a_stays_direct_when_the_work_differed_or_parts_are_missing():
-    assert b_minus_a(TOTAL, OUTSIDE, STEP, OTHERS, False, 2.0) == (pytest.approx(2.02), DIRECT)
-    assert b_minus_a(TOTAL, [], [], [], True, 2.0) == (pytest.approx(2.02), DIRECT)
+def test_b_minus_a_stays_direct_and_unsettled_when_neither_series_settles():
+    assert b_minus_a(TOTAL, [0.5, 3.0, 2.5, -1.0], 2.0) == (pytest.approx(2.02), DIRECT, False)
+    assert b_minus_a(TOTAL, [], 2.0) == (pytest.approx(2.02), DIRECT, False)
     with pytest.raises(ValueError):
-        b_minus_a([], [], [], [], True, 2.0)
+        b_minus_a([], [], 2.0)
+
+
+def test_normalized_b_minus_a_scales_a_to_the_cpu_speed_b_met():
+    # (b) met a 20 % slower CPU: its FFmpeg needed 96 CPU s for what took (a) 80; (a) took 40 s
+    assert b_minus_a_normalized(49.0, 40.0, 96.0, 80.0) == pytest.approx(1.0)  # 49 - 48
+    # the same speed: plain b - a
+    assert b_minus_a_normalized(41.5, 40.0, 80.0, 80.0) == pytest.approx(1.5)
+    # CPU taken from (b)'s FFmpeg by other processes lengthens its wall time, not its CPU seconds
+    assert b_minus_a_normalized(43.0, 40.0, 80.0, 80.0) == pytest.approx(3.0)
+    with pytest.raises(ValueError):
+        b_minus_a_normalized(40.0, 40.0, 80.0, 0.0)
