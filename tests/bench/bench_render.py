@@ -426,7 +426,7 @@ def paired(walls: dict[str, list[float]]) -> dict[str, list[float]]:
             "b-a": [walls["b"][i] - walls["a"][i] for i in range(len(walls["b"]))]}
 
 
-def b_minus_a_split(runs_b: list, runs_a: list, pairs: list[tuple[int, int]]) -> dict:
+def b_minus_a_pairs(runs_b: list, runs_a: list, pairs: list[tuple[int, int]]) -> dict:
     """b-a of each pair at (b)'s CPU speed and split at the render step (bench_stats.b_minus_a):
     {"normalized": [s] (b_minus_a_normalized), "outside": [s] (b-a less the render step's b-a),
     "render_step": [s] (timings.render_s of (b) less (a)'s), "others_cpu": [CPU s] (what (b)'s
@@ -625,7 +625,7 @@ def main(argv: list[str] | None = None) -> int:
     extra_pairs = {"a/c": 0, "a/d": 0, "b-a": 0}
     while True:
         ba_settled = bool(per_round["b-a"]) and b_minus_a(
-            per_round["b-a"], b_minus_a_split(runs_b, runs_a, ba_pairs)["normalized"], TARGETS["b-a"])[2]
+            per_round["b-a"], b_minus_a_pairs(runs_b, runs_a, ba_pairs)["normalized"], TARGETS["b-a"])[2]
         todo = [k for k in ("b-a", "a/d", "a/c") if per_round[k] and extra_pairs[k] < args.max_extra_pairs
                 and not (ba_settled if k == "b-a" else settled(per_round[k], TARGETS[k]))]
         if not todo:
@@ -661,9 +661,9 @@ def main(argv: list[str] | None = None) -> int:
     render_s = res_a.get("timings", {}).get("render_s")
     py_rss = max(r[1]["self"]["maxrss_kb"] for r in runs_a) / 1024
     ac, ad = statistics.median(per_round["a/c"]), statistics.median(per_round["a/d"])
-    ba, ba_how, ba_settled, split = None, "", False, b_minus_a_split(runs_b, runs_a, ba_pairs)
+    ba, ba_how, ba_settled, parts = None, "", False, b_minus_a_pairs(runs_b, runs_a, ba_pairs)
     if per_round["b-a"]:
-        ba, ba_how, ba_settled = b_minus_a(per_round["b-a"], split["normalized"], TARGETS["b-a"])
+        ba, ba_how, ba_settled = b_minus_a(per_round["b-a"], parts["normalized"], TARGETS["b-a"])
     ratios = [
         ("a/c", ac, f"<= {TARGETS['a/c']:.2f}", ac <= TARGETS["a/c"]),
         ("a/d", ad, f"<= {TARGETS['a/d']:.2f}", ad <= TARGETS["a/d"]),
@@ -686,15 +686,15 @@ def main(argv: list[str] | None = None) -> int:
         ratios.append((f"b-a (s), direct median of {len(per_round['b-a'])} pairs", statistics.median(per_round["b-a"]),
                        "info", None))
     for key, label in (("normalized", "b-a at (b)'s CPU speed (s; FFmpeg's same argv: "
-                                      f"{'yes' if split['same_work'] else 'NO'})"),
+                                      f"{'yes' if parts['same_work'] else 'NO'})"),
                        ("outside", "b-a outside the render step (s)"),
                        ("render_step", "b-a of the render step (s; timings.render_s)"),
                        ("others_cpu", "(b) other processes' CPU s during the render step")):
-        if split[key]:
-            per_round[label.split(" (")[0]] = split[key]
-            lo, hi, cov = median_interval(split[key])
+        if parts[key]:
+            per_round[label.split(" (")[0]] = parts[key]
+            lo, hi, cov = median_interval(parts[key])
             ratios.append((f"{label}, median [interval {lo:.2f}..{hi:.2f}, {cov:.0%}]",
-                           statistics.median(split[key]), "info", None))
+                           statistics.median(parts[key]), "info", None))
     if per_round["b-a"]:
         ratios.append((f"b-a verdict: {ba_how}, {'settled' if ba_settled else 'NOT settled'}", ba, "info", None))
     if m_b:
