@@ -685,13 +685,15 @@ def main(argv: list[str] | None = None) -> int:
     if per_round["b-a"]:
         ratios.append((f"b-a (s), direct median of {len(per_round['b-a'])} pairs", statistics.median(per_round["b-a"]),
                        "info", None))
-    for key, label in (("normalized", "b-a at (b)'s CPU speed (s; FFmpeg's same argv: "
-                                      f"{'yes' if parts['same_work'] else 'NO'})"),
-                       ("outside", "b-a outside the render step (s)"),
-                       ("render_step", "b-a of the render step (s; timings.render_s)"),
-                       ("others_cpu", "(b) other processes' CPU s during the render step")):
+    for key, name, label in (
+            ("normalized", "b-a at (b)'s CPU speed",
+             f"b-a at (b)'s CPU speed (s; FFmpeg's same argv: {'yes' if parts['same_work'] else 'NO'})"),
+            ("outside", "b-a outside the render step", "b-a outside the render step (s)"),
+            ("render_step", "b-a of the render step", "b-a of the render step (s; timings.render_s)"),
+            ("others_cpu", "(b) other processes' CPU s during the render step",
+             "(b) other processes' CPU s during the render step")):
         if parts[key]:
-            per_round[label.split(" (")[0]] = parts[key]
+            per_round[name] = parts[key]
             lo, hi, cov = median_interval(parts[key])
             ratios.append((f"{label}, median [interval {lo:.2f}..{hi:.2f}, {cov:.0%}]",
                            statistics.median(parts[key]), "info", None))
