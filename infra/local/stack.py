@@ -66,6 +66,26 @@ def fresh_postgres_database(server_url: str, prefix: str = "sceneflow_sys") -> s
     return u.set(database=name).render_as_string(hide_password=False)
 
 
+def _json_lines(paths: list[Path], message: str | None, job_id: str | None) -> list[dict]:
+    """The JSON objects, one per line, in these files (other lines skipped), with this message and
+    jobId when given."""
+    out = []
+    for path in paths:
+        for line in path.read_text(errors="replace").splitlines():
+            if not line.startswith("{"):
+                continue
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if message is not None and entry.get("message") != message:
+                continue
+            if job_id is not None and entry.get("jobId") != job_id:
+                continue
+            out.append(entry)
+    return out
+
+
 class Stack:
     """Base: holds started services, builds env, stops in reverse order."""
 
@@ -137,20 +157,12 @@ class Stack:
         """The JSON log lines the functions wrote (gateway log), optionally filtered."""
         if self.gateway is None or not self.gateway.log_path.exists():
             return []
-        out = []
-        for line in self.gateway.log_path.read_text(errors="replace").splitlines():
-            if not line.startswith("{"):
-                continue
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
-            if message is not None and entry.get("message") != message:
-                continue
-            if job_id is not None and entry.get("jobId") != job_id:
-                continue
-            out.append(entry)
-        return out
+        return _json_lines([self.gateway.log_path], message, job_id)
+
+    def render_log_entries(self, message: str | None = None, job_id: str | None = None) -> list[dict]:
+        """The JSON log lines the render tasks wrote (RENDER_LOG_DIR: run_dir/render/EXECUTION.log,
+        executions in name order), optionally filtered."""
+        return _json_lines(sorted((self.run_dir / "render").glob("*.log")), message, job_id)
 
     # -- lifecycle
     def start(self) -> "Stack":

@@ -232,17 +232,8 @@ def run_pipeline(out: Path, story: sb.Storyboard, ffmpeg: str) -> tuple[Measurem
                 task_s = json.loads(line).get("wallS")
             except ValueError:
                 pass
-    rendered, finished = {}, {}
-    for path in (d / "run" / "render").glob("*.log"):
-        for line in path.read_text(errors="replace").splitlines():
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
-            if entry.get("message") == "export rendered":
-                rendered = entry
-            elif entry.get("message") == "render task finished":
-                finished = entry
+    rendered = (stack.render_log_entries("export rendered", job["jobId"]) or [{}])[-1]
+    finished = (stack.render_log_entries("render task finished", job["jobId"]) or [{}])[-1]
     task_cpu = (finished["cpuS"] + finished["childCpuS"]) if "childCpuS" in finished else None
     m = Measurement(name="(b) whole local pipeline", wall_s=wall, user_s=u1 - u0, sys_s=s1 - s0,
                     max_rss_mb=max(sampler.per_name.values(), default=0) / 2**20,

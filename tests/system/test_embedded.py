@@ -2,8 +2,6 @@
 gcp-storage-emulator with the finalize poller, loopback Pub/Sub pushes, the local launcher."""
 from __future__ import annotations
 
-import json
-
 import pytest
 import requests
 
@@ -39,24 +37,11 @@ def test_embedded_export_succeeds(embedded_stack, tmp_path):
     wait_for_condition(lambda: len(stack.poller.delivered) >= 5, 10, "finalize deliveries")
     assert len(stack.poller.delivered) == len(set(stack.poller.delivered))
     # the task logs the CPU seconds it cost: its own and its FFmpeg runs' (render_job.job.task_cpu_s)
-    finished = wait_for_condition(lambda: _render_log_entries(stack, "render task finished", started["jobId"]),
+    finished = wait_for_condition(lambda: stack.render_log_entries("render task finished", started["jobId"]),
                                   10, "the render task's last log line")
     assert finished[0]["status"] == "succeeded" and finished[0]["exitCode"] == 0
     assert 0 < finished[0]["cpuS"] < finished[0]["childCpuS"], finished[0]  # FFmpeg does the work
 
-
-def _render_log_entries(stack, message: str, job_id: str) -> list[dict]:
-    """JSON lines with this message from the render tasks' logs (RENDER_LOG_DIR: run_dir/render)."""
-    out = []
-    for path in sorted((stack.run_dir / "render").glob("*.log")):
-        for line in path.read_text(errors="replace").splitlines():
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
-            if entry.get("message") == message and entry.get("jobId") == job_id:
-                out.append(entry)
-    return out
 
 
 def test_gateway_routes(embedded_stack):
