@@ -22,22 +22,50 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from infra.local import client  # noqa: E402
-from infra.local.verify import audio_seconds, check_history, check_mp4, check_timeline  # noqa: E402
+from infra.local.verify import check_history, check_mp4, check_timeline, heard_seconds  # noqa: E402
 from shared.spec import FRAME_SIZES  # noqa: E402
 
+
+def _field(obj, name):
+    return obj.get(name) if isinstance(obj, dict) else None
+
+
 def asset_names(spec: dict) -> list[str]:
-    """Bare asset names the spec references, in first-use order (what export_start expects)."""
+    """Bare asset names the spec references, in first-use order (what export_start expects).
+
+    Only names that are one path segment are looked up in the assets folder; anything else (and a
+    malformed storyboard) is sent as it is, for export_start to name in its 400."""
     names: list[str] = []
 
     def add(src):
-        if src and not src.startswith("gs://") and src not in names:
+        if (isinstance(src, str) and src and not src.startswith("gs://") and src not in names
+                and src not in (".", "..") and "/" not in src and "\\" not in src and "\0" not in src):
             names.append(src)
 
-    for scene in spec["scenes"]:
-        add((scene.get("visual") or {}).get("src"))
-        add((scene.get("narration") or {}).get("src"))
-    add((spec.get("music") or {}).get("src"))
+    scenes = _field(spec, "scenes")
+    for scene in scenes if isinstance(scenes, list) else []:
+        add(_field(_field(scene, "visual"), "src"))
+        add(_field(_field(scene, "narration"), "src"))
+    add(_field(_field(spec, "music"), "src"))
     return names
+
+
+def download_outputs(output: dict, out: Path, job_id: str) -> tuple[Path, list[Path], list[Path]]:
+    """Download a succeeded export's video, poster and subtitles into `out`.
+
+    Every file name read from the API (output.filename, the caption kinds) must be one safe path
+    segment (client.safe_output_path): all are checked before anything is written, and a bad one stops
+    the demo with client.UnsafeName naming it. Returns (video, subtitle files, every file saved)."""
+    video_path = client.safe_output_path(out, output.get("filename") or f"{job_id}.mp4", "output.filename")
+    captions = {kind: url for kind, url in (output.get("captions") or {}).items() if url}
+    caption_paths = {kind: client.safe_output_path(out, f"{video_path.stem}.{kind}", f"output.captions.{kind}")
+                     for kind in captions}
+    video = client.download(output["url"], video_path)
+    saved = [video]
+    if output.get("posterUrl"):
+        saved.append(client.download(output["posterUrl"], out / "poster.jpg"))
+    subtitles = [client.download(captions[kind], path) for kind, path in caption_paths.items()]
+    return video, subtitles, saved + subtitles
 
 
 class ProgressLine:
@@ -83,9 +111,6 @@ def run(args: argparse.Namespace) -> int:
         return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    width, height = FRAME_SIZES[(spec.get("output", {}).get("resolution", "1080p"),
-                           spec.get("output", {}).get("aspectRatio", "16:9"))]
-    fps = spec.get("output", {}).get("fps", 30)
 
     t_start = time.monotonic()
     cls = EmbeddedStack if args.mode == "embedded" else EmulatedStack
@@ -117,27 +142,27 @@ def run(args: argparse.Namespace) -> int:
         for state, secs in client.state_durations(final):
             print(f"  {state:<16} {secs:7.2f} s")
         if final["status"] != "succeeded":
-            print(f"export {final['status']}: {json.dumps(final.get('error'))}", file=sys.stderr)
+            print(f"export {final['status']}: {json.dumps(final.get('error'), indent=2, ensure_ascii=False)}",
+                  file=sys.stderr)
             print(f"logs: {stack.run_dir}", file=sys.stderr)
             return 1
 
+        # the spec was accepted, so its output settings are valid (defaults as in shared/spec.py)
+        settings = spec.get("output") or {}
+        width, height = FRAME_SIZES[(settings.get("resolution", "1080p"), settings.get("aspectRatio", "16:9"))]
+        fps = settings.get("fps", 30)
+
         output = final.get("output") or {}
-        video = client.download(output["url"], out / (output.get("filename") or f"{job_id}.mp4"))
-        saved = [video]
-        if output.get("posterUrl"):
-            saved.append(client.download(output["posterUrl"], out / "poster.jpg"))
-        subtitles = [client.download(url, out / f"{video.stem}.{kind}")
-                     for kind, url in (output.get("captions") or {}).items() if url]
-        saved += subtitles
+        video, subtitles, saved = download_outputs(output, out, job_id)
         print("downloaded: " + ", ".join(f"{p} ({p.stat().st_size / 1e6:.2f} MB)" for p in saved))
 
         info, problems = check_mp4(video, width, height, fps, expected_s=output.get("durationS"))
         print(f"video: {info.video_codec} {info.pix_fmt} {info.width}x{info.height} {info.fps:g} fps "
               f"{info.video_s:.3f} s; audio: {info.audio_codec} {info.sample_rate} Hz "
-              f"{info.channels} ch {info.audio_s:.3f} s")
-        narration = {n: audio_seconds(assets / n) for n in
-                     {(sc.get("narration") or {}).get("src") for sc in spec["scenes"]} - {None}}
-        problems += check_history(final, progress_seen)
+              f"{info.channels} ch {info.audio_s:.3f} s heard")
+        narration = {n: heard_seconds(assets / n) for n in
+                     {(sc.get("narration") or {}).get("src") for sc in spec["scenes"]} & set(asset_names(spec))}
+        problems += check_history(final, progress_seen, with_uploads=bool(job["uploads"]))
         total, timeline_problems = check_timeline(spec, output, info.video_s, narration, subtitles, fps)
         problems += timeline_problems
         print(f"plan: {len(output['scenes'])} scenes, total {total:.3f} s (scene durations minus transition "

@@ -52,16 +52,30 @@ class _Model(BaseModel):
                               frozen=True)
 
 
+ASSET_NAME_RULE = ("a bare file name of ASCII letters, digits, '.', '_', '-' and spaces, starting with a letter, "
+                   "digit or '_', at most 200 characters, without '/', '\\' or '..' (rename files with other "
+                   "characters, e.g. accented letters), or a gs://INPUT_BUCKET/library/... URI")
+
+
+def _shown(value: str, limit: int = 80) -> str:
+    """`value` quoted for an error message, cut to `limit` characters (control characters escaped)."""
+    return repr(value[:limit]) + ("..." if len(value) > limit else "")
+
+
 def _check_src(value: str) -> str:
-    """A bare asset name uploaded for this job, or a gs:// URI under library/ (bucket checked by the service)."""
+    """A bare asset name uploaded for this job, or a gs:// URI under library/ (bucket checked by the service).
+
+    Raises:
+        ValueError: naming the offending value and the rule (ASSET_NAME_RULE).
+    """
     if value.startswith("gs://"):
-        m = _GS_RE.match(value)
+        m = _GS_RE.fullmatch(value)
         if not m or ".." in value or "//" in value[5:]:
-            raise ValueError("gs:// URIs must look like gs://INPUT_BUCKET/library/... with no '..'")
+            raise ValueError(f"{_shown(value)} is not a usable gs:// URI: it must look like "
+                             "gs://INPUT_BUCKET/library/... with no '..'")
         return value
-    if "/" in value or "\\" in value or ".." in value or not _NAME_RE.match(value):
-        raise ValueError("must be a bare file name (letters, digits, '._- ', no '/', no '..') "
-                         "or a gs://INPUT_BUCKET/library/... URI")
+    if "/" in value or "\\" in value or ".." in value or not _NAME_RE.fullmatch(value):
+        raise ValueError(f"{_shown(value)} is not a valid asset name: use {ASSET_NAME_RULE}")
     return value
 
 
@@ -74,7 +88,7 @@ _MOTION_DOC = ("Ken Burns motion over the scene: zoom-in/zoom-out (about the cen
 
 
 def _check_color(v: str) -> str:
-    if not _COLOR_RE.match(v):
+    if not _COLOR_RE.fullmatch(v):
         raise ValueError("must be a #RRGGBB colour")
     return v.lower()
 

@@ -6,7 +6,9 @@ their signed GET URLs.
 """
 from __future__ import annotations
 
+import json
 import mimetypes
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -24,7 +26,30 @@ TERMINAL = {"succeeded", "failed", "canceled"}
 
 
 class ApiError(RuntimeError):
-    """An unexpected HTTP answer (the message carries status and body)."""
+    """An unexpected HTTP answer (the message carries status and the whole body)."""
+
+
+class UnsafeName(ValueError):
+    """A name read from the API that is not one safe path segment (see safe_output_path)."""
+
+
+# What a client of ours writes under its output folder: one path segment, the alphabet the render job
+# names its outputs with (shared.outputs.slugify + extension), not starting with '.', no '..'.
+SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+
+
+def safe_output_path(folder: Path, name: object, what: str) -> Path:
+    """`folder / name` when `name` is one safe path segment (SAFE_NAME, no '..'); `what` says where
+    the name came from (e.g. "output.filename"). Raises UnsafeName naming it otherwise: whatever the
+    API returns, nothing is written outside `folder`."""
+    if not isinstance(name, str) or not SAFE_NAME.fullmatch(name) or ".." in name:
+        shown = repr(name[:200]) + ("..." if len(name) > 200 else "") if isinstance(name, str) else repr(name)
+        raise UnsafeName(f"refusing to write {what} {shown} into {folder}: not one file name of "
+                         "A-Z a-z 0-9 '.', '_', '-' (1-128 characters, not starting with '.', no '..')")
+    path = Path(folder) / name
+    if path.parent != Path(folder):  # belt and braces: the pattern already excludes separators
+        raise UnsafeName(f"refusing to write {what} {name!r}: it leaves {folder}")
+    return path
 
 
 def content_type(path: str | Path) -> str:
@@ -32,9 +57,17 @@ def content_type(path: str | Path) -> str:
     return CONTENT_TYPES.get(ext) or mimetypes.guess_type(str(path))[0] or "application/octet-stream"
 
 
+def whole_body(r: requests.Response) -> str:
+    """The whole response body: JSON pretty-printed (every error detail on its own lines), else the text."""
+    try:
+        return json.dumps(r.json(), indent=2, ensure_ascii=False)
+    except ValueError:
+        return r.text
+
+
 def _check(r: requests.Response, *ok: int) -> dict:
     if r.status_code not in ok:
-        raise ApiError(f"{r.request.method} {r.url.split('?')[0]} -> {r.status_code}: {r.text[:1000]}")
+        raise ApiError(f"{r.request.method} {r.url.split('?')[0]} -> {r.status_code}:\n{whole_body(r)}")
     return r.json() if r.content else {}
 
 
@@ -58,7 +91,7 @@ def upload_all(uploads: list[dict], files: list[Path], workers: int = 4, timeout
             r = requests.request(u.get("method", "PUT"), u["url"], data=fh,
                                  headers=u.get("headers") or {}, timeout=timeout_s)
         if r.status_code >= 300:
-            raise ApiError(f"upload of {u['name']} -> {r.status_code}: {r.text[:500]}")
+            raise ApiError(f"upload of {u['name']} -> {r.status_code}:\n{whole_body(r)}")
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(put, uploads))
@@ -87,7 +120,7 @@ def download(url: str, dest: Path, timeout_s: float = 120) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     with requests.get(url, stream=True, timeout=timeout_s) as r:
         if r.status_code != 200:
-            raise ApiError(f"download {url.split('?')[0]} -> {r.status_code}: {r.text[:300]}")
+            raise ApiError(f"download {url.split('?')[0]} -> {r.status_code}:\n{whole_body(r)}")
         with open(dest, "wb") as fh:
             for chunk in r.iter_content(1 << 16):
                 fh.write(chunk)

@@ -1,5 +1,8 @@
 """Check a rendered MP4 with PyAV: codecs, pixel format, size, frame rate, audio layout and that
-audio and video end together. Returns the problems as a list of strings (empty = fine)."""
+audio and video end together. Returns the problems as a list of strings (empty = fine).
+
+Audio lengths are as heard (heard_seconds): decoded samples / rate, never the packet span, which
+counts an AAC or MP3 encoder's priming and padding samples (about 20-50 ms) as sound."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -24,7 +27,8 @@ class MediaInfo:
 
 
 def probe(path: str | Path) -> MediaInfo:
-    """Stream properties; durations measured by demuxing every packet (end of the last packet)."""
+    """Stream properties. video_s: end of the last video packet (demuxing every packet); audio_s: the
+    sound heard (heard_seconds), in seconds."""
     import av
 
     info = MediaInfo()
@@ -44,8 +48,7 @@ def probe(path: str | Path) -> MediaInfo:
             info.channels = getattr(layout, "nb_channels", None) or len(getattr(layout, "channels", ()))
         ends: dict[int, float] = {}
         starts: dict[int, float] = {}
-        streams = [s for s in (v, a) if s is not None]
-        for pkt in c.demux(*streams):
+        for pkt in (c.demux(v) if v is not None else ()):
             if pkt.pts is None:
                 continue
             tb = pkt.time_base or pkt.stream.time_base or Fraction(1, 1)
@@ -54,12 +57,11 @@ def probe(path: str | Path) -> MediaInfo:
             i = pkt.stream.index
             starts[i] = min(starts.get(i, t0), t0)
             ends[i] = max(ends.get(i, t1), t1)
-            if v is not None and i == v.index:
-                info.frames += 1
+            info.frames += 1
         if v is not None and v.index in ends:
             info.video_s = ends[v.index] - min(0.0, starts.get(v.index, 0.0))
-        if a is not None and a.index in ends:
-            info.audio_s = ends[a.index] - min(0.0, starts.get(a.index, 0.0))
+    if a is not None:
+        info.audio_s = heard_seconds(path)
     return info
 
 
@@ -91,15 +93,20 @@ def check_mp4(path: str | Path, width: int, height: int, fps: float, *, max_av_d
     return info, problems
 
 
+# an AAC (1024 samples) or MP3 (1152) frame: the padding a narration's decoded length may include
+CODEC_PADDING_S = 0.03
 FLOW = ["awaiting_upload", "queued", "dispatched", "running", "succeeded"]
 
 
-def check_history(final: dict, progress_seen: list[float]) -> list[str]:
-    """The job went through FLOW in order and the progress it showed never fell and ended at 1."""
+def check_history(final: dict, progress_seen: list[float], with_uploads: bool = True) -> list[str]:
+    """The job went through FLOW in order and the progress it showed never fell and ended at 1.
+    A job with nothing to upload (`with_uploads` False: colour and title scenes only, or gs:// library
+    sources) starts `queued`: FLOW without `awaiting_upload`."""
     problems = []
+    flow = FLOW if with_uploads else FLOW[1:]
     states = [h["status"] for h in final.get("history") or []]
-    if states != FLOW:
-        problems.append(f"states {states}, expected {FLOW}")
+    if states != flow:
+        problems.append(f"states {states}, expected {flow}")
     if any(b < a for a, b in zip(progress_seen, progress_seen[1:])):
         problems.append(f"progress fell: {progress_seen}")
     if not progress_seen or progress_seen[-1] != 1.0:
@@ -114,8 +121,10 @@ def check_timeline(spec: dict, output: dict, video_s: float, narration_s: dict[s
     Returns (plan total in seconds, problems).
 
     - total = Σ scene durations − Σ transition overlaps, and the video lasts that within one frame;
-    - each overlap equals the spec's transition duration within one frame (0 for cut / last scene);
-    - a scene whose duration is null lasts its narration + 0.5 s, rounded up to a frame;
+    - each overlap equals the spec's transition duration (absent/null: a cut; `{}`: fade 0.5 s),
+      clamped to half of the shorter neighbouring scene, within one frame (0 for cut / last scene);
+    - a scene whose duration is null lasts its narration offsetS + the narration as heard + 0.5 s,
+      rounded up to a frame (narration_s: {src: seconds heard}, see heard_seconds);
     - a `caption.text` cue spans its scene's start to the next scene's start (the end for the last),
       a `caption.cues` cue its startS..endS after the scene's start, cut where the next scene starts;
       every subtitle file has exactly these cues, in order, ±50 ms.
@@ -135,16 +144,22 @@ def check_timeline(spec: dict, output: dict, video_s: float, narration_s: dict[s
     if abs(video_s - total) > frame:
         problems.append(f"video {video_s:.3f} s, plan total {total:.3f} s (> one frame apart)")
     for i, scene in enumerate(scenes):
-        tr = scene.get("transition") or {"type": "cut"}
-        want = 0.0 if i == len(scenes) - 1 or tr.get("type") == "cut" else float(tr.get("duration", 0.5))
-        if i < len(overlaps) and abs(overlaps[i] - want) > frame + 1e-6:
-            problems.append(f"scene {scene['id']}: transition {overlaps[i]:.3f} s, spec {want:.3f} s")
-        narr = (scene.get("narration") or {}).get("src")
+        tr = scene.get("transition")
+        if i < len(overlaps):
+            spec_s = 0.0 if tr is None or tr.get("type", "fade") == "cut" else float(tr.get("duration", 0.5))
+            want = min(spec_s, min(durations[i], durations[i + 1]) / 2)  # the documented clamp
+            if abs(overlaps[i] - want) > frame + 1e-6:
+                clamp = f" (spec {spec_s:.3f} s, clamped to half of the shorter scene)" if want < spec_s else ""
+                problems.append(f"scene {scene['id']}: transition {overlaps[i]:.3f} s, expected {want:.3f} s{clamp}")
+        narration = scene.get("narration") or {}
+        narr = narration.get("src")
         if scene.get("duration") is None and narr in narration_s:
-            expect = narration_s[narr] + 0.5
-            if abs(durations[i] - expect) > frame + 1e-3:
-                problems.append(f"scene {scene['id']}: {durations[i]:.3f} s, narration {narration_s[narr]:.3f} s "
-                                f"+ 0.5 s pause = {expect:.3f} s")
+            offset = float(narration.get("offsetS", 0.0))
+            expect = offset + narration_s[narr] + 0.5
+            # rounded up to a frame; the render may also count one codec frame of encoder padding
+            if not expect - 1e-3 <= durations[i] <= expect + frame + CODEC_PADDING_S:
+                problems.append(f"scene {scene['id']}: {durations[i]:.3f} s, narration offset {offset:.3f} s "
+                                f"+ {narration_s[narr]:.3f} s heard + 0.5 s pause = {expect:.3f} s")
     cues = []
     for i, s in enumerate(scenes):
         caption = s.get("caption") or {}
@@ -167,17 +182,26 @@ def check_timeline(spec: dict, output: dict, video_s: float, narration_s: dict[s
     return total, problems
 
 
-def audio_seconds(path: str | Path) -> float:
-    """An audio file's length in seconds (PyAV, demuxing every packet)."""
+def heard_seconds(path: str | Path) -> float:
+    """Seconds of sound in the first audio stream, as a player renders it: decoded samples / sample
+    rate (the decoder drops the encoder's priming samples), capped at the end the container declares
+    for the stream (MP4 trims the AAC encoder's padding of the last frame there; the decoder does not).
+    0.0 for a file without audio."""
     import av
 
     with av.open(str(path)) as c:
+        if not c.streams.audio:
+            return 0.0
         a = c.streams.audio[0]
-        end = 0.0
+        declared = 0.0
         for pkt in c.demux(a):
-            if pkt.pts is None:
-                continue
-            tb = pkt.time_base or a.time_base
-            end = max(end, float((pkt.pts + (pkt.duration or 0)) * tb))
-        start = float(a.start_time * a.time_base) if a.start_time else 0.0
-    return end - start
+            if pkt.pts is not None and pkt.size:
+                declared = max(declared, float((pkt.pts + (pkt.duration or 0)) * (pkt.time_base or a.time_base)))
+    with av.open(str(path)) as c:
+        samples, rate = 0, c.streams.audio[0].codec_context.sample_rate or 0
+        for frame in c.decode(audio=0):
+            samples += frame.samples
+            rate = frame.sample_rate or rate
+    heard = samples / rate if rate else 0.0
+    return min(heard, declared) if declared > 0 else heard
+
