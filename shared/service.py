@@ -115,7 +115,8 @@ def _clean_text(text: str, limit: int = MESSAGE_MAX_CHARS) -> str:
 
 
 def _details(exc: ValidationError, prefix: str = "") -> list[dict[str, str]]:
-    return [{"path": (prefix + d["path"]) if d["path"] != "$" else (prefix.rstrip(".") or "$"),
+    # paths echo the client's keys: capped, so an answer stays small whatever was sent
+    return [{"path": ((prefix + d["path"]) if d["path"] != "$" else (prefix.rstrip(".") or "$"))[:200],
              "message": d["message"]} for d in errors_to_details(exc)]
 
 
