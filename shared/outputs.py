@@ -54,15 +54,3 @@ def timeline_from_metadata(metadata: dict[str, str]) -> list[dict]:
     except ValueError:
         return []
     return [{"startS": a, "durationS": d} for a, d in zip(starts, durations)][:MAX_SCENES_IN_TIMELINE]
-
-
-def clean_timeline(value: Any) -> list[dict]:
-    """A reported timeline, keeping only well-formed {startS, durationS} numbers (seconds)."""
-    if not isinstance(value, list):
-        return []
-    out = []
-    for item in value[:MAX_SCENES_IN_TIMELINE]:
-        if isinstance(item, dict) and all(isinstance(item.get(k), (int, float)) and not isinstance(item.get(k), bool)
-                                          for k in ("startS", "durationS")):
-            out.append({"startS": float(item["startS"]), "durationS": float(item["durationS"])})
-    return out

@@ -522,7 +522,7 @@ class ExportService:
             raise InvalidRequest(f"output.uri is not this export's video: {why}",
                                  details=[{"path": "output.uri", "message": f"{prefix}{name}: {why}"}])
         captions = out.captions.model_dump(exclude_none=True) if out.captions else {}
-        return {"object": name, "filename": out.filename, "durationS": out.durationS,
+        return {"object": name, "filename": out.filename or name.rsplit("/", 1)[-1], "durationS": out.durationS,
                 "sizeBytes": info.size,
                 "width": out.width, "height": out.height, "poster": out.poster, "captions": captions,
                 "scenes": [e.model_dump() for e in out.scenes or []],
