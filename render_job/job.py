@@ -33,7 +33,7 @@ from shared import logs
 from shared.config import Settings, get_settings
 from shared.errors import (MESSAGE_MAX_CHARS, Conflict, ExportError, InvalidRequest, NotFound, PermanentRenderError,
                            TransientError)
-from shared.outputs import slugify, timeline_from_metadata, timeline_to_metadata
+from shared.outputs import NAME_METADATA, is_output_name, slugify, timeline_from_metadata, timeline_to_metadata
 from shared.spec import ExportSpec, parse_spec
 
 from render_job import caption_overlay
@@ -548,6 +548,9 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
         metadata.update({kind: name.rsplit("/", 1)[-1] for kind, name in captions.items()})
         if loudness:
             metadata.update(_loudness_to_metadata(loudness))
+        unsafe = [k for k in NAME_METADATA if k in metadata and not is_output_name(metadata[k])]
+        if unsafe:  # the API drops such names (shared.outputs.OUTPUT_NAME): never publish them
+            raise PermanentRenderError(f"output names {unsafe} are not safe file names", code="output_name")
         size = os.path.getsize(mp4_path)
         if not _upload(storage, out_bucket, prefix + filename, mp4_path, "video/mp4", metadata):
             existing = storage.stat(out_bucket, prefix + filename)

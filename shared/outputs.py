@@ -12,6 +12,19 @@ from typing import Any
 
 MAX_SCENES_IN_TIMELINE = 1000
 
+# One file name in an export's folder (exports/{jobId}/NAME): the alphabet of every name the render
+# job writes (slug(title).mp4, poster.jpg, captions.srt/.vtt) and of every name the API accepts back
+# from object metadata or a worker report. A leading letter or digit: never ".", ".." or "-x".
+OUTPUT_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}"
+_OUTPUT_NAME_RE = re.compile(OUTPUT_NAME)
+# custom metadata of the video that name a file (the download name, the poster, the sidecars)
+NAME_METADATA = ("filename", "poster", "srt", "vtt")
+
+
+def is_output_name(name: Any) -> bool:
+    """True when `name` is one path segment of OUTPUT_NAME (at most 200 characters)."""
+    return isinstance(name, str) and _OUTPUT_NAME_RE.fullmatch(name) is not None
+
 
 def slugify(title: str | None, default: str = "export") -> str:
     """An ASCII file-name slug of `title` (lowercase, '-' separated, at most 80 chars), else `default`."""
@@ -41,15 +54,3 @@ def timeline_from_metadata(metadata: dict[str, str]) -> list[dict]:
     except ValueError:
         return []
     return [{"startS": a, "durationS": d} for a, d in zip(starts, durations)][:MAX_SCENES_IN_TIMELINE]
-
-
-def clean_timeline(value: Any) -> list[dict]:
-    """A reported timeline, keeping only well-formed {startS, durationS} numbers (seconds)."""
-    if not isinstance(value, list):
-        return []
-    out = []
-    for item in value[:MAX_SCENES_IN_TIMELINE]:
-        if isinstance(item, dict) and all(isinstance(item.get(k), (int, float)) and not isinstance(item.get(k), bool)
-                                          for k in ("startS", "durationS")):
-            out.append({"startS": float(item["startS"]), "durationS": float(item["durationS"])})
-    return out

@@ -90,6 +90,16 @@ def _database_errors() -> Iterator[None]:
 _STAGE_RANK = {"preparing": 0, "rendering": 1, "uploading": 2}
 
 
+# `attempts` is 1 + the highest 0-based attempt any worker report carried; the current attempt is
+# attempts - 1, and a report from an older one changes nothing.
+def _current_attempt(attempt: int):
+    return ExportJob.attempts <= attempt + 1
+
+
+def _attempts_seen(attempt: int):
+    return case((ExportJob.attempts < attempt + 1, attempt + 1), else_=ExportJob.attempts)
+
+
 def _get_statement():
     """The job row LEFT JOINed to the union of its events and uploads, for :job_id (built once)."""
     job_id = bindparam("job_id")
@@ -287,6 +297,13 @@ class JobRepository:
         with self._tx() as s:
             s.execute(update(ExportJob).where(ExportJob.id == job_id).values(updated_at=utcnow()))
 
+    def succeeded_outputs(self, limit: int = 10_000) -> dict[str, dict | None]:
+        """{job id: stored output} of succeeded jobs, at most `limit` (invariant checks, audits)."""
+        with self._tx(read_only=True) as s:
+            rows = s.execute(select(ExportJob.id, ExportJob.output)
+                             .where(ExportJob.status == JobStatus.SUCCEEDED.value).limit(limit)).all()
+            return {job_id: output for job_id, output in rows}
+
     def count_by_status(self) -> dict[str, int]:
         with self._tx() as s:
             return dict(s.execute(select(ExportJob.status, func.count()).group_by(ExportJob.status)).all())
@@ -324,26 +341,30 @@ class JobRepository:
                          history=[(status.value, now)], uploads_received=[]), True
 
     def _transition(self, s: Session, job_id: str, target: JobStatus, values: dict[str, Any],
-                    sources: frozenset[JobStatus] | None = None) -> bool:
+                    sources: frozenset[JobStatus] | None = None, attempt: int | None = None) -> bool:
         now = utcnow()
         allowed = [st.value for st in (sources if sources is not None else sources_for(target))]
-        result = s.execute(
-            update(ExportJob).where(ExportJob.id == job_id, ExportJob.status.in_(allowed))
-            .values(status=target.value, updated_at=now, **values))
+        where = [ExportJob.id == job_id, ExportJob.status.in_(allowed)]
+        if attempt is not None:
+            where.append(_current_attempt(attempt))
+            values = {**values, "attempts": _attempts_seen(attempt)}
+        result = s.execute(update(ExportJob).where(*where).values(status=target.value, updated_at=now, **values))
         if result.rowcount == 1:
             s.add(ExportJobEvent(job_id=job_id, status=target.value, at=now))
             return True
         return False
 
     def transition(self, job_id: str, target: JobStatus, *, sources: frozenset[JobStatus] | None = None,
-                   **values: Any) -> bool:
+                   attempt: int | None = None, **values: Any) -> bool:
         """Move the job to `target` if its status is one of `sources` (default: states.sources_for).
 
+        attempt: a worker report's attempt (0-based): the move applies only if it is not older than
+        the job's current attempt (attempts <= attempt + 1), and records it (attempts = max seen).
         Extra column values (e.g. error_code=..., output=...) are written in the same UPDATE.
         Returns True when this call applied the transition, False when it was a no-op.
         """
         with self._tx() as s:
-            return self._transition(s, job_id, target, values, sources)
+            return self._transition(s, job_id, target, values, sources, attempt)
 
     def record_upload(self, job_id: str, name: str, generation: str, size_bytes: int | None) -> tuple[bool, bool]:
         """Note that a declared upload arrived; queue the job when all have.
@@ -381,18 +402,17 @@ class JobRepository:
     def report_progress(self, job_id: str, *, stage: str | None, progress: float | None, attempt: int) -> bool:
         """Record a running job's stage and progress (progress never falls; attempts = max seen).
 
-        Returns False (and changes nothing) unless the job is running.
+        Returns False (and changes nothing) unless the job is running and `attempt` is not older
+        than its current attempt.
         """
         now = utcnow()
-        values: dict[str, Any] = {"updated_at": now, "last_report_at": now,
-                                  "attempts": case((ExportJob.attempts < attempt + 1, attempt + 1),
-                                                   else_=ExportJob.attempts)}
+        values: dict[str, Any] = {"updated_at": now, "last_report_at": now, "attempts": _attempts_seen(attempt)}
         if stage in _STAGE_RANK:  # the stage never goes back (preparing < rendering < uploading)
             current = case(*((ExportJob.stage == name, rank) for name, rank in _STAGE_RANK.items()), else_=-1)
             values["stage"] = case((current <= _STAGE_RANK[stage], stage), else_=ExportJob.stage)
         if progress is not None:
             values["progress"] = case((ExportJob.progress < progress, progress), else_=ExportJob.progress)
         with self._tx() as s:
-            r = s.execute(update(ExportJob).where(ExportJob.id == job_id,
-                                                  ExportJob.status == JobStatus.RUNNING.value).values(**values))
+            r = s.execute(update(ExportJob).where(ExportJob.id == job_id, ExportJob.status == JobStatus.RUNNING.value,
+                                                  _current_attempt(attempt)).values(**values))
             return r.rowcount == 1

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import math
 import re
 import uuid
 from dataclasses import dataclass
@@ -24,13 +23,14 @@ from pydantic.alias_generators import to_camel
 
 from shared import logs
 from shared.config import Settings
-from shared.outputs import clean_timeline, timeline_from_metadata, video_object
+from shared.outputs import video_object
 from shared.errors import (MESSAGE_MAX_CHARS, Conflict, Forbidden, InvalidRequest, NotFound, TransientError,
                            Unauthorized)
 from shared.ports import JobLauncher, ObjectStorage, Publisher
 from shared.repository import JobRecord, JobRepository, iso, utcnow
 from shared.spec import _check_src, errors_to_details, parse_spec
 from shared.states import JobStatus, is_terminal
+from shared.video_output import ReportOutput, output_from_object, own_object, video_not_ours
 
 ALLOWED_UPLOAD_TYPES = re.compile(r"^(image|audio|video)/[A-Za-z0-9.+-]{1,60}$")
 REFUSED_UPLOAD_TYPES = frozenset({"image/svg+xml"})  # vector images are not decodable as frames
@@ -96,23 +96,6 @@ class CompleteReport(_Wire):
     attempt: int = Field(0, ge=0, le=100)
 
 
-class ReportOutput(BaseModel):
-    """The `output` of a succeeded report; numbers finite, names bounded (the object name is checked
-    against the job's folder separately)."""
-
-    model_config = ConfigDict(extra="ignore")
-    uri: str = Field(min_length=6, max_length=1100)
-    filename: str | None = Field(None, max_length=200, pattern=r"^[A-Za-z0-9._-]+$")
-    durationS: float | None = Field(None, ge=0, le=7 * 86400, allow_inf_nan=False)
-    sizeBytes: int | None = Field(None, ge=0, lt=2**63)
-    width: int | None = Field(None, ge=1, le=16384)
-    height: int | None = Field(None, ge=1, le=16384)
-    poster: str | None = Field(None, max_length=1100)
-    captions: dict[str, str] | None = None
-    scenes: list[dict[str, Any]] | None = Field(None, max_length=1000)
-    loudness: dict[str, float | None] | None = None
-
-
 def _strict(model: type[BaseModel], data: Any) -> Any:
     """Validate decoded JSON strictly (no bool->number, no str->number coercion)."""
     try:
@@ -132,7 +115,8 @@ def _clean_text(text: str, limit: int = MESSAGE_MAX_CHARS) -> str:
 
 
 def _details(exc: ValidationError, prefix: str = "") -> list[dict[str, str]]:
-    return [{"path": (prefix + d["path"]) if d["path"] != "$" else (prefix.rstrip(".") or "$"),
+    # paths echo the client's keys: capped, so an answer stays small whatever was sent
+    return [{"path": ((prefix + d["path"]) if d["path"] != "$" else (prefix.rstrip(".") or "$"))[:200],
              "message": d["message"]} for d in errors_to_details(exc)]
 
 
@@ -466,57 +450,87 @@ class ExportService:
 
     def complete(self, body: Any) -> dict:
         """Apply a worker report. Duplicated, late or out-of-order reports never change a terminal
-        state, and progress never falls. Returns {jobId, status, applied}."""
+        state, and progress never falls. Returns {jobId, status, applied}.
+
+        A report is tied to the job's current attempt: `attempts` is 1 + the highest `attempt` any
+        report carried (CLOUD_RUN_TASK_ATTEMPT, 0-based; Cloud Run runs a task's attempts one after
+        another). Raises InvalidRequest (400: a malformed report; a succeeded report whose
+        output.uri is not this job's non-empty video in the output bucket), NotFound, Conflict
+        (409, the worker stops: a running report for a terminal job, a report for a job never
+        dispatched, a report from an attempt older than the current one).
+        """
         try:
             report = _strict(CompleteReport, body)
         except ValidationError as exc:
-            raise InvalidRequest("report is invalid", details=_details(exc)) from None
+            raise InvalidRequest("report is invalid", details=_details(exc)[:20]) from None
         try:
             output = _strict(ReportOutput, report.output) if report.output is not None else None
         except ValidationError as exc:
-            raise InvalidRequest("report output is invalid", details=_details(exc, "output.")) from None
+            raise InvalidRequest("report output is invalid", details=_details(exc, "output.")[:20]) from None
         job = self._get(report.job_id, with_spec=False)  # the most frequent write: never decode the storyboard
-        applied = False
-        if report.status == "running":
-            if is_terminal(job.status):
+        if job.status in (JobStatus.AWAITING_UPLOAD, JobStatus.QUEUED):
+            raise Conflict(f"export {job.id} is {job.status.value}: it was never dispatched, so no render "
+                           "task may report on it")
+        if is_terminal(job.status):
+            if report.status == "running":
                 raise Conflict(f"export {job.id} is {job.status.value}; stop rendering")
-            started = self.repo.transition(job.id, JobStatus.RUNNING, started_at=utcnow())
+            return {"jobId": job.id, "status": job.status.value, "applied": False}  # a late duplicate
+        if report.attempt + 1 < job.attempts:
+            raise Conflict(f"this report is from attempt {report.attempt} but export {job.id} is at attempt "
+                           f"{job.attempts - 1}; stop rendering")
+        if report.status == "running":
+            started = self.repo.transition(job.id, JobStatus.RUNNING, attempt=report.attempt, started_at=utcnow())
             applied = self.repo.report_progress(job.id, stage=report.stage, progress=report.progress,
                                                 attempt=report.attempt) or started
         elif report.status == "succeeded":
             if output is None:
                 raise InvalidRequest("a succeeded report needs output",
                                      details=[{"path": "output", "message": "required when status is succeeded"}])
-            output = self._output_from_report(job.id, output.model_dump(exclude_none=True))
-            applied = self._succeed(job.id, output, report.attempt)
+            applied = self._succeed(job.id, self._output_from_report(job.id, output), report.attempt)
         else:
             err = report.error or ErrorBody(code="render_failed", message="render failed")
-            applied = self.repo.transition(job.id, JobStatus.FAILED, error_code=_clean_text(err.code, 64),
+            applied = self.repo.transition(job.id, JobStatus.FAILED, attempt=report.attempt,
+                                           sources=frozenset({JobStatus.DISPATCHED, JobStatus.RUNNING}),
+                                           error_code=_clean_text(err.code, 64),
                                            error_message=_clean_text(err.message), finished_at=utcnow(), stage=None)
             if applied:
                 logs.warning("export failed", job_id=job.id, code=err.code, reason=err.message)
         current = self.repo.get(job.id, with_spec=False)
         return {"jobId": job.id, "status": current.status.value if current else None, "applied": applied}
 
-    def _output_from_report(self, job_id: str, out: dict) -> dict:
-        uri = str(out.get("uri", ""))
+    def _output_from_report(self, job_id: str, out: ReportOutput) -> dict:
+        """The stored output of a succeeded report, after checking the named video in the bucket
+        (video_output.video_not_ours: the worker token is a credential, not proof). Raises InvalidRequest."""
         prefix = f"gs://{self.settings.output_bucket}/"
-        name = uri[len(prefix):] if uri.startswith(prefix) else ""
-        if not (_own(job_id, name) and name.endswith(".mp4")):
+        name = out.uri[len(prefix):] if out.uri.startswith(prefix) else ""
+        if not (own_object(job_id, name) and name.endswith(".mp4")):
             raise InvalidRequest("output.uri must name an .mp4 in this job's folder of the output bucket",
                                  details=[{"path": "output.uri",
                                            "message": f"must look like {prefix}exports/{job_id}/NAME.mp4"}])
-        return {"object": name, "filename": out.get("filename"),
-                "durationS": out.get("durationS"), "sizeBytes": out.get("sizeBytes"),
-                "width": out.get("width"), "height": out.get("height"),
-                "poster": _own(job_id, out.get("poster")),
-                "captions": {k: _own(job_id, v) for k, v in (out.get("captions") or {}).items()
-                             if k in ("srt", "vtt") and _own(job_id, v)},
-                "scenes": clean_timeline(out.get("scenes")), "loudness": out.get("loudness")}
+        problems = [{"path": f"output.{path}", "message": f"must be a file in exports/{job_id}/"}
+                    for path, value in (("poster", out.poster), ("captions.srt", out.captions and out.captions.srt),
+                                        ("captions.vtt", out.captions and out.captions.vtt))
+                    if value and not own_object(job_id, value)]
+        if out.scenes and len(out.scenes) > self.settings.max_scenes:
+            problems.append({"path": "output.scenes",
+                             "message": f"at most {self.settings.max_scenes} entries (the scene limit)"})
+        if problems:
+            raise InvalidRequest("report output is invalid", details=problems)
+        info = self.storage.stat(self.settings.output_bucket, name)
+        why = video_not_ours(info, job_id)
+        if why:
+            raise InvalidRequest(f"output.uri is not this export's video: {why}",
+                                 details=[{"path": "output.uri", "message": f"{prefix}{name}: {why}"}])
+        captions = out.captions.model_dump(exclude_none=True) if out.captions else {}
+        return {"object": name, "filename": out.filename or name.rsplit("/", 1)[-1], "durationS": out.durationS,
+                "sizeBytes": info.size,
+                "width": out.width, "height": out.height, "poster": out.poster, "captions": captions,
+                "scenes": [e.model_dump() for e in out.scenes or []],
+                "loudness": out.loudness.model_dump() if out.loudness else None}
 
     def _succeed(self, job_id: str, output: dict, attempt: int | None = None) -> bool:
         values: dict[str, Any] = {"output": output, "progress": 1.0, "stage": None, "finished_at": utcnow()}
-        applied = self.repo.transition(job_id, JobStatus.SUCCEEDED, **values)
+        applied = self.repo.transition(job_id, JobStatus.SUCCEEDED, attempt=attempt, **values)
         if applied:
             logs.info("export succeeded", job_id=job_id, object=output.get("object"))
         return applied
@@ -546,7 +560,13 @@ class ExportService:
     def object_finalized(self, bucket: str, name: str, generation: str | int | None, size: int | None,
                          metadata: dict | None = None) -> str:
         """Handle a Cloud Storage finalize. Returns what it did (for logs and tests):
-        "upload", "queued", "succeeded", "duplicate" or "ignored"."""
+        "upload", "queued", "succeeded", "duplicate" or "ignored".
+
+        An output video completes its job only when the object, stat'd now, is this job's video
+        (video_output.video_not_ours, `generation` or newer); the output is built from the object's
+        own metadata, never from the event's `metadata` (only `size` and `generation` of input
+        uploads are taken from the event). Anything else is acknowledged with a log line.
+        """
         if bucket == self.settings.input_bucket:
             m = _INPUT_ASSET_RE.match(name)
             if not m:
@@ -569,57 +589,22 @@ class ExportService:
             if job is None:
                 logs.warning("finalize of an output for an unknown job", bucket=bucket, object=name)
                 return "ignored"
-            if is_terminal(job.status):
-                return "duplicate"
-            meta = metadata or {}
-            if not meta.get("job-id"):
-                info = self.storage.stat(bucket, name)
-                meta = info.metadata if info else {}
-                size = info.size if info else size
-            output = {"object": name, "filename": meta.get("filename") or m.group(2),
-                      "durationS": _num(meta.get("duration-s")), "sizeBytes": int(size) if size else None,
-                      "width": _int(meta.get("width")), "height": _int(meta.get("height")),
-                      "poster": _sibling(name, meta.get("poster")),
-                      "captions": {k: _sibling(name, meta.get(k)) for k in ("srt", "vtt") if meta.get(k)},
-                      "scenes": timeline_from_metadata(meta),
-                      "loudness": {k: _num(meta.get(m)) for k, m in (("integratedLufs", "loudness-i"),
-                                                                     ("truePeakDb", "loudness-tp"),
-                                                                     ("lra", "loudness-lra"))}
-                      if meta.get("loudness-i") else None}
+            if job.status not in (JobStatus.DISPATCHED, JobStatus.RUNNING):
+                return "duplicate"  # terminal, or not dispatched yet: nothing to complete
+            # the event's metadata is not trusted: the object itself must be this job's video
+            info = self.storage.stat(bucket, name)
+            why = video_not_ours(info, job_id, int(generation) if str(generation or "").isdigit() else 0)
+            if why:
+                logs.warning("output finalize ignored: not this job's video", job_id=job_id, object=name,
+                             generation=str(generation or ""), reason=why)
+                return "ignored"
+            output, dropped = output_from_object(info, self.settings.max_scenes)
+            if dropped:
+                logs.warning("unsafe names in the video's metadata were dropped", job_id=job_id, object=name,
+                             fields=dropped)
             return "succeeded" if self._succeed(job_id, output) else "duplicate"
         logs.warning("finalize from an unexpected bucket", bucket=bucket, object=name)
         return "ignored"
-
-
-def _num(v: Any) -> float | None:
-    """A finite float, else None (object metadata is text a client could have written)."""
-    try:
-        f = float(v) if v is not None else None
-    except (TypeError, ValueError):
-        return None
-    return f if f is not None and math.isfinite(f) else None
-
-
-def _int(v: Any) -> int | None:
-    try:
-        return int(v) if v is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _sibling(video_object: str, name: str | None) -> str | None:
-    """An output file next to the video: exports/ID/poster.jpg. Names with '/' are refused."""
-    if not name or "/" in name or ".." in name:
-        return None
-    return video_object.rsplit("/", 1)[0] + "/" + name
-
-
-def _own(job_id: str, name: Any) -> str | None:
-    """`name` if it is an object in this job's output folder (exports/ID/file), else None."""
-    if isinstance(name, str) and re.fullmatch(rf"exports/{re.escape(job_id)}/[A-Za-z0-9._-]+", name):
-        return name
-    return None
-
 
 
 def _caption_texts(scene) -> list[tuple[str, str]]:

@@ -31,6 +31,10 @@ class FunctionsEnv:
     c: dict = field(default_factory=dict)
 
 
+# every env built during the current test; tests/integration/conftest.py checks their invariants at teardown
+CREATED: list[FunctionsEnv] = []
+
+
 def make_functions_env(tmp_path: Path, **settings) -> FunctionsEnv:
     """Build and install (bootstrap.use_service) a service on tmp_path; call bootstrap.use_service(None) after."""
     s = Settings(database_url=f"sqlite:///{tmp_path}/jobs.db", **settings)
@@ -38,4 +42,6 @@ def make_functions_env(tmp_path: Path, **settings) -> FunctionsEnv:
     service = bootstrap.build_service(s, storage=storage, publisher=publisher, launcher=launcher, migrate_db=True)
     bootstrap.use_service(service)
     clients = {name: create_app(target=name, source=SOURCE).test_client() for name in FUNCTIONS}
-    return FunctionsEnv(s, storage, publisher, launcher, service, clients)
+    env = FunctionsEnv(s, storage, publisher, launcher, service, clients)
+    CREATED.append(env)
+    return env

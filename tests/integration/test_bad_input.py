@@ -239,6 +239,152 @@ def test_report_output_fields_are_validated(env, field, value):
     assert env.c["export_status"].get(f"/?jobId={jid}").json["error"] == {"code": "xy", "message": "nul gone"}
 
 
+# -- worker reports tied to the job's own video and current attempt (issue 14, items 1 and 4) --------
+def dispatched_job(env) -> str:
+    jid = env.service.start({"spec": OK_SPEC})[1]["jobId"]
+    assert env.service.dispatch(jid)
+    return jid
+
+
+def put_video(env, jid, name="export.mp4", data=b"\0\0\0\x18ftypmp42", **metadata) -> int:
+    """An object in the output bucket (the render job's upload when metadata carries job-id=jid)."""
+    return env.storage.upload_bytes("out", f"exports/{jid}/{name}", data, "video/mp4", metadata=metadata)
+
+
+def report(env, body):
+    return env.c["export_complete"].post("/", json=body, headers={"Authorization": f"Bearer {TOKEN}"})
+
+
+def state(env, jid):
+    return env.c["export_status"].get(f"/?jobId={jid}").json
+
+
+def fail_for_cleanup(env, jid, attempt=0):
+    env.service.complete({"jobId": jid, "status": "failed", "attempt": attempt,
+                          "error": {"code": "test", "message": "cleanup"}})
+
+
+# (case, how the named video is put in the bucket (None: not at all), what the 400 must say)
+SUCCEEDED_REPORT_CASES = [
+    ("missing-video", None, "does not exist"),
+    ("foreign-job-id", {"job-id": J}, "names another job"),
+    ("no-metadata", {}, "no job-id metadata"),
+    ("empty-video", {"job-id": "{jid}", "data": b""}, "empty (0 bytes)"),
+]
+
+
+@pytest.mark.parametrize("case,put,says", SUCCEEDED_REPORT_CASES, ids=[c[0] for c in SUCCEEDED_REPORT_CASES])
+def test_succeeded_report_needs_this_jobs_video(env, case, put, says):
+    jid = dispatched_job(env)
+    if put is not None:
+        meta = {k: v.format(jid=jid) for k, v in put.items() if k != "data"}
+        put_video(env, jid, data=put.get("data", b"\0\0\0\x18ftypmp42"), **meta)
+    resp = report(env, {"jobId": jid, "status": "succeeded", "attempt": 0,
+                        "output": {"uri": f"gs://out/exports/{jid}/export.mp4"}})
+    assert_clean(resp, 400, "output.uri")
+    assert says in resp.json["error"]["message"], resp.json
+    assert state(env, jid)["status"] == "dispatched"  # no completion
+    fail_for_cleanup(env, jid)
+
+
+def test_succeeded_report_with_its_video_stores_the_objects_size(env):
+    jid = dispatched_job(env)
+    put_video(env, jid, **{"job-id": jid})
+    resp = report(env, {"jobId": jid, "status": "succeeded", "attempt": 0, "output": {
+        "uri": f"gs://out/exports/{jid}/export.mp4", "sizeBytes": 999_999, "poster": f"exports/{jid}/poster.jpg",
+        "captions": {"srt": f"exports/{jid}/captions.srt"}, "notes": "x" * 200_000}})
+    assert resp.status_code == 200 and resp.json["applied"] is True, resp.json
+    st = env.c["export_status"].get(f"/?jobId={jid}")
+    assert st.json["output"]["sizeBytes"] == 12  # the object's, not the report's
+    assert len(st.get_data()) < 5_000  # ignored report fields are never stored or returned
+
+
+@pytest.mark.parametrize("field,value,path", [
+    ("poster", "exports/{other}/poster.jpg", "output.poster"),
+    ("poster", "exports/{jid}/../x.jpg", "output.poster"),
+    ("captions", {"srt": "exports/{jid}/sub/c.srt"}, "output.captions.srt"),
+    ("captions", {"vtt": "exports/{other}/captions.vtt"}, "output.captions.vtt"),
+    ("filename", "../../evil.mp4", "output.filename"),
+    ("filename", ".hidden.mp4", "output.filename"),
+])
+def test_report_output_names_are_safe_names_in_the_job_folder(env, field, value, path):
+    jid = dispatched_job(env)
+    put_video(env, jid, **{"job-id": jid})
+    value = ({k: v.format(jid=jid, other=J) for k, v in value.items()} if isinstance(value, dict)
+             else value.format(jid=jid, other=J))
+    resp = report(env, {"jobId": jid, "status": "succeeded", "attempt": 0,
+                        "output": {"uri": f"gs://out/exports/{jid}/export.mp4", field: value}})
+    assert_clean(resp, 400, path)
+    assert state(env, jid)["status"] == "dispatched"
+    fail_for_cleanup(env, jid)
+
+
+@pytest.mark.parametrize("status", ["running", "failed", "succeeded"])
+def test_stale_attempt_report_changes_nothing(env, status):
+    jid = dispatched_job(env)
+    put_video(env, jid, **{"job-id": jid})
+    assert report(env, {"jobId": jid, "status": "running", "stage": "rendering", "progress": 0.5,
+                        "attempt": 1}).json["applied"] is True
+    before = state(env, jid)
+    body = {"jobId": jid, "status": status, "attempt": 0, "stage": "uploading", "progress": 0.9,
+            "error": {"code": "old", "message": "attempt 0 gave up"},
+            "output": {"uri": f"gs://out/exports/{jid}/export.mp4"}}
+    resp = report(env, {k: v for k, v in body.items()
+                        if k not in {"running": ("error", "output"), "failed": ("output", "stage", "progress"),
+                                     "succeeded": ("error", "stage", "progress")}[status]})
+    assert_clean(resp, 409, "attempt 0")
+    assert "at attempt 1" in resp.json["error"]["message"]
+    after = state(env, jid)
+    assert (after["status"], after["stage"], after["progress"], after["attempts"]) == ("running", "rendering", 0.5, 2)
+    assert after["history"] == before["history"]
+    fail_for_cleanup(env, jid, attempt=1)
+    assert state(env, jid)["status"] == "failed"  # the current attempt's report applies
+
+
+@pytest.mark.parametrize("status", ["running", "failed", "succeeded"])
+@pytest.mark.parametrize("uploads", [False, True], ids=["queued", "awaiting_upload"])
+def test_report_for_a_job_never_dispatched_is_refused(env, status, uploads):
+    body = {"spec": IMG_SPEC, "uploads": IMG_UPLOADS} if uploads else {"spec": OK_SPEC}
+    jid = env.service.start(body)[1]["jobId"]
+    put_video(env, jid, **{"job-id": jid})
+    resp = report(env, {"jobId": jid, "status": status, "attempt": 0,
+                        **({"error": {"code": "x", "message": "forged"}} if status == "failed" else {}),
+                        **({"output": {"uri": f"gs://out/exports/{jid}/export.mp4"}} if status == "succeeded" else {})})
+    assert_clean(resp, 409, "never dispatched")
+    st = state(env, jid)
+    assert st["status"] == ("awaiting_upload" if uploads else "queued") and "error" not in st
+    env.service.cancel({"jobId": jid})
+
+
+OVERSIZED_REPORT_CASES = [
+    ("loudness-many-keys", {"output": {"loudness": {f"k{i}": 1.0 for i in range(5000)}}}, "output.loudness.k0"),
+    ("captions-long-key", {"output": {"captions": {"x" * 10_000: "exports/{jid}/captions.srt"}}}, "output.captions"),
+    ("captions-long-value", {"output": {"captions": {"srt": "exports/{jid}/" + "c" * 5000}}}, "output.captions.srt"),
+    ("scenes-over-the-limit", {"output": {"scenes": [{"startS": i, "durationS": 1} for i in range(201)]}},
+     "output.scenes"),
+    ("scene-extra-fields", {"output": {"scenes": [{"startS": 0, "durationS": 1, "blob": "x" * 50_000}]}},
+     "output.scenes[0].blob"),
+    ("poster-long", {"output": {"poster": "exports/{jid}/" + "p" * 2000}}, "output.poster"),
+    ("error-message-long", {"status": "failed", "error": {"code": "x", "message": "m" * 5000}}, "error.message"),
+    ("error-code-long", {"status": "failed", "error": {"code": "c" * 500, "message": "m"}}, "error.code"),
+]
+
+
+@pytest.mark.parametrize("case,fields,path", OVERSIZED_REPORT_CASES, ids=[c[0] for c in OVERSIZED_REPORT_CASES])
+def test_oversized_report_fields_are_refused(env, case, fields, path):
+    jid = dispatched_job(env)
+    put_video(env, jid, **{"job-id": jid})
+    body = {"jobId": jid, "status": "succeeded", "attempt": 0, **fields}
+    if "output" in body:
+        body["output"] = json.loads(json.dumps({"uri": f"gs://out/exports/{jid}/export.mp4", **body["output"]})
+                                    .replace("{jid}", jid))
+    resp = report(env, body)
+    assert_clean(resp, 400, path)
+    assert len(resp.get_data()) < 10_000  # the answer lists a bounded number of problems
+    assert state(env, jid)["status"] == "dispatched"
+    fail_for_cleanup(env, jid)
+
+
 def test_header_key_rules(env):
     long = env.c["export_start"].post("/", json={"spec": OK_SPEC}, headers={"Idempotency-Key": "k" * 5000})
     assert_clean(long, 400, "Idempotency-Key")
@@ -316,6 +462,54 @@ def test_out_of_order_output_finalize_before_dispatch(env):
     assert env.service.repo.get(jid).status.value == "queued"
     env.service.dispatch(jid)
     env.service.complete({"jobId": jid, "status": "failed", "error": {"code": "test", "message": "cleanup"}})
+
+
+# -- forged output finalizes: the object itself decides (issue 14, item 1) ----------------------------
+def post_finalize(env, jid, name="export.mp4", generation="1", size="10", metadata=None):
+    data = {"bucket": "out", "name": f"exports/{jid}/{name}", "generation": generation, "size": size,
+            "metadata": {"job-id": jid} if metadata is None else metadata}
+    return env.c["on_object_finalized"].post("/", data=json.dumps(data), headers=ce_headers(
+        "google.cloud.storage.object.v1.finalized", "//storage.googleapis.com/projects/_/buckets/out"))
+
+
+# (case, the object put in the bucket: None = none, else put_video kwargs; event overrides; logged reason)
+FORGED_FINALIZE_CASES = [
+    ("missing-object", None, {}, "the object does not exist"),
+    ("foreign-job-id", {"job-id": J}, {}, "names another job"),
+    ("no-metadata", {}, {}, "no job-id metadata"),
+    ("zero-size", {"job-id": "{jid}", "data": b""}, {}, "empty (0 bytes)"),
+    ("stale-generation", {"job-id": "{jid}"}, {"generation": str(2**62)}, "older than the event's"),
+    ("unsafe-video-name", {"job-id": "{jid}", "name": "a b.mp4"}, {"name": "a b.mp4"},
+     "not a video name the render job writes"),
+]
+
+
+@pytest.mark.parametrize("case,put,event,reason", FORGED_FINALIZE_CASES, ids=[c[0] for c in FORGED_FINALIZE_CASES])
+def test_forged_output_finalize_changes_nothing(env, capsys, case, put, event, reason):
+    jid = dispatched_job(env)
+    if put is not None:
+        meta = {k: v.format(jid=jid) for k, v in put.items() if k not in ("data", "name")}
+        put_video(env, jid, name=put.get("name", "export.mp4"), data=put.get("data", b"\0\0\0\x18ftypmp42"), **meta)
+    # the event claims everything is fine: its metadata names the job
+    resp = post_finalize(env, jid, **event)
+    assert resp.status_code == 200  # acknowledged: redelivery cannot help
+    out = capsys.readouterr().out
+    assert "output finalize ignored" in out and reason in out, out[-2000:]
+    st = state(env, jid)
+    assert st["status"] == "dispatched" and "output" not in st
+    fail_for_cleanup(env, jid)
+
+
+def test_finalize_drops_unsafe_names_read_back_from_metadata(env, capsys):
+    jid = dispatched_job(env)
+    gen = put_video(env, jid, **{"job-id": jid, "filename": "../../evil.mp4", "poster": "../../../etc/x.jpg",
+                                 "srt": "sub/captions.srt", "vtt": "captions.vtt", "width": "1280", "height": "720"})
+    assert post_finalize(env, jid, generation=str(gen), metadata={}).status_code == 200
+    assert "unsafe names in the video's metadata were dropped" in capsys.readouterr().out
+    out = state(env, jid)["output"]
+    assert out["filename"] == "export.mp4" and out["posterUrl"] is None  # the object's own name; no poster
+    assert set(out["captions"]) == {"vtt"} and (out["width"], out["height"]) == (1280, 720)
+    assert out["sizeBytes"] == 12  # the object's size, not the event's
 
 
 class ServiceReporter:

@@ -92,7 +92,9 @@ def test_full_lifecycle_and_duplicates(env):
             "scene-starts": "0.000,4.500", "scene-durations": "5.000,2.000",
             "loudness-i": "-16.2", "loudness-tp": "-1.6", "loudness-lra": "nan"}
     video = f"exports/{jid}/two-scenes.mp4"
-    assert finalize(env, "out-bkt", video, metadata=meta).status_code == 200
+    # the finalize is checked against the object itself (issue 14): the render job's upload
+    gen = env.storage.upload_bytes("out-bkt", video, b"\0\0\0\x18ftypmp42", "video/mp4", metadata=meta)
+    assert finalize(env, "out-bkt", video, generation=str(gen), metadata=meta).status_code == 200
     assert finalize(env, "out-bkt", video, metadata=meta).status_code == 200  # duplicate finalize
     # a late worker report changes nothing
     late = complete(env, {"jobId": jid, "status": "failed", "error": {"code": "x", "message": "late"}, "attempt": 0})
@@ -101,7 +103,7 @@ def test_full_lifecycle_and_duplicates(env):
     assert st["status"] == "succeeded" and st["progress"] == 1.0
     assert [h["status"] for h in st["history"]] == ["awaiting_upload", "queued", "dispatched", "running", "succeeded"]
     out = st["output"]
-    assert out["uri"] == f"gs://out-bkt/{video}" and out["durationS"] == 6.5
+    assert out["uri"] == f"gs://out-bkt/{video}" and out["durationS"] == 6.5 and out["sizeBytes"] == 12
     assert (out["width"], out["height"]) == (1280, 720)
     assert out["url"].startswith("http://storage.local/out-bkt/exports/")
     assert out["posterUrl"] and set(out["captions"]) == {"srt", "vtt"}
@@ -144,7 +146,8 @@ def test_unknown_job_404_and_bad_id_400(env):
 
 
 def test_complete_auth(env):
-    jid = start(env).json["jobId"]
+    jid = start(env, spec={"scenes": [{"id": "c", "visual": {"type": "color"}, "duration": 1}]}, uploads=[]).json["jobId"]
+    push(env, jid)
     body = {"jobId": jid, "status": "running", "progress": 0.1}
     assert complete(env, body, token=None).status_code == 401
     assert complete(env, body, token="wrong").status_code == 403

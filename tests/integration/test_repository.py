@@ -63,7 +63,10 @@ def test_lifecycle_history_and_terminal(repo):
     assert repo.transition(job.id, S.DISPATCHED) is False
     assert repo.transition(job.id, S.RUNNING) is True
     assert repo.report_progress(job.id, stage="rendering", progress=0.6, attempt=1)
-    assert repo.report_progress(job.id, stage="rendering", progress=0.2, attempt=0)
+    # reports are tied to the current attempt (attempts - 1): an older attempt's changes nothing
+    assert repo.report_progress(job.id, stage="uploading", progress=0.9, attempt=0) is False
+    assert repo.transition(job.id, S.FAILED, attempt=0, error_code="old") is False
+    assert repo.report_progress(job.id, stage="rendering", progress=0.2, attempt=1)
     got = repo.get(job.id)
     assert (got.progress, got.stage, got.attempts) == (0.6, "rendering", 2)
     assert repo.transition(job.id, S.SUCCEEDED, output={"object": "x"}, progress=1.0) is True

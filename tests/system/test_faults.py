@@ -38,6 +38,7 @@ from shared.adapters.local_launcher import RecordingLauncher
 from shared.adapters.local_pubsub import HttpPushPublisher, RecordingPublisher, push_body
 from shared.adapters.local_storage import LocalStorage
 from shared.config import Settings
+from tests.invariants import check_service, check_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = str(ROOT / "functions" / "main.py")
@@ -133,6 +134,7 @@ def in_process_functions(db_url: str, tmp_path: Path, launcher, publisher=None):
     thread.start()
     try:
         yield base, service, recorder
+        check_service(service)  # every succeeded job has its own video (tests/invariants.py)
     finally:
         server.shutdown()
         thread.join(10)
@@ -246,6 +248,7 @@ def test_render_killed_in_first_attempt_finishes_on_retry_with_one_output(pg_url
         assert len(names) == len(set(names))
         video = requests.get(final["output"]["url"], timeout=30).content
         assert len(video) == final["output"]["sizeBytes"] and video[4:8] == b"ftyp"
+        check_stack(stack)
     assert statuses_by_job(db) == {job_id: "succeeded"}
 
 
