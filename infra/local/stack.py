@@ -236,6 +236,8 @@ class EmbeddedStack(Stack):
             "EXPORT_LOCAL_PUSH_URL": self.url("dispatch_export"),
         })
         self.env.update(self.extra_env)
+        if self.env.get("GOOGLE_APPLICATION_CREDENTIALS_JSON"):  # the key the functions sign URLs with
+            self.storage.verifier.trust(json.loads(self.env["GOOGLE_APPLICATION_CREDENTIALS_JSON"]))
         migrate(self.env["DATABASE_URL"])
         self._start_gateway()
         self.poller = self._add(sv.FinalizePoller(self.storage.url, buckets,
