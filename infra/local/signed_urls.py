@@ -119,8 +119,9 @@ class SignedUrlVerifier:
             return Refusal(400, "InvalidArgument", "Invalid argument.",
                            f"Max allowed expiration interval is seven days ({MAX_EXPIRES_S} seconds).")
         if now > signed_at + expires:
+            at = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(signed_at + expires))
             return Refusal(400, "ExpiredToken", "The provided token has expired.",
-                           f"Request signature expired at: {time.strftime('%Y-%m-%dT%H:%M:%S+00:00', time.gmtime(signed_at + expires))}")
+                           f"Request signature expired at: {at}")
         email, _, scope = params["x-goog-credential"].partition("/")
         signed_headers = params["x-goog-signedheaders"].split(";")
         query = [(k, v) for k, v in pairs if k.lower() != "x-goog-signature"]
@@ -162,7 +163,8 @@ class SignedUrlVerifier:
         if key is None:
             return False
         try:
-            key.verify(signature, to_sign.encode("utf-8"), padding.PKCS1v15(), hashes.SHA256())  # type: ignore[attr-defined]
+            key.verify(signature, to_sign.encode("utf-8"),  # type: ignore[attr-defined]
+                       padding.PKCS1v15(), hashes.SHA256())
         except InvalidSignature:
             return False
         return True

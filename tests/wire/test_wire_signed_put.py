@@ -120,7 +120,8 @@ def test_an_expired_url_is_refused(storage, emulator):
 
 def test_a_url_signed_by_an_untrusted_key_is_refused(emulator, monkeypatch):
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", emulator.url)
-    stranger = GoogleStorage(PROJECT, credentials_info=sv.make_service_account_key(PROJECT, "x@y.iam.gserviceaccount.com"))
+    key = sv.make_service_account_key(PROJECT, "stranger@x.iam.gserviceaccount.com")
+    stranger = GoogleStorage(PROJECT, credentials_info=key)
     up = stranger.signed_upload_url(BUCKET, "jobs/x/assets/a.png", "image/png", ttl_s=60, max_bytes=LIMIT)
     r = requests.put(up.url, data=b"png", headers=up.headers, timeout=10)
     assert _error(r) == (403, "SignatureDoesNotMatch")
