@@ -411,7 +411,8 @@ def _scene_video(plan: RenderPlan, sc: ScenePlan, inputs: Mapping[str, str], idx
     pad = ""
     if sc.clip_pad_s > 0 or not sc.clip_s:
         pad = f"tpad=stop_mode=clone:stop_duration={fmt_s(sc.duration)},"
-    pre, fitted = _fit_graph(f"[{idx}:v]setpts=PTS-STARTPTS,", sc, w, h)
+    # `V`: the first video stream that is not attached cover art (the picture render_job.probe measured)
+    pre, fitted = _fit_graph(f"[{idx}:V]setpts=PTS-STARTPTS,", sc, w, h)
     motion = motion_filter(sc, w, h, n_frames)
     if motion:  # frame-exact scene first, so the motion's frame index runs 0..n-1
         motion = f"format=yuv420p,trim=end_frame={n_frames},{motion}"

@@ -55,6 +55,14 @@ class MediaInfo:
     video_duration_s: float | None = None
 
 
+def is_attached_picture(stream) -> bool:
+    """True for a cover-art stream (disposition attached_pic): one still picture, not video."""
+    return bool(int(stream.disposition or 0) & ATTACHED_PIC)
+
+
+ATTACHED_PIC = 0x400  # AV_DISPOSITION_ATTACHED_PIC (libavformat/avformat.h)
+
+
 def _stream_seconds(stream) -> float | None:
     if stream.duration is not None and stream.time_base is not None:
         return float(stream.duration * stream.time_base)
@@ -182,10 +190,14 @@ def probe(path: str, label: str | None = None, *, full: bool = False,
         raise PermanentRenderError(f"{name}: not a readable media file ({_short(exc)})") from None
     try:
         fmt = container.format.name or ""
-        vstreams = list(container.streams.video)
+        # cover art (MP3 APIC, M4A covr, FLAC/OGG picture blocks) is a one-frame "video" stream with
+        # the attached_pic disposition: not picture to show (FFmpeg's `V` specifier skips it too)
+        vstreams = [s for s in container.streams.video if not is_attached_picture(s)]
         astreams = list(container.streams.audio)
         if not vstreams and not astreams:
-            raise PermanentRenderError(f"{name}: no audio or video stream")
+            covers = len(container.streams.video)
+            raise PermanentRenderError(f"{name}: no audio or video stream" + (
+                " (only an attached cover picture)" if covers else ""))
         is_image = bool(vstreams) and not astreams and (
             any(f in _IMAGE_FORMATS for f in fmt.split(",")) or fmt.endswith("_pipe"))
         width = height = None

@@ -22,6 +22,15 @@ class SignedUrl:
     expires_at: datetime
 
 
+MIN_UPLOAD_BYTES = 1  # an empty upload is refused by the signed URL itself (GCS: 400 EntityTooSmall)
+MAX_OBJECT_BYTES = 5 * 1024 ** 4  # Cloud Storage's largest object (5 TiB): the range when no limit is set
+
+
+def content_length_range(max_bytes: int | None) -> str:
+    """The x-goog-content-length-range value of an upload URL: "MIN,MAX" bytes, inclusive."""
+    return f"{MIN_UPLOAD_BYTES},{max_bytes or MAX_OBJECT_BYTES}"
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     """An object's metadata. size in bytes; generation as GCS reports it."""
@@ -40,7 +49,8 @@ class ObjectStorage(Protocol):
     def signed_upload_url(self, bucket: str, name: str, content_type: str, ttl_s: int,
                           max_bytes: int | None = None) -> SignedUrl:
         """A V4 signed PUT URL for one object; the client must send exactly the returned headers
-        (Content-Type, and x-goog-content-length-range "0,max_bytes" when max_bytes is given)."""
+        (Content-Type, and x-goog-content-length-range: content_length_range(max_bytes), so an
+        empty or oversized body is refused)."""
         ...
 
     def signed_download_url(self, bucket: str, name: str, ttl_s: int, filename: str | None = None) -> str:

@@ -286,6 +286,8 @@ class ExportService:
         body = self.repo.status_view(job_id)  # on PostgreSQL one prepared statement (repository.py)
         if body is None:
             raise NotFound(f"no export job {job_id}")
+        if body["status"] == JobStatus.AWAITING_UPLOAD.value and self._expire_if_due(job_id, body):
+            body = self.repo.status_view(job_id) or body  # never shown waiting past its expiry
         body["progress"] = round(float(body["progress"]), 4)
         for key in ("uploads", "error"):
             if body[key] is None:
@@ -418,13 +420,26 @@ class ExportService:
                              state=state, reason=reason)
                 counts["failed"] += 1
         for job in self.repo.list_stale([JobStatus.AWAITING_UPLOAD], now - timedelta(seconds=s.upload_ttl_s)):
-            missing = [n for n in job.uploads_expected if n not in job.uploads_received]
-            if self.repo.transition(job.id, JobStatus.FAILED, error_code="upload_expired",
-                                    error_message="uploads never arrived: " + ", ".join(missing),
-                                    finished_at=utcnow()):
+            if self._expire_uploads(job.id, job.uploads_expected, job.uploads_received):
                 counts["failed"] += 1
         logs.info("reconcile done", **counts)
         return counts
+
+    def _expire_uploads(self, job_id: str, expected: list[str], received: list[str]) -> bool:
+        """Fail an awaiting_upload job whose uploads did not all arrive in time (upload_expired)."""
+        missing = [n for n in expected if n not in received]
+        return self.repo.transition(job_id, JobStatus.FAILED, error_code="upload_expired",
+                                    error_message="uploads never arrived: " + ", ".join(missing),
+                                    finished_at=utcnow())
+
+    def _expire_if_due(self, job_id: str, view: dict) -> bool:
+        """Expire the awaiting_upload job of status view `view` once EXPORT_UPLOAD_TTL_S has passed
+        since its last update (reconcile's rule, applied when it is read)."""
+        since = datetime.fromisoformat(view["updatedAt"].replace("Z", "+00:00"))
+        if (utcnow() - since).total_seconds() <= self.settings.upload_ttl_s:
+            return False
+        uploads = view.get("uploads") or {}
+        return self._expire_uploads(job_id, uploads.get("expected") or [], uploads.get("received") or [])
 
     def _succeed_from_storage(self, job_id: str) -> bool:
         """Succeed a job from its video object (uploaded last) when its finalize event was lost."""

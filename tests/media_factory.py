@@ -142,7 +142,8 @@ def panorama_png(path: Path, size=(17000, 400)) -> Path:
 # ----------------------------------------------------------------------------------------- audio
 
 AUDIO_CODECS = {"wav": ["-c:a", "pcm_s16le"], "mp3": ["-c:a", "libmp3lame", "-b:a", "64k"],
-                "ogg": ["-c:a", "libvorbis", "-q:a", "2"], "m4a": ["-c:a", "aac", "-b:a", "64k"]}
+                "ogg": ["-c:a", "libvorbis", "-q:a", "2"], "m4a": ["-c:a", "aac", "-b:a", "64k"],
+                "flac": ["-c:a", "flac"]}
 
 
 def tone(path: Path, seconds: float, rate: int = 44100, channels: int = 1, freq: int = 440) -> Path:
@@ -151,6 +152,45 @@ def tone(path: Path, seconds: float, rate: int = 44100, channels: int = 1, freq:
     ff("-f", "lavfi", "-i", f"sine=frequency={freq}:sample_rate={rate}:duration={seconds}",
        "-ac", str(channels), "-ar", str(rate), *AUDIO_CODECS[ext], str(path))
     return path
+
+
+def flac_picture_block(image: bytes, mime: str, width: int, height: int) -> bytes:
+    """A FLAC METADATA_BLOCK_PICTURE body (front cover), as Vorbis comments carry it base64-encoded."""
+    import struct
+
+    m = mime.encode("ascii")
+    return (struct.pack(">II", 3, len(m)) + m + struct.pack(">I", 0)  # type 3 = front cover, no description
+            + struct.pack(">IIIII", width, height, 24, 0, len(image)) + image)
+
+
+def with_cover_art(audio: Path, out: Path, rgb=RED, size=(300, 300)) -> Path:
+    """`audio` (mp3, m4a, flac, ogg, mp4) re-muxed into `out` with an attached cover picture of colour
+    `rgb`: an ID3 APIC frame (mp3), a covr atom (m4a/mp4), a PICTURE block (flac), or a
+    METADATA_BLOCK_PICTURE comment (ogg: FFmpeg's ogg muxer cannot write picture streams). FFmpeg
+    and PyAV read each back as a one-frame video stream with the attached_pic disposition."""
+    import base64
+
+    from PIL import Image
+
+    cover = out.with_name(out.stem + "_cover.png")
+    Image.new("RGB", size, rgb).save(cover, "PNG")
+    ext = out.suffix.lstrip(".")
+    if ext == "ogg":
+        b64 = base64.b64encode(flac_picture_block(cover.read_bytes(), "image/png", *size)).decode("ascii")
+        ff("-i", str(audio), "-map", "0", "-c", "copy", "-metadata:s:a:0", f"METADATA_BLOCK_PICTURE={b64}", str(out))
+    else:
+        ff("-i", str(audio), "-i", str(cover), "-map", "0", "-map", "1", "-c", "copy",
+           "-c:v:" + str(_video_streams(audio)), "png" if ext == "flac" else "mjpeg",
+           "-disposition:v:" + str(_video_streams(audio)), "attached_pic", str(out))
+    cover.unlink()
+    return out
+
+
+def _video_streams(path: Path) -> int:
+    import av
+
+    with av.open(str(path)) as c:
+        return len(c.streams.video)
 
 
 # ----------------------------------------------------------------------------------------- video

@@ -535,17 +535,25 @@ class StorageEmulator(_Service):
     in the emulator's request thread each time an upload completes (simple, multipart or resumable):
     the emulator has no notifications, so this is how a local Eventarc learns of a finalize at once,
     without listing the buckets over and over (FinalizePoller.notify).
+
+    A PUT to the XML API (/BUCKET/OBJECT: what signed upload URLs address) is checked like GCS
+    checks a V4 signed URL (infra/local/signed_urls.py) against the keys in `verifier`
+    (`verifier.trust(service_account_key)`): signature, expiry, signed Content-Type and
+    x-goog-content-length-range; a refused PUT gets GCS's XML error and stores nothing.
     """
 
     name = "storage-emulator"
 
     def __init__(self, project: str, buckets: list[str], port: int | None = None) -> None:
+        from infra.local.signed_urls import SignedUrlVerifier
+
         self.project = project
         self.buckets = buckets
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._server = None
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
+        self.verifier = SignedUrlVerifier()
 
     def _hook_uploads(self) -> None:
         # every completed upload ends in Storage.create_file(bucket, name, content, file_obj, file_id)
@@ -573,13 +581,16 @@ class StorageEmulator(_Service):
 
         from gcp_storage_emulator.server import RequestHandler
 
+        from infra.local.signed_urls import verifying_handler
+
         api = self._server._api  # type: ignore[attr-defined]
+        handler = verifying_handler(RequestHandler, self.verifier)
 
         class DeepBacklogHTTPServer(HTTPServer):
             request_queue_size = EMULATOR_LISTEN_BACKLOG
 
         def run() -> None:  # gcp_storage_emulator.server.APIThread.run with the deeper backlog
-            api._httpd = DeepBacklogHTTPServer((api._host, api._port), partial(RequestHandler, api._storage))
+            api._httpd = DeepBacklogHTTPServer((api._host, api._port), partial(handler, api._storage))
             api.is_running.set()
             api._httpd.serve_forever()
 

@@ -7,7 +7,8 @@
 
 `stack.env` holds the settings (shared.config names) the functions and the render job see; the
 gateway runs with `os.environ` plus `stack.env`. `stop()` (also on exceptions and Ctrl-C through the
-context manager) stops every process the stack started, in reverse order.
+context manager) stops every process the stack started, in reverse order, then every render task
+the local launcher started (infra/local/tasks.py).
 
 Embedded: SQLite file in the run folder; gcp-storage-emulator in this process with a finalize
 poller posting `google.cloud.storage.object.v1.finalized` CloudEvents to on_object_finalized;
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.local import services as sv
+from infra.local.tasks import stop_render_tasks
 
 PROJECT = "sceneflow-local"
 INPUT_BUCKET = "sceneflow-input"
@@ -176,6 +178,11 @@ class Stack:
                 service.stop()
             except Exception as e:  # noqa: BLE001 - stop the rest anyway
                 errors.append(f"{type(service).__name__}: {e}")
+        # render tasks run in process groups of their own: stopping the gateway leaves them running
+        try:
+            stop_render_tasks(self.run_dir / "render")
+        except Exception as e:  # noqa: BLE001
+            errors.append(f"render tasks: {e}")
         if self._prev_sigterm is not None:
             try:
                 signal.signal(signal.SIGTERM, self._prev_sigterm)
@@ -236,6 +243,8 @@ class EmbeddedStack(Stack):
             "EXPORT_LOCAL_PUSH_URL": self.url("dispatch_export"),
         })
         self.env.update(self.extra_env)
+        if self.env.get("GOOGLE_APPLICATION_CREDENTIALS_JSON"):  # the key the functions sign URLs with
+            self.storage.verifier.trust(json.loads(self.env["GOOGLE_APPLICATION_CREDENTIALS_JSON"]))
         migrate(self.env["DATABASE_URL"])
         self._start_gateway()
         self.poller = self._add(sv.FinalizePoller(self.storage.url, buckets,

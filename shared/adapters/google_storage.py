@@ -18,7 +18,7 @@ from google.api_core import exceptions as gexc
 from google.auth import exceptions as google_auth_exceptions
 
 from shared.errors import Conflict, NotFound, TransientError
-from shared.ports import ObjectInfo, SignedUrl
+from shared.ports import ObjectInfo, SignedUrl, content_length_range
 
 
 def _translate(exc: Exception, what: str) -> Exception:
@@ -101,9 +101,9 @@ class GoogleStorage:
 
     def signed_upload_url(self, bucket: str, name: str, content_type: str, ttl_s: int,
                           max_bytes: int | None = None) -> SignedUrl:
-        extra = {"x-goog-content-length-range": f"0,{max_bytes}"} if max_bytes else None
+        extra = {"x-goog-content-length-range": content_length_range(max_bytes)}
         url = self._sign(bucket, name, method="PUT", ttl_s=ttl_s, content_type=content_type, headers=extra)
-        return SignedUrl(url=url, method="PUT", headers={"Content-Type": content_type, **(extra or {})},
+        return SignedUrl(url=url, method="PUT", headers={"Content-Type": content_type, **extra},
                          expires_at=datetime.now(timezone.utc) + timedelta(seconds=ttl_s))
 
     def signed_download_url(self, bucket: str, name: str, ttl_s: int, filename: str | None = None) -> str:

@@ -3,7 +3,10 @@
 SubprocessLauncher runs `python -m render_job` with the environment a Cloud Run task sees
 (EXPORT_JOB_ID, CLOUD_RUN_JOB, CLOUD_RUN_EXECUTION, CLOUD_RUN_TASK_INDEX/COUNT/ATTEMPT;
 https://cloud.google.com/run/docs/container-contract#jobs-env-vars) and, like Cloud Run, runs the
-task again after a non-zero exit, up to `max_retries` more times.
+task again after a non-zero exit, up to `max_retries` more times. Each task runs in its own process
+group; with a log_dir, `{log_dir}/{execution}.pgid` holds that group's id while the task runs, so
+whoever owns the folder (infra/local/tasks.py, on a local stack's stop) can stop every task even
+when the launcher's process is already gone.
 """
 from __future__ import annotations
 
@@ -19,6 +22,9 @@ from pathlib import Path
 
 from shared import logs
 from shared.ports import ExecutionStatus
+
+
+TASK_GROUP_SUFFIX = ".pgid"  # {log_dir}/{execution}.pgid: the running task's process group id
 
 
 class SubprocessLauncher:
@@ -90,11 +96,16 @@ class SubprocessLauncher:
                                         stdout=out or None, stderr=subprocess.STDOUT if out else None,
                                         start_new_session=True)
                 self._procs[execution] = proc
+            group_file = self.log_dir / f"{execution}{TASK_GROUP_SUFFIX}" if self.log_dir else None
+            if group_file:
+                group_file.write_text(str(proc.pid))  # start_new_session: pgid == pid
             try:
                 code = proc.wait()
             finally:
                 if out:
                     out.close()
+                if group_file:
+                    group_file.unlink(missing_ok=True)
             self.exit_codes[execution].append(code)
             logs.info("render task exited", job_id=job_id, execution=execution, attempt=attempt, exitCode=code,
                       wallS=round(time.monotonic() - started, 3))  # process start to exit, seconds

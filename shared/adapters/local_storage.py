@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from shared.errors import Conflict, NotFound
-from shared.ports import ObjectInfo, SignedUrl
+from shared.ports import ObjectInfo, SignedUrl, content_length_range
 
 
 class LocalStorage:
@@ -38,9 +38,7 @@ class LocalStorage:
     def signed_upload_url(self, bucket: str, name: str, content_type: str, ttl_s: int,
                           max_bytes: int | None = None) -> SignedUrl:
         exp = datetime.now(timezone.utc) + timedelta(seconds=ttl_s)
-        headers = {"Content-Type": content_type}
-        if max_bytes:
-            headers["x-goog-content-length-range"] = f"0,{max_bytes}"
+        headers = {"Content-Type": content_type, "x-goog-content-length-range": content_length_range(max_bytes)}
         return SignedUrl(url=f"{self.base_url}/{bucket}/{quote(name)}?X-Goog-Expires={ttl_s}",
                          method="PUT", headers=headers, expires_at=exp)
 

@@ -60,7 +60,7 @@ def test_full_lifecycle_and_duplicates(env):
     assert job["status"] == "awaiting_upload"
     assert [u["name"] for u in job["uploads"]] == ["a.png", "n1.wav"]
     assert all(u["method"] == "PUT" and u["headers"] == {"Content-Type": t["contentType"],
-                                                         "x-goog-content-length-range": f"0,{500 * 1024 * 1024}"}
+                                                         "x-goog-content-length-range": f"1,{500 * 1024 * 1024}"}
                for u, t in zip(job["uploads"], UPLOADS))
     assert job["statusUrl"] == f"http://api.test/export_status?jobId={job['jobId']}"
     jid = job["jobId"]

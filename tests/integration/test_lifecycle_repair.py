@@ -131,3 +131,28 @@ def test_configured_limits(tmp_path):
         assert problems == ["at most 3 scenes per export", "scene durations add up to 16 s; the limit is 10 s"]
     finally:
         bootstrap.use_service(None)
+
+
+def test_status_never_shows_an_upload_job_waiting_past_its_expiry(tmp_path):
+    """Issue 14, item 7: reconcile (Cloud Scheduler, every 5 min; not run at all by the local stacks)
+    was the only thing expiring uploads, so status said awaiting_upload long after the upload URLs
+    had expired. Status now expires such a job itself, exactly as reconcile does."""
+    import time
+
+    env = make_env(tmp_path, upload_ttl_s=0.5)
+    try:
+        jid = start(env, IMAGE, [{"name": "a.png", "contentType": "image/png"},
+                                 {"name": "b.png", "contentType": "image/png"}])
+        env.service.object_finalized("in", f"jobs/{jid}/assets/a.png", "1", 5)
+        assert status(env, jid)["status"] == "awaiting_upload"
+        time.sleep(0.6)
+        st = status(env, jid)
+        assert st["status"] == "failed" and st["error"] == {"code": "upload_expired",
+                                                            "message": "uploads never arrived: b.png"}
+        assert [h["status"] for h in st["history"]] == ["awaiting_upload", "failed"] and "uploads" not in st
+        # a late upload changes nothing; reconcile finds nothing left to expire
+        assert env.service.object_finalized("in", f"jobs/{jid}/assets/b.png", "1", 5) == "upload"
+        assert status(env, jid)["status"] == "failed" and env.publisher.messages == []
+        assert env.service.reconcile()["failed"] == 0
+    finally:
+        bootstrap.use_service(None)

@@ -436,6 +436,33 @@ def test_narration_longer_than_explicit_duration_is_cut_with_a_fade(tmp_path):
     assert audio_rms(r.mp4, 1.05, 1.95) < loud / 100  # cut at the scene end (no bleed into scene 2)
 
 
+
+@pytest.mark.parametrize("ext", ["mp3", "m4a", "flac", "ogg"])
+def test_narration_and_music_with_cover_art_are_audio(tmp_path, ext):
+    """Cover art (issue 14, item 6) is a one-frame attached picture stream: it was probed as the
+    file's video, found "truncated: 2.00 s declared but only 0.00 s of video", and the job failed."""
+    narr = mf.with_cover_art(mf.tone(tmp_path / f"n0.{ext}", 1.0), tmp_path / f"n.{ext}")
+    music = mf.with_cover_art(mf.tone(tmp_path / f"m0.{ext}", 3.0, freq=220), tmp_path / f"m.{ext}", mf.GREEN)
+    scenes = [{"id": "s1", "visual": {"type": "color", "color": "#203040"}, "narration": {"src": narr.name}}]
+    r = render(tmp_path, scenes, {narr.name: narr, music.name: music},
+               music={"src": music.name, "volume": 0.5, "ducking": False, "fadeOutS": 0})
+    assert_succeeded(r)
+    sc = r.plan.scenes[0]
+    assert sc.narration_s == pytest.approx(1.0, abs=0.06)
+    assert sc.duration == pytest.approx(1.5, abs=0.06 + 1 / FPS)
+    assert_output_shape(r)
+    with av.open(str(r.mp4)) as c:  # one picture (the timeline) and one sound: the covers went nowhere
+        assert [s.type for s in c.streams] == ["video", "audio"]
+    assert_color(frame_at(r.mp4, 0.5), (W // 2, H // 2), (0x20, 0x30, 0x40), tol=12)
+    assert audio_rms(r.mp4, 0.1, 0.9) > 0.05 and audio_rms(r.mp4, 1.2, r.plan.total_s - 0.05) > 0.02
+
+
+def test_audio_file_with_cover_art_as_a_video_visual_has_no_picture(tmp_path):
+    song = mf.with_cover_art(mf.tone(tmp_path / "plain.mp3", 1.0), tmp_path / "song.mp3")
+    r = render(tmp_path, [{"id": "v", "visual": {"type": "video", "src": "song.mp3"}}], {"song.mp3": song})
+    msg = assert_failed_naming(r, "scenes[0]", "'song.mp3'", "has no picture")
+    assert "truncated" not in msg
+
 # ========================================================================================= clips
 
 def test_clip_without_audio_stream(tmp_path):
@@ -514,6 +541,21 @@ def test_variable_frame_rate_clip(tmp_path):
     steps = {b - a for a, b in zip(sorted(pts), sorted(pts)[1:])}
     assert len(steps) == 1  # constant frame rate
 
+
+
+def test_clip_with_cover_art_shows_its_video_and_plays_its_sound(tmp_path):
+    """An MP4 carrying a covr picture besides its video and sound: the picture shown is the video,
+    never the (red) cover, and the clip's sound is heard."""
+    c = mf.with_cover_art(mf.clip(tmp_path / "plain.mp4", 1.0, audio=True), tmp_path / "covered.mp4")
+    r = render(tmp_path, [{"id": "v", "visual": {"type": "video", "src": "covered.mp4", "volume": 1}}],
+               {"covered.mp4": c})
+    assert_succeeded(r)
+    assert r.plan.total_s == pytest.approx(1.0, abs=1 / FPS)
+    assert_output_shape(r)
+    img = frame_at(r.mp4, 0.5)
+    spots = ((W // 4, H // 4), (W // 2, H // 2), (3 * W // 4, 3 * H // 4))
+    assert not all(close(img.getpixel(xy), mf.RED, 60) for xy in spots)  # testsrc2, not the red cover
+    assert audio_rms(r.mp4, 0.1, 0.9) > 0.05
 
 # ===================================================================== timeline edge cases
 

@@ -417,3 +417,15 @@ def test_high_quality_zooms_keep_perspective_and_pans_or_none_need_no_command_fi
     other = _plan_of([{"id": "a", "visual": {"type": "image", "src": "a.png", "motion": "pan-left"}, "duration": 1},
                       {"id": "b", "visual": {"type": "image", "src": "a.png"}, "duration": 1}])
     assert command_files(other) == {}
+
+
+def test_clip_picture_is_read_from_a_video_stream_that_is_not_cover_art():
+    """`V` (not `v`): an attached cover picture (attached_pic) in a clip file is never the scene's
+    picture; the audio chains read the audio (`a`), so a cover is never decoded at all."""
+    plan = _plan_of([
+        {"id": "v", "visual": {"type": "video", "src": "c.mp4", "volume": 1}, "duration": 1,
+         "narration": {"src": "n.mp3"}},
+    ], {"c.mp4": SimpleNamespace(duration_s=2.0, has_audio=True), "n.mp3": SimpleNamespace(duration_s=0.5)})
+    graph = graph_of(build_command(plan, {"c.mp4": "c.mp4", "n.mp3": "n.mp3"}, "o.mp4"))
+    assert "[0:V]setpts=PTS-STARTPTS," in graph and "[0:v]" not in graph
+    assert "[0:a]aresample=48000" in graph and "[1:a]aresample=48000" in graph and "[1:v]" not in graph

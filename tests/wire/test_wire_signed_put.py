@@ -1,0 +1,140 @@
+"""The embedded storage stand-in enforces what Cloud Storage enforces on a V4 signed PUT (issue 14,
+item 7): real google-cloud-storage signed URLs (GoogleStorage.signed_upload_url, the key the local
+stack signs with) PUT with `requests` against the running gcp-storage-emulator. Before, it stored
+whatever was PUT: a tampered, expired, mistyped, empty or oversized upload all answered 200."""
+from __future__ import annotations
+
+import time
+import uuid
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import pytest
+import requests
+
+from infra.local import services as sv
+from shared.adapters.google_storage import GoogleStorage
+
+PROJECT = "wire-proj"
+BUCKET = "wire-in"
+LIMIT = 1000
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    emu = sv.StorageEmulator(PROJECT, [BUCKET]).start()
+    emu.finalized = []
+    emu.listeners.append(lambda obj: emu.finalized.append(obj["name"]))
+    try:
+        yield emu
+    finally:
+        emu.stop()
+
+
+@pytest.fixture(scope="module")
+def storage(emulator):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("STORAGE_EMULATOR_HOST", emulator.url)
+    key = sv.make_service_account_key(PROJECT)
+    emulator.verifier.trust(key)
+    yield GoogleStorage(PROJECT, credentials_info=key)
+    mp.undo()
+
+
+def _signed(storage, ttl_s: int = 300, content_type: str = "audio/wav"):
+    name = f"jobs/{uuid.uuid4()}/assets/n 1.wav"  # a space: the path is percent-encoded when signed
+    return name, storage.signed_upload_url(BUCKET, name, content_type, ttl_s=ttl_s, max_bytes=LIMIT)
+
+
+def _error(r: requests.Response) -> tuple[int, str]:
+    assert r.headers["Content-Type"].startswith("application/xml"), r.headers
+    code = r.text.split("<Code>")[1].split("</Code>")[0]
+    return r.status_code, code
+
+
+def _with_query(url: str, **changes: str) -> str:
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    query.update(changes)
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def test_a_valid_signed_put_is_stored_and_finalized(storage, emulator):
+    name, up = _signed(storage)
+    assert up.headers == {"Content-Type": "audio/wav", "x-goog-content-length-range": f"1,{LIMIT}"}
+    r = requests.put(up.url, data=b"RIFF" + b"\0" * 96, headers=up.headers, timeout=10)
+    assert r.status_code == 200, r.text
+    info = storage.stat(BUCKET, name)
+    assert (info.size, info.content_type) == (100, "audio/wav")
+    assert name in emulator.finalized
+    # exactly the limit is within the range
+    name, up = _signed(storage)
+    assert requests.put(up.url, data=b"x" * LIMIT, headers=up.headers, timeout=10).status_code == 200
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("tampered signature", (403, "SignatureDoesNotMatch")),
+    ("another object name", (403, "SignatureDoesNotMatch")),
+    ("longer expiry than signed", (403, "SignatureDoesNotMatch")),
+    ("wrong content type", (403, "SignatureDoesNotMatch")),
+    ("range header dropped", (403, "SignatureDoesNotMatch")),
+    ("range header widened", (403, "SignatureDoesNotMatch")),
+    ("no signature at all", (403, "AccessDenied")),
+    ("zero bytes", (400, "EntityTooSmall")),
+    ("one byte too many", (400, "EntityTooLarge")),
+])
+def test_refused_puts_get_gcs_errors_and_store_nothing(storage, emulator, case, expected):
+    name, up = _signed(storage)
+    url, headers, body = up.url, dict(up.headers), b"RIFF" + b"\0" * 60
+    if case == "tampered signature":
+        sig = dict(parse_qsl(urlsplit(url).query))["X-Goog-Signature"]
+        url = _with_query(url, **{"X-Goog-Signature": ("0" if sig[0] != "0" else "1") + sig[1:]})
+    elif case == "another object name":
+        url = url.replace("/assets/n%201.wav", "/assets/other.wav")
+        name = name.replace("n 1.wav", "other.wav")
+    elif case == "longer expiry than signed":
+        url = _with_query(url, **{"X-Goog-Expires": "3600"})
+    elif case == "wrong content type":
+        headers["Content-Type"] = "text/html"
+    elif case == "range header dropped":
+        del headers["x-goog-content-length-range"]
+    elif case == "range header widened":
+        headers["x-goog-content-length-range"] = "0,1000000000"
+    elif case == "no signature at all":
+        url = url.split("?")[0]
+    elif case == "zero bytes":
+        body = b""
+    elif case == "one byte too many":
+        body = b"x" * (LIMIT + 1)
+    r = requests.put(url, data=body, headers=headers, timeout=10)
+    assert _error(r) == expected, r.text
+    assert storage.stat(BUCKET, name) is None and name not in emulator.finalized
+
+
+def test_an_expired_url_is_refused(storage, emulator):
+    name, up = _signed(storage, ttl_s=1)
+    time.sleep(2.1)  # X-Goog-Date has whole seconds: past X-Goog-Date + 1 s for certain
+    r = requests.put(up.url, data=b"RIFF", headers=up.headers, timeout=10)
+    assert _error(r) == (400, "ExpiredToken"), r.text
+    assert "expired" in r.text and storage.stat(BUCKET, name) is None
+
+
+def test_a_url_signed_by_an_untrusted_key_is_refused(emulator, monkeypatch):
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", emulator.url)
+    key = sv.make_service_account_key(PROJECT, "stranger@x.iam.gserviceaccount.com")
+    stranger = GoogleStorage(PROJECT, credentials_info=key)
+    up = stranger.signed_upload_url(BUCKET, "jobs/x/assets/a.png", "image/png", ttl_s=60, max_bytes=LIMIT)
+    r = requests.put(up.url, data=b"png", headers=up.headers, timeout=10)
+    assert _error(r) == (403, "SignatureDoesNotMatch")
+
+
+def test_chunked_body_is_measured_and_json_api_uploads_pass_through(storage, emulator):
+    name, up = _signed(storage)
+    r = requests.put(up.url, data=iter([b"RIFF", b"\0" * 10]), headers=up.headers, timeout=10)  # chunked
+    assert r.status_code == 200, r.text
+    assert storage.stat(BUCKET, name).size == 14
+    r = requests.put(up.url.replace(name.split("/")[1], str(uuid.uuid4())), data=iter([b"x" * (LIMIT + 1)]),
+                     headers=up.headers, timeout=10)
+    assert _error(r) == (403, "SignatureDoesNotMatch")  # another name: refused before the size
+    # the client library's own (JSON API) uploads are not signed URLs and are unaffected
+    gen = storage.upload_bytes(BUCKET, "exports/j/export.mp4", b"", "video/mp4")
+    assert gen > 0 and storage.stat(BUCKET, "exports/j/export.mp4").size == 0
