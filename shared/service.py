@@ -24,7 +24,7 @@ from pydantic.alias_generators import to_camel
 
 from shared import logs
 from shared.config import Settings
-from shared.outputs import clean_timeline, timeline_from_metadata, video_object
+from shared.outputs import clean_timeline, clean_warnings, timeline_from_metadata, video_object, warnings_from_metadata
 from shared.errors import (MESSAGE_MAX_CHARS, Conflict, Forbidden, InvalidRequest, NotFound, TransientError,
                            Unauthorized)
 from shared.ports import JobLauncher, ObjectStorage, Publisher
@@ -111,6 +111,7 @@ class ReportOutput(BaseModel):
     captions: dict[str, str] | None = None
     scenes: list[dict[str, Any]] | None = Field(None, max_length=1000)
     loudness: dict[str, float | None] | None = None
+    warnings: list[dict[str, Any]] | None = Field(None, max_length=100)  # bounded by clean_warnings
 
 
 def _strict(model: type[BaseModel], data: Any) -> Any:
@@ -326,7 +327,8 @@ class ExportService:
                 "url": self.storage.signed_download_url(bucket, name, ttl, out.get("filename")),
                 "durationS": out.get("durationS"), "sizeBytes": out.get("sizeBytes"),
                 "width": out.get("width"), "height": out.get("height"), "posterUrl": None,
-                "captions": {}, "scenes": out.get("scenes") or [], "loudness": out.get("loudness")}
+                "captions": {}, "scenes": out.get("scenes") or [], "loudness": out.get("loudness"),
+                "warnings": out.get("warnings") or []}
         if out.get("poster"):
             view["posterUrl"] = self.storage.signed_download_url(bucket, out["poster"], ttl, "poster.jpg")
         for kind in ("srt", "vtt"):
@@ -512,7 +514,8 @@ class ExportService:
                 "poster": _own(job_id, out.get("poster")),
                 "captions": {k: _own(job_id, v) for k, v in (out.get("captions") or {}).items()
                              if k in ("srt", "vtt") and _own(job_id, v)},
-                "scenes": clean_timeline(out.get("scenes")), "loudness": out.get("loudness")}
+                "scenes": clean_timeline(out.get("scenes")), "loudness": out.get("loudness"),
+                "warnings": clean_warnings(out.get("warnings"))}
 
     def _succeed(self, job_id: str, output: dict, attempt: int | None = None) -> bool:
         values: dict[str, Any] = {"output": output, "progress": 1.0, "stage": None, "finished_at": utcnow()}
@@ -581,7 +584,7 @@ class ExportService:
                       "width": _int(meta.get("width")), "height": _int(meta.get("height")),
                       "poster": _sibling(name, meta.get("poster")),
                       "captions": {k: _sibling(name, meta.get(k)) for k in ("srt", "vtt") if meta.get(k)},
-                      "scenes": timeline_from_metadata(meta),
+                      "scenes": timeline_from_metadata(meta), "warnings": warnings_from_metadata(meta),
                       "loudness": {k: _num(meta.get(m)) for k, m in (("integratedLufs", "loudness-i"),
                                                                      ("truePeakDb", "loudness-tp"),
                                                                      ("lra", "loudness-lra"))}
