@@ -209,7 +209,7 @@ def expected_bodies(ids) -> dict[str, dict]:
                       "sizeBytes": 1234567, "width": 1280, "height": 720, "posterUrl": url.format("poster.jpg"),
                       "captions": {"srt": url.format("captions.srt"), "vtt": url.format("captions.vtt")},
                       "scenes": [{"startS": 0.0, "durationS": 6.4}, {"startS": 5.9, "durationS": 6.6}],
-                      "loudness": {"integratedLufs": -16.02, "truePeakDb": -1.5, "lra": 4.25}}},
+                      "loudness": {"integratedLufs": -16.02, "truePeakDb": -1.5, "lra": 4.25}, "warnings": []}},
         "canceled": base("canceled", "canceled", finished=at(8), history=["awaiting_upload", "canceled"])
         | {"error": {"code": "canceled", "message": "canceled by the client"}},
     }
