@@ -298,3 +298,36 @@ def test_a_caption_track_left_empty_is_a_warning():
     assert "only 0.010 s of it is left" in plan.warnings[0][1]
     assert "no caption cue is left to show" in plan.warnings[1][1]
     assert build_plan(spec_of([img(0)]), {}).warnings == ()  # no captions asked for: nothing to say
+
+
+def test_a_spec_accepted_with_every_duration_known_renders_every_cue():
+    # the spec check and the plan share one rule: when export_start accepts a spec whose durations are
+    # all known, no cue is dropped at render time; and each refusal names a cue the plan would drop
+    import random
+
+    from shared.errors import InvalidRequest
+    rng = random.Random(14)
+    accepted = refused = 0
+    for _ in range(400):
+        fps = rng.choice([24, 25, 30, 60])
+        scenes = []
+        for i in range(rng.randint(1, 6)):
+            d = round(rng.uniform(0.1, 2.0), 2)
+            a = round(rng.uniform(0, d * 0.95), 3)
+            b = round(min(d, a + rng.uniform(0.005, 0.6)), 3)
+            s = {"id": f"s{i}", "visual": {"type": "color"}, "duration": d,
+                 "transition": {"type": rng.choice(["fade", "cut"]), "duration": round(rng.uniform(0, 1.5), 2)}}
+            if b > a:
+                s["caption"] = {"cues": [{"startS": a, "endS": b, "text": f"cue {i}"}]}
+            scenes.append(s)
+        try:
+            spec = parse_spec({"output": {"fps": fps}, "scenes": scenes})
+        except InvalidRequest as exc:
+            refused += 1
+            assert all(".caption.cues[" in d["path"] or d["path"].endswith(".duration") for d in exc.details)
+            continue
+        accepted += 1
+        plan = build_plan(spec, {})
+        assert plan.warnings == ()
+        assert len(plan.cues) == sum(1 for s in scenes if "caption" in s)
+    assert accepted > 100 and refused > 20
