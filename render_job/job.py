@@ -33,7 +33,8 @@ from shared import logs
 from shared.config import Settings, get_settings
 from shared.errors import (MESSAGE_MAX_CHARS, Conflict, ExportError, InvalidRequest, NotFound, PermanentRenderError,
                            TransientError)
-from shared.outputs import NAME_METADATA, is_output_name, slugify, timeline_from_metadata, timeline_to_metadata
+from shared.outputs import (NAME_METADATA, bounded_warnings, is_output_name, slugify, timeline_from_metadata,
+                            timeline_to_metadata, warnings_from_metadata, warnings_to_metadata)
 from shared.spec import ExportSpec, parse_spec
 
 from render_job import caption_overlay
@@ -315,13 +316,15 @@ def _upload(storage: Any, bucket: str, name: str, path: str, content_type: str,
 
 def _output_dict(out_bucket: str, job_id: str, filename: str, duration: float, size: int, width: int,
                  height: int, captions: dict[str, str], scenes: list[dict] | None = None,
-                 loudness: dict | None = None) -> dict:
+                 loudness: dict | None = None, warnings: list[dict] | None = None) -> dict:
     """The `output` of a succeeded report; `scenes` is the timeline [{startS, durationS}] in seconds;
-    `loudness` the measured {integratedLufs, truePeakDb, lra} of the output (absent without audio)."""
+    `loudness` the measured {integratedLufs, truePeakDb, lra} of the output (absent without audio);
+    `warnings` [{path, message}]: parts of the spec that do not show (shared.outputs)."""
     prefix = f"exports/{job_id}/"
     out = {"uri": f"gs://{out_bucket}/{prefix}{filename}", "filename": filename,
            "durationS": round(duration, 3), "sizeBytes": size, "width": width, "height": height,
-           "poster": prefix + "poster.jpg", "captions": captions, "scenes": scenes or []}
+           "poster": prefix + "poster.jpg", "captions": captions, "scenes": scenes or [],
+           "warnings": warnings or []}
     if loudness:
         out["loudness"] = loudness
     return out
@@ -393,7 +396,7 @@ def _already_uploaded(storage: Any, out_bucket: str, job_id: str, spec: ExportSp
         return None
     captions = {k: f"exports/{job_id}/{md[k]}" for k in ("srt", "vtt") if md.get(k)}
     return _output_dict(out_bucket, job_id, filename, duration, info.size, width, height, captions,
-                        timeline_from_metadata(md), _loudness_from_metadata(md))
+                        timeline_from_metadata(md), _loudness_from_metadata(md), warnings_from_metadata(md))
 
 
 def _check_canceled(reporter: Any) -> None:
@@ -465,6 +468,9 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
         timings["prepare_s"] = time.monotonic() - t0
         logs.info("plan ready", job_id=job_id, totalS=plan.total_s, scenes=len(plan.scenes),
                   width=plan.width, height=plan.height, fps=plan.fps, quality=plan.quality)
+        warnings = bounded_warnings(list(plan.warnings))
+        for w in plan.warnings:  # never silently dropped: in the log here, in output.warnings at the end
+            logs.warning("not shown in the video", job_id=job_id, path=w[0], reason=w[1])
         reporter.running("preparing", 0.1)
         _check_canceled(reporter)
 
@@ -544,7 +550,7 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
         reporter.running("uploading", 0.95)
         metadata = {"job-id": job_id, "duration-s": f"{duration:.3f}", "width": str(plan.width),
                     "height": str(plan.height), "filename": filename, "poster": "poster.jpg",
-                    **timeline_to_metadata(_timeline(plan))}
+                    **timeline_to_metadata(_timeline(plan)), **warnings_to_metadata(warnings)}
         metadata.update({kind: name.rsplit("/", 1)[-1] for kind, name in captions.items()})
         if loudness:
             metadata.update(_loudness_to_metadata(loudness))
@@ -565,7 +571,7 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
                 size = existing.size
         timings["upload_s"] = time.monotonic() - t2
         output = _output_dict(out_bucket, job_id, filename, duration, size, plan.width, plan.height, captions,
-                              _timeline(plan), loudness)
+                              _timeline(plan), loudness, warnings)
         reporter.succeeded(output)
         timings["total_s"] = time.monotonic() - t0
         logs.info("export rendered", job_id=job_id, attempt=attempt, output=output, timings=timings)

@@ -1,16 +1,21 @@
 """The render plan: when each scene, transition, narration and caption happens (pure: no I/O).
 
-All times are seconds from the start of the output. Durations are quantised to whole frames of
-the output frame rate so that scene starts, xfade offsets and the total land exactly on frames:
+All times are seconds from the start of the output. Every scene boundary is placed on the frame
+grid of the output frame rate from the exact cumulative time (shared.timeline), so scene starts,
+xfade offsets and the total land on frames and rounding never accumulates:
 
-- a scene whose length comes from its narration is rounded UP to a frame (narration never cut);
-- an explicit or clip-derived duration is rounded to the NEAREST frame (at least 2 frames);
-- a transition is clamped to half of the shorter neighbouring scene, then rounded DOWN to a frame.
+- a scene whose length comes from its narration is rounded UP to a whole frame (narration never cut:
+  a whole-frame duration keeps exactly its frames wherever it starts);
+- an explicit or clip-derived duration is used exactly (a clip lasts at least MIN_SCENE_FRAMES frames;
+  the spec refuses shorter explicit durations);
+- a transition is clamped to half of the shorter neighbouring scene (exact seconds).
 
 Timeline rules (scene i has duration D_i and transition t_i into scene i+1; t of the last scene is 0):
-    S_0 = 0,  S_i = sum_{k<i} (D_k - t_k),  total = sum D - sum t.
+    S_0 = 0,  S_i = sum_{k<i} (D_k - t_k),  total = sum D - sum t,
+each S_i and S_i + D_i rounded to the nearest frame; the total is within half a frame of the formula.
 Caption cue i spans [S_i, S_{i+1}) (the last one ends at total), so cues never overlap. Explicit
-cues are placed at S_i + startS .. S_i + endS and cut where the next scene starts (S_{i+1}).
+cues are placed at S_i + startS .. S_i + endS and cut where the next scene starts (S_{i+1}); a cue
+left shorter than one frame is not shown and is reported in RenderPlan.warnings.
 Narration i starts at S_i + offsetS.
 A title card (visual type "title") is a colour scene plus a TitleCard text event over [S_i, S_i + D_i),
 fading in and out over its transitions (burned in through the same ASS file as the captions).
@@ -19,12 +24,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any, Mapping
 
 from shared.spec import DEFAULT_SCENE_S, NARRATION_PAUSE_S, ExportSpec
+from shared.timeline import MIN_SCENE_FRAMES, clamped_transition, cue_problem, cue_span, exact, frame_grid
 
 NARRATION_CUT_FADE_S = 0.05   # fade-out applied when a narration is cut at an explicit scene end
-MIN_SCENE_FRAMES = 2
 
 
 @dataclass(frozen=True)
@@ -148,6 +154,7 @@ class RenderPlan:
     title: str | None = None
     caption_style: CaptionStylePlan = CaptionStylePlan()
     titles: tuple[TitleCard, ...] = ()
+    warnings: tuple[tuple[str, str], ...] = ()  # (path, message): spec parts that will not show
 
     @property
     def starts(self) -> list[float]:
@@ -162,10 +169,6 @@ class RenderPlan:
 
 def _frames_ceil(seconds: float, fps: int) -> int:
     return math.ceil(seconds * fps - 1e-6)
-
-
-def _frames_round(seconds: float, fps: int) -> int:
-    return int(math.floor(seconds * fps + 0.5))
 
 
 def _get(info: Any, name: str) -> Any:
@@ -191,8 +194,8 @@ def build_plan(spec: ExportSpec, probes: Mapping[str, Any]) -> RenderPlan:
             stills) for every narration and clip src the spec references.
 
     Scene duration D (seconds):
-        explicit `duration` if given; else narration offsetS + length + NARRATION_PAUSE_S; else, for a
-        clip, its length after trimming (trimEndS or the clip's end, minus trimStartS); else
+        explicit `duration` if given; else narration offsetS + length + NARRATION_PAUSE_S rounded up to
+        a whole frame; else, for a clip, its length after trimming (at least MIN_SCENE_FRAMES frames) (trimEndS or the clip's end, minus trimStartS); else
         DEFAULT_SCENE_S (also for colour and title cards). A clip's length is that of its picture
         (video stream, MediaInfo.video_duration_s): sound running past the last picture is cut.
         Narration (from its offset) longer than an explicit duration: the duration is kept and the
@@ -203,7 +206,10 @@ def build_plan(spec: ExportSpec, probes: Mapping[str, Any]) -> RenderPlan:
         ever dropped); `cut` or a 0 s duration joins the scenes directly; the last scene's
         transition is ignored.
     Captions: a scene's `text` spans [S_i, S_{i+1}); its explicit cues span S_i + startS .. S_i + endS,
-        cut at S_{i+1}; a cue left shorter than one frame is not shown.
+        cut at S_{i+1}; a cue left shorter than one frame is not shown: RenderPlan.warnings gets
+        ("scenes[i].caption.cues[k]", why), and ("captions", ...) when the spec has captions but no
+        cue is left.
+    Frames: every boundary on the frame grid from the exact cumulative time (shared.timeline).
     Title cards: a TitleCard over [S_i, S_i + D_i), fading in/out over the neighbouring transitions.
     Poster time: middle of `poster.scene`; else `poster.timeS` clamped to [0, total - 1 frame];
         else the middle of scene 0.
@@ -217,7 +223,7 @@ def build_plan(spec: ExportSpec, probes: Mapping[str, Any]) -> RenderPlan:
     width, height = spec.output.size
     n = len(spec.scenes)
 
-    frames: list[int] = []
+    durations: list[Fraction] = []
     meta: list[dict[str, Any]] = []
     for scene in spec.scenes:
         vis = scene.visual
@@ -239,33 +245,31 @@ def build_plan(spec: ExportSpec, probes: Mapping[str, Any]) -> RenderPlan:
             m["clip_audio"] = vis.volume > 0 and bool(_get(probes[vis.src], "has_audio"))
             m["src_pixels"] = int(_get(info, "width") or 0) * int(_get(info, "height") or 0)
         if scene.duration is not None:
-            f = _frames_round(scene.duration, fps)
-        elif m["narr_s"] is not None:
-            f = _frames_ceil(m["offset"] + m["narr_s"] + NARRATION_PAUSE_S, fps)
+            d = exact(scene.duration)
+        elif m["narr_s"] is not None:  # whole frames, rounded up: the narration is never cut
+            d = Fraction(_frames_ceil(m["offset"] + m["narr_s"] + NARRATION_PAUSE_S, fps), fps)
         elif m["clip_s"]:
-            f = _frames_round(m["clip_s"], fps)
+            d = exact(m["clip_s"])
         else:
-            f = _frames_round(DEFAULT_SCENE_S, fps)
-        frames.append(max(MIN_SCENE_FRAMES, f))
+            d = exact(DEFAULT_SCENE_S)
+        durations.append(max(Fraction(MIN_SCENE_FRAMES, fps), d))
         meta.append(m)
 
-    # transitions, in frames, clamped to half of the shorter neighbour
-    t_frames: list[int] = []
+    # transitions clamped to half of the shorter neighbour, then every boundary on the frame grid
+    trans_s: list[Fraction] = []
     names: list[str] = []
     for i, scene in enumerate(spec.scenes):
         tr = scene.transition
         if i == n - 1 or tr is None or tr.type == "cut" or tr.duration <= 0:
-            t_frames.append(0)
-            names.append("cut" if (tr is None or tr.type == "cut" or i == n - 1) else tr.type)
+            trans_s.append(Fraction(0))
+            names.append("cut")
             continue
-        limit = min(frames[i], frames[i + 1]) / 2.0
-        t = min(tr.duration * fps, limit)
-        tf = int(math.floor(t + 1e-6))
-        t_frames.append(tf)
-        names.append(tr.type if tf > 0 else "cut")
+        trans_s.append(clamped_transition(tr.duration, durations[i], durations[i + 1]))
+        names.append(tr.type)
+    grid = frame_grid(durations, trans_s, fps)
+    frames, t_frames = grid.frames, grid.transitions
 
     scenes: list[ScenePlan] = []
-    start_f = 0
     for i, scene in enumerate(spec.scenes):
         D = frames[i] / fps
         m = meta[i]
@@ -282,7 +286,7 @@ def build_plan(spec: ExportSpec, probes: Mapping[str, Any]) -> RenderPlan:
             src=getattr(vis, "src", None),
             color=vis.background if vis.type == "title" else getattr(vis, "color", None),
             fit=getattr(vis, "fit", "cover"),
-            start=start_f / fps, duration=D,
+            start=grid.starts[i] / fps, duration=D,
             transition=names[i] if t_frames[i] > 0 else "cut",
             transition_s=t_frames[i] / fps,
             trim_start_s=m["trim"], clip_s=m["clip_s"],
@@ -295,22 +299,26 @@ def build_plan(spec: ExportSpec, probes: Mapping[str, Any]) -> RenderPlan:
             clip_volume=float(getattr(vis, "volume", 0.0)), clip_audio=m["clip_audio"],
             narration_offset_s=m["offset"], src_pixels=m.get("src_pixels", 0),
         ))
-        start_f += frames[i] - t_frames[i]
-    total_f = sum(frames) - sum(t_frames)
+    total_f = grid.total
     total = total_f / fps
 
     cues: list[Cue] = []
     titles: list[TitleCard] = []
+    warnings: list[tuple[str, str]] = []
     for i, sp in enumerate(scenes):
         limit = scenes[i + 1].start if i + 1 < n else total
         cap = spec.scenes[i].caption
         if sp.caption:
             cues.append(Cue(start=sp.start, end=limit, text=sp.caption))
         elif cap is not None and cap.cues:
-            for c in cap.cues:
-                a, b = sp.start + c.start_s, min(sp.start + c.end_s, limit)
-                if b - a >= 1.0 / fps - 1e-9:
-                    cues.append(Cue(start=a, end=b, text=c.text))
+            window = ((grid.starts[i + 1] if i + 1 < n else total_f) - grid.starts[i]) / fps
+            for k, c in enumerate(cap.cues):
+                span = cue_span(window, c.start_s, c.end_s, fps)
+                if span is None:
+                    warnings.append((f"scenes[{i}].caption.cues[{k}]",
+                                     cue_problem(window, c.start_s, c.end_s, fps) or "not shown"))
+                else:
+                    cues.append(Cue(start=sp.start + span[0], end=sp.start + span[1], text=c.text))
         vis = spec.scenes[i].visual
         if vis.type == "title":
             titles.append(TitleCard(start=sp.start, end=sp.end, text=vis.text, color=vis.text_color,
@@ -339,7 +347,16 @@ def build_plan(spec: ExportSpec, probes: Mapping[str, Any]) -> RenderPlan:
         loudness_lufs=float(spec.audio.loudness_lufs), true_peak_db=float(spec.audio.true_peak_db),
         burn_in=bool(spec.captions.burn_in), sidecars=tuple(spec.captions.sidecar), title=spec.title,
         caption_style=_caption_style(spec, height), titles=tuple(titles),
+        warnings=tuple(warnings) + _empty_track(spec, cues),
     )
+
+
+def _empty_track(spec: ExportSpec, cues: list[Cue]) -> tuple[tuple[str, str], ...]:
+    """A warning when the spec has captions but none of them is left to show."""
+    if cues or not any(s.caption is not None for s in spec.scenes):
+        return ()
+    return (("captions", "no caption cue is left to show: nothing is burned in and no SRT/VTT "
+                         "file is written"),)
 
 
 def _caption_style(spec: ExportSpec, height: int) -> CaptionStylePlan:

@@ -51,30 +51,64 @@ def _timestamp(seconds: float, sep: str) -> str:
     return f"{h:02d}:{m:02d}:{sec:02d}{sep}{ms:03d}"
 
 
-def _sidecar_line(text: str) -> str:
-    """Plain cue text for a sidecar: newlines normalised, blank lines (cue terminators) and the
-    timing arrow `-->` (forbidden in cue text by WebVTT, misread by SRT parsers) neutralised with a
-    zero-width space; everything else verbatim."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = re.sub(r"\n\s*\n", "\n", text).strip("\n")
-    return text.replace("-->", "--\u200b>")
+_ZWSP = "\u200b"  # ZERO WIDTH SPACE: invisible, and breaks every markup and timing pattern it sits in
+# a timestamp look-alike (h:mm:ss,mmm or mm:ss.mmm): pysubs2 and other lenient parsers take any line
+# with two of them for a timing line, with or without the arrow
+_TIMESTAMP_LIKE = re.compile(r"\d+:\d+(?::\d+)?[.,]\d+")
+_SRT_BRACES = str.maketrans({"{": "\uff5b", "}": "\uff5d"})  # FULLWIDTH LEFT/RIGHT CURLY BRACKET
+
+
+def _cue_lines(text: str) -> list[str]:
+    """A caption's lines: newlines normalised, blank and whitespace-only lines (which end a cue in
+    SRT and WebVTT) dropped."""
+    return [line for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n") if line.strip()]
+
+
+def _plain_timing(line: str) -> str:
+    """Neutralise timing-line look-alikes and escapes: `-->`, the colons of timestamp-like numbers and
+    a backslash before `N`, `n` or `h` (a line break for VLC, libass and pysubs2) get a ZWSP after
+    them; a line of digits only (read as a cue number) starts with one."""
+    line = re.sub(r"\\(?=[Nnh])", "\\" + _ZWSP, line.replace("-->", "--" + _ZWSP + ">"))
+    line = _TIMESTAMP_LIKE.sub(lambda m: m.group(0).replace(":", ":" + _ZWSP), line)
+    return _ZWSP + line if line.strip().isdigit() else line
+
+
+def srt_cue_text(text: str) -> str:
+    """Caption text for an SRT cue, shown literally by common players (VLC, mpv/FFmpeg, browsers'
+    SRT libraries) and parsed back as one cue with the same visible text:
+
+    - `<` and `&` get a ZWSP after them (no `<b>`, `<i>`, `<font>` tag, no `&lt;` entity);
+    - `{` `}` become FULLWIDTH CURLY BRACKETS U+FF5B/U+FF5D: FFmpeg's SRT decoder (mpv, FFmpeg's
+      `subtitles` filter) passes `{...}` to libass, which would hide it as an override block
+      (`{\\an8}`, `{hello}`), whatever is inserted inside;
+    - escapes, timing look-alikes and blank lines as in _plain_timing and _cue_lines.
+    """
+    return "\n".join(_plain_timing(line.translate(_SRT_BRACES).replace("<", "<" + _ZWSP).replace("&", "&" + _ZWSP))
+                     for line in _cue_lines(text))
+
+
+def vtt_cue_text(text: str) -> str:
+    """Caption text for a WebVTT cue: `&`, `<`, `>` as entities (W3C WebVTT: no tag, no `-->`), a
+    ZWSP after `{` (no `{\\an8}` for players that read SRT-style overrides), escapes, timing
+    look-alikes and blank lines as in _plain_timing and _cue_lines."""
+    return "\n".join(_plain_timing(line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+                                    .replace("{", "{" + _ZWSP))
+                      for line in _cue_lines(text))
 
 
 def srt_text(cues: Sequence[Cue]) -> str:
-    """SubRip text for the cues (times rounded to milliseconds); text is literal.
+    """SubRip text for the cues (times rounded to milliseconds); text through srt_cue_text.
 
     Written directly rather than through pysubs2, whose writers treat the text as ASS markup
     (`{\\p1}` makes a cue a "drawing" that is dropped, `\\N` becomes a line break)."""
-    return "".join(f"{i}\n{_timestamp(c.start, ',')} --> {_timestamp(c.end, ',')}\n{_sidecar_line(c.text)}\n\n"
+    return "".join(f"{i}\n{_timestamp(c.start, ',')} --> {_timestamp(c.end, ',')}\n{srt_cue_text(c.text)}\n\n"
                    for i, c in enumerate(cues, 1))
 
 
 def vtt_text(cues: Sequence[Cue]) -> str:
-    """WebVTT text for the cues; `&`, `<`, `>` escaped as the format requires (W3C WebVTT §4.2.2)."""
-    body = "".join(
-        f"{i}\n{_timestamp(c.start, '.')} --> {_timestamp(c.end, '.')}\n"
-        + _sidecar_line(c.text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") + "\n\n"
-        for i, c in enumerate(cues, 1))
+    """WebVTT text for the cues; text through vtt_cue_text."""
+    body = "".join(f"{i}\n{_timestamp(c.start, '.')} --> {_timestamp(c.end, '.')}\n{vtt_cue_text(c.text)}\n\n"
+                   for i, c in enumerate(cues, 1))
     return "WEBVTT\n\n" + body
 
 

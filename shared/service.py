@@ -23,7 +23,7 @@ from pydantic.alias_generators import to_camel
 
 from shared import logs
 from shared.config import Settings
-from shared.outputs import video_object
+from shared.outputs import clean_warnings, video_object
 from shared.errors import (MESSAGE_MAX_CHARS, Conflict, Forbidden, InvalidRequest, NotFound, TransientError,
                            Unauthorized)
 from shared.ports import JobLauncher, ObjectStorage, Publisher
@@ -312,7 +312,8 @@ class ExportService:
                 "url": self.storage.signed_download_url(bucket, name, ttl, out.get("filename")),
                 "durationS": out.get("durationS"), "sizeBytes": out.get("sizeBytes"),
                 "width": out.get("width"), "height": out.get("height"), "posterUrl": None,
-                "captions": {}, "scenes": out.get("scenes") or [], "loudness": out.get("loudness")}
+                "captions": {}, "scenes": out.get("scenes") or [], "loudness": out.get("loudness"),
+                "warnings": out.get("warnings") or []}
         if out.get("poster"):
             view["posterUrl"] = self.storage.signed_download_url(bucket, out["poster"], ttl, "poster.jpg")
         for kind in ("srt", "vtt"):
@@ -540,7 +541,7 @@ class ExportService:
         return {"object": name, "filename": out.filename or name.rsplit("/", 1)[-1], "durationS": out.durationS,
                 "sizeBytes": info.size,
                 "width": out.width, "height": out.height, "poster": out.poster, "captions": captions,
-                "scenes": [e.model_dump() for e in out.scenes or []],
+                "scenes": [e.model_dump() for e in out.scenes or []], "warnings": clean_warnings(out.warnings),
                 "loudness": out.loudness.model_dump() if out.loudness else None}
 
     def _succeed(self, job_id: str, output: dict, attempt: int | None = None) -> bool:

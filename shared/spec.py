@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 from shared.errors import InvalidRequest
+from shared.timeline import frame_problems
 
 # FFmpeg xfade transition names usable between scenes (FFmpeg doc, "xfade" filter), plus "cut".
 XFADE_TRANSITIONS: tuple[str, ...] = (
@@ -333,6 +334,7 @@ class ExportSpec(_Model):
                 pass  # default duration applies
         if self.poster.scene is not None and self.poster.scene >= len(self.scenes):
             problems.append(f"poster.scene: is past the last scene (there are {len(self.scenes)})")
+        problems += frame_problems(self.scenes, int(self.output.fps), DEFAULT_SCENE_S)
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.outputs import OUTPUT_NAME, is_output_name, timeline_from_metadata
+from shared.outputs import OUTPUT_NAME, is_output_name, timeline_from_metadata, warnings_from_metadata
 from shared.ports import ObjectInfo
 
 MAX_DURATION_S = 7 * 86400
@@ -71,7 +71,7 @@ def output_from_object(info: ObjectInfo, max_scenes: int) -> tuple[dict, list[st
 
     Returns (output, dropped): output {object, filename, durationS, sizeBytes (the object's size),
     width, height, poster, captions {srt?, vtt?} (object names beside the video), scenes [{startS,
-    durationS}] (at most max_scenes), loudness}; dropped: the metadata keys whose names were unsafe.
+    durationS}] (at most max_scenes), warnings [{path, message}] (bounded), loudness}; dropped: the metadata keys whose names were unsafe.
     """
     meta, folder = info.metadata, info.name.rsplit("/", 1)[0]
     dropped = [k for k in ("filename", "poster", "srt", "vtt") if meta.get(k) and not is_output_name(meta[k])]
@@ -86,7 +86,7 @@ def output_from_object(info: ObjectInfo, max_scenes: int) -> tuple[dict, list[st
               "width": _int(meta.get("width"), 1, MAX_SIDE_PX), "height": _int(meta.get("height"), 1, MAX_SIDE_PX),
               "poster": sibling("poster"),
               "captions": {k: sibling(k) for k in ("srt", "vtt") if sibling(k)},
-              "scenes": timeline_from_metadata(meta)[:max_scenes],
+              "scenes": timeline_from_metadata(meta)[:max_scenes], "warnings": warnings_from_metadata(meta),
               "loudness": {k: _num(meta.get(m), -1000, 1000) for k, m in _LOUDNESS}
               if meta.get("loudness-i") else None}
     return output, dropped
@@ -131,6 +131,7 @@ class ReportOutput(BaseModel):
     captions: Captions | None = None
     scenes: list[TimelineEntry] | None = Field(None, max_length=1000)
     loudness: Loudness | None = None
+    warnings: list[dict[str, Any]] | None = Field(None, max_length=100)  # bounded by clean_warnings
 
 
 def own_object(job_id: str, name: str | None) -> str | None:

@@ -168,7 +168,7 @@ def check_timeline(spec: dict, output: dict, video_s: float, narration_s: dict[s
             cues.append((start, end))
         for cue in caption.get("cues") or []:  # relative to the scene's start, cut where the next starts
             a, b = start + float(cue["startS"]), min(start + float(cue["endS"]), end)
-            if a < b:
+            if (b - a) * fps >= 1 - 1e-9:  # less than one frame is not shown (output.warnings says so)
                 cues.append((a, b))
     for path in subtitle_files:
         events = pysubs2.load(str(path))

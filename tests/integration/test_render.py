@@ -175,8 +175,10 @@ def test_sidecar_captions_match_plan(rendered):
         for ev, cue in zip(subs, plan.cues):
             assert ev.start / 1000 == pytest.approx(cue.start, abs=0.05)
             assert ev.end / 1000 == pytest.approx(cue.end, abs=0.05)
+        # apostrophes, colons, %, dash literal; braces as no player reads markup (test_sidecar_safety.py)
+        seen = text.replace("\u200b", "").replace("\uff5b", "{").replace("\uff5d", "}").replace("&amp;", "&")
         for caption in CAPTIONS:
-            assert caption in text  # apostrophes, colons, %, braces, dash literal
+            assert caption in seen
     # each caption is shown while its scene is the visible one
     assert plan.cues[1].start == pytest.approx(plan.scenes[1].start)
     assert plan.cues[-1].end == pytest.approx(plan.total_s)

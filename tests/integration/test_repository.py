@@ -212,7 +212,7 @@ def expected_bodies(ids) -> dict[str, dict]:
                       "sizeBytes": 1234567, "width": 1280, "height": 720, "posterUrl": url.format("poster.jpg"),
                       "captions": {"srt": url.format("captions.srt"), "vtt": url.format("captions.vtt")},
                       "scenes": [{"startS": 0.0, "durationS": 6.4}, {"startS": 5.9, "durationS": 6.6}],
-                      "loudness": {"integratedLufs": -16.02, "truePeakDb": -1.5, "lra": 4.25}}},
+                      "loudness": {"integratedLufs": -16.02, "truePeakDb": -1.5, "lra": 4.25}, "warnings": []}},
         "canceled": base("canceled", "canceled", finished=at(8), history=["awaiting_upload", "canceled"])
         | {"error": {"code": "canceled", "message": "canceled by the client"}},
     }
@@ -225,7 +225,9 @@ def test_status_bodies_are_identical_on_both_backends(db, tmp_path):
     repo, engine = db
     ids = make_jobs_in_every_state(repo)
     pin_timestamps(engine, ids)
-    parts = dict(settings=Settings(), storage=LocalStorage(tmp_path / "gcs"), publisher=RecordingPublisher(),
+    # timestamps are pinned in the past: an upload TTL longer than that keeps awaiting_upload shown as it is
+    parts = dict(settings=Settings(upload_ttl_s=10 * 365 * 86400.0), storage=LocalStorage(tmp_path / "gcs"),
+                 publisher=RecordingPublisher(),
                  launcher=RecordingLauncher())
     service = ExportService(repo=repo, **parts)
     by_records = ExportService(repo=build_repository(engine), **parts)  # no read engine: the ORM path

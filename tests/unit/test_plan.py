@@ -162,7 +162,7 @@ def test_explicit_cues_placed_relative_to_scene_start_and_cut_at_next_scene():
         img(0, duration=2.0, transition={"type": "fade", "duration": 0.5}),
         img(1, duration=4.0, transition={"type": "fade", "duration": 1.0},
             caption={"cues": [{"startS": 0.5, "endS": 1.5, "text": "a"}, {"startS": 2.5, "endS": 3.9, "text": "b"}]}),
-        img(2, duration=2.0, caption={"cues": [{"startS": 1.99, "endS": 2.0, "text": "tiny"}]}),
+        img(2, duration=2.0, caption={"cues": [{"startS": 1.9, "endS": 2.0, "text": "late"}]}),
     ])
     plan = build_plan(spec, {})
     s1 = plan.scenes[1].start
@@ -170,7 +170,9 @@ def test_explicit_cues_placed_relative_to_scene_start_and_cut_at_next_scene():
     assert [(c.start, c.end, c.text) for c in plan.cues] == [
         (pytest.approx(s1 + 0.5), pytest.approx(s1 + 1.5), "a"),
         (pytest.approx(s1 + 2.5), pytest.approx(plan.scenes[2].start), "b"),  # cut where scene 2 starts
-    ]  # "tiny" is shorter than one frame: not shown
+        (pytest.approx(plan.scenes[2].start + 1.9), pytest.approx(plan.total_s), "late"),
+    ]
+    assert plan.warnings == ()
 
 
 def test_title_cards_motion_and_clip_audio_carried():
@@ -196,3 +198,136 @@ def test_title_cards_motion_and_clip_audio_carried():
     assert (st.size_px, st.position, st.outline_width, st.font) == (40, "middle", 0, "DejaVu Sans")  # 720 / 18
     no_audio = build_plan(spec, {"clip.mp4": SimpleNamespace(duration_s=4.0, has_audio=False)})
     assert not no_audio.scenes[1].clip_audio and not no_audio.has_audio
+
+
+# ------------------------------------------------------------------ no timeline drift (issue 14, item 5)
+
+def _formula_frames(spec, plan):
+    """Σ durations − Σ (clamped) transitions, in frames of the exact decimals the spec gives."""
+    from fractions import Fraction
+    d = [Fraction(repr(float(s.duration))) for s in spec.scenes]
+    t = []
+    for i, s in enumerate(spec.scenes[:-1]):
+        tr = s.transition
+        t.append(Fraction(0) if tr is None or tr.type == "cut"
+                 else min(Fraction(repr(tr.duration)), d[i] / 2, d[i + 1] / 2))
+    return (sum(d) - sum(t)) * plan.fps, d, t
+
+
+@pytest.mark.parametrize("fps,durations,transition", [
+    (30, [1.01] * 200, None),                          # 0.3 frame each: 60 frames of drift before
+    (24, [0.35] * 3, None),                            # 8.4 frames each
+    (25, [0.33, 1.27, 0.5, 2.02, 0.41] * 30, 0.13),    # mixed, with fades of 3.25 frames
+    (60, [0.51, 0.77] * 90, 0.31),
+    (24, [0.09, 0.1, 0.11] * 20, 2.0),                 # transitions clamped to half a short scene
+])
+def test_plan_total_and_every_start_agree_with_the_formula_within_one_frame(fps, durations, transition):
+    from fractions import Fraction
+    scenes = [{"id": f"s{i}", "visual": {"type": "color"}, "duration": d,
+               **({"transition": {"type": "fade", "duration": transition}} if transition else {})}
+              for i, d in enumerate(durations)]
+    spec = parse_spec({"output": {"resolution": "720p", "fps": fps}, "scenes": scenes})
+    plan = build_plan(spec, {})
+    want, d, t = _formula_frames(spec, plan)
+    got = round(plan.total_s * fps)
+    assert abs(got - want) <= Fraction(1, 2), (got, float(want))
+    exact_start = Fraction(0)
+    for i, sc in enumerate(plan.scenes):  # every boundary within half a frame of the exact time
+        assert abs(round(sc.start * fps) - exact_start * fps) <= Fraction(1, 2), i
+        assert abs(round(sc.end * fps) - (exact_start + d[i]) * fps) <= Fraction(1, 2), i
+        assert round(sc.duration * fps) >= 2  # no scene is shorter than two frames
+        if i + 1 < len(plan.scenes):
+            nxt = plan.scenes[i + 1]
+            assert nxt.start == pytest.approx(sc.end - sc.transition_s)  # contiguous, frame-exact
+            assert sc.transition_s <= min(sc.duration, nxt.duration) + 1e-9
+            exact_start += d[i] - t[i]
+    body = [round((sc.duration - sc.transition_s - (plan.scenes[i - 1].transition_s if i else 0)) * fps)
+            for i, sc in enumerate(plan.scenes)]
+    assert min(body) >= 0  # incoming + outgoing transitions never exceed a scene
+
+
+def test_narration_scenes_are_whole_frames_never_cut_and_do_not_drift():
+    # 40 scenes of narration 0.617 s (+ 0.5 s pause = 1.117 s = 33.51 frames: rounded UP to 34)
+    # mixed with explicit 1.01 s scenes and 0.21 s fades: the narration keeps all its frames
+    probes = {"n.wav": media(0.617)}
+    scenes = []
+    for i in range(40):
+        s = img(i, transition={"type": "fade", "duration": 0.21})
+        s.update({"narration": {"src": "n.wav"}} if i % 2 else {"duration": 1.01})
+        scenes.append(s)
+    spec = spec_of(scenes)
+    plan = build_plan(spec, probes)
+    for sc in plan.scenes[1::2]:
+        assert round(sc.duration * FPS) == 34
+        assert sc.narration_cut_s is None
+        assert sc.end >= sc.start + 0.617 + NARRATION_PAUSE_S - 1e-9
+    from fractions import Fraction
+    want = (20 * Fraction(101, 100) + 20 * Fraction(34, FPS) - 39 * Fraction(21, 100)) * FPS
+    assert abs(round(plan.total_s * FPS) - want) <= Fraction(1, 2)
+
+
+def test_a_clip_shorter_than_two_frames_lasts_two_frames():
+    spec = spec_of([{"id": "v", "visual": {"type": "video", "src": "c.mp4"}}, img(1, duration=1.0)])
+    plan = build_plan(spec, {"c.mp4": media(0.02)})
+    assert round(plan.scenes[0].duration * FPS) == 2
+    assert plan.total_s == pytest.approx(2 / FPS + 1.0)
+
+
+# ------------------------------------------------------- captions that cannot show (issue 14, item 8)
+
+def test_cue_cut_to_nothing_by_a_narration_scene_is_a_warning_not_silence():
+    # scene 0's length comes from its narration (1.0 + 0.5 s): known only after probing, so the spec
+    # cannot refuse the cue at 1.7 s; the plan drops it and says so
+    spec = spec_of([img(0, narration={"src": "one.wav"}, transition={"type": "cut"},
+                        caption={"cues": [{"startS": 0.2, "endS": 1.0, "text": "shown"},
+                                          {"startS": 1.7, "endS": 2.5, "text": "after the end"}]}),
+                    img(1, duration=1.0)])
+    plan = build_plan(spec, {"one.wav": media(1.0)})
+    assert [c.text for c in plan.cues] == ["shown"]
+    assert plan.warnings == (("scenes[0].caption.cues[1]",
+                              "starts 1.7 s into its scene, at or after the next scene's start (1.500 s into "
+                              "this scene): it would show on no frame"),)
+
+
+def test_a_caption_track_left_empty_is_a_warning():
+    spec = spec_of([img(0, narration={"src": "one.wav"},
+                        caption={"cues": [{"startS": 1.49, "endS": 2.5, "text": "too late"}]})])
+    plan = build_plan(spec, {"one.wav": media(1.0)})
+    assert plan.cues == ()
+    assert [w[0] for w in plan.warnings] == ["scenes[0].caption.cues[0]", "captions"]
+    assert "only 0.010 s of it is left" in plan.warnings[0][1]
+    assert "no caption cue is left to show" in plan.warnings[1][1]
+    assert build_plan(spec_of([img(0)]), {}).warnings == ()  # no captions asked for: nothing to say
+
+
+def test_a_spec_accepted_with_every_duration_known_renders_every_cue():
+    # the spec check and the plan share one rule: when export_start accepts a spec whose durations are
+    # all known, no cue is dropped at render time; and each refusal names a cue the plan would drop
+    import random
+
+    from shared.errors import InvalidRequest
+    rng = random.Random(14)
+    accepted = refused = 0
+    for _ in range(400):
+        fps = rng.choice([24, 25, 30, 60])
+        scenes = []
+        for i in range(rng.randint(1, 6)):
+            d = round(rng.uniform(0.1, 2.0), 2)
+            a = round(rng.uniform(0, d * 0.95), 3)
+            b = round(min(d, a + rng.uniform(0.005, 0.6)), 3)
+            s = {"id": f"s{i}", "visual": {"type": "color"}, "duration": d,
+                 "transition": {"type": rng.choice(["fade", "cut"]), "duration": round(rng.uniform(0, 1.5), 2)}}
+            if b > a:
+                s["caption"] = {"cues": [{"startS": a, "endS": b, "text": f"cue {i}"}]}
+            scenes.append(s)
+        try:
+            spec = parse_spec({"output": {"fps": fps}, "scenes": scenes})
+        except InvalidRequest as exc:
+            refused += 1
+            assert all(".caption.cues[" in d["path"] or d["path"].endswith(".duration") for d in exc.details)
+            continue
+        accepted += 1
+        plan = build_plan(spec, {})
+        assert plan.warnings == ()
+        assert len(plan.cues) == sum(1 for s in scenes if "caption" in s)
+    assert accepted > 100 and refused > 20
