@@ -109,7 +109,7 @@ def decode_finalized(event_type: str | None, data: Any) -> Finalized | None:
         raise InvalidRequest("finalize event has an over-long bucket or object name")
     size = _size(obj.get("size"))
     generation = str(obj.get("generation") or "")
-    if generation and not generation.isdigit() or len(generation) > 20:
+    if generation and not (generation.isascii() and generation.isdigit()) or len(generation) > 20:
         raise InvalidRequest("finalize event has a malformed generation")
     meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
     return Finalized(bucket=bucket, name=name, generation=generation, size=size,

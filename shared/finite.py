@@ -15,8 +15,8 @@ from typing import Any
 from shared.errors import InvalidRequest
 
 # What a number in our metadata looks like: float() also takes "nan", "inf", "1_000", " 5 ", "١٢".
-_DECIMAL = re.compile(r"^-?(?:\d{1,20})(?:\.\d{1,20})?(?:[eE][+-]?\d{1,3})?$")
-_COUNT = re.compile(r"^\d{1,19}$")
+_DECIMAL = re.compile(r"^-?(?:\d{1,20})(?:\.\d{1,20})?(?:[eE][+-]?\d{1,3})?$", re.ASCII)
+_COUNT = re.compile(r"^\d{1,19}$", re.ASCII)
 
 # the video object's numeric metadata (render_job writes them; shared/outputs.py the timeline)
 DECIMAL_KEYS = ("duration-s", "loudness-i", "loudness-tp", "loudness-lra")

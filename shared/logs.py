@@ -41,9 +41,8 @@ class Trace:
 _trace: contextvars.ContextVar[tuple[str, Trace] | None] = contextvars.ContextVar("sceneflow_trace", default=None)
 _job_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("sceneflow_job_id", default=None)
 
-# Bounded groups: a span id of thousands of digits must not reach int() (Python refuses > 4,300 digits).
-_XCTC = re.compile(r"^\s*([0-9a-fA-F]{32})(?:/(\d{1,20})(?!\d))?(?:;o=([01]))?")
-_TRACEPARENT = re.compile(r"^\s*[0-9a-fA-F]{2}-([0-9a-fA-F]{32})-([0-9a-fA-F]{16})-([0-9a-fA-F]{2})")
+_XCTC = re.compile(r"^\s*([0-9a-fA-F]{32})(?:/(\d+))?(?:;o=([01]))?", re.ASCII)
+_TRACEPARENT = re.compile(r"^\s*[0-9a-fA-F]{2}-([0-9a-fA-F]{32})-([0-9a-fA-F]{16})-([0-9a-fA-F]{2})", re.ASCII)
 _HEADER_MAX = 512  # longer trace headers are not ours to parse: no trace
 
 
@@ -54,7 +53,9 @@ def parse_trace_header(x_cloud_trace_context: object = None, traceparent: object
     if isinstance(x_cloud_trace_context, str) and 0 < len(x_cloud_trace_context) <= _HEADER_MAX:
         m = _XCTC.match(x_cloud_trace_context)
         if m and int(m.group(1), 16):
-            span = f"{int(m.group(2)):016x}" if m.group(2) and int(m.group(2)) < 2**64 else None
+            # a span id of thousands of digits must not reach int() (it refuses > 4,300 digits)
+            digits = m.group(2) or ""
+            span = f"{int(digits):016x}" if 0 < len(digits) <= 20 and int(digits) < 2**64 else None
             sampled = None if m.group(3) is None else m.group(3) == "1"
             return Trace(m.group(1).lower(), span, sampled)
     if isinstance(traceparent, str) and 0 < len(traceparent) <= _HEADER_MAX:
