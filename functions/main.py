@@ -29,9 +29,6 @@ EVENT_FUNCTIONS = frozenset({"dispatch_export", "on_object_finalized"})
 # Error handler of the app functions-framework is creating for this module (see shared/framing.py).
 framing.install(getattr(functions_framework, "errorhandler", None), EVENT_FUNCTIONS)
 
-# Deterministic failures on this input: redelivering the same event cannot help, so acknowledge.
-_PERMANENT = (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError, OverflowError,
-              UnicodeError)
 
 
 def _respond(status: int, body: dict) -> flask.Response:
@@ -169,11 +166,22 @@ def _event_in_context(kind: str, cloud_event, handler: Callable[[], object]) -> 
         raise
     except ExportError as exc:  # permanent: acknowledge
         logs.warning(f"{kind} dropped", eventId=event_id, code=exc.code, reason=exc.message)
-    except _PERMANENT as exc:  # an event shape nothing above anticipated: acknowledge, loudly
-        logs.error(f"{kind} dropped: unexpected {type(exc).__name__}", eventId=event_id, reason=str(exc)[:300])
-    except Exception as exc:  # unknown (maybe a dependency): redeliver, as for TransientError
+    except RecursionError:  # nesting deeper than Python can walk: the same event always will be
+        logs.error(f"{kind} dropped: the event is nested too deeply", eventId=event_id)
+    except Exception as exc:  # unknown, maybe a dependency: redelivered, as TransientError is
         logs.error(f"{kind} failed; will be redelivered", eventId=event_id, error=type(exc).__name__)
         raise
+
+
+def _decode(decoder: Callable, *args):
+    """Run a pure decoder of shared.events: whatever it raises is about this event's content, never
+    a dependency, so it is permanent (InvalidRequest: acknowledged) whatever its type."""
+    try:
+        return decoder(*args)
+    except ExportError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise InvalidRequest(f"event could not be decoded ({type(exc).__name__})") from None
 
 
 def _event_id(cloud_event) -> str | None:
@@ -188,14 +196,15 @@ def _event_id(cloud_event) -> str | None:
 @functions_framework.cloud_event
 def dispatch_export(cloud_event) -> None:
     """Pub/Sub messagePublished {"jobId"} -> claim the job and start one Cloud Run execution."""
-    _event("dispatch", cloud_event, lambda: get_service().dispatch(_job_label(decode_job_message(cloud_event.data))))
+    _event("dispatch", cloud_event,
+           lambda: get_service().dispatch(_job_label(_decode(decode_job_message, cloud_event.data))))
 
 
 @functions_framework.cloud_event
 def on_object_finalized(cloud_event) -> None:
     """Cloud Storage finalize (input bucket: uploads; output bucket: the finished video)."""
     def handle() -> object:
-        obj = decode_finalized(cloud_event["type"], cloud_event.data)
+        obj = _decode(decode_finalized, cloud_event["type"], cloud_event.data)
         if obj is None:
             return "ignored"
         return get_service().object_finalized(obj.bucket, obj.name, obj.generation, obj.size, obj.metadata)

@@ -108,9 +108,15 @@ def decode_finalized(event_type: str | None, data: Any) -> Finalized | None:
     if len(bucket) > 222 or len(name) > 1024:
         raise InvalidRequest("finalize event has an over-long bucket or object name")
     size = _size(obj.get("size"))
-    generation = str(obj.get("generation") or "")
+    generation = obj.get("generation") or ""
+    if not isinstance(generation, (str, int)) or isinstance(generation, bool):
+        raise InvalidRequest("finalize event has a malformed generation")
+    generation = str(generation)
     if generation and not (generation.isascii() and generation.isdigit()) or len(generation) > 20:
         raise InvalidRequest("finalize event has a malformed generation")
     meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    # custom metadata is string -> string; a list or object value is not ours (and str() of one
+    # nested deeply enough raises RecursionError), so it is left out
     return Finalized(bucket=bucket, name=name, generation=generation, size=size,
-                     metadata={str(k)[:128]: str(v)[:8192] for k, v in list(meta.items())[:64]})
+                     metadata={str(k)[:128]: str(v)[:8192] for k, v in list(meta.items())[:64]
+                               if isinstance(v, (str, int, float))})

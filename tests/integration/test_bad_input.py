@@ -331,6 +331,9 @@ FINALIZE_CASES = [
     ("size-infinity", {"bucket": "in", "name": f"jobs/{J}/assets/a.png", "size": float("inf")}, "malformed size"),
     ("size-nan-string", {"bucket": "in", "name": f"jobs/{J}/assets/a.png", "size": "nan"}, "malformed size"),
     ("size-fraction", {"bucket": "in", "name": f"jobs/{J}/assets/a.png", "size": 1.5}, "malformed size"),
+    ("generation-list", {"bucket": "in", "name": f"jobs/{J}/assets/a.png", "generation": [1]}, "malformed generation"),
+    ("metadata-nested-value", {"bucket": "in", "name": f"jobs/{J}/assets/a.png", "metadata": {"k": [[{"a": 1}]]}},
+     "unknown job"),
 ]
 
 
