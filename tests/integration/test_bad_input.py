@@ -491,6 +491,17 @@ def test_tracing_headers_of_any_shape(env, capsys, case, headers):
             strict_json(line)
 
 
+@pytest.mark.parametrize("ctype,status", [("Application/JSON", 400), ("application/json; charset=utf-16", 400),
+                                          ("application/cloudevents+json", 400), (None, 400),
+                                          ("multipart/form-data; boundary=x", 415), ("application/x-ndjson", 415),
+                                          ("application/json\x00; x=\xff", 415)])
+def test_request_content_type_oddities(env, ctype, status):
+    """The body `{}` under odd Content-Type headers: read as JSON (400 naming `spec`) or refused (415)."""
+    headers = {} if ctype is None else {"Content-Type": ctype}
+    resp = env.c["export_start"].post("/", data=b"{}", headers=headers)
+    assert_clean(resp, status, "spec" if status == 400 else "application/json")
+
+
 def test_gateway_answers_unreadable_envelopes_like_the_functions(env, capsys):
     """infra/local/gateway.py mounts the same functions-framework apps: same answers through it."""
     from werkzeug.test import Client
