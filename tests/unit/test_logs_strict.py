@@ -23,7 +23,8 @@ def test_log_lines_are_strict_json(capsys):
 @pytest.mark.parametrize("x_cloud,traceparent", [
     (5, None), (None, 5), ([1], {"a": 1}), (b"abc", None), ("a" * 32 + "/" + "1" * 5000, None),
     ("a" * 100_000, "00-" + "a" * 100_000), ("/" * 300, "-" * 300), ("", ""), ("\xff\x00", "\x00\xff"),
-])
+], ids=["xctc-number", "traceparent-number", "list-and-object", "bytes", "span-5000-digits", "100k-chars",
+        "slashes-and-dashes", "empty", "control-bytes"])
 def test_parse_trace_header_never_raises(x_cloud, traceparent):
     t = logs.parse_trace_header(x_cloud, traceparent)
     assert t is None or (len(t.trace_id) == 32 and t.span_id is None)
