@@ -70,7 +70,8 @@ def answer_framework_error(exc: BaseException, event_functions: frozenset[str]) 
 def _acknowledge(error: str, detail: str = "") -> flask.Response:
     # Logged, not echoed: the detail may quote the request (cloudevents' messages include the body).
     logs.warning("event dropped: the request is not a CloudEvent this function can read", error=error,
-                 detail=detail[:300], path=flask.request.path[:200] if flask.has_request_context() else None)
+                 detail=detail[:300], function=flask.current_app.name,
+                 path=flask.request.path[:200] if flask.has_request_context() else None)
     return json_response(200, {"acknowledged": True, "dropped": "the request is not a readable CloudEvent"})
 
 
