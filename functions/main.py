@@ -6,7 +6,9 @@ EXPORT_CLIENT_TOKEN when set), export_complete (the render job; worker token), r
 (Cloud Scheduler; IAM). CloudEvent: dispatch_export (Pub/Sub), on_object_finalized (Cloud Storage
 finalize, input and output buckets).
 Event functions acknowledge (return) on permanent errors and raise on transient ones, so that
-Eventarc/Pub/Sub redeliver (deployed with --retry).
+Eventarc/Pub/Sub redeliver (deployed with --retry). What functions-framework does before our code
+runs (an envelope it cannot read) is answered by shared.framing: acknowledged with a log line.
+Every body is strict JSON (no NaN/Infinity).
 """
 from __future__ import annotations
 
@@ -16,15 +18,21 @@ from typing import Callable
 import flask
 import functions_framework
 
-from shared import logs
+from shared import framing, logs
 from shared.bootstrap import get_service
 from shared.config import get_settings
 from shared.errors import ExportError, InvalidRequest, PayloadTooLarge, TransientError, UnsupportedMediaType
 from shared.events import decode_finalized, decode_job_message
 
 
+EVENT_FUNCTIONS = frozenset({"dispatch_export", "on_object_finalized"})
+# Error handler of the app functions-framework is creating for this module (see shared/framing.py).
+framing.install(getattr(functions_framework, "errorhandler", None), EVENT_FUNCTIONS)
+
+
+
 def _respond(status: int, body: dict) -> flask.Response:
-    return flask.Response(json.dumps(body), status=status, mimetype="application/json")
+    return framing.json_response(status, body)
 
 
 def _json_body(request: flask.Request) -> object:
@@ -61,8 +69,13 @@ def _project() -> str | None:
 def _http(request: flask.Request, method: str, handler: Callable[[], tuple[int, dict]]) -> flask.Response:
     # Log context: the trace of this request (X-Cloud-Trace-Context, else traceparent) and the job id
     # of a GET ?jobId=, so every line written while handling it is grouped under the request.
-    trace = logs.parse_trace_header(request.headers.get("X-Cloud-Trace-Context"), request.headers.get("traceparent"))
-    job_id = request.args.get("jobId") if request.method == "GET" else None
+    try:
+        trace = logs.parse_trace_header(request.headers.get("X-Cloud-Trace-Context"),
+                                        request.headers.get("traceparent"))
+        job_id = request.args.get("jobId") if request.method == "GET" else None
+    except Exception as exc:  # noqa: BLE001 - odd framing only costs the log context
+        logs.warning("request framing unreadable; no trace context", error=type(exc).__name__)
+        trace, job_id = None, None
     with logs.request_context(project=_project(), trace=trace, job_id=job_id if isinstance(job_id, str) else None):
         return _http_in_context(request, method, handler)
 
@@ -126,8 +139,13 @@ def export_complete(request: flask.Request) -> flask.Response:
 
 
 def _event(kind: str, cloud_event, handler: Callable[[], object]) -> None:
-    # Log context: the event's W3C traceparent extension, when the trigger sent one.
-    trace = logs.parse_trace_header(None, cloud_event.get_attributes().get("traceparent"))
+    flask.g.setdefault(framing.EVENT_ENTERED, True)
+    # Log context: the event's W3C traceparent extension, when the trigger sent one (any JSON type
+    # in a structured-mode event: parse_trace_header takes only a string).
+    try:
+        trace = logs.parse_trace_header(None, cloud_event.get_attributes().get("traceparent"))
+    except Exception:  # noqa: BLE001 - an odd event only costs the log context
+        trace = None
     with logs.request_context(project=_project(), trace=trace):
         _event_in_context(kind, cloud_event, handler)
 
@@ -139,27 +157,54 @@ def _job_label(job_id):
 
 
 def _event_in_context(kind: str, cloud_event, handler: Callable[[], object]) -> None:
+    event_id = _event_id(cloud_event)
     try:
         result = handler()
-        logs.info(f"{kind} handled", eventId=cloud_event["id"], result=str(result))
+        logs.info(f"{kind} handled", eventId=event_id, result=str(result))
     except TransientError as exc:
-        logs.error(f"{kind} failed; will be redelivered", eventId=cloud_event["id"], reason=exc.message)
+        logs.error(f"{kind} failed; will be redelivered", eventId=event_id, reason=exc.message)
         raise
     except ExportError as exc:  # permanent: acknowledge
-        logs.warning(f"{kind} dropped", eventId=cloud_event["id"], code=exc.code, reason=exc.message)
+        logs.warning(f"{kind} dropped", eventId=event_id, code=exc.code, reason=exc.message)
+    except RecursionError:  # nesting deeper than Python can walk: the same event always will be
+        logs.error(f"{kind} dropped: the event is nested too deeply", eventId=event_id)
+    except Exception as exc:  # unknown, maybe a dependency: redelivered, as TransientError is
+        logs.error(f"{kind} failed; will be redelivered", eventId=event_id, error=type(exc).__name__)
+        raise
+
+
+def _decode(decoder: Callable, *args):
+    """Run a pure decoder of shared.events: whatever it raises is about this event's content, never
+    a dependency, so it is permanent (InvalidRequest: acknowledged) whatever its type."""
+    try:
+        return decoder(*args)
+    except ExportError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise InvalidRequest(f"event could not be decoded ({type(exc).__name__})") from None
+
+
+def _event_id(cloud_event) -> str | None:
+    """The event's id as log text (a structured-mode event may carry any JSON type)."""
+    try:
+        value = cloud_event["id"]
+    except Exception:  # noqa: BLE001
+        return None
+    return value[:200] if isinstance(value, str) else str(value)[:200]
 
 
 @functions_framework.cloud_event
 def dispatch_export(cloud_event) -> None:
     """Pub/Sub messagePublished {"jobId"} -> claim the job and start one Cloud Run execution."""
-    _event("dispatch", cloud_event, lambda: get_service().dispatch(_job_label(decode_job_message(cloud_event.data))))
+    _event("dispatch", cloud_event,
+           lambda: get_service().dispatch(_job_label(_decode(decode_job_message, cloud_event.data))))
 
 
 @functions_framework.cloud_event
 def on_object_finalized(cloud_event) -> None:
     """Cloud Storage finalize (input bucket: uploads; output bucket: the finished video)."""
     def handle() -> object:
-        obj = decode_finalized(cloud_event["type"], cloud_event.data)
+        obj = _decode(decode_finalized, cloud_event["type"], cloud_event.data)
         if obj is None:
             return "ignored"
         return get_service().object_finalized(obj.bucket, obj.name, obj.generation, obj.size, obj.metadata)

@@ -7,7 +7,8 @@
   Storage Pub/Sub notification (attributes eventType=OBJECT_FINALIZE, bucketId, objectId,
   objectGeneration; data = the object resource as JSON), which is how fake-gcs-server and bucket
   notifications deliver it (https://cloud.google.com/storage/docs/pubsub-notifications).
-Errors: InvalidRequest naming what is missing; the entry point logs it and acknowledges.
+Errors: InvalidRequest naming what is missing or malformed (a size that is NaN, "inf" or not a
+whole number included); the entry point logs it and acknowledges.
 """
 from __future__ import annotations
 
@@ -50,9 +51,25 @@ def _payload(message: dict) -> Any:
     if not isinstance(raw, str):
         raise InvalidRequest("Pub/Sub message data is not base64-encoded JSON")
     try:
-        return json.loads(base64.b64decode(raw, validate=True).decode("utf-8"))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+        return json.loads(base64.b64decode(raw, validate=True).decode("utf-8"), parse_constant=_refuse_constant)
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
         raise InvalidRequest("Pub/Sub message data is not base64-encoded JSON") from None
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not allowed in JSON")
+
+
+def _size(value: Any) -> int | None:
+    """The object size in bytes: an integer or its decimal text (GCS sends "size": "123"); None when
+    absent. NaN, Infinity, "inf", fractions, negatives and booleans are refused."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63:
+        return value
+    raise InvalidRequest(f"finalize event has a malformed size: {str(value)[:40]!r} is not a byte count")
 
 
 def decode_job_message(data: Any) -> str:
@@ -90,15 +107,16 @@ def decode_finalized(event_type: str | None, data: Any) -> Finalized | None:
         raise InvalidRequest("finalize event lacks bucket or name")
     if len(bucket) > 222 or len(name) > 1024:
         raise InvalidRequest("finalize event has an over-long bucket or object name")
-    try:
-        size = int(obj["size"]) if obj.get("size") is not None else None
-    except (TypeError, ValueError):
-        size = None
-    if size is not None and not 0 <= size < 2**63:
-        size = None
-    generation = str(obj.get("generation") or "")
-    if generation and not generation.isdigit() or len(generation) > 20:
+    size = _size(obj.get("size"))
+    generation = obj.get("generation") or ""
+    if not isinstance(generation, (str, int)) or isinstance(generation, bool):
+        raise InvalidRequest("finalize event has a malformed generation")
+    generation = str(generation)
+    if generation and not (generation.isascii() and generation.isdigit()) or len(generation) > 20:
         raise InvalidRequest("finalize event has a malformed generation")
     meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    # custom metadata is string -> string; a list or object value is not ours (and str() of one
+    # nested deeply enough raises RecursionError), so it is left out
     return Finalized(bucket=bucket, name=name, generation=generation, size=size,
-                     metadata={str(k)[:128]: str(v)[:8192] for k, v in list(meta.items())[:64]})
+                     metadata={str(k)[:128]: str(v)[:8192] for k, v in list(meta.items())[:64]
+                               if isinstance(v, (str, int, float))})

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import json
+import math
 import os
 import re
 import sys
@@ -40,23 +41,27 @@ class Trace:
 _trace: contextvars.ContextVar[tuple[str, Trace] | None] = contextvars.ContextVar("sceneflow_trace", default=None)
 _job_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("sceneflow_job_id", default=None)
 
-_XCTC = re.compile(r"^\s*([0-9a-fA-F]{32})(?:/(\d+))?(?:;o=([01]))?")
-_TRACEPARENT = re.compile(r"^\s*[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+_XCTC = re.compile(r"^\s*([0-9a-fA-F]{32})(?:/(\d+))?(?:;o=([01]))?", re.ASCII)
+_TRACEPARENT = re.compile(r"^\s*[0-9a-fA-F]{2}-([0-9a-fA-F]{32})-([0-9a-fA-F]{16})-([0-9a-fA-F]{2})", re.ASCII)
+_HEADER_MAX = 512  # longer trace headers are not ours to parse: no trace
 
 
-def parse_trace_header(x_cloud_trace_context: str | None = None, traceparent: str | None = None) -> Trace | None:
+def parse_trace_header(x_cloud_trace_context: object = None, traceparent: object = None) -> Trace | None:
     """The trace of `X-Cloud-Trace-Context: TRACE_ID/SPAN_ID;o=1` (span id decimal), else of a W3C
-    `traceparent: 00-TRACE_ID-SPAN_ID-FLAGS` (span id hex); None when neither parses."""
-    if x_cloud_trace_context:
+    `traceparent: 00-TRACE_ID-SPAN_ID-FLAGS` (span id hex); None when neither parses. Never raises:
+    values of any type, length or content (a CloudEvent extension may be a number) give None."""
+    if isinstance(x_cloud_trace_context, str) and 0 < len(x_cloud_trace_context) <= _HEADER_MAX:
         m = _XCTC.match(x_cloud_trace_context)
         if m and int(m.group(1), 16):
-            span = f"{int(m.group(2)):016x}" if m.group(2) and int(m.group(2)) < 2**64 else None
+            # a span id of thousands of digits must not reach int() (it refuses > 4,300 digits)
+            digits = m.group(2) or ""
+            span = f"{int(digits):016x}" if 0 < len(digits) <= 20 and int(digits) < 2**64 else None
             sampled = None if m.group(3) is None else m.group(3) == "1"
             return Trace(m.group(1).lower(), span, sampled)
-    if traceparent:
-        m = _TRACEPARENT.match(traceparent.lower())
+    if isinstance(traceparent, str) and 0 < len(traceparent) <= _HEADER_MAX:
+        m = _TRACEPARENT.match(traceparent)
         if m and int(m.group(1), 16):
-            return Trace(m.group(1), m.group(2), bool(int(m.group(3), 16) & 1))
+            return Trace(m.group(1).lower(), m.group(2).lower(), bool(int(m.group(3), 16) & 1))
     return None
 
 
@@ -100,9 +105,32 @@ def entry(severity: str, message: str, *, job_id: str | None = None, **fields: A
     return out
 
 
+def _finite(value: Any) -> Any:
+    """`value` with every NaN/Infinity float replaced by its text ("nan", "inf"), so the line stays
+    strict JSON (Cloud Logging and any JSON.parse reject the bare NaN json.dumps would write)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def line(fields: dict[str, Any]) -> str:
+    """One log entry as a strict JSON line (no NaN/Infinity; unknown objects as str()). Never raises."""
+    for make in (lambda: fields, lambda: _finite(fields)):
+        try:
+            return json.dumps(make(), default=str, allow_nan=False)
+        except (ValueError, TypeError, RecursionError):  # a non-finite float, odd keys, a cycle, absurd nesting
+            continue
+    return json.dumps({k: str(fields.get(k)) for k in ("severity", "message", "time")}
+                      | {"logError": "fields could not be written as JSON"})
+
+
 def log(severity: str, message: str, *, job_id: str | None = None, **fields: Any) -> None:
     """Write one structured log line. `severity` is a Cloud Logging severity (INFO, WARNING, ERROR)."""
-    sys.stdout.write(json.dumps(entry(severity, message, job_id=job_id, **fields), default=str) + "\n")
+    sys.stdout.write(line(entry(severity, message, job_id=job_id, **fields)) + "\n")
     sys.stdout.flush()
 
 

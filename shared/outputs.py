@@ -9,6 +9,7 @@ the spec that does not show in the video, e.g. a caption cue cut to less than on
 from __future__ import annotations
 
 import json
+import math
 import re
 import unicodedata
 from typing import Any
@@ -50,11 +51,14 @@ def timeline_to_metadata(timeline: list[dict]) -> dict[str, str]:
 
 
 def timeline_from_metadata(metadata: dict[str, str]) -> list[dict]:
-    """The inverse of timeline_to_metadata; [] when absent or malformed."""
+    """The inverse of timeline_to_metadata; [] when absent or malformed (non-finite numbers like "nan"
+    included: float() accepts them, JSON cannot carry them)."""
     try:
         starts = [float(x) for x in (metadata.get("scene-starts") or "").split(",") if x]
         durations = [float(x) for x in (metadata.get("scene-durations") or "").split(",") if x]
-    except ValueError:
+    except (ValueError, AttributeError):
+        return []
+    if not all(math.isfinite(v) for v in starts + durations):
         return []
     return [{"startS": a, "durationS": d} for a, d in zip(starts, durations)][:MAX_SCENES_IN_TIMELINE]
 

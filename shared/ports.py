@@ -79,6 +79,10 @@ class ObjectStorage(Protocol):
         """The object's metadata, or None when it does not exist."""
         ...
 
+    def delete(self, bucket: str, name: str) -> bool:
+        """Delete an object; False when it did not exist. Raises TransientError."""
+        ...
+
 
 class Publisher(Protocol):
     """Hands a job to the dispatcher (Pub/Sub topic EXPORT_JOBS_TOPIC or a stand-in)."""

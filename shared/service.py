@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 from shared import logs
 from shared.config import Settings
+from shared.finite import check_metadata_numbers, nonfinite_problem
 from shared.outputs import clean_warnings, video_object
 from shared.errors import (MESSAGE_MAX_CHARS, Conflict, Forbidden, InvalidRequest, NotFound, TransientError,
                            Unauthorized)
@@ -72,6 +73,11 @@ class UploadDecl(_Wire):
     name: str = Field(min_length=1, max_length=200)
     content_type: str = Field(min_length=3, max_length=100)
 
+    @field_validator("content_type")
+    @classmethod
+    def _lower(cls, v: str) -> str:
+        return v.lower()  # media types are case-insensitive (RFC 2045): Image/PNG is image/png
+
 
 class StartRequest(_Wire):
     spec: dict
@@ -96,14 +102,13 @@ class CompleteReport(_Wire):
     attempt: int = Field(0, ge=0, le=100)
 
 
-def _strict(model: type[BaseModel], data: Any) -> Any:
-    """Validate decoded JSON strictly (no bool->number, no str->number coercion)."""
-    try:
-        raw = json.dumps(data, allow_nan=False)
-    except (TypeError, ValueError):
-        raise InvalidRequest("body contains a non-finite number",
-                             details=[{"path": "$", "message": "NaN and Infinity are not allowed"}]) from None
-    return model.model_validate_json(raw, strict=True)
+def _strict(model: type[BaseModel], data: Any, prefix: str = "") -> Any:
+    """Validate decoded JSON strictly (no bool->number, no str->number coercion). A non-finite number
+    (an overflowing literal such as 1e999 decodes to inf) is an InvalidRequest naming its path."""
+    problem = nonfinite_problem(data, prefix)
+    if problem:
+        raise InvalidRequest(f"{problem['path']} is not a finite number", details=[problem])
+    return model.model_validate_json(json.dumps(data, allow_nan=False), strict=True)
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -211,20 +216,24 @@ class ExportService:
 
         key = idempotency_key or req.idempotency_key
         canonical = spec.model_dump(mode="json", by_alias=True)
-        # a replay must match the spec and the declared uploads (their content types are signed)
-        digest = spec_digest({"spec": canonical, "uploads": [u.model_dump(by_alias=True) for u in req.uploads]})
+        # a replay must match the spec and the declared uploads (their content types are signed);
+        # the same uploads in another order are the same request (content types already lower-case)
+        digest = spec_digest({"spec": canonical, "uploads": sorted(
+            (u.model_dump(by_alias=True) for u in req.uploads), key=lambda u: u["name"])})
         if key:
             existing = self.repo.get_by_idempotency_key(key)
             if existing:
                 return self._replay(existing, digest, req)
         job_id = str(uuid.uuid4())
+        spec_object = SPEC_OBJECT.format(job_id=job_id)
         spec_bytes = json.dumps(canonical, ensure_ascii=False).encode()
-        self.storage.upload_bytes(self.settings.input_bucket, SPEC_OBJECT.format(job_id=job_id), spec_bytes,
+        self.storage.upload_bytes(self.settings.input_bucket, spec_object, spec_bytes,
                                   "application/json", if_generation_match=0)
         status = JobStatus.AWAITING_UPLOAD if names else JobStatus.QUEUED
         job, created = self.repo.create(spec=canonical, spec_sha256=digest, status=status,
                                         uploads_expected=names, idempotency_key=key, job_id=job_id)
-        if not created:
+        if not created:  # a concurrent start with this key won: our job id is unused, so is its spec
+            self._delete_quietly(self.settings.input_bucket, spec_object)
             return self._replay(job, digest, req)
         logs.info("export created", job_id=job.id, status=job.status.value, uploads=len(names))
         if status == JobStatus.QUEUED:
@@ -253,11 +262,20 @@ class ExportService:
             raise Conflict("this idempotency key was used with a different spec or uploads")
         return 200, self._start_response(job, req)
 
+    def _delete_quietly(self, bucket: str, name: str) -> None:
+        """Delete an object nobody will read; a failure only leaves it to the bucket's lifecycle rule."""
+        try:
+            self.storage.delete(bucket, name)
+        except Exception as exc:  # noqa: BLE001 - the request itself succeeded
+            logs.warning("could not delete an unused object", object=name, error=type(exc).__name__)
+
     def _start_response(self, job: JobRecord, req: StartRequest) -> dict:
+        """{jobId, status, statusUrl, uploads}: a signed PUT per upload still missing, none once the
+        job left awaiting_upload (a replay of a canceled or expired job gets no fresh URLs)."""
         uploads = []
         received = set(job.uploads_received)
         for up in req.uploads:
-            if up.name in received:
+            if up.name in received or job.status != JobStatus.AWAITING_UPLOAD:
                 continue
             signed = self.storage.signed_upload_url(
                 self.settings.input_bucket, ASSET_PREFIX.format(job_id=job.id) + up.name, up.content_type,
@@ -451,8 +469,12 @@ class ExportService:
         info = self.storage.stat(self.settings.output_bucket, name)
         if info is None or info.metadata.get("job-id") != job_id:
             return False
-        return self.object_finalized(self.settings.output_bucket, name, info.generation, info.size,
-                                     info.metadata) == "succeeded"
+        try:
+            return self.object_finalized(self.settings.output_bucket, name, info.generation, info.size,
+                                         info.metadata) == "succeeded"
+        except InvalidRequest as exc:  # e.g. non-finite metadata: the video cannot complete the job
+            logs.warning("video found but not usable", job_id=job_id, object=name, reason=exc.message)
+            return False
 
     # -- export_complete -----------------------------------------------------------------------
     def check_worker_token(self, authorization: str | None) -> None:
@@ -480,7 +502,7 @@ class ExportService:
         except ValidationError as exc:
             raise InvalidRequest("report is invalid", details=_details(exc)[:20]) from None
         try:
-            output = _strict(ReportOutput, report.output) if report.output is not None else None
+            output = _strict(ReportOutput, report.output, "output.") if report.output is not None else None
         except ValidationError as exc:
             raise InvalidRequest("report output is invalid", details=_details(exc, "output.")[:20]) from None
         job = self._get(report.job_id, with_spec=False)  # the most frequent write: never decode the storyboard
@@ -614,6 +636,7 @@ class ExportService:
                 logs.warning("output finalize ignored: not this job's video", job_id=job_id, object=name,
                              generation=str(generation or ""), reason=why)
                 return "ignored"
+            check_metadata_numbers(info.metadata)  # "nan", "inf": refused (InvalidRequest), never stored
             output, dropped = output_from_object(info, self.settings.max_scenes)
             if dropped:
                 logs.warning("unsafe names in the video's metadata were dropped", job_id=job_id, object=name,

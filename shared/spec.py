@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 from shared.errors import InvalidRequest
+from shared.finite import nonfinite_problem
 from shared.timeline import frame_problems
 
 # FFmpeg xfade transition names usable between scenes (FFmpeg doc, "xfade" filter), plus "cut".
@@ -409,14 +410,12 @@ def parse_spec(data: Any) -> ExportSpec:
     if not isinstance(data, dict):
         raise InvalidRequest("spec must be a JSON object",
                              details=[{"path": "spec", "message": "must be a JSON object"}])
+    problem = nonfinite_problem(data)  # NaN/Infinity, or a literal like 1e999 that decodes to inf
+    if problem:
+        raise InvalidRequest(f"spec contains a non-finite number at {problem['path']}", details=[problem])
     try:
-        # strict JSON-mode validation: true/false are not numbers, "30" is not 30
-        raw = json.dumps(data, allow_nan=False)
-    except ValueError:  # NaN/Infinity in the decoded data
-        raise InvalidRequest("spec contains a non-finite number",
-                             details=[{"path": "spec", "message": "NaN and Infinity are not allowed"}]) from None
-    try:
-        return ExportSpec.model_validate_json(raw, strict=True)
+        # strict JSON-mode validation: true/false are not numbers, "30" and "nan" are not numbers
+        return ExportSpec.model_validate_json(json.dumps(data, allow_nan=False), strict=True)
     except ValidationError as exc:
         details = errors_to_details(exc)
         raise InvalidRequest(f"spec is invalid: {len(details)} problem(s)", details=details) from None

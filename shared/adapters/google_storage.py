@@ -164,3 +164,14 @@ class GoogleStorage:
             return None
         return ObjectInfo(bucket=bucket, name=name, size=int(blob.size or 0), generation=int(blob.generation or 0),
                           content_type=blob.content_type, metadata=dict(blob.metadata or {}))
+
+    def delete(self, bucket: str, name: str) -> bool:
+        try:
+            self._blob(bucket, name).delete()
+        except gexc.NotFound:
+            return False
+        except gexc.GoogleAPIError as exc:
+            raise _translate(exc, f"gs://{bucket}/{name}") from None
+        except OSError as exc:
+            raise TransientError(f"storage unreachable deleting gs://{bucket}/{name}: {exc}") from None
+        return True

@@ -93,3 +93,12 @@ class LocalStorage:
         return ObjectInfo(bucket=bucket, name=name, size=src.stat().st_size,
                           generation=int(meta.get("generation", 1)), content_type=meta.get("contentType"),
                           metadata=dict(meta.get("metadata") or {}))
+
+    def delete(self, bucket: str, name: str) -> bool:
+        with self._lock:
+            path = self._path(bucket, name)
+            if not path.is_file():
+                return False
+            path.unlink()
+            self._meta_path(bucket, name).unlink(missing_ok=True)
+            return True

@@ -136,6 +136,23 @@ START_CASES = [
     ("wrapper-and-spec-errors", {"spec": {**OK_SPEC, "output": {"fps": 7}}, "uploads": [{"name": "a.png"}]}, 400,
      "spec.output.fps"),
     ("unicode-title-ok-but-bad-id", {"spec": spec_with(id="🎬")}, 400, "spec.scenes[0].id"),
+    # issue 14: non-finite numbers, in every spelling, name their field
+    ("infinity-literal", b'{"spec": {"scenes": [{"id": "a", "visual": {"type": "color"}, "duration": Infinity}]}}',
+     400, "Infinity is not allowed"),
+    ("minus-infinity-literal", b'{"spec": {"scenes": [{"id": "a", "visual": {"type": "color"}, "duration": -Infinity}]}}',
+     400, "-Infinity is not allowed"),
+    ("overflowing-literal", b'{"spec": {"scenes": [{"id": "a", "visual": {"type": "color"}, "duration": 1e999}]}}',
+     400, "spec.scenes[0].duration"),
+    ("overflowing-literal-in-uploads", b'{"spec": {"scenes": [{"id": "a", "visual": {"type": "color"}}]}, '
+     b'"uploads": [{"name": "a.png", "contentType": "image/png", "x": -1e400}]}', 400, "uploads[0].x"),
+    ("nan-string-duration", {"spec": spec_with(duration="nan")}, 400, "spec.scenes[0].duration"),
+    ("inf-string-duration", {"spec": spec_with(duration="inf")}, 400, "spec.scenes[0].duration"),
+    ("infinity-string-volume", {"spec": {**OK_SPEC, "music": {"src": "m.ogg", "volume": "-Infinity"}}}, 400,
+     "spec.music.volume"),
+    ("nan-string-fade", {"spec": {**OK_SPEC, "music": {"src": "m.ogg", "fadeInS": "NaN"}}}, 400,
+     "spec.music.fadeInS"),
+    ("svg-upload-upper-case", {"spec": IMG_SPEC, "uploads": [{"name": "a.png", "contentType": "IMAGE/SVG+XML"},
+                                                              IMG_UPLOADS[1]]}, 400, "uploads[0].contentType"),
 ]
 
 
@@ -148,12 +165,21 @@ def env(tmp_path):
     bootstrap.use_service(None)
 
 
+def strict_json(text: str):
+    """Parse as JavaScript's JSON.parse would: NaN, Infinity and -Infinity are errors."""
+    def refuse(token):
+        raise ValueError(f"{token} is not JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
 def assert_clean(resp, status, must_name=""):
     text = resp.get_data(as_text=True)
     assert resp.status_code == status, text[:500]
     assert not any(leak in text for leak in LEAKS), text[:500]
+    if resp.mimetype == "application/json":
+        strict_json(text)  # every body the service writes: JSON.parse must accept it
     if status >= 400:
-        body = json.loads(text)
+        body = strict_json(text)
         err = body["error"]
         assert err["code"] and err["message"]
         named = err["message"] + " " + " ".join(d["path"] + " " + d["message"] for d in err.get("details", []))
@@ -210,6 +236,13 @@ COMPLETE_CASES = [
     ("unknown-job", None, {"jobId": J, "status": "running"}, 404, J),
     ("not-json", None, b"{{", 400, "JSON"),
     ("unknown-field", None, {"jobId": J, "status": "running", "hack": 1}, 400, "hack"),
+    # issue 14: non-finite progress in every spelling
+    ("progress-nan-literal", None, ('{"jobId": "%s", "status": "running", "progress": NaN}' % J).encode(), 400,
+     "NaN is not allowed"),
+    ("progress-overflowing-literal", None, ('{"jobId": "%s", "status": "running", "progress": 1e999}' % J).encode(),
+     400, "progress"),
+    ("progress-nan-string", None, {"jobId": J, "status": "running", "progress": "NaN"}, 400, "progress"),
+    ("progress-inf-string", None, {"jobId": J, "status": "running", "progress": "inf"}, 400, "progress"),
 ]
 
 
@@ -236,7 +269,9 @@ def test_output_outside_the_job_folder_is_refused(env, uri):
 
 
 @pytest.mark.parametrize("field,value", [("durationS", "abc"), ("sizeBytes", -5), ("width", {}),
-                                         ("filename", "x" * 1000), ("durationS", 1e300), ("captions", [1])])
+                                         ("filename", "x" * 1000), ("durationS", 1e300), ("captions", [1]),
+                                         ("durationS", "inf"), ("durationS", "NaN"),
+                                         ("loudness", {"integratedLufs": "-inf"})])
 def test_report_output_fields_are_validated(env, field, value):
     jid = env.service.start({"spec": OK_SPEC})[1]["jobId"]
     env.service.dispatch(jid)
@@ -446,6 +481,13 @@ FINALIZE_CASES = [
     ("unknown-job-output", {"bucket": "out", "name": f"exports/{J}/x.mp4"}, "unknown job"),
     ("output-non-video", {"bucket": "out", "name": f"exports/{J}/poster.jpg"}, "ignored"),
     ("traversal-name", {"bucket": "in", "name": f"jobs/{J}/assets/../../x"}, "undeclared upload"),
+    # issue 14: a size that is not a byte count (Infinity made int() raise OverflowError: a 500)
+    ("size-infinity", {"bucket": "in", "name": f"jobs/{J}/assets/a.png", "size": float("inf")}, "malformed size"),
+    ("size-nan-string", {"bucket": "in", "name": f"jobs/{J}/assets/a.png", "size": "nan"}, "malformed size"),
+    ("size-fraction", {"bucket": "in", "name": f"jobs/{J}/assets/a.png", "size": 1.5}, "malformed size"),
+    ("generation-list", {"bucket": "in", "name": f"jobs/{J}/assets/a.png", "generation": [1]}, "malformed generation"),
+    ("metadata-nested-value", {"bucket": "in", "name": f"jobs/{J}/assets/a.png", "metadata": {"k": [[{"a": 1}]]}},
+     "unknown job"),
 ]
 
 
@@ -518,6 +560,163 @@ def test_finalize_drops_unsafe_names_read_back_from_metadata(env, capsys):
     assert out["filename"] == "export.mp4" and out["posterUrl"] is None  # the object's own name; no poster
     assert set(out["captions"]) == {"vtt"} and (out["width"], out["height"]) == (1280, 720)
     assert out["sizeBytes"] == 12  # the object's size, not the event's
+
+
+# -- issue 14: non-finite numbers in reports and metadata, unreadable envelopes, odd tracing headers --------
+def test_report_output_overflowing_number_names_its_path(env):
+    jid = env.service.start({"spec": OK_SPEC})[1]["jobId"]
+    env.service.dispatch(jid)
+    raw = ('{"jobId": "%s", "status": "succeeded", "output": {"uri": "gs://out/exports/%s/x.mp4", '
+           '"durationS": 1e999}}' % (jid, jid)).encode()
+    resp = env.c["export_complete"].post("/", data=raw, content_type="application/json",
+                                         headers={"Authorization": f"Bearer {TOKEN}"})
+    assert_clean(resp, 400, "output.durationS")
+    assert env.service.repo.get(jid).status.value == "dispatched"
+    env.service.cancel({"jobId": jid})
+
+
+@pytest.mark.parametrize("key,value", [("duration-s", "nan"), ("scene-durations", "inf"),
+                                       ("loudness-i", "-Infinity"), ("width", "NaN")])
+def test_output_finalize_with_non_finite_metadata_changes_nothing(env, capsys, key, value):
+    """The video's metadata is text anyone with write access could set: float() reads "nan" and
+    "inf", JSON cannot carry them. The event is acknowledged, the field named, the job unchanged, and
+    export_status still parses as strict JSON."""
+    jid = env.service.start({"spec": OK_SPEC})[1]["jobId"]
+    env.service.dispatch(jid)
+    name = f"exports/{jid}/export.mp4"
+    meta = {"job-id": jid, "duration-s": "1.000", "width": "1280", "height": "720",
+            "scene-starts": "0.000", "scene-durations": "1.000", "loudness-i": "-16.0", key: value}
+    generation = env.storage.upload_bytes("out", name, b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64, "video/mp4",
+                                          metadata=meta)
+    resp = env.c["on_object_finalized"].post("/", data=json.dumps(
+        {"bucket": "out", "name": name, "generation": str(generation), "size": "80", "metadata": meta}),
+        headers=ce_headers("google.cloud.storage.object.v1.finalized",
+                           "//storage.googleapis.com/projects/_/buckets/out"))
+    assert resp.status_code == 200
+    status = env.c["export_status"].get(f"/?jobId={jid}")
+    assert_clean(status, 200)  # strict JSON: no Infinity from "inf"
+    assert status.json["status"] == "dispatched" and "output" not in status.json
+    assert f"metadata.{key}" in capsys.readouterr().out
+    env.service.cancel({"jobId": jid})
+
+
+def structured(attrs: dict, data=None) -> tuple[dict, bytes]:
+    body = {"specversion": "1.0", "id": "1", "source": "//test", **attrs}
+    if data is not None:
+        body["data"] = data
+    return {"Content-Type": "application/cloudevents+json"}, json.dumps(body).encode()
+
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+FINALIZED = "google.cloud.storage.object.v1.finalized"
+# (case, headers, body, text the log must contain): all acknowledged with 200 and a log line
+ENVELOPE_CASES = [
+    ("envelope-json-list", {"Content-Type": "application/cloudevents+json"}, b"[1, 2]", "not a CloudEvent"),
+    ("envelope-json-string", {"Content-Type": "application/cloudevents+json"}, b'"event"', "not a CloudEvent"),
+    ("envelope-json-number", {"Content-Type": "application/json"}, b"42", "not a CloudEvent"),
+    ("envelope-plain-list", {"Content-Type": "application/json"}, b"[1]", "not a CloudEvent"),
+    ("envelope-deep-nesting", {"Content-Type": "application/json"}, DEEP, "not a CloudEvent"),
+    ("structured-data-deep-nesting", {"Content-Type": "application/cloudevents+json"},
+     b'{"specversion": "1.0", "id": "1", "type": "t", "source": "s", "data": ' + DEEP + b"}", "not a CloudEvent"),
+    ("binary-data-deep-nesting", ce_headers(FINALIZED), DEEP, "not a CloudEvent"),
+    ("binary-missing-type", {k: v for k, v in ce_headers(FINALIZED).items() if k != "ce-type"}, b"{}",
+     "not a CloudEvent"),
+    ("binary-missing-source", {k: v for k, v in ce_headers(FINALIZED).items() if k != "ce-source"}, b"{}",
+     "not a CloudEvent"),
+    ("binary-missing-id", {k: v for k, v in ce_headers(FINALIZED).items() if k != "ce-id"}, b"{}",
+     "not a CloudEvent"),
+    ("unknown-specversion", {**ce_headers(FINALIZED), "ce-specversion": "9.9"}, b"{}", "not a CloudEvent"),
+    ("structured-missing-type", *structured({}), "not a CloudEvent"),
+    ("structured-truncated-json", {"Content-Type": "application/cloudevents+json"}, b'{"specversion": ',
+     "not a CloudEvent"),
+    ("text-plain-body", {"Content-Type": "text/plain"}, b"hello", "not a CloudEvent"),
+    ("empty-request", {}, b"", "not a CloudEvent"),
+    ("pubsub-push-without-data", {"Content-Type": "application/json"},
+     json.dumps({"message": {"messageId": "1", "attributes": {"jobId": J}}, "subscription": "s"}).encode(),
+     "not a CloudEvent"),
+    ("legacy-event-resource-number", {"Content-Type": "application/json"},
+     json.dumps({"context": {"eventType": "google.storage.object.finalize", "resource": 5}, "data": {}}).encode(),
+     "not a CloudEvent"),
+    ("legacy-event-context-list", {"Content-Type": "application/json"},
+     json.dumps({"context": [1], "data": {}}).encode(), "not a CloudEvent"),
+    ("traceparent-extension-number", *structured({"type": FINALIZED, "traceparent": 5},
+                                                 {"bucket": "in", "name": "random/x"}), "handled"),
+    ("traceparent-extension-object", *structured({"type": FINALIZED, "traceparent": {"a": [1]}},
+                                                 {"bucket": "in", "name": "random/x"}), "handled"),
+    ("traceparent-header-huge", {**ce_headers(FINALIZED), "ce-traceparent": "00-" + "a" * 100_000},
+     json.dumps({"bucket": "in", "name": "random/x"}).encode(), "handled"),
+]
+
+
+@pytest.mark.parametrize("function", ["dispatch_export", "on_object_finalized"])
+@pytest.mark.parametrize("case,headers,body,logged", ENVELOPE_CASES, ids=[c[0] for c in ENVELOPE_CASES])
+def test_unreadable_envelopes_are_acknowledged(env, capsys, function, case, headers, body, logged):
+    """functions-framework answered these with its own 500 or an HTML 400 echoing the request;
+    Pub/Sub push and Eventarc redeliver both. Now: 200, a log line, nothing launched."""
+    resp = env.c[function].post("/projects/p/topics/t", data=body, headers=headers)
+    text = resp.get_data(as_text=True)
+    assert resp.status_code == 200, text[:300]
+    assert not any(leak in text for leak in LEAKS) and "hello" not in text and "<html" not in text, text[:300]
+    if resp.mimetype == "application/json":
+        strict_json(text)
+    out = capsys.readouterr().out
+    assert logged in out or (logged == "handled" and "dropped" in out), out[-500:]
+    for line in out.splitlines():
+        if line.startswith("{"):
+            strict_json(line)  # log lines are strict JSON too
+    assert env.launcher.launched == []
+
+
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+TRACE_HEADER_CASES = [
+    ("xctc-span-5000-digits", [("X-Cloud-Trace-Context", f"{TRACE}/{'1' * 5000};o=1")]),
+    ("xctc-100k-chars", [("X-Cloud-Trace-Context", "a" * 100_000)]),
+    ("xctc-many-slashes", [("X-Cloud-Trace-Context", TRACE + "/" * 2000 + ";o=1")]),
+    ("xctc-empty", [("X-Cloud-Trace-Context", "")]),
+    ("xctc-latin1-bytes", [("X-Cloud-Trace-Context", "\xff\xfe\x00\x85" + "é" * 50)]),
+    ("traceparent-huge", [("traceparent", "00-" + TRACE + "-" + "b" * 100_000)]),
+    ("traceparent-binary", [("traceparent", "\x00\x01\x02\xff")]),
+    ("traceparent-repeated", [("traceparent", f"00-{TRACE}-00f067aa0ba902b7-01"),
+                              ("traceparent", f"00-{'1' * 32}-00f067aa0ba902b7-01")]),
+    ("both-repeated-garbage", [("X-Cloud-Trace-Context", "x"), ("X-Cloud-Trace-Context", "/" * 300),
+                               ("traceparent", "-" * 300), ("traceparent", "")]),
+]
+
+
+@pytest.mark.parametrize("case,headers", TRACE_HEADER_CASES, ids=[c[0] for c in TRACE_HEADER_CASES])
+def test_tracing_headers_of_any_shape(env, capsys, case, headers):
+    assert_clean(env.c["export_status"].get(f"/?jobId={J}", headers=headers), 404, J)
+    assert_clean(env.c["export_start"].post("/", data=b"[]", headers=headers, content_type="application/json"),
+                 400, "JSON object")
+    for line in capsys.readouterr().out.splitlines():
+        if line.startswith("{"):
+            strict_json(line)
+
+
+@pytest.mark.parametrize("ctype,status", [("Application/JSON", 400), ("application/json; charset=utf-16", 400),
+                                          ("application/cloudevents+json", 400), (None, 400),
+                                          ("multipart/form-data; boundary=x", 415), ("application/x-ndjson", 415),
+                                          ("application/json\x00; x=\xff", 415)])
+def test_request_content_type_oddities(env, ctype, status):
+    """The body `{}` under odd Content-Type headers: read as JSON (400 naming `spec`) or refused (415)."""
+    headers = {} if ctype is None else {"Content-Type": ctype}
+    resp = env.c["export_start"].post("/", data=b"{}", headers=headers)
+    assert_clean(resp, status, "spec" if status == 400 else "application/json")
+
+
+def test_gateway_answers_unreadable_envelopes_like_the_functions(env, capsys):
+    """infra/local/gateway.py mounts the same functions-framework apps: same answers through it."""
+    from werkzeug.test import Client
+
+    from infra.local.gateway import build_app
+    from tests.integration.functions_env import SOURCE
+
+    gw = Client(build_app(SOURCE, ("dispatch_export", "export_status")))
+    resp = gw.post("/dispatch_export/projects/p/topics/t", data=b"[1, 2]", headers={"Content-Type": "application/json"})
+    assert resp.status_code == 200 and strict_json(resp.get_data(as_text=True))["acknowledged"] is True
+    resp = gw.get(f"/export_status?jobId={J}", headers={"X-Cloud-Trace-Context": f"{TRACE}/{'9' * 5000}"})
+    assert resp.status_code == 404 and J in strict_json(resp.get_data(as_text=True))["error"]["message"]
+    assert env.launcher.launched == []
 
 
 class ServiceReporter:

@@ -90,7 +90,7 @@ def test_full_lifecycle_and_duplicates(env):
     meta = {"job-id": jid, "duration-s": "6.5", "width": "1280", "height": "720", "filename": "two-scenes.mp4",
             "poster": "poster.jpg", "srt": "captions.srt", "vtt": "captions.vtt",
             "scene-starts": "0.000,4.500", "scene-durations": "5.000,2.000",
-            "loudness-i": "-16.2", "loudness-tp": "-1.6", "loudness-lra": "nan"}
+            "loudness-i": "-16.2", "loudness-tp": "-1.6"}  # no loudness-lra: unmeasured values are left out
     video = f"exports/{jid}/two-scenes.mp4"
     # the finalize is checked against the object itself (issue 14): the render job's upload
     gen = env.storage.upload_bytes("out-bkt", video, b"\0\0\0\x18ftypmp42", "video/mp4", metadata=meta)

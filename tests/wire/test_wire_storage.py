@@ -67,3 +67,12 @@ def test_signed_put_then_signed_get_over_http(storage):
     assert "response-content-disposition=attachment" in url
     r = requests.get(url, timeout=10)
     assert r.status_code == 200 and r.content == b"RIFF....WAVE"
+
+
+def test_delete_removes_the_object_and_reports_a_missing_one(storage):
+    """ObjectStorage.delete (issue 14: the start that loses an idempotency race deletes its spec.json)."""
+    name = _name()
+    storage.upload_bytes("wire-in", name, b"{}", "application/json", if_generation_match=0)
+    assert storage.delete("wire-in", name) is True
+    assert storage.stat("wire-in", name) is None
+    assert storage.delete("wire-in", name) is False

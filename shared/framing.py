@@ -1,0 +1,85 @@
+"""HTTP framing of the Cloud Functions: strict JSON bodies, and the answers for what
+functions-framework does before our code runs (imported by functions/main.py only).
+
+functions-framework 3.x reads a CloudEvent (cloudevents SDK, then its Pub/Sub/background-event
+conversion) before it calls the function. What it cannot read it answers itself: 400 as an HTML
+page echoing the request's headers and body (no specversion, missing required attributes, a body
+that is not JSON), 415 (a non-JSON body it tried to convert), and 500 for any other exception
+(a JSON list, string or number as the envelope, deep nesting -> RecursionError, a Pub/Sub push
+without `data`, a legacy event whose `resource` is not a string...). Pub/Sub push and Eventarc
+redeliver every non-2xx answer, so an unreadable envelope would come back for days.
+`answer_framework_error`, installed as the app's error handler for every exception, answers:
+
+- event functions: 200 (acknowledged) with a WARNING log line for any envelope the framework
+  could not read (its 4xx, or an exception raised before our function was entered): it never will
+  be readable; 500 for an exception our function raised (TransientError: redelivered on purpose;
+  anything else the function did not classify as permanent, see functions/main.py _event);
+  405/404 (routing) as JSON;
+- HTTP functions: the framework's 4xx (404 for /robots.txt, ...) as a JSON error body; 500 as
+  {"error": {"code": "internal"}} (our _http boundary already catches everything it can).
+
+No answer carries the request back, a stack trace or an exception's text.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import flask
+from werkzeug.exceptions import HTTPException
+
+from shared import logs
+from shared.errors import TransientError
+
+EVENT_ENTERED = "sceneflow_event_entered"  # flask.g flag: our event function was called
+
+
+def strict_json(body: Any) -> str:
+    """`body` as JSON that any parser accepts (JavaScript's JSON.parse included): NaN and Infinity
+    raise ValueError instead of being written as the bare tokens json.dumps would emit."""
+    return json.dumps(body, allow_nan=False)
+
+
+def json_response(status: int, body: dict, headers: dict | None = None) -> flask.Response:
+    """A strict JSON response (see strict_json)."""
+    return flask.Response(strict_json(body), status=status, mimetype="application/json", headers=headers)
+
+
+def _error(status: int, code: str, message: str, headers: dict | None = None) -> flask.Response:
+    return json_response(status, {"error": {"code": code, "message": message}}, headers)
+
+
+def answer_framework_error(exc: BaseException, event_functions: frozenset[str]) -> flask.Response:
+    """The response for an exception that reached the Flask app (see the module docstring)."""
+    is_event = flask.current_app.name in event_functions
+    entered = bool(flask.g.get(EVENT_ENTERED)) if flask.has_request_context() else False
+    if isinstance(exc, HTTPException):
+        code = exc.code or 500
+        if is_event and 400 <= code < 500 and code not in (404, 405) and not entered:
+            return _acknowledge(f"{type(exc).__name__} ({code})")
+        name = (exc.name or "error").lower().replace(" ", "_")
+        return _error(code, name, exc.name or "error")
+    if isinstance(exc, TransientError):  # raised on purpose: the delivery is retried
+        return _error(500, exc.code, "temporarily unavailable; retry", {"X-Google-Status": "crash"})
+    if is_event and not entered:
+        return _acknowledge(type(exc).__name__, str(exc))
+    logs.error("unexpected error", error=type(exc).__name__)
+    return _error(500, "internal", "internal error", {"X-Google-Status": "crash"})
+
+
+def _acknowledge(error: str, detail: str = "") -> flask.Response:
+    # Logged, not echoed: the detail may quote the request (cloudevents' messages include the body).
+    logs.warning("event dropped: the request is not a CloudEvent this function can read", error=error,
+                 detail=detail[:300], function=flask.current_app.name,
+                 path=flask.request.path[:200] if flask.has_request_context() else None)
+    return json_response(200, {"acknowledged": True, "dropped": "the request is not a readable CloudEvent"})
+
+
+def install(errorhandler: Any, event_functions: frozenset[str]) -> None:
+    """Register answer_framework_error on the app functions-framework is creating.
+
+    `errorhandler` is `functions_framework.errorhandler` (the decorator of the app whose source is
+    being loaded), or None when main.py is imported outside create_app (nothing to register)."""
+    if errorhandler is None:
+        return
+    errorhandler(Exception)(lambda exc: answer_framework_error(exc, event_functions))
