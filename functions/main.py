@@ -30,7 +30,6 @@ EVENT_FUNCTIONS = frozenset({"dispatch_export", "on_object_finalized"})
 framing.install(getattr(functions_framework, "errorhandler", None), EVENT_FUNCTIONS)
 
 
-
 def _respond(status: int, body: dict) -> flask.Response:
     return framing.json_response(status, body)
 
