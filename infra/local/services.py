@@ -536,10 +536,11 @@ class StorageEmulator(_Service):
     the emulator has no notifications, so this is how a local Eventarc learns of a finalize at once,
     without listing the buckets over and over (FinalizePoller.notify).
 
-    A PUT to the XML API (/BUCKET/OBJECT: what signed upload URLs address) is checked like GCS
-    checks a V4 signed URL (infra/local/signed_urls.py) against the keys in `verifier`
-    (`verifier.trust(service_account_key)`): signature, expiry, signed Content-Type and
-    x-goog-content-length-range; a refused PUT gets GCS's XML error and stores nothing.
+    An upload to the XML API (/BUCKET/OBJECT: what signed upload URLs address; also POST & co. with
+    X-HTTP-Method-Override: PUT) is checked like GCS checks a V4 signed URL (infra/local/signed_urls.py,
+    storage_handler.py) against the keys in `verifier` (`verifier.trust(service_account_key)`):
+    signature, expiry, signed Content-Type and x-goog-content-length-range; a refused one gets GCS's
+    XML error and stores nothing. The JSON API is anonymous, as the local services use it.
     """
 
     name = "storage-emulator"
@@ -581,7 +582,7 @@ class StorageEmulator(_Service):
 
         from gcp_storage_emulator.server import RequestHandler
 
-        from infra.local.signed_urls import verifying_handler
+        from infra.local.storage_handler import verifying_handler
 
         api = self._server._api  # type: ignore[attr-defined]
         handler = verifying_handler(RequestHandler, self.verifier)

@@ -16,7 +16,7 @@ checks a request the way GCS does (https://cloud.google.com/storage/docs/access-
   EntityTooLarge).
 
 Errors are GCS's XML error documents (`error_xml`). The checks do no I/O (`now` can be passed in);
-`verifying_handler` puts them in front of the emulator's XML-API object PUT.
+infra/local/storage_handler.py puts them in front of the emulator's XML-API object upload.
 """
 from __future__ import annotations
 
@@ -89,10 +89,12 @@ class SignedUrlVerifier:
         self._keys[key_info["client_email"]] = private.public_key()
 
     def check_put(self, raw_path: str, raw_query: str, headers: Iterable[tuple[str, str]], body_len: int,
-                  now: float | None = None) -> Refusal | None:
-        """None when GCS would accept this PUT of `body_len` bytes, else the Refusal.
+                  now: float | None = None, method: str = "PUT") -> Refusal | None:
+        """None when GCS would accept this upload of `body_len` bytes, else the Refusal.
 
-        raw_path/raw_query: the request target as received, split at "?"; headers: (name, value) pairs."""
+        raw_path/raw_query: the request target (percent-encoded, split at "?"); headers: (name, value)
+        pairs; method: the verb of the request line, which the signature covers (a URL signed for PUT
+        does not match a POST)."""
         now = time.time() if now is None else now
         headers = list(headers)
         pairs = _query_pairs(raw_query)
@@ -125,7 +127,7 @@ class SignedUrlVerifier:
         email, _, scope = params["x-goog-credential"].partition("/")
         signed_headers = params["x-goog-signedheaders"].split(";")
         query = [(k, v) for k, v in pairs if k.lower() != "x-goog-signature"]
-        creq = canonical_request("PUT", raw_path, query, headers, signed_headers)
+        creq = canonical_request(method, raw_path, query, headers, signed_headers)
         to_sign = "\n".join([ALGORITHM, params["x-goog-date"], scope,
                              hashlib.sha256(creq.encode("utf-8")).hexdigest()])
         if not self._signature_ok(email, params["x-goog-signature"], to_sign):
@@ -168,74 +170,3 @@ class SignedUrlVerifier:
         except InvalidSignature:
             return False
         return True
-
-
-def verifying_handler(base: type, verifier: SignedUrlVerifier) -> type:
-    """A subclass of gcp-storage-emulator's RequestHandler `base` that answers a PUT reaching the XML
-    API object route (/BUCKET/OBJECT) as GCS would: refused with the XML error of
-    `verifier.check_put`, else stored by the emulator. Other requests (the JSON API the client
-    libraries use) pass through unchanged."""
-    import io
-    import re
-
-    from gcp_storage_emulator import server
-    from gcp_storage_emulator.handlers import objects
-
-    def is_xml_put(path: str) -> bool:
-        for regex, handlers in server.HANDLERS:  # the emulator's own routing: first match wins
-            if re.fullmatch(regex, path):
-                return handlers.get("PUT") is objects.xml_upload
-        return False
-
-    class VerifyingHandler(base):  # type: ignore[misc, valid-type]
-        def do_PUT(self):  # noqa: N802 - http.server's naming
-            raw_path, _, raw_query = self.path.partition("?")
-            if not is_xml_put(raw_path):
-                return super().do_PUT()
-            body = self._read_body()
-            refusal = verifier.check_put(raw_path, raw_query, self.headers.items(), len(body))
-            if refusal is not None:
-                doc = error_xml(refusal)
-                self.send_response(refusal.status)
-                self.send_header("Content-Type", "application/xml; charset=UTF-8")
-                self.send_header("Content-Length", str(len(doc)))
-                self.end_headers()
-                self.wfile.write(doc)
-                return None
-            if not body:  # the emulator's xml_upload cannot store an empty body (len(None))
-                return self._store_empty(raw_path)
-            # hand the body already read to the emulator as a plain Content-Length request
-            self.rfile = io.BytesIO(body)
-            del self.headers["Transfer-Encoding"]
-            del self.headers["Content-Length"]
-            self.headers["Content-Length"] = str(len(body))
-            return super().do_PUT()
-
-        def _read_body(self) -> bytes:
-            if (self.headers.get("Transfer-Encoding") or "").lower() == "chunked":
-                chunks = []
-                while True:
-                    size = int(self.rfile.readline().strip() or b"0", 16)
-                    if size == 0:
-                        self.rfile.readline()
-                        break
-                    chunks.append(self.rfile.read(size))
-                    self.rfile.readline()
-                return b"".join(chunks)
-            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
-
-        def _store_empty(self, raw_path: str) -> None:
-            bucket, _, name = unquote(raw_path).lstrip("/").partition("/")
-            obj = objects._make_object_resource(f"http://{self.headers.get('Host')}", bucket, name,
-                                                self.headers.get("Content-Type", "application/octet-stream"), "0")
-            obj = objects._checksums(b"", obj)
-            try:
-                self.storage.create_file(bucket, name, b"", obj)
-                status = 200
-            except Exception:  # noqa: BLE001 - the emulator's NotFound for a missing bucket
-                status = 404
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-    return VerifyingHandler

@@ -138,3 +138,121 @@ def test_chunked_body_is_measured_and_json_api_uploads_pass_through(storage, emu
     # the client library's own (JSON API) uploads are not signed URLs and are unaffected
     gen = storage.upload_bytes(BUCKET, "exports/j/export.mp4", b"", "video/mp4")
     assert gen > 0 and storage.stat(BUCKET, "exports/j/export.mp4").size == 0
+
+
+# --- every route into the emulator's XML-API object upload is checked (adversarial review, 61ad72b) ---
+# gcp-storage-emulator's Router lets X-HTTP-Method-Override replace the verb, and routes on its own
+# parse of Host + path (";params" and "#fragment" dropped); the checks used to hook do_PUT on the raw
+# path only, so these were stored unsigned, of any type and size, and finalized.
+
+def _raw(emulator, method: str, target: str, body: bytes = b"", headers: dict | None = None):
+    """(status, body) of one request sent exactly as given (http.client keeps the target verbatim)."""
+    import http.client
+
+    conn = http.client.HTTPConnection(emulator.url.split("//")[1], timeout=10)
+    try:
+        conn.request(method, target, body=body, headers=headers or {})
+        r = conn.getresponse()
+        return r.status, r.read().decode("utf-8", "replace")
+    finally:
+        conn.close()
+
+
+def _xml_code(text: str) -> str:
+    return text.split("<Code>")[1].split("</Code>")[0] if "<Code>" in text else text[:80]
+
+
+@pytest.mark.parametrize("verb, header", [
+    ("POST", "X-HTTP-Method-Override"), ("POST", "x-http-method-override"),
+    ("PATCH", "X-HTTP-Method-Override"), ("DELETE", "X-Http-Method-Override"), ("GET", "X-HTTP-Method-Override"),
+])
+@pytest.mark.parametrize("body", [b"<html>" * 400, b""], ids=["2400 bytes", "empty"])
+def test_a_method_override_to_put_is_checked_like_a_put(storage, emulator, verb, header, body):
+    name, up = _signed(storage)
+    path = urlsplit(up.url).path
+    # unsigned, another type, over the size limit (or empty): refused like the plain unsigned PUT
+    status, text = _raw(emulator, verb, path, body, {"Content-Type": "text/html", header: "PUT"})
+    assert (status, _xml_code(text)) == (403, "AccessDenied"), text
+    # the URL signed for PUT, with its own headers, used with another verb: the signature covers the verb
+    status, text = _raw(emulator, verb, up.url.split(emulator.url)[1], body, {**up.headers, header: "PUT"})
+    assert (status, _xml_code(text)) == (403, "SignatureDoesNotMatch"), text
+    assert storage.stat(BUCKET, name) is None and name not in emulator.finalized
+
+
+@pytest.mark.parametrize("suffix, host", [
+    (";x", None),            # urlparse drops ";x" (path params) from the routed path
+    ("#/", None),            # a fragment: the raw path no longer ends like an object path
+    ("", "{netloc}/{path}#"),  # the Host header is part of what the emulator parses
+])
+def test_targets_the_emulator_parses_to_an_object_path_are_checked(storage, emulator, suffix, host):
+    name, up = _signed(storage)
+    path = urlsplit(up.url).path
+    target, headers = path + suffix, {"Content-Type": "text/html"}
+    if host:
+        netloc = emulator.url.split("//")[1]
+        target, headers["Host"] = "/elsewhere/", host.format(netloc=netloc, path=path.lstrip("/"))
+    status, text = _raw(emulator, "PUT", target, b"<html>", headers)
+    assert (status, _xml_code(text)) == (403, "AccessDenied"), text
+    assert storage.stat(BUCKET, name) is None and name not in emulator.finalized
+
+
+def test_a_gzip_body_is_stored_as_sent_within_the_signed_range(storage, emulator):
+    import gzip
+
+    name, up = _signed(storage)
+    body = gzip.compress(b"\0" * 200_000)  # about 250 bytes that expand 800-fold
+    assert len(body) <= LIMIT
+    r = requests.put(up.url, data=body, headers={**up.headers, "Content-Encoding": "gzip"}, timeout=10)
+    assert r.status_code == 200, r.text
+    assert storage.stat(BUCKET, name).size == len(body)  # the range bounds what is stored, as on GCS
+
+
+def test_chunk_extensions_are_read_and_bad_chunk_framing_is_answered(storage, emulator):
+    name, up = _signed(storage)
+    target = up.url.split(emulator.url)[1]
+    import socket
+
+    def send(chunked: bytes) -> bytes:
+        host, port = emulator.url.split("//")[1].split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as s:
+            head = (f"PUT {target} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: audio/wav\r\n"
+                    f"x-goog-content-length-range: 1,{LIMIT}\r\nTransfer-Encoding: chunked\r\n\r\n")
+            s.sendall(head.encode() + chunked)
+            answer = b""
+            while chunk := s.recv(4096):  # HTTP/1.0: the stand-in closes after its answer
+                answer += chunk
+            return answer
+
+    answer = send(b"4;name=v\r\nRIFF\r\n0\r\n\r\n")  # a legal chunk extension
+    assert answer.startswith(b"HTTP/1.0 200"), answer
+    assert storage.stat(BUCKET, name).size == 4
+    answer = send(b"zz\r\nRIFF\r\n0\r\n\r\n")  # not a chunk size
+    assert answer.startswith(b"HTTP/1.0 400") and b"<Code>InvalidArgument</Code>" in answer, answer
+
+
+def test_other_xml_api_upload_routes_store_nothing(storage, emulator):
+    name, up = _signed(storage)
+    path = urlsplit(up.url).path
+    # XML API POST Object (an HTML form to the bucket) and a resumable start on the object path
+    form = ("--b\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\n" + name + "\r\n--b\r\n"
+            "Content-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\nRIFF\r\n--b--\r\n").encode()
+    status, _ = _raw(emulator, "POST", f"/{BUCKET}", form, {"Content-Type": "multipart/form-data; boundary=b"})
+    assert status in (403, 501)
+    status, _ = _raw(emulator, "POST", path, b"", {"x-goog-resumable": "start", "Content-Type": "audio/wav"})
+    assert status in (403, 501)
+    assert storage.stat(BUCKET, name) is None and name not in emulator.finalized
+
+
+def test_an_empty_json_api_media_upload_is_a_zero_byte_object(storage, emulator):
+    # as on GCS; the emulator's handler used to fail on it (len(None)) and answer nothing at all
+    name = f"jobs/{uuid.uuid4()}/assets/empty.wav"
+    r = requests.post(f"{emulator.url}/upload/storage/v1/b/{BUCKET}/o", params={"uploadType": "media", "name": name},
+                      data=b"", headers={"Content-Type": "audio/wav"}, timeout=10)
+    assert r.status_code == 200, r.text
+    assert (r.json()["name"], r.json()["size"], r.json()["contentType"]) == (name, "0", "audio/wav")
+    info = storage.stat(BUCKET, name)
+    assert (info.size, info.content_type) == (0, "audio/wav") and name in emulator.finalized
+    # a non-empty one still goes to the emulator unchanged
+    r = requests.post(f"{emulator.url}/upload/storage/v1/b/{BUCKET}/o", params={"uploadType": "media", "name": name},
+                      data=b"RIFF", headers={"Content-Type": "audio/wav"}, timeout=10)
+    assert r.status_code == 200 and storage.stat(BUCKET, name).size == 4
