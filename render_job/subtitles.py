@@ -189,8 +189,9 @@ def ass_text(cues: Sequence[Cue], width: int, height: int, style: CaptionStylePl
     subs.info["YCbCr Matrix"] = "TV.709"
     size = st.size_px
     shadow = max(0.5, round(size / 40, 1)) if st.outline_width else 0
-    # the outline, the shadow and a pixel of anti-aliasing are drawn outside the glyphs
-    pad = math.ceil(st.outline_width + shadow) + 1
+    # the outline, the shadow and a pixel of anti-aliasing are drawn outside the glyphs; an even pad
+    # keeps the captions' 4:2:0 chroma phase (caption_overlay matches libass best there)
+    pad = 2 * math.ceil((st.outline_width + shadow + 1) / 2)
     side = round(width * SAFE_SIDE) + pad
     subs.styles["Default"] = pysubs2.SSAStyle(
         fontname=st.font, fontsize=size,
