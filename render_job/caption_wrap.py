@@ -118,34 +118,32 @@ def _em_per_size(path: str, index: int) -> float:
 
 
 class _Face:
+    """One font of the fallback list; its file is opened on first use (the list can be long)."""
+
     def __init__(self, path: str, index: int, ranges: tuple[tuple[int, int], ...] | None):
+        self.path, self.index = path, index
         self.ranges = list(ranges) if ranges is not None else None
-        self.em_per_size = _em_per_size(path, index)
-        try:
-            self.font = ImageFont.truetype(path, _LOAD_PX, index=index, layout_engine=ImageFont.Layout.BASIC)
-            self.load_px = _LOAD_PX
-        except OSError:  # a bitmap-only font (colour emoji) loads at its strike size only
-            self.font = ImageFont.truetype(path, 109, index=index, layout_engine=ImageFont.Layout.BASIC)
-            self.load_px = 109
+
+    @functools.cached_property
+    def loaded(self) -> tuple[ImageFont.FreeTypeFont, float]:
+        """(the font at _LOAD_PX or its bitmap strike size, pixels of advance per load px per size px)."""
+        em_per_size = _em_per_size(self.path, self.index)
+        for px in (_LOAD_PX, 109):  # a bitmap-only font (colour emoji) loads at its strike size only
+            try:
+                font = ImageFont.truetype(self.path, px, index=self.index, layout_engine=ImageFont.Layout.BASIC)
+                return font, em_per_size / px
+            except OSError:
+                continue
+        raise OSError(f"cannot load {self.path}")
 
 
 @functools.lru_cache(maxsize=16)
 def _faces(family: str, bold: bool) -> tuple[_Face, ...]:
-    faces: list[_Face] = []
-    seen = set()
-    if family.casefold() == "dejavu sans":
-        faces.append(_Face(BUNDLED[bold], 0, _fc_charset(BUNDLED[bold])))
-        seen.add(os.path.basename(BUNDLED[bold]))
+    faces = [_Face(BUNDLED[bold], 0, _fc_charset(BUNDLED[bold]))] if family.casefold() == "dejavu sans" else []
     for path, index, ranges in _fc_sorted(family, bold):
-        if os.path.basename(path) in seen and index == 0:
-            continue
-        try:
+        if not (faces and index == 0 and os.path.basename(path) == os.path.basename(faces[0].path)):
             faces.append(_Face(path, index, ranges))
-        except (OSError, KeyError, struct.error):
-            continue
-    if not faces:
-        faces.append(_Face(BUNDLED[bold], 0, None))
-    return tuple(faces)
+    return tuple(faces) or (_Face(BUNDLED[bold], 0, None),)
 
 
 class TextMeasure:
@@ -161,8 +159,15 @@ class TextMeasure:
         w = self._cache.get(ch)
         if w is None:
             cp = ord(ch)
-            face = next((f for f in self.faces if _has(f.ranges, cp)), self.faces[0])
-            w = face.font.getlength(ch) * self.size_px * face.em_per_size / face.load_px
+            w = None
+            for face in [f for f in self.faces if _has(f.ranges, cp)] + [self.faces[0]]:
+                try:
+                    font, scale = face.loaded
+                except (OSError, KeyError, struct.error):  # unreadable or not a font: the next one
+                    continue
+                w = font.getlength(ch) * scale * self.size_px
+                break
+            w = w if w is not None else float(self.size_px)  # no font loads at all: a square
             self._cache[ch] = w
         return w
 

@@ -2,12 +2,13 @@
 
 Text building is pure (`srt_text`, `vtt_text`, `escape_ass`; `ass_text` only reads font files to
 measure text); `write_captions` writes the files. Caption text must show literally: quotes,
-apostrophes, colons, percent signs, braces and backslashes included. ASS escaping used (libass): `{` -> `\\{`, `}` -> `\\}`, and a backslash that
-would start an escape (`\\N`, `\\n`, `\\h`, `\\{`, `\\}`) gets an invisible WORD JOINER (U+2060) after
-it. Newlines in a caption (also U+2028, U+2029 and U+0085, which splitlines() and some parsers take
-for line breaks) become line breaks, in the burn-in and in the sidecars. Long lines wrap (ASS WrapStyle
-0, smart wrapping, at spaces); a token wider than the safe area (CJK text, a URL) gets line breaks
-from render_job.caption_wrap, since libass cannot break it.
+apostrophes, colons, percent signs, braces and backslashes included. ASS escaping used (libass):
+`{` -> `\\{`, `}` -> `\\}`, and a backslash that would start an escape (`\\N`, `\\n`, `\\h`, `\\{`,
+`\\}`) gets an invisible WORD JOINER (U+2060) after it. Newlines in a caption (also U+2028, U+2029
+and U+0085, which splitlines() and some parsers take for line breaks) become line breaks, in the
+burn-in and in the sidecars. Long lines wrap (ASS WrapStyle 0, smart wrapping, at spaces); a token
+wider than the safe area (CJK text, a URL) gets line breaks from render_job.caption_wrap, since
+libass cannot break it.
 """
 from __future__ import annotations
 
