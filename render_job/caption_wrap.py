@@ -36,7 +36,7 @@ _FC_TIMEOUT_S = 20.0
 _SOFT_AFTER = set("/-.?&=_")
 # UAX #14 classes CL, CP, EX, IS, NS (kinsoku): no line starts with one of these
 _NO_START = set("、。，．・：；？！‼⁇⁈⁉ー〜～ゝゞヽヾ々〻ぁぃぅぇぉっゃゅょゎゕゖァィゥェォッャュョヮヵヶㇰㇱㇲㇳㇴㇵㇶㇷㇸㇹㇺㇻㇼㇽㇾㇿ"
-                "」』）］｝〕〉》】〙〗〟’”｠»›,.:;!?)]}%、。")
+                "」』）］｝〕〉》】〙〗〟’”｠»›,.:;!?)]}%")
 # UAX #14 class OP: no line ends with one of these
 _NO_END = set("「『（［｛〔〈《【〘〖〝‘“｟«‹([{")
 _JOINERS = {"\u200d", "\u2060", "\ufeff"}  # ZWJ, WORD JOINER, ZWNBSP: never break next to one
@@ -76,15 +76,21 @@ def _fc_sorted(family: str, bold: bool) -> tuple[tuple[str, int, tuple[tuple[int
     for line in text.splitlines():
         path, _, rest = line.partition("|")
         index, _, cs = rest.partition("|")
-        if path and os.path.isfile(path) and index.isdigit():
-            out.append((path, int(index), tuple(_charset(cs))))
+        try:
+            if path and os.path.isfile(path) and index.isdigit():
+                out.append((path, int(index), tuple(_charset(cs))))
+        except ValueError:  # an unreadable charset: leave the font out
+            continue
     return tuple(out)
 
 
 @functools.lru_cache(maxsize=8)
 def _fc_charset(path: str) -> tuple[tuple[int, int], ...] | None:
     text = _run(["fc-query", "-f", "%{charset}\n", path])
-    return tuple(_charset(text.splitlines()[0])) if text.strip() else None
+    try:
+        return tuple(_charset(text.splitlines()[0])) if text.strip() else None
+    except ValueError:
+        return None
 
 
 def _em_per_size(path: str, index: int) -> float:
@@ -163,7 +169,7 @@ class TextMeasure:
             for face in [f for f in self.faces if _has(f.ranges, cp)] + [self.faces[0]]:
                 try:
                     font, scale = face.loaded
-                except (OSError, KeyError, struct.error):  # unreadable or not a font: the next one
+                except (OSError, KeyError, ValueError, struct.error):  # unreadable or not a font: the next one
                     continue
                 w = font.getlength(ch) * scale * self.size_px
                 break
