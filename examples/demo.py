@@ -6,8 +6,9 @@
 It starts the embedded stack (SQLite, the gcp-storage-emulator, loopback events, the render job as
 a subprocess; see infra/local/stack.py), then acts like a client app: POST export_start with one
 upload per asset, PUT every file to its signed URL, poll export_status with a progress line,
-download the MP4, poster and subtitles into ./out/, print the time spent in each state and check
-the video with PyAV. Exits non-zero on any failure; stops everything it started.
+download the MP4, poster and subtitles into ./out/, print the time spent in each state, every
+`output.warnings` entry (what the storyboard asked for that is not in the video) and check the
+video with PyAV. Exits non-zero on any failure; stops everything it started.
 """
 from __future__ import annotations
 
@@ -24,6 +25,23 @@ if str(ROOT) not in sys.path:
 from infra.local import client  # noqa: E402
 from infra.local.verify import check_history, check_mp4, check_timeline, heard_seconds  # noqa: E402
 from shared.spec import FRAME_SIZES  # noqa: E402
+
+
+def plural(n: int, word: str) -> str:
+    """"1 file", "2 files"."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def warning_lines(output: dict) -> list[str]:
+    """The export's `output.warnings` ([{path, message}]: parts of the storyboard not shown in the
+    video) as report lines: a heading, then "  WARNING <path>: <message>" each; [] when none."""
+    warnings = [w for w in (output.get("warnings") or []) if isinstance(w, dict)]
+    if not warnings:
+        return []
+    lines = [f"{plural(len(warnings), 'warning')}: part of the storyboard is not in the video "
+             "(output.warnings in export_status; also in the render log):"]
+    lines += [f"  WARNING {w.get('path') or '(spec)'}: {w.get('message')}" for w in warnings]
+    return lines
 
 
 def _field(obj, name):
@@ -121,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
 
         job = client.start_export(stack.base, spec, files)
         job_id = job["jobId"]
-        print(f"export {job_id}: {job['status']}; uploading {len(files)} files "
+        print(f"export {job_id}: {job['status']}; uploading {plural(len(files), 'file')} "
               f"({sum(f.stat().st_size for f in files) / 1e6:.1f} MB) to signed URLs", flush=True)
         client.upload_all(job["uploads"], files)
 
@@ -165,15 +183,20 @@ def run(args: argparse.Namespace) -> int:
         problems += check_history(final, progress_seen, with_uploads=bool(job["uploads"]))
         total, timeline_problems = check_timeline(spec, output, info.video_s, narration, subtitles, fps)
         problems += timeline_problems
-        print(f"plan: {len(output['scenes'])} scenes, total {total:.3f} s (scene durations minus transition "
-              f"overlaps); video {info.video_s:.3f} s; {len(subtitles)} subtitle files checked against scene times")
+        print(f"plan: {plural(len(output['scenes']), 'scene')}, total {total:.3f} s (scene durations minus "
+              f"transition overlaps); video {info.video_s:.3f} s; {plural(len(subtitles), 'subtitle file')} "
+              "checked against scene times")
         print("states seen: " + " -> ".join(h["status"] for h in final["history"]) +
               f"; progress {progress_seen[0]:.2f} -> {progress_seen[-1]:.2f}, never falling")
+        warnings = warning_lines(output)  # a heading and one line per warning
+        for w in warnings:
+            print(w)
         if problems:
             for p in problems:
                 print(f"  PROBLEM: {p}", file=sys.stderr)
             return 1
-        print(f"OK: export took {t_done - t_ready:.1f} s; demo {time.monotonic() - t_start:.1f} s "
+        noted = f" with {plural(len(warnings) - 1, 'warning')} (above)" if warnings else ""
+        print(f"OK{noted}: export took {t_done - t_ready:.1f} s; demo {time.monotonic() - t_start:.1f} s "
               f"(logs in {stack.run_dir})")
     return 0
 

@@ -170,6 +170,18 @@ DOWNLOAD_THREADS = 8  # assets downloaded at once in preflight
 PROBE_THREADS = 2  # downloaded assets decoded and probed at once (each may hold a large decoded image)
 
 
+def _picture_roles(spec: ExportSpec, refs: list[tuple[str, str]]) -> dict[str, str]:
+    """{src: "an image" | "a video" | "an image or a video"} for the srcs used only as scene visuals
+    (how a picture that cannot be decoded is named in the preflight message)."""
+    kinds: dict[str, set[str]] = {}
+    for path, src in refs:
+        m = re.match(r"^scenes\[(\d+)\]\.visual\.src$", path)
+        kinds.setdefault(src, set()).add(spec.scenes[int(m.group(1))].visual.type if m else "audio")
+    names = {frozenset({"image"}): "an image", frozenset({"video"}): "a video",
+             frozenset({"image", "video"}): "an image or a video"}
+    return {src: names[frozenset(k)] for src, k in kinds.items() if frozenset(k) in names}
+
+
 def _fetch_and_probe(spec: ExportSpec, job_id: str, storage: Any, input_bucket: str,
                      workdir: str, settings: Settings | None = None) -> tuple[dict[str, str], dict[str, MediaInfo]]:
     """Preflight: download every distinct src into workdir/assets, check and probe it, normalise
@@ -200,6 +212,7 @@ def _fetch_and_probe(spec: ExportSpec, job_id: str, storage: Any, input_bucket: 
         if m:
             is_image_ref = spec.scenes[int(m.group(1))].visual.type == "image"
         image_only[src] = image_only.get(src, True) and is_image_ref
+    picture_roles = _picture_roles(spec, refs)
     local: dict[str, str] = {}
     src_problem: dict[str, tuple[str, str]] = {}  # src -> (kind, message)
     probes: dict[str, MediaInfo] = {}
@@ -251,7 +264,8 @@ def _fetch_and_probe(spec: ExportSpec, job_id: str, storage: Any, input_bucket: 
                               width=res.width, height=res.height)
                 return rel, still_info(os.path.join(workdir, rel), res.width, res.height,
                                        res.format.lower(), res.mode, os.path.getsize(abs_path))
-        return rel, probe(abs_path, label=src, full=True, max_duration_s=settings.render_max_media_s)
+        return rel, probe(abs_path, label=src, full=True, max_duration_s=settings.render_max_media_s,
+                          role=picture_roles.get(src))
 
     # downloads in parallel (the storage client is shared across threads: it is built on requests,
     # googleapis/google-cloud-python#5685), each file decoded and probed as soon as it is in (Pillow

@@ -162,7 +162,7 @@ def _wav_declared_s(path: str, decoded_s: float) -> float | None:
 
 
 def probe(path: str, label: str | None = None, *, full: bool = False,
-          max_duration_s: float | None = None) -> MediaInfo:
+          max_duration_s: float | None = None, role: str | None = None) -> MediaInfo:
     """Probe one local file.
 
     Args:
@@ -171,6 +171,10 @@ def probe(path: str, label: str | None = None, *, full: bool = False,
         full: also read a time-based file to its end (see the module doc): exact audio durations,
             truncation detected.
         max_duration_s: refuse media longer than this (seconds), checked before the full read.
+        role: what the spec uses the file as ("an image", "a video", "an image or a video"): a file
+            that does not open or whose picture does not decode is then reported as "cannot be
+            decoded as <role>" (the user sent an image, not a "video"); None: "not a readable media
+            file", "video cannot be decoded".
     Returns:
         MediaInfo.
     Raises:
@@ -187,7 +191,8 @@ def probe(path: str, label: str | None = None, *, full: bool = False,
     try:
         container = av.open(path, mode="r")
     except Exception as exc:  # av.error.InvalidDataError and friends
-        raise PermanentRenderError(f"{name}: not a readable media file ({_short(exc)})") from None
+        what = f"cannot be decoded as {role}" if role else "not a readable media file"
+        raise PermanentRenderError(f"{name}: {what} ({_short(exc)})") from None
     try:
         fmt = container.format.name or ""
         # cover art (MP3 APIC, M4A covr, FLAC/OGG picture blocks) is a one-frame "video" stream with
@@ -213,9 +218,11 @@ def probe(path: str, label: str | None = None, *, full: bool = False,
                 for frame in container.decode(vs):
                     break
             except Exception as exc:
-                raise PermanentRenderError(f"{name}: video cannot be decoded ({_short(exc)})") from None
+                what = f"cannot be decoded as {role}" if role else "video cannot be decoded"
+                raise PermanentRenderError(f"{name}: {what} ({_short(exc)})") from None
             if frame is None:
-                raise PermanentRenderError(f"{name}: video stream has no decodable frame")
+                raise PermanentRenderError(f"{name}: " + (f"cannot be decoded as {role} (no decodable frame)" if role
+                                                          else "video stream has no decodable frame"))
             width, height = frame.width, frame.height
             pix_fmt = frame.format.name
             rotation = _rotation(vs, frame)

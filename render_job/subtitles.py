@@ -1,10 +1,14 @@
 """Caption files: SRT and WebVTT sidecars, and the ASS script burned in by libass.
 
-Text building is pure (`srt_text`, `vtt_text`, `ass_text`, `escape_ass`); `write_captions` writes
-the files. Caption text must show literally: quotes, apostrophes, colons, percent signs, braces and
-backslashes included. ASS escaping used (libass): `{` -> `\\{`, `}` -> `\\}`, and a backslash that
-would start an escape (`\\N`, `\\n`, `\\h`, `\\{`, `\\}`) gets an invisible WORD JOINER (U+2060) after
-it. Newlines in a caption become line breaks. Long lines wrap (ASS WrapStyle 0, smart wrapping).
+Text building is pure (`srt_text`, `vtt_text`, `escape_ass`; `ass_text` only reads font files to
+measure text); `write_captions` writes the files. Caption text must show literally: quotes,
+apostrophes, colons, percent signs, braces and backslashes included. ASS escaping used (libass):
+`{` -> `\\{`, `}` -> `\\}`, and a backslash that would start an escape (`\\N`, `\\n`, `\\h`, `\\{`,
+`\\}`) gets an invisible WORD JOINER (U+2060) after it. Newlines in a caption (also U+2028, U+2029
+and U+0085, which splitlines() and some parsers take for line breaks) become line breaks, in the
+burn-in and in the sidecars. Long lines wrap (ASS WrapStyle 0, smart wrapping, at spaces); a token
+wider than the safe area (CJK text, a URL) gets line breaks from render_job.caption_wrap, since
+libass cannot break it.
 """
 from __future__ import annotations
 
@@ -15,25 +19,33 @@ from typing import Sequence
 
 import pysubs2
 
+from render_job.caption_wrap import FONTS_DIR, TextMeasure, fit_text
 from render_job.plan import CaptionStylePlan, Cue, TitleCard
 
 FONT_NAME = "DejaVu Sans"
-FONTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fonts")
 ASS_FILE = "captions.ass"
 SRT_FILE = "captions.srt"
 VTT_FILE = "captions.vtt"
 
 _WJ = "\u2060"
 _ESCAPE_START = re.compile(r"\\(?=[Nnh{}])")
+# line and paragraph separators, NEXT LINE: Python's splitlines() and some subtitle parsers break lines
+# there, so they are newlines everywhere (the spec refuses the other control characters)
+_NEWLINES = str.maketrans({"\u2028": "\n", "\u2029": "\n", "\x85": "\n"})
+
+
+def plain_newlines(text: str) -> str:
+    """`text` with CRLF, CR, U+2028, U+2029 and U+0085 as "\\n"."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").translate(_NEWLINES)
 
 
 def escape_ass(text: str) -> str:
     """Escape plain text for an ASS Dialogue line so libass renders it literally.
 
     Returns:
-        The escaped text; newlines become `\\N` (ASS hard line break).
+        The escaped text; newlines (plain_newlines) become `\\N` (ASS hard line break).
     """
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = plain_newlines(text)
     text = _ESCAPE_START.sub("\\\\" + _WJ, text)
     text = text.replace("{", "\\{").replace("}", "\\}")
     return text.replace("\n", "\\N")
@@ -61,7 +73,7 @@ _SRT_BRACES = str.maketrans({"{": "\uff5b", "}": "\uff5d"})  # FULLWIDTH LEFT/RI
 def _cue_lines(text: str) -> list[str]:
     """A caption's lines: newlines normalised, blank and whitespace-only lines (which end a cue in
     SRT and WebVTT) dropped."""
-    return [line for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n") if line.strip()]
+    return [line for line in plain_newlines(text).split("\n") if line.strip()]
 
 
 def _plain_timing(line: str) -> str:
@@ -118,6 +130,7 @@ SAFE_SIDE = 0.05      # side margins (each) as a fraction of the width: text wra
 SAFE_VERTICAL = 0.06  # top/bottom margin as a fraction of the height
 TITLE_SIDE = 0.10     # title cards wrap within 80% of the width
 TITLE_SIZE = 1 / 12   # title text size as a fraction of the height
+FIT_SLACK = 0.03      # fit_text fills 97% of the area: its widths ignore kerning and shaping
 
 
 def _color(hex_rgb: str, alpha: int = 0) -> pysubs2.Color:
@@ -141,15 +154,29 @@ def _frame_ms(seconds: float, fps: int | None) -> int:
     return (n * 100 // fps) * 10
 
 
+def _fitter(font: str, size_px: int, bold: bool, area_px: int):
+    """text -> text with line breaks inside the tokens wider than area_px (less FIT_SLACK); fonts
+    are read on first use."""
+    measure: list[TextMeasure] = []
+
+    def fit(text: str) -> str:
+        if not measure:
+            measure.append(TextMeasure(font, size_px, bold))
+        return fit_text(plain_newlines(text), measure[0], area_px * (1 - FIT_SLACK))
+    return fit
+
+
 def ass_text(cues: Sequence[Cue], width: int, height: int, style: CaptionStylePlan | None = None,
              titles: Sequence[TitleCard] = (), fps: int | None = None) -> str:
     """The ASS script for burn-in at width x height pixels (PlayRes = the frame, so sizes are pixels).
 
     Captions ("Default" style, layer 1): `style` (default DejaVu Sans, size height/18, white with a
     black outline, bottom), centred, wrapped (WrapStyle 0) inside side margins of 5% of the width and
-    a top/bottom margin of 6% of the height (the title-safe area).
+    a top/bottom margin of 6% of the height (the title-safe area), both grown by the outline and
+    shadow so that these stay inside too.
     Title cards ("Title" style, layer 0): the same font at height/12 in the card's text colour,
     centred in the middle, wrapped inside 80% of the width, faded in/out over the card's transitions.
+    Tokens wider than their area get line breaks (caption_wrap.fit_text; reads the font files).
     fps: the output frame rate: event times are then placed on the frame grid (_frame_ms).
     """
     st = style or CaptionStylePlan(size_px=max(12, round(height / 18)))
@@ -162,33 +189,42 @@ def ass_text(cues: Sequence[Cue], width: int, height: int, style: CaptionStylePl
     # assume TV.601 and burn every caption colour with the wrong matrix (yellow #ffee00: Y 201, not 209)
     subs.info["YCbCr Matrix"] = "TV.709"
     size = st.size_px
+    shadow = max(0.5, round(size / 40, 1)) if st.outline_width else 0
+    # the outline, the shadow and a pixel of anti-aliasing are drawn outside the glyphs; an even pad
+    # keeps the captions' 4:2:0 chroma phase (caption_overlay matches libass best there)
+    pad = 2 * math.ceil((st.outline_width + shadow + 1) / 2)
+    side = round(width * SAFE_SIDE) + pad
     subs.styles["Default"] = pysubs2.SSAStyle(
         fontname=st.font, fontsize=size,
         primarycolor=_color(st.color), secondarycolor=_color(st.color),
         outlinecolor=_color(st.outline_color), backcolor=pysubs2.Color(0, 0, 0, 128),
-        bold=False, outline=st.outline_width, shadow=max(0.5, round(size / 40, 1)) if st.outline_width else 0,
+        bold=False, outline=st.outline_width, shadow=shadow,
         alignment=_ALIGN.get(st.position, pysubs2.Alignment.BOTTOM_CENTER),
-        marginl=round(width * SAFE_SIDE), marginr=round(width * SAFE_SIDE), marginv=round(height * SAFE_VERTICAL),
+        marginl=side, marginr=side, marginv=round(height * SAFE_VERTICAL) + pad,
         encoding=1,
     )
+    title_size = max(12, round(height * TITLE_SIZE))
     if titles:
         subs.styles["Title"] = pysubs2.SSAStyle(
-            fontname=st.font, fontsize=max(12, round(height * TITLE_SIZE)),
+            fontname=st.font, fontsize=title_size,
             primarycolor=_color(titles[0].color), secondarycolor=_color(titles[0].color),
             outlinecolor=pysubs2.Color(0, 0, 0, 255), backcolor=pysubs2.Color(0, 0, 0, 255),
             bold=True, outline=0, shadow=0, alignment=pysubs2.Alignment.MIDDLE_CENTER,
             marginl=round(width * TITLE_SIDE), marginr=round(width * TITLE_SIDE),
             marginv=round(height * SAFE_VERTICAL), encoding=1,
         )
+    title_fit = _fitter(st.font, title_size, True, width - 2 * round(width * TITLE_SIDE))
+    caption_fit = _fitter(st.font, size, False, width - 2 * side)
     for t in titles:
         c = _color(t.color)
         tags = f"{{\\fad({_ms(t.fade_in)},{_ms(t.fade_out)})\\1c&H{c.b:02X}{c.g:02X}{c.r:02X}&}}"
         subs.append(pysubs2.SSAEvent(start=_frame_ms(t.start, fps), end=_frame_ms(t.end, fps),
-                                     text=tags + escape_ass(t.text), style="Title", layer=0))
+                                     text=tags + escape_ass(title_fit(t.text)), style="Title", layer=0))
     for cue in cues:
         start, end = _frame_ms(cue.start, fps), _frame_ms(cue.end, fps)
         if end > start:  # a cue between two frames shows on none (as in caption_overlay)
-            subs.append(pysubs2.SSAEvent(start=start, end=end, text=escape_ass(cue.text), style="Default", layer=1))
+            subs.append(pysubs2.SSAEvent(start=start, end=end, text=escape_ass(caption_fit(cue.text)),
+                                         style="Default", layer=1))
     return subs.to_string("ass")
 
 

@@ -769,6 +769,47 @@ def test_broken_media_fails_the_job_with_a_reason(env, tmp_path, case, payload, 
     assert str(tmp_path) not in st["error"]["message"] and "/tmp" not in st["error"]["message"], st["error"]
 
 
+@pytest.mark.parametrize("visuals,src,role", [(["image"], "a.png", "an image"), (["video"], "a.mp4", "a video")])
+def test_a_text_file_sent_as_a_picture_is_named_by_the_role_it_plays(env, tmp_path, visuals, src, role):
+    """An HTML page saved as a.png (e.g. a download's error page): the message says it cannot be decoded
+    as what the spec uses it for, not "video cannot be decoded" for an image."""
+    from render_job.job import run_export
+
+    spec = {"scenes": [{"id": f"s{i}", "visual": {"type": t, "src": src}, "duration": 1}
+                       for i, t in enumerate(visuals)]}
+    page = b"<!DOCTYPE html><html><body><h1>404 Not Found</h1></body></html>\n"
+    kind = "image/png" if visuals == ["image"] else "video/mp4"
+    jid = env.service.start({"spec": spec, "uploads": [{"name": src, "contentType": kind}]})[1]["jobId"]
+    env.storage.upload_bytes("in", f"jobs/{jid}/assets/{src}", page, kind)
+    env.service.object_finalized("in", f"jobs/{jid}/assets/{src}", "1", len(page))
+    assert env.service.dispatch(jid)
+    work = tmp_path / "work"
+    work.mkdir()
+    result = run_export(jid, env.storage, ServiceReporter(env.service, jid), env.service.settings, str(work))
+    assert result.status == "failed"
+    error = env.c["export_status"].get(f"/?jobId={jid}").json["error"]
+    labels = ", ".join(f"scenes[{i}] (id 's{i}') visual.src" for i in range(len(visuals)))
+    assert error["code"] == "invalid_media"
+    assert error["message"] == (f"{labels} {src!r}: cannot be decoded as {role} "
+                                "(Invalid data found when processing input)"), error
+
+
+def test_a_picture_used_as_image_and_video_is_named_by_both_roles(tmp_path):
+    """(Only a gs:// library object can play both: one upload has one content type.)"""
+    from render_job.job import _picture_roles
+    from render_job.probe import PermanentRenderError, probe
+    from shared.spec import parse_spec
+
+    spec = parse_spec({"scenes": [
+        {"id": "a", "visual": {"type": "image", "src": "x.png"}, "narration": {"src": "n.wav"}},
+        {"id": "b", "visual": {"type": "video", "src": "x.png"}}]})
+    assert _picture_roles(spec, spec.asset_refs()) == {"x.png": "an image or a video"}  # n.wav: audio, not named
+    page = tmp_path / "x.png"
+    page.write_bytes(b"<html>not a picture</html>")
+    with pytest.raises(PermanentRenderError, match=r"^x\.png: cannot be decoded as an image or a video \(Invalid"):
+        probe(str(page), label="x.png", role=_picture_roles(spec, spec.asset_refs())["x.png"])
+
+
 # -- fuzz: 1,000+ generated requests, zero 5xx, zero stranded jobs --------------------------------------
 json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12),
                       st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=40))

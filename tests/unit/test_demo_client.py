@@ -121,3 +121,21 @@ def test_demo_sends_unusable_asset_names_to_the_api_instead_of_reading_them():
             "music": {"src": "m.ogg"}}
     assert demo.asset_names(spec) == ["n.wav", "m.ogg"]
     assert demo.asset_names({"scenes": None}) == [] and demo.asset_names([]) == []
+
+
+def test_demo_reports_every_warning_with_its_path():
+    cut = {"path": "scenes[0].caption.cues[1]",
+           "message": "starts 1.27 s into its scene, at or after the next scene's start (1.240 s into this "
+                      "scene): it would show on no frame"}
+    lines = demo.warning_lines({"warnings": [cut, {"path": "scenes[2].caption.cues[0]", "message": "too short"}]})
+    assert lines == ["2 warnings: part of the storyboard is not in the video (output.warnings in export_status; "
+                     "also in the render log):",
+                     f"  WARNING scenes[0].caption.cues[1]: {cut['message']}",
+                     "  WARNING scenes[2].caption.cues[0]: too short"]
+    assert demo.warning_lines({"warnings": [cut]})[0].startswith("1 warning: ")
+    assert demo.warning_lines({"warnings": []}) == demo.warning_lines({}) == []
+
+
+def test_demo_counts_in_words():
+    assert [demo.plural(n, "file") for n in (0, 1, 2)] == ["0 files", "1 file", "2 files"]
+    assert demo.plural(1, "subtitle file") == "1 subtitle file"

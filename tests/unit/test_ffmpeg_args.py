@@ -311,7 +311,8 @@ def test_ass_style_position_colours_and_title_cards():
     assert (d.fontname, d.fontsize, d.outline, int(d.alignment)) == ("Noto Sans", 50, 3, 8)
     assert (d.primarycolor.r, d.primarycolor.g, d.primarycolor.b) == (255, 204, 0)
     assert (d.outlinecolor.r, d.outlinecolor.g, d.outlinecolor.b) == (16, 32, 48)
-    assert (d.marginl, d.marginr, d.marginv) == (64, 64, 43)  # safe area: 90% width, 6% margin
+    # safe area: 90% width, 6% margin, grown by outline 3 + shadow 1.2 + 1 px of anti-aliasing
+    assert (d.marginl, d.marginr, d.marginv, d.shadow) == (64 + 6, 64 + 6, 43 + 6, 1.2)
     assert int(t.alignment) == 5 and t.marginl == 128
     title = [e for e in subs if e.style == "Title"][0]
     assert title.text == "{\\fad(500,250)\\1c&H80FF00&}Big: title\\Nline 2"

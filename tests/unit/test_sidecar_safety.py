@@ -132,3 +132,35 @@ def test_neutralised_text_reads_the_same():
     vtt = vtt_text(cues_of(["{\\an8}<b>x</b> & 42"]))
     assert "{\u200b\\an8}&lt;b&gt;x&lt;/b&gt; &amp; 42\n" in vtt
     assert "\n\u200b42\n" in srt_text(cues_of(["Count:\n42"]))
+
+
+# U+2028 LINE SEPARATOR, U+2029 PARAGRAPH SEPARATOR, U+0085 NEXT LINE: line breaks for Python's
+# splitlines() and some parsers, so they are newlines in every caption output
+SEPARATORS = [
+    "one\u2028two",
+    "para\u2029\u2029after an empty paragraph",
+    "next\x85line",
+    "cut\u202800:00:09,000 --> 00:00:10,000\u202842\u2029hidden cue?",
+    "\u2028lead and trail\u2029",
+]
+
+
+@pytest.mark.parametrize("fmt", ["srt", "vtt"])
+def test_line_separators_are_newlines_in_the_sidecars(fmt):
+    cues = cues_of(SEPARATORS)
+    text = srt_text(cues) if fmt == "srt" else vtt_text(cues)
+    assert not any(sep in text for sep in "\u2028\u2029\x85")
+    assert text.splitlines() == text.split("\n")[:-1]  # splitlines() sees the lines a strict parser sees
+    newline = str.maketrans({"\u2028": "\n", "\u2029": "\n", "\x85": "\n"})
+    want = [(round(c.start * 1000), round(c.end * 1000), visible(c.text.translate(newline))) for c in cues]
+    assert want[0][2] == "one\ntwo" and want[3][2] == "cut\n00:00:09,000 --> 00:00:10,000\n42\nhidden cue?"
+    strict = strict_srt(text) if fmt == "srt" else strict_vtt(text)
+    assert [(a, b, unneutralise(t)) for a, b, t in strict] == want
+    read = [(ev.start, ev.end, unneutralise(ev.text.replace("\\N", "\n").replace("&gt;", ">").replace("&amp;", "&")))
+            for ev in pysubs2.SSAFile.from_string(text, format_=fmt)]
+    assert read == want
+
+
+def test_line_separators_are_line_breaks_in_the_burn_in():
+    from render_job.subtitles import escape_ass
+    assert escape_ass("a\u2028b\u2029c\x85d\r\ne") == "a\\Nb\\Nc\\Nd\\Ne"
