@@ -226,12 +226,16 @@ class ExportService:
                 return self._replay(existing, digest, req)
         job_id = str(uuid.uuid4())
         spec_object = SPEC_OBJECT.format(job_id=job_id)
-        spec_bytes = json.dumps(canonical, ensure_ascii=False).encode()
+        spec_bytes = json.dumps(canonical, ensure_ascii=False, allow_nan=False).encode()  # strict JSON
         self.storage.upload_bytes(self.settings.input_bucket, spec_object, spec_bytes,
                                   "application/json", if_generation_match=0)
         status = JobStatus.AWAITING_UPLOAD if names else JobStatus.QUEUED
-        job, created = self.repo.create(spec=canonical, spec_sha256=digest, status=status,
-                                        uploads_expected=names, idempotency_key=key, job_id=job_id)
+        try:
+            job, created = self.repo.create(spec=canonical, spec_sha256=digest, status=status,
+                                            uploads_expected=names, idempotency_key=key, job_id=job_id)
+        except BaseException:  # no row names this job id: nobody will read its spec.json
+            self._delete_quietly(self.settings.input_bucket, spec_object)
+            raise
         if not created:  # a concurrent start with this key won: our job id is unused, so is its spec
             self._delete_quietly(self.settings.input_bucket, spec_object)
             return self._replay(job, digest, req)

@@ -153,6 +153,20 @@ START_CASES = [
      "spec.music.fadeInS"),
     ("svg-upload-upper-case", {"spec": IMG_SPEC, "uploads": [{"name": "a.png", "contentType": "IMAGE/SVG+XML"},
                                                               IMG_UPLOADS[1]]}, 400, "uploads[0].contentType"),
+    # adversarial review: an integer past the float range (10**400) in an unbounded float field was inf
+    ("bigint-poster-time", {"spec": {**OK_SPEC, "poster": {"timeS": 10**400}}}, 400, "spec.poster.timeS"),
+    ("bigint-trim-start", {"spec": spec_with(visual={"type": "video", "src": "v.mp4", "trimStartS": 10**400}),
+                           "uploads": [{"name": "v.mp4", "contentType": "video/mp4"}]}, 400,
+     "spec.scenes[0].visual.trimStartS"),
+    ("bigint-trim-end", {"spec": spec_with(visual={"type": "video", "src": "v.mp4", "trimEndS": 10**400}),
+                         "uploads": [{"name": "v.mp4", "contentType": "video/mp4"}]}, 400,
+     "spec.scenes[0].visual.trimEndS"),
+    ("bigint-cue-end", {"spec": {"scenes": [{**IMG_SPEC["scenes"][0], "caption": {"cues": [
+        {"startS": 0, "endS": 10**400, "text": "x"}]}}]}, "uploads": IMG_UPLOADS}, 400,
+     "spec.scenes[0].caption.cues[0].endS"),
+    ("bigint-negative-trim", {"spec": spec_with(visual={"type": "video", "src": "v.mp4", "trimStartS": -10**400}),
+                              "uploads": [{"name": "v.mp4", "contentType": "video/mp4"}]}, 400,
+     "spec.scenes[0].visual.trimStartS"),
 ]
 
 
