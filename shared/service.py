@@ -16,7 +16,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
@@ -407,46 +407,71 @@ class ExportService:
           failed, cancelled or vanished execution fails the job with its reason; a succeeded one
           whose finalize was lost succeeds the job from the video's metadata, else fails it;
         - awaiting_upload longer than EXPORT_UPLOAD_TTL_S: failed, naming the missing uploads.
-        Returns counts: {republished, failed, succeeded, checked}.
+        Each job is repaired on its own: one that raises anything but TransientError is logged,
+        counted as skipped and left for the next run; a TransientError (database, Pub/Sub or Cloud
+        Run unavailable) ends the run with 503, and Cloud Scheduler retries it (every step is
+        idempotent). Returns counts: {republished, failed, succeeded, checked, skipped}.
         """
         from datetime import timedelta
 
         now = now or utcnow()
         s = self.settings
-        counts = {"republished": 0, "failed": 0, "succeeded": 0, "checked": 0}
+        counts = {"republished": 0, "failed": 0, "succeeded": 0, "checked": 0, "skipped": 0}
+
+        def isolated(job_id: str, repair: Callable[[], str | None]) -> None:
+            try:
+                outcome = repair()
+            except TransientError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one job's permanent problem must not block the rest
+                logs.error("reconcile skipped an export it could not repair", job_id=job_id,
+                           error=type(exc).__name__, reason=str(exc)[:300])
+                counts["skipped"] += 1
+                return
+            if outcome:
+                counts[outcome] += 1
+
+        def republish(job_id: str) -> str:
+            self._publish(job_id)
+            self.repo.touch(job_id)
+            return "republished"
+
         for job in self.repo.list_stale([JobStatus.QUEUED], now - timedelta(seconds=s.reconcile_queued_after_s)):
-            self._publish(job.id)
-            self.repo.touch(job.id)
-            counts["republished"] += 1
+            isolated(job.id, lambda job=job: republish(job.id))
         stale = self.repo.list_stale([JobStatus.DISPATCHED, JobStatus.RUNNING],
                                      now - timedelta(seconds=s.reconcile_stale_after_s))
         for job in stale:
             counts["checked"] += 1
-            if not job.execution_name:
-                reason = "no execution was recorded for this job"
-                state = "missing"
-            else:
-                st = self.launcher.status(job.execution_name)
-                state, reason = st.state, st.reason
-            if state == "running":
-                continue
-            if state == "succeeded" and self._succeed_from_storage(job.id):
-                counts["succeeded"] += 1
-                continue
-            message = {"failed": "the render execution failed", "cancelled": "the render execution was cancelled",
-                       "missing": "the render execution vanished",
-                       "succeeded": "the render execution ended without publishing a video"}.get(state, state)
-            if self.repo.transition(job.id, JobStatus.FAILED, error_code=f"execution_{state}",
-                                    error_message=f"{message}: {reason}" if reason else message,
-                                    finished_at=utcnow(), stage=None):
-                logs.warning("reconcile failed a stale export", job_id=job.id, execution=job.execution_name,
-                             state=state, reason=reason)
-                counts["failed"] += 1
+            isolated(job.id, lambda job=job: self._repair_stale(job))
         for job in self.repo.list_stale([JobStatus.AWAITING_UPLOAD], now - timedelta(seconds=s.upload_ttl_s)):
-            if self._expire_uploads(job.id, job.uploads_expected, job.uploads_received):
-                counts["failed"] += 1
+            isolated(job.id, lambda job=job: "failed" if self._expire_uploads(
+                job.id, job.uploads_expected, job.uploads_received) else None)
         logs.info("reconcile done", **counts)
         return counts
+
+    def _repair_stale(self, job: JobRecord) -> str | None:
+        """Ask the launcher about a stale dispatched/running job: "succeeded" or "failed" when it
+        was moved there, None when it is still running or another writer got there first."""
+        if not job.execution_name:
+            reason = "no execution was recorded for this job"
+            state = "missing"
+        else:
+            st = self.launcher.status(job.execution_name)
+            state, reason = st.state, st.reason
+        if state == "running":
+            return None
+        if state == "succeeded" and self._succeed_from_storage(job.id):
+            return "succeeded"
+        message = {"failed": "the render execution failed", "cancelled": "the render execution was cancelled",
+                   "missing": "the render execution vanished",
+                   "succeeded": "the render execution ended without publishing a video"}.get(state, state)
+        if self.repo.transition(job.id, JobStatus.FAILED, error_code=f"execution_{state}",
+                                error_message=f"{message}: {reason}" if reason else message,
+                                finished_at=utcnow(), stage=None):
+            logs.warning("reconcile failed a stale export", job_id=job.id, execution=job.execution_name,
+                         state=state, reason=reason)
+            return "failed"
+        return None
 
     def _expire_uploads(self, job_id: str, expected: list[str], received: list[str]) -> bool:
         """Fail an awaiting_upload job whose uploads did not all arrive in time (upload_expired)."""

@@ -614,6 +614,18 @@ def test_output_finalize_with_non_finite_metadata_changes_nothing(env, capsys, k
     env.service.cancel({"jobId": jid})
 
 
+@pytest.mark.parametrize("warnings", ["[" * 1001, "[" * 3000 + "]" * 3000, "{", '{"path": "a"}', '[{"path": 1}]'],
+                         ids=["1001-brackets", "deep-but-closed", "truncated", "not-a-list", "wrong-types"])
+def test_output_finalize_with_malformed_warnings_metadata_succeeds_without_them(env, warnings):
+    """The video is the job's own; its `warnings` metadata (text a client could write) is malformed,
+    nested past Python's recursion limit included: the job succeeds with no warnings."""
+    jid = dispatched_job(env)
+    gen = put_video(env, jid, **{"job-id": jid, "warnings": warnings})
+    assert post_finalize(env, jid, generation=str(gen), metadata={}).status_code == 200
+    st = state(env, jid)
+    assert st["status"] == "succeeded" and st["output"]["warnings"] == []
+
+
 def structured(attrs: dict, data=None) -> tuple[dict, bytes]:
     body = {"specversion": "1.0", "id": "1", "source": "//test", **attrs}
     if data is not None:
