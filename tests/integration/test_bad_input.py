@@ -745,6 +745,69 @@ def test_gateway_answers_unreadable_envelopes_like_the_functions(env, capsys):
     assert env.launcher.launched == []
 
 
+# Chunked bodies werkzeug's server cannot read (it knows no chunk extensions): the body read raises
+# OSError, and so does functions-framework's after-request hook that drains the body (adversarial review).
+BAD_CHUNKS = {"chunk-extension": b"2;name=v\r\n{}\r\n0\r\n\r\n", "bad-chunk-size": b"zz\r\n{}\r\n0\r\n\r\n"}
+CHUNKED_CASES = [
+    *((f"{fn}-{kind}", "POST", fn, kind, 400) for fn in ("export_start", "export_cancel", "export_complete")
+      for kind in BAD_CHUNKS),
+    ("export_status-bad-chunk-size", "GET", "export_status?jobId=" + J, "bad-chunk-size", 400),  # body never read
+    ("reconcile_exports-chunk-extension", "POST", "reconcile_exports", "chunk-extension", 400),
+    ("on_object_finalized-bad-chunk-size", "POST", "on_object_finalized", "bad-chunk-size", 200),
+    ("dispatch_export-chunk-extension", "POST", "dispatch_export/projects/p/topics/t", "chunk-extension", 200),
+]
+
+
+@pytest.fixture
+def gateway(env):
+    """infra/local/gateway.py's app served by werkzeug's threaded server on a free loopback port."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from infra.local.gateway import FUNCTION_NAMES, build_app
+
+    server = make_server("127.0.0.1", 0, build_app(SOURCE, FUNCTION_NAMES), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_port
+    server.shutdown()
+    thread.join(10)
+
+
+def raw_http(port: int, request: bytes) -> tuple[int, dict, bytes]:
+    """Send `request` on a new socket; (status, lower-cased headers, body) of the answer."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict((k.strip().lower(), v.strip()) for k, _, v in (line.partition(":") for line in lines[1:]))
+    return int(lines[0].split()[1]), headers, body
+
+
+@pytest.mark.parametrize("case,method,path,kind,status", CHUNKED_CASES, ids=[c[0] for c in CHUNKED_CASES])
+def test_unreadable_chunked_bodies_through_the_gateway(env, gateway, case, method, path, kind, status):
+    ce = ("ce-id: 1\r\nce-specversion: 1.0\r\nce-source: //t\r\n"
+          "ce-type: google.cloud.storage.object.v1.finalized\r\n") if path == "on_object_finalized" else ""
+    request = (f"{method} /{path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+               f"Content-Type: application/json\r\nAuthorization: Bearer {TOKEN}\r\n{ce}"
+               "Transfer-Encoding: chunked\r\n\r\n").encode() + BAD_CHUNKS[kind]
+    code, headers, body = raw_http(gateway, request)
+    assert (code, headers["content-type"]) == (status, "application/json"), body[:300]
+    answer = strict_json(body.decode())
+    if status == 400:
+        assert answer["error"]["code"] == "invalid_request"
+        assert answer["error"]["message"] == "request body could not be read"
+    else:
+        assert answer["acknowledged"] is True
+    assert env.service.repo.count_by_status() == {} and env.launcher.launched == []
+
+
 class ServiceReporter:
     """The render job's reporter, delivering straight to the service (no HTTP)."""
 
