@@ -112,6 +112,7 @@ def _strict(model: type[BaseModel], data: Any, prefix: str = "") -> Any:
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_KEY_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # every Unicode control character (category Cc)
 
 
 def _clean_text(text: str, limit: int = MESSAGE_MAX_CHARS) -> str:
@@ -157,10 +158,10 @@ class ExportService:
                     details += [{"path": "spec." + d["path"] if d["path"] != "$" else "spec",
                                  "message": d["message"]} for d in spec_exc.details]
             raise InvalidRequest(f"request is invalid: {len(details)} problem(s)", details=details) from None
-        if idempotency_key is not None and (len(idempotency_key) > 200 or _CONTROL.search(idempotency_key)):
+        if idempotency_key is not None and (len(idempotency_key) > 200 or _KEY_CONTROL.search(idempotency_key)):
             raise InvalidRequest("Idempotency-Key header is invalid", details=[
                 {"path": "Idempotency-Key", "message": "at most 200 printable characters"}])
-        if req.idempotency_key is not None and _CONTROL.search(req.idempotency_key):
+        if req.idempotency_key is not None and _KEY_CONTROL.search(req.idempotency_key):
             details.append({"path": "idempotencyKey", "message": "must not contain control characters"})
         if idempotency_key and req.idempotency_key and idempotency_key != req.idempotency_key:
             details.append({"path": "idempotencyKey", "message": "differs from the Idempotency-Key header"})

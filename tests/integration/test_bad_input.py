@@ -167,6 +167,11 @@ START_CASES = [
     ("bigint-negative-trim", {"spec": spec_with(visual={"type": "video", "src": "v.mp4", "trimStartS": -10**400}),
                               "uploads": [{"name": "v.mp4", "contentType": "video/mp4"}]}, 400,
      "spec.scenes[0].visual.trimStartS"),
+    # adversarial review: every Unicode control character (category Cc) is refused in a key
+    ("key-with-tab", {"spec": OK_SPEC, "idempotencyKey": "a\tb"}, 400, "idempotencyKey"),
+    ("key-with-newline", {"spec": OK_SPEC, "idempotencyKey": "a\nb"}, 400, "idempotencyKey"),
+    ("key-with-c1-control", {"spec": OK_SPEC, "idempotencyKey": "a\u0085b"}, 400, "idempotencyKey"),
+    ("key-with-csi", {"spec": OK_SPEC, "idempotencyKey": "\u009b31m"}, 400, "idempotencyKey"),
 ]
 
 
@@ -448,6 +453,14 @@ def test_header_key_rules(env):
     clash = env.c["export_start"].post("/", json={"spec": OK_SPEC, "idempotencyKey": "a"},
                                        headers={"Idempotency-Key": "b"})
     assert_clean(clash, 400, "differs from the Idempotency-Key header")
+
+
+@pytest.mark.parametrize("key", ["a\tb", "a\x85b", "\x9b31m", "k\x7f"], ids=["tab", "nel", "csi", "del"])
+def test_header_key_refuses_every_control_character(env, key):
+    """The header is read as latin-1: bytes 0x80-0x9f are the C1 controls."""
+    resp = env.c["export_start"].post("/", json={"spec": OK_SPEC}, headers={"Idempotency-Key": key})
+    assert_clean(resp, 400, "Idempotency-Key")
+    assert env.service.repo.count_by_status() == {}
 
 
 def test_bearer_scheme_is_case_insensitive(env):
