@@ -31,7 +31,8 @@ from shared.ports import JobLauncher, ObjectStorage, Publisher
 from shared.repository import JobRecord, JobRepository, iso, utcnow
 from shared.spec import _check_src, errors_to_details, parse_spec
 from shared.states import JobStatus, is_terminal
-from shared.video_output import ReportOutput, output_from_object, own_object, video_not_ours
+from shared.video_output import (ReportOutput, event_generation, object_not_current, output_from_object, own_object,
+                                 video_not_ours)
 
 ALLOWED_UPLOAD_TYPES = re.compile(r"^(image|audio|video)/[A-Za-z0-9.+-]{1,60}$")
 REFUSED_UPLOAD_TYPES = frozenset({"image/svg+xml"})  # vector images are not decodable as frames
@@ -630,16 +631,26 @@ class ExportService:
         """Handle a Cloud Storage finalize. Returns what it did (for logs and tests):
         "upload", "queued", "succeeded", "duplicate" or "ignored".
 
-        An output video completes its job only when the object, stat'd now, is this job's video
-        (video_output.video_not_ours, `generation` or newer); the output is built from the object's
-        own metadata, never from the event's `metadata` (only `size` and `generation` of input
-        uploads are taken from the event). Anything else is acknowledged with a log line.
+        The event itself is not trusted: the object is stat'd now. An input upload counts only when
+        the object exists at `generation` or newer (its own generation and size are recorded); an
+        output video completes its job only when it is this job's video (video_output.video_not_ours),
+        and the output is built from the object's own metadata, never from the event's `metadata`.
+        Anything else is acknowledged with a log line.
         """
         if bucket == self.settings.input_bucket:
             m = _INPUT_ASSET_RE.match(name)
             if not m:
                 return "ignored"
-            known, queued = self.repo.record_upload(m.group(1), m.group(2), str(generation or ""), size)
+            job = self.repo.get(m.group(1), with_spec=False)
+            info = None
+            if job is not None and m.group(2) in job.uploads_expected:
+                info = self.storage.stat(bucket, name)  # asked only for a declared upload of a known job
+                if why := object_not_current(info, event_generation(generation)):
+                    logs.warning("input finalize ignored: no such upload", job_id=m.group(1), object=name,
+                                 generation=str(generation or ""), reason=why)
+                    return "ignored"
+            known, queued = (self.repo.record_upload(m.group(1), m.group(2), str(info.generation), info.size)
+                             if info is not None else (False, False))
             if not known:
                 logs.warning("finalize for an unknown job or undeclared upload", bucket=bucket, object=name)
                 return "ignored"
@@ -661,7 +672,7 @@ class ExportService:
                 return "duplicate"  # terminal, or not dispatched yet: nothing to complete
             # the event's metadata is not trusted: the object itself must be this job's video
             info = self.storage.stat(bucket, name)
-            why = video_not_ours(info, job_id, int(generation) if str(generation or "").isdigit() else 0)
+            why = video_not_ours(info, job_id, event_generation(generation))
             if why:
                 logs.warning("output finalize ignored: not this job's video", job_id=job_id, object=name,
                              generation=str(generation or ""), reason=why)

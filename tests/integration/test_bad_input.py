@@ -577,6 +577,56 @@ def test_forged_output_finalize_changes_nothing(env, capsys, case, put, event, r
     fail_for_cleanup(env, jid)
 
 
+# -- forged input finalizes: the upload itself decides (adversarial review, doubt 2) ------------------
+def post_input_finalize(env, jid, name="a.png", generation="1", size="0"):
+    data = {"bucket": "in", "name": f"jobs/{jid}/assets/{name}", "generation": generation, "size": size}
+    return env.c["on_object_finalized"].post("/", data=json.dumps(data), headers=ce_headers(
+        "google.cloud.storage.object.v1.finalized", "//storage.googleapis.com/projects/_/buckets/in"))
+
+
+# (case, bytes put as the upload first (None: nothing), event overrides, logged reason)
+FORGED_INPUT_FINALIZE_CASES = [
+    ("missing-object-size-0", None, {}, "the object does not exist"),
+    ("missing-object-plausible-size", None, {"size": "48213"}, "the object does not exist"),
+    ("stale-generation", b"\x89PNG\r\n\x1a\n", {"generation": str(2**62)}, "older than the event's"),
+]
+
+
+@pytest.mark.parametrize("case,put,event,reason", FORGED_INPUT_FINALIZE_CASES,
+                         ids=[c[0] for c in FORGED_INPUT_FINALIZE_CASES])
+def test_forged_input_finalize_changes_nothing(env, capsys, case, put, event, reason):
+    """A single-upload job: a finalize for an upload that is not in the bucket (or an older generation
+    than the event names) is acknowledged with a log line; the job keeps waiting, nothing is queued."""
+    spec = {"scenes": [{"id": "s1", "visual": {"type": "image", "src": "a.png"}, "duration": 1}]}
+    jid = env.service.start({"spec": spec, "uploads": IMG_UPLOADS[:1]})[1]["jobId"]
+    if put is not None:
+        env.storage.upload_bytes("in", f"jobs/{jid}/assets/a.png", put, "image/png")
+    resp = post_input_finalize(env, jid, **event)
+    assert resp.status_code == 200
+    out = capsys.readouterr().out
+    assert "input finalize ignored: no such upload" in out and reason in out, out[-2000:]
+    st = state(env, jid)
+    assert st["status"] == "awaiting_upload" and st["uploads"]["received"] == []
+    assert env.publisher.messages == [] and env.launcher.launched == []
+    env.service.cancel({"jobId": jid})
+
+
+def test_input_finalize_records_the_objects_own_size_and_generation(env):
+    from sqlalchemy import select
+
+    from shared.models import ExportJobUpload
+
+    spec = {"scenes": [{"id": "s1", "visual": {"type": "image", "src": "a.png"}, "duration": 1}]}
+    jid = env.service.start({"spec": spec, "uploads": IMG_UPLOADS[:1]})[1]["jobId"]
+    gen = env.storage.upload_bytes("in", f"jobs/{jid}/assets/a.png", b"\x89PNG" + b"\0" * 96, "image/png")
+    assert post_input_finalize(env, jid, generation="1", size="0").status_code == 200  # an older generation: fine
+    assert state(env, jid)["status"] == "queued" and env.publisher.messages == [jid]
+    with env.service.repo._tx() as s:
+        row = s.execute(select(ExportJobUpload).where(ExportJobUpload.job_id == jid)).scalar_one()
+    assert (row.size_bytes, row.generation) == (100, str(gen))
+    env.service.cancel({"jobId": jid})
+
+
 def test_finalize_drops_unsafe_names_read_back_from_metadata(env, capsys):
     jid = dispatched_job(env)
     gen = put_video(env, jid, **{"job-id": jid, "filename": "../../evil.mp4", "poster": "../../../etc/x.jpg",

@@ -35,6 +35,12 @@ def status(env, jid):
     return env.c["export_status"].get(f"/?jobId={jid}").json
 
 
+def upload(env, jid, name):
+    """Put an asset in the input bucket and deliver its finalize (the object is stat'd)."""
+    gen = env.storage.upload_bytes("in", f"jobs/{jid}/assets/{name}", b"\x89PNG\r\n", "image/png")
+    return env.service.object_finalized("in", f"jobs/{jid}/assets/{name}", str(gen), 6)
+
+
 def cancel(env, jid):
     return env.c["export_cancel"].post("/", json={"jobId": jid})
 
@@ -69,7 +75,7 @@ def test_reconcile_repairs_every_kind_of_stale_job(env):
     queued = start(env)                                    # publish "lost": re-published
     waiting = start(env, IMAGE, [{"name": "a.png", "contentType": "image/png"},
                                  {"name": "b.png", "contentType": "image/png"}])
-    env.service.object_finalized("in", f"jobs/{waiting}/assets/a.png", "1", 5)
+    upload(env, waiting, "a.png")
     failed_exec, running_exec, vanished, done = (start(env) for _ in range(4))
     for jid in (failed_exec, running_exec, vanished, done):
         env.service.dispatch(jid)
@@ -144,7 +150,7 @@ def test_status_never_shows_an_upload_job_waiting_past_its_expiry(tmp_path):
     try:
         jid = start(env, IMAGE, [{"name": "a.png", "contentType": "image/png"},
                                  {"name": "b.png", "contentType": "image/png"}])
-        env.service.object_finalized("in", f"jobs/{jid}/assets/a.png", "1", 5)
+        upload(env, jid, "a.png")
         assert status(env, jid)["status"] == "awaiting_upload"
         time.sleep(0.6)
         st = status(env, jid)
@@ -152,7 +158,7 @@ def test_status_never_shows_an_upload_job_waiting_past_its_expiry(tmp_path):
                                                             "message": "uploads never arrived: b.png"}
         assert [h["status"] for h in st["history"]] == ["awaiting_upload", "failed"] and "uploads" not in st
         # a late upload changes nothing; reconcile finds nothing left to expire
-        assert env.service.object_finalized("in", f"jobs/{jid}/assets/b.png", "1", 5) == "upload"
+        assert upload(env, jid, "b.png") == "upload"
         assert status(env, jid)["status"] == "failed" and env.publisher.messages == []
         assert env.service.reconcile()["failed"] == 0
     finally:
