@@ -21,7 +21,6 @@ import functions_framework
 from werkzeug.exceptions import ClientDisconnected
 
 from shared import framing, logs
-from shared.framing import BODY_UNREADABLE
 from shared.bootstrap import get_service
 from shared.config import get_settings
 from shared.errors import ExportError, InvalidRequest, PayloadTooLarge, TransientError, UnsupportedMediaType
@@ -48,7 +47,7 @@ def _json_body(request: flask.Request) -> object:
         raw = request.get_data(cache=False)
     except (OSError, ClientDisconnected):  # e.g. a chunk header the server cannot parse
         request.stream = io.BytesIO()  # nothing left to drain: functions-framework's after-hook reads it again
-        raise InvalidRequest(BODY_UNREADABLE, details=[
+        raise InvalidRequest(framing.BODY_UNREADABLE, details=[
             {"path": "$", "message": "the body's framing is invalid (chunked transfer coding)"}]) from None
     if len(raw) > limit:
         raise PayloadTooLarge(f"request body is larger than {limit} bytes")

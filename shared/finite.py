@@ -57,7 +57,8 @@ def nonfinite_problem(data: Any, prefix: str = "") -> dict[str, str] | None:
     if at is None:
         return None
     path = prefix + at if at != "$" else (prefix.rstrip(".") or "$")
-    return {"path": path, "message": "must be a finite number (NaN, Infinity and magnitudes above 1.8e308 are not allowed)"}
+    return {"path": path,
+            "message": "must be a finite number (NaN, Infinity and magnitudes above 1.8e308 are not allowed)"}
 
 
 def finite_text(text: Any, field: str) -> float | None:
