@@ -12,11 +12,13 @@ Every body is strict JSON (no NaN/Infinity).
 """
 from __future__ import annotations
 
+import io
 import json
 from typing import Callable
 
 import flask
 import functions_framework
+from werkzeug.exceptions import ClientDisconnected
 
 from shared import framing, logs
 from shared.bootstrap import get_service
@@ -41,7 +43,12 @@ def _json_body(request: flask.Request) -> object:
     limit = get_settings().max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"request body is larger than {limit} bytes")
-    raw = request.get_data(cache=False)
+    try:
+        raw = request.get_data(cache=False)
+    except (OSError, ClientDisconnected):  # e.g. a chunk header the server cannot parse
+        request.stream = io.BytesIO()  # nothing left to drain: functions-framework's after-hook reads it again
+        raise InvalidRequest(framing.BODY_UNREADABLE, details=[
+            {"path": "$", "message": "the body's framing is invalid (chunked transfer coding)"}]) from None
     if len(raw) > limit:
         raise PayloadTooLarge(f"request body is larger than {limit} bytes")
     try:

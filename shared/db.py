@@ -8,9 +8,11 @@
   serverless: https://cloud.google.com/sql/docs/postgres/connect-connectors#python).
 
 The schema is created only by Alembic migrations (`migrate()`), never by create_all.
+JSON columns are written strictly (`strict_json`): NaN/Infinity raise ValueError, never stored.
 """
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -38,11 +40,18 @@ def _cloud_sql_connector():
         return _connector
 
 
+def strict_json(value: object) -> str:
+    """The engines' json_serializer: what JSON.parse and PostgreSQL's json type accept (ValueError
+    for NaN/Infinity, which json.dumps would write as bare tokens)."""
+    return json.dumps(value, allow_nan=False)
+
+
 def _sqlite_engine(url: str, **kw) -> Engine:
     u = make_url(url)
     if u.database and u.database != ":memory:":
         Path(u.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kw)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                           json_serializer=strict_json, **kw)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):
@@ -74,7 +83,8 @@ def make_engine(settings: Settings, *, autocommit: bool = False) -> Engine:
                 password=settings.db_password, db=settings.db_name, enable_iam_auth=settings.db_iam_auth)
 
         return create_engine("postgresql+pg8000://", creator=getconn, pool_size=5, max_overflow=2,
-                             pool_pre_ping=not autocommit, pool_recycle=1800, **extra)
+                             pool_pre_ping=not autocommit, pool_recycle=1800,
+                             json_serializer=strict_json, **extra)
     return engine_for_url(settings.database_url, autocommit=autocommit)
 
 
@@ -84,11 +94,12 @@ def engine_for_url(url: str, *, autocommit: bool = False) -> Engine:
         return _sqlite_engine(url)
     if autocommit:
         return create_engine(url, pool_size=32, max_overflow=16, pool_pre_ping=False, pool_recycle=1800,
-                             isolation_level="AUTOCOMMIT")
+                             isolation_level="AUTOCOMMIT", json_serializer=strict_json)
     # Overflow connections are closed on check-in, so a steady load above pool_size opens and closes
     # a PostgreSQL connection (a backend process, an SSL probe) per request: size the pool for the
     # gateway's concurrency (the load test runs 32) and keep the overflow for bursts.
-    return create_engine(url, pool_size=32, max_overflow=16, pool_pre_ping=True, pool_recycle=1800)
+    return create_engine(url, pool_size=32, max_overflow=16, pool_pre_ping=True, pool_recycle=1800,
+                         json_serializer=strict_json)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

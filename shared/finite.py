@@ -1,7 +1,8 @@
-"""Strict numbers: NaN and Infinity never enter (as JSON tokens, overflowing literals like 1e999,
-or the strings "nan", "inf", "-Infinity" that float() accepts). Pure: no I/O.
+"""Strict numbers: NaN and Infinity never enter (as JSON tokens, overflowing literals like 1e999 or
+an integer like 10**400 that a float field would turn into inf, or the strings "nan", "inf",
+"-Infinity" that float() accepts). Pure: no I/O.
 
-- nonfinite_path(data): where decoded JSON holds a non-finite float ("scenes[0].duration"), else None.
+- nonfinite_path(data): where decoded JSON holds a non-finite number ("scenes[0].duration"), else None.
 - finite_text(text, field): a decimal number written as text (object metadata) -> float; None when
   absent; InvalidRequest naming `field` for anything else, the spellings of NaN/Infinity included.
 - check_metadata_numbers(meta): every numeric key of the video object's metadata, all problems at once.
@@ -25,12 +26,15 @@ LIST_KEYS = ("scene-starts", "scene-durations")
 
 
 def nonfinite_path(data: Any, path: str = "$") -> str | None:
-    """The path (`a.b[2]`) of the first NaN/Infinity float in decoded JSON, else None. Iterative:
+    """The path (`a.b[2]`) of the first non-finite number in decoded JSON, else None: a NaN/Infinity
+    float, or an int past the float range (float() overflows; a float field would hold inf). Iterative:
     nesting depth is bounded only by what the JSON decoder accepted."""
     stack: list[tuple[Any, str]] = [(data, path)]
     while stack:
         value, at = stack.pop()
         if isinstance(value, float) and not math.isfinite(value):
+            return at
+        if isinstance(value, int) and _overflows(value):
             return at
         if isinstance(value, dict):
             stack.extend((v, f"{at}.{k}" if at != "$" else str(k)) for k, v in reversed(list(value.items())))
@@ -39,13 +43,22 @@ def nonfinite_path(data: Any, path: str = "$") -> str | None:
     return None
 
 
+def _overflows(value: int) -> bool:
+    try:
+        float(value)
+    except OverflowError:
+        return True
+    return False
+
+
 def nonfinite_problem(data: Any, prefix: str = "") -> dict[str, str] | None:
     """{path, message} for the first non-finite number of `data` (path prefixed), else None."""
     at = nonfinite_path(data)
     if at is None:
         return None
     path = prefix + at if at != "$" else (prefix.rstrip(".") or "$")
-    return {"path": path, "message": "must be a finite number (NaN and Infinity are not allowed)"}
+    return {"path": path,
+            "message": "must be a finite number (NaN, Infinity and magnitudes above 1.8e308 are not allowed)"}
 
 
 def finite_text(text: Any, field: str) -> float | None:

@@ -17,6 +17,11 @@ redeliver every non-2xx answer, so an unreadable envelope would come back for da
   405/404 (routing) as JSON;
 - HTTP functions: the framework's 4xx (404 for /robots.txt, ...) as a JSON error body; 500 as
   {"error": {"code": "internal"}} (our _http boundary already catches everything it can).
+- a body that cannot be read (an OSError from the server's stream, e.g. a chunk header werkzeug's
+  server cannot parse) when functions-framework's after-request hook drains it: 400
+  "request body could not be read" (HTTP functions), acknowledged (event functions). Flask hands
+  what a hook raises to the app's 500 handler (functions-framework's crash_handler: a text page)
+  as an InternalServerError, so that handler is replaced too.
 
 No answer carries the request back, a stack trace or an exception's text.
 """
@@ -26,12 +31,13 @@ import json
 from typing import Any
 
 import flask
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, InternalServerError
 
 from shared import logs
 from shared.errors import TransientError
 
 EVENT_ENTERED = "sceneflow_event_entered"  # flask.g flag: our event function was called
+BODY_UNREADABLE = "request body could not be read"
 
 
 def strict_json(body: Any) -> str:
@@ -53,6 +59,13 @@ def answer_framework_error(exc: BaseException, event_functions: frozenset[str]) 
     """The response for an exception that reached the Flask app (see the module docstring)."""
     is_event = flask.current_app.name in event_functions
     entered = bool(flask.g.get(EVENT_ENTERED)) if flask.has_request_context() else False
+    if isinstance(exc, InternalServerError) and isinstance(exc.original_exception, OSError):
+        # raised outside our functions: the framework's after-request hook draining an unreadable body
+        if is_event:
+            return _acknowledge("unreadable body", str(exc.original_exception))
+        logs.warning("request body could not be read", error=type(exc.original_exception).__name__,
+                     function=flask.current_app.name)
+        return _error(400, "invalid_request", BODY_UNREADABLE)
     if isinstance(exc, HTTPException):
         code = exc.code or 500
         if is_event and 400 <= code < 500 and code not in (404, 405) and not entered:
@@ -82,4 +95,6 @@ def install(errorhandler: Any, event_functions: frozenset[str]) -> None:
     being loaded), or None when main.py is imported outside create_app (nothing to register)."""
     if errorhandler is None:
         return
-    errorhandler(Exception)(lambda exc: answer_framework_error(exc, event_functions))
+    handler = lambda exc: answer_framework_error(exc, event_functions)  # noqa: E731
+    errorhandler(Exception)(handler)
+    errorhandler(500)(handler)  # what escapes the request (an after-request hook) comes here, not above

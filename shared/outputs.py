@@ -101,8 +101,9 @@ def warnings_to_metadata(warnings: list[dict]) -> dict[str, str]:
 
 
 def warnings_from_metadata(metadata: dict[str, str]) -> list[dict]:
-    """The inverse of warnings_to_metadata; [] when absent or malformed."""
+    """The inverse of warnings_to_metadata; [] when absent or malformed. Never raises: the text is
+    object metadata a client could have written ("[" * 1001 is a RecursionError in json.loads)."""
     try:
         return clean_warnings(json.loads(metadata.get("warnings") or "[]"))
-    except ValueError:
+    except (ValueError, TypeError, RecursionError):
         return []

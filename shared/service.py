@@ -16,7 +16,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
@@ -31,7 +31,8 @@ from shared.ports import JobLauncher, ObjectStorage, Publisher
 from shared.repository import JobRecord, JobRepository, iso, utcnow
 from shared.spec import _check_src, errors_to_details, parse_spec
 from shared.states import JobStatus, is_terminal
-from shared.video_output import ReportOutput, output_from_object, own_object, video_not_ours
+from shared.video_output import (ReportOutput, event_generation, object_not_current, output_from_object, own_object,
+                                 video_not_ours)
 
 ALLOWED_UPLOAD_TYPES = re.compile(r"^(image|audio|video)/[A-Za-z0-9.+-]{1,60}$")
 REFUSED_UPLOAD_TYPES = frozenset({"image/svg+xml"})  # vector images are not decodable as frames
@@ -112,6 +113,7 @@ def _strict(model: type[BaseModel], data: Any, prefix: str = "") -> Any:
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_KEY_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # every Unicode control character (category Cc)
 
 
 def _clean_text(text: str, limit: int = MESSAGE_MAX_CHARS) -> str:
@@ -157,10 +159,10 @@ class ExportService:
                     details += [{"path": "spec." + d["path"] if d["path"] != "$" else "spec",
                                  "message": d["message"]} for d in spec_exc.details]
             raise InvalidRequest(f"request is invalid: {len(details)} problem(s)", details=details) from None
-        if idempotency_key is not None and (len(idempotency_key) > 200 or _CONTROL.search(idempotency_key)):
+        if idempotency_key is not None and (len(idempotency_key) > 200 or _KEY_CONTROL.search(idempotency_key)):
             raise InvalidRequest("Idempotency-Key header is invalid", details=[
                 {"path": "Idempotency-Key", "message": "at most 200 printable characters"}])
-        if req.idempotency_key is not None and _CONTROL.search(req.idempotency_key):
+        if req.idempotency_key is not None and _KEY_CONTROL.search(req.idempotency_key):
             details.append({"path": "idempotencyKey", "message": "must not contain control characters"})
         if idempotency_key and req.idempotency_key and idempotency_key != req.idempotency_key:
             details.append({"path": "idempotencyKey", "message": "differs from the Idempotency-Key header"})
@@ -226,12 +228,16 @@ class ExportService:
                 return self._replay(existing, digest, req)
         job_id = str(uuid.uuid4())
         spec_object = SPEC_OBJECT.format(job_id=job_id)
-        spec_bytes = json.dumps(canonical, ensure_ascii=False).encode()
+        spec_bytes = json.dumps(canonical, ensure_ascii=False, allow_nan=False).encode()  # strict JSON
         self.storage.upload_bytes(self.settings.input_bucket, spec_object, spec_bytes,
                                   "application/json", if_generation_match=0)
         status = JobStatus.AWAITING_UPLOAD if names else JobStatus.QUEUED
-        job, created = self.repo.create(spec=canonical, spec_sha256=digest, status=status,
-                                        uploads_expected=names, idempotency_key=key, job_id=job_id)
+        try:
+            job, created = self.repo.create(spec=canonical, spec_sha256=digest, status=status,
+                                            uploads_expected=names, idempotency_key=key, job_id=job_id)
+        except BaseException:  # no row names this job id: nobody will read its spec.json
+            self._delete_quietly(self.settings.input_bucket, spec_object)
+            raise
         if not created:  # a concurrent start with this key won: our job id is unused, so is its spec
             self._delete_quietly(self.settings.input_bucket, spec_object)
             return self._replay(job, digest, req)
@@ -403,46 +409,71 @@ class ExportService:
           failed, cancelled or vanished execution fails the job with its reason; a succeeded one
           whose finalize was lost succeeds the job from the video's metadata, else fails it;
         - awaiting_upload longer than EXPORT_UPLOAD_TTL_S: failed, naming the missing uploads.
-        Returns counts: {republished, failed, succeeded, checked}.
+        Each job is repaired on its own: one that raises anything but TransientError is logged,
+        counted as skipped and left for the next run; a TransientError (database, Pub/Sub or Cloud
+        Run unavailable) ends the run with 503, and Cloud Scheduler retries it (every step is
+        idempotent). Returns counts: {republished, failed, succeeded, checked, skipped}.
         """
         from datetime import timedelta
 
         now = now or utcnow()
         s = self.settings
-        counts = {"republished": 0, "failed": 0, "succeeded": 0, "checked": 0}
+        counts = {"republished": 0, "failed": 0, "succeeded": 0, "checked": 0, "skipped": 0}
+
+        def isolated(job_id: str, repair: Callable[[], str | None]) -> None:
+            try:
+                outcome = repair()
+            except TransientError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one job's permanent problem must not block the rest
+                logs.error("reconcile skipped an export it could not repair", job_id=job_id,
+                           error=type(exc).__name__, reason=str(exc)[:300])
+                counts["skipped"] += 1
+                return
+            if outcome:
+                counts[outcome] += 1
+
+        def republish(job_id: str) -> str:
+            self._publish(job_id)
+            self.repo.touch(job_id)
+            return "republished"
+
         for job in self.repo.list_stale([JobStatus.QUEUED], now - timedelta(seconds=s.reconcile_queued_after_s)):
-            self._publish(job.id)
-            self.repo.touch(job.id)
-            counts["republished"] += 1
+            isolated(job.id, lambda job=job: republish(job.id))
         stale = self.repo.list_stale([JobStatus.DISPATCHED, JobStatus.RUNNING],
                                      now - timedelta(seconds=s.reconcile_stale_after_s))
         for job in stale:
             counts["checked"] += 1
-            if not job.execution_name:
-                reason = "no execution was recorded for this job"
-                state = "missing"
-            else:
-                st = self.launcher.status(job.execution_name)
-                state, reason = st.state, st.reason
-            if state == "running":
-                continue
-            if state == "succeeded" and self._succeed_from_storage(job.id):
-                counts["succeeded"] += 1
-                continue
-            message = {"failed": "the render execution failed", "cancelled": "the render execution was cancelled",
-                       "missing": "the render execution vanished",
-                       "succeeded": "the render execution ended without publishing a video"}.get(state, state)
-            if self.repo.transition(job.id, JobStatus.FAILED, error_code=f"execution_{state}",
-                                    error_message=f"{message}: {reason}" if reason else message,
-                                    finished_at=utcnow(), stage=None):
-                logs.warning("reconcile failed a stale export", job_id=job.id, execution=job.execution_name,
-                             state=state, reason=reason)
-                counts["failed"] += 1
+            isolated(job.id, lambda job=job: self._repair_stale(job))
         for job in self.repo.list_stale([JobStatus.AWAITING_UPLOAD], now - timedelta(seconds=s.upload_ttl_s)):
-            if self._expire_uploads(job.id, job.uploads_expected, job.uploads_received):
-                counts["failed"] += 1
+            isolated(job.id, lambda job=job: "failed" if self._expire_uploads(
+                job.id, job.uploads_expected, job.uploads_received) else None)
         logs.info("reconcile done", **counts)
         return counts
+
+    def _repair_stale(self, job: JobRecord) -> str | None:
+        """Ask the launcher about a stale dispatched/running job: "succeeded" or "failed" when it
+        was moved there, None when it is still running or another writer got there first."""
+        if not job.execution_name:
+            reason = "no execution was recorded for this job"
+            state = "missing"
+        else:
+            st = self.launcher.status(job.execution_name)
+            state, reason = st.state, st.reason
+        if state == "running":
+            return None
+        if state == "succeeded" and self._succeed_from_storage(job.id):
+            return "succeeded"
+        message = {"failed": "the render execution failed", "cancelled": "the render execution was cancelled",
+                   "missing": "the render execution vanished",
+                   "succeeded": "the render execution ended without publishing a video"}.get(state, state)
+        if self.repo.transition(job.id, JobStatus.FAILED, error_code=f"execution_{state}",
+                                error_message=f"{message}: {reason}" if reason else message,
+                                finished_at=utcnow(), stage=None):
+            logs.warning("reconcile failed a stale export", job_id=job.id, execution=job.execution_name,
+                         state=state, reason=reason)
+            return "failed"
+        return None
 
     def _expire_uploads(self, job_id: str, expected: list[str], received: list[str]) -> bool:
         """Fail an awaiting_upload job whose uploads did not all arrive in time (upload_expired)."""
@@ -600,16 +631,26 @@ class ExportService:
         """Handle a Cloud Storage finalize. Returns what it did (for logs and tests):
         "upload", "queued", "succeeded", "duplicate" or "ignored".
 
-        An output video completes its job only when the object, stat'd now, is this job's video
-        (video_output.video_not_ours, `generation` or newer); the output is built from the object's
-        own metadata, never from the event's `metadata` (only `size` and `generation` of input
-        uploads are taken from the event). Anything else is acknowledged with a log line.
+        The event itself is not trusted: the object is stat'd now. An input upload counts only when
+        the object exists at `generation` or newer (its own generation and size are recorded); an
+        output video completes its job only when it is this job's video (video_output.video_not_ours),
+        and the output is built from the object's own metadata, never from the event's `metadata`.
+        Anything else is acknowledged with a log line.
         """
         if bucket == self.settings.input_bucket:
             m = _INPUT_ASSET_RE.match(name)
             if not m:
                 return "ignored"
-            known, queued = self.repo.record_upload(m.group(1), m.group(2), str(generation or ""), size)
+            job = self.repo.get(m.group(1), with_spec=False)
+            info = None
+            if job is not None and m.group(2) in job.uploads_expected:
+                info = self.storage.stat(bucket, name)  # asked only for a declared upload of a known job
+                if why := object_not_current(info, event_generation(generation)):
+                    logs.warning("input finalize ignored: no such upload", job_id=m.group(1), object=name,
+                                 generation=str(generation or ""), reason=why)
+                    return "ignored"
+            known, queued = (self.repo.record_upload(m.group(1), m.group(2), str(info.generation), info.size)
+                             if info is not None else (False, False))
             if not known:
                 logs.warning("finalize for an unknown job or undeclared upload", bucket=bucket, object=name)
                 return "ignored"
@@ -631,7 +672,7 @@ class ExportService:
                 return "duplicate"  # terminal, or not dispatched yet: nothing to complete
             # the event's metadata is not trusted: the object itself must be this job's video
             info = self.storage.stat(bucket, name)
-            why = video_not_ours(info, job_id, int(generation) if str(generation or "").isdigit() else 0)
+            why = video_not_ours(info, job_id, event_generation(generation))
             if why:
                 logs.warning("output finalize ignored: not this job's video", job_id=job_id, object=name,
                              generation=str(generation or ""), reason=why)

@@ -9,7 +9,9 @@ frame of its exact time and the total within half a frame of the formula, for an
 Times are exact fractions of the decimals written (Fraction("1.01") = 101/100), so sums are exact.
 
 A scene lasts at least MIN_SCENE_FRAMES frames; a cue shows only when at least one frame of it
-falls inside its scene's caption window (the scene's start up to the next scene's start).
+falls inside its scene's caption window (the scene's start up to the next scene's start). Both
+rules count frames with frame_count: a length within FRAME_TOLERANCE_S of a whole number of frames
+is that number (2/24 written as 0.08333333333333333 is 2 frames at 24 fps).
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from fractions import Fraction
 from typing import Any, Sequence
 
 MIN_SCENE_FRAMES = 2  # xfade and Ken Burns motion need a first and a last frame
+FRAME_TOLERANCE_S = Fraction(1, 1_000_000)  # 1 µs: far below a frame, far above a float's rounding
 
 
 def exact(seconds: float | int | Fraction) -> Fraction:
@@ -26,6 +29,14 @@ def exact(seconds: float | int | Fraction) -> Fraction:
     if isinstance(seconds, Fraction):
         return seconds
     return Fraction(repr(float(seconds)))
+
+
+def frame_count(seconds: float | Fraction, fps: int) -> Fraction:
+    """How many frames `seconds` last at `fps`, exactly; a length within FRAME_TOLERANCE_S of a whole
+    number of frames counts as that whole number (a duration written as the float k/fps)."""
+    frames = exact(seconds) * fps
+    whole = round(frames)
+    return Fraction(whole) if abs(frames - whole) <= FRAME_TOLERANCE_S * fps else frames
 
 
 def nearest_frame(seconds: Fraction, fps: int) -> int:
@@ -71,7 +82,7 @@ def frame_grid(durations: Sequence[Fraction], transitions: Sequence[Fraction], f
 
 def short_scene_problem(duration_s: float, fps: int) -> str | None:
     """Why an explicit scene duration is too short for `fps`, or None when it is long enough."""
-    if exact(duration_s) * fps >= MIN_SCENE_FRAMES:
+    if frame_count(duration_s, fps) >= MIN_SCENE_FRAMES:
         return None
     least = math.ceil(MIN_SCENE_FRAMES * 1000 / fps) / 1000
     return (f"{duration_s:g} s is shorter than {MIN_SCENE_FRAMES} frames at {fps} fps "
@@ -82,14 +93,14 @@ def cue_span(window_s: float, start_s: float, end_s: float, fps: int) -> tuple[f
     """A timed cue's part that shows: (start, end) seconds after its scene's start, cut at
     `window_s` (where the next scene starts), or None when less than one frame of it is left."""
     end = min(end_s, window_s)
-    return (start_s, end) if (end - start_s) * fps >= 1 - 1e-9 else None
+    return (start_s, end) if frame_count(end - start_s, fps) >= 1 else None
 
 
 def cue_problem(window_s: float | None, start_s: float, end_s: float, fps: int) -> str | None:
     """Why a timed cue cannot show (None when it can). window_s: where the next scene starts, in
     seconds after this scene's start (None: not known yet, only the cue's own length is checked)."""
     frame = 1.0 / fps
-    if (end_s - start_s) * fps < 1 - 1e-9:
+    if frame_count(end_s - start_s, fps) < 1:
         return (f"lasts {end_s - start_s:.3f} s, shorter than one frame at {fps} fps ({frame:.3f} s): "
                 "it would show on no frame")
     if window_s is None or cue_span(window_s, start_s, end_s, fps) is not None:

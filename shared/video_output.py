@@ -23,6 +23,22 @@ MAX_DURATION_S = 7 * 86400
 MAX_SIDE_PX = 16384
 
 
+def event_generation(generation: Any) -> int:
+    """The generation a finalize event names, as an int (0 when absent or not a number)."""
+    text = str(generation or "")
+    return int(text) if text.isascii() and text.isdigit() else 0
+
+
+def object_not_current(info: ObjectInfo | None, min_generation: int = 0) -> str | None:
+    """Why the object a finalize event names is not there (a reason for logs), or None when it
+    exists at `min_generation` (the event's) or newer. Events are not trusted: the object is."""
+    if info is None:
+        return "the object does not exist"
+    if info.generation < min_generation:
+        return f"it is generation {info.generation}, older than the event's {min_generation}"
+    return None
+
+
 def video_not_ours(info: ObjectInfo | None, job_id: str, min_generation: int = 0) -> str | None:
     """Why `info` is not this job's video (a reason for logs and errors), or None when it is.
 
@@ -30,12 +46,12 @@ def video_not_ours(info: ObjectInfo | None, job_id: str, min_generation: int = 0
     event names (0: none), the object must be that one or newer.
     """
     if info is None:
-        return "the object does not exist"
+        return object_not_current(info)
     base = info.name.rsplit("/", 1)[-1]
     if not (base.endswith(".mp4") and is_output_name(base)):
         return "its name is not a video name the render job writes"
-    if info.generation < min_generation:
-        return f"it is generation {info.generation}, older than the event's {min_generation}"
+    if why := object_not_current(info, min_generation):
+        return why
     owner = info.metadata.get("job-id")
     if not owner:
         return "it has no job-id metadata (not written by the render job)"

@@ -153,6 +153,25 @@ START_CASES = [
      "spec.music.fadeInS"),
     ("svg-upload-upper-case", {"spec": IMG_SPEC, "uploads": [{"name": "a.png", "contentType": "IMAGE/SVG+XML"},
                                                               IMG_UPLOADS[1]]}, 400, "uploads[0].contentType"),
+    # adversarial review: an integer past the float range (10**400) in an unbounded float field was inf
+    ("bigint-poster-time", {"spec": {**OK_SPEC, "poster": {"timeS": 10**400}}}, 400, "spec.poster.timeS"),
+    ("bigint-trim-start", {"spec": spec_with(visual={"type": "video", "src": "v.mp4", "trimStartS": 10**400}),
+                           "uploads": [{"name": "v.mp4", "contentType": "video/mp4"}]}, 400,
+     "spec.scenes[0].visual.trimStartS"),
+    ("bigint-trim-end", {"spec": spec_with(visual={"type": "video", "src": "v.mp4", "trimEndS": 10**400}),
+                         "uploads": [{"name": "v.mp4", "contentType": "video/mp4"}]}, 400,
+     "spec.scenes[0].visual.trimEndS"),
+    ("bigint-cue-end", {"spec": {"scenes": [{**IMG_SPEC["scenes"][0], "caption": {"cues": [
+        {"startS": 0, "endS": 10**400, "text": "x"}]}}]}, "uploads": IMG_UPLOADS}, 400,
+     "spec.scenes[0].caption.cues[0].endS"),
+    ("bigint-negative-trim", {"spec": spec_with(visual={"type": "video", "src": "v.mp4", "trimStartS": -10**400}),
+                              "uploads": [{"name": "v.mp4", "contentType": "video/mp4"}]}, 400,
+     "spec.scenes[0].visual.trimStartS"),
+    # adversarial review: every Unicode control character (category Cc) is refused in a key
+    ("key-with-tab", {"spec": OK_SPEC, "idempotencyKey": "a\tb"}, 400, "idempotencyKey"),
+    ("key-with-newline", {"spec": OK_SPEC, "idempotencyKey": "a\nb"}, 400, "idempotencyKey"),
+    ("key-with-c1-control", {"spec": OK_SPEC, "idempotencyKey": "a\u0085b"}, 400, "idempotencyKey"),
+    ("key-with-csi", {"spec": OK_SPEC, "idempotencyKey": "\u009b31m"}, 400, "idempotencyKey"),
 ]
 
 
@@ -436,6 +455,14 @@ def test_header_key_rules(env):
     assert_clean(clash, 400, "differs from the Idempotency-Key header")
 
 
+@pytest.mark.parametrize("key", ["a\tb", "a\x85b", "\x9b31m", "k\x7f"], ids=["tab", "nel", "csi", "del"])
+def test_header_key_refuses_every_control_character(env, key):
+    """The header is read as latin-1: bytes 0x80-0x9f are the C1 controls."""
+    resp = env.c["export_start"].post("/", json={"spec": OK_SPEC}, headers={"Idempotency-Key": key})
+    assert_clean(resp, 400, "Idempotency-Key")
+    assert env.service.repo.count_by_status() == {}
+
+
 def test_bearer_scheme_is_case_insensitive(env):
     resp = env.c["export_complete"].post("/", json={"jobId": J, "status": "running"},
                                          headers={"Authorization": f"bearer {TOKEN}"})
@@ -550,6 +577,56 @@ def test_forged_output_finalize_changes_nothing(env, capsys, case, put, event, r
     fail_for_cleanup(env, jid)
 
 
+# -- forged input finalizes: the upload itself decides (adversarial review, doubt 2) ------------------
+def post_input_finalize(env, jid, name="a.png", generation="1", size="0"):
+    data = {"bucket": "in", "name": f"jobs/{jid}/assets/{name}", "generation": generation, "size": size}
+    return env.c["on_object_finalized"].post("/", data=json.dumps(data), headers=ce_headers(
+        "google.cloud.storage.object.v1.finalized", "//storage.googleapis.com/projects/_/buckets/in"))
+
+
+# (case, bytes put as the upload first (None: nothing), event overrides, logged reason)
+FORGED_INPUT_FINALIZE_CASES = [
+    ("missing-object-size-0", None, {}, "the object does not exist"),
+    ("missing-object-plausible-size", None, {"size": "48213"}, "the object does not exist"),
+    ("stale-generation", b"\x89PNG\r\n\x1a\n", {"generation": str(2**62)}, "older than the event's"),
+]
+
+
+@pytest.mark.parametrize("case,put,event,reason", FORGED_INPUT_FINALIZE_CASES,
+                         ids=[c[0] for c in FORGED_INPUT_FINALIZE_CASES])
+def test_forged_input_finalize_changes_nothing(env, capsys, case, put, event, reason):
+    """A single-upload job: a finalize for an upload that is not in the bucket (or an older generation
+    than the event names) is acknowledged with a log line; the job keeps waiting, nothing is queued."""
+    spec = {"scenes": [{"id": "s1", "visual": {"type": "image", "src": "a.png"}, "duration": 1}]}
+    jid = env.service.start({"spec": spec, "uploads": IMG_UPLOADS[:1]})[1]["jobId"]
+    if put is not None:
+        env.storage.upload_bytes("in", f"jobs/{jid}/assets/a.png", put, "image/png")
+    resp = post_input_finalize(env, jid, **event)
+    assert resp.status_code == 200
+    out = capsys.readouterr().out
+    assert "input finalize ignored: no such upload" in out and reason in out, out[-2000:]
+    st = state(env, jid)
+    assert st["status"] == "awaiting_upload" and st["uploads"]["received"] == []
+    assert env.publisher.messages == [] and env.launcher.launched == []
+    env.service.cancel({"jobId": jid})
+
+
+def test_input_finalize_records_the_objects_own_size_and_generation(env):
+    from sqlalchemy import select
+
+    from shared.models import ExportJobUpload
+
+    spec = {"scenes": [{"id": "s1", "visual": {"type": "image", "src": "a.png"}, "duration": 1}]}
+    jid = env.service.start({"spec": spec, "uploads": IMG_UPLOADS[:1]})[1]["jobId"]
+    gen = env.storage.upload_bytes("in", f"jobs/{jid}/assets/a.png", b"\x89PNG" + b"\0" * 96, "image/png")
+    assert post_input_finalize(env, jid, generation="1", size="0").status_code == 200  # an older generation: fine
+    assert state(env, jid)["status"] == "queued" and env.publisher.messages == [jid]
+    with env.service.repo._tx() as s:
+        row = s.execute(select(ExportJobUpload).where(ExportJobUpload.job_id == jid)).scalar_one()
+    assert (row.size_bytes, row.generation) == (100, str(gen))
+    env.service.cancel({"jobId": jid})
+
+
 def test_finalize_drops_unsafe_names_read_back_from_metadata(env, capsys):
     jid = dispatched_job(env)
     gen = put_video(env, jid, **{"job-id": jid, "filename": "../../evil.mp4", "poster": "../../../etc/x.jpg",
@@ -598,6 +675,18 @@ def test_output_finalize_with_non_finite_metadata_changes_nothing(env, capsys, k
     assert status.json["status"] == "dispatched" and "output" not in status.json
     assert f"metadata.{key}" in capsys.readouterr().out
     env.service.cancel({"jobId": jid})
+
+
+@pytest.mark.parametrize("warnings", ["[" * 1001, "[" * 3000 + "]" * 3000, "{", '{"path": "a"}', '[{"path": 1}]'],
+                         ids=["1001-brackets", "deep-but-closed", "truncated", "not-a-list", "wrong-types"])
+def test_output_finalize_with_malformed_warnings_metadata_succeeds_without_them(env, warnings):
+    """The video is the job's own; its `warnings` metadata (text a client could write) is malformed,
+    nested past Python's recursion limit included: the job succeeds with no warnings."""
+    jid = dispatched_job(env)
+    gen = put_video(env, jid, **{"job-id": jid, "warnings": warnings})
+    assert post_finalize(env, jid, generation=str(gen), metadata={}).status_code == 200
+    st = state(env, jid)
+    assert st["status"] == "succeeded" and st["output"]["warnings"] == []
 
 
 def structured(attrs: dict, data=None) -> tuple[dict, bytes]:
@@ -717,6 +806,69 @@ def test_gateway_answers_unreadable_envelopes_like_the_functions(env, capsys):
     resp = gw.get(f"/export_status?jobId={J}", headers={"X-Cloud-Trace-Context": f"{TRACE}/{'9' * 5000}"})
     assert resp.status_code == 404 and J in strict_json(resp.get_data(as_text=True))["error"]["message"]
     assert env.launcher.launched == []
+
+
+# Chunked bodies werkzeug's server cannot read (it knows no chunk extensions): the body read raises
+# OSError, and so does functions-framework's after-request hook that drains the body (adversarial review).
+BAD_CHUNKS = {"chunk-extension": b"2;name=v\r\n{}\r\n0\r\n\r\n", "bad-chunk-size": b"zz\r\n{}\r\n0\r\n\r\n"}
+CHUNKED_CASES = [
+    *((f"{fn}-{kind}", "POST", fn, kind, 400) for fn in ("export_start", "export_cancel", "export_complete")
+      for kind in BAD_CHUNKS),
+    ("export_status-bad-chunk-size", "GET", "export_status?jobId=" + J, "bad-chunk-size", 400),  # body never read
+    ("reconcile_exports-chunk-extension", "POST", "reconcile_exports", "chunk-extension", 400),
+    ("on_object_finalized-bad-chunk-size", "POST", "on_object_finalized", "bad-chunk-size", 200),
+    ("dispatch_export-chunk-extension", "POST", "dispatch_export/projects/p/topics/t", "chunk-extension", 200),
+]
+
+
+@pytest.fixture
+def gateway(env):
+    """infra/local/gateway.py's app served by werkzeug's threaded server on a free loopback port."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from infra.local.gateway import FUNCTION_NAMES, build_app
+
+    server = make_server("127.0.0.1", 0, build_app(SOURCE, FUNCTION_NAMES), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_port
+    server.shutdown()
+    thread.join(10)
+
+
+def raw_http(port: int, request: bytes) -> tuple[int, dict, bytes]:
+    """Send `request` on a new socket; (status, lower-cased headers, body) of the answer."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict((k.strip().lower(), v.strip()) for k, _, v in (line.partition(":") for line in lines[1:]))
+    return int(lines[0].split()[1]), headers, body
+
+
+@pytest.mark.parametrize("case,method,path,kind,status", CHUNKED_CASES, ids=[c[0] for c in CHUNKED_CASES])
+def test_unreadable_chunked_bodies_through_the_gateway(env, gateway, case, method, path, kind, status):
+    ce = ("ce-id: 1\r\nce-specversion: 1.0\r\nce-source: //t\r\n"
+          "ce-type: google.cloud.storage.object.v1.finalized\r\n") if path == "on_object_finalized" else ""
+    request = (f"{method} /{path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+               f"Content-Type: application/json\r\nAuthorization: Bearer {TOKEN}\r\n{ce}"
+               "Transfer-Encoding: chunked\r\n\r\n").encode() + BAD_CHUNKS[kind]
+    code, headers, body = raw_http(gateway, request)
+    assert (code, headers["content-type"]) == (status, "application/json"), body[:300]
+    answer = strict_json(body.decode())
+    if status == 400:
+        assert answer["error"]["code"] == "invalid_request"
+        assert answer["error"]["message"] == "request body could not be read"
+    else:
+        assert answer["acknowledged"] is True
+    assert env.service.repo.count_by_status() == {} and env.launcher.launched == []
 
 
 class ServiceReporter:

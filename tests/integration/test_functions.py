@@ -67,6 +67,8 @@ def test_full_lifecycle_and_duplicates(env):
     spec_obj = json.loads(env.storage.read_bytes("in-bkt", f"jobs/{jid}/spec.json"))
     assert spec_obj["scenes"][0]["caption"]["text"] == "It's 100%: done"
 
+    for name in ("a.png", "n1.wav"):  # the finalize is checked against the object (adversarial review)
+        env.storage.upload_bytes("in-bkt", f"jobs/{jid}/assets/{name}", b"media", "application/octet-stream")
     assert finalize(env, "in-bkt", f"jobs/{jid}/assets/a.png").status_code == 200
     assert status(env, jid).json["status"] == "awaiting_upload"
     assert finalize(env, "in-bkt", f"jobs/{jid}/assets/n1.wav").status_code == 200

@@ -35,6 +35,12 @@ def status(env, jid):
     return env.c["export_status"].get(f"/?jobId={jid}").json
 
 
+def upload(env, jid, name):
+    """Put an asset in the input bucket and deliver its finalize (the object is stat'd)."""
+    gen = env.storage.upload_bytes("in", f"jobs/{jid}/assets/{name}", b"\x89PNG\r\n", "image/png")
+    return env.service.object_finalized("in", f"jobs/{jid}/assets/{name}", str(gen), 6)
+
+
 def cancel(env, jid):
     return env.c["export_cancel"].post("/", json={"jobId": jid})
 
@@ -69,7 +75,7 @@ def test_reconcile_repairs_every_kind_of_stale_job(env):
     queued = start(env)                                    # publish "lost": re-published
     waiting = start(env, IMAGE, [{"name": "a.png", "contentType": "image/png"},
                                  {"name": "b.png", "contentType": "image/png"}])
-    env.service.object_finalized("in", f"jobs/{waiting}/assets/a.png", "1", 5)
+    upload(env, waiting, "a.png")
     failed_exec, running_exec, vanished, done = (start(env) for _ in range(4))
     for jid in (failed_exec, running_exec, vanished, done):
         env.service.dispatch(jid)
@@ -81,9 +87,10 @@ def test_reconcile_repairs_every_kind_of_stale_job(env):
                              metadata={"job-id": done, "duration-s": "1.000", "width": "1920", "height": "1080"})
     env.publisher.messages.clear()
 
-    assert env.service.reconcile() == {"republished": 0, "failed": 0, "succeeded": 0, "checked": 0}  # nothing stale yet
+    assert env.service.reconcile() == {"republished": 0, "failed": 0, "succeeded": 0, "checked": 0,
+                                      "skipped": 0}  # nothing stale yet
     counts = env.service.reconcile(now=utcnow() + timedelta(hours=2))
-    assert counts == {"republished": 1, "failed": 3, "succeeded": 1, "checked": 4}
+    assert counts == {"republished": 1, "failed": 3, "succeeded": 1, "checked": 4, "skipped": 0}
     assert env.publisher.messages == [queued]
     assert status(env, failed_exec)["error"] == {
         "code": "execution_failed", "message": "the render execution failed: Task sceneflow-render-x failed: exit 137"}
@@ -94,7 +101,7 @@ def test_reconcile_repairs_every_kind_of_stale_job(env):
     assert w["status"] == "failed" and w["error"] == {"code": "upload_expired",
                                                       "message": "uploads never arrived: b.png"}
     r = env.c["reconcile_exports"].post("/")
-    assert r.status_code == 200 and set(r.json) == {"republished", "failed", "succeeded", "checked"}
+    assert r.status_code == 200 and set(r.json) == {"republished", "failed", "succeeded", "checked", "skipped"}
 
 
 def test_client_token(tmp_path):
@@ -143,7 +150,7 @@ def test_status_never_shows_an_upload_job_waiting_past_its_expiry(tmp_path):
     try:
         jid = start(env, IMAGE, [{"name": "a.png", "contentType": "image/png"},
                                  {"name": "b.png", "contentType": "image/png"}])
-        env.service.object_finalized("in", f"jobs/{jid}/assets/a.png", "1", 5)
+        upload(env, jid, "a.png")
         assert status(env, jid)["status"] == "awaiting_upload"
         time.sleep(0.6)
         st = status(env, jid)
@@ -151,8 +158,82 @@ def test_status_never_shows_an_upload_job_waiting_past_its_expiry(tmp_path):
                                                             "message": "uploads never arrived: b.png"}
         assert [h["status"] for h in st["history"]] == ["awaiting_upload", "failed"] and "uploads" not in st
         # a late upload changes nothing; reconcile finds nothing left to expire
-        assert env.service.object_finalized("in", f"jobs/{jid}/assets/b.png", "1", 5) == "upload"
+        assert upload(env, jid, "b.png") == "upload"
         assert status(env, jid)["status"] == "failed" and env.publisher.messages == []
         assert env.service.reconcile()["failed"] == 0
     finally:
         bootstrap.use_service(None)
+
+
+# -- one job's problem never blocks the repair of the others (adversarial review, break 3) -------------
+@pytest.fixture
+def stale_env(tmp_path):
+    """Every dispatched job is stale at once (RECONCILE_STALE_AFTER_S=0)."""
+    yield make_env(tmp_path, reconcile_stale_after_s=0.0)
+    bootstrap.use_service(None)
+
+
+def stale_pair(env, first_state):
+    """Two dispatched jobs: the first's execution ends in `first_state`, the second's failed."""
+    jobs = [start(env), start(env)]
+    for jid, state in zip(jobs, (first_state, "failed")):
+        env.service.dispatch(jid)
+        env.launcher.states[status(env, jid)["executionName"]] = ExecutionStatus(state)
+    return jobs
+
+
+def test_reconcile_survives_a_video_whose_warnings_nest_too_deeply(stale_env):
+    """1,001 '[' fit in GCS custom metadata; json.loads raises RecursionError on them."""
+    poisoned, other = stale_pair(stale_env, "succeeded")
+    stale_env.storage.upload_bytes("out", f"exports/{poisoned}/export.mp4", b"v" * 10, "video/mp4",
+                                   metadata={"job-id": poisoned, "warnings": "[" * 1001})
+    r = stale_env.c["reconcile_exports"].post("/")
+    assert r.status_code == 200, r.get_data(as_text=True)
+    assert r.json == {"republished": 0, "failed": 1, "succeeded": 1, "checked": 2, "skipped": 0}
+    done = status(stale_env, poisoned)
+    assert done["status"] == "succeeded" and done["output"]["warnings"] == []  # malformed warnings: none
+    assert status(stale_env, other)["error"]["code"] == "execution_failed"
+
+
+class UnreadableLauncher:
+    """The recording launcher, except that one execution's status cannot be read (a permanent error)."""
+
+    def __init__(self, inner, broken: str, error: Exception):
+        self.inner, self.broken, self.error = inner, broken, error
+
+    def status(self, name):
+        if name == self.broken:
+            raise self.error
+        return self.inner.status(name)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_reconcile_skips_a_job_it_cannot_repair_and_repairs_the_rest(stale_env, capsys):
+    broken, other = stale_pair(stale_env, "failed")
+    name = status(stale_env, broken)["executionName"]
+    stale_env.service.launcher = UnreadableLauncher(stale_env.launcher, name,
+                                                    ValueError("execution record has no conditions"))
+    r = stale_env.c["reconcile_exports"].post("/")
+    assert r.status_code == 200, r.get_data(as_text=True)
+    assert r.json == {"republished": 0, "failed": 1, "succeeded": 0, "checked": 2, "skipped": 1}
+    assert status(stale_env, broken)["status"] == "dispatched"  # left for the next run
+    assert status(stale_env, other)["error"]["code"] == "execution_failed"
+    out = capsys.readouterr().out
+    assert "reconcile skipped an export it could not repair" in out and broken in out and "ValueError" in out
+    stale_env.service.launcher = stale_env.launcher
+
+
+def test_reconcile_stops_on_a_transient_error_so_the_scheduler_retries(stale_env):
+    from shared.errors import TransientError
+
+    broken, other = stale_pair(stale_env, "failed")
+    name = status(stale_env, broken)["executionName"]
+    stale_env.service.launcher = UnreadableLauncher(
+        stale_env.launcher, name, TransientError("Cloud Run get_execution failed: ServiceUnavailable"))
+    r = stale_env.c["reconcile_exports"].post("/")
+    assert r.status_code == 503 and r.json["error"]["code"] == "unavailable"
+    stale_env.service.launcher = stale_env.launcher
+    r = stale_env.c["reconcile_exports"].post("/")  # the retry repairs both
+    assert r.status_code == 200 and r.json["failed"] == 2

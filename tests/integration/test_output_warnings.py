@@ -28,6 +28,7 @@ def env(tmp_path):
 
 def running_job(env) -> str:
     jid = start(env, spec=SPEC, uploads=[{"name": "n.wav", "contentType": "audio/wav"}]).json["jobId"]
+    env.storage.upload_bytes("in-bkt", f"jobs/{jid}/assets/n.wav", b"RIFF", "audio/wav")  # finalize stats it
     finalize(env, "in-bkt", f"jobs/{jid}/assets/n.wav")
     push(env, jid)
     complete(env, {"jobId": jid, "status": "running", "stage": "rendering", "progress": 0.5, "attempt": 0})

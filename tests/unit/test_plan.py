@@ -331,3 +331,47 @@ def test_a_spec_accepted_with_every_duration_known_renders_every_cue():
         assert plan.warnings == ()
         assert len(plan.cues) == sum(1 for s in scenes if "caption" in s)
     assert accepted > 100 and refused > 20
+
+
+# -- a scene of exactly two frames written as a float (adversarial review, break 6) -------------------
+@pytest.mark.parametrize("fps", [24, 25, 30, 60])
+def test_the_frame_rules_count_a_float_of_whole_frames_as_whole_frames(fps):
+    from shared.timeline import cue_problem, frame_count, short_scene_problem
+
+    assert frame_count(2 / fps, fps) == 2 and short_scene_problem(2 / fps, fps) is None
+    assert frame_count(2 / fps - 0.5e-6, fps) == 2  # within 1 µs
+    assert frame_count(2 / fps - 2e-6, fps) < 2 and short_scene_problem(2 / fps - 2e-6, fps)
+    assert "shorter than 2 frames" in short_scene_problem(1.9 / fps, fps)
+    assert cue_problem(None, 0.5, 0.5 + 1 / fps, fps) is None  # the cue rule: the same count
+    assert "shorter than one frame" in cue_problem(None, 0.5, 0.5 + 0.9 / fps, fps)
+
+
+# the first scene ends half-way between two frames, so both boundaries of the next one are rounded
+HALF_FRAME_AFTER_1S = {24: 1.0625, 25: 1.02, 30: 1.05}
+
+
+@pytest.mark.parametrize("fps", [24, 25, 30])  # at 60 fps 2 frames (0.033 s) is under the 0.05 s floor
+def test_two_frames_written_as_a_float_are_accepted_and_planned_as_two_frames(fps):
+    two = 2 / fps  # 0.08333333333333333 at 24 fps: a hair short of two frames
+    spec = parse_spec({"output": {"resolution": "720p", "fps": fps, "quality": "draft"}, "scenes": [
+        {"id": "a", "visual": {"type": "color"}, "duration": HALF_FRAME_AFTER_1S[fps]},
+        {"id": "b", "visual": {"type": "color"}, "duration": two},
+        {"id": "c", "visual": {"type": "color"}, "duration": two,
+         "caption": {"cues": [{"startS": 0, "endS": 1 / fps, "text": "one frame"}]}}]})
+    plan = build_plan(spec, {})
+    starts = [round(s.start * fps, 6) for s in plan.scenes]
+    frames = [round(s.duration * fps, 6) for s in plan.scenes]
+    assert frames[1:] == [2, 2] and starts[2] == starts[1] + 2
+    assert round(plan.total_s * fps, 6) == starts[2] + 2
+    assert [c.text for c in plan.cues] == ["one frame"]
+
+
+@pytest.mark.parametrize("fps", [24, 25, 30])
+def test_one_point_nine_frames_is_still_refused(fps):
+    from shared.errors import InvalidRequest
+
+    with pytest.raises(InvalidRequest) as exc:
+        parse_spec({"output": {"fps": fps}, "scenes": [{"id": "a", "visual": {"type": "color"},
+                                                        "duration": 1.9 / fps}]})
+    assert exc.value.details[0]["path"] == "scenes[0].duration"
+    assert f"shorter than 2 frames at {fps} fps" in exc.value.details[0]["message"]

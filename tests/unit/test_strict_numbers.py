@@ -51,3 +51,11 @@ def test_check_metadata_numbers_lists_every_problem():
         "metadata.duration-s", "metadata.loudness-tp", "metadata.width", "metadata.scene-starts[1]",
         "metadata.scene-starts[2]"]
     check_metadata_numbers({"job-id": "x", "duration-s": "6.500", "scene-starts": "0.000,4.500"})  # fine
+
+
+def test_an_integer_past_the_float_range_is_non_finite():
+    """A float field turns 10**400 into inf: such an int is non-finite where it stands."""
+    assert nonfinite_path({"poster": {"timeS": 10**400}}) == "poster.timeS"
+    assert nonfinite_path({"a": [1, -10**400]}) == "a[1]"
+    big = int(1.7976931348623157e308)  # the largest float, as an int: still a number
+    assert nonfinite_path({"a": [big, -big, 10**308, True, 0]}) is None
