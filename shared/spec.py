@@ -19,15 +19,18 @@ from shared.errors import InvalidRequest
 from shared.finite import nonfinite_problem
 from shared.timeline import frame_problems
 
-# FFmpeg xfade transition names usable between scenes (FFmpeg doc, "xfade" filter), plus "cut".
+# Every named FFmpeg xfade transition (`ffmpeg -h filter=xfade`, in its order; all exist since FFmpeg
+# 6.1 and the job needs 7 or newer), plus "cut"; `custom` is left out (it needs an expression).
 XFADE_TRANSITIONS: tuple[str, ...] = (
-    "fade", "fadeblack", "fadewhite", "fadegrays", "dissolve", "distance",
-    "wipeleft", "wiperight", "wipeup", "wipedown",
+    "fade", "wipeleft", "wiperight", "wipeup", "wipedown",
     "slideleft", "slideright", "slideup", "slidedown",
-    "smoothleft", "smoothright", "smoothup", "smoothdown",
-    "circlecrop", "circleopen", "circleclose", "rectcrop",
-    "radial", "pixelize", "hblur", "diagtl", "diagtr", "diagbl", "diagbr",
-    "hlslice", "hrslice", "vuslice", "vdslice", "squeezeh", "squeezev", "zoomin",
+    "circlecrop", "rectcrop", "distance", "fadeblack", "fadewhite", "radial",
+    "smoothleft", "smoothright", "smoothup", "smoothdown", "circleopen", "circleclose",
+    "vertopen", "vertclose", "horzopen", "horzclose", "dissolve", "pixelize",
+    "diagtl", "diagtr", "diagbl", "diagbr", "hlslice", "hrslice", "vuslice", "vdslice",
+    "hblur", "fadegrays", "wipetl", "wipetr", "wipebl", "wipebr", "squeezeh", "squeezev", "zoomin",
+    "fadefast", "fadeslow", "hlwind", "hrwind", "vuwind", "vdwind",
+    "coverleft", "coverright", "coverup", "coverdown", "revealleft", "revealright", "revealup", "revealdown",
 )
 TransitionType = Literal["cut", *XFADE_TRANSITIONS]  # type: ignore[valid-type]
 
