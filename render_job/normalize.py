@@ -47,7 +47,7 @@ PNG_COMPRESS_LEVEL = 1          # fast: the PNG is read once by FFmpeg, on the s
 PASS_THROUGH_FORMATS = ("PNG", "JPEG")
 PASS_THROUGH_MODES = ("RGB", "L")
 # formats Pillow reads that we accept as image visuals (others fall back to FFmpeg's decoders)
-PIL_FORMATS = ("PNG", "JPEG", "MPO", "WEBP", "GIF", "BMP", "TIFF", "PPM", "TGA", "ICO", "QOI", "DIB")
+PIL_FORMATS = ("PNG", "JPEG", "MPO", "WEBP", "GIF", "BMP", "TIFF", "PPM", "TGA", "ICO", "QOI", "DIB", "AVIF")
 _EXIF_ORIENTATION = 0x0112
 
 

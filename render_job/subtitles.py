@@ -6,9 +6,9 @@ apostrophes, colons, percent signs, braces and backslashes included. ASS escapin
 `{` -> `\\{`, `}` -> `\\}`, and a backslash that would start an escape (`\\N`, `\\n`, `\\h`, `\\{`,
 `\\}`) gets an invisible WORD JOINER (U+2060) after it. Newlines in a caption (also U+2028, U+2029
 and U+0085, which splitlines() and some parsers take for line breaks) become line breaks, in the
-burn-in and in the sidecars. Long lines wrap (ASS WrapStyle 0, smart wrapping, at spaces); a token
-wider than the safe area (CJK text, a URL) gets line breaks from render_job.caption_wrap, since
-libass cannot break it.
+burn-in and in the sidecars; blank lines inside a caption are dropped in both. Long lines wrap (ASS
+WrapStyle 0, smart wrapping, at spaces); a token wider than the safe area (CJK text, a URL) gets
+line breaks from render_job.caption_wrap, since libass cannot break it.
 """
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ _SRT_BRACES = str.maketrans({"{": "\uff5b", "}": "\uff5d"})  # FULLWIDTH LEFT/RI
 
 def _cue_lines(text: str) -> list[str]:
     """A caption's lines: newlines normalised, blank and whitespace-only lines (which end a cue in
-    SRT and WebVTT) dropped."""
+    SRT and WebVTT) dropped. The burn-in (ass_text) drops them too: one text everywhere."""
     return [line for line in plain_newlines(text).split("\n") if line.strip()]
 
 
@@ -223,7 +223,8 @@ def ass_text(cues: Sequence[Cue], width: int, height: int, style: CaptionStylePl
     for cue in cues:
         start, end = _frame_ms(cue.start, fps), _frame_ms(cue.end, fps)
         if end > start:  # a cue between two frames shows on none (as in caption_overlay)
-            subs.append(pysubs2.SSAEvent(start=start, end=end, text=escape_ass(caption_fit(cue.text)),
+            text = "\n".join(_cue_lines(cue.text))  # no empty gap where the sidecars have none
+            subs.append(pysubs2.SSAEvent(start=start, end=end, text=escape_ass(caption_fit(text)),
                                          style="Default", layer=1))
     return subs.to_string("ass")
 

@@ -12,22 +12,25 @@ import json
 import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from shared.errors import InvalidRequest
 from shared.finite import nonfinite_problem
 from shared.timeline import frame_problems
 
-# FFmpeg xfade transition names usable between scenes (FFmpeg doc, "xfade" filter), plus "cut".
+# Every named FFmpeg xfade transition (`ffmpeg -h filter=xfade`, in its order; all exist since FFmpeg
+# 6.1 and the job needs 7 or newer), plus "cut"; `custom` is left out (it needs an expression).
 XFADE_TRANSITIONS: tuple[str, ...] = (
-    "fade", "fadeblack", "fadewhite", "fadegrays", "dissolve", "distance",
-    "wipeleft", "wiperight", "wipeup", "wipedown",
+    "fade", "wipeleft", "wiperight", "wipeup", "wipedown",
     "slideleft", "slideright", "slideup", "slidedown",
-    "smoothleft", "smoothright", "smoothup", "smoothdown",
-    "circlecrop", "circleopen", "circleclose", "rectcrop",
-    "radial", "pixelize", "hblur", "diagtl", "diagtr", "diagbl", "diagbr",
-    "hlslice", "hrslice", "vuslice", "vdslice", "squeezeh", "squeezev", "zoomin",
+    "circlecrop", "rectcrop", "distance", "fadeblack", "fadewhite", "radial",
+    "smoothleft", "smoothright", "smoothup", "smoothdown", "circleopen", "circleclose",
+    "vertopen", "vertclose", "horzopen", "horzclose", "dissolve", "pixelize",
+    "diagtl", "diagtr", "diagbl", "diagbr", "hlslice", "hrslice", "vuslice", "vdslice",
+    "hblur", "fadegrays", "wipetl", "wipetr", "wipebl", "wipebr", "squeezeh", "squeezev", "zoomin",
+    "fadefast", "fadeslow", "hlwind", "hrwind", "vuwind", "vdwind",
+    "coverleft", "coverright", "coverup", "coverdown", "revealleft", "revealright", "revealup", "revealdown",
 )
 TransitionType = Literal["cut", *XFADE_TRANSITIONS]  # type: ignore[valid-type]
 
@@ -81,6 +84,14 @@ def _check_src(value: str) -> str:
     return value
 
 
+_NAMES_APART = "asset names checked apart"  # validation context: parse_spec's second pass
+
+
+def _src_field(cls: Any, value: str, info: ValidationInfo) -> str:
+    """The field validator of every `src` (_check_src), skipped in parse_spec's second pass."""
+    return value if info.context and info.context.get(_NAMES_APART) else _check_src(value)
+
+
 MotionType = Literal["none", "zoom-in", "zoom-out", "pan-left", "pan-right", "pan-up", "pan-down"]
 FitType = Literal["cover", "contain", "blur"]
 _FIT_DOC = ("cover: fill the frame and crop; contain: letterbox on black; blur: contain over a blurred, "
@@ -113,7 +124,7 @@ class ImageVisual(_Model):
     motion_strength: float = Field(0.15, ge=0, le=0.5,
                                    description="fraction of the frame zoomed or panned over the scene")
 
-    _src = field_validator("src")(classmethod(lambda cls, v: _check_src(v)))
+    _src = field_validator("src")(classmethod(_src_field))
 
 
 class VideoVisual(_Model):
@@ -129,7 +140,7 @@ class VideoVisual(_Model):
     trim_end_s: float | None = Field(None, gt=0, description="end time in the clip, seconds")
     volume: float = Field(0.0, ge=0, le=4, description="gain of the clip's own audio (linear); 0 = muted")
 
-    _src = field_validator("src")(classmethod(lambda cls, v: _check_src(v)))
+    _src = field_validator("src")(classmethod(_src_field))
 
     @model_validator(mode="after")
     def _trim_order(self) -> "VideoVisual":
@@ -169,7 +180,7 @@ class Narration(_Model):
     volume: float = Field(1.0, ge=0, le=4, description="linear gain")
     offset_s: float = Field(0.0, ge=0, le=MAX_SCENE_S, description="seconds after the scene's start")
 
-    _src = field_validator("src")(classmethod(lambda cls, v: _check_src(v)))
+    _src = field_validator("src")(classmethod(_src_field))
 
 
 class CaptionCue(_Model):
@@ -255,7 +266,7 @@ class Music(_Model):
     fade_in_s: float = Field(0.0, ge=0, le=30)
     fade_out_s: float = Field(2.0, ge=0, le=30)
 
-    _src = field_validator("src")(classmethod(lambda cls, v: _check_src(v)))
+    _src = field_validator("src")(classmethod(_src_field))
 
 
 class CaptionStyle(_Model):
@@ -413,12 +424,19 @@ def parse_spec(data: Any) -> ExportSpec:
     problem = nonfinite_problem(data)  # NaN/Infinity, or a literal like 1e999 that decodes to inf
     if problem:
         raise InvalidRequest(f"spec contains a non-finite number at {problem['path']}", details=[problem])
+    text = json.dumps(data, allow_nan=False)
     try:
         # strict JSON-mode validation: true/false are not numbers, "30" and "nan" are not numbers
-        return ExportSpec.model_validate_json(json.dumps(data, allow_nan=False), strict=True)
+        return ExportSpec.model_validate_json(text, strict=True)
     except ValidationError as exc:
         details = errors_to_details(exc)
-        raise InvalidRequest(f"spec is invalid: {len(details)} problem(s)", details=details) from None
+    # a field error stops pydantic before ExportSpec's checks across scenes (frame counts, cues, ids,
+    # poster): validate again without the asset-name check, so a bad name does not hide those
+    try:
+        ExportSpec.model_validate_json(text, strict=True, context={_NAMES_APART: True})
+    except ValidationError as exc:
+        details += [d for d in errors_to_details(exc) if d not in details]
+    raise InvalidRequest(f"spec is invalid: {len(details)} problem(s)", details=details) from None
 
 
 def json_schema() -> dict:

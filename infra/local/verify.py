@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
+from shared.timeline import cue_span
+
 
 @dataclass
 class MediaInfo:
@@ -126,7 +128,9 @@ def check_timeline(spec: dict, output: dict, video_s: float, narration_s: dict[s
     - a scene whose duration is null lasts its narration offsetS + the narration as heard + 0.5 s,
       rounded up to a frame (narration_s: {src: seconds heard}, see heard_seconds);
     - a `caption.text` cue spans its scene's start to the next scene's start (the end for the last),
-      a `caption.cues` cue its startS..endS after the scene's start, cut where the next scene starts;
+      a `caption.cues` cue its startS..endS after the scene's start, cut where the next scene starts
+      and dropped when less than one frame is left (shared.timeline.cue_span, the plan's rule, on
+      scene starts snapped to the frame grid: output.scenes is rounded to milliseconds);
       every subtitle file has exactly these cues, in order, ±50 ms.
     """
     import pysubs2
@@ -160,16 +164,20 @@ def check_timeline(spec: dict, output: dict, video_s: float, narration_s: dict[s
             if not expect - 1e-3 <= durations[i] <= expect + frame + CODEC_PADDING_S:
                 problems.append(f"scene {scene['id']}: {durations[i]:.3f} s, narration offset {offset:.3f} s "
                                 f"+ {narration_s[narr]:.3f} s heard + 0.5 s pause = {expect:.3f} s")
+    # output.scenes times are rounded to milliseconds: put them back on the frame grid (a start is a
+    # whole frame) and cut timed cues by the plan's own rule (cue_span), so a cue left exactly one frame
+    # long is expected and one left under a frame (output.warnings says so) is not
+    edges = [round(t["startS"] * fps) for t in timeline] + [round(total * fps)]
     cues = []
     for i, s in enumerate(scenes):
         caption = s.get("caption") or {}
-        start, end = timeline[i]["startS"], timeline[i + 1]["startS"] if i + 1 < len(scenes) else total
+        start, end = edges[i] / fps, edges[i + 1] / fps
         if caption.get("text"):
             cues.append((start, end))
         for cue in caption.get("cues") or []:  # relative to the scene's start, cut where the next starts
-            a, b = start + float(cue["startS"]), min(start + float(cue["endS"]), end)
-            if (b - a) * fps >= 1 - 1e-9:  # less than one frame is not shown (output.warnings says so)
-                cues.append((a, b))
+            span = cue_span((edges[i + 1] - edges[i]) / fps, float(cue["startS"]), float(cue["endS"]), round(fps))
+            if span is not None:
+                cues.append((start + span[0], start + span[1]))
     for path in subtitle_files:
         events = pysubs2.load(str(path))
         if len(events) != len(cues):

@@ -213,6 +213,22 @@ def test_export_start_bad_input(env, case, body, status, names):
     assert env.service.repo.count_by_status() == {}  # nothing was created
 
 
+def test_export_start_lists_timing_problems_beside_a_bad_asset_name(env):
+    # trial 2: the 400 named only the asset name; the sub-frame cue and the too-short scene were hidden
+    spec = {"output": {"fps": 30}, "scenes": [
+        {"id": "a", "visual": {"type": "image", "src": "Café.png"}, "duration": 0.05},
+        {"id": "b", "visual": {"type": "color"}, "duration": 1,
+         "caption": {"cues": [{"startS": 0, "endS": 0.01, "text": "blink"}]}}]}
+    resp = env.c["export_start"].post("/", json={"spec": spec, "uploads": [
+        {"name": "Café.png", "contentType": "image/png"}]})
+    assert_clean(resp, 400, "Café.png")
+    err = resp.get_json()["error"]
+    assert [d["path"] for d in err["details"]] == [
+        "spec.scenes[0].visual.src", "spec.scenes[0].duration", "spec.scenes[1].caption.cues[0]",
+        "uploads[0].name"]
+    assert err["message"] == "request is invalid: 4 problem(s)"
+
+
 STATUS_CASES = [("missing-id", "/", 400), ("empty-id", "/?jobId=", 400), ("sql-ish", "/?jobId=1%27%20OR%201%3D1", 400),
                 ("unknown", f"/?jobId={J}", 404), ("uppercase-uuid", f"/?jobId={J.upper()}", 404),
                 ("padded-garbage", f"/?jobId={J}x", 400)]

@@ -96,3 +96,14 @@ def test_readme_states_the_asset_name_rule_and_profiles():
     quality = readme_rows()["output.quality"][2]
     for preset, profile in (("ultrafast", "Constrained Baseline"), ("veryfast", "High"), ("medium", "High")):
         assert re.search(rf"{preset}, CRF \d+: H\.264 \*\*{profile}\*\*", quality), preset
+
+
+def test_readme_lists_exactly_the_accepted_transition_types():
+    # trial 2: "… 36 in all" without the list let users pick FFmpeg names the spec refused
+    from shared.spec import XFADE_TRANSITIONS
+
+    cell = readme_rows()["scenes[].transition.type"][2]
+    assert cell.startswith("`cut`, or one of FFmpeg's named xfade transitions")
+    listed = re.findall(r"`([^`]+)`", cell.split("): ", 1)[1])
+    assert listed == list(XFADE_TRANSITIONS)
+    assert f"all {len(XFADE_TRANSITIONS)}," in cell

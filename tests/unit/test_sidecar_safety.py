@@ -164,3 +164,14 @@ def test_line_separators_are_newlines_in_the_sidecars(fmt):
 def test_line_separators_are_line_breaks_in_the_burn_in():
     from render_job.subtitles import escape_ass
     assert escape_ass("a\u2028b\u2029c\x85d\r\ne") == "a\\Nb\\Nc\\Nd\\Ne"
+
+
+def test_burn_in_drops_blank_lines_like_the_sidecars():
+    # trial 2: "a\n\nb" left an empty line in the burned-in caption while the SRT/VTT dropped it
+    from render_job.subtitles import ass_text
+
+    cues = [Cue(start=0.0, end=1.0, text="first\n\n  \nsecond"), Cue(start=1.0, end=2.0, text="\u2029lead\n \ntrail\n")]
+    events = [line.split(",", 9)[9] for line in ass_text(cues, 1280, 720, fps=30).splitlines()
+              if line.startswith("Dialogue:")]
+    assert events == ["first\\Nsecond", "lead\\Ntrail"]
+    assert "first\nsecond\n" in srt_text(cues) and "lead\ntrail\n" in vtt_text(cues)

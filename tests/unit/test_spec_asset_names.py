@@ -48,3 +48,21 @@ def test_gs_uri_error_names_the_uri():
 def test_colour_with_trailing_newline_refused():
     [d] = details(color="#ffffff\n")
     assert d == {"path": "scenes[0].visual.color", "message": "must be a #RRGGBB colour"}
+
+
+def test_bad_name_does_not_hide_the_timing_problems():
+    # trial 2: with a bad asset name, the checks across scenes (frame counts, cues) were never run
+    spec = {"output": {"fps": 30}, "scenes": [
+        {"id": "a", "visual": {"type": "image", "src": "Café.png"}, "duration": 0.05,
+         "caption": {"cues": [{"startS": 0, "endS": 0.01, "text": "blink"}]}},
+        {"id": "a", "visual": {"type": "video", "src": "gs://elsewhere/x.mp4"}}]}
+    with pytest.raises(InvalidRequest) as exc:
+        parse_spec(spec)
+    assert [(d["path"], d["message"][:40]) for d in exc.value.details] == [
+        ("scenes[0].visual.src", "'Café.png' is not a valid asset name: us"),
+        ("scenes[1].visual.src", "'gs://elsewhere/x.mp4' is not a usable g"),
+        ("scenes[1].id", "duplicate scene id 'a'"),
+        ("scenes[0].duration", "0.05 s is shorter than 2 frames at 30 fp"),
+        ("scenes[0].caption.cues[0]", "lasts 0.010 s, shorter than one frame at"),
+    ]
+    assert str(exc.value) == "spec is invalid: 5 problem(s)"

@@ -134,3 +134,27 @@ def test_audio_length_is_as_heard_without_encoder_padding(tmp_path):
 
     info = probe(mf.clip(tmp_path / "clip.mp4", seconds=1.0, audio=True))
     assert (info.video_s, info.audio_s) == (pytest.approx(1.0), pytest.approx(1.0, abs=1e-6))
+
+
+# trial 2: a cue cut to exactly one frame by the next scene's start (or the end) is shown, and the
+# sidecars have it; output.scenes gives times in milliseconds (3.733 for 112/30 s), so the check must
+# apply the plan's rule on the frame grid, not to the rounded difference (0.033 s = 0.99 frame).
+ONE_FRAME = {"scenes": [
+    {"id": "a", "visual": {"type": "color"}, "duration": 3.7333333333333334,
+     "caption": {"cues": [{"startS": 3.7, "endS": 9, "text": "cut to one frame by b"}]}},
+    {"id": "b", "visual": {"type": "color"}, "narration": {"src": "n.ogg"},
+     "caption": {"cues": [{"startS": 0, "endS": 1, "text": "ok"}, {"startS": 3.7, "endS": 9, "text": "tail"},
+                          {"startS": 20, "endS": 21, "text": "gone"}]}},
+]}
+ONE_FRAME_OUTPUT = {"scenes": [{"startS": 0.0, "durationS": 3.733}, {"startS": 3.733, "durationS": 3.733}]}
+
+
+def test_cue_cut_to_exactly_one_frame_is_expected(tmp_path):
+    good = srt(tmp_path, [(3.7, 3.733, "cut to one frame by b"), (3.733, 4.733, "ok"), (7.433, 7.466, "tail")])
+    total, problems = check_timeline(ONE_FRAME, ONE_FRAME_OUTPUT, 7.466, {}, [good], 30)
+    assert (round(total, 3), problems) == (7.466, [])
+    # a cue left under one frame (the plan warns and drops it) is still not expected
+    shorter = {"scenes": [ONE_FRAME["scenes"][0], {**ONE_FRAME["scenes"][1], "caption": {"cues": [
+        {"startS": 3.71, "endS": 9, "text": "under a frame"}]}}]}
+    _, problems = check_timeline(shorter, ONE_FRAME_OUTPUT, 7.466, {}, [good], 30)
+    assert problems == ["captions.srt: 3 cues, expected 1"]
