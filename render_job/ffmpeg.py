@@ -374,8 +374,10 @@ def _clip_read_s(sc: ScenePlan) -> float:
 
 
 def _clip_input(sc: ScenePlan, path: str) -> list[str]:
-    """The input arguments opening a clip scene's file at its trim point for _clip_read_s seconds."""
-    return ["-ss", fmt_s(sc.trim_start_s), "-t", fmt_s(_clip_read_s(sc)), "-i", path]
+    """The input arguments opening a clip scene's file at its trim point (clip_seek_s: counted from
+    the first picture) for _clip_read_s seconds. FFmpeg cuts both streams at that instant of the
+    file; their timestamps then count from it (the picture's and the sound's first frame may be later)."""
+    return ["-ss", fmt_s(sc.clip_seek_s), "-t", fmt_s(_clip_read_s(sc)), "-i", path]
 
 
 def _scene_video(plan: RenderPlan, sc: ScenePlan, inputs: Mapping[str, str], idx: int) -> tuple[list[str], list[str]]:
@@ -411,12 +413,16 @@ def _scene_video(plan: RenderPlan, sc: ScenePlan, inputs: Mapping[str, str], idx
     pad = ""
     if sc.clip_pad_s > 0 or not sc.clip_s:
         pad = f"tpad=stop_mode=clone:stop_duration={fmt_s(sc.duration)},"
-    # `V`: the first video stream that is not attached cover art (the picture render_job.probe measured)
-    pre, fitted = _fit_graph(f"[{idx}:V]setpts=PTS-STARTPTS,", sc, w, h)
+    # `V`: the first video stream that is not attached cover art (the picture render_job.probe measured).
+    # Its timestamps count from the trim point, as the sound's do: `fps` with start_time=0 shows the
+    # file's instant trim + t at scene time t (the sound is placed likewise), not the first frame at 0.
+    # bwdif (interlaced clips only): one frame per frame, only frames flagged interlaced are touched
+    deint = "bwdif=mode=send_frame:parity=auto:deint=interlaced," if sc.deinterlace else ""
+    pre, fitted = _fit_graph(f"[{idx}:V]{deint}", sc, w, h)
     motion = motion_filter(sc, w, h, n_frames)
     if motion:  # frame-exact scene first, so the motion's frame index runs 0..n-1
         motion = f"format=yuv420p,trim=end_frame={n_frames},{motion}"
-    chain = f"{fitted},setsar=1,fps={fps},{pad}{motion}{_common_tail(plan, sc.duration)}"
+    chain = f"{fitted},setsar=1,fps={fps}:start_time=0,{pad}{motion}{_common_tail(plan, sc.duration)}"
     return _clip_input(sc, path), pre + [chain + label]
 
 
@@ -584,7 +590,9 @@ def build_command(plan: RenderPlan, inputs: Mapping[str, str], out_mp4: str, ass
             continue
         read_s = _clip_read_s(sc)
         delay_ms = int(round(sc.start * 1000))
-        graph.append(f"[{clip_inputs[sc.index]}:a]aresample={AUDIO_RATE},"
+        # async=1:first_pts=0: silence before sound that starts after the trim point (its timestamps
+        # count from it, as the picture's do), so the file's sound stays with its picture
+        graph.append(f"[{clip_inputs[sc.index]}:a]aresample={AUDIO_RATE}:async=1:first_pts=0,"
                      f"aformat=sample_fmts=fltp:channel_layouts=stereo,volume={sc.clip_volume:g},"
                      f"atrim=0:{fmt_s(read_s)},asetpts=PTS-STARTPTS,adelay={delay_ms}:all=1[c{sc.index}]")
         narr_labels.append(f"[c{sc.index}]")

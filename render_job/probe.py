@@ -36,6 +36,10 @@ class MediaInfo:
     coded (before rotation). fps: frames per second (None when unknown or a still). rotation: degrees
     of display rotation (0, 90, 180, 270; FFmpeg auto-rotates when decoding). sample_rate in Hz,
     channels a count. size_bytes: file size in bytes.
+    start_s: seconds, the container's start time (FFmpeg's `-ss` counts from it); video_start_s /
+    audio_start_s: seconds on the file's timeline where the first picture / first sound frame is
+    presented (None without such a stream). interlaced: the first picture is an interlaced frame, or
+    the stream declares a field order (tt, bb, tb, bt).
     """
 
     path: str
@@ -53,6 +57,10 @@ class MediaInfo:
     channels: int | None = None
     size_bytes: int = 0
     video_duration_s: float | None = None
+    start_s: float = 0.0
+    video_start_s: float | None = None
+    audio_start_s: float | None = None
+    interlaced: bool = False
 
 
 def is_attached_picture(stream) -> bool:
@@ -67,6 +75,18 @@ def _stream_seconds(stream) -> float | None:
     if stream.duration is not None and stream.time_base is not None:
         return float(stream.duration * stream.time_base)
     return None
+
+
+def _start_seconds(stream, frame) -> float | None:
+    """Where `frame` (the stream's first decoded frame) is presented, else the stream's start time."""
+    if frame is not None and frame.pts is not None and frame.time_base is not None:
+        return float(frame.pts * frame.time_base)
+    if stream.start_time is not None and stream.time_base is not None:
+        return float(stream.start_time * stream.time_base)
+    return None
+
+
+INTERLACED_FIELD_ORDERS = (2, 3, 4, 5)  # AVFieldOrder: AV_FIELD_TT, BB, TB, BT (1 = progressive)
 
 
 def _rotation(stream, frame) -> int:
@@ -211,6 +231,8 @@ def probe(path: str, label: str | None = None, *, full: bool = False,
         rotation = 0
         duration: float | None = None
         vdur: float | None = None
+        vstart = astart = None
+        interlaced = False
         if vstreams:
             vs = vstreams[0]
             frame = None
@@ -226,6 +248,9 @@ def probe(path: str, label: str | None = None, *, full: bool = False,
             width, height = frame.width, frame.height
             pix_fmt = frame.format.name
             rotation = _rotation(vs, frame)
+            vstart = _start_seconds(vs, frame)
+            interlaced = bool(getattr(frame, "interlaced_frame", False)) or \
+                int(getattr(vs.codec_context, "field_order", 0) or 0) in INTERLACED_FIELD_ORDERS
             if not is_image:
                 rate = vs.average_rate or vs.base_rate or vs.guessed_rate
                 fps = float(Fraction(rate)) if rate else None
@@ -233,7 +258,8 @@ def probe(path: str, label: str | None = None, *, full: bool = False,
         sample_rate = channels = None
         if astreams:
             a = astreams[0]
-            container.seek(0) if vstreams else None
+            if vstreams:  # seek on the audio stream itself: the mov demuxer lines the other streams
+                container.seek(a.start_time or 0, stream=a)  # up with the seeked one's time
             got = None
             try:
                 for got in container.decode(a):
@@ -242,6 +268,7 @@ def probe(path: str, label: str | None = None, *, full: bool = False,
                 raise PermanentRenderError(f"{name}: audio cannot be decoded ({_short(exc)})") from None
             if got is None:
                 raise PermanentRenderError(f"{name}: audio stream has no decodable frame")
+            astart = _start_seconds(a, got)
             sample_rate = a.sample_rate or got.sample_rate
             channels = a.codec_context.layout.nb_channels if a.codec_context.layout else None
             adur = _stream_seconds(a)
@@ -265,7 +292,10 @@ def probe(path: str, label: str | None = None, *, full: bool = False,
         return MediaInfo(path=path, format_name=fmt, duration_s=duration, has_video=bool(vstreams),
                          has_audio=bool(astreams), is_image=is_image, width=width, height=height, fps=fps,
                          rotation=rotation, pix_fmt=pix_fmt, sample_rate=sample_rate, channels=channels,
-                         size_bytes=size, video_duration_s=vdur if vstreams and not is_image else None)
+                         size_bytes=size, video_duration_s=vdur if vstreams and not is_image else None,
+                         start_s=container.start_time / 1_000_000 if container.start_time is not None else 0.0,
+                         video_start_s=vstart if not is_image else None, audio_start_s=astart,
+                         interlaced=interlaced and not is_image)
     finally:
         container.close()
 
