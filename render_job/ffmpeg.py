@@ -4,8 +4,9 @@ One FFmpeg run renders the whole export through a single -filter_complex graph (
 more than RENDER_SEGMENT_SCENES scenes: the video timeline in segments, see segment_cuts, each an
 FFmpeg run writing raw frames into the one encoding run's stdin, build_command(video_pipe=True)):
 
-    per scene   image (decoded once, fitted once, repeated by the `loop` filter) | clip (-ss/-t,
-                frozen last frame via tpad if short) | colour or title card (lavfi `color` source)
+    per scene   image (decoded once, fitted once, repeated by the `loop` filter) | clip (-ss/-t from
+                its first picture, bwdif if interlaced, frozen last frame via tpad if short) |
+                colour or title card (lavfi `color` source)
                 -> fit (BT.709 limited range): cover = scale+crop, contain = scale+pad,
                    blur = contain overlaid on a downscaled, box-blurred, darkened cover copy
                 -> Ken Burns motion, all sub-pixel exact or whole-copy-pixel, never resampling from the
@@ -27,7 +28,7 @@ FFmpeg run writing raw frames into the one encoding run's stdin, build_command(v
                 (fontsdir=fonts); file names relative to the FFmpeg working directory, so no
                 caption text and no user-controlled path ever enters the graph or argv
     audio       narrations (48 kHz stereo, gain, cut, adelay to scene start + offset) and clip audio
-                (gain, adelay to the scene start) -> amix
+                (silence up to its first sample, gain, adelay to the scene start) -> amix
                 music (looped, gain, fades, trimmed) ducked by sidechaincompress keyed on narration
                 -> loudnorm (target LUFS / dBTP) -> 48 kHz -> padded/trimmed to the total
                 no audio at all -> anullsrc silence (the output always has an AAC stereo track)
@@ -377,7 +378,8 @@ def _clip_input(sc: ScenePlan, path: str) -> list[str]:
     """The input arguments opening a clip scene's file at its trim point (clip_seek_s: counted from
     the first picture) for _clip_read_s seconds. FFmpeg cuts both streams at that instant of the
     file; their timestamps then count from it (the picture's and the sound's first frame may be later)."""
-    return ["-ss", fmt_s(sc.clip_seek_s), "-t", fmt_s(_clip_read_s(sc)), "-i", path]
+    seek = math.floor(sc.clip_seek_s * 1e6 + 1e-3) / 1e6  # whole µs, never after the first picture
+    return ["-ss", fmt_s(seek), "-t", fmt_s(_clip_read_s(sc)), "-i", path]
 
 
 def _scene_video(plan: RenderPlan, sc: ScenePlan, inputs: Mapping[str, str], idx: int) -> tuple[list[str], list[str]]:
