@@ -261,9 +261,9 @@ def top_level_atoms(path) -> list[str]:
 
 def flash_click_clip(path: Path, audio_offset_s: float, seconds: float = 3.0, event_s: float = 2.0,
                      rate: int = 30) -> Path:
-    """An MP4 or MKV (by `path`'s suffix; H.264 + AAC) whose picture flashes white for one frame (black otherwise) and whose sound
-    clicks (40 ms of 1 kHz, silence otherwise) at the same instant of the file, `event_s` seconds after
-    the first picture. The sound stream starts `audio_offset_s` seconds after the picture (negative:
+    """An MP4 or MKV (by `path`'s suffix; H.264 + AAC) whose picture flashes white for one frame (black
+    otherwise) and whose sound clicks (40 ms of 1 kHz, silence otherwise) at the same instant of the
+    file, `event_s` seconds after the first picture. The sound stream starts `audio_offset_s` seconds after the picture (negative:
     the picture starts that much later than the sound), as in camera files and edited MOV/MP4s.
     Each stream lasts `seconds`."""
     video = path.with_name(path.stem + "_v" + path.suffix)
