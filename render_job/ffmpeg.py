@@ -4,8 +4,9 @@ One FFmpeg run renders the whole export through a single -filter_complex graph (
 more than RENDER_SEGMENT_SCENES scenes: the video timeline in segments, see segment_cuts, each an
 FFmpeg run writing raw frames into the one encoding run's stdin, build_command(video_pipe=True)):
 
-    per scene   image (decoded once, fitted once, repeated by the `loop` filter) | clip (-ss/-t,
-                frozen last frame via tpad if short) | colour or title card (lavfi `color` source)
+    per scene   image (decoded once, fitted once, repeated by the `loop` filter) | clip (-ss/-t from
+                its first picture, bwdif if interlaced, frozen last frame via tpad if short) |
+                colour or title card (lavfi `color` source)
                 -> fit (BT.709 limited range): cover = scale+crop, contain = scale+pad,
                    blur = contain overlaid on a downscaled, box-blurred, darkened cover copy
                 -> Ken Burns motion, all sub-pixel exact or whole-copy-pixel, never resampling from the
@@ -27,7 +28,7 @@ FFmpeg run writing raw frames into the one encoding run's stdin, build_command(v
                 (fontsdir=fonts); file names relative to the FFmpeg working directory, so no
                 caption text and no user-controlled path ever enters the graph or argv
     audio       narrations (48 kHz stereo, gain, cut, adelay to scene start + offset) and clip audio
-                (gain, adelay to the scene start) -> amix
+                (silence up to its first sample, gain, adelay to the scene start) -> amix
                 music (looped, gain, fades, trimmed) ducked by sidechaincompress keyed on narration
                 -> loudnorm (target LUFS / dBTP) -> 48 kHz -> padded/trimmed to the total
                 no audio at all -> anullsrc silence (the output always has an AAC stereo track)
@@ -374,8 +375,11 @@ def _clip_read_s(sc: ScenePlan) -> float:
 
 
 def _clip_input(sc: ScenePlan, path: str) -> list[str]:
-    """The input arguments opening a clip scene's file at its trim point for _clip_read_s seconds."""
-    return ["-ss", fmt_s(sc.trim_start_s), "-t", fmt_s(_clip_read_s(sc)), "-i", path]
+    """The input arguments opening a clip scene's file at its trim point (clip_seek_s: counted from
+    the first picture) for _clip_read_s seconds. FFmpeg cuts both streams at that instant of the
+    file; their timestamps then count from it (the picture's and the sound's first frame may be later)."""
+    seek = math.floor(sc.clip_seek_s * 1e6 + 1e-3) / 1e6  # whole µs, never after the first picture
+    return ["-ss", fmt_s(seek), "-t", fmt_s(_clip_read_s(sc)), "-i", path]
 
 
 def _scene_video(plan: RenderPlan, sc: ScenePlan, inputs: Mapping[str, str], idx: int) -> tuple[list[str], list[str]]:
@@ -411,12 +415,16 @@ def _scene_video(plan: RenderPlan, sc: ScenePlan, inputs: Mapping[str, str], idx
     pad = ""
     if sc.clip_pad_s > 0 or not sc.clip_s:
         pad = f"tpad=stop_mode=clone:stop_duration={fmt_s(sc.duration)},"
-    # `V`: the first video stream that is not attached cover art (the picture render_job.probe measured)
-    pre, fitted = _fit_graph(f"[{idx}:V]setpts=PTS-STARTPTS,", sc, w, h)
+    # `V`: the first video stream that is not attached cover art (the picture render_job.probe measured).
+    # Its timestamps count from the trim point, as the sound's do: `fps` with start_time=0 shows the
+    # file's instant trim + t at scene time t (the sound is placed likewise), not the first frame at 0.
+    # bwdif (interlaced clips only): one frame per frame, only frames flagged interlaced are touched
+    deint = "bwdif=mode=send_frame:parity=auto:deint=interlaced," if sc.deinterlace else ""
+    pre, fitted = _fit_graph(f"[{idx}:V]{deint}", sc, w, h)
     motion = motion_filter(sc, w, h, n_frames)
     if motion:  # frame-exact scene first, so the motion's frame index runs 0..n-1
         motion = f"format=yuv420p,trim=end_frame={n_frames},{motion}"
-    chain = f"{fitted},setsar=1,fps={fps},{pad}{motion}{_common_tail(plan, sc.duration)}"
+    chain = f"{fitted},setsar=1,fps={fps}:start_time=0,{pad}{motion}{_common_tail(plan, sc.duration)}"
     return _clip_input(sc, path), pre + [chain + label]
 
 
@@ -584,7 +592,9 @@ def build_command(plan: RenderPlan, inputs: Mapping[str, str], out_mp4: str, ass
             continue
         read_s = _clip_read_s(sc)
         delay_ms = int(round(sc.start * 1000))
-        graph.append(f"[{clip_inputs[sc.index]}:a]aresample={AUDIO_RATE},"
+        # async=1:first_pts=0: silence before sound that starts after the trim point (its timestamps
+        # count from it, as the picture's do), so the file's sound stays with its picture
+        graph.append(f"[{clip_inputs[sc.index]}:a]aresample={AUDIO_RATE}:async=1:first_pts=0,"
                      f"aformat=sample_fmts=fltp:channel_layouts=stereo,volume={sc.clip_volume:g},"
                      f"atrim=0:{fmt_s(read_s)},asetpts=PTS-STARTPTS,adelay={delay_ms}:all=1[c{sc.index}]")
         narr_labels.append(f"[c{sc.index}]")

@@ -46,6 +46,9 @@ class ScenePlan:
     next scene, transition_s its (clamped) duration (0 for cut and for the last scene).
     trim_start_s: where a clip is read from; clip_s: seconds of clip available after trimming
     (None for stills/colour); clip_pad_s: seconds of freeze-frame padding needed (clip too short).
+    clip_offset_s: seconds from the start of a clip's file to its first picture (its sound may start
+    earlier); clip_seek_s = clip_offset_s + trim_start_s is where the clip is read from, on the file's
+    timeline, its sound with it. deinterlace: the clip is interlaced (render_job.probe).
     narration_*: narration src, gain (linear), length (seconds), offset after the scene start
     (seconds), and whether it is cut at the scene end (narration_cut_s = the cut length, or None).
     """
@@ -73,6 +76,13 @@ class ScenePlan:
     clip_audio: bool = False
     narration_offset_s: float = 0.0
     src_pixels: int = 0  # a clip's frame size, width x height pixels (0: not a clip, or unknown)
+    clip_offset_s: float = 0.0
+    deinterlace: bool = False
+
+    @property
+    def clip_seek_s(self) -> float:
+        """Seconds from the start of a clip's file (its earliest stream) to the first picture shown."""
+        return self.clip_offset_s + self.trim_start_s
 
     @property
     def end(self) -> float:
@@ -185,6 +195,17 @@ def _dur(info: Any) -> float | None:
     return float(d) if d is not None else None
 
 
+def clip_offset_s(info: Any) -> float:
+    """Seconds from the start of a clip's file (MediaInfo.start_s, its earliest stream) to its first
+    picture (video_start_s): > 0 when the sound starts first (camera MOV/MP4 edit lists, AAC priming).
+    trimStartS counts from the first picture, so the clip is read from start + offset + trim; 0 when
+    the probe does not say."""
+    video, start = _get(info, "video_start_s"), _get(info, "start_s")
+    if video is None or start is None:
+        return 0.0
+    return max(0.0, float(video) - float(start))
+
+
 def build_plan(spec: ExportSpec, probes: Mapping[str, Any]) -> RenderPlan:
     """Lay out `spec` on a timeline.
 
@@ -201,7 +222,9 @@ def build_plan(spec: ExportSpec, probes: Mapping[str, Any]) -> RenderPlan:
         Narration (from its offset) longer than an explicit duration: the duration is kept and the
         narration is cut at the scene's end with a NARRATION_CUT_FADE_S (50 ms) fade-out. A clip
         shorter than D is padded by freezing its last frame. A clip's own audio is mixed when its
-        volume > 0 and its probe says `has_audio`.
+        volume > 0 and its probe says `has_audio`; trimStartS counts from the clip's first picture
+        (clip_offset_s), and the sound keeps its place against the picture (render_job.ffmpeg).
+        An interlaced clip (probe `interlaced`) is deinterlaced.
     Transitions: clamped so one never exceeds half of either neighbouring scene (so no scene is
         ever dropped); `cut` or a 0 s duration joins the scenes directly; the last scene's
         transition is ignored.
@@ -244,6 +267,8 @@ def build_plan(spec: ExportSpec, probes: Mapping[str, Any]) -> RenderPlan:
             m["clip_s"] = max(0.0, end - vis.trim_start_s)
             m["clip_audio"] = vis.volume > 0 and bool(_get(probes[vis.src], "has_audio"))
             m["src_pixels"] = int(_get(info, "width") or 0) * int(_get(info, "height") or 0)
+            m["offset_s"] = clip_offset_s(info)
+            m["deinterlace"] = bool(_get(info, "interlaced"))
         if scene.duration is not None:
             d = exact(scene.duration)
         elif m["narr_s"] is not None:  # whole frames, rounded up: the narration is never cut
@@ -298,6 +323,7 @@ def build_plan(spec: ExportSpec, probes: Mapping[str, Any]) -> RenderPlan:
             motion_strength=float(getattr(vis, "motion_strength", 0.0)),
             clip_volume=float(getattr(vis, "volume", 0.0)), clip_audio=m["clip_audio"],
             narration_offset_s=m["offset"], src_pixels=m.get("src_pixels", 0),
+            clip_offset_s=m.get("offset_s", 0.0), deinterlace=m.get("deinterlace", False),
         ))
     total_f = grid.total
     total = total_f / fps

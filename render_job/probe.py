@@ -8,7 +8,8 @@ With `full=True` (the job's preflight) a time-based file is also read to its end
   one (exact even for VBR MP3s without a Xing header), and a file that stops decoding well short
   of the length its header declares is reported as truncated;
 - video files have every packet of the picture stream demuxed (not decoded: cheap), so a clip cut
-  short (e.g. an interrupted upload) is reported as truncated.
+  short (e.g. an interrupted upload) is reported as truncated; where the header gives no length per
+  stream (Matroska, WebM), the sound's packets too, and the file's length is compared with theirs.
 Still images are checked by render_job.normalize (Pillow, bounded memory) and described by
 `still_info()`.
 """
@@ -36,6 +37,10 @@ class MediaInfo:
     coded (before rotation). fps: frames per second (None when unknown or a still). rotation: degrees
     of display rotation (0, 90, 180, 270; FFmpeg auto-rotates when decoding). sample_rate in Hz,
     channels a count. size_bytes: file size in bytes.
+    start_s: seconds, the container's start time (FFmpeg's `-ss` counts from it); video_start_s /
+    audio_start_s: seconds on the file's timeline where the first picture / first sound frame is
+    presented (None without such a stream). interlaced: the first picture is an interlaced frame, or
+    the stream declares a field order (tt, bb, tb, bt).
     """
 
     path: str
@@ -53,6 +58,10 @@ class MediaInfo:
     channels: int | None = None
     size_bytes: int = 0
     video_duration_s: float | None = None
+    start_s: float = 0.0
+    video_start_s: float | None = None
+    audio_start_s: float | None = None
+    interlaced: bool = False
 
 
 def is_attached_picture(stream) -> bool:
@@ -67,6 +76,18 @@ def _stream_seconds(stream) -> float | None:
     if stream.duration is not None and stream.time_base is not None:
         return float(stream.duration * stream.time_base)
     return None
+
+
+def _start_seconds(stream, frame) -> float | None:
+    """Where `frame` (the stream's first decoded frame) is presented, else the stream's start time."""
+    if frame is not None and frame.pts is not None and frame.time_base is not None:
+        return float(frame.pts * frame.time_base)
+    if stream.start_time is not None and stream.time_base is not None:
+        return float(stream.start_time * stream.time_base)
+    return None
+
+
+INTERLACED_FIELD_ORDERS = (2, 3, 4, 5)  # AVFieldOrder: AV_FIELD_TT, BB, TB, BT (1 = progressive)
 
 
 def _rotation(stream, frame) -> int:
@@ -92,10 +113,13 @@ def still_info(path: str, width: int, height: int, format_name: str, pix_fmt: st
                      is_image=True, width=width, height=height, pix_fmt=pix_fmt, size_bytes=size_bytes)
 
 
-def _check_read_to_end(container, name: str, vstreams, astreams, declared: float | None) -> float | None:
+def _check_read_to_end(container, name: str, vstreams, astreams, declared: float | None,
+                       whole_file: bool = False) -> float | None:
     """Read the whole file (decode audio-only files, demux video). Returns the readable length in
     seconds: of the audio for audio-only files, of the picture (video stream) otherwise. `declared`
-    is the length the header declares for that stream (the truncation check compares with it)."""
+    is the length the header declares for that stream (the truncation check compares with it), or
+    with `whole_file` the container's length (Matroska, WebM: no per-stream length), compared with
+    the end of every stream read (sound may rightly outlast the picture there)."""
     container.seek(0)
     if not vstreams and astreams:
         a = astreams[0]
@@ -119,20 +143,26 @@ def _check_read_to_end(container, name: str, vstreams, astreams, declared: float
                                        f"but only {got:.2f} s of audio can be decoded")
         return got
     vs = vstreams[0]
-    end = 0.0
+    end = file_end = 0.0
     try:
-        for packet in container.demux(vs):
+        for packet in container.demux([vs] + (astreams if whole_file else [])):
             if packet.pts is None or packet.time_base is None:
                 continue
-            end = max(end, float((packet.pts + (packet.duration or 0)) * packet.time_base))
+            at = float((packet.pts + (packet.duration or 0)) * packet.time_base)
+            file_end = max(file_end, at)
+            end = max(end, at) if packet.stream_index == vs.index else end
     except Exception as exc:
         raise PermanentRenderError(f"{name}: video cannot be read after {end:.2f} s, the file is truncated "
                                    f"or corrupt ({_short(exc)})") from None
     start = float(vs.start_time * vs.time_base) if vs.start_time is not None and vs.time_base else 0.0
     got = max(0.0, end - start)
-    if declared and got < declared * TRUNCATED_SHARE and declared - got > TRUNCATED_MIN_GAP_S:
+    read, what = got, "video"
+    if whole_file:
+        file_start = container.start_time / 1_000_000 if container.start_time is not None else start
+        read, what = max(0.0, file_end - file_start), "media"
+    if declared and read < declared * TRUNCATED_SHARE and declared - read > TRUNCATED_MIN_GAP_S:
         raise PermanentRenderError(f"{name}: the file is truncated: its header declares {declared:.2f} s "
-                                   f"but only {got:.2f} s of video can be read")
+                                   f"but only {read:.2f} s of {what} can be read")
     return got or None
 
 
@@ -211,6 +241,8 @@ def probe(path: str, label: str | None = None, *, full: bool = False,
         rotation = 0
         duration: float | None = None
         vdur: float | None = None
+        vstart = astart = None
+        interlaced = False
         if vstreams:
             vs = vstreams[0]
             frame = None
@@ -226,6 +258,9 @@ def probe(path: str, label: str | None = None, *, full: bool = False,
             width, height = frame.width, frame.height
             pix_fmt = frame.format.name
             rotation = _rotation(vs, frame)
+            vstart = _start_seconds(vs, frame)
+            interlaced = bool(getattr(frame, "interlaced_frame", False)) or \
+                int(getattr(vs.codec_context, "field_order", 0) or 0) in INTERLACED_FIELD_ORDERS
             if not is_image:
                 rate = vs.average_rate or vs.base_rate or vs.guessed_rate
                 fps = float(Fraction(rate)) if rate else None
@@ -233,7 +268,8 @@ def probe(path: str, label: str | None = None, *, full: bool = False,
         sample_rate = channels = None
         if astreams:
             a = astreams[0]
-            container.seek(0) if vstreams else None
+            if vstreams:  # seek on the audio stream itself: the mov demuxer lines the other streams
+                container.seek(a.start_time or 0, stream=a)  # up with the seeked one's time
             got = None
             try:
                 for got in container.decode(a):
@@ -242,6 +278,7 @@ def probe(path: str, label: str | None = None, *, full: bool = False,
                 raise PermanentRenderError(f"{name}: audio cannot be decoded ({_short(exc)})") from None
             if got is None:
                 raise PermanentRenderError(f"{name}: audio stream has no decodable frame")
+            astart = _start_seconds(a, got)
             sample_rate = a.sample_rate or got.sample_rate
             channels = a.codec_context.layout.nb_channels if a.codec_context.layout else None
             adur = _stream_seconds(a)
@@ -253,11 +290,14 @@ def probe(path: str, label: str | None = None, *, full: bool = False,
         if not is_image and max_duration_s is not None and duration is not None and duration > max_duration_s:
             raise PermanentRenderError(f"{name}: media is {duration:.0f} s long, over the limit of "
                                        f"{max_duration_s:.0f} s (RENDER_MAX_MEDIA_S)")
+        whole_file = False
         if vstreams and not is_image and vdur is None:
             vdur = duration  # no per-stream length: the container's stands for the picture too
+            whole_file = True
         if full and not is_image:
             # the picture is checked against ITS declared length: sound may rightly run longer
-            exact = _check_read_to_end(container, name, vstreams, astreams, vdur if vstreams else duration)
+            exact = _check_read_to_end(container, name, vstreams, astreams, vdur if vstreams else duration,
+                                       whole_file=whole_file)
             if exact is not None and not vstreams:
                 duration = exact
             elif exact is not None:
@@ -265,7 +305,10 @@ def probe(path: str, label: str | None = None, *, full: bool = False,
         return MediaInfo(path=path, format_name=fmt, duration_s=duration, has_video=bool(vstreams),
                          has_audio=bool(astreams), is_image=is_image, width=width, height=height, fps=fps,
                          rotation=rotation, pix_fmt=pix_fmt, sample_rate=sample_rate, channels=channels,
-                         size_bytes=size, video_duration_s=vdur if vstreams and not is_image else None)
+                         size_bytes=size, video_duration_s=vdur if vstreams and not is_image else None,
+                         start_s=container.start_time / 1_000_000 if container.start_time is not None else 0.0,
+                         video_start_s=vstart if not is_image else None, audio_start_s=astart,
+                         interlaced=interlaced and not is_image)
     finally:
         container.close()
 

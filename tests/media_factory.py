@@ -257,3 +257,47 @@ def top_level_atoms(path) -> list[str]:
             else:
                 fh.seek(size - 8, 1)
     return names
+
+
+def flash_click_clip(path: Path, audio_offset_s: float, seconds: float = 3.0, event_s: float = 2.0,
+                     rate: int = 30) -> Path:
+    """An MP4 or MKV (by `path`'s suffix; H.264 + AAC) whose picture flashes white for one frame (black
+    otherwise) and whose sound clicks (40 ms of 1 kHz, silence otherwise) at the same instant of the
+    file, `event_s` seconds after the first picture. The sound stream starts `audio_offset_s` seconds after the picture (negative:
+    the picture starts that much later than the sound), as in camera files and edited MOV/MP4s.
+    Each stream lasts `seconds`."""
+    video = path.with_name(path.stem + "_v" + path.suffix)
+    audio = path.with_name(path.stem + "_a.m4a")
+    flash = round(event_s * rate)
+    ff("-f", "lavfi", "-i", f"color=black:s=320x180:r={rate}:d={seconds},"
+       f"drawbox=x=0:y=0:w=iw:h=ih:color=white:t=fill:enable='eq(n,{flash})'",
+       "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(video))
+    at = flash / rate - audio_offset_s  # the click in the sound stream's own time
+    ff("-f", "lavfi", "-i", f"aevalsrc='0.8*sin(2*PI*1000*t)*between(t,{at:.6f},{at + 0.04:.6f})':s=48000:d={seconds}",
+       "-c:a", "aac", "-b:a", "128k", str(audio))
+    if audio_offset_s >= 0:
+        ff("-i", str(video), "-itsoffset", f"{audio_offset_s:.6f}", "-i", str(audio), "-map", "0:v", "-map", "1:a",
+           "-c", "copy", str(path))
+    else:
+        ff("-itsoffset", f"{-audio_offset_s:.6f}", "-i", str(video), "-i", str(audio), "-map", "0:v", "-map", "1:a",
+           "-c", "copy", str(path))
+    video.unlink()
+    audio.unlink()
+    return path
+
+
+def moving_bar_clip(path: Path, interlaced: bool, seconds: float = 2.0, size: str = "1280x720") -> Path:
+    """A white bar (1/10 of the width) crossing a black frame at 24 px per 1/50 s, shot at 50 pictures
+    per second and stored at 25 frames per second: `interlaced` as top-field-first interlaced H.264
+    (each frame's two fields are 1/50 s apart: the bar's edges comb), else progressive (every other
+    picture). Near-lossless (qp 0), so the difference is the interlacing alone."""
+    w, h = (int(v) for v in size.split("x"))
+    src = (f"color=black:s={size}:r=50:d={seconds}[bg];color=white:s={w // 10}x{h}:r=50:d={seconds}[bar];"
+           f"[bg][bar]overlay=x='mod(24*n,{w})':y=0:eval=frame:shortest=1,")
+    if interlaced:
+        ff("-filter_complex", src + "interlace=scan=tff:lowpass=off", "-c:v", "libx264", "-preset", "ultrafast",
+           "-qp", "0", "-pix_fmt", "yuv420p", "-flags", "+ildct+ilme", "-field_order", "tt", str(path))
+    else:
+        ff("-filter_complex", src + "fps=25", "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0",
+           "-pix_fmt", "yuv420p", str(path))
+    return path

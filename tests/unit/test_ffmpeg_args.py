@@ -10,7 +10,7 @@ if str(ROOT) not in sys.path:  # until the project's pytest config sets pythonpa
 
 import pytest  # noqa: E402
 
-from render_job.ffmpeg import QUALITY, build_command, build_poster_command, fmt_s  # noqa: E402
+from render_job.ffmpeg import QUALITY, build_command, build_poster_command, build_segment_command, fmt_s  # noqa: E402
 from render_job.plan import build_plan  # noqa: E402
 from render_job.subtitles import ass_text, escape_ass, srt_text, vtt_text  # noqa: E402
 from shared.spec import parse_spec  # noqa: E402
@@ -429,5 +429,30 @@ def test_clip_picture_is_read_from_a_video_stream_that_is_not_cover_art():
          "narration": {"src": "n.mp3"}},
     ], {"c.mp4": SimpleNamespace(duration_s=2.0, has_audio=True), "n.mp3": SimpleNamespace(duration_s=0.5)})
     graph = graph_of(build_command(plan, {"c.mp4": "c.mp4", "n.mp3": "n.mp3"}, "o.mp4"))
-    assert "[0:V]setpts=PTS-STARTPTS," in graph and "[0:v]" not in graph
+    assert "[0:V]scale=" in graph and "[0:v]" not in graph
     assert "[0:a]aresample=48000" in graph and "[1:a]aresample=48000" in graph and "[1:v]" not in graph
+
+
+def test_clip_read_from_its_first_picture_sound_placed_by_timestamps_and_interlaced_deinterlaced():
+    """Trial 2: sound starting 0.977 s after the picture was heard at the scene start; a 1080i clip
+    combed. The clip is read from its first picture + trimStartS (the probe's stream starts); both
+    streams keep their timestamps from that instant (picture: fps start_time=0; sound: silence up to
+    its first sample, aresample first_pts=0); bwdif only for an interlaced clip, one frame per frame."""
+    scenes = [{"id": "i", "visual": {"type": "video", "src": "i.mp4", "volume": 1, "trimStartS": 0.25}},
+              {"id": "p", "visual": {"type": "video", "src": "p.mp4", "volume": 1}}]
+    probes = {"i.mp4": SimpleNamespace(duration_s=3.0, video_duration_s=2.5, has_audio=True, start_s=0.0,
+                                       video_start_s=0.5, audio_start_s=0.0, interlaced=True),
+              "p.mp4": SimpleNamespace(duration_s=2.0, has_audio=True, start_s=0.0, video_start_s=0.0,
+                                       audio_start_s=0.977, interlaced=False)}
+    plan = _plan_of(scenes, probes)
+    inputs = {"i.mp4": "i.mp4", "p.mp4": "p.mp4"}
+    argv = build_command(plan, inputs, "o.mp4")
+    joined, graph = " ".join(argv), graph_of(argv)
+    assert "-ss 0.75 -t 2.25 -i i.mp4" in joined and "-ss 0 -t 2 -i p.mp4" in joined
+    assert graph.count("bwdif") == 1
+    assert "[0:V]bwdif=mode=send_frame:parity=auto:deint=interlaced,scale=" in graph and "[1:V]scale=" in graph
+    assert graph.count(",fps=30:start_time=0,") == 2
+    for i in (0, 1):
+        assert f"[{i}:a]aresample=48000:async=1:first_pts=0,aformat=" in graph
+    segment = " ".join(build_segment_command(plan, inputs, 0, None))
+    assert "-ss 0.75 -t 2.25 -i i.mp4" in segment and segment.count("bwdif=") == 1

@@ -375,3 +375,21 @@ def test_one_point_nine_frames_is_still_refused(fps):
                                                         "duration": 1.9 / fps}]})
     assert exc.value.details[0]["path"] == "scenes[0].duration"
     assert f"shorter than 2 frames at {fps} fps" in exc.value.details[0]["message"]
+
+
+def test_clip_offset_from_the_probe_and_interlaced_clips_deinterlaced():
+    """trimStartS counts from the clip's first picture: a file whose sound starts 0.5 s before its
+    picture is read from 0.5 s + trimStartS (the probe's stream starts); no start times known: 0."""
+    spec = spec_of([{"id": "a", "visual": {"type": "video", "src": "a.mp4", "trimStartS": 1.0}},
+                    {"id": "b", "visual": {"type": "video", "src": "b.mp4"}},
+                    {"id": "c", "visual": {"type": "video", "src": "c.mp4"}}])
+    plan = build_plan(spec, {
+        "a.mp4": SimpleNamespace(duration_s=4.0, video_duration_s=3.5, start_s=-0.1, video_start_s=0.4,
+                                 audio_start_s=-0.1, interlaced=True),
+        "b.mp4": SimpleNamespace(duration_s=2.0, start_s=0.0, video_start_s=0.0, audio_start_s=0.977),
+        "c.mp4": media(2.0)})
+    a, b, c = plan.scenes
+    assert (a.clip_offset_s, a.clip_seek_s, a.duration, a.deinterlace) == (pytest.approx(0.5), pytest.approx(1.5),
+                                                                           pytest.approx(2.5), True)
+    assert (b.clip_offset_s, b.clip_seek_s, b.deinterlace) == (0.0, 0.0, False)  # late sound: read from 0
+    assert (c.clip_offset_s, c.clip_seek_s, c.deinterlace) == (0.0, 0.0, False)

@@ -1,0 +1,125 @@
+"""Clips whose streams do not start together, and interlaced clips, rendered for real (run_export).
+
+A clip plays as a player plays its file: the same instant of the file is seen and heard at the same
+output time, whichever stream starts first and wherever trimStartS cuts (trial 2, failure A: a clip
+whose sound starts 0.977 s after its picture was heard ~1 s early). Interlaced clips are
+deinterlaced (failure B: a 1080i clip combed). Media come from tests/media_factory.py: a flash in the
+picture and a click in the sound at the same instant of the file; a bar crossing the frame, stored
+interlaced and progressive.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from render_job.job import run_export
+from render_job.probe import probe
+from shared.adapters.local_storage import LocalStorage
+from shared.config import Settings
+from tests import media_factory as mf
+from tests.fakes import FakeReporter
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+
+IN, OUT = "clips-in", "clips-out"
+EVENT_S = 2.0  # the flash and the click, seconds after the clip's first picture
+
+
+def render(tmp_path: Path, job_id: str, scenes: list[dict], assets: dict[str, Path], fps: int) -> tuple:
+    """(result, path of the MP4) of a 720p draft export of `scenes`."""
+    storage = LocalStorage(tmp_path / "store")
+    spec = {"version": 1, "output": {"resolution": "720p", "aspectRatio": "16:9", "fps": fps, "quality": "draft"},
+            "scenes": scenes}
+    storage.upload_bytes(IN, f"jobs/{job_id}/spec.json", json.dumps(spec).encode(), "application/json")
+    for name, path in assets.items():
+        storage.upload_bytes(IN, f"jobs/{job_id}/assets/{name}", path.read_bytes(), "application/octet-stream")
+    (tmp_path / job_id).mkdir()
+    reporter = FakeReporter()
+    settings = Settings(input_bucket=IN, output_bucket=OUT, ffmpeg_binary=os.environ.get("FFMPEG_BINARY") or None)
+    result = run_export(job_id, storage, reporter, settings, str(tmp_path / job_id), attempt=0)
+    assert result.status == "succeeded", result.error
+    out = reporter.final["output"]
+    return result, tmp_path / "store" / OUT / "exports" / job_id / out["filename"]
+
+
+def flash_s(mp4: Path) -> float:
+    """Time (seconds) of the first output frame that is mostly white."""
+    with av.open(str(mp4)) as c:
+        for frame in c.decode(video=0):
+            if frame.to_ndarray(format="gray").mean() > 128:
+                return float(frame.time)
+    raise AssertionError("no flash in the output")
+
+
+def click_s(mp4: Path) -> float:
+    """Time (seconds) of the first output sample above half the loudest one (the click's onset)."""
+    chunks, t0 = [], None
+    with av.open(str(mp4)) as c:
+        for frame in c.decode(audio=0):
+            t0 = float(frame.time) if t0 is None else t0
+            chunks.append(np.abs(frame.to_ndarray()).max(axis=0))
+    x = np.concatenate(chunks)
+    assert x.max() > 0.05, "no click in the output"
+    return t0 + int(np.argmax(x > x.max() / 2)) / 48000
+
+
+# (sound's start after the picture's, trimStartS, seconds of dark colour before the clip, container)
+SYNC_CASES = [
+    pytest.param(0.977, 0.0, 0.0, "mp4", id="late-sound-alone"),
+    pytest.param(0.977, 0.5, 0.5, "mp4", id="late-sound-trim-inside-offset"),
+    pytest.param(0.977, 1.5, 0.5, "mp4", id="late-sound-trim-past-offset"),
+    pytest.param(-0.5, 0.0, 0.5, "mp4", id="early-sound"),
+    pytest.param(-0.5, 0.8, 0.0, "mp4", id="early-sound-trimmed"),
+    # Matroska: seeking does not line the sound up with the picture's first keyframe as MP4 does
+    pytest.param(-0.5, 0.0, 0.5, "mkv", id="early-sound-mkv"),
+    pytest.param(0.977, 0.5, 0.0, "mkv", id="late-sound-mkv"),
+]
+
+
+@pytest.mark.parametrize("offset, trim, before, ext", SYNC_CASES)
+def test_clip_sound_stays_in_sync_with_its_picture(tmp_path, offset, trim, before, ext):
+    clip = mf.flash_click_clip(tmp_path / f"fc.{ext}", offset, seconds=3.0, event_s=EVENT_S, rate=30)
+    with av.open(str(clip)) as c:  # as built: the sound starts `offset` after the picture
+        v, a = c.streams.video[0], c.streams.audio[0]
+        assert float(a.start_time * a.time_base - v.start_time * v.time_base) == pytest.approx(offset, abs=0.03)
+    scenes = [{"id": "clip", "visual": {"type": "video", "src": clip.name, "volume": 1, "trimStartS": trim}}]
+    if before:
+        scenes.insert(0, {"id": "dark", "visual": {"type": "color", "color": "#202020"}, "duration": before})
+    result, mp4 = render(tmp_path, "job-sync", scenes, {clip.name: clip}, fps=30)
+    # the picture: trimStartS counts from the clip's first picture, whichever stream starts first
+    assert result.plan.scenes[-1].duration == pytest.approx(3.0 - trim, abs=1 / 30)
+    assert flash_s(mp4) == pytest.approx(before + EVENT_S - trim, abs=1 / 30 + 1e-6)
+    # the sound: the click heard with the flash (within one output frame)
+    assert click_s(mp4) == pytest.approx(flash_s(mp4), abs=1 / 30)
+
+
+def comb(mp4: Path, t: float) -> float:
+    """Combing of the output frame at `t` seconds: mean absolute difference of adjacent rows minus
+    that of rows two apart (same field), in grey levels; ~0 for a progressive picture of vertical edges."""
+    with av.open(str(mp4)) as c:
+        frame = next(f for f in c.decode(video=0) if f.time >= t - 1e-6)
+        g = frame.to_ndarray(format="gray").astype(np.float64)
+    return float(np.abs(g[1:] - g[:-1]).mean() - np.abs(g[2:] - g[:-2]).mean())
+
+
+def test_interlaced_clip_is_deinterlaced_and_progressive_clip_untouched(tmp_path):
+    clips = {"int.mp4": mf.moving_bar_clip(tmp_path / "int.mp4", interlaced=True),
+             "prog.mp4": mf.moving_bar_clip(tmp_path / "prog.mp4", interlaced=False)}
+    measured, plans = {}, {}
+    for name, clip in clips.items():
+        result, mp4 = render(tmp_path, f"job-{name[:-4]}", [{"id": "c", "visual": {"type": "video", "src": name}}],
+                             {name: clip}, fps=25)
+        measured[name] = [comb(mp4, t) for t in (0.4, 1.0, 1.6)]
+        plans[name] = result.plan
+    prog, inter = measured["prog.mp4"], measured["int.mp4"]
+    assert max(prog) < 0.5, prog  # the reference: a progressive picture does not comb
+    # an interlaced frame's fields are 1/50 s apart: shown woven, the bar's edges comb (~3 grey levels)
+    assert max(inter) < 0.5, inter
+    # detected from the probe; the filter is added for the interlaced clip only
+    assert probe(str(clips["int.mp4"])).interlaced and not probe(str(clips["prog.mp4"])).interlaced
+    assert [plans[n].scenes[0].deinterlace for n in ("int.mp4", "prog.mp4")] == [True, False]
