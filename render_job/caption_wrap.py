@@ -3,10 +3,13 @@
 libass (WrapStyle 0) breaks a line only at spaces (not at U+200B, not between CJK characters), so
 CJK text, a URL or a long compound word wider than the safe area ran off the frame. fit_text()
 measures each space-separated token with the fonts libass will use; a token wider than the area
-gets hard line breaks (`\\n`, written as ASS `\\N`) from a greedy fill, preferring, as UAX #14
-would, a break between CJK ideographs / kana / hangul (not before closing punctuation or small kana,
-not after opening brackets) or after `/ - . ? & = _`, else anywhere between two grapheme-like units
-(CSS overflow-wrap: anywhere). Lines whose tokens all fit are left to libass's smart wrapping.
+gets hard line breaks (`\\n`, written as ASS `\\N`) from a greedy fill over its extended grapheme
+clusters (UAX #29, the `regex` module's \\X: a flag, an emoji ZWJ sequence, a base and its marks stay
+whole), preferring, as UAX #14 would, a break between CJK ideographs / kana / hangul / emoji / flags
+(not before closing punctuation or small kana, not after opening brackets) or after `/ - . ? & = _`,
+else anywhere between two clusters (CSS overflow-wrap: anywhere), next to a word joiner only when
+nothing else fits; a single cluster wider than the whole area is cut after its ZWJs, then between
+characters. Lines whose tokens all fit are left to libass's smart wrapping.
 
 Fonts (TextMeasure): "DejaVu Sans" is the bundled render_job/fonts file (the one libass gets through
 fontsdir); each character goes to the first font of fontconfig's sorted match for the family
@@ -14,7 +17,8 @@ fontsdir); each character goes to the first font of fontconfig's sorted match fo
 family is measured with fontconfig's substitute (what libass falls back to); without fontconfig, the
 bundled DejaVu Sans. Sizes follow libass: a font of size S px has an em of
 S * unitsPerEm / (usWinAscent + usWinDescent) pixels. Widths are sums of glyph advances (no
-kerning or shaping), so callers keep a small margin.
+kerning or shaping), so callers keep a small margin; a ligature (a flag, an emoji ZWJ sequence drawn
+as one glyph by a colour emoji font) is measured as its parts, i.e. wider than drawn.
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ import struct
 import subprocess
 import unicodedata
 
+import regex
 from PIL import ImageFont
 
 FONTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fonts")
@@ -39,7 +44,6 @@ _NO_START = set("、。，．・：；？！‼⁇⁈⁉ー〜～ゝゞヽヾ々
                 "」』）］｝〕〉》】〙〗〟’”｠»›,.:;!?)]}%")
 # UAX #14 class OP: no line ends with one of these
 _NO_END = set("「『（［｛〔〈《【〘〖〝‘“｟«‹([{")
-_JOINERS = {"\u200d", "\u2060", "\ufeff"}  # ZWJ, WORD JOINER, ZWNBSP: never break next to one
 
 
 def _charset(spec: str) -> list[tuple[int, int]]:
@@ -181,57 +185,91 @@ class TextMeasure:
         return sum(self.advance(c) for c in text)
 
 
-def _wide(ch: str) -> bool:
-    return unicodedata.east_asian_width(ch) in ("W", "F")
+# Extended grapheme clusters (UAX #29): a flag (2 regional indicators), an emoji ZWJ sequence, a base
+# with its combining marks / variation selectors / skin tone, a Hangul syllable from jamo
+_CLUSTER = regex.compile(r"\X")
+_ZWJ_PART = regex.compile(r"[^\u200d]*\u200d|[^\u200d]+")
+_CHAR_MARKS = regex.compile(r".[\p{Mn}\p{Me}]*", regex.DOTALL)
+# UAX #14 classes (a cluster breaks like its first character, LB9): ideographic-like (break before and
+# after: ID, EB, EM, Hangul, RI pairs (LB30a), pictographs); no line starts with CL CP EX IS NS CJ
+# (kinsoku); none ends with OP; WJ and GL glue to both sides (LB11, LB12)
+_IDEO = regex.compile(r"[\p{lb=ID}\p{lb=EB}\p{lb=EM}\p{lb=RI}\p{lb=H2}\p{lb=H3}\p{lb=JL}\p{lb=JV}"
+                      r"\p{lb=JT}\p{Extended_Pictographic}]")
+_NO_START_LB = regex.compile(r"[\p{lb=CL}\p{lb=CP}\p{lb=EX}\p{lb=IS}\p{lb=NS}\p{lb=CJ}]")
+_NO_END_LB = regex.compile(r"\p{lb=OP}")
+_GLUE = regex.compile(r"[\p{lb=WJ}\p{lb=GL}]")
+
+
+def _ideo(ch: str) -> bool:
+    return unicodedata.east_asian_width(ch) in ("W", "F") or bool(_IDEO.match(ch))
 
 
 def _break_kind(prev: str, cur: str) -> int:
-    """0: no break between prev and cur; 1: a break anywhere (last resort); 2: a preferred break."""
-    if cur in _JOINERS or prev in _JOINERS or unicodedata.category(cur).startswith("M"):
-        return 0
-    cp = ord(cur)
-    if 0xFE00 <= cp <= 0xFE0F or 0x1F3FB <= cp <= 0x1F3FF or 0xE0000 <= cp <= 0xE01EF:
-        return 0  # variation selectors, emoji skin tones, tags belong to the character before
-    if 0x1F1E6 <= cp <= 0x1F1FF and 0x1F1E6 <= ord(prev) <= 0x1F1FF:
-        return 0  # regional indicators (flags)
-    if prev in _SOFT_AFTER and cur not in _SOFT_AFTER:
+    """Between two units (clusters): 0: only when nothing else fits (next to a joiner); 1: a break
+    anywhere (CSS overflow-wrap: anywhere); 2: a preferred break (UAX #14-like)."""
+    a, b = prev[0], cur[0]
+    if prev[-1] == "\u200d" or _GLUE.match(a) or _GLUE.match(b):
+        return 0  # LB8a (after ZWJ), LB11/LB12 (word joiner, no-break space)
+    if a == "\u200b":
+        return 2  # a zero-width space marks a break opportunity (libass ignores it)
+    if a in _SOFT_AFTER and b not in _SOFT_AFTER:
         return 2
-    if (_wide(prev) or _wide(cur)) and cur not in _NO_START and prev not in _NO_END:
+    if ((_ideo(a) or _ideo(b)) and b not in _NO_START and not _NO_START_LB.match(b)
+            and a not in _NO_END and not _NO_END_LB.match(a)):
         return 2
     return 1
 
 
+def _units(token: str, m: TextMeasure, full: float) -> list[str]:
+    """`token` as grapheme clusters, never split, but for a cluster wider than `full` alone (a long
+    emoji ZWJ chain, a base with a run of spacing marks): that one is cut after each ZWJ, and a part
+    still wider into characters, each with its nonspacing marks."""
+    out: list[str] = []
+    for cluster in _CLUSTER.findall(token):
+        if m.width(cluster) <= full:
+            out.append(cluster)
+            continue
+        for part in _ZWJ_PART.findall(cluster):
+            out.extend([part] if m.width(part) <= full else _CHAR_MARKS.findall(part))
+    return out
+
+
 def _split_token(token: str, m: TextMeasure, first: float, full: float) -> list[str]:
-    """`token` as pieces each at most `first` (the first) or `full` (the others) pixels wide."""
-    adv = [m.advance(c) for c in token]
+    """`token` as pieces each at most `first` (the first) or `full` (the others) pixels wide.
+
+    Breaks only between units (_units); the greedy fill takes the last preferred break past half the
+    line, else the last break of any kind 1 or 2; when none fits on a whole line, the last unit
+    boundary that fits (kind 0 too). Only a single character wider than `full` is kept whole.
+    """
+    units = _units(token, m, full)
+    adv = [m.width(u) for u in units]
     pieces: list[str] = []
     s, budget = 0, first
-    while s < len(token):
+    while s < len(units):
         total, p = 0.0, s
-        while p < len(token) and total + adv[p] <= budget:
+        while p < len(units) and total + adv[p] <= budget:
             total += adv[p]
             p += 1
-        if p == len(token):
-            pieces.append(token[s:])
+        if p == len(units):
+            pieces.append("".join(units[s:]))
             break
         best = {1: None, 2: None}
         width = 0.0
         for q in range(s + 1, p + 1):
             width += adv[q - 1]
-            kind = _break_kind(token[q - 1], token[q])
+            kind = _break_kind(units[q - 1], units[q])
             if kind == 1 or (kind == 2 and width < budget / 2):
                 best[1] = q
             elif kind == 2:
                 best[2] = q
         q = best[2] or best[1]
         if q is None:
-            if budget < full:  # not even one unit fits after the words before it: start a new line
+            if budget < full:  # nothing fits after the words before it: start a new line
                 pieces.append("")
                 budget = full
                 continue
-            # one unit wider than the whole area (a huge font): keep it whole
-            q = next((i for i in range(s + 1, len(token)) if _break_kind(token[i - 1], token[i])), len(token))
-        pieces.append(token[s:q])
+            q = max(p, s + 1)  # overflow fallback: the last unit boundary that fits (or one huge unit)
+        pieces.append("".join(units[s:q]))
         s, budget = q, full
     return pieces
 

@@ -172,6 +172,11 @@ START_CASES = [
     ("key-with-newline", {"spec": OK_SPEC, "idempotencyKey": "a\nb"}, 400, "idempotencyKey"),
     ("key-with-c1-control", {"spec": OK_SPEC, "idempotencyKey": "a\u0085b"}, 400, "idempotencyKey"),
     ("key-with-csi", {"spec": OK_SPEC, "idempotencyKey": "\u009b31m"}, 400, "idempotencyKey"),
+    # adversarial review 2: 300 combining marks on one letter were drawn stacked up to the frame's top edge
+    ("caption-zalgo", {"spec": spec_with(caption={"text": "a" + "\u0301" * 300})}, 400,
+     "spec.scenes[0].caption.text"),
+    ("cue-zalgo", {"spec": spec_with(caption={"cues": [{"startS": 0, "endS": 1, "text": "g" + "\u0316" * 9}]})}, 400,
+     "spec.scenes[0].caption.cues[0].text"),
 ]
 
 

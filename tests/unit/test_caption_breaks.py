@@ -75,3 +75,64 @@ def test_ass_events_get_the_breaks_and_stay_literal():
     # without the inserted breaks, the text is the escaped caption
     assert caption.replace("\\N", "") == escape_ass(text)
     assert title.split("}", 1)[1].startswith("\\\u2060N") and title.count("\\N") >= 2
+
+
+FLAGS = "🇺🇸🇬🇧🇫🇷🇩🇪🇪🇸🇮🇹🇯🇵🇰🇷🇧🇷🇲🇽"  # 10 flags, 2 regional indicators each
+FAMILY = "\U0001F468\u200d\U0001F469\u200d\U0001F467\u200d\U0001F466"
+SKIN = "\U0001F44D\U0001F3FD\U0001F44B\U0001F3FF\U0001F64C\U0001F3FB\u270C\uFE0F"
+
+
+def _check_fits(text: str, width: float, clusters: list[str]) -> list[str]:
+    """fit_text's lines for `text`: none wider than `width`, nothing lost, no cluster of `clusters` split."""
+    lines = _lines(fit_text(text, M, width))
+    assert "".join(lines) == text
+    assert all(M.width(line) <= width for line in lines), lines
+    starts = {len("".join(lines[:i])) for i in range(1, len(lines))}  # where each line starts in text
+    pos = 0
+    for c in clusters:
+        assert not any(pos < s < pos + len(c) for s in starts), (c, lines)
+        pos += len(c)
+    return lines
+
+
+@pytest.mark.parametrize("n", [10, 30])
+def test_a_row_of_flags_breaks_between_flags_never_inside_one(n):
+    text = (FLAGS * 3)[:2 * n]
+    lines = _check_fits(text, 300, [text[i:i + 2] for i in range(0, len(text), 2)])
+    assert len(lines) >= 2
+    assert all(len(line) % 2 == 0 for line in lines)  # whole flags on every line
+
+
+def test_zwj_families_break_between_sequences_and_a_long_chain_still_fits():
+    text = FAMILY * 12
+    lines = _check_fits(text, 300, [FAMILY] * 12)
+    assert len(lines) >= 2 and all(line.startswith("\U0001F468") for line in lines)
+    # one grapheme cluster 200 emoji long (ZWJ after each): cut after a ZWJ, only because nothing else fits
+    chain = "\U0001F468\u200d" * 200
+    lines = _lines(fit_text(chain, M, 300))
+    assert "".join(lines) == chain and len(lines) >= 10
+    assert all(M.width(line) <= 300 and line.endswith("\u200d") for line in lines), lines
+
+
+def test_skin_tones_and_variation_selectors_stay_with_their_emoji():
+    text = SKIN * 8
+    clusters = ["\U0001F44D\U0001F3FD", "\U0001F44B\U0001F3FF", "\U0001F64C\U0001F3FB", "\u270C\uFE0F"] * 8
+    lines = _check_fits(text, 200, clusters)
+    assert len(lines) >= 2
+
+
+def test_word_joiners_and_combining_marks_only_break_when_nothing_else_fits():
+    # a letter + ZWJ / word joiner repeated: no UAX #14 break anywhere, so the overflow fallback breaks
+    for text in ["x\u200d" * 100, "x\u2060" * 100]:
+        lines = _lines(fit_text(text, M, 300))
+        assert "".join(lines) == text and len(lines) >= 2
+        assert all(M.width(line) <= 300 for line in lines), lines
+    # a word joiner is respected where another break fits: "a\u2060b" pairs stay together
+    text = "ab\u2060cd-" * 20
+    lines = _lines(fit_text(text, M, 300))
+    assert "".join(lines) == text and all(line.endswith("-") for line in lines[:-1]), lines
+    # Hangul from conjoining jamo: a syllable (L V T) is one cluster
+    syllable = "\u1100\u1161\u11a8"
+    _check_fits(syllable * 40, 200, [syllable] * 40)
+    decomposed = "e\u0301\u0323" * 60
+    _check_fits(decomposed, 200, ["e\u0301\u0323"] * 60)

@@ -1,5 +1,6 @@
 """Export spec v1: defaults, every-problem-at-once errors with paths, asset references, schema."""
 import json
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -144,3 +145,48 @@ def test_caption_style_defaults():
     st = parse_spec(minimal(captions={"style": {"font": "Noto Sans CJK JP", "sizePx": 30, "color": "#FFCC00",
                                                 "position": "top"}})).captions.style
     assert (st.font, st.size_px, st.color, st.position) == ("Noto Sans CJK JP", 30, "#ffcc00", "top")
+
+
+REAL_SCRIPTS = {  # realistic text with many combining marks on one character (marks, above, below)
+    "vietnamese": unicodedata.normalize("NFD", "Tiếng Việt có dấu: Người Việt, những ước mơ, Ậu Ặc Ễ Ộ Ợ Ữ Ỵ"),
+    "hebrew": "בְּרֵאשִׁ֖ית בָּרָ֣א אֱלֹהִ֑ים אֵ֥ת הַשָּׁמַ֖יִם וְאֵ֥ת הָאָֽרֶץ׃ וְהָאָ֗רֶץ הָיְתָ֥ה תֹ֙הוּ֙ וָבֹ֔הוּ שָּֽׁ֣",
+    "tibetan": "བཀྲ་ཤིས་བདེ་ལེགས། ཨོཾ་མ་ཎི་པདྨེ་ཧཱུྃ། ཀྵྨྱཱ ཧྐྵྨླྺྼྻཾ",  # the last: the Kalachakra stack
+    "devanagari": "संस्कृतम् क्षत्रियः श्रीमद्भगवद्गीता अ॒ग्निमी॑ळे पु॒रोहि॑तं य॒ज्ञस्य॑ दे॒वमृ॒त्विज॑म्",
+    "arabic": "بِسْمِ ٱللَّهِ ٱلرَّحْمَٰنِ ٱلرَّحِيمِ ذَٰلِكَ ٱلْكِتَٰبُ لَا رَيْبَ ۛ فِيهِ ۛ",
+    "greek": "Ἐν ἀρχῇ ἦν ὁ λόγος, ᾅδης ᾯ",
+    "emoji": "❤️‍🔥 1️⃣ 🏴󠁧󠁢󠁳󠁣󠁴󠁿 👍🏽",
+}
+
+
+@pytest.mark.parametrize("name", list(REAL_SCRIPTS))
+def test_real_scripts_with_combining_marks_accepted(name):
+    text = REAL_SCRIPTS[name]
+    spec = parse_spec(minimal(scenes=[
+        {"id": "s", "visual": {"type": "title", "text": text}, "caption": {"cues": [{"startS": 0, "endS": 1, "text": text}]}},
+        {"id": "t", "visual": {"type": "color"}, "caption": {"text": text}}]))
+    assert spec.scenes[1].caption.text == text and spec.scenes[0].visual.text == text
+
+
+@pytest.mark.parametrize("text,n", [
+    ("a" + "\u0301" * 300, 300),        # adversarial review 2: drawn up to y = 0 at 1080p
+    ("a" + "\u0301" * 5, 5),            # more than 4 above
+    ("g" + "\u0316" * 5, 5),            # more than 4 below
+    ("\u1ea4" + "\u0301" * 3, 5),       # a precomposed Ấ counts as A + 2 marks above
+    ("x" + "\u0301\u200c" * 5, 5),      # ZWNJ between the marks does not end the run
+    ("\u0f67" + "\u0f90" * 9, 9),       # more than 8 in all
+])
+def test_stacked_combining_marks_refused_in_every_text_field(text, n):
+    for scene, path in [({"caption": {"text": "ok " + text}}, "scenes[0].caption.text"),
+                        ({"caption": {"cues": [{"startS": 0, "endS": 1, "text": text}]}}, "scenes[0].caption.cues[0].text"),
+                        ({"visual": {"type": "title", "text": text[:300]}}, "scenes[0].visual.text")]:
+        with pytest.raises(InvalidRequest) as info:
+            parse_spec(minimal(scenes=[{"id": "s", "visual": {"type": "color"}, **scene}]))
+        detail = info.value.details[0]
+        assert detail["path"] == path, info.value.details
+        shown = min(n, 299) if path.endswith("visual.text") else n  # a title: its first 300 characters
+        assert f"has {shown} combining marks on one character" in detail["message"], detail
+
+
+def test_the_most_stacked_marks_allowed_are_accepted():
+    text = "a" + "\u0301" * 4 + "\u0316" * 4 + " " + "\u0f67" + "\u0f90" * 8
+    assert parse_spec(minimal(scenes=[{"id": "s", "visual": {"type": "color"}, "caption": {"text": text}}]))
