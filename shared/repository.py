@@ -284,16 +284,17 @@ class JobRepository:
 
     def list_stale(self, statuses: list[JobStatus], before: datetime, limit: int = 100) -> list[JobRecord]:
         """Jobs in `statuses` whose last sign of life (last report, else last update) is before `before`,
-        oldest first, at most `limit`."""
+        at most `limit`, least recently updated first: a job touch()ed by reconcile goes behind the
+        others even when it has reported (every write sets updated_at, a report included)."""
         last_seen = func.coalesce(ExportJob.last_report_at, ExportJob.updated_at)
         with self._tx() as s:
             jobs = s.execute(select(ExportJob).where(ExportJob.status.in_([st.value for st in statuses]),
                                                      last_seen < before)
-                             .order_by(last_seen).limit(limit)).scalars().all()
+                             .order_by(ExportJob.updated_at, ExportJob.id).limit(limit)).scalars().all()
             return [self._record(s, j) for j in jobs]
 
     def touch(self, job_id: str) -> None:
-        """Mark the job as looked at now (updated_at), e.g. after a re-publish."""
+        """Mark the job as looked at now (updated_at), e.g. after a re-publish: list_stale lists it last."""
         with self._tx() as s:
             s.execute(update(ExportJob).where(ExportJob.id == job_id).values(updated_at=utcnow()))
 
