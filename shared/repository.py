@@ -23,6 +23,7 @@ from sqlalchemy.exc import TimeoutError as SATimeoutError
 from sqlalchemy.orm import Session, defer, sessionmaker
 
 from shared.errors import TransientError
+from shared.messages import bounded
 from shared.models import ExportJob, ExportJobEvent, ExportJobUpload
 from shared.states import JobStatus, sources_for
 
@@ -344,6 +345,8 @@ class JobRepository:
     def _transition(self, s: Session, job_id: str, target: JobStatus, values: dict[str, Any],
                     sources: frozenset[JobStatus] | None = None, attempt: int | None = None) -> bool:
         now = utcnow()
+        if isinstance(values.get("error_message"), str):  # the one place every stored message passes
+            values = {**values, "error_message": bounded(values["error_message"])}
         allowed = [st.value for st in (sources if sources is not None else sources_for(target))]
         where = [ExportJob.id == job_id, ExportJob.status.in_(allowed)]
         if attempt is not None:
@@ -361,7 +364,8 @@ class JobRepository:
 
         attempt: a worker report's attempt (0-based): the move applies only if it is not older than
         the job's current attempt (attempts <= attempt + 1), and records it (attempts = max seen).
-        Extra column values (e.g. error_code=..., output=...) are written in the same UPDATE.
+        Extra column values (e.g. error_code=..., output=...) are written in the same UPDATE;
+        error_message is cut to MESSAGE_MAX_CHARS (messages.bounded).
         Returns True when this call applied the transition, False when it was a no-op.
         """
         with self._tx() as s:

@@ -24,6 +24,7 @@ from pydantic.alias_generators import to_camel
 from shared import logs
 from shared.config import Settings
 from shared.finite import check_metadata_numbers, nonfinite_problem
+from shared.messages import bounded, listing
 from shared.outputs import clean_warnings, video_object
 from shared.errors import (MESSAGE_MAX_CHARS, Conflict, Forbidden, InvalidRequest, NotFound, TransientError,
                            Unauthorized)
@@ -480,7 +481,7 @@ class ExportService:
                                 error_message=f"{message}: {reason}" if reason else message,
                                 finished_at=utcnow(), stage=None):
             logs.warning("reconcile failed a stale export", job_id=job.id, execution=job.execution_name,
-                         state=state, reason=reason)
+                         state=state, reason=reason and bounded(reason))
             return "failed"
         return None
 
@@ -488,7 +489,7 @@ class ExportService:
         """Fail an awaiting_upload job whose uploads did not all arrive in time (upload_expired)."""
         missing = [n for n in expected if n not in received]
         return self.repo.transition(job_id, JobStatus.FAILED, error_code="upload_expired",
-                                    error_message="uploads never arrived: " + ", ".join(missing),
+                                    error_message=listing("uploads never arrived: ", missing),
                                     finished_at=utcnow())
 
     def _expire_if_due(self, job_id: str, view: dict) -> bool:

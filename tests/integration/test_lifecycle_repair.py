@@ -307,3 +307,39 @@ def test_a_hundred_jobs_reconcile_cannot_repair_do_not_hide_the_next_one(stale_e
     assert status(stale_env, last)["error"] == {"code": "execution_failed",
                                                 "message": "the render execution failed: exit 1"}
     assert {status(stale_env, j)["status"] for j in broken} == {"running"}
+
+
+# -- every stored error message is bounded (adversarial review 2, break 6) ---------------------------------
+def test_the_upload_expired_message_counts_what_does_not_fit(tmp_path):
+    """100 uploads of 200-character names expired with a 20,021-character message (a 20 KB status body)."""
+    from shared.errors import MESSAGE_MAX_CHARS
+
+    env = make_env(tmp_path, max_assets=100)
+    try:
+        names = [f"{i:03d}" + "n" * 193 + ".png" for i in range(100)]  # 200 characters, the most allowed
+        spec = {"scenes": [{"id": f"s{i}", "visual": {"type": "image", "src": n}} for i, n in enumerate(names)]}
+        jid = start(env, spec, [{"name": n, "contentType": "image/png"} for n in names])
+        upload(env, jid, names[0])
+        assert env.service.reconcile(now=utcnow() + timedelta(hours=2))["failed"] == 1
+        error = status(env, jid)["error"]
+        assert error["code"] == "upload_expired" and len(error["message"]) <= MESSAGE_MAX_CHARS
+        shown = error["message"].removeprefix("uploads never arrived: ").split(" and ")[0].split(", ")
+        assert shown == names[1:1 + len(shown)] and len(shown) >= 5  # whole names, in order
+        assert error["message"].endswith(f" and {99 - len(shown)} more")
+    finally:
+        bootstrap.use_service(None)
+
+
+def test_an_execution_reason_of_any_length_is_stored_bounded(stale_env):
+    from shared.errors import MESSAGE_MAX_CHARS
+
+    jid = start(stale_env)
+    stale_env.service.dispatch(jid)
+    stale_env.launcher.states[status(stale_env, jid)["executionName"]] = ExecutionStatus("failed", "x" * 100_000)
+    r = stale_env.c["reconcile_exports"].post("/")
+    assert r.status_code == 200 and r.json["failed"] == 1
+    body = stale_env.c["export_status"].get(f"/?jobId={jid}")
+    error = body.json["error"]
+    assert error["code"] == "execution_failed" and len(error["message"]) == MESSAGE_MAX_CHARS
+    assert error["message"].startswith("the render execution failed: xxx") and error["message"].endswith("...")
+    assert len(body.get_data()) < 5_000
