@@ -23,6 +23,7 @@ from sqlalchemy.exc import TimeoutError as SATimeoutError
 from sqlalchemy.orm import Session, defer, sessionmaker
 
 from shared.errors import TransientError
+from shared.messages import bounded
 from shared.models import ExportJob, ExportJobEvent, ExportJobUpload
 from shared.states import JobStatus, sources_for
 
@@ -284,16 +285,17 @@ class JobRepository:
 
     def list_stale(self, statuses: list[JobStatus], before: datetime, limit: int = 100) -> list[JobRecord]:
         """Jobs in `statuses` whose last sign of life (last report, else last update) is before `before`,
-        oldest first, at most `limit`."""
+        at most `limit`, least recently updated first: a job touch()ed by reconcile goes behind the
+        others even when it has reported (every write sets updated_at, a report included)."""
         last_seen = func.coalesce(ExportJob.last_report_at, ExportJob.updated_at)
         with self._tx() as s:
             jobs = s.execute(select(ExportJob).where(ExportJob.status.in_([st.value for st in statuses]),
                                                      last_seen < before)
-                             .order_by(last_seen).limit(limit)).scalars().all()
+                             .order_by(ExportJob.updated_at, ExportJob.id).limit(limit)).scalars().all()
             return [self._record(s, j) for j in jobs]
 
     def touch(self, job_id: str) -> None:
-        """Mark the job as looked at now (updated_at), e.g. after a re-publish."""
+        """Mark the job as looked at now (updated_at), e.g. after a re-publish: list_stale lists it last."""
         with self._tx() as s:
             s.execute(update(ExportJob).where(ExportJob.id == job_id).values(updated_at=utcnow()))
 
@@ -343,6 +345,8 @@ class JobRepository:
     def _transition(self, s: Session, job_id: str, target: JobStatus, values: dict[str, Any],
                     sources: frozenset[JobStatus] | None = None, attempt: int | None = None) -> bool:
         now = utcnow()
+        if isinstance(values.get("error_message"), str):  # the one place every stored message passes
+            values = {**values, "error_message": bounded(values["error_message"])}
         allowed = [st.value for st in (sources if sources is not None else sources_for(target))]
         where = [ExportJob.id == job_id, ExportJob.status.in_(allowed)]
         if attempt is not None:
@@ -360,7 +364,8 @@ class JobRepository:
 
         attempt: a worker report's attempt (0-based): the move applies only if it is not older than
         the job's current attempt (attempts <= attempt + 1), and records it (attempts = max seen).
-        Extra column values (e.g. error_code=..., output=...) are written in the same UPDATE.
+        Extra column values (e.g. error_code=..., output=...) are written in the same UPDATE;
+        error_message is cut to MESSAGE_MAX_CHARS (messages.bounded).
         Returns True when this call applied the transition, False when it was a no-op.
         """
         with self._tx() as s:

@@ -24,6 +24,7 @@ from pydantic.alias_generators import to_camel
 from shared import logs
 from shared.config import Settings
 from shared.finite import check_metadata_numbers, nonfinite_problem
+from shared.messages import bounded, listing
 from shared.outputs import clean_warnings, video_object
 from shared.errors import (MESSAGE_MAX_CHARS, Conflict, Forbidden, InvalidRequest, NotFound, TransientError,
                            Unauthorized)
@@ -409,26 +410,35 @@ class ExportService:
           failed, cancelled or vanished execution fails the job with its reason; a succeeded one
           whose finalize was lost succeeds the job from the video's metadata, else fails it;
         - awaiting_upload longer than EXPORT_UPLOAD_TTL_S: failed, naming the missing uploads.
-        Each job is repaired on its own: one that raises anything but TransientError is logged,
-        counted as skipped and left for the next run; a TransientError (database, Pub/Sub or Cloud
-        Run unavailable) ends the run with 503, and Cloud Scheduler retries it (every step is
-        idempotent). Returns counts: {republished, failed, succeeded, checked, skipped}.
+        Each job is repaired on its own. One whose repair raises TransientError (e.g. its execution's
+        status lookup failed) is logged, counted as deferred and left as it is for the next run; one
+        that raises anything else is logged, counted as skipped and touched, so that the next runs
+        list the jobs behind it first (list_stale: at most 100, least recently touched first). Only
+        a failed listing ends the run with TransientError (503; Cloud Scheduler retries, every step is
+        idempotent). Returns counts: {republished, failed, succeeded, checked, skipped, deferred}.
         """
         from datetime import timedelta
 
         now = now or utcnow()
         s = self.settings
-        counts = {"republished": 0, "failed": 0, "succeeded": 0, "checked": 0, "skipped": 0}
+        counts = {"republished": 0, "failed": 0, "succeeded": 0, "checked": 0, "skipped": 0, "deferred": 0}
 
         def isolated(job_id: str, repair: Callable[[], str | None]) -> None:
             try:
                 outcome = repair()
-            except TransientError:
-                raise
+            except TransientError as exc:  # this job's dependency failed: the next run tries it again
+                logs.warning("reconcile deferred an export: a dependency failed", job_id=job_id,
+                             reason=exc.message[:300])
+                counts["deferred"] += 1
+                return
             except Exception as exc:  # noqa: BLE001 - one job's permanent problem must not block the rest
                 logs.error("reconcile skipped an export it could not repair", job_id=job_id,
                            error=type(exc).__name__, reason=str(exc)[:300])
                 counts["skipped"] += 1
+                try:
+                    self.repo.touch(job_id)  # to the back of the stale list: the jobs behind it get their turn
+                except TransientError:
+                    pass  # still skipped; it is only looked at again first
                 return
             if outcome:
                 counts[outcome] += 1
@@ -471,7 +481,7 @@ class ExportService:
                                 error_message=f"{message}: {reason}" if reason else message,
                                 finished_at=utcnow(), stage=None):
             logs.warning("reconcile failed a stale export", job_id=job.id, execution=job.execution_name,
-                         state=state, reason=reason)
+                         state=state, reason=reason and bounded(reason))
             return "failed"
         return None
 
@@ -479,7 +489,7 @@ class ExportService:
         """Fail an awaiting_upload job whose uploads did not all arrive in time (upload_expired)."""
         missing = [n for n in expected if n not in received]
         return self.repo.transition(job_id, JobStatus.FAILED, error_code="upload_expired",
-                                    error_message="uploads never arrived: " + ", ".join(missing),
+                                    error_message=listing("uploads never arrived: ", missing),
                                     finished_at=utcnow())
 
     def _expire_if_due(self, job_id: str, view: dict) -> bool:

@@ -57,6 +57,12 @@ class _Model(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid",
                               frozen=True)
 
+    @field_validator("*")
+    @classmethod
+    def _no_negative_zero(cls, v: Any) -> Any:
+        # -0.0 is 0 (JSON.stringify(-0) is "0"): one spelling, so equal specs dump and digest alike
+        return 0.0 if type(v) is float and v == 0 else v
+
 
 ASSET_NAME_RULE = ("a bare file name of ASCII letters, digits, '.', '_', '-' and spaces, starting with a letter, "
                    "digit or '_', at most 200 characters, without '/', '\\' or '..' (rename files with other "
@@ -325,7 +331,7 @@ class Captions(_Model):
     def _distinct(cls, v: list[str]) -> list[str]:
         if len(set(v)) != len(v):
             raise ValueError("list each sidecar format once")
-        return v
+        return sorted(v)  # a set of kinds: one order, so equal specs dump and digest alike
     style: CaptionStyle = Field(default_factory=CaptionStyle)
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import binascii
 import calendar
 import hashlib
+import re
 import time
 from dataclasses import dataclass
 from typing import Iterable
@@ -62,6 +63,16 @@ def _query_pairs(raw_query: str) -> list[tuple[str, str]]:
     return pairs
 
 
+_FOLDED = re.compile(r"[ \t]+")
+
+
+def canonical_header_value(value: str) -> str:
+    """A header value as GCS puts it in the canonical request: spaces and tabs (HTTP's only whitespace)
+    trimmed at both ends and each run of them folded into one space. Nothing else is whitespace here:
+    "image/png\x0b" stays itself, so it does not match a URL signed for image/png."""
+    return _FOLDED.sub(" ", value.strip(" \t"))
+
+
 def canonical_request(method: str, raw_path: str, query: list[tuple[str, str]],
                       headers: Iterable[tuple[str, str]], signed_headers: list[str]) -> str:
     """The V4 canonical request of a request as received. `query` excludes X-Goog-Signature;
@@ -70,7 +81,7 @@ def canonical_request(method: str, raw_path: str, query: list[tuple[str, str]],
     cq = "&".join(sorted(f"{quote(k, safe='~')}={quote(v, safe='~')}" for k, v in query))
     values: dict[str, list[str]] = {}
     for name, value in headers:
-        values.setdefault(name.lower().strip(), []).append(" ".join(value.split()))
+        values.setdefault(name.lower().strip(" \t"), []).append(canonical_header_value(value))
     ch = "".join(f"{h}:{','.join(values.get(h, []))}\n" for h in signed_headers)
     return "\n".join([method.upper(), path, cq, ch, ";".join(signed_headers), "UNSIGNED-PAYLOAD"])
 

@@ -30,7 +30,7 @@ import logging
 import re
 from urllib.parse import unquote, urlparse
 
-from infra.local.signed_urls import Refusal, SignedUrlVerifier, error_xml
+from infra.local.signed_urls import Refusal, SignedUrlVerifier, canonical_header_value, error_xml
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,8 @@ def verifying_handler(base: type, verifier: SignedUrlVerifier) -> type:
             if refusal is not None:
                 return self._refuse(refusal)
             bucket, name = unquote(match["bucket_name"]), unquote(match["object_id"])
-            if self._store(request, bucket, name, body, self.headers.get("Content-Type")) is None:
+            ctype = self.headers.get("Content-Type")  # stored as signed: trimmed like the signature's copy
+            if self._store(request, bucket, name, body, ctype and canonical_header_value(ctype)) is None:
                 return self._refuse(Refusal(404, "NoSuchBucket", "The specified bucket does not exist."))
             self._send(200, None, "")
 

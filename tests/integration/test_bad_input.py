@@ -177,6 +177,21 @@ START_CASES = [
      "spec.scenes[0].caption.text"),
     ("cue-zalgo", {"spec": spec_with(caption={"cues": [{"startS": 0, "endS": 1, "text": "g" + "\u0316" * 9}]})}, 400,
      "spec.scenes[0].caption.cues[0].text"),
+    # adversarial review 2: -0.0 is 0 (refused where 0 is), sidecar kinds are a set of known kinds,
+    # upload names (listed in upload_expired messages) are at most 200 characters
+    ("negative-zero-duration", {"spec": spec_with(duration=-0.0)}, 400, "spec.scenes[0].duration"),
+    ("negative-zero-trim-end", {"spec": spec_with(visual={"type": "video", "src": "v.mp4", "trimEndS": -0.0}),
+                                "uploads": [{"name": "v.mp4", "contentType": "video/mp4"}]}, 400,
+     "spec.scenes[0].visual.trimEndS"),
+    ("negative-zero-cue-end", {"spec": spec_with(caption={"cues": [{"startS": 0, "endS": -0.0, "text": "x"}]})},
+     400, "spec.scenes[0].caption.cues[0].endS"),
+    ("sidecar-unknown-kind", {"spec": {**OK_SPEC, "captions": {"sidecar": ["vtt", "ass"]}}}, 400,
+     "spec.captions.sidecar[1]"),
+    ("sidecar-three-kinds", {"spec": {**OK_SPEC, "captions": {"sidecar": ["vtt", "srt", "vtt"]}}}, 400,
+     "spec.captions.sidecar"),
+    ("upload-name-too-long", {"spec": spec_with(visual={"type": "image", "src": "a" * 197 + ".png"}),
+                              "uploads": [{"name": "a" * 197 + ".png", "contentType": "image/png"}]}, 400,
+     "uploads[0].name"),
 ]
 
 

@@ -3,6 +3,7 @@ PostgreSQL: reordered or re-cased uploads are the same request, concurrent start
 one job and one spec.json, and a replay of a canceled or expired job returns it without upload URLs."""
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from datetime import timedelta
@@ -70,6 +71,46 @@ def test_a_replay_of_an_expired_job_gets_no_upload_urls(env):
     assert env.service.repo.get(jid).error_code == "upload_expired"
     again = start(env, UPLOADS)
     assert (again.status_code, again.json["status"], again.json["uploads"]) == (200, "failed", [])
+
+
+# -- the replay digest is taken over the canonical spec (adversarial review 2, break 3) ---------------
+VIDEO = {"id": "v", "visual": {"type": "video", "src": "v.mp4", "trimStartS": 0},
+         "caption": {"cues": [{"startS": 0, "endS": 0.5, "text": "hi"}]}}
+VIDEO_UPLOADS = [{"name": "v.mp4", "contentType": "video/mp4"}]
+
+
+def with_field(path: str, value):
+    """A copy of {"scenes": [VIDEO]} with the field at the dotted `path` (list indexes as digits) set."""
+    spec = json.loads(json.dumps({"scenes": [VIDEO]}))
+    *parents, last = path.split(".")
+    node = spec
+    for part in parents:
+        node = node[int(part)] if part.isdigit() else node.setdefault(part, {})
+    node[last] = value
+    return spec
+
+
+@pytest.mark.parametrize("path, first, again", [
+    ("poster.timeS", 0, -0.0),
+    ("scenes.0.visual.trimStartS", 0, -0.0),
+    ("scenes.0.caption.cues.0.startS", 0.0, -0.0),
+    ("audio.truePeakDb", -0.0, 0),
+    ("captions.sidecar", ["srt", "vtt"], ["vtt", "srt"]),
+    ("captions.sidecar", ["vtt", "srt"], ["srt", "vtt"]),
+], ids=["poster-time", "trim-start", "cue-start", "true-peak", "sidecar-srt-first", "sidecar-vtt-first"])
+def test_a_spec_differing_only_in_a_canonical_detail_replays_the_job(env, path, first, again):
+    """-0.0 and 0 are one number (JSON.stringify(-0) is "0"), and sidecar is a set of kinds: a retry
+    that spells them otherwise is the same request (200 replay), not another spec (409)."""
+    post = lambda value: env.c["export_start"].post(  # noqa: E731
+        "/", data=json.dumps({"spec": with_field(path, value), "uploads": VIDEO_UPLOADS}),
+        content_type="application/json", headers={"Idempotency-Key": f"key-{path}"})
+    one, two = post(first), post(again)
+    assert (one.status_code, two.status_code) == (202, 200), two.get_data(as_text=True)
+    assert two.json["jobId"] == one.json["jobId"]
+    stored = env.service.repo.get(one.json["jobId"]).spec
+    text = json.dumps(stored)
+    assert "-0.0" not in text and stored["captions"]["sidecar"] == ["srt", "vtt"]
+    assert json.loads(env.storage.read_bytes("in", f"jobs/{one.json['jobId']}/spec.json")) == stored
 
 
 class RaceStorage(LocalStorage):

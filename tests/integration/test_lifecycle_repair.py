@@ -88,9 +88,10 @@ def test_reconcile_repairs_every_kind_of_stale_job(env):
     env.publisher.messages.clear()
 
     assert env.service.reconcile() == {"republished": 0, "failed": 0, "succeeded": 0, "checked": 0,
-                                      "skipped": 0}  # nothing stale yet
+                                      "skipped": 0, "deferred": 0}  # nothing stale yet
     counts = env.service.reconcile(now=utcnow() + timedelta(hours=2))
-    assert counts == {"republished": 1, "failed": 3, "succeeded": 1, "checked": 4, "skipped": 0}
+    assert counts == {"republished": 1, "failed": 3, "succeeded": 1, "checked": 4, "skipped": 0,
+                      "deferred": 0}
     assert env.publisher.messages == [queued]
     assert status(env, failed_exec)["error"] == {
         "code": "execution_failed", "message": "the render execution failed: Task sceneflow-render-x failed: exit 137"}
@@ -101,7 +102,8 @@ def test_reconcile_repairs_every_kind_of_stale_job(env):
     assert w["status"] == "failed" and w["error"] == {"code": "upload_expired",
                                                       "message": "uploads never arrived: b.png"}
     r = env.c["reconcile_exports"].post("/")
-    assert r.status_code == 200 and set(r.json) == {"republished", "failed", "succeeded", "checked", "skipped"}
+    assert r.status_code == 200 and set(r.json) == {"republished", "failed", "succeeded", "checked", "skipped",
+                                                  "deferred"}
 
 
 def test_client_token(tmp_path):
@@ -189,20 +191,22 @@ def test_reconcile_survives_a_video_whose_warnings_nest_too_deeply(stale_env):
                                    metadata={"job-id": poisoned, "warnings": "[" * 1001})
     r = stale_env.c["reconcile_exports"].post("/")
     assert r.status_code == 200, r.get_data(as_text=True)
-    assert r.json == {"republished": 0, "failed": 1, "succeeded": 1, "checked": 2, "skipped": 0}
+    assert r.json == {"republished": 0, "failed": 1, "succeeded": 1, "checked": 2, "skipped": 0,
+                      "deferred": 0}
     done = status(stale_env, poisoned)
     assert done["status"] == "succeeded" and done["output"]["warnings"] == []  # malformed warnings: none
     assert status(stale_env, other)["error"]["code"] == "execution_failed"
 
 
 class UnreadableLauncher:
-    """The recording launcher, except that one execution's status cannot be read (a permanent error)."""
+    """The recording launcher, except that the status of the `broken` execution(s) cannot be read."""
 
-    def __init__(self, inner, broken: str, error: Exception):
-        self.inner, self.broken, self.error = inner, broken, error
+    def __init__(self, inner, broken: str | set[str], error: Exception):
+        self.inner, self.error = inner, error
+        self.broken = {broken} if isinstance(broken, str) else set(broken)
 
     def status(self, name):
-        if name == self.broken:
+        if name in self.broken:
             raise self.error
         return self.inner.status(name)
 
@@ -217,7 +221,8 @@ def test_reconcile_skips_a_job_it_cannot_repair_and_repairs_the_rest(stale_env, 
                                                     ValueError("execution record has no conditions"))
     r = stale_env.c["reconcile_exports"].post("/")
     assert r.status_code == 200, r.get_data(as_text=True)
-    assert r.json == {"republished": 0, "failed": 1, "succeeded": 0, "checked": 2, "skipped": 1}
+    assert r.json == {"republished": 0, "failed": 1, "succeeded": 0, "checked": 2, "skipped": 1,
+                      "deferred": 0}
     assert status(stale_env, broken)["status"] == "dispatched"  # left for the next run
     assert status(stale_env, other)["error"]["code"] == "execution_failed"
     out = capsys.readouterr().out
@@ -225,15 +230,116 @@ def test_reconcile_skips_a_job_it_cannot_repair_and_repairs_the_rest(stale_env, 
     stale_env.service.launcher = stale_env.launcher
 
 
-def test_reconcile_stops_on_a_transient_error_so_the_scheduler_retries(stale_env):
+# -- adversarial review 2, break 5 and doubt 2: no job, nor 100 of them, blocks the others ---------------
+def test_a_transient_error_of_one_job_defers_only_that_job(stale_env, capsys):
+    """google_run.status turns every lookup error but NotFound (PermissionDenied, InvalidArgument...)
+    into TransientError: one such execution used to end every run with 503 before the jobs after it."""
     from shared.errors import TransientError
 
     broken, other = stale_pair(stale_env, "failed")
     name = status(stale_env, broken)["executionName"]
     stale_env.service.launcher = UnreadableLauncher(
-        stale_env.launcher, name, TransientError("Cloud Run get_execution failed: ServiceUnavailable"))
+        stale_env.launcher, name, TransientError("Cloud Run get_execution failed: PermissionDenied"))
     r = stale_env.c["reconcile_exports"].post("/")
-    assert r.status_code == 503 and r.json["error"]["code"] == "unavailable"
+    assert r.status_code == 200, r.get_data(as_text=True)
+    assert r.json == {"republished": 0, "failed": 1, "succeeded": 0, "checked": 2, "skipped": 0, "deferred": 1}
+    assert status(stale_env, other)["error"]["code"] == "execution_failed"  # repaired in the same run
+    assert status(stale_env, broken)["status"] == "dispatched"
+    out = capsys.readouterr().out
+    assert "reconcile deferred an export" in out and broken in out and "PermissionDenied" in out
     stale_env.service.launcher = stale_env.launcher
-    r = stale_env.c["reconcile_exports"].post("/")  # the retry repairs both
+    r = stale_env.c["reconcile_exports"].post("/")  # the next run repairs it
+    assert r.status_code == 200 and (r.json["failed"], r.json["deferred"]) == (1, 0)
+    assert status(stale_env, broken)["error"]["code"] == "execution_failed"
+
+
+class ListingDown:
+    """The repository, except that listing stale jobs fails (the database went away)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def list_stale(self, *args, **kwargs):
+        from shared.errors import TransientError
+
+        raise TransientError("database unavailable: OperationalError")
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_reconcile_answers_503_when_it_cannot_list_the_jobs(stale_env):
+    jobs = stale_pair(stale_env, "failed")
+    repo = stale_env.service.repo
+    stale_env.service.repo = ListingDown(repo)
+    try:
+        r = stale_env.c["reconcile_exports"].post("/")
+    finally:
+        stale_env.service.repo = repo
+    assert r.status_code == 503 and r.json["error"]["code"] == "unavailable"
+    r = stale_env.c["reconcile_exports"].post("/")  # the scheduler's retry repairs both
     assert r.status_code == 200 and r.json["failed"] == 2
+    assert [status(stale_env, j)["status"] for j in jobs] == ["failed", "failed"]
+
+
+def test_a_hundred_jobs_reconcile_cannot_repair_do_not_hide_the_next_one(stale_env):
+    """list_stale returns at most 100 jobs, least recently seen first; a skipped job is moved to the back
+    (touched), so the 101st stale job is repaired by the second run. The broken ones are running and
+    have reported (last_report_at set), where touching updated_at alone used to change nothing."""
+    svc = stale_env.service
+    broken = []
+    for _ in range(100):
+        jid = svc.start({"spec": COLOR})[1]["jobId"]
+        svc.dispatch(jid)
+        assert svc.complete({"jobId": jid, "status": "running", "progress": 0.1})["applied"]
+        broken.append(jid)
+    last = svc.start({"spec": COLOR})[1]["jobId"]
+    svc.dispatch(last)
+    stale_env.launcher.states[status(stale_env, last)["executionName"]] = ExecutionStatus("failed", "exit 1")
+    svc.launcher = UnreadableLauncher(stale_env.launcher, {svc.repo.get(j).execution_name for j in broken},
+                                      ValueError("execution record has no conditions"))
+    try:
+        runs = [stale_env.c["reconcile_exports"].post("/").json for _ in range(2)]
+    finally:
+        svc.launcher = stale_env.launcher
+    assert runs[1]["failed"] == 1, runs  # the second run reached the 101st
+    assert runs[0] == {"republished": 0, "failed": 0, "succeeded": 0, "checked": 100, "skipped": 100, "deferred": 0}
+    assert status(stale_env, last)["error"] == {"code": "execution_failed",
+                                                "message": "the render execution failed: exit 1"}
+    assert {status(stale_env, j)["status"] for j in broken} == {"running"}
+
+
+# -- every stored error message is bounded (adversarial review 2, break 6) ---------------------------------
+def test_the_upload_expired_message_counts_what_does_not_fit(tmp_path):
+    """100 uploads of 200-character names expired with a 20,021-character message (a 20 KB status body)."""
+    from shared.errors import MESSAGE_MAX_CHARS
+
+    env = make_env(tmp_path, max_assets=100)
+    try:
+        names = [f"{i:03d}" + "n" * 193 + ".png" for i in range(100)]  # 200 characters, the most allowed
+        spec = {"scenes": [{"id": f"s{i}", "visual": {"type": "image", "src": n}} for i, n in enumerate(names)]}
+        jid = start(env, spec, [{"name": n, "contentType": "image/png"} for n in names])
+        upload(env, jid, names[0])
+        assert env.service.reconcile(now=utcnow() + timedelta(hours=2))["failed"] == 1
+        error = status(env, jid)["error"]
+        assert error["code"] == "upload_expired" and len(error["message"]) <= MESSAGE_MAX_CHARS
+        shown = error["message"].removeprefix("uploads never arrived: ").split(" and ")[0].split(", ")
+        assert shown == names[1:1 + len(shown)] and len(shown) >= 5  # whole names, in order
+        assert error["message"].endswith(f" and {99 - len(shown)} more")
+    finally:
+        bootstrap.use_service(None)
+
+
+def test_an_execution_reason_of_any_length_is_stored_bounded(stale_env):
+    from shared.errors import MESSAGE_MAX_CHARS
+
+    jid = start(stale_env)
+    stale_env.service.dispatch(jid)
+    stale_env.launcher.states[status(stale_env, jid)["executionName"]] = ExecutionStatus("failed", "x" * 100_000)
+    r = stale_env.c["reconcile_exports"].post("/")
+    assert r.status_code == 200 and r.json["failed"] == 1
+    body = stale_env.c["export_status"].get(f"/?jobId={jid}")
+    error = body.json["error"]
+    assert error["code"] == "execution_failed" and len(error["message"]) == MESSAGE_MAX_CHARS
+    assert error["message"].startswith("the render execution failed: xxx") and error["message"].endswith("...")
+    assert len(body.get_data()) < 5_000

@@ -245,3 +245,26 @@ def test_status_bodies_are_identical_on_both_backends(db, tmp_path):
         service.status(unknown)
     assert repo.status_view(unknown) is None
     assert repo.status_view("x' OR 'a' = 'a") is None  # never reaches the database as SQL text
+
+
+# -- adversarial review 2 (breaks 5 and 6): what reconcile relies on, on both backends ------------------
+def test_a_stored_error_message_is_bounded(repo):
+    from shared.errors import MESSAGE_MAX_CHARS
+
+    job = new_job(repo, uploads=())
+    assert repo.transition(job.id, S.FAILED, error_code="execution_failed", error_message="r" * 100_000)
+    assert len(repo.get(job.id).error_message) == MESSAGE_MAX_CHARS
+    assert repo.status_view(job.id)["error"] == {"code": "execution_failed",
+                                                 "message": "r" * (MESSAGE_MAX_CHARS - 3) + "..."}
+
+
+def test_a_touched_job_is_listed_after_the_others_even_when_it_reported(repo):
+    jobs = [new_job(repo, uploads=()) for _ in range(3)]
+    for job in jobs:
+        assert repo.transition(job.id, S.DISPATCHED) and repo.transition(job.id, S.RUNNING, attempt=0)
+        assert repo.report_progress(job.id, stage="rendering", progress=0.5, attempt=0)  # last_report_at set
+    later = datetime.now(timezone.utc) + timedelta(hours=1)
+    listed = lambda: [j.id for j in repo.list_stale([S.RUNNING], later, limit=10_000) if j.id in {x.id for x in jobs}]  # noqa: E731
+    assert listed() == [j.id for j in jobs]
+    repo.touch(jobs[0].id)
+    assert listed() == [jobs[1].id, jobs[2].id, jobs[0].id]

@@ -256,3 +256,26 @@ def test_an_empty_json_api_media_upload_is_a_zero_byte_object(storage, emulator)
     r = requests.post(f"{emulator.url}/upload/storage/v1/b/{BUCKET}/o", params={"uploadType": "media", "name": name},
                       data=b"RIFF", headers={"Content-Type": "audio/wav"}, timeout=10)
     assert r.status_code == 200 and storage.stat(BUCKET, name).size == 4
+
+
+# --- the signed Content-Type is compared exactly (adversarial review 2, break 4) -----------------------
+# GCS canonicalises a header value by trimming spaces and tabs at its ends and folding runs of them into
+# one space; str.split() also took VT, FS..US, NEL and NBSP for whitespace, so a URL signed for
+# image/png accepted (and stored, and finalized) "image/png\x0b" and the like.
+@pytest.mark.parametrize("ctype", ["image/png\x0b", "image/png\xa0", "image/png\x85", "\x1cimage/png",
+                                   "image/png\x0c", "image/png\x1f", "\xa0image/png\x1d"],
+                         ids=["vt", "nbsp", "nel", "fs-before", "ff", "us", "nbsp-and-gs"])
+def test_a_content_type_that_is_not_the_signed_one_after_trimming_is_refused(storage, emulator, ctype):
+    name, up = _signed(storage, content_type="image/png")
+    headers = {**up.headers, "Content-Type": ctype}
+    status, text = _raw(emulator, "PUT", up.url.split(emulator.url)[1], b"\x89PNG" + b"\0" * 60, headers)
+    assert (status, _xml_code(text)) == (403, "SignatureDoesNotMatch"), text
+    assert storage.stat(BUCKET, name) is None and name not in emulator.finalized
+
+
+def test_spaces_and_tabs_around_the_signed_content_type_are_trimmed(storage, emulator):
+    name, up = _signed(storage, content_type="image/png")
+    headers = {**up.headers, "Content-Type": "\t image/png \t"}
+    status, text = _raw(emulator, "PUT", up.url.split(emulator.url)[1], b"\x89PNG" + b"\0" * 60, headers)
+    assert status == 200, text
+    assert storage.stat(BUCKET, name).content_type == "image/png" and name in emulator.finalized
