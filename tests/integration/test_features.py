@@ -95,6 +95,15 @@ def spec_of(scenes, **over):
     return spec
 
 
+def transition_scenes(types, duration_s, transition_s):
+    """Colour scenes alternating red and blue, scene i leading into i+1 with types[i]."""
+    scenes = [{"id": f"c{i}", "visual": {"type": "color", "color": "#e00000" if i % 2 == 0 else "#0000e0"},
+               "duration": duration_s} for i in range(len(types) + 1)]
+    for scene, kind in zip(scenes, types):
+        scene["transition"] = {"type": kind, "duration": transition_s}
+    return scenes
+
+
 # ------------------------------------------------------------------------------------ measurements
 def luma_frames(mp4):
     """[(t seconds, Y plane bytes, line size)] of every frame."""
@@ -409,14 +418,7 @@ XFADES = ["fade", "dissolve", "wipeleft", "slideup", "circleopen", "pixelize", "
 
 @pytest.fixture(scope="module")
 def transitions(tmp_path_factory):
-    scenes = []
-    for i in range(len(XFADES) + 1):
-        scene = {"id": f"c{i}", "visual": {"type": "color", "color": "#e00000" if i % 2 == 0 else "#0000e0"},
-                 "duration": 1}
-        if i < len(XFADES):
-            scene["transition"] = {"type": XFADES[i], "duration": 0.4}
-        scenes.append(scene)
-    return render(tmp_path_factory.mktemp("xfade"), "job-xfade", spec_of(scenes), {})
+    return render(tmp_path_factory.mktemp("xfade"), "job-xfade", spec_of(transition_scenes(XFADES, 1, 0.4)), {})
 
 
 def test_at_least_eight_xfade_types_render_and_blend(transitions):

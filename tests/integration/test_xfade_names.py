@@ -6,7 +6,8 @@ import subprocess
 import pytest
 
 from shared.spec import XFADE_TRANSITIONS, parse_spec
-from tests.integration.test_features import ffmpeg, region_stats, render, rgb_frame_at, spec_of
+from tests.integration.test_features import (ffmpeg, region_stats, render, rgb_frame_at, spec_of,
+                                             transition_scenes)
 
 pytestmark = pytest.mark.slow
 
@@ -31,14 +32,7 @@ def test_every_accepted_type_is_a_named_xfade_transition_of_the_binary():
 
 @pytest.fixture(scope="module")
 def added(tmp_path_factory):
-    scenes = []
-    for i in range(len(ADDED) + 1):
-        scene = {"id": f"c{i}", "visual": {"type": "color", "color": "#e00000" if i % 2 == 0 else "#0000e0"},
-                 "duration": 0.8}
-        if i < len(ADDED):
-            scene["transition"] = {"type": ADDED[i], "duration": 0.3}
-        scenes.append(scene)
-    spec = spec_of(scenes)
+    spec = spec_of(transition_scenes(ADDED, 0.8, 0.3))
     parse_spec(spec)  # accepted (400 "spec.scenes[0].transition.type" before)
     return render(tmp_path_factory.mktemp("xfade-added"), "job-xfade-added", spec, {})
 
