@@ -201,8 +201,9 @@ def fit_warnings(plan: RenderPlan) -> tuple[tuple[str, str], ...]:
         fit = fitter(text)
         if fit.size_px < nominal and path not in seen:
             seen.add(path)
-            out.append((path or "captions", f"drawn at {fit.size_px} px instead of {nominal} px so that all "
-                                            f"{fit.lines} lines fit inside the frame's safe area"))
+            which = f"all {fit.lines} lines fit" if fit.lines > 1 else "its line fits"
+            out.append((path or "captions", f"drawn at {fit.size_px} px instead of {nominal} px so that "
+                                            f"{which} inside the frame's safe area"))
     return tuple(out)
 
 
