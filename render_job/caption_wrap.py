@@ -184,6 +184,15 @@ class TextMeasure:
     def width(self, text: str) -> float:
         return sum(self.advance(c) for c in text)
 
+    def faces_for(self, text: str) -> list[tuple[str, int]]:
+        """(font file, face index) of each font that draws a character of `text` (as advance() picks)."""
+        out = []
+        for cp in {ord(c) for c in text}:
+            face = next((f for f in self.faces if _has(f.ranges, cp)), self.faces[0])
+            if (face.path, face.index) not in out:
+                out.append((face.path, face.index))
+        return out
+
 
 # Extended grapheme clusters (UAX #29): a flag (2 regional indicators), an emoji ZWJ sequence, a base
 # with its combining marks / variation selectors / skin tone, a Hangul syllable from jamo

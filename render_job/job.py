@@ -26,7 +26,7 @@ import time
 import traceback
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from shared import logs
@@ -43,7 +43,7 @@ from render_job.plan import RenderPlan, build_plan
 from render_job.normalize import normalize_image
 from render_job.probe import MediaInfo, probe, still_info
 from render_job.runner import SegmentFeed, default_timeout_s, find_ffmpeg, run_ffmpeg
-from render_job.subtitles import ASS_FILE, FONTS_DIR, SRT_FILE, VTT_FILE, write_captions
+from render_job.subtitles import ASS_FILE, FONTS_DIR, SRT_FILE, VTT_FILE, fit_warnings, write_captions
 
 _JOB_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _GS_RE = re.compile(r"^gs://([^/]+)/(.+)$")
@@ -482,9 +482,13 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
         timings["prepare_s"] = time.monotonic() - t0
         logs.info("plan ready", job_id=job_id, totalS=plan.total_s, scenes=len(plan.scenes),
                   width=plan.width, height=plan.height, fps=plan.fps, quality=plan.quality)
-        warnings = bounded_warnings(list(plan.warnings))
+        smaller = fit_warnings(plan)  # burned-in text drawn smaller so that it fits the frame
         for w in plan.warnings:  # never silently dropped: in the log here, in output.warnings at the end
             logs.warning("not shown in the video", job_id=job_id, path=w[0], reason=w[1])
+        for w in smaller:
+            logs.warning("burned-in text drawn smaller", job_id=job_id, path=w[0], reason=w[1])
+        plan = replace(plan, warnings=plan.warnings + smaller)
+        warnings = bounded_warnings(list(plan.warnings))
         reporter.running("preparing", 0.1)
         _check_canceled(reporter)
 

@@ -99,16 +99,19 @@ class ScenePlan:
 
 @dataclass(frozen=True)
 class Cue:
-    """A caption cue: [start, end) in seconds, and its literal text (no markup)."""
+    """A caption cue: [start, end) in seconds, and its literal text (no markup); path: the spec field
+    it comes from ("scenes[i].caption.text" or "scenes[i].caption.cues[k]"), for warnings."""
 
     start: float
     end: float
     text: str
+    path: str = ""
 
 
 @dataclass(frozen=True)
 class TitleCard:
-    """Title-card text shown over [start, end) seconds, fading in/out over fade_in/fade_out seconds."""
+    """Title-card text shown over [start, end) seconds, fading in/out over fade_in/fade_out seconds;
+    path: its spec field ("scenes[i].visual.text"), for warnings."""
 
     start: float
     end: float
@@ -116,6 +119,7 @@ class TitleCard:
     color: str
     fade_in: float = 0.0
     fade_out: float = 0.0
+    path: str = ""
 
 
 @dataclass(frozen=True)
@@ -335,7 +339,8 @@ def build_plan(spec: ExportSpec, probes: Mapping[str, Any]) -> RenderPlan:
         limit = scenes[i + 1].start if i + 1 < n else total
         cap = spec.scenes[i].caption
         if sp.caption:
-            cues.append(Cue(start=sp.start, end=limit, text=sp.caption))
+            cues.append(Cue(start=sp.start, end=limit, text=sp.caption,
+                            path=f"scenes[{i}].caption.text"))
         elif cap is not None and cap.cues:
             window = ((grid.starts[i + 1] if i + 1 < n else total_f) - grid.starts[i]) / fps
             for k, c in enumerate(cap.cues):
@@ -344,12 +349,13 @@ def build_plan(spec: ExportSpec, probes: Mapping[str, Any]) -> RenderPlan:
                     warnings.append((f"scenes[{i}].caption.cues[{k}]",
                                      cue_problem(window, c.start_s, c.end_s, fps) or "not shown"))
                 else:
-                    cues.append(Cue(start=sp.start + span[0], end=sp.start + span[1], text=c.text))
+                    cues.append(Cue(start=sp.start + span[0], end=sp.start + span[1], text=c.text,
+                                    path=f"scenes[{i}].caption.cues[{k}]"))
         vis = spec.scenes[i].visual
         if vis.type == "title":
             titles.append(TitleCard(start=sp.start, end=sp.end, text=vis.text, color=vis.text_color,
                                     fade_in=scenes[i - 1].transition_s if i > 0 else 0.0,
-                                    fade_out=sp.transition_s))
+                                    fade_out=sp.transition_s, path=f"scenes[{i}].visual.text"))
 
     last_frame = max(0.0, (total_f - 1) / fps)
     if spec.poster.scene is not None:

@@ -19,8 +19,9 @@ from typing import Sequence
 
 import pysubs2
 
-from render_job.caption_wrap import FONTS_DIR, TextMeasure, fit_text
-from render_job.plan import CaptionStylePlan, Cue, TitleCard
+from render_job.caption_wrap import FONTS_DIR, TextMeasure
+from render_job.plan import CaptionStylePlan, Cue, RenderPlan, TitleCard
+from render_job.text_fit import Fit, fit_block
 
 FONT_NAME = "DejaVu Sans"
 ASS_FILE = "captions.ass"
@@ -154,16 +155,56 @@ def _frame_ms(seconds: float, fps: int | None) -> int:
     return (n * 100 // fps) * 10
 
 
-def _fitter(font: str, size_px: int, bold: bool, area_px: int):
-    """text -> text with line breaks inside the tokens wider than area_px (less FIT_SLACK); fonts
-    are read on first use."""
+def _fitter(font: str, size_px: int, bold: bool, area_w: int, area_h: int):
+    """text -> text_fit.Fit: line breaks inside the tokens wider than area_w (less FIT_SLACK), and a
+    smaller size when the lines would be taller than area_h pixels; fonts are read on first use."""
     measure: list[TextMeasure] = []
 
-    def fit(text: str) -> str:
+    def fit(text: str) -> Fit:
         if not measure:
             measure.append(TextMeasure(font, size_px, bold))
-        return fit_text(plain_newlines(text), measure[0], area_px * (1 - FIT_SLACK))
+        return fit_block(plain_newlines(text), measure[0], area_w * (1 - FIT_SLACK), area_h)
     return fit
+
+
+def _size_tag(fit: Fit, size: int) -> str:
+    """`{\\fsN}` when the text is drawn smaller than the style's size, else nothing."""
+    return f"{{\\fs{fit.size_px}}}" if fit.size_px < size else ""
+
+
+def _fitters(width: int, height: int, st: CaptionStylePlan):
+    """(caption fitter, caption size, title fitter, title size, caption shadow, caption pad) for burn-in
+    at width x height: the areas as ass_text's styles place the text (outline, shadow and a pixel of
+    anti-aliasing inside them; a caption's vertical margin is the 6 % plus its pad)."""
+    shadow = max(0.5, round(st.size_px / 40, 1)) if st.outline_width else 0
+    # the outline, the shadow and a pixel of anti-aliasing are drawn outside the glyphs; an even pad
+    # keeps the captions' 4:2:0 chroma phase (caption_overlay matches libass best there)
+    pad = 2 * math.ceil((st.outline_width + shadow + 1) / 2)
+    side, margin_v = round(width * SAFE_SIDE) + pad, round(height * SAFE_VERTICAL)
+    title_size = max(12, round(height * TITLE_SIZE))
+    caption_fit = _fitter(st.font, st.size_px, False, width - 2 * side, height - 2 * (margin_v + pad))
+    title_fit = _fitter(st.font, title_size, True, width - 2 * round(width * TITLE_SIDE), height - 2 * margin_v - 2)
+    return caption_fit, st.size_px, title_fit, title_size, shadow, pad
+
+
+def fit_warnings(plan: RenderPlan) -> tuple[tuple[str, str], ...]:
+    """(path, message) for each burned-in caption cue or title card drawn smaller than its size so
+    that all its lines fit the frame's safe area (the same sizes as ass_text)."""
+    st = plan.caption_style
+    caption_fit, size, title_fit, title_size, _, _ = _fitters(plan.width, plan.height, st)
+    items = [(t.path, t.text, title_fit, title_size) for t in plan.titles]
+    if plan.burn_in:
+        items += [(c.path, "\n".join(_cue_lines(c.text)), caption_fit, size) for c in plan.cues]
+    out: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for path, text, fitter, nominal in items:
+        fit = fitter(text)
+        if fit.size_px < nominal and path not in seen:
+            seen.add(path)
+            which = f"all {fit.lines} lines fit" if fit.lines > 1 else "its line fits"
+            out.append((path or "captions", f"drawn at {fit.size_px} px instead of {nominal} px so that "
+                                            f"{which} inside the frame's safe area"))
+    return tuple(out)
 
 
 def ass_text(cues: Sequence[Cue], width: int, height: int, style: CaptionStylePlan | None = None,
@@ -188,11 +229,7 @@ def ass_text(cues: Sequence[Cue], width: int, height: int, style: CaptionStylePl
     # colours are BT.709 (our output's matrix): without this line libass / FFmpeg's `subtitles` filter
     # assume TV.601 and burn every caption colour with the wrong matrix (yellow #ffee00: Y 201, not 209)
     subs.info["YCbCr Matrix"] = "TV.709"
-    size = st.size_px
-    shadow = max(0.5, round(size / 40, 1)) if st.outline_width else 0
-    # the outline, the shadow and a pixel of anti-aliasing are drawn outside the glyphs; an even pad
-    # keeps the captions' 4:2:0 chroma phase (caption_overlay matches libass best there)
-    pad = 2 * math.ceil((st.outline_width + shadow + 1) / 2)
+    caption_fit, size, title_fit, title_size, shadow, pad = _fitters(width, height, st)
     side = round(width * SAFE_SIDE) + pad
     subs.styles["Default"] = pysubs2.SSAStyle(
         fontname=st.font, fontsize=size,
@@ -203,7 +240,6 @@ def ass_text(cues: Sequence[Cue], width: int, height: int, style: CaptionStylePl
         marginl=side, marginr=side, marginv=round(height * SAFE_VERTICAL) + pad,
         encoding=1,
     )
-    title_size = max(12, round(height * TITLE_SIZE))
     if titles:
         subs.styles["Title"] = pysubs2.SSAStyle(
             fontname=st.font, fontsize=title_size,
@@ -213,18 +249,19 @@ def ass_text(cues: Sequence[Cue], width: int, height: int, style: CaptionStylePl
             marginl=round(width * TITLE_SIDE), marginr=round(width * TITLE_SIDE),
             marginv=round(height * SAFE_VERTICAL), encoding=1,
         )
-    title_fit = _fitter(st.font, title_size, True, width - 2 * round(width * TITLE_SIDE))
-    caption_fit = _fitter(st.font, size, False, width - 2 * side)
     for t in titles:
         c = _color(t.color)
         tags = f"{{\\fad({_ms(t.fade_in)},{_ms(t.fade_out)})\\1c&H{c.b:02X}{c.g:02X}{c.r:02X}&}}"
+        fit = title_fit(t.text)
         subs.append(pysubs2.SSAEvent(start=_frame_ms(t.start, fps), end=_frame_ms(t.end, fps),
-                                     text=tags + escape_ass(title_fit(t.text)), style="Title", layer=0))
+                                     text=tags + _size_tag(fit, title_size) + escape_ass(fit.text),
+                                     style="Title", layer=0))
     for cue in cues:
         start, end = _frame_ms(cue.start, fps), _frame_ms(cue.end, fps)
         if end > start:  # a cue between two frames shows on none (as in caption_overlay)
             text = "\n".join(_cue_lines(cue.text))  # no empty gap where the sidecars have none
-            subs.append(pysubs2.SSAEvent(start=start, end=end, text=escape_ass(caption_fit(text)),
+            fit = caption_fit(text)
+            subs.append(pysubs2.SSAEvent(start=start, end=end, text=_size_tag(fit, size) + escape_ass(fit.text),
                                          style="Default", layer=1))
     return subs.to_string("ass")
 

@@ -250,9 +250,10 @@ class Caption(_Model):
     def _one(self) -> "Caption":
         if (self.text is None) == (self.cues is None):
             raise ValueError("give either text or cues")
-        for a, b in zip(self.cues or [], (self.cues or [])[1:]):
-            if b.start_s < a.end_s:
-                raise ValueError("cues must be in time order and must not overlap")
+        for k, (a, b) in enumerate(zip(self.cues or [], (self.cues or [])[1:]), 1):
+            if b.start_s < a.end_s:  # the path names the later cue (errors_to_details: _SUB_PATH)
+                raise ValueError(f"cues[{k}]: starts at {b.start_s:g} s, before cues[{k - 1}] ends at "
+                                 f"{a.end_s:g} s: cues must be in time order and must not overlap")
         return self
 
 
@@ -427,6 +428,10 @@ def _loc_to_path(loc: tuple[Any, ...]) -> str:
     return path or "$"
 
 
+# a model check naming one item of its list field: "cues[2]: message" -> path `...caption.cues[2]`
+_SUB_PATH = re.compile(r"(cues\[\d+\]): (.+)", re.S)
+
+
 def errors_to_details(exc: ValidationError) -> list[dict[str, str]]:
     """Pydantic errors as [{path, message}], paths like `scenes[2].narration.src`."""
     details = []
@@ -441,6 +446,9 @@ def errors_to_details(exc: ValidationError) -> list[dict[str, str]]:
                 p, _, m = part.partition(": ")
                 details.append({"path": p, "message": m})
             continue
+        sub = _SUB_PATH.fullmatch(msg) if path != "$" else None
+        if sub:
+            path, msg = f"{path}.{sub.group(1)}", sub.group(2)
         details.append({"path": path, "message": msg})
     return details
 

@@ -126,8 +126,10 @@ def test_caption_cues_ordered_non_overlapping_and_within_a_known_duration():
     assert len(parse_spec(scene(ok)).scenes[0].caption.cues) == 2
     assert parse_spec(scene(ok, duration=2.5)).scenes[0].caption.cues[1].end_s == 2.5
     cases = [
-        (scene([{"startS": 1, "endS": 2, "text": "a"}, {"startS": 0, "endS": 0.5, "text": "b"}]), "scenes[0].caption"),
-        (scene([{"startS": 0, "endS": 1.5, "text": "a"}, {"startS": 1, "endS": 2, "text": "b"}]), "scenes[0].caption"),
+        (scene([{"startS": 1, "endS": 2, "text": "a"}, {"startS": 0, "endS": 0.5, "text": "b"}]),
+         "scenes[0].caption.cues[1]"),
+        (scene([{"startS": 0, "endS": 1.5, "text": "a"}, {"startS": 1, "endS": 2, "text": "b"}]),
+         "scenes[0].caption.cues[1]"),
         (scene([{"startS": 1, "endS": 1, "text": "a"}]), "scenes[0].caption.cues[0]"),
         (scene(ok, duration=2), "scenes[0]"),
         (scene(ok[:1], duration=2, offset=2), "scenes[0]"),
@@ -190,3 +192,16 @@ def test_stacked_combining_marks_refused_in_every_text_field(text, n):
 def test_the_most_stacked_marks_allowed_are_accepted():
     text = "a" + "\u0301" * 4 + "\u0316" * 4 + " " + "\u0f67" + "\u0f90" * 8
     assert parse_spec(minimal(scenes=[{"id": "s", "visual": {"type": "color"}, "caption": {"text": text}}]))
+
+
+def test_overlapping_cues_name_the_cue_and_the_one_it_overlaps():
+    """Trial 3: the refusal named the caption only; it names the later cue and the one it overlaps."""
+    cues = [{"startS": 0, "endS": 0.5, "text": "a"}, {"startS": 0.5, "endS": 1.5, "text": "b"},
+            {"startS": 1.2, "endS": 2, "text": "c"}]
+    data = minimal(scenes=[{"id": "x", "visual": {"type": "color"}, "duration": 4},
+                           {"id": "s", "visual": {"type": "color"}, "duration": 4, "caption": {"cues": cues}}])
+    with pytest.raises(InvalidRequest) as info:
+        parse_spec(data)
+    assert info.value.details == [{"path": "scenes[1].caption.cues[2]",
+                                   "message": "starts at 1.2 s, before cues[1] ends at 1.5 s: cues must be in "
+                                              "time order and must not overlap"}]
