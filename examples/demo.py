@@ -223,13 +223,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # every option shows its default in --help (ArgumentDefaultsHelpFormatter appends "(default: …)")
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--storyboard", default=str(ROOT / "examples" / "storyboard.json"),
-                   help="export spec v1 JSON (default: the sample)")
+                   help="export spec v1 JSON")
     p.add_argument("--assets", default=str(ROOT / "examples" / "storyboard"),
                    help="folder holding every file the storyboard names as src")
     p.add_argument("--out", default="out", help="folder for the downloaded MP4, poster and subtitles")
-    p.add_argument("--mode", choices=["embedded", "emulated"], default="embedded")
+    p.add_argument("--mode", choices=["embedded", "emulated"], default="embedded",
+                   help="local stack to start")
     p.add_argument("--timeout", type=float, default=900, help="seconds to wait for the export")
     args = p.parse_args(argv)
     try:

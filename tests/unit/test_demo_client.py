@@ -153,3 +153,19 @@ def test_demo_reports_the_measured_loudness_against_the_target():
     for missing in ({}, {"loudness": None}, {"loudness": {}}):
         assert demo.loudness_line(missing, {"audio": {"loudnessLufs": -14}}) == \
             "loudness: not measured (no output.loudness; target -14 LUFS, true peak -1.5 dBTP)"
+
+
+def test_demo_help_shows_every_default(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # argparse wraps at the terminal width: no wrapped paths
+    with pytest.raises(SystemExit) as exc:
+        demo.main(["--help"])
+    assert exc.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # a long option's help starts on the next line
+    expected = {"--timeout TIMEOUT": "seconds to wait for the export (default: 900)",
+                "--out OUT": "folder for the downloaded MP4, poster and subtitles (default: out)",
+                "--mode {embedded,emulated}": "local stack to start (default: embedded)",
+                "--storyboard STORYBOARD": f"export spec v1 JSON (default: {ROOT / 'examples' / 'storyboard.json'})",
+                "--assets ASSETS": "folder holding every file the storyboard names as src "
+                                   f"(default: {ROOT / 'examples' / 'storyboard'})"}
+    for option, help_text in expected.items():
+        assert f" {option} {help_text}" in text, (option, text)
