@@ -164,7 +164,8 @@ def test_demo_help_shows_every_default(capsys, monkeypatch):
     expected = {"--timeout TIMEOUT": "seconds to wait for the export (default: 900)",
                 "--out OUT": "folder for the downloaded MP4, poster and subtitles (default: out)",
                 "--mode {embedded,emulated}": "local stack to start (default: embedded)",
-                "--storyboard STORYBOARD": f"export spec v1 JSON (default: {ROOT / 'examples' / 'storyboard.json'})",
+                "--storyboard STORYBOARD": "export spec v1 JSON "
+                                           f"(default: {ROOT / 'examples' / 'storyboard.json'})",
                 "--assets ASSETS": "folder holding every file the storyboard names as src "
                                    f"(default: {ROOT / 'examples' / 'storyboard'})"}
     for option, help_text in expected.items():
