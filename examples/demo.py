@@ -6,9 +6,10 @@
 It starts the embedded stack (SQLite, the gcp-storage-emulator, loopback events, the render job as
 a subprocess; see infra/local/stack.py), then acts like a client app: POST export_start with one
 upload per asset, PUT every file to its signed URL, poll export_status with a progress line,
-download the MP4, poster and subtitles into ./out/, print the time spent in each state, every
-`output.warnings` entry (what the storyboard asked for that is not in the video) and check the
-video with PyAV. Exits non-zero on any failure; stops everything it started.
+download the MP4, poster and subtitles into ./out/, print the time spent in each state, the
+measured loudness against the spec's target, every `output.warnings` entry (what the storyboard
+asked for that is not in the video) and check the video with PyAV. Exits non-zero on any failure;
+stops everything it started.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ if str(ROOT) not in sys.path:
 
 from infra.local import client  # noqa: E402
 from infra.local.verify import check_history, check_mp4, check_timeline, heard_seconds  # noqa: E402
-from shared.spec import FRAME_SIZES  # noqa: E402
+from shared.spec import FRAME_SIZES, Audio  # noqa: E402
 
 
 def plural(n: int, word: str) -> str:
@@ -42,6 +43,25 @@ def warning_lines(output: dict) -> list[str]:
              "(output.warnings in export_status; also in the render log):"]
     lines += [f"  WARNING {w.get('path') or '(spec)'}: {w.get('message')}" for w in warnings]
     return lines
+
+
+def loudness_line(output: dict, spec: dict) -> str:
+    """The export's measured `output.loudness` ({integratedLufs, truePeakDb, lra}: LUFS, dBTP, LU)
+    against the spec's `audio` target (defaults -16 LUFS, -1.5 dBTP), as one report line."""
+    audio = Audio.model_validate(_field(spec, "audio") or {})
+    measured = _field(output, "loudness")
+    measured = measured if isinstance(measured, dict) else {}
+
+    def num(key: str, unit: str) -> str:
+        value = measured.get(key)
+        return f"{value:.1f} {unit}" if isinstance(value, (int, float)) else "not measured"
+
+    if not any(isinstance(measured.get(k), (int, float)) for k in ("integratedLufs", "truePeakDb", "lra")):
+        return (f"loudness: not measured (no output.loudness; target {audio.loudness_lufs:g} LUFS, "
+                f"true peak {audio.true_peak_db:g} dBTP)")
+    return (f"loudness: {num('integratedLufs', 'LUFS')} integrated (target {audio.loudness_lufs:g}), "
+            f"true peak {num('truePeakDb', 'dBTP')} (ceiling {audio.true_peak_db:g}), "
+            f"LRA {num('lra', 'LU')}")
 
 
 def _field(obj, name):
@@ -178,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"video: {info.video_codec} {info.pix_fmt} {info.width}x{info.height} {info.fps:g} fps "
               f"{info.video_s:.3f} s; audio: {info.audio_codec} {info.sample_rate} Hz "
               f"{info.channels} ch {info.audio_s:.3f} s heard")
+        print(loudness_line(output, spec))
         narration = {n: heard_seconds(assets / n) for n in
                      {(sc.get("narration") or {}).get("src") for sc in spec["scenes"]} & set(asset_names(spec))}
         problems += check_history(final, progress_seen, with_uploads=bool(job["uploads"]))
@@ -202,13 +223,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # every option shows its default in --help (ArgumentDefaultsHelpFormatter appends "(default: …)")
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--storyboard", default=str(ROOT / "examples" / "storyboard.json"),
-                   help="export spec v1 JSON (default: the sample)")
+                   help="export spec v1 JSON")
     p.add_argument("--assets", default=str(ROOT / "examples" / "storyboard"),
                    help="folder holding every file the storyboard names as src")
     p.add_argument("--out", default="out", help="folder for the downloaded MP4, poster and subtitles")
-    p.add_argument("--mode", choices=["embedded", "emulated"], default="embedded")
+    p.add_argument("--mode", choices=["embedded", "emulated"], default="embedded",
+                   help="local stack to start")
     p.add_argument("--timeout", type=float, default=900, help="seconds to wait for the export")
     args = p.parse_args(argv)
     try:

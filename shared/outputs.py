@@ -30,11 +30,22 @@ def is_output_name(name: Any) -> bool:
     return isinstance(name, str) and _OUTPUT_NAME_RE.fullmatch(name) is not None
 
 
+def _is_separator(ch: str) -> bool:
+    """Punctuation (dashes included), symbols, separators (Unicode P*, S*, Z*) and controls (Cc)."""
+    category = unicodedata.category(ch)
+    return category[0] in "PSZ" or category == "Cc"
+
+
 def slugify(title: str | None, default: str = "export") -> str:
-    """An ASCII file-name slug of `title` (lowercase, '-' separated, at most 80 chars), else `default`."""
+    """An ASCII file-name slug of `title` (lowercase, '-' separated, at most 80 chars), else `default`.
+
+    Punctuation, symbols, spaces and control characters of any script (en dash, «», emoji, no-break
+    space...) separate words before the ASCII fold, so "1939\u20131945" gives "1939-1945"; accented
+    letters keep their base letter (Café -> cafe); letters with no ASCII form (CJK...) are dropped."""
     if not title:
         return default
-    text = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode("ascii")
+    text = "".join("-" if _is_separator(ch) else ch for ch in unicodedata.normalize("NFKD", title))
+    text = text.encode("ascii", "ignore").decode("ascii")
     text = re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:80].strip("-")
     return text or default
 

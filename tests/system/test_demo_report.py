@@ -35,3 +35,6 @@ def test_the_demo_prints_the_exports_warnings(tmp_path, capsys):
     assert any(line.startswith("  WARNING scenes[0].caption.cues[1]: starts 5 s into its scene") for line in lines), out
     assert lines[-1].startswith("OK with 1 warning (above): export took ")
     assert "uploading 1 file (" in out and "plan: 1 scene, total " in out
+    loudness = [line for line in lines if line.startswith("loudness: ")]
+    assert len(loudness) == 1 and " LUFS integrated (target -16), true peak " in loudness[0], out
+    assert " dBTP (ceiling -1.5), LRA " in loudness[0] and "not measured" not in loudness[0], out

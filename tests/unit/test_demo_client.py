@@ -139,3 +139,34 @@ def test_demo_reports_every_warning_with_its_path():
 def test_demo_counts_in_words():
     assert [demo.plural(n, "file") for n in (0, 1, 2)] == ["0 files", "1 file", "2 files"]
     assert demo.plural(1, "subtitle file") == "1 subtitle file"
+
+
+def test_demo_reports_the_measured_loudness_against_the_target():
+    output = {"loudness": {"integratedLufs": -15.93, "truePeakDb": -7.9, "lra": 5.24}}
+    assert demo.loudness_line(output, {"scenes": []}) == \
+        "loudness: -15.9 LUFS integrated (target -16), true peak -7.9 dBTP (ceiling -1.5), LRA 5.2 LU"
+    assert demo.loudness_line({"loudness": {"integratedLufs": -23.0, "truePeakDb": -15.5, "lra": 0.5}},
+                              {"audio": {"loudnessLufs": -23, "truePeakDb": -2}}) == \
+        "loudness: -23.0 LUFS integrated (target -23), true peak -15.5 dBTP (ceiling -2), LRA 0.5 LU"
+    assert demo.loudness_line({"loudness": {"integratedLufs": -16.0}}, {}) == \
+        "loudness: -16.0 LUFS integrated (target -16), true peak not measured (ceiling -1.5), LRA not measured"
+    for missing in ({}, {"loudness": None}, {"loudness": {}}):
+        assert demo.loudness_line(missing, {"audio": {"loudnessLufs": -14}}) == \
+            "loudness: not measured (no output.loudness; target -14 LUFS, true peak -1.5 dBTP)"
+
+
+def test_demo_help_shows_every_default(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # argparse wraps at the terminal width: no wrapped paths
+    with pytest.raises(SystemExit) as exc:
+        demo.main(["--help"])
+    assert exc.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # a long option's help starts on the next line
+    expected = {"--timeout TIMEOUT": "seconds to wait for the export (default: 900)",
+                "--out OUT": "folder for the downloaded MP4, poster and subtitles (default: out)",
+                "--mode {embedded,emulated}": "local stack to start (default: embedded)",
+                "--storyboard STORYBOARD": "export spec v1 JSON "
+                                           f"(default: {ROOT / 'examples' / 'storyboard.json'})",
+                "--assets ASSETS": "folder holding every file the storyboard names as src "
+                                   f"(default: {ROOT / 'examples' / 'storyboard'})"}
+    for option, help_text in expected.items():
+        assert f" {option} {help_text}" in text, (option, text)

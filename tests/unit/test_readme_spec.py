@@ -107,3 +107,34 @@ def test_readme_lists_exactly_the_accepted_transition_types():
     listed = re.findall(r"`([^`]+)`", cell.split("): ", 1)[1])
     assert listed == list(XFADE_TRANSITIONS)
     assert f"all {len(XFADE_TRANSITIONS)}," in cell
+
+
+def test_motion_strength_row_says_a_pan_moves_over_the_fitted_frame_and_quotes_its_example_right():
+    # trial 4: "15 % of the picture's height" read as the picture's own height; a tall scan cannot
+    # be panned top to bottom because `cover` crops it to the frame first (render_job/ffmpeg.py)
+    from render_job.ffmpeg import _fit_filters, pan_filters
+    from render_job.plan import ScenePlan
+
+    meaning = readme_rows()["scenes[].visual.motionStrength"][2]
+    assert "fraction of the fitted frame" in meaning
+    assert "cropped to its middle by `cover` before it is panned" in meaning
+    w, h, s, frames = 1920, 1080, 0.5, 151
+    scene = ScenePlan(index=0, id="scan", kind="image", src="scan.png", color=None, fit="cover", start=0.0,
+                      duration=5.0, transition="cut", transition_s=0.0, motion="pan-down", motion_strength=s)
+    # the fit scales the picture to fill w x h and crops it there: the pan only sees that frame
+    assert _fit_filters(scene, w, h).endswith(f"crop={w}:{h}")
+    once, per_frame = pan_filters(scene, w, h, frames)
+    copy_h = int(re.search(r"scale=\d+:(\d+):", once).group(1))     # the fitted frame, scaled k/(1-s)
+    travel = int(re.search(r"y='(\d+)-\d+\*n'", per_frame).group(1))  # copy pixels moved in all
+    assert abs(travel / copy_h - s) < 0.01                              # s of the fitted frame's height
+    fitted_scan_h = 6000 * max(w / 1000, h / 6000)                     # 1000x6000 scan under cover
+    assert f"shows the middle {h / fitted_scan_h * 100:.0f} % of its height" in meaning
+    assert f"`pan-down` 0.5 moves over {s * h / fitted_scan_h * 100:.1f} % of it" in meaning
+
+
+def test_the_states_line_says_where_a_job_without_uploads_starts():
+    # trial 4: the demo's "states seen" began at queued for a storyboard of colour scenes only
+    # (tests/integration/test_functions.py checks that such a job answers 202 "queued")
+    flow = README[README.index("## The flow"):README.index("## HTTP API")]
+    states = " ".join(flow[flow.index("\nStates: "):].split("\n\n")[0].split())
+    assert "a job with nothing to upload starts at `queued`" in states, states
