@@ -30,7 +30,9 @@ FFmpeg run writing raw frames into the one encoding run's stdin, build_command(v
     audio       narrations (48 kHz stereo, gain, cut, adelay to scene start + offset) and clip audio
                 (silence up to its first sample, gain, adelay to the scene start) -> amix
                 music (looped, gain, fades, trimmed) ducked by sidechaincompress keyed on narration
-                -> loudnorm (target LUFS / dBTP) -> 48 kHz -> padded/trimmed to the total
+                -> loudnorm (target LUFS / dBTP; one linear gain from the mix's analysis by
+                   build_mix_loudness_command, same graph, when the true peak allows: loudnorm_filter)
+                -> 48 kHz -> padded/trimmed to the total
                 no audio at all -> anullsrc silence (the output always has an AAC stereo track)
 
 Run the command with cwd = the work directory holding `captions.ass`, `fonts/` and the files of
