@@ -30,7 +30,9 @@ FFmpeg run writing raw frames into the one encoding run's stdin, build_command(v
     audio       narrations (48 kHz stereo, gain, cut, adelay to scene start + offset) and clip audio
                 (silence up to its first sample, gain, adelay to the scene start) -> amix
                 music (looped, gain, fades, trimmed) ducked by sidechaincompress keyed on narration
-                -> loudnorm (target LUFS / dBTP) -> 48 kHz -> padded/trimmed to the total
+                -> loudnorm (target LUFS / dBTP; one linear gain from the mix's analysis by
+                   build_mix_loudness_command, same graph, when the true peak allows: loudnorm_filter)
+                -> 48 kHz -> padded/trimmed to the total
                 no audio at all -> anullsrc silence (the output always has an AAC stereo track)
 
 Run the command with cwd = the work directory holding `captions.ass`, `fonts/` and the files of
@@ -521,70 +523,16 @@ def build_segment_command(plan: RenderPlan, inputs: Mapping[str, str], first: in
                    "-f", "rawvideo", "-pix_fmt", "yuv420p", "pipe:1"]
 
 
-def build_command(plan: RenderPlan, inputs: Mapping[str, str], out_mp4: str, ass_path: str | None = None,
-                  ffmpeg: str = "ffmpeg", threads: int = 0, fonts_dir: str = DEFAULT_FONTS_DIR,
-                  caption_overlay: CaptionOverlay | None = None, video_pipe: bool = False) -> list[str]:
-    """The argv of the single FFmpeg run that renders `plan` to `out_mp4`.
-
-    With video_pipe=True it is the encoding run of a segmented render instead: the video timeline
-    comes from stdin as raw yuv420p frames (w x h at plan.fps, written by the build_segment_command
-    runs of segment_cuts(plan), in order); audio, captions and encoding are the same as a single run's.
-
-    Args:
-        plan: the RenderPlan (times in seconds).
-        inputs: {src: local file path} for every image, clip, narration and music src in the plan.
-        out_mp4: output path (relative to the FFmpeg working directory, or absolute).
-        ass_path: the ASS file name for burn-in, relative to the working directory (a fixed name such
-            as "captions.ass"), or None for no burn-in. Must not contain ':', ',', ';', '[', ']', '\\' or quotes.
-        ffmpeg: the FFmpeg executable.
-        threads: x264/encoder threads (0 = FFmpeg's choice).
-        fonts_dir: directory (relative to the working directory) holding the caption fonts.
-        caption_overlay: the captions pre-rendered by render_job.caption_overlay.prepare (its atlas
-            in the working directory), overlaid instead of burning `ass_path` (then normally None).
-        video_pipe: read the video timeline from stdin (segmented render) instead of rendering it.
-    Returns:
-        argv as a list of strings. Progress goes to stdout (-progress pipe:1), errors to stderr.
-    Raises:
-        KeyError: a src of the plan is missing from `inputs`.
-        ValueError: ass_path or fonts_dir contains a character that would need filter escaping.
+def _audio_mix(plan: RenderPlan, inputs: Mapping[str, str], idx: int,
+               clip_inputs: Mapping[int, int]) -> tuple[list[str], list[str], str | None, int]:
+    """The mix before loudness normalisation (module docstring, `audio`), shared by the render and
+    build_mix_loudness_command: (input args, graph statements, the mix's label or None without
+    audio, next input index). Clip sound reads the already opened inputs `clip_inputs` ({scene
+    index: input index}); narrations and music are opened here from input index `idx` on.
     """
-    for name in (ass_path, fonts_dir):
-        if name and any(c in name for c in ":,;[]\\'\"= %"):
-            raise ValueError(f"unsafe file name for the filter graph: {name!r}")
-    w, h, fps = plan.width, plan.height, plan.fps
     total = plan.total_s
-    args: list[str] = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error"]
+    args: list[str] = []
     graph: list[str] = []
-    idx = 0
-    clip_inputs: dict[int, int] = {}  # scene index -> input index of its clip (for its audio)
-
-    if video_pipe:
-        # segmented render: the timeline arrives as raw frames (build_segment_command's, one segment
-        # after the other) on stdin; clips with sound are opened again here for their audio only
-        args += ["-f", "rawvideo", "-pix_fmt", "yuv420p", "-video_size", f"{w}x{h}", "-framerate", str(fps),
-                 "-i", "pipe:0"]
-        graph.append(f"[0:v]setparams=range=tv:color_primaries=bt709:color_trc=bt709:colorspace=bt709,"
-                     f"setsar=1,settb=1/{fps},setpts=N[tl]")
-        idx = 1
-        for sc in plan.scenes:
-            if sc.kind == "video" and sc.clip_audio:
-                args += _clip_input(sc, inputs[sc.src])  # type: ignore[index]
-                clip_inputs[sc.index] = idx
-                idx += 1
-    else:
-        # --- video inputs and per-scene chains, then the timeline: every transition is its own short
-        # segment, then ONE concat (see timeline_graph)
-        for sc in plan.scenes:
-            in_args, stmts = _scene_video(plan, sc, inputs, idx)
-            args += in_args
-            graph += stmts
-            if in_args:
-                if sc.kind == "video" and sc.clip_audio:
-                    clip_inputs[sc.index] = idx
-                idx += 1
-        graph += timeline_graph(plan)
-    acc = "[tl]"
-
     # --- audio: clip sound and narrations form the foreground (which ducks the music)
     narr_labels: list[str] = []
     for sc in plan.scenes:
@@ -651,15 +599,87 @@ def build_command(plan: RenderPlan, inputs: Mapping[str, str], out_mp4: str, ass
         mix = "[mix]"
     else:
         mix = narr or music
+    return args, graph, mix, idx
 
+
+def build_command(plan: RenderPlan, inputs: Mapping[str, str], out_mp4: str, ass_path: str | None = None,
+                  ffmpeg: str = "ffmpeg", threads: int = 0, fonts_dir: str = DEFAULT_FONTS_DIR,
+                  caption_overlay: CaptionOverlay | None = None, video_pipe: bool = False,
+                  loudness: Mapping[str, str] | None = None) -> list[str]:
+    """The argv of the single FFmpeg run that renders `plan` to `out_mp4`.
+
+    With video_pipe=True it is the encoding run of a segmented render instead: the video timeline
+    comes from stdin as raw yuv420p frames (w x h at plan.fps, written by the build_segment_command
+    runs of segment_cuts(plan), in order); audio, captions and encoding are the same as a single run's.
+
+    Args:
+        plan: the RenderPlan (times in seconds).
+        inputs: {src: local file path} for every image, clip, narration and music src in the plan.
+        out_mp4: output path (relative to the FFmpeg working directory, or absolute).
+        ass_path: the ASS file name for burn-in, relative to the working directory (a fixed name such
+            as "captions.ass"), or None for no burn-in. Must not contain ':', ',', ';', '[', ']', '\\' or quotes.
+        ffmpeg: the FFmpeg executable.
+        threads: x264/encoder threads (0 = FFmpeg's choice).
+        fonts_dir: directory (relative to the working directory) holding the caption fonts.
+        caption_overlay: the captions pre-rendered by render_job.caption_overlay.prepare (its atlas
+            in the working directory), overlaid instead of burning `ass_path` (then normally None).
+        video_pipe: read the video timeline from stdin (segmented render) instead of rendering it.
+        loudness: the mix's loudnorm analysis (parse_loudnorm_json of a build_mix_loudness_command
+            run): the mix is normalised by one constant gain when its true peak allows
+            (loudnorm_filter); None: loudnorm's dynamic mode.
+    Returns:
+        argv as a list of strings. Progress goes to stdout (-progress pipe:1), errors to stderr.
+    Raises:
+        KeyError: a src of the plan is missing from `inputs`.
+        ValueError: ass_path or fonts_dir contains a character that would need filter escaping.
+    """
+    for name in (ass_path, fonts_dir):
+        if name and any(c in name for c in ":,;[]\\'\"= %"):
+            raise ValueError(f"unsafe file name for the filter graph: {name!r}")
+    w, h, fps = plan.width, plan.height, plan.fps
+    total = plan.total_s
+    args: list[str] = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error"]
+    graph: list[str] = []
+    idx = 0
+    clip_inputs: dict[int, int] = {}  # scene index -> input index of its clip (for its audio)
+
+    if video_pipe:
+        # segmented render: the timeline arrives as raw frames (build_segment_command's, one segment
+        # after the other) on stdin; clips with sound are opened again here for their audio only
+        args += ["-f", "rawvideo", "-pix_fmt", "yuv420p", "-video_size", f"{w}x{h}", "-framerate", str(fps),
+                 "-i", "pipe:0"]
+        graph.append(f"[0:v]setparams=range=tv:color_primaries=bt709:color_trc=bt709:colorspace=bt709,"
+                     f"setsar=1,settb=1/{fps},setpts=N[tl]")
+        idx = 1
+        for sc in plan.scenes:
+            if sc.kind == "video" and sc.clip_audio:
+                args += _clip_input(sc, inputs[sc.src])  # type: ignore[index]
+                clip_inputs[sc.index] = idx
+                idx += 1
+    else:
+        # --- video inputs and per-scene chains, then the timeline: every transition is its own short
+        # segment, then ONE concat (see timeline_graph)
+        for sc in plan.scenes:
+            in_args, stmts = _scene_video(plan, sc, inputs, idx)
+            args += in_args
+            graph += stmts
+            if in_args:
+                if sc.kind == "video" and sc.clip_audio:
+                    clip_inputs[sc.index] = idx
+                idx += 1
+        graph += timeline_graph(plan)
+    acc = "[tl]"
+    audio_args, audio_graph, mix, idx = _audio_mix(plan, inputs, idx, clip_inputs)
+    args += audio_args
+    graph += audio_graph
     if mix:
         # loudnorm (dynamic mode, FFmpeg 9) stamps the frames it flushes at the end 3200 samples late: a
         # gap in the timestamps, not in the sound (its samples are complete and contiguous). Left in, the
         # last ~3 s of audio play ~67 ms after the picture and the final ~67 ms are trimmed away, while
         # the stream's duration still looks right. Timestamps from the sample count (asetpts=N/SR/TB)
         # put every sample where it belongs (tests/integration/test_render.py checks the sound heard).
-        graph.append(f"{mix}loudnorm=I={plan.loudness_lufs:g}:TP={plan.true_peak_db:g}:LRA={LOUDNESS_RANGE},"
-                     f"aresample={AUDIO_RATE},asetpts=N/SR/TB,aformat=sample_fmts=fltp:channel_layouts=stereo,"
+        graph.append(f"{mix}{loudnorm_filter(plan, loudness)},aresample={AUDIO_RATE},asetpts=N/SR/TB,"
+                     f"aformat=sample_fmts=fltp:channel_layouts=stereo,"
                      f"apad=whole_dur={fmt_s(total)},atrim=0:{fmt_s(total)},asetpts=PTS-STARTPTS[aout]")
     else:
         graph.append(f"anullsrc=r={AUDIO_RATE}:cl=stereo,atrim=0:{fmt_s(total)},"
@@ -723,6 +743,61 @@ LOUDNESS_TOLERANCE_LU = 1.0   # a single-pass result further than this from the 
 TRUE_PEAK_TOLERANCE_DB = 0.5  # ... as does a true peak more than this above the ceiling
 
 
+MAX_LOUDNESS_RANGE = 50.0  # loudnorm's largest LRA target
+
+
+def loudnorm_filter(plan: RenderPlan, measured: Mapping[str, str] | None = None) -> str:
+    """The loudnorm filter for `plan`'s target: dynamic mode without `measured`; with `measured`
+    (parse_loudnorm_json of an analysis of the same audio) linear mode, i.e. one constant gain
+    (target - input_i) over the whole stream, which FFmpeg only takes when that gain keeps the
+    true peak under the ceiling (loudnorm_is_linear); otherwise it falls back to dynamic mode.
+    """
+    head = f"loudnorm=I={plan.loudness_lufs:g}:TP={plan.true_peak_db:g}"
+    if measured is None:
+        return f"{head}:LRA={LOUDNESS_RANGE}"
+    lra = float(measured["input_lra"])
+    # FFmpeg also refuses linear mode when the input's range exceeds the LRA target (a constant gain
+    # keeps the range anyway), and reads measured_LRA=0 as "not measured": a steady mix has LRA 0.00
+    return (f"{head}:LRA={_lra_target(lra):g}:measured_I={measured['input_i']}:measured_TP={measured['input_tp']}"
+            f":measured_LRA={max(lra, 0.01):g}:measured_thresh={measured['input_thresh']}"
+            f":offset={measured['target_offset']}:linear=true")
+
+
+def _lra_target(measured_lra: float) -> float:
+    return min(MAX_LOUDNESS_RANGE, max(float(LOUDNESS_RANGE), math.ceil(measured_lra)))
+
+
+def loudnorm_is_linear(plan: RenderPlan, measured: Mapping[str, str]) -> bool:
+    """True when loudnorm_filter(plan, measured) runs in linear mode (FFmpeg's own test): the gain
+    target - input_i keeps input_tp under the ceiling and the range fits loudnorm's LRA target."""
+    i, tp = float(measured["input_i"]), float(measured["input_tp"])
+    lra, thresh = float(measured["input_lra"]), float(measured["input_thresh"])
+    return (thresh != -70 and i != 0 and tp + plan.loudness_lufs - i <= plan.true_peak_db
+            and lra <= _lra_target(lra))
+
+
+def build_mix_loudness_command(plan: RenderPlan, inputs: Mapping[str, str], ffmpeg: str = "ffmpeg") -> list[str] | None:
+    """argv of the analysis run before the render: the render's own mix (_audio_mix: same inputs,
+    same graph up to loudnorm), audio only, into loudnorm's analysis (JSON on stderr:
+    parse_loudnorm_json; pass it to build_command(loudness=...)). None when the plan has no audio.
+
+    Raises:
+        KeyError: a src of the plan's audio is missing from `inputs`.
+    """
+    args: list[str] = [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info"]
+    clip_inputs: dict[int, int] = {}
+    for sc in plan.scenes:
+        if sc.kind == "video" and sc.clip_audio:
+            args += _clip_input(sc, inputs[sc.src])  # type: ignore[index]
+            clip_inputs[sc.index] = len(clip_inputs)
+    mix_args, graph, mix, _ = _audio_mix(plan, inputs, len(clip_inputs), clip_inputs)
+    if mix is None:
+        return None
+    graph.append(f"{mix}{loudnorm_filter(plan)}:print_format=json[aout]")
+    return args + mix_args + ["-filter_complex", ";".join(graph), "-map", "[aout]", "-vn", "-sn",
+                              "-f", "null", "-progress", "pipe:1", "-"]
+
+
 def build_loudness_measure_command(ffmpeg: str, mp4: str) -> list[str]:
     """argv measuring `mp4`'s audio with ebur128 (EBU R128: integrated loudness, LRA, true peak).
     The summary is printed on stderr at the end (parse it with parse_ebur128_summary)."""
@@ -771,8 +846,7 @@ def loudness_needs_second_pass(measured: dict[str, float], target_lufs: float, t
 def build_loudnorm_analysis_command(ffmpeg: str, mp4: str, plan: RenderPlan) -> list[str]:
     """argv of loudnorm's analysis pass over `mp4`'s audio (JSON on stderr: parse_loudnorm_json)."""
     return [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info", "-i", mp4, "-vn", "-sn",
-            "-af", f"loudnorm=I={plan.loudness_lufs:g}:TP={plan.true_peak_db:g}:LRA={LOUDNESS_RANGE}"
-                   ":print_format=json", "-f", "null", "-progress", "pipe:1", "-"]
+            "-af", f"{loudnorm_filter(plan)}:print_format=json", "-f", "null", "-progress", "pipe:1", "-"]
 
 
 def parse_loudnorm_json(lines: list[str] | str) -> dict[str, str] | None:
@@ -803,10 +877,7 @@ def build_loudnorm_apply_command(ffmpeg: str, mp4: str, plan: RenderPlan, measur
                                  out_mp4: str) -> list[str]:
     """argv of the second pass: the video stream copied, the audio re-normalised with loudnorm in
     linear mode from the analysis values (a plain gain when the true-peak ceiling allows it)."""
-    af = (f"loudnorm=I={plan.loudness_lufs:g}:TP={plan.true_peak_db:g}:LRA={LOUDNESS_RANGE}"
-          f":measured_I={measured['input_i']}:measured_TP={measured['input_tp']}"
-          f":measured_LRA={measured['input_lra']}:measured_thresh={measured['input_thresh']}"
-          f":offset={measured['target_offset']}:linear=true,"
+    af = (f"{loudnorm_filter(plan, measured)},"
           f"aresample={AUDIO_RATE},asetpts=N/SR/TB,aformat=sample_fmts=fltp:channel_layouts=stereo")
     return [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-i", mp4, "-map", "0:v", "-map", "0:a",
             "-c:v", "copy", "-af", af, "-c:a", "aac", "-b:a", AUDIO_BITRATE, "-ar", str(AUDIO_RATE), "-ac", "2",

@@ -359,10 +359,32 @@ def _loudness_from_metadata(md: dict[str, str]) -> dict | None:
     return out if "integratedLufs" in out else None
 
 
+def _mix_loudness(exe: str, workdir: str, plan: RenderPlan, local: dict[str, str], job_id: str) -> dict | None:
+    """Analyse the render's mix before the render (ffargs.build_mix_loudness_command), so that the
+    render applies one constant gain (ffargs.loudnorm_filter). Returns loudnorm's analysis, or None
+    (no audio, a silent mix, or no readable result: the render then uses dynamic loudnorm)."""
+    argv = ffargs.build_mix_loudness_command(plan, local, ffmpeg=exe)
+    if argv is None:
+        return None
+    argv, graph_files = ffargs.graph_via_file(argv, name=f"mix_{ffargs.GRAPH_FILE}")
+    for name, text in graph_files.items():
+        with open(os.path.join(workdir, name), "w", encoding="utf-8") as fh:
+            fh.write(text)
+    lines = run_ffmpeg(argv, cwd=workdir, total_s=plan.total_s, what="ffmpeg mix loudness analysis", job_id=job_id)
+    analysis = ffargs.parse_loudnorm_json(lines)
+    if analysis is None:
+        logs.info("mix loudness not measurable (silent?): dynamic loudnorm", job_id=job_id)
+        return None
+    logs.info("mix loudness", job_id=job_id, inputI=analysis["input_i"], inputTp=analysis["input_tp"],
+              inputLra=analysis["input_lra"], linear=ffargs.loudnorm_is_linear(plan, analysis))
+    return analysis
+
+
 def _loudness(exe: str, workdir: str, out_mp4: str, plan: RenderPlan) -> tuple[dict | None, int]:
-    """Measure the output's loudness (ebur128); when the single-pass loudnorm of the render missed the
-    target (ffargs.loudness_needs_second_pass), re-normalise the audio with a linear two-pass loudnorm
-    (video copied) and measure again.
+    """Measure the output's loudness (ebur128); when the render's loudnorm (one linear gain from
+    _mix_loudness, or dynamic where that is impossible) missed the target
+    (ffargs.loudness_needs_second_pass), re-normalise the audio with a linear two-pass loudnorm (video
+    copied) and measure again.
 
     Returns:
         ({integratedLufs, truePeakDb, lra} or None if unmeasurable, the number of loudnorm passes).
@@ -502,9 +524,12 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
         timings["captions_s"] = time.monotonic() - t1
         # more scenes than one FFmpeg graph should hold: the video in segments piped into one encoding run
         cuts = ffargs.segment_cuts(plan, settings.render_segment_scenes)
+        t_mix = time.monotonic()
+        mix_loudness = _mix_loudness(exe, workdir, plan, local, job_id) if plan.has_audio else None
+        timings["mix_loudness_s"] = time.monotonic() - t_mix
         argv = ffargs.build_command(plan, local, out_mp4, ASS_FILE if burn and overlay is None else None,
                                     ffmpeg=exe, threads=settings.ffmpeg_threads, caption_overlay=overlay,
-                                    video_pipe=bool(cuts))
+                                    video_pipe=bool(cuts), loudness=mix_loudness)
         commands = [ffargs.graph_via_file(argv)]
         bounds = list(zip([0] + cuts, cuts + [None])) if cuts else []
         for k, (first, last) in enumerate(bounds):

@@ -456,3 +456,42 @@ def test_clip_read_from_its_first_picture_sound_placed_by_timestamps_and_interla
         assert f"[{i}:a]aresample=48000:async=1:first_pts=0,aformat=" in graph
     segment = " ".join(build_segment_command(plan, inputs, 0, None))
     assert "-ss 0.75 -t 2.25 -i i.mp4" in segment and segment.count("bwdif=") == 1
+
+
+def test_mix_loudness_analysis_runs_the_render_audio_graph_and_render_applies_it_linearly():
+    from render_job.ffmpeg import build_mix_loudness_command, loudnorm_filter, loudnorm_is_linear
+    probes = {**PROBES, "clip.mp4": SimpleNamespace(duration_s=4.0, has_audio=True)}
+    spec_data = {"output": {"resolution": "720p", "fps": 30}, "music": {"src": "music.ogg", "ducking": True},
+                 "audio": {"loudnessLufs": -14, "truePeakDb": -1},
+                 "scenes": [{"id": "s1", "visual": {"type": "video", "src": "clip.mp4", "volume": 0.5}},
+                            {"id": "s2", "visual": {"type": "image", "src": "a.png"}, "narration": {"src": "n1.wav"}}]}
+    spec = parse_spec(spec_data)
+    plan = build_plan(spec, probes)
+    assert plan.scenes[0].clip_audio
+    for video_pipe in (False, True):  # single run and a segmented render's encoding run
+        render = build_command(plan, INPUTS, "o.mp4", video_pipe=video_pipe)
+        analysis = build_mix_loudness_command(plan, INPUTS, ffmpeg="/x/ffmpeg")
+        stmts = graph_of(analysis).split(";")
+        # the render's audio statements (inputs numbered from the analysis' own 0)
+        assert len(stmts) == 9 and stmts[-1] == "[mix]loudnorm=I=-14:TP=-1:LRA=11:print_format=json[aout]"
+        strip = [s.split("]", 1)[1] for s in stmts[:-1]]
+        assert all(s in graph_of(render) for s in strip), strip
+    assert analysis[0] == "/x/ffmpeg" and analysis[-6:] == ["-sn", "-f", "null", "-progress", "pipe:1", "-"]
+    assert analysis.count("-i") == 3 and "-vn" in analysis and "-ss" in analysis  # clip opened at its trim
+    assert "[mix]loudnorm=I=-14:TP=-1:LRA=11,aresample=48000,asetpts=N/SR/TB" in graph_of(render)
+    measured = {"input_i": "-30.10", "input_tp": "-20.00", "input_lra": "18.30", "input_thresh": "-40.50",
+                "target_offset": "0.20"}
+    ln = loudnorm_filter(plan, measured)
+    # LRA target raised to the mix's range: FFmpeg only goes linear when the range fits it
+    assert ln == ("loudnorm=I=-14:TP=-1:LRA=19:measured_I=-30.10:measured_TP=-20.00:measured_LRA=18.3"
+                  ":measured_thresh=-40.50:offset=0.20:linear=true")
+    assert loudnorm_is_linear(plan, measured)                                # -20 + 16.1 <= -1
+    assert not loudnorm_is_linear(plan, {**measured, "input_tp": "-16.00"})  # -16 + 16.1 > -1: dynamic
+    for video_pipe in (False, True):
+        g = graph_of(build_command(plan, INPUTS, "o.mp4", video_pipe=video_pipe, loudness=measured))
+        assert f"[mix]{ln},aresample=48000,asetpts=N/SR/TB," in g
+    # a steady mix measures LRA 0.00, which FFmpeg reads as "not measured" (then never linear)
+    assert ":LRA=11:" in loudnorm_filter(plan, {**measured, "input_lra": "0.00"})
+    assert ":measured_LRA=0.01:" in loudnorm_filter(plan, {**measured, "input_lra": "0.00"})
+    assert build_mix_loudness_command(build_plan(make_spec(music=None, scenes=[
+        {"id": "c", "visual": {"type": "color"}, "duration": 1}]), {}), {}) is None
