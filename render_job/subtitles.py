@@ -19,9 +19,9 @@ from typing import Sequence
 
 import pysubs2
 
-from render_job.caption_wrap import FONTS_DIR, TextMeasure
+from render_job.caption_wrap import FONTS_DIR
 from render_job.plan import CaptionStylePlan, Cue, RenderPlan, TitleCard
-from render_job.text_fit import Fit, fit_block
+from render_job.text_fit import Fit, fit_cached
 
 FONT_NAME = "DejaVu Sans"
 ASS_FILE = "captions.ass"
@@ -157,13 +157,11 @@ def _frame_ms(seconds: float, fps: int | None) -> int:
 
 def _fitter(font: str, size_px: int, bold: bool, area_w: int, area_h: int):
     """text -> text_fit.Fit: line breaks inside the tokens wider than area_w (less FIT_SLACK), and a
-    smaller size when the lines would be taller than area_h pixels; fonts are read on first use."""
-    measure: list[TextMeasure] = []
+    smaller size when the lines would be taller than area_h pixels; fonts are read on first use, and
+    each text is fitted once per job (text_fit.fit_cached), however many passes ask."""
 
     def fit(text: str) -> Fit:
-        if not measure:
-            measure.append(TextMeasure(font, size_px, bold))
-        return fit_block(plain_newlines(text), measure[0], area_w * (1 - FIT_SLACK), area_h)
+        return fit_cached(plain_newlines(text), font, size_px, bold, area_w * (1 - FIT_SLACK), area_h)
     return fit
 
 

@@ -8,7 +8,7 @@ count; libass's smart wrapping balances lines without adding any), each line as 
 tallest ascent plus the deepest descent among the fonts drawing the text (libass sizes each font so
 that usWinAscent + usWinDescent is the font size, and takes a line's height from the fonts' hhea or
 OS/2 ascent and descent: the larger of the two is used here). When that is taller than the area,
-the size goes down a pixel at a time (re-wrapping at each size) until it fits.
+the largest size that fits is searched for by bisection (re-wrapping at each size tried).
 """
 from __future__ import annotations
 
@@ -87,13 +87,44 @@ def count_lines(text: str, m: TextMeasure, max_w: float) -> int:
 
 def fit_block(text: str, m: TextMeasure, area_w: float, area_h: float) -> Fit:
     """`text` (plain, "\\n" line breaks) wrapped within area_w pixels at m's size, or at the largest
-    whole size below it whose lines (line_height each) stack within area_h pixels (at least 1 px)."""
+    whole size below it whose lines (line_height each) stack within area_h pixels (at least 1 px).
+
+    The size is bisected (about log2(size) wraps, not one per pixel): a smaller size wraps wider, so
+    it never needs more lines and the height lines * size * line_height only shrinks with the size.
+    The size returned fits and the next size up was wrapped and does not (or is the nominal size).
+    """
     size = max(1, int(m.size_px))
     per_px = line_height(text, m)
-    for n in range(size, 0, -1):
+
+    def attempt(n: int) -> Fit:
         max_w = area_w * size / n  # widths scale with the size: measure at m's size, wrap wider
         wrapped = fit_text(text, m, max_w)
-        lines = count_lines(wrapped, m, max_w)
-        if lines * n * per_px <= area_h:
-            break
-    return Fit(wrapped, n, lines)
+        return Fit(wrapped, n, count_lines(wrapped, m, max_w))
+
+    def fits(f: Fit) -> bool:
+        return f.lines * f.size_px * per_px <= area_h
+
+    best = attempt(size)
+    if fits(best):
+        return best
+    lo, hi, best = 1, size - 1, None  # the answer is in [lo, hi], or 1 px when nothing fits
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        f = attempt(mid)
+        if fits(f):
+            best, lo = f, mid + 1
+        else:
+            hi = mid - 1
+    return best or attempt(1)
+
+
+@functools.lru_cache(maxsize=8)
+def _measure(font: str, size_px: int, bold: bool) -> TextMeasure:
+    return TextMeasure(font, size_px, bold)
+
+
+@functools.lru_cache(maxsize=4096)
+def fit_cached(text: str, font: str, size_px: int, bold: bool, area_w: float, area_h: float) -> Fit:
+    """fit_block(text, TextMeasure(font, size_px, bold), area_w, area_h), computed once per argument
+    set: a job fits each cue and title three times (ass_text, fit_warnings, the caption overlay)."""
+    return fit_block(text, _measure(font, size_px, bold), area_w, area_h)

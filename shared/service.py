@@ -541,11 +541,11 @@ class ExportService:
         try:
             report = _strict(CompleteReport, body)
         except ValidationError as exc:
-            raise InvalidRequest("report is invalid", details=_details(exc)[:20]) from None
+            raise InvalidRequest("report is invalid", details=_details(exc)) from None
         try:
             output = _strict(ReportOutput, report.output, "output.") if report.output is not None else None
         except ValidationError as exc:
-            raise InvalidRequest("report output is invalid", details=_details(exc, "output.")[:20]) from None
+            raise InvalidRequest("report output is invalid", details=_details(exc, "output.")) from None
         job = self._get(report.job_id, with_spec=False)  # the most frequent write: never decode the storyboard
         if job.status in (JobStatus.AWAITING_UPLOAD, JobStatus.QUEUED):
             raise Conflict(f"export {job.id} is {job.status.value}: it was never dispatched, so no render "

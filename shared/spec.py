@@ -481,7 +481,8 @@ def parse_spec(data: Any) -> ExportSpec:
     try:
         ExportSpec.model_validate_json(text, strict=True, context={_NAMES_APART: True})
     except ValidationError as exc:
-        details += [d for d in errors_to_details(exc) if d not in details]
+        seen = {(d["path"], d["message"]) for d in details}  # a set: a list search is quadratic
+        details += [d for d in errors_to_details(exc) if (d["path"], d["message"]) not in seen]
     raise InvalidRequest(f"spec is invalid: {len(details)} problem(s)", details=details) from None
 
 
