@@ -39,6 +39,7 @@ from shared.spec import ExportSpec, parse_spec
 
 from render_job import caption_overlay
 from render_job import ffmpeg as ffargs
+from render_job.clips import trim_problem
 from render_job.plan import RenderPlan, build_plan
 from render_job.normalize import normalize_image
 from render_job.probe import MediaInfo, probe, still_info
@@ -302,10 +303,8 @@ def _fetch_and_probe(spec: ExportSpec, job_id: str, storage: Any, input_bucket: 
                 vis = spec.scenes[i].visual
                 if vis.type == "video" and info.is_image:
                     report_problem(path, src, "is a still image, not a video (use visual.type 'image')")
-                elif vis.type == "video" and (info.video_duration_s or info.duration_s) is not None \
-                        and vis.trim_start_s >= (info.video_duration_s or info.duration_s):
-                    clip_end = info.video_duration_s or info.duration_s
-                    report_problem(path, src, f"trimStartS {vis.trim_start_s:g} s is past the clip's end ({clip_end:.3f} s)")
+                elif vis.type == "video" and (problem := trim_problem(vis, info)):
+                    report_problem(path, src, problem)
         elif not info.has_audio:
             report_problem(path, src, "has no audio stream")
     if details:
@@ -644,11 +643,12 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
 
 
 def _public_message(message: str, workdir: str) -> str:
-    """A failure message fit for the client: local paths (the work folder, temp folders) removed;
-    the full text stays in the job's logs."""
+    """A failure message fit for the client: local paths (the work folder, temp folders) and the
+    memory addresses of FFmpeg's log prefixes ("[aac @ 0x55d0...]" -> "[aac]") removed; the full
+    text stays in the job's logs."""
     for root in {os.path.realpath(workdir), os.path.abspath(workdir), tempfile.gettempdir()}:
         message = message.replace(root + os.sep, "").replace(root, ".")
-    return message
+    return re.sub(r" @ 0x[0-9a-fA-F]+\]", "]", message)
 
 
 def _env_int(name: str, default: int) -> int:

@@ -30,6 +30,8 @@ from typing import Any, Mapping
 from shared.spec import DEFAULT_SCENE_S, NARRATION_PAUSE_S, ExportSpec
 from shared.timeline import MIN_SCENE_FRAMES, clamped_transition, cue_problem, cue_span, exact, frame_grid
 
+from render_job.clips import clip_sound_in_window
+
 NARRATION_CUT_FADE_S = 0.05   # fade-out applied when a narration is cut at an explicit scene end
 
 
@@ -41,7 +43,8 @@ class ScenePlan:
     color: "#rrggbb" (the colour, or a title card's background). fit: cover | contain | blur.
     motion: none | zoom-in | zoom-out | pan-left | pan-right | pan-up | pan-down, motion_strength the
     fraction of the frame zoomed or panned over the scene. clip_volume: linear gain of a clip's own
-    audio, clip_audio: whether it is mixed (volume > 0 and the clip has an audio stream).
+    audio, clip_audio: whether it is mixed (volume > 0, the clip has an audio stream, and its sound
+    reaches the part read: clip_sound_in_window).
     start/duration/end: placement on the output timeline. transition: xfade name or "cut" into the
     next scene, transition_s its (clamped) duration (0 for cut and for the last scene).
     trim_start_s: where a clip is read from; clip_s: seconds of clip available after trimming
@@ -299,6 +302,7 @@ def build_plan(spec: ExportSpec, probes: Mapping[str, Any]) -> RenderPlan:
     frames, t_frames = grid.frames, grid.transitions
 
     scenes: list[ScenePlan] = []
+    silent: list[tuple[str, str]] = []  # clips whose sound has nothing in the part read
     for i, scene in enumerate(spec.scenes):
         D = frames[i] / fps
         m = meta[i]
@@ -309,6 +313,11 @@ def build_plan(spec: ExportSpec, probes: Mapping[str, Any]) -> RenderPlan:
             if narr_cut < 1.0 / fps:  # starts at or after the scene's end: nothing of it is heard
                 narr_src, narr_cut = None, None
         vis = scene.visual
+        read_s = min(float(D), m["clip_s"]) if m["clip_s"] else float(D)
+        if m["clip_audio"] and not clip_sound_in_window(probes[vis.src], m["trim"], read_s):
+            m["clip_audio"] = False  # nothing of the sound is in the part shown: the clip is silent here
+            silent.append((f"scenes[{i}].visual", "the clip has no sound in the part shown (from trimStartS "
+                                                  "on): the scene has no clip sound"))
         caption = scene.caption.text if scene.caption and scene.caption.text is not None else None
         scenes.append(ScenePlan(
             index=i, id=scene.id, kind=scene.visual.type,
@@ -379,7 +388,7 @@ def build_plan(spec: ExportSpec, probes: Mapping[str, Any]) -> RenderPlan:
         loudness_lufs=float(spec.audio.loudness_lufs), true_peak_db=float(spec.audio.true_peak_db),
         burn_in=bool(spec.captions.burn_in), sidecars=tuple(spec.captions.sidecar), title=spec.title,
         caption_style=_caption_style(spec, height), titles=tuple(titles),
-        warnings=tuple(warnings) + _empty_track(spec, cues),
+        warnings=tuple(silent) + tuple(warnings) + _empty_track(spec, cues),
     )
 
 

@@ -39,8 +39,9 @@ class MediaInfo:
     channels a count. size_bytes: file size in bytes.
     start_s: seconds, the container's start time (FFmpeg's `-ss` counts from it); video_start_s /
     audio_start_s: seconds on the file's timeline where the first picture / first sound frame is
-    presented (None without such a stream). interlaced: the first picture is an interlaced frame, or
-    the stream declares a field order (tt, bb, tb, bt).
+    presented (None without such a stream). audio_end_s: seconds on the file's timeline where the sound
+    ends (None when unknown: no sound, or no per-stream length and no full read). interlaced: the first
+    picture is an interlaced frame, or the stream declares a field order (tt, bb, tb, bt).
     """
 
     path: str
@@ -61,6 +62,7 @@ class MediaInfo:
     start_s: float = 0.0
     video_start_s: float | None = None
     audio_start_s: float | None = None
+    audio_end_s: float | None = None
     interlaced: bool = False
 
 
@@ -114,12 +116,17 @@ def still_info(path: str, width: int, height: int, format_name: str, pix_fmt: st
 
 
 def _check_read_to_end(container, name: str, vstreams, astreams, declared: float | None,
-                       whole_file: bool = False) -> float | None:
-    """Read the whole file (decode audio-only files, demux video). Returns the readable length in
-    seconds: of the audio for audio-only files, of the picture (video stream) otherwise. `declared`
-    is the length the header declares for that stream (the truncation check compares with it), or
-    with `whole_file` the container's length (Matroska, WebM: no per-stream length), compared with
-    the end of every stream read (sound may rightly outlast the picture there)."""
+                       whole_file: bool = False) -> tuple[float | None, float | None, float | None]:
+    """Read the whole file (decode audio-only files, demux video and sound packets of others).
+
+    Returns (length, media_s, audio_end_s), seconds: length is the readable length of the audio for
+    audio-only files, of the picture (video stream) otherwise; media_s the file's readable length
+    (every stream, from the file's start; None for audio-only files); audio_end_s where the sound's
+    last packet ends on the file's timeline (None without sound or for audio-only files).
+    `declared` is the length the header declares for that stream (the truncation check compares
+    with it), or with `whole_file` the container's length (Matroska, WebM: no per-stream length),
+    compared with the end of every stream read (sound may rightly outlast the picture there);
+    None (no length in the header): nothing to compare."""
     container.seek(0)
     if not vstreams and astreams:
         a = astreams[0]
@@ -141,15 +148,20 @@ def _check_read_to_end(container, name: str, vstreams, astreams, declared: float
         if declared and got < declared * TRUNCATED_SHARE and declared - got > TRUNCATED_MIN_GAP_S:
             raise PermanentRenderError(f"{name}: the file is truncated: its header declares {declared:.2f} s "
                                        f"but only {got:.2f} s of audio can be decoded")
-        return got
+        return got, None, None
     vs = vstreams[0]
     end = file_end = 0.0
-    try:
-        for packet in container.demux([vs] + (astreams if whole_file else [])):
+    audio_end: float | None = None
+    sound = astreams[0].index if astreams else None
+    try:  # the sound's packets too (cheap: the demuxer reads them anyway): where the sound ends
+        for packet in container.demux([vs] + astreams[:1] + (astreams[1:] if whole_file else [])):
             if packet.pts is None or packet.time_base is None:
                 continue
             at = float((packet.pts + (packet.duration or 0)) * packet.time_base)
-            file_end = max(file_end, at)
+            if packet.stream_index == sound:
+                audio_end = at if audio_end is None else max(audio_end, at)
+            if packet.stream_index == vs.index or whole_file:
+                file_end = max(file_end, at)
             end = max(end, at) if packet.stream_index == vs.index else end
     except Exception as exc:
         raise PermanentRenderError(f"{name}: video cannot be read after {end:.2f} s, the file is truncated "
@@ -157,13 +169,14 @@ def _check_read_to_end(container, name: str, vstreams, astreams, declared: float
     start = float(vs.start_time * vs.time_base) if vs.start_time is not None and vs.time_base else 0.0
     got = max(0.0, end - start)
     read, what = got, "video"
+    file_start = container.start_time / 1_000_000 if container.start_time is not None else start
+    media = max(0.0, max(file_end, audio_end or 0.0) - file_start)
     if whole_file:
-        file_start = container.start_time / 1_000_000 if container.start_time is not None else start
-        read, what = max(0.0, file_end - file_start), "media"
+        read, what = media, "media"
     if declared and read < declared * TRUNCATED_SHARE and declared - read > TRUNCATED_MIN_GAP_S:
         raise PermanentRenderError(f"{name}: the file is truncated: its header declares {declared:.2f} s "
                                    f"but only {read:.2f} s of {what} can be read")
-    return got or None
+    return got or None, media or None, audio_end
 
 
 def _wav_declared_s(path: str, decoded_s: float) -> float | None:
@@ -241,7 +254,7 @@ def probe(path: str, label: str | None = None, *, full: bool = False,
         rotation = 0
         duration: float | None = None
         vdur: float | None = None
-        vstart = astart = None
+        vstart = astart = aend = None
         interlaced = False
         if vstreams:
             vs = vstreams[0]
@@ -283,9 +296,13 @@ def probe(path: str, label: str | None = None, *, full: bool = False,
             channels = a.codec_context.layout.nb_channels if a.codec_context.layout else None
             adur = _stream_seconds(a)
             duration = max(duration or 0.0, adur or 0.0) or None
+            if adur is not None and a.start_time is not None and a.time_base is not None:
+                aend = float(a.start_time * a.time_base) + adur
         if not is_image and duration is None and container.duration:
             duration = container.duration / 1_000_000
-        if not is_image and (duration is None or duration <= 0):
+        # no length in the header (Matroska/WebM written to a pipe, MediaRecorder): the full read
+        # measures it; without a full read the file is refused
+        if not is_image and (duration is None or duration <= 0) and not full:
             raise PermanentRenderError(f"{name}: media has no duration")
         if not is_image and max_duration_s is not None and duration is not None and duration > max_duration_s:
             raise PermanentRenderError(f"{name}: media is {duration:.0f} s long, over the limit of "
@@ -296,18 +313,27 @@ def probe(path: str, label: str | None = None, *, full: bool = False,
             whole_file = True
         if full and not is_image:
             # the picture is checked against ITS declared length: sound may rightly run longer
-            exact = _check_read_to_end(container, name, vstreams, astreams, vdur if vstreams else duration,
-                                       whole_file=whole_file)
+            exact, media, read_aend = _check_read_to_end(container, name, vstreams, astreams,
+                                                         vdur if vstreams else duration, whole_file=whole_file)
             if exact is not None and not vstreams:
                 duration = exact
             elif exact is not None:
                 vdur = exact
+            if vstreams and media is not None and not duration:
+                duration = media  # measured: the header had none
+            aend = read_aend if read_aend is not None else aend
+            if duration is None or duration <= 0:
+                raise PermanentRenderError(f"{name}: media has no duration")
+            if max_duration_s is not None and duration > max_duration_s:
+                raise PermanentRenderError(f"{name}: media is {duration:.0f} s long, over the limit of "
+                                           f"{max_duration_s:.0f} s (RENDER_MAX_MEDIA_S)")
         return MediaInfo(path=path, format_name=fmt, duration_s=duration, has_video=bool(vstreams),
                          has_audio=bool(astreams), is_image=is_image, width=width, height=height, fps=fps,
                          rotation=rotation, pix_fmt=pix_fmt, sample_rate=sample_rate, channels=channels,
                          size_bytes=size, video_duration_s=vdur if vstreams and not is_image else None,
                          start_s=container.start_time / 1_000_000 if container.start_time is not None else 0.0,
                          video_start_s=vstart if not is_image else None, audio_start_s=astart,
+                         audio_end_s=aend if vstreams and not is_image else None,
                          interlaced=interlaced and not is_image)
     finally:
         container.close()

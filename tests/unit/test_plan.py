@@ -393,3 +393,25 @@ def test_clip_offset_from_the_probe_and_interlaced_clips_deinterlaced():
                                                                            pytest.approx(2.5), True)
     assert (b.clip_offset_s, b.clip_seek_s, b.deinterlace) == (0.0, 0.0, False)  # late sound: read from 0
     assert (c.clip_offset_s, c.clip_seek_s, c.deinterlace) == (0.0, 0.0, False)
+
+
+def test_clip_sound_outside_the_part_read_is_not_mixed_and_is_reported():
+    """A clip's sound is mixed only where it has samples in the part read (probe audio_start_s ..
+    audio_end_s against trimStartS + the scene's length): a 6 s clip whose sound stops at 2 s, read
+    from 3 s, is silent with a warning (FFmpeg's sound chain fails on an empty input); read from 1 s
+    its last second is heard; a probe that does not say where the sound ends keeps it mixed."""
+    def clip(audio_end):
+        return SimpleNamespace(duration_s=6.0, video_duration_s=6.0, has_audio=True, start_s=0.0,
+                               video_start_s=0.0, audio_start_s=0.0, audio_end_s=audio_end)
+
+    spec = spec_of([{"id": "a", "visual": {"type": "video", "src": "s.mp4", "volume": 1, "trimStartS": 3}},
+                    {"id": "b", "visual": {"type": "video", "src": "s.mp4", "volume": 1, "trimStartS": 1}},
+                    {"id": "c", "visual": {"type": "video", "src": "u.mp4", "volume": 1, "trimStartS": 3}},
+                    {"id": "d", "visual": {"type": "video", "src": "l.mp4", "volume": 1}}])
+    late = SimpleNamespace(duration_s=3.0, video_duration_s=3.0, has_audio=True, start_s=0.0, video_start_s=0.0,
+                           audio_start_s=9.98, audio_end_s=13.0)  # sound from 10 s, picture 0..3 s
+    plan = build_plan(spec, {"s.mp4": clip(2.0), "u.mp4": clip(None), "l.mp4": late})
+    assert [sc.clip_audio for sc in plan.scenes] == [False, True, True, False]
+    assert plan.has_audio
+    assert [p for p, _ in plan.warnings] == ["scenes[0].visual", "scenes[3].visual"]
+    assert "has no sound in the part shown" in plan.warnings[0][1]
