@@ -2,7 +2,9 @@
 
 FFmpeg opens a clip scene's file at trimStartS after its first picture and reads the scene's length
 (render_job.ffmpeg._clip_input); it keeps only the frames that START at or after that point, and its
-sound chain needs at least one sample to produce any.
+sound chain needs at least one sample to produce any. In containers without a seek index (MPEG-TS,
+MPEG-PS, AVI, FLV...) that seek lands near the point but decoding starts at the next keyframe, so
+such clips are opened `clip_preroll_s` earlier and cut exactly in the filter graph.
 """
 from __future__ import annotations
 
@@ -13,6 +15,14 @@ from typing import Any
 # ends the render with "Input contains NaN" at the AAC encoder)
 CLIP_SOUND_MIN_S = 0.001
 SEEK_TOLERANCE_S = 1e-6  # -ss is cut to whole microseconds
+
+# Demuxers whose seek starts decoding at a keyframe at or before the point (FFmpeg then drops the
+# frames before it): measured frame-exact, read from the trim point itself.
+EXACT_SEEK_FORMATS = ("mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm")
+# Elementary streams without timestamps to seek by: always read from the start.
+NO_SEEK_FORMATS = ("h264", "hevc", "vvc", "mpegvideo", "m4v", "cavsvideo")
+# Read this much before the trim point elsewhere: longer than x264's default 250-frame GOP at 24 fps
+SEEK_PREROLL_S = 12.0
 
 
 def _get(info: Any, name: str) -> Any:
@@ -58,3 +68,14 @@ def trim_problem(vis: Any, info: Any) -> str | None:
         return (f"trimStartS {trim:g} s to trimEndS {float(vis.trim_end_s):g} s is shorter than one frame of "
                 f"the clip ({frame_s:.3f} s at {fps:g} fps)")
     return None
+
+
+def clip_preroll_s(info: Any, seek_s: float) -> float:
+    """Seconds (0..seek_s) a clip is opened before its trim point `seek_s` (on the file's timeline,
+    seconds from its start), so that decoding reaches a keyframe before it. `info`: MediaInfo-like
+    (format_name, FFmpeg's demuxer name); 0 for the EXACT_SEEK_FORMATS and when the probe does not
+    say, all of seek_s for NO_SEEK_FORMATS, else up to SEEK_PREROLL_S."""
+    fmt = _get(info, "format_name")
+    if not fmt or fmt in EXACT_SEEK_FORMATS or seek_s <= 0:
+        return 0.0
+    return seek_s if fmt in NO_SEEK_FORMATS else min(seek_s, SEEK_PREROLL_S)

@@ -376,12 +376,27 @@ def _clip_read_s(sc: ScenePlan) -> float:
     return min(sc.duration, sc.clip_s) if sc.clip_s else sc.duration
 
 
+def _clip_open_us(sc: ScenePlan) -> tuple[int, int]:
+    """(where a clip's file is opened, the trim point's offset after it), whole microseconds: the
+    trim point (clip_seek_s, never after the first picture), less clip_preroll_s."""
+    seek = math.floor(sc.clip_seek_s * 1e6 + 1e-3)
+    pre = min(seek, round(sc.clip_preroll_s * 1e6))
+    return seek - pre, pre
+
+
 def _clip_input(sc: ScenePlan, path: str) -> list[str]:
     """The input arguments opening a clip scene's file at its trim point (clip_seek_s: counted from
     the first picture) for _clip_read_s seconds. FFmpeg cuts both streams at that instant of the
-    file; their timestamps then count from it (the picture's and the sound's first frame may be later)."""
-    seek = math.floor(sc.clip_seek_s * 1e6 + 1e-3) / 1e6  # whole µs, never after the first picture
-    return ["-ss", fmt_s(seek), "-t", fmt_s(_clip_read_s(sc)), "-i", path]
+    file; their timestamps then count from it (the picture's and the sound's first frame may be later).
+    With a preroll (clip_preroll_s) the file opens that much earlier and the graph cuts at the trim
+    point (_clip_cut_s): such demuxers start decoding at the first keyframe after their seek point."""
+    start, pre = _clip_open_us(sc)
+    return ["-ss", fmt_s(start / 1e6), "-t", fmt_s((pre / 1e6) + _clip_read_s(sc)), "-i", path]
+
+
+def _clip_cut_s(sc: ScenePlan) -> float:
+    """Seconds from where a clip's file is opened to its trim point (0 without a preroll)."""
+    return _clip_open_us(sc)[1] / 1e6
 
 
 def _scene_video(plan: RenderPlan, sc: ScenePlan, inputs: Mapping[str, str], idx: int) -> tuple[list[str], list[str]]:
@@ -422,6 +437,9 @@ def _scene_video(plan: RenderPlan, sc: ScenePlan, inputs: Mapping[str, str], idx
     # file's instant trim + t at scene time t (the sound is placed likewise), not the first frame at 0.
     # bwdif (interlaced clips only): one frame per frame, only frames flagged interlaced are touched
     deint = "bwdif=mode=send_frame:parity=auto:deint=interlaced," if sc.deinterlace else ""
+    cut = _clip_cut_s(sc)  # after a preroll: the frames from the trim point on, timed from it
+    if cut:
+        deint += f"trim=start={fmt_s(cut)},setpts=PTS-{fmt_s(cut)}/TB,"
     pre, fitted = _fit_graph(f"[{idx}:V]{deint}", sc, w, h)
     motion = motion_filter(sc, w, h, n_frames)
     if motion:  # frame-exact scene first, so the motion's frame index runs 0..n-1
@@ -538,13 +556,13 @@ def _audio_mix(plan: RenderPlan, inputs: Mapping[str, str], idx: int,
     for sc in plan.scenes:
         if sc.index not in clip_inputs:
             continue
-        read_s = _clip_read_s(sc)
+        read_s, cut = _clip_read_s(sc), _clip_cut_s(sc)
         delay_ms = int(round(sc.start * 1000))
         # async=1:first_pts=0: silence before sound that starts after the trim point (its timestamps
         # count from it, as the picture's do), so the file's sound stays with its picture
         graph.append(f"[{clip_inputs[sc.index]}:a]aresample={AUDIO_RATE}:async=1:first_pts=0,"
                      f"aformat=sample_fmts=fltp:channel_layouts=stereo,volume={sc.clip_volume:g},"
-                     f"atrim=0:{fmt_s(read_s)},asetpts=PTS-STARTPTS,adelay={delay_ms}:all=1[c{sc.index}]")
+                     f"atrim={fmt_s(cut)}:{fmt_s(cut + read_s)},asetpts=PTS-STARTPTS,adelay={delay_ms}:all=1[c{sc.index}]")
         narr_labels.append(f"[c{sc.index}]")
     for sc in plan.scenes:
         if not sc.narration_src:

@@ -30,7 +30,7 @@ from typing import Any, Mapping
 from shared.spec import DEFAULT_SCENE_S, NARRATION_PAUSE_S, ExportSpec
 from shared.timeline import MIN_SCENE_FRAMES, clamped_transition, cue_problem, cue_span, exact, frame_grid
 
-from render_job.clips import clip_sound_in_window
+from render_job.clips import clip_preroll_s, clip_sound_in_window
 
 NARRATION_CUT_FADE_S = 0.05   # fade-out applied when a narration is cut at an explicit scene end
 
@@ -51,7 +51,9 @@ class ScenePlan:
     (None for stills/colour); clip_pad_s: seconds of freeze-frame padding needed (clip too short).
     clip_offset_s: seconds from the start of a clip's file to its first picture (its sound may start
     earlier); clip_seek_s = clip_offset_s + trim_start_s is where the clip is read from, on the file's
-    timeline, its sound with it. deinterlace: the clip is interlaced (render_job.probe).
+    timeline, its sound with it. clip_preroll_s: seconds the file is opened before clip_seek_s (its
+    container seeks to keyframes after the point: render_job.clips). deinterlace: the clip is
+    interlaced (render_job.probe).
     narration_*: narration src, gain (linear), length (seconds), offset after the scene start
     (seconds), and whether it is cut at the scene end (narration_cut_s = the cut length, or None).
     """
@@ -81,6 +83,7 @@ class ScenePlan:
     src_pixels: int = 0  # a clip's frame size, width x height pixels (0: not a clip, or unknown)
     clip_offset_s: float = 0.0
     deinterlace: bool = False
+    clip_preroll_s: float = 0.0
 
     @property
     def clip_seek_s(self) -> float:
@@ -276,6 +279,7 @@ def build_plan(spec: ExportSpec, probes: Mapping[str, Any]) -> RenderPlan:
             m["src_pixels"] = int(_get(info, "width") or 0) * int(_get(info, "height") or 0)
             m["offset_s"] = clip_offset_s(info)
             m["deinterlace"] = bool(_get(info, "interlaced"))
+            m["preroll_s"] = clip_preroll_s(info, m["offset_s"] + m["trim"])
         if scene.duration is not None:
             d = exact(scene.duration)
         elif m["narr_s"] is not None:  # whole frames, rounded up: the narration is never cut
@@ -337,6 +341,7 @@ def build_plan(spec: ExportSpec, probes: Mapping[str, Any]) -> RenderPlan:
             clip_volume=float(getattr(vis, "volume", 0.0)), clip_audio=m["clip_audio"],
             narration_offset_s=m["offset"], src_pixels=m.get("src_pixels", 0),
             clip_offset_s=m.get("offset_s", 0.0), deinterlace=m.get("deinterlace", False),
+            clip_preroll_s=m.get("preroll_s", 0.0),
         ))
     total_f = grid.total
     total = total_f / fps

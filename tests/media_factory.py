@@ -301,3 +301,23 @@ def moving_bar_clip(path: Path, interlaced: bool, seconds: float = 2.0, size: st
         ff("-filter_complex", src + "fps=25", "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0",
            "-pix_fmt", "yuv420p", str(path))
     return path
+
+
+def counter_flash_click_clip(path: Path, seconds: float = 4.0, event_s: float = 2.0, rate: int = 25,
+                             gop: int = 50) -> Path:
+    """A clip whose every frame differs: frame n has luma 16 + 4 (n mod 50) (a frame counter), except one white
+    frame at `event_s`, when the sound (otherwise silent) clicks (40 ms of 1 kHz); keyframes every
+    `gop` frames only (no scene-cut keyframes). By `path`'s suffix: `.ts` MPEG-TS with H.264 + AAC,
+    `.mpg` MPEG-PS with MPEG-2 video + MP2, else (`.mp4`, `.mkv`) H.264 + AAC."""
+    flash = round(event_s * rate)
+    picture = (f"color=black:s=320x180:r={rate}:d={seconds},format=yuv420p,geq=lum='16+4*mod(N\\,50)':cb=128:cr=128,"
+               f"drawbox=x=0:y=0:w=iw:h=ih:color=white:t=fill:enable='eq(n,{flash})'")
+    sound = f"aevalsrc='0.8*sin(2*PI*1000*t)*between(t,{flash / rate:.6f},{flash / rate + 0.04:.6f})':s=48000:d={seconds}"
+    if path.suffix == ".mpg":
+        codecs = ["-c:v", "mpeg2video", "-q:v", "2", "-g", str(gop), "-sc_threshold", "1000000000", "-bf", "0",
+                  "-c:a", "mp2", "-b:a", "192k", "-f", "vob"]
+    else:
+        codecs = ["-c:v", "libx264", "-preset", "ultrafast", "-g", str(gop), "-keyint_min", str(gop),
+                  "-sc_threshold", "0", "-c:a", "aac", "-b:a", "128k"]
+    ff("-f", "lavfi", "-i", picture, "-f", "lavfi", "-i", sound, "-pix_fmt", "yuv420p", *codecs, str(path))
+    return path

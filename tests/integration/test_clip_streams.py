@@ -123,3 +123,35 @@ def test_interlaced_clip_is_deinterlaced_and_progressive_clip_untouched(tmp_path
     # detected from the probe; the filter is added for the interlaced clip only
     assert probe(str(clips["int.mp4"])).interlaced and not probe(str(clips["prog.mp4"])).interlaced
     assert [plans[n].scenes[0].deinterlace for n in ("int.mp4", "prog.mp4")] == [True, False]
+
+
+def luma_means(path: Path) -> list[tuple[float, float]]:
+    """(time in seconds, mean grey level) of every frame of `path`'s first video stream."""
+    with av.open(str(path)) as c:
+        return [(float(f.time), float(f.to_ndarray(format="gray").mean())) for f in c.decode(video=0)]
+
+
+@pytest.mark.parametrize("ext", ["ts", "mpg", "mp4"])
+def test_trimmed_clip_starts_at_its_trim_point_in_containers_without_a_seek_index(tmp_path, ext):
+    # trial 5: MPEG-TS / MPEG-PS demuxers seek near the point, but decoding starts at the next keyframe
+    # (here the flash, 2.0 s): the scene showed that frame frozen for 0.68 s while its sound was right
+    clip = mf.counter_flash_click_clip(tmp_path / f"cfc.{ext}", seconds=4.0, event_s=EVENT_S, rate=25, gop=50)
+    trim = 1.32  # source frame 33, between the keyframes at 0 and 2.0 s
+    src = luma_means(clip)
+    first = next(i for i, (t, _) in enumerate(src) if t - src[0][0] >= trim - 1e-6)
+    scenes = [{"id": "c", "visual": {"type": "video", "src": clip.name, "volume": 1, "trimStartS": trim,
+                                     "trimEndS": 3.0}}]
+    result, mp4 = render(tmp_path, f"job-{ext}", scenes, {clip.name: clip}, fps=25)
+    out = luma_means(mp4)
+    n = round((EVENT_S - trim) * 25)  # output frames before the flash: source frames 33..49
+    assert len(out) == round((3.0 - trim) * 25)
+    # frame for frame the source's from the trim point on: the first is frame 33, none frozen
+    # (4 grey levels a frame; the draft encode is within 3)
+    assert [round(y) for _, y in out[:n + 1]] == pytest.approx([round(y) for _, y in src[first:first + n + 1]],
+                                                                abs=3)
+    assert min(abs(b[1] - a[1]) for a, b in zip(out[:n], out[1:n + 1])) > 2.0
+    flash = next(t for t, y in out if y > 245)  # white; the counter tops out at 228 (full range)
+    assert flash == pytest.approx(EVENT_S - trim, abs=1e-6)
+    assert click_s(mp4) == pytest.approx(flash, abs=1 / 25)
+    # the picture and the sound go through the exact cut only where the demuxer needs it
+    assert (result.plan.scenes[0].clip_preroll_s > 0) == (ext != "mp4")

@@ -458,6 +458,34 @@ def test_clip_read_from_its_first_picture_sound_placed_by_timestamps_and_interla
     assert "-ss 0.75 -t 2.25 -i i.mp4" in segment and segment.count("bwdif=") == 1
 
 
+
+def test_clip_in_a_container_without_seek_index_opened_before_its_trim_and_cut_in_the_graph():
+    """Trial 5: a trimmed MPEG-TS clip started frozen (its demuxer seeks near the point, decoding starts at
+    the next keyframe). Such clips are opened up to SEEK_PREROLL_S earlier and both streams are cut at the
+    trim point in the graph, timed from it; MP4/MOV/Matroska and clips the probe does not name keep the
+    plain seek; raw elementary streams are read from their start."""
+    from render_job.clips import SEEK_PREROLL_S
+    scenes = [{"id": f"s{i}", "visual": {"type": "video", "src": src, "volume": 1, "trimStartS": trim}}
+              for i, (src, trim) in enumerate([("a.ts", 20.5), ("b.mpg", 1.5), ("c.mp4", 20.5),
+                                               ("d.h264", 20.5), ("e.mkv", 3)])]
+    fmts = {"a.ts": "mpegts", "b.mpg": "mpeg", "c.mp4": "mov,mp4,m4a,3gp,3g2,mj2", "d.h264": "h264",
+            "e.mkv": "matroska,webm"}
+    probes = {src: SimpleNamespace(duration_s=30.0, has_audio=True, start_s=1.4, video_start_s=1.4,
+                                   audio_start_s=1.4, format_name=fmt) for src, fmt in fmts.items()}
+    plan = _plan_of(scenes, probes)
+    assert SEEK_PREROLL_S == 12.0
+    assert [sc.clip_preroll_s for sc in plan.scenes] == [12.0, 1.5, 0.0, 20.5, 0.0]
+    argv = build_command(plan, {src: src for src in fmts}, "o.mp4")
+    joined, graph = " ".join(argv), graph_of(argv)
+    assert "-ss 8.5 -t 21.5 -i a.ts" in joined and "-ss 0 -t 30 -i b.mpg" in joined
+    assert "-ss 20.5 -t 9.5 -i c.mp4" in joined and "-ss 0 -t 30 -i d.h264" in joined and "-ss 3 -t 27 -i e.mkv" in joined
+    assert "[0:V]trim=start=12,setpts=PTS-12/TB,scale=" in graph and "[1:V]trim=start=1.5,setpts=PTS-1.5/TB," in graph
+    assert "[2:V]scale=" in graph and "[4:V]scale=" in graph
+    assert "[3:V]trim=start=20.5,setpts=PTS-20.5/TB," in graph
+    assert "volume=1,atrim=12:21.5,asetpts=PTS-STARTPTS,adelay=0:all=1[c0]" in graph
+    assert "volume=1,atrim=0:9.5,asetpts=PTS-STARTPTS" in graph  # c.mp4: as before
+
+
 def test_mix_loudness_analysis_runs_the_render_audio_graph_and_render_applies_it_linearly():
     from render_job.ffmpeg import build_mix_loudness_command, loudnorm_filter, loudnorm_is_linear
     probes = {**PROBES, "clip.mp4": SimpleNamespace(duration_s=4.0, has_audio=True)}
