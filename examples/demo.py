@@ -24,6 +24,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from infra.local import client  # noqa: E402
+from infra.local.upload_types import parse_override, upload_types  # noqa: E402
 from infra.local.verify import check_history, check_mp4, check_timeline, heard_seconds  # noqa: E402
 from shared.spec import FRAME_SIZES, Audio  # noqa: E402
 
@@ -147,6 +148,12 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         print(f"missing assets: {missing}", file=sys.stderr)
         return 2
+    try:  # by extension and role (infra/local/upload_types.py), or as --content-type says
+        types = upload_types(spec, [f.name for f in files],
+                             dict(parse_override(o) for o in getattr(args, "content_type", None) or []))
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -157,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
         t_ready = time.monotonic()
         print(f"  {stack.describe()}  [{t_ready - t_start:.1f} s]", flush=True)
 
-        job = client.start_export(stack.base, spec, files)
+        job = client.start_export(stack.base, spec, files, content_types=types)
         job_id = job["jobId"]
         print(f"export {job_id}: {job['status']}; uploading {plural(len(files), 'file')} "
               f"({sum(f.stat().st_size for f in files) / 1e6:.1f} MB) to signed URLs", flush=True)
@@ -234,6 +241,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mode", choices=["embedded", "emulated"], default="embedded",
                    help="local stack to start")
     p.add_argument("--timeout", type=float, default=900, help="seconds to wait for the export")
+    # SUPPRESS: no "(default: None)"; the help says what happens without the option
+    p.add_argument("--content-type", action="append", metavar="NAME=TYPE", default=argparse.SUPPRESS,
+                   help="declare upload NAME as media type TYPE (repeatable); without it the type comes from "
+                        "the file's extension, or is <role>/x-<extension> where that does not fit the field "
+                        "using the file (image/video visual, audio or video narration/music)")
     args = p.parse_args(argv)
     try:
         return run(args)

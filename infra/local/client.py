@@ -7,21 +7,17 @@ their signed GET URLs.
 from __future__ import annotations
 
 import json
-import mimetypes
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import requests
 
-CONTENT_TYPES = {
-    ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp",
-    ".wav": "audio/wav", ".mp3": "audio/mpeg", ".ogg": "audio/ogg", ".m4a": "audio/mp4",
-    ".flac": "audio/flac", ".mp4": "video/mp4", ".mov": "video/quicktime", ".webm": "video/webm",
-}
+from infra.local.upload_types import upload_types
+
 TERMINAL = {"succeeded", "failed", "canceled"}
 
 
@@ -52,11 +48,6 @@ def safe_output_path(folder: Path, name: object, what: str) -> Path:
     return path
 
 
-def content_type(path: str | Path) -> str:
-    ext = Path(path).suffix.lower()
-    return CONTENT_TYPES.get(ext) or mimetypes.guess_type(str(path))[0] or "application/octet-stream"
-
-
 def whole_body(r: requests.Response) -> str:
     """The whole response body: JSON pretty-printed (every error detail on its own lines), else the text."""
     try:
@@ -72,10 +63,12 @@ def _check(r: requests.Response, *ok: int) -> dict:
 
 
 def start_export(base: str, spec: dict, files: list[Path], idempotency_key: str | None = None,
-                 timeout_s: float = 30) -> dict:
-    """POST {base}/export_start declaring `files` as uploads; returns the 202 body."""
+                 timeout_s: float = 30, content_types: Mapping[str, str] | None = None) -> dict:
+    """POST {base}/export_start declaring `files` as uploads; returns the 202 body. Each upload's
+    content type is `content_types[name]`, else chosen by extension and role (upload_types)."""
+    types = {**upload_types(spec, [f.name for f in files]), **(content_types or {})}
     body: dict[str, Any] = {"spec": spec,
-                            "uploads": [{"name": f.name, "contentType": content_type(f)} for f in files]}
+                            "uploads": [{"name": f.name, "contentType": types[f.name]} for f in files]}
     if idempotency_key:
         body["idempotencyKey"] = idempotency_key
     return _check(requests.post(f"{base}/export_start", json=body, timeout=timeout_s), 202, 200)

@@ -193,6 +193,14 @@ START_CASES = [
     ("upload-name-too-long", {"spec": spec_with(visual={"type": "image", "src": "a" * 197 + ".png"}),
                               "uploads": [{"name": "a" * 197 + ".png", "contentType": "image/png"}]}, 400,
      "uploads[0].name"),
+    # trial 5: uploads[i] indexes the client's own list; the message names the file and what it declared
+    ("upload-type-names-the-file", {"spec": spec_with(visual={"type": "video", "src": "c6.ts"}), "uploads": [
+        {"name": "c6.ts", "contentType": "text/vnd.trolltech.linguist"}]}, 400,
+     "uploads[0].contentType 'c6.ts': content type 'text/vnd.trolltech.linguist' is not a raster image/*, "
+     "audio/* or video/* media type"),
+    ("upload-gs-name-names-it", {"spec": OK_SPEC, "uploads": [{"name": "gs://bucket-in/library/a.png",
+                                                               "contentType": "image/png"}]}, 400,
+     "uploads[0].name 'gs://bucket-in/library/a.png' must be a bare file name, not a gs:// URI"),
 ]
 
 

@@ -42,11 +42,12 @@ class _Server:
     def __init__(self, status: int, body: bytes):
         outer = self
         self.requests: list[str] = []
+        self.bodies: list[bytes] = []
 
         class Handler(BaseHTTPRequestHandler):
             def _answer(self):
                 outer.requests.append(f"{self.command} {self.path}")
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                outer.bodies.append(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -170,3 +171,123 @@ def test_demo_help_shows_every_default(capsys, monkeypatch):
                                    f"(default: {ROOT / 'examples' / 'storyboard'})"}
     for option, help_text in expected.items():
         assert f" {option} {help_text}" in text, (option, text)
+
+
+# --- upload content types (trial 5: .ts went up as text/vnd.trolltech.linguist, .3gp as audio, .tga and
+# .qoi as application/octet-stream, .mts as model/vnd.mts: export_start refused them) ---
+
+def _declared(spec: dict, names: list[str], **kwargs) -> dict[str, str]:
+    """{name: contentType} as client.start_export POSTs them for `names` used by `spec`."""
+    server = _Server(202, b'{"jobId": "j", "status": "awaiting_upload", "uploads": []}')
+    try:
+        client.start_export(server.base, spec, [Path("/nowhere") / n for n in names], **kwargs)
+    finally:
+        server.close()
+    assert server.requests == ["POST /export_start"]
+    return {u["name"]: u["contentType"] for u in json.loads(server.bodies[0])["uploads"]}
+
+
+def _scene(i: int, visual: dict, narration: str | None = None) -> dict:
+    return {"id": f"s{i}", "visual": visual, **({"narration": {"src": narration}} if narration else {})}
+
+
+VIDEO_TYPES = {"ts": "video/mp2t", "mts": "video/mp2t", "m2ts": "video/mp2t", "3gp": "video/3gpp",
+               "3g2": "video/3gpp2", "mkv": "video/x-matroska", "webm": "video/webm", "avi": "video/x-msvideo",
+               "mov": "video/quicktime", "mp4": "video/mp4", "m4v": "video/x-m4v", "mpg": "video/mpeg",
+               "mpeg": "video/mpeg", "flv": "video/x-flv", "wmv": "video/x-ms-wmv"}
+IMAGE_TYPES = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "gif": "image/gif",
+               "webp": "image/webp", "tif": "image/tiff", "tiff": "image/tiff", "bmp": "image/bmp",
+               "tga": "image/x-tga", "qoi": "image/x-qoi", "jp2": "image/jp2", "avif": "image/avif"}
+AUDIO_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "m4a": "audio/mp4", "aac": "audio/aac",
+               "ogg": "audio/ogg", "oga": "audio/ogg", "opus": "audio/ogg", "flac": "audio/flac",
+               "aif": "audio/aiff", "aiff": "audio/aiff", "wma": "audio/x-ms-wma"}
+
+
+@pytest.fixture
+def hostile_host_mime_db(monkeypatch):
+    """A host whose mime.types types every file as Qt Linguist (as Debian's does `.ts`)."""
+    import mimetypes
+    monkeypatch.setattr(mimetypes, "guess_type", lambda *a, **k: ("text/vnd.trolltech.linguist", None))
+
+
+@pytest.mark.parametrize("ext,ctype", sorted({**VIDEO_TYPES, **IMAGE_TYPES, **AUDIO_TYPES}.items()))
+def test_known_media_extensions_get_their_type_whatever_the_host_says(hostile_host_mime_db, ext, ctype):
+    name = f"clip.{ext.upper()}" if ext == "mts" else f"clip.{ext}"  # camcorders write .MTS
+    role = ("image" if ctype.startswith("image/") else "video") if not ctype.startswith("audio/") else None
+    spec = ({"scenes": [_scene(0, {"type": role, "src": name})]} if role else
+            {"scenes": [_scene(0, {"type": "color"}, narration=name)]})
+    assert _declared(spec, [name]) == {name: ctype}
+
+
+def test_every_declared_type_is_one_the_api_accepts_for_its_role():
+    from shared.service import ALLOWED_UPLOAD_TYPES, REFUSED_UPLOAD_TYPES
+    for table, kinds in ((VIDEO_TYPES, ("video",)), (IMAGE_TYPES, ("image",)), (AUDIO_TYPES, ("audio",))):
+        for ext, ctype in table.items():
+            assert ALLOWED_UPLOAD_TYPES.match(ctype) and ctype not in REFUSED_UPLOAD_TYPES, ctype
+            assert ctype.split("/")[0] in kinds
+    for fallback in ("video/x-ogg", "image/x-xyz", "audio/x-unknown", "audio/x-png", "video/x-m4a"):
+        assert ALLOWED_UPLOAD_TYPES.match(fallback)
+
+
+def test_a_type_that_does_not_fit_the_role_is_replaced_by_one_of_that_role(hostile_host_mime_db):
+    spec = {"scenes": [_scene(0, {"type": "video", "src": "phone.3gp"}, narration="talk.3gp"),
+                       _scene(1, {"type": "video", "src": "theme.ogg"}, narration="voice.m4a"),
+                       _scene(2, {"type": "image", "src": "scan.xyz"}, narration="memo"),
+                       _scene(3, {"type": "video", "src": "both.mp4"}, narration="both.mp4"),
+                       _scene(4, {"type": "video", "src": "dual.m4a"}, narration="dual.m4a"),
+                       _scene(5, {"type": "image", "src": "odd.png"}, narration="odd.png"),
+                       _scene(6, {"type": "image", "src": "vector.svg"})],
+            "music": {"src": "bed.webm"}}
+    names = ["phone.3gp", "talk.3gp", "theme.ogg", "voice.m4a", "scan.xyz", "memo", "both.mp4", "dual.m4a",
+             "odd.png", "vector.svg", "bed.webm"]
+    assert _declared(spec, names) == {
+        "phone.3gp": "video/3gpp", "talk.3gp": "video/3gpp",  # narration and music take audio/* or video/*
+        "theme.ogg": "video/x-ogg",          # an audio extension as a clip: video/x-<ext>
+        "voice.m4a": "audio/mp4",
+        "scan.xyz": "image/x-xyz",           # unknown here, and the host's guess is no image
+        "memo": "audio/x-unknown",           # no extension at all
+        "both.mp4": "video/mp4",             # a clip and its scene's narration: video fits both
+        "dual.m4a": "video/x-m4a",           # the same, from an audio extension
+        "odd.png": "image/png",              # no type fits an image visual and a narration: the API names it
+        "vector.svg": "image/svg+xml",       # refused by the API naming it (not raster)
+        "bed.webm": "video/webm"}
+
+
+def test_start_export_declares_the_given_content_types_over_the_guess():
+    spec = {"scenes": [_scene(0, {"type": "video", "src": "c6.ts"}, narration="n.wav")]}
+    assert _declared(spec, ["c6.ts", "n.wav"], content_types={"c6.ts": "video/x-custom"}) == \
+        {"c6.ts": "video/x-custom", "n.wav": "audio/wav"}
+
+
+def _storyboard(tmp_path: Path, names: list[str]) -> list[str]:
+    (tmp_path / "media").mkdir()
+    for n in names:
+        (tmp_path / "media" / n).write_bytes(b"x")
+    spec = {"scenes": [_scene(i, {"type": "video", "src": n}) for i, n in enumerate(names)]}
+    (tmp_path / "sb.json").write_text(json.dumps(spec))
+    return ["--storyboard", str(tmp_path / "sb.json"), "--assets", str(tmp_path / "media"),
+            "--out", str(tmp_path / "out")]
+
+
+@pytest.mark.parametrize("option,message", [
+    ("clip.ts=", "--content-type 'clip.ts=': expected NAME=TYPE, e.g. clip.ts=video/mp2t"),
+    ("video/mp2t", "--content-type 'video/mp2t': expected NAME=TYPE, e.g. clip.ts=video/mp2t"),
+    ("other.ts=video/mp2t", "--content-type names 'other.ts': not a file the storyboard uploads ('clip.ts')"),
+])
+def test_demo_refuses_a_content_type_option_it_cannot_use_before_starting_anything(tmp_path, capsys, option,
+                                                                                   message):
+    args = _storyboard(tmp_path, ["clip.ts"])
+    assert demo.main(args + ["--content-type", option]) == 2
+    assert capsys.readouterr().err.strip() == message
+    assert not (tmp_path / "out").exists()  # stopped before the stack or the output folder
+
+
+def test_demo_help_describes_the_content_type_option(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    with pytest.raises(SystemExit):
+        demo.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert ("--content-type NAME=TYPE declare upload NAME as media type TYPE (repeatable); without it the type "
+            "comes from the file's extension, or is <role>/x-<extension> where that does not fit the field "
+            "using the file (image/video visual, audio or video narration/music) ") in text + " "
+    assert "SUPPRESS" not in text
