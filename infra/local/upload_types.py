@@ -5,7 +5,8 @@ uses the file (shared.service._ROLE_TYPES: an image visual needs image/*, a clip
 and music audio/* or video/*); the render job reads the bytes with FFmpeg whatever the declaration.
 So the type comes from a built-in table of media extensions (the host's /etc/mime.types calls `.ts`
 Qt Linguist, `.3gp` audio and knows no `.tga`, `.qoi` or `.m2ts`), the host's guess only for
-extensions not in it, and when that major type does not fit the file's role, `<role>/x-<ext>`.
+extensions not in it; a container of sound or picture takes the major type of its role, an unknown
+extension `<role>/x-<ext>`, and a known type that fits no role is kept (the API refuses it by name).
 Pure: no I/O.
 """
 from __future__ import annotations
@@ -28,6 +29,10 @@ _AUDIO = {"wav": "wav", "mp3": "mpeg", "m4a": "mp4", "aac": "aac", "ogg": "ogg",
 MEDIA_TYPES: dict[str, str] = {**{e: f"video/{s}" for e, s in _VIDEO.items()},
                                **{e: f"image/{s}" for e, s in _IMAGE.items()},
                                **{e: f"audio/{s}" for e, s in _AUDIO.items()}}
+
+# containers that hold sound, picture or both: declared with the major type of the role that uses them
+_AV_CONTAINERS = frozenset({"ogg", "oga", "ogv", "opus", "webm", "weba", "mkv", "mka", "mp4", "m4a", "m4v", "mov",
+                            "3gp", "3g2"})
 
 _KINDS_BY_VISUAL = {"image": ("image",), "video": ("video",)}
 _SOUND = ("audio", "video")  # narration and music: a clip's sound track is fine too
@@ -67,13 +72,19 @@ def guess_type(name: str) -> str | None:
 
 def content_type(name: str, kinds: tuple[str, ...] = ()) -> str:
     """The type to declare for upload `name` used where `kinds` (major types, preferred first) are
-    accepted: guess_type when its major type is one of them (or `kinds` is empty), else
-    `<kinds[0]>/x-<extension>` (`x-unknown` without a usable one); application/octet-stream when
-    nothing is known (the API refuses it naming the upload)."""
+    accepted: guess_type when its major type is one of them (or `kinds` is empty); for a container
+    that holds sound or picture (ogg, webm, mp4, ...) its subtype under `kinds[0]`; a type the table
+    knows otherwise is kept, so that the API refuses it naming the file (a PNG as narration); an
+    unknown extension gets `<kinds[0]>/x-<extension>` (`x-unknown` without one);
+    application/octet-stream when nothing is known (the API refuses it naming the upload)."""
     guessed = guess_type(name)
     if not kinds or (guessed and guessed.split("/", 1)[0] in kinds):
         return guessed or "application/octet-stream"
     ext = _SUBTYPE_CHARS.sub("", PurePath(name).suffix.lstrip("."))[:50].lower()
+    if ext in _AV_CONTAINERS:
+        return f"{kinds[0]}/{MEDIA_TYPES[ext].split('/', 1)[1]}"
+    if ext in MEDIA_TYPES:
+        return MEDIA_TYPES[ext]
     return f"{kinds[0]}/x-{ext or 'unknown'}"
 
 

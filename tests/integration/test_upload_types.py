@@ -26,14 +26,14 @@ def test_export_start_accepts_every_type_the_demo_declares(env):
             scenes.append({"id": f"a{i}", "visual": {"type": "color"}, "duration": 1, "narration": {"src": name}})
         else:
             scenes.append({"id": f"v{i}", "visual": {"type": ctype.split("/")[0], "src": name}, "duration": 1})
-    # fallbacks: an audio extension as a clip, an unknown one as an image, none as music
+    # fallbacks: an audio container as a clip, an unknown extension as an image, none as music
     scenes += [{"id": "x1", "visual": {"type": "video", "src": "theme.ogg"}, "duration": 1},
                {"id": "x2", "visual": {"type": "image", "src": "scan.xyz"}, "duration": 1}]
     music = {"src": "bed"}
     spec = {"scenes": scenes, "music": music}
     names = [n for sc in scenes for n in (sc["visual"].get("src"), (sc.get("narration") or {}).get("src")) if n]
     types = upload_types(spec, names + ["bed"])
-    assert (types["theme.ogg"], types["scan.xyz"], types["bed"]) == ("video/x-ogg", "image/x-xyz", "audio/x-unknown")
+    assert (types["theme.ogg"], types["scan.xyz"], types["bed"]) == ("video/ogg", "image/x-xyz", "audio/x-unknown")
     resp = env.c["export_start"].post("/", json={"spec": spec, "uploads": [
         {"name": n, "contentType": t} for n, t in types.items()]})
     assert resp.status_code == 202, resp.get_data(as_text=True)[:2000]

@@ -236,21 +236,22 @@ def test_a_type_that_does_not_fit_the_role_is_replaced_by_one_of_that_role(hosti
                        _scene(3, {"type": "video", "src": "both.mp4"}, narration="both.mp4"),
                        _scene(4, {"type": "video", "src": "dual.m4a"}, narration="dual.m4a"),
                        _scene(5, {"type": "image", "src": "odd.png"}, narration="odd.png"),
-                       _scene(6, {"type": "image", "src": "vector.svg"})],
+                       _scene(6, {"type": "image", "src": "vector.svg"}, narration="photo.jpg")],
             "music": {"src": "bed.webm"}}
     names = ["phone.3gp", "talk.3gp", "theme.ogg", "voice.m4a", "scan.xyz", "memo", "both.mp4", "dual.m4a",
-             "odd.png", "vector.svg", "bed.webm"]
+             "odd.png", "vector.svg", "bed.webm", "photo.jpg"]
     assert _declared(spec, names) == {
         "phone.3gp": "video/3gpp", "talk.3gp": "video/3gpp",  # narration and music take audio/* or video/*
-        "theme.ogg": "video/x-ogg",          # an audio extension as a clip: video/x-<ext>
+        "theme.ogg": "video/ogg",            # a container of sound or picture as a clip: video/<subtype>
         "voice.m4a": "audio/mp4",
         "scan.xyz": "image/x-xyz",           # unknown here, and the host's guess is no image
         "memo": "audio/x-unknown",           # no extension at all
         "both.mp4": "video/mp4",             # a clip and its scene's narration: video fits both
-        "dual.m4a": "video/x-m4a",           # the same, from an audio extension
+        "dual.m4a": "video/mp4",             # the same, from an audio extension
         "odd.png": "image/png",              # no type fits an image visual and a narration: the API names it
         "vector.svg": "image/svg+xml",       # refused by the API naming it (not raster)
-        "bed.webm": "video/webm"}
+        "bed.webm": "video/webm",
+        "photo.jpg": "image/jpeg"}           # a known picture as narration is kept: the API refuses it by name
 
 
 def test_start_export_declares_the_given_content_types_over_the_guess():
