@@ -71,8 +71,8 @@ def trim_problem(vis: Any, info: Any) -> str | None:
 
 
 def clip_preroll_s(info: Any, seek_s: float) -> float:
-    """Seconds (0..seek_s) a clip is opened before its trim point `seek_s` (on the file's timeline,
-    seconds from its start), so that decoding reaches a keyframe before it. `info`: MediaInfo-like
+    """Seconds (0..seek_s) a clip is opened before its trim point `seek_s` (seconds after its first
+    picture: never opened before it), so that decoding reaches a keyframe before it. `info`: MediaInfo-like
     (format_name, FFmpeg's demuxer name); 0 for the EXACT_SEEK_FORMATS and when the probe does not
     say, all of seek_s for NO_SEEK_FORMATS, else up to SEEK_PREROLL_S."""
     fmt = _get(info, "format_name")

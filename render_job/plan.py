@@ -52,7 +52,7 @@ class ScenePlan:
     clip_offset_s: seconds from the start of a clip's file to its first picture (its sound may start
     earlier); clip_seek_s = clip_offset_s + trim_start_s is where the clip is read from, on the file's
     timeline, its sound with it. clip_preroll_s: seconds the file is opened before clip_seek_s (its
-    container seeks to keyframes after the point: render_job.clips). deinterlace: the clip is
+    container seeks to keyframes after the point: render_job.clips), at most trim_start_s. deinterlace: the clip is
     interlaced (render_job.probe).
     narration_*: narration src, gain (linear), length (seconds), offset after the scene start
     (seconds), and whether it is cut at the scene end (narration_cut_s = the cut length, or None).
@@ -279,7 +279,9 @@ def build_plan(spec: ExportSpec, probes: Mapping[str, Any]) -> RenderPlan:
             m["src_pixels"] = int(_get(info, "width") or 0) * int(_get(info, "height") or 0)
             m["offset_s"] = clip_offset_s(info)
             m["deinterlace"] = bool(_get(info, "interlaced"))
-            m["preroll_s"] = clip_preroll_s(info, m["offset_s"] + m["trim"])
+            # never opened before the first picture: in MPEG-TS/PS FFmpeg then times the file from its
+            # picture when its earlier sound is unused (a muted clip was cut one frame late)
+            m["preroll_s"] = clip_preroll_s(info, m["trim"])
         if scene.duration is not None:
             d = exact(scene.duration)
         elif m["narr_s"] is not None:  # whole frames, rounded up: the narration is never cut

@@ -155,3 +155,26 @@ def test_trimmed_clip_starts_at_its_trim_point_in_containers_without_a_seek_inde
     assert click_s(mp4) == pytest.approx(flash, abs=1 / 25)
     # the picture and the sound go through the exact cut only where the demuxer needs it
     assert (result.plan.scenes[0].clip_preroll_s > 0) == (ext != "mp4")
+
+
+@pytest.mark.parametrize("trim", [0.0, 1.32])
+def test_ts_clip_whose_sound_starts_first_starts_at_its_trim_point_muted_or_not(tmp_path, trim):
+    # trial 6: in MPEG-TS FFmpeg times a file from the first of the streams it uses; a muted clip whose
+    # sound starts before its picture (FFmpeg's own TS with AAC: 21 ms) was cut one frame late
+    clip = mf.counter_flash_click_clip(tmp_path / "cfc.ts", seconds=4.0, event_s=EVENT_S, rate=25, gop=50)
+    info = probe(str(clip))
+    assert info.video_start_s - info.start_s == pytest.approx(0.021, abs=0.005)  # the sound starts first
+    src = luma_means(clip)
+    first = next(i for i, (t, _) in enumerate(src) if t - src[0][0] >= trim - 1e-6)
+    n, length = 10, round((EVENT_S + 0.2 - trim) * 25)  # frames compared; a scene's (up to the click)
+    scenes = [{"id": f"v{volume}", "visual": {"type": "video", "src": clip.name, "volume": volume,
+                                              "trimStartS": trim, "trimEndS": EVENT_S + 0.2}}
+              for volume in (0, 1)]
+    _, mp4 = render(tmp_path, "job-ts-muted", scenes, {clip.name: clip}, fps=25)
+    out = [y for _, y in luma_means(mp4)]
+    assert len(out) == 2 * length
+
+    def source_frames(ys: list[float]) -> list[int]:  # the source frame (of the counter's 50) each one shows
+        return [min(range(50), key=lambda i: abs(src[i][1] - y)) for y in ys]
+    assert source_frames(out[:n]) == list(range(first, first + n))  # muted
+    assert source_frames(out[length:length + n]) == list(range(first, first + n))  # heard
