@@ -769,7 +769,10 @@ def loudnorm_filter(plan: RenderPlan, measured: Mapping[str, str] | None = None)
     (parse_loudnorm_json of an analysis of the same audio) linear mode, i.e. one constant gain
     (target - input_i) over the whole stream, which FFmpeg only takes when that gain keeps the
     true peak under the ceiling (loudnorm_is_linear); otherwise it falls back to dynamic mode.
+    `measured` = SILENT_MIX (mix_is_silent): no loudnorm at all, the silence is kept.
     """
+    if measured is not None and measured.get("silent"):
+        return "anull"  # digital silence: loudnorm's gain would be infinite (NaN samples, AAC refuses them)
     head = f"loudnorm=I={plan.loudness_lufs:g}:TP={plan.true_peak_db:g}"
     if measured is None:
         return f"{head}:LRA={LOUDNESS_RANGE}"
@@ -865,6 +868,25 @@ def build_loudnorm_analysis_command(ffmpeg: str, mp4: str, plan: RenderPlan) -> 
     """argv of loudnorm's analysis pass over `mp4`'s audio (JSON on stderr: parse_loudnorm_json)."""
     return [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info", "-i", mp4, "-vn", "-sn",
             "-af", f"{loudnorm_filter(plan)}:print_format=json", "-f", "null", "-progress", "pipe:1", "-"]
+
+
+SILENT_MIX = {"silent": "true"}  # loudnorm_filter's `measured` for a mix of digital silence
+SILENT_LUFS = -70.0  # EBU R128's absolute gate: a mix measured below it has nothing to normalise
+
+
+def mix_is_silent(lines: list[str] | str) -> bool:
+    """True when a loudnorm analysis (build_mix_loudness_command's output) measured the mix as
+    silent: input_i -inf or below SILENT_LUFS."""
+    import json
+    text = lines if isinstance(lines, str) else "\n".join(lines)
+    start, end = text.rfind("{"), text.rfind("}")
+    if start < 0 or end < start:
+        return False
+    try:
+        i = float(json.loads(text[start:end + 1]).get("input_i"))
+    except (ValueError, TypeError, AttributeError):
+        return False
+    return math.isnan(i) or i < SILENT_LUFS
 
 
 def parse_loudnorm_json(lines: list[str] | str) -> dict[str, str] | None:

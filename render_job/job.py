@@ -360,8 +360,9 @@ def _loudness_from_metadata(md: dict[str, str]) -> dict | None:
 
 def _mix_loudness(exe: str, workdir: str, plan: RenderPlan, local: dict[str, str], job_id: str) -> dict | None:
     """Analyse the render's mix before the render (ffargs.build_mix_loudness_command), so that the
-    render applies one constant gain (ffargs.loudnorm_filter). Returns loudnorm's analysis, or None
-    (no audio, a silent mix, or no readable result: the render then uses dynamic loudnorm)."""
+    render applies one constant gain (ffargs.loudnorm_filter). Returns loudnorm's analysis,
+    ffargs.SILENT_MIX for a mix of digital silence (no loudnorm: its gain would make NaN samples), or
+    None (no audio, or no readable result: the render then uses dynamic loudnorm)."""
     argv = ffargs.build_mix_loudness_command(plan, local, ffmpeg=exe)
     if argv is None:
         return None
@@ -370,9 +371,12 @@ def _mix_loudness(exe: str, workdir: str, plan: RenderPlan, local: dict[str, str
         with open(os.path.join(workdir, name), "w", encoding="utf-8") as fh:
             fh.write(text)
     lines = run_ffmpeg(argv, cwd=workdir, total_s=plan.total_s, what="ffmpeg mix loudness analysis", job_id=job_id)
+    if ffargs.mix_is_silent(lines):
+        logs.info("mix is silent: no loudness normalisation", job_id=job_id)
+        return ffargs.SILENT_MIX
     analysis = ffargs.parse_loudnorm_json(lines)
     if analysis is None:
-        logs.info("mix loudness not measurable (silent?): dynamic loudnorm", job_id=job_id)
+        logs.info("mix loudness not measurable: dynamic loudnorm", job_id=job_id)
         return None
     logs.info("mix loudness", job_id=job_id, inputI=analysis["input_i"], inputTp=analysis["input_tp"],
               inputLra=analysis["input_lra"], linear=ffargs.loudnorm_is_linear(plan, analysis))

@@ -82,3 +82,19 @@ def test_quiet_opening_still_on_target_in_one_pass(quiet_opening):
     assert loud["truePeakDb"] <= CEILING, loud
     assert quiet_opening["result"].timings["loudness_passes"] == 1  # no correction pass needed
     assert quiet_opening["result"].timings["mix_loudness_s"] > 0
+
+
+@pytest.mark.parametrize("kind", ["narration", "music"])
+def test_a_mix_of_digital_silence_renders_silent(tmp_path, kind):
+    """A silent narration or music file is the whole mix: loudnorm's gain would be infinite (NaN
+    samples, which the AAC encoder refuses: render_failed on 73c4b2d); it renders silent instead."""
+    ff("-f", "lavfi", "-i", "anullsrc=r=48000:cl=mono", "-t", "2", str(tmp_path / "quiet.wav"))
+    scene = {"id": "s", "visual": {"type": "color"}, "duration": 2}
+    over = {"music": {"src": "quiet.wav"}} if kind == "music" else {}
+    if kind == "narration":
+        scene["narration"] = {"src": "quiet.wav"}
+    r = render(tmp_path, f"job-silent-{kind}", spec_of([scene], **over),
+               {"quiet.wav": (tmp_path / "quiet.wav").read_bytes()})
+    samples = audio_samples(r["mp4"])
+    assert r["output"]["durationS"] == pytest.approx(2.0, abs=0.04)
+    assert len(samples) > 0 and max(abs(x) for x in samples) < 1e-4

@@ -523,3 +523,14 @@ def test_mix_loudness_analysis_runs_the_render_audio_graph_and_render_applies_it
     assert ":measured_LRA=0.01:" in loudnorm_filter(plan, {**measured, "input_lra": "0.00"})
     assert build_mix_loudness_command(build_plan(make_spec(music=None, scenes=[
         {"id": "c", "visual": {"type": "color"}, "duration": 1}]), {}), {}) is None
+
+
+def test_a_silent_mix_gets_no_loudnorm():
+    from render_job.ffmpeg import SILENT_MIX, loudnorm_filter, mix_is_silent
+    silent = '[Parsed_loudnorm_0 @ 0x1]\n{\n "input_i" : "-inf", "input_tp" : "-inf", "input_lra" : "0.00"}'
+    quiet = '{"input_i" : "-23.50", "input_tp" : "-9.1", "input_lra" : "3.0"}'
+    assert mix_is_silent(silent) and mix_is_silent('{"input_i": "-75.0"}')
+    assert not mix_is_silent(quiet) and not mix_is_silent("no json here")
+    plan = build_plan(parse_spec({"scenes": [{"id": "a", "visual": {"type": "color"}, "duration": 1}]}), {})
+    assert loudnorm_filter(plan, SILENT_MIX) == "anull"
+    assert loudnorm_filter(plan).startswith("loudnorm=")
