@@ -97,8 +97,11 @@ def _fc_charset(path: str) -> tuple[tuple[int, int], ...] | None:
         return None
 
 
-def _em_per_size(path: str, index: int) -> float:
-    """libass's em / font size: unitsPerEm / (usWinAscent + usWinDescent) (hhea height without OS/2)."""
+@functools.lru_cache(maxsize=64)
+def font_metrics(path: str, index: int) -> tuple[int, int, int, int, int]:
+    """(unitsPerEm, hhea ascender, hhea descender, OS/2 usWinAscent, usWinDescent) of face `index` of
+    the sfnt file `path` (a TrueType/OpenType collection or a single font); 0 for a missing table.
+    Raises OSError, struct.error, KeyError (no `head`) on a file that is not one."""
     with open(path, "rb") as fh:
         head = fh.read(12)
         base = 0
@@ -107,23 +110,27 @@ def _em_per_size(path: str, index: int) -> float:
             base = struct.unpack(">I", fh.read(4))[0]
             fh.seek(base)
             head = fh.read(12)
-        n = struct.unpack(">H", head[4:6])[0]
         fh.seek(base + 12)
         tables = {}
-        for _ in range(n):
+        for _ in range(struct.unpack(">H", head[4:6])[0]):
             tag, _, off, _ = struct.unpack(">4sIII", fh.read(16))
             tables[tag] = off
         fh.seek(tables[b"head"] + 18)
         upem = struct.unpack(">H", fh.read(2))[0]
-        height = 0
+        h_asc = h_desc = w_asc = w_desc = 0
+        if b"hhea" in tables:
+            fh.seek(tables[b"hhea"] + 4)
+            h_asc, h_desc = struct.unpack(">hh", fh.read(4))
         if b"OS/2" in tables:
             fh.seek(tables[b"OS/2"] + 74)
-            asc, desc = struct.unpack(">hh", fh.read(4))
-            height = asc + desc
-        if height <= 0 and b"hhea" in tables:
-            fh.seek(tables[b"hhea"] + 4)
-            asc, desc = struct.unpack(">hh", fh.read(4))
-            height = asc - desc
+            w_asc, w_desc = struct.unpack(">HH", fh.read(4))
+    return upem, h_asc, h_desc, w_asc, w_desc
+
+
+def _em_per_size(path: str, index: int) -> float:
+    """libass's em / font size: unitsPerEm / (usWinAscent + usWinDescent) (hhea height without OS/2)."""
+    upem, h_asc, h_desc, w_asc, w_desc = font_metrics(path, index)
+    height = (w_asc + w_desc) or (h_asc - h_desc)
     return upem / height if height > 0 else 1.0
 
 

@@ -16,7 +16,7 @@ import functools
 import struct
 from dataclasses import dataclass
 
-from render_job.caption_wrap import TextMeasure, fit_text
+from render_job.caption_wrap import TextMeasure, fit_text, font_metrics
 
 
 @dataclass(frozen=True)
@@ -29,31 +29,11 @@ class Fit:
     lines: int
 
 
-@functools.lru_cache(maxsize=64)
 def _asc_desc(path: str, index: int) -> tuple[float, float]:
     """(ascent, descent) per pixel of font size: max(hhea, OS/2 win) / (usWinAscent + usWinDescent)."""
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(12)
-            base = 0
-            if head[:4] == b"ttcf":
-                fh.seek(12 + 4 * index)
-                base = struct.unpack(">I", fh.read(4))[0]
-                fh.seek(base)
-                head = fh.read(12)
-            tables = {}
-            fh.seek(base + 12)
-            for _ in range(struct.unpack(">H", head[4:6])[0]):
-                tag, _, off, _ = struct.unpack(">4sIII", fh.read(16))
-                tables[tag] = off
-            h_asc = h_desc = w_asc = w_desc = 0
-            if b"hhea" in tables:
-                fh.seek(tables[b"hhea"] + 4)
-                h_asc, h_desc = struct.unpack(">hh", fh.read(4))
-            if b"OS/2" in tables:
-                fh.seek(tables[b"OS/2"] + 74)
-                w_asc, w_desc = struct.unpack(">HH", fh.read(4))
-    except (OSError, struct.error):
+        _, h_asc, h_desc, w_asc, w_desc = font_metrics(path, index)
+    except (OSError, struct.error, KeyError):
         return 0.8, 0.2
     height = (w_asc + w_desc) or (h_asc - h_desc)
     if height <= 0:
