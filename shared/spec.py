@@ -269,7 +269,8 @@ class Scene(_Model):
     visual: Visual
     narration: Narration | None = None
     caption: Caption | None = None
-    duration: float | None = Field(None, ge=0.05, le=MAX_SCENE_S,
+    # > 0 here; at least 2 frames of output.fps is checked with the frame rate (shared.timeline)
+    duration: float | None = Field(None, gt=0, le=MAX_SCENE_S,
                                    description="seconds; null = narration length + 0.5 s, a clip's length, else 4 s")
     transition: Transition | None = None
 
@@ -279,7 +280,9 @@ class Scene(_Model):
             if self.narration is not None and self.narration.offset_s >= self.duration:
                 raise ValueError("narration.offsetS must be less than the scene's duration")
             if self.caption is not None and self.caption.cues and self.caption.cues[-1].end_s > self.duration + 1e-9:
-                raise ValueError("caption cues must end within the scene's duration")
+                k, cue = len(self.caption.cues) - 1, self.caption.cues[-1]
+                raise ValueError(f"caption.cues[{k}]: ends at {cue.end_s:g} s, after the scene's duration "
+                                 f"({self.duration:g} s): caption cues must end within the scene")
         return self
 
 
@@ -429,7 +432,7 @@ def _loc_to_path(loc: tuple[Any, ...]) -> str:
 
 
 # a model check naming one item of its list field: "cues[2]: message" -> path `...caption.cues[2]`
-_SUB_PATH = re.compile(r"(cues\[\d+\]): (.+)", re.S)
+_SUB_PATH = re.compile(r"((?:caption\.)?cues\[\d+\]): (.+)", re.S)
 
 
 def errors_to_details(exc: ValidationError) -> list[dict[str, str]]:

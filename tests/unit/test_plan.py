@@ -347,10 +347,10 @@ def test_the_frame_rules_count_a_float_of_whole_frames_as_whole_frames(fps):
 
 
 # the first scene ends half-way between two frames, so both boundaries of the next one are rounded
-HALF_FRAME_AFTER_1S = {24: 1.0625, 25: 1.02, 30: 1.05}
+HALF_FRAME_AFTER_1S = {24: 1.0625, 25: 1.02, 30: 1.05, 60: 1.025}
 
 
-@pytest.mark.parametrize("fps", [24, 25, 30])  # at 60 fps 2 frames (0.033 s) is under the 0.05 s floor
+@pytest.mark.parametrize("fps", [24, 25, 30, 60])  # 2/60 = 0.033 s: the frame rule, not a fixed floor (trial 7)
 def test_two_frames_written_as_a_float_are_accepted_and_planned_as_two_frames(fps):
     two = 2 / fps  # 0.08333333333333333 at 24 fps: a hair short of two frames
     spec = parse_spec({"output": {"resolution": "720p", "fps": fps, "quality": "draft"}, "scenes": [

@@ -131,7 +131,7 @@ def test_caption_cues_ordered_non_overlapping_and_within_a_known_duration():
         (scene([{"startS": 0, "endS": 1.5, "text": "a"}, {"startS": 1, "endS": 2, "text": "b"}]),
          "scenes[0].caption.cues[1]"),
         (scene([{"startS": 1, "endS": 1, "text": "a"}]), "scenes[0].caption.cues[0]"),
-        (scene(ok, duration=2), "scenes[0]"),
+        (scene(ok, duration=2), "scenes[0].caption.cues[1]"),
         (scene(ok[:1], duration=2, offset=2), "scenes[0]"),
     ]
     for data, path in cases:
@@ -205,3 +205,23 @@ def test_overlapping_cues_name_the_cue_and_the_one_it_overlaps():
     assert info.value.details == [{"path": "scenes[1].caption.cues[2]",
                                    "message": "starts at 1.2 s, before cues[1] ends at 1.5 s: cues must be in "
                                               "time order and must not overlap"}]
+
+
+def test_a_cue_ending_after_its_scene_is_named_with_both_times():
+    """Trial 7: the message named neither the cue nor the times."""
+    with pytest.raises(InvalidRequest) as e:
+        parse_spec({"scenes": [{"id": "a", "visual": {"type": "color"}, "duration": 1, "caption": {"cues": [
+            {"startS": 0, "endS": 0.5, "text": "x"}, {"startS": 0.6, "endS": 1.5, "text": "y"}]}}]})
+    assert e.value.details == [{"path": "scenes[0].caption.cues[1]",
+                                "message": "ends at 1.5 s, after the scene's duration (1 s): caption cues must end "
+                                           "within the scene"}]
+
+
+def test_two_frames_at_60_fps_are_a_scene_and_fewer_are_refused_by_the_frame_rule():
+    """Trial 7: a fixed 0.05 s floor refused 2/60 s with a message naming neither frames nor fps."""
+    ok = parse_spec({"output": {"fps": 60}, "scenes": [{"id": "a", "visual": {"type": "color"}, "duration": 2 / 60}]})
+    assert ok.scenes[0].duration == pytest.approx(2 / 60)
+    with pytest.raises(InvalidRequest) as e:
+        parse_spec({"output": {"fps": 60}, "scenes": [{"id": "a", "visual": {"type": "color"}, "duration": 0.02}]})
+    assert e.value.details[0]["path"] == "scenes[0].duration"
+    assert "shorter than 2 frames at 60 fps" in e.value.details[0]["message"]
