@@ -874,24 +874,8 @@ SILENT_MIX = {"silent": "true"}  # loudnorm_filter's `measured` for a mix of dig
 SILENT_LUFS = -70.0  # EBU R128's absolute gate: a mix measured below it has nothing to normalise
 
 
-def mix_is_silent(lines: list[str] | str) -> bool:
-    """True when a loudnorm analysis (build_mix_loudness_command's output) measured the mix as
-    silent: input_i -inf or below SILENT_LUFS."""
-    import json
-    text = lines if isinstance(lines, str) else "\n".join(lines)
-    start, end = text.rfind("{"), text.rfind("}")
-    if start < 0 or end < start:
-        return False
-    try:
-        i = float(json.loads(text[start:end + 1]).get("input_i"))
-    except (ValueError, TypeError, AttributeError):
-        return False
-    return math.isnan(i) or i < SILENT_LUFS
-
-
-def parse_loudnorm_json(lines: list[str] | str) -> dict[str, str] | None:
-    """The JSON block loudnorm prints after an analysis pass (input_i, input_tp, input_lra,
-    input_thresh, target_offset, ...), or None."""
+def _loudnorm_block(lines: list[str] | str) -> dict | None:
+    """The last JSON object loudnorm printed (print_format=json), decoded, or None."""
     import json
     text = lines if isinstance(lines, str) else "\n".join(lines)
     start, end = text.rfind("{"), text.rfind("}")
@@ -901,8 +885,25 @@ def parse_loudnorm_json(lines: list[str] | str) -> dict[str, str] | None:
         data = json.loads(text[start:end + 1])
     except ValueError:
         return None
+    return data if isinstance(data, dict) else None
+
+
+def mix_is_silent(lines: list[str] | str) -> bool:
+    """True when a loudnorm analysis (build_mix_loudness_command's output) measured the mix as
+    silent: input_i -inf or below SILENT_LUFS."""
+    try:
+        i = float((_loudnorm_block(lines) or {}).get("input_i"))
+    except (TypeError, ValueError):
+        return False
+    return math.isnan(i) or i < SILENT_LUFS
+
+
+def parse_loudnorm_json(lines: list[str] | str) -> dict[str, str] | None:
+    """The JSON block loudnorm prints after an analysis pass (input_i, input_tp, input_lra,
+    input_thresh, target_offset, ...), or None."""
+    data = _loudnorm_block(lines)
     needed = ("input_i", "input_tp", "input_lra", "input_thresh", "target_offset")
-    if not all(k in data for k in needed):
+    if data is None or not all(k in data for k in needed):
         return None
     for k in needed:
         try:
