@@ -30,7 +30,7 @@ from shared.errors import (MESSAGE_MAX_CHARS, Conflict, Forbidden, InvalidReques
                            Unauthorized)
 from shared.ports import JobLauncher, ObjectStorage, Publisher
 from shared.repository import JobRecord, JobRepository, iso, utcnow
-from shared.spec import _check_src, _shown, errors_to_details, parse_spec
+from shared.spec import _shown, check_upload_name, errors_to_details, parse_spec
 from shared.states import JobStatus, is_terminal
 from shared.video_output import (ReportOutput, event_generation, object_not_current, output_from_object, own_object,
                                  video_not_ours)
@@ -176,9 +176,7 @@ class ExportService:
         names: list[str] = []
         for i, up in enumerate(req.uploads):
             try:
-                _check_src(up.name)
-                if up.name.startswith("gs://"):
-                    raise ValueError(f"{_shown(up.name)} must be a bare file name, not a gs:// URI")
+                check_upload_name(up.name)
             except ValueError as exc:
                 details.append({"path": f"uploads[{i}].name", "message": str(exc)})
             if not ALLOWED_UPLOAD_TYPES.match(up.content_type) or up.content_type in REFUSED_UPLOAD_TYPES:

@@ -64,9 +64,10 @@ class _Model(BaseModel):
         return 0.0 if type(v) is float and v == 0 else v
 
 
-ASSET_NAME_RULE = ("a bare file name of ASCII letters, digits, '.', '_', '-' and spaces, starting with a letter, "
-                   "digit or '_', at most 200 characters, without '/', '\\' or '..' (rename files with other "
-                   "characters, e.g. accented letters), or a gs://INPUT_BUCKET/library/... URI")
+UPLOAD_NAME_RULE = ("a bare file name of ASCII letters, digits, '.', '_', '-' and spaces, starting with a letter, "
+                    "digit or '_', at most 200 characters, without '/', '\\' or '..' (rename files with other "
+                    "characters, e.g. accented letters)")
+ASSET_NAME_RULE = UPLOAD_NAME_RULE + ", or a gs://INPUT_BUCKET/library/... URI"
 
 
 def _shown(value: str, limit: int = 80) -> str:
@@ -88,6 +89,15 @@ def _check_src(value: str) -> str:
         return value
     if "/" in value or "\\" in value or ".." in value or not _NAME_RE.fullmatch(value):
         raise ValueError(f"{_shown(value)} is not a valid asset name: use {ASSET_NAME_RULE}")
+    return value
+
+
+def check_upload_name(value: str) -> str:
+    """An `uploads[].name`: a bare asset name (UPLOAD_NAME_RULE; never a URI). Raises ValueError naming it."""
+    if value.startswith("gs://"):
+        raise ValueError(f"{_shown(value)} must be a bare file name, not a gs:// URI")
+    if "/" in value or "\\" in value or ".." in value or not _NAME_RE.fullmatch(value):
+        raise ValueError(f"{_shown(value)} is not a valid upload name: use {UPLOAD_NAME_RULE}")
     return value
 
 

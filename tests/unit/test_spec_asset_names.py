@@ -66,3 +66,15 @@ def test_bad_name_does_not_hide_the_timing_problems():
         ("scenes[0].caption.cues[0]", "lasts 0.010 s, shorter than one frame at"),
     ]
     assert str(exc.value) == "spec is invalid: 5 problem(s)"
+
+
+def test_an_upload_name_error_does_not_offer_a_uri():
+    """Trial 8: the uploads[].name message ended "... or a gs://INPUT_BUCKET/library/... URI", which an
+    upload may not be."""
+    from shared.spec import UPLOAD_NAME_RULE, check_upload_name
+    with pytest.raises(ValueError) as e:
+        check_upload_name("Café.png")
+    assert str(e.value) == f"'Café.png' is not a valid upload name: use {UPLOAD_NAME_RULE}" and "gs://" not in str(e.value)
+    with pytest.raises(ValueError, match="must be a bare file name, not a gs:// URI"):
+        check_upload_name("gs://in/library/a.png")
+    assert check_upload_name("ok name.png") == "ok name.png"
