@@ -5,7 +5,6 @@ rendered video (title cards: the `subtitles` filter; captions: the caption overl
 overlay's atlas."""
 from __future__ import annotations
 
-import json
 import re
 import shutil
 
@@ -15,14 +14,11 @@ import pytest
 from PIL import Image
 
 from render_job import caption_overlay, subtitles
-from render_job.job import run_export
 from render_job.plan import build_plan
 from render_job.runner import find_ffmpeg
 from render_job.subtitles import FONTS_DIR, ass_text
-from shared.adapters.local_storage import LocalStorage
-from shared.config import Settings
 from shared.spec import parse_spec
-from tests.fakes import FakeReporter
+from tests.integration.test_features import render
 
 TITLE_300 = ("Thank you for watching! Stream it everywhere: https://music.example.com/la-haut " * 4)[:300]
 TITLE_TRIAL3 = ("Stream it: https://music.example.com/artists/the-long-named-band/albums/2026/tracks/lyric-video"
@@ -47,16 +43,10 @@ def _bright_box(frame: np.ndarray) -> tuple[int, int, int, int]:
 
 def _export(tmp_path, spec: dict) -> tuple[dict, list[np.ndarray]]:
     """run_export on `spec` (no assets): (output, the video's frames as grey arrays)."""
-    storage = LocalStorage(tmp_path / "gcs")
-    storage.upload_bytes("in", "jobs/j/spec.json", json.dumps(spec).encode(), "application/json")
-    work = tmp_path / "work"
-    work.mkdir()
-    rep = FakeReporter()
-    result = run_export("j", storage, rep, Settings(input_bucket="in", output_bucket="out"), str(work))
-    assert result.status == "succeeded", rep.final
-    with av.open(str(tmp_path / "gcs/out/exports/j" / result.output["filename"])) as c:
+    r = render(tmp_path, "j", spec, {})
+    with av.open(r["mp4"]) as c:
         frames = [f.to_ndarray(format="gray") for f in c.decode(video=0)]
-    return result.output, frames
+    return r["output"], frames
 
 
 def _check_message(message: str, nominal: int) -> int:
