@@ -126,15 +126,13 @@ def test_a_segmented_render_deletes_the_stills_of_finished_segments(tmp_path, me
     assert (outputs / result.output["filename"]).is_file()
     segments = [files for args, files in ran if args.endswith("rawvideo -pix_fmt yuv420p pipe:1")]
     assert len(segments) == 3
-    stills = [f for f in segments[0] if f.endswith(".png")]
-    voice = [f for f in segments[0] if f.endswith(".wav")]
-    assert len(stills) == 3 and len(voice) == 1  # a, b, c (first use order) and the narration
-    normalised = [f for f in stills if f.endswith(".norm.png")]  # c.png has alpha: rendered from a copy
-    assert len(normalised) == 1 and normalised[0].replace(".norm", "") not in segments[0]  # its download deleted
-    a, b, c = sorted(stills)
+    # downloads are named by first use: a.png a00.png, voice.wav a01.wav, b.png a02.png, c.png a03.png
+    # (it has alpha: rendered from its normalised copy a03.norm.png; the download is deleted)
+    a, voice, b, c = "a00.png", "a01.wav", "a02.png", "a03.norm.png"
     # when segment k starts, the stills only earlier segments read are gone; the narration (read by
     # the encoding run for the whole length) stays
-    assert segments[1] == sorted([b, c, *voice]) and segments[2] == sorted([c, *voice])
+    assert [sorted(set(segments[k]) - set(segments[k + 1])) for k in (0, 1)] == [[a], [b]]
+    assert segments == [[a, voice, b, c], [voice, b, c], [voice, c]]
     logged = [json.loads(line) for line in capfd.readouterr().out.splitlines() if line.startswith("{")]
     freed = [(e["segment"], e["files"]) for e in logged if e.get("message") == "media freed after a segment"]
     assert freed == [(0, [f"assets/{a}"]), (1, [f"assets/{b}"]), (2, [f"assets/{c}"])]
