@@ -2,7 +2,8 @@
 
 `main()` only wires environment, settings, storage and the reporter; `run_export()` does the work:
 
-    preparing (0.0-0.1)  read jobs/{jobId}/spec.json, download assets, probe them all, plan, captions
+    preparing (0.0-0.1)  read jobs/{jobId}/spec.json, download assets, probe them all, plan, check the
+                         memory budget (render_job.memory), captions
     rendering (0.1-0.9)  one FFmpeg run (progress from -progress), then the poster frame
     uploading (0.9-1.0)  exports/{jobId}/poster.jpg, captions.srt, captions.vtt, then LAST the MP4
                          (its finalize event marks the job succeeded), all with if_generation_match=0
@@ -494,7 +495,7 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
         reporter: an object with running(stage, progress, force=False), succeeded(output),
             failed(code, message), e.g. render_job.reporter.Reporter.
         settings: shared.config.Settings (input_bucket, output_bucket, render_max_retries,
-            ffmpeg_binary, ffmpeg_threads are used).
+            ffmpeg_binary, ffmpeg_threads, the limits and render_memory_bytes are used).
         workdir: an existing, writable scratch directory (the caller removes it).
         attempt: Cloud Run task attempt, 0-based.
         ffmpeg: FFmpeg executable (default: find_ffmpeg(settings.ffmpeg_binary)).
