@@ -2,7 +2,8 @@
 
 `main()` only wires environment, settings, storage and the reporter; `run_export()` does the work:
 
-    preparing (0.0-0.1)  read jobs/{jobId}/spec.json, download assets, probe them all, plan, captions
+    preparing (0.0-0.1)  read jobs/{jobId}/spec.json, download assets, probe them all, plan, check the
+                         memory budget (render_job.memory), captions
     rendering (0.1-0.9)  one FFmpeg run (progress from -progress), then the poster frame
     uploading (0.9-1.0)  exports/{jobId}/poster.jpg, captions.srt, captions.vtt, then LAST the MP4
                          (its finalize event marks the job succeeded), all with if_generation_match=0
@@ -39,6 +40,7 @@ from shared.spec import ExportSpec, parse_spec
 
 from render_job import caption_overlay
 from render_job import ffmpeg as ffargs
+from render_job import memory
 from render_job.clips import trim_problem
 from render_job.plan import RenderPlan, build_plan
 from render_job.normalize import normalize_image
@@ -189,7 +191,8 @@ def _fetch_and_probe(spec: ExportSpec, job_id: str, storage: Any, input_bucket: 
     still images (render_job.normalize), collecting every problem before failing. Downloads run
     DOWNLOAD_THREADS at a time; each file is checked as soon as it is in, PROBE_THREADS at a time.
 
-    Checks per file: it exists; its size is at most settings.max_asset_bytes (before and after the
+    First every file's size (storage.stat): together over settings.max_job_bytes fails the job
+    before any download (memory.check_job_bytes). Checks per file: it exists; its size is at most settings.max_asset_bytes (before and after the
     download); images are within the pixel limits and decode completely (Pillow); clips, narration
     and music decode (first frame), are at most render_max_media_s long and read to their end
     (audio decoded completely: exact durations; truncation detected); each is used in a role it
@@ -220,12 +223,18 @@ def _fetch_and_probe(spec: ExportSpec, job_id: str, storage: Any, input_bucket: 
     limit = settings.max_asset_bytes
     checking = threading.BoundedSemaphore(PROBE_THREADS)
 
+    def stat(src: str) -> Any:
+        try:
+            return storage.stat(*_object_for(src, job_id, input_bucket))
+        except PermanentRenderError:
+            return None  # a foreign bucket: fetch() reports it
+
     def fetch(index: int, src: str) -> tuple[str, str | None, MediaInfo | None, tuple[str, str] | None]:
         """(src, local path relative to workdir or None, its MediaInfo or None, (kind, problem) or None)."""
         rel = os.path.join("assets", _local_name(index, src))
         try:
             bucket, name = _object_for(src, job_id, input_bucket)
-            info = storage.stat(bucket, name)
+            info = stats[src]
             if info is None:
                 raise NotFound(src)
             if limit and info.size > limit:
@@ -242,12 +251,15 @@ def _fetch_and_probe(spec: ExportSpec, job_id: str, storage: Any, input_bucket: 
             return src, None, None, ("bad", exc.message)
         with checking:  # at most PROBE_THREADS decodes at once: memory stays bounded
             try:
+                downloaded = rel
                 rel, media = check(src, rel)
             except PermanentRenderError as exc:
                 msg = exc.message
                 if msg.startswith(src + ": "):
                     msg = msg[len(src) + 2:]
                 return src, None, None, ("bad", msg)
+        if rel != downloaded:  # rendered from its normalised copy: the download only takes memory
+            memory.remove_files(workdir, [downloaded])
         return src, rel, media, None
 
     def check(src: str, rel: str) -> tuple[str, MediaInfo]:
@@ -273,6 +285,8 @@ def _fetch_and_probe(spec: ExportSpec, job_id: str, storage: Any, input_bucket: 
     # and FFmpeg's decoders release the GIL); results kept in first-use order
     srcs = list(dict.fromkeys(src for _, src in refs))
     with ThreadPoolExecutor(max_workers=DOWNLOAD_THREADS) as pool:
+        stats = dict(zip(srcs, pool.map(stat, srcs)))  # every size before any download
+        memory.check_job_bytes([i.size for i in stats.values() if i is not None], settings.max_job_bytes)
         fetched = list(pool.map(lambda item: fetch(*item), enumerate(srcs)))
     for src, rel, media, problem in fetched:
         if problem is not None:
@@ -383,7 +397,8 @@ def _mix_loudness(exe: str, workdir: str, plan: RenderPlan, local: dict[str, str
     return analysis
 
 
-def _loudness(exe: str, workdir: str, out_mp4: str, plan: RenderPlan) -> tuple[dict | None, int]:
+def _loudness(exe: str, workdir: str, out_mp4: str, plan: RenderPlan,
+              second_pass_fits: bool = True) -> tuple[dict | None, int]:
     """Measure the output's loudness (ebur128); when the render's loudnorm (one linear gain from
     _mix_loudness, or dynamic where that is impossible) missed the target
     (ffargs.loudness_needs_second_pass), re-normalise the audio with a linear two-pass loudnorm (video
@@ -402,7 +417,10 @@ def _loudness(exe: str, workdir: str, out_mp4: str, plan: RenderPlan) -> tuple[d
         logs.warning("could not measure the output's loudness")
         return None, 1
     passes = 1
-    if ffargs.loudness_needs_second_pass(measured, plan.loudness_lufs, plan.true_peak_db):
+    needs_second_pass = ffargs.loudness_needs_second_pass(measured, plan.loudness_lufs, plan.true_peak_db)
+    if needs_second_pass and not second_pass_fits:  # a second copy of the MP4 would not fit in memory
+        logs.warning("loudness second pass skipped: two copies of the video would not fit in the task's memory")
+    elif needs_second_pass:
         lines = run_ffmpeg(ffargs.build_loudnorm_analysis_command(exe, out_mp4, plan), cwd=workdir,
                            total_s=plan.total_s, what="ffmpeg loudnorm analysis")
         analysis = ffargs.parse_loudnorm_json(lines)
@@ -415,6 +433,18 @@ def _loudness(exe: str, workdir: str, out_mp4: str, plan: RenderPlan) -> tuple[d
             logs.info("loudness corrected by a second pass", firstPass=first, secondPass=measured)
     logs.info("output loudness", passes=passes, targetLufs=plan.loudness_lufs, **measured)
     return {k: (round(v, 1) if math.isfinite(v) else None) for k, v in measured.items()}, passes
+
+
+def _memory_budget(plan: RenderPlan, cuts: list[int], workdir: str, settings: Settings, job_id: str,
+                   resolution: str) -> memory.Budget:
+    """The render's memory budget (render_job.memory), logged; raises PermanentRenderError
+    ("memory_limit") when it does not fit the task's memory."""
+    limit, source = memory.task_memory_limit(settings.render_memory_bytes)
+    budget = memory.budget(plan, cuts, memory.tree_bytes(os.path.join(workdir, "assets")), limit, source,
+                           settings.max_output_bytes)
+    logs.info("memory budget", job_id=job_id, **budget.as_log())
+    memory.check_budget(budget, resolution)
+    return budget
 
 
 def _timeline(plan) -> list[dict]:
@@ -465,7 +495,7 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
         reporter: an object with running(stage, progress, force=False), succeeded(output),
             failed(code, message), e.g. render_job.reporter.Reporter.
         settings: shared.config.Settings (input_bucket, output_bucket, render_max_retries,
-            ffmpeg_binary, ffmpeg_threads are used).
+            ffmpeg_binary, ffmpeg_threads, the limits and render_memory_bytes are used).
         workdir: an existing, writable scratch directory (the caller removes it).
         attempt: Cloud Run task attempt, 0-based.
         ffmpeg: FFmpeg executable (default: find_ffmpeg(settings.ffmpeg_binary)).
@@ -498,6 +528,9 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
         local, probes = _fetch_and_probe(spec, job_id, storage, settings.input_bucket, workdir, settings)
         reporter.running("preparing", 0.05)
         plan = build_plan(spec, probes)
+        # more scenes than one FFmpeg graph should hold: the video in segments piped into one encoding run
+        cuts = ffargs.segment_cuts(plan, settings.render_segment_scenes)
+        budget = _memory_budget(plan, cuts, workdir, settings, job_id, spec.output.resolution)
         caption_paths = write_captions(plan.cues, plan.width, plan.height, workdir, style=plan.caption_style,
                                        titles=plan.titles, burn_in=plan.burn_in, fps=plan.fps)
         fonts_link = os.path.join(workdir, "fonts")
@@ -525,15 +558,13 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
                 fh.write(text)
         overlay = _caption_overlay(plan, workdir, exe, job_id) if burn else None
         timings["captions_s"] = time.monotonic() - t1
-        # more scenes than one FFmpeg graph should hold: the video in segments piped into one encoding run
-        cuts = ffargs.segment_cuts(plan, settings.render_segment_scenes)
         t_mix = time.monotonic()
         mix_loudness = _mix_loudness(exe, workdir, plan, local, job_id) if plan.has_audio else None
         timings["mix_loudness_s"] = time.monotonic() - t_mix
         argv = ffargs.build_command(plan, local, out_mp4, ASS_FILE if burn and overlay is None else None,
                                     ffmpeg=exe, threads=settings.ffmpeg_threads, caption_overlay=overlay,
                                     video_pipe=bool(cuts), loudness=mix_loudness)
-        commands = [ffargs.graph_via_file(argv)]
+        commands = [ffargs.graph_via_file(memory.with_size_limit(argv, budget.output_cap))]
         bounds = list(zip([0] + cuts, cuts + [None])) if cuts else []
         for k, (first, last) in enumerate(bounds):
             commands.append(ffargs.graph_via_file(ffargs.build_segment_command(plan, local, first, last, ffmpeg=exe),
@@ -544,17 +575,23 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
                     fh.write(text)
         n_scenes = len(plan.scenes)
         labels = [f"scenes[{first}]..scenes[{n_scenes - 1 if last is None else last}]" for first, last in bounds]
-        feed = SegmentFeed([c[0] for c in commands[1:]], cwd=workdir, labels=labels) if cuts else None
+        feed = SegmentFeed([c[0] for c in commands[1:]], cwd=workdir, labels=labels,
+                           on_done=memory.segment_cleaner(workdir, [c[0] for c in commands], job_id)) if cuts else None
         if cuts:
             logs.info("rendering in segments", job_id=job_id, segments=len(bounds),
                       scenesPerSegment=settings.render_segment_scenes, budgetMb=ffargs.SEGMENT_BUDGET_MB,
                       firstScenes=[first for first, _ in bounds])
         reporter.running("rendering", 0.1, force=True)
-        run_ffmpeg(commands[0][0], cwd=workdir, total_s=plan.total_s,
-                   on_progress=lambda f: reporter.running("rendering", 0.1 + 0.8 * f), what="ffmpeg render",
-                   timeout_s=default_timeout_s(plan.total_s, settings.render_timeout_base_s,
-                                               settings.render_timeout_per_output_s),
-                   stall_s=settings.render_stall_s, job_id=job_id, feed=feed)
+        mp4_path = os.path.join(workdir, out_mp4)
+        try:
+            run_ffmpeg(commands[0][0], cwd=workdir, total_s=plan.total_s,
+                       on_progress=lambda f: reporter.running("rendering", 0.1 + 0.8 * f), what="ffmpeg render",
+                       timeout_s=default_timeout_s(plan.total_s, settings.render_timeout_base_s,
+                                                   settings.render_timeout_per_output_s),
+                       stall_s=settings.render_stall_s, job_id=job_id, feed=feed)
+        finally:  # -fs stopped the encoding run (exit 0; its segments then fail on the closed pipe)
+            memory.check_output(mp4_path, budget.output_cap, budget.output_cap_source)
+        logs.info("media freed after the render", job_id=job_id, bytes=memory.free_after_render(workdir))
         timings["render_s"] = time.monotonic() - t1
         _check_canceled(reporter)
         t_loud = time.monotonic()
@@ -563,11 +600,11 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
         with ThreadPoolExecutor(max_workers=1) as side:
             poster = side.submit(run_ffmpeg, ffargs.build_poster_command(exe, out_mp4, plan.poster_s, "poster.jpg"),
                                  cwd=workdir, total_s=0.0, timeout_s=120, what="ffmpeg poster")
-            loudness, passes = _loudness(exe, workdir, out_mp4, plan) if plan.has_audio else (None, 0)
+            second_pass = memory.second_pass_fits(os.path.getsize(mp4_path), budget.limit)
+            loudness, passes = _loudness(exe, workdir, out_mp4, plan, second_pass) if plan.has_audio else (None, 0)
             poster.result()
         timings["loudness_s"] = time.monotonic() - t_loud
         timings["loudness_passes"] = passes
-        mp4_path = os.path.join(workdir, out_mp4)
         poster_path = os.path.join(workdir, "poster.jpg")
         if not os.path.isfile(poster_path) or os.path.getsize(poster_path) == 0:
             raise TransientError("poster frame was not written")

@@ -102,9 +102,12 @@ class SegmentFeed:
     """
 
     def __init__(self, argvs: Sequence[Sequence[str]], cwd: str | None = None, what: str = "ffmpeg segment",
-                 labels: Sequence[str] | None = None) -> None:
+                 labels: Sequence[str] | None = None, on_done: Callable[[int], None] | None = None) -> None:
         """argvs: the segments' commands, in timeline order; labels: what each covers, for errors
-        (e.g. "scenes[24]..scenes[48]"), shown as "<what> 2 of 9 (<label>) failed ..."."""
+        (e.g. "scenes[24]..scenes[48]"), shown as "<what> 2 of 9 (<label>) failed ...";
+        on_done(k): called once segment k (0-based) has exited 0, before the next starts (e.g. to
+        delete the files only it read; an exception there is logged, never fails the render)."""
+        self.on_done = on_done
         self.argvs = [list(a) for a in argvs]
         self.cwd = cwd
         self.what = what
@@ -154,6 +157,11 @@ class SegmentFeed:
                     self.error = _failure(what, proc.returncode, "\n".join(lines[-STDERR_LINES:]))
                     return
                 self.finished += 1
+                if self.on_done is not None:
+                    try:
+                        self.on_done(k)
+                    except Exception as exc:  # noqa: BLE001 - freeing memory is best effort
+                        logs.warning(f"{what}: on_done failed", error=repr(exc))
         finally:
             os.close(fd)
 

@@ -53,7 +53,8 @@ class Settings:
     max_assets: int = 100
     max_asset_bytes: int = 500 * 1024 * 1024
     max_caption_chars: int = 500
-    max_output_bytes: int = 4 * 1024 * 1024 * 1024
+    max_output_bytes: int = 2147483648  # enforced by the render (FFmpeg -fs)
+    max_job_bytes: int = 2147483648  # sum of the sizes of every media file of a job
     # reconcile_exports thresholds, seconds
     reconcile_queued_after_s: float = 120.0
     reconcile_stale_after_s: float = 600.0
@@ -88,8 +89,9 @@ class Settings:
     render_max_media_s: float = 3600.0  # any clip, narration or music file, seconds
     render_stall_s: float = 60.0  # kill FFmpeg when its output position has not moved for this long
     render_timeout_base_s: float = 60.0  # FFmpeg time limit = base + per_output_s x output seconds
-    render_timeout_per_output_s: float = 4.0
+    render_timeout_per_output_s: float = 1.5
     render_segment_scenes: int = 24  # scenes per FFmpeg graph; more are rendered in segments (memory)
+    render_memory_bytes: int = 8589934592  # the task's memory limit (render_job.memory: files count too)
     extra: dict = field(default_factory=dict)
 
     @property
@@ -143,7 +145,8 @@ def get_settings() -> Settings:
         max_assets=_int("EXPORT_MAX_ASSETS", 100),
         max_asset_bytes=_int("EXPORT_MAX_ASSET_BYTES", 500 * 1024 * 1024),
         max_caption_chars=_int("EXPORT_MAX_CAPTION_CHARS", 500),
-        max_output_bytes=_int("EXPORT_MAX_OUTPUT_BYTES", 4 * 1024 * 1024 * 1024),
+        max_output_bytes=_int("EXPORT_MAX_OUTPUT_BYTES", 2147483648),
+        max_job_bytes=_int("EXPORT_MAX_JOB_BYTES", 2147483648),
         reconcile_queued_after_s=_float("RECONCILE_QUEUED_AFTER_S", 120.0),
         reconcile_stale_after_s=_float("RECONCILE_STALE_AFTER_S", 600.0),
         upload_ttl_s=_float("EXPORT_UPLOAD_TTL_S", 3600.0),
@@ -173,6 +176,7 @@ def get_settings() -> Settings:
         render_max_media_s=_float("RENDER_MAX_MEDIA_S", 3600.0),
         render_stall_s=_float("RENDER_STALL_S", 60.0),
         render_timeout_base_s=_float("RENDER_TIMEOUT_BASE_S", 60.0),
-        render_timeout_per_output_s=_float("RENDER_TIMEOUT_PER_OUTPUT_S", 4.0),
+        render_timeout_per_output_s=_float("RENDER_TIMEOUT_PER_OUTPUT_S", 1.5),
         render_segment_scenes=_int("RENDER_SEGMENT_SCENES", 24),
+        render_memory_bytes=_int("RENDER_MEMORY_BYTES", 8589934592),
     )

@@ -1,0 +1,260 @@
+"""The render task's memory: what one export needs at once, checked before FFmpeg starts.
+
+On Cloud Run a task's files live in its in-memory disk and count against its memory limit together
+with its processes, so an export needs, at its peak (the render):
+
+    need = F + media + output + OVERHEAD_MB
+    F       FFmpeg, every process alive at once (ffmpeg_peak_bytes): the encoding run, plus the
+            scenes of the largest graph (render_job.ffmpeg.scene_memory_mb: the one graph, or the
+            largest segment with its producer run), plus ~1 MB per audio input of the encoding run
+    media   the files in the working directory: downloads and normalised copies (*.norm.png)
+    output  the MP4 as it grows (output_estimate_bytes; capped by FFmpeg's -fs at output_cap)
+    OVERHEAD_MB  Python (~150 MB), PyAV/Pillow, caption files and fonts, -fs overshoot, margin
+
+Measured at 1080p30 standard, a still and a narration per scene (issue 15; MiB): 12 scenes in one
+graph 1.09 GiB; 36 and 120 scenes in segments of 24: 2.17 and 2.24 GiB, all FFmpeg processes at once.
+F below gives 1.16, 2.28 and 2.36 GiB for them (a segment counted with the scene after it, whose
+head frames it reads), and 2.44 GiB for 200 scenes; at 720p 1.33 GiB. Measured again here (36 x 1 s
+stills with zoom/pan and fades, a narration each, music, standard, segments of 24; every process of
+the task at once, Python's ~90 MiB included): 1080p 1.95 GiB (F 2.28), 720p 1.14 GiB (F 1.17).
+
+Budget functions are pure; the file helpers at the end (sizes, deletion, cgroup) do the I/O.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from shared import logs
+from shared.errors import PermanentRenderError
+
+from render_job.ffmpeg import GRAPH_FILE, scene_memory_mb
+from render_job.plan import RenderPlan
+
+MIB = 1024 * 1024
+# FFmpeg's own memory besides the scenes, MiB: a fixed part and a part scaled by output pixels
+# (x264's lookahead and frame threads, filter frame pools, the raw-frame pipe).
+ENCODE_MB_FIXED = 150.0
+ENCODE_MB_1080P = 300.0
+PRODUCER_MB_FIXED = 100.0   # a segment's own FFmpeg run (segmented renders only)
+PRODUCER_MB_1080P = 250.0
+AUDIO_INPUT_MB = 1.0        # per narration / music / clip sound opened by the encoding run
+OVERHEAD_MB = 512.0
+# Output size estimate: bits per pixel per frame of video (x264 CRF 23 veryfast: 0.04 for stills,
+# 0.09 for the noisy Ken Burns benchmark; clips more), plus the 192 kbit/s AAC track.
+VIDEO_BITS_PER_PIXEL = {"draft": 0.1, "standard": 0.1, "high": 0.2}
+AUDIO_BITS_PER_S = 192_000
+CGROUP_MEMORY_MAX = "/sys/fs/cgroup/memory.max"
+
+
+def _scale(plan: RenderPlan) -> float:
+    return plan.width * plan.height / (1920 * 1080)
+
+
+def segment_scenes(n_scenes: int, cuts: Sequence[int]) -> list[range]:
+    """The scenes each graph may read, in order: one range for [] (one graph); with cuts, segment k
+    from its first scene to the first of the next, included (its transition's head frames)."""
+    bounds = list(zip([0, *cuts], [*cuts, None]))
+    return [range(first, n_scenes if last is None else min(n_scenes, last + 1)) for first, last in bounds]
+
+
+def ffmpeg_peak_bytes(plan: RenderPlan, cuts: Sequence[int]) -> int:
+    """F: bytes of every FFmpeg process of the render at once (module docstring), for `plan`
+    rendered with segment_cuts `cuts` ([]: one graph)."""
+    s = _scale(plan)
+    scenes = max((sum(scene_memory_mb(plan, plan.scenes[i]) for i in r)
+                  for r in segment_scenes(len(plan.scenes), cuts)), default=0.0)
+    audio = sum(1 for sc in plan.scenes if sc.narration_src) + sum(1 for sc in plan.scenes if sc.clip_audio)
+    audio += 1 if plan.music is not None else 0
+    mb = ENCODE_MB_FIXED + ENCODE_MB_1080P * s + AUDIO_INPUT_MB * audio + scenes
+    if cuts:
+        mb += PRODUCER_MB_FIXED + PRODUCER_MB_1080P * s
+    return int(mb * MIB)
+
+
+def output_estimate_bytes(plan: RenderPlan) -> int:
+    """An estimate of the MP4's size in bytes (VIDEO_BITS_PER_PIXEL, AUDIO_BITS_PER_S)."""
+    bpp = VIDEO_BITS_PER_PIXEL.get(plan.quality, max(VIDEO_BITS_PER_PIXEL.values()))
+    bits_per_s = plan.width * plan.height * plan.fps * bpp + AUDIO_BITS_PER_S
+    return int(plan.total_s * bits_per_s / 8)
+
+
+def gb(n: float) -> str:
+    """Bytes for messages: '2.15 GB' (10^9)."""
+    return f"{n / 1e9:.2f} GB"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The memory one export needs at its peak, bytes (module docstring).
+
+    limit: the task's memory; limit_source: where it came from ("RENDER_MEMORY_BYTES" or the
+    cgroup's memory.max). max_output: EXPORT_MAX_OUTPUT_BYTES.
+    """
+
+    limit: int
+    limit_source: str
+    ffmpeg: int
+    media: int
+    output: int
+    max_output: int
+    overhead: int = int(OVERHEAD_MB * MIB)
+
+    @property
+    def need(self) -> int:
+        return self.ffmpeg + self.media + self.output + self.overhead
+
+    @property
+    def output_cap(self) -> int:
+        """The MP4's size limit (FFmpeg -fs): EXPORT_MAX_OUTPUT_BYTES, or the memory left beside
+        FFmpeg, the media and the overhead when that is less (at least 1 byte)."""
+        return max(1, min(self.max_output, self.limit - self.ffmpeg - self.media - self.overhead))
+
+    @property
+    def output_cap_source(self) -> str:
+        if self.output_cap >= self.max_output:
+            return "EXPORT_MAX_OUTPUT_BYTES"
+        return f"the memory left beside FFmpeg and the media files within {self.limit_source}"
+
+    def as_log(self) -> dict[str, int | str]:
+        return {"limitBytes": self.limit, "limitSource": self.limit_source, "needBytes": self.need,
+                "ffmpegBytes": self.ffmpeg, "mediaBytes": self.media, "outputBytes": self.output,
+                "overheadBytes": self.overhead, "outputCapBytes": self.output_cap}
+
+
+def budget(plan: RenderPlan, cuts: Sequence[int], media_bytes: int, limit: int, limit_source: str,
+           max_output_bytes: int) -> Budget:
+    """The Budget of rendering `plan` with `cuts` (segment_cuts) beside `media_bytes` of files."""
+    return Budget(limit=limit, limit_source=limit_source, ffmpeg=ffmpeg_peak_bytes(plan, cuts), media=media_bytes,
+                  output=min(output_estimate_bytes(plan), max_output_bytes), max_output=max_output_bytes)
+
+
+def check_budget(b: Budget, resolution: str) -> None:
+    """Raises PermanentRenderError (code "memory_limit") when `b` does not fit its limit; the
+    message names the limit, the estimate and its parts, and what to do."""
+    if b.need <= b.limit:
+        return
+    smaller = ", or 720p instead of 1080p" if resolution == "1080p" else ""
+    raise PermanentRenderError(
+        f"this export needs an estimated {gb(b.need)} of memory, over the render task's {gb(b.limit)} "
+        f"({b.limit_source}): FFmpeg {gb(b.ffmpeg)} ({resolution}), media files {gb(b.media)}, "
+        f"output {gb(b.output)}, overhead {gb(b.overhead)}; use fewer or smaller media files or a "
+        f"shorter storyboard{smaller}", code="memory_limit")
+
+
+def check_job_bytes(sizes: Sequence[int], limit: int) -> None:
+    """Raises PermanentRenderError (code "job_too_large") when the media files' sizes (bytes, from
+    storage.stat, before any download) add up to more than `limit` (EXPORT_MAX_JOB_BYTES; 0: none)."""
+    total = sum(sizes)
+    if limit and total > limit:
+        raise PermanentRenderError(
+            f"the {len(sizes)} media files of this export add up to {gb(total)}, over the limit of "
+            f"{gb(limit)} per export (EXPORT_MAX_JOB_BYTES); use fewer or smaller files", code="job_too_large")
+
+
+def with_size_limit(argv: list[str], cap: int) -> list[str]:
+    """`argv` (output file last) with FFmpeg's `-fs cap` before its output file. FFmpeg stops
+    writing once the file exceeds `cap` bytes (a little over it: one muxer flush) and exits 0 with a
+    truncated file, so check_output must follow."""
+    return [*argv[:-1], "-fs", str(cap), argv[-1]]
+
+
+def check_output(path: str, cap: int, cap_source: str) -> None:
+    """Raises PermanentRenderError (code "output_too_large") when the file at `path` reached `cap`
+    bytes, i.e. FFmpeg's -fs stopped it (with_size_limit): never upload a truncated video."""
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        return
+    if size >= cap:
+        raise PermanentRenderError(
+            f"the video would exceed {cap} bytes ({gb(cap)}, {cap_source}); the render was stopped at "
+            f"that size: use a shorter storyboard, a lower resolution or quality", code="output_too_large")
+
+
+def second_pass_fits(output_bytes: int, limit: int) -> bool:
+    """Whether a loudness second pass (a second copy of the MP4 beside the first) fits in `limit`."""
+    return 2 * output_bytes + int(OVERHEAD_MB * MIB) <= limit
+
+
+def inputs_of(argv: Sequence[str]) -> set[str]:
+    """The files an FFmpeg argv opens with -i (pipes excluded)."""
+    return {argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "-i" and not argv[i + 1].startswith("pipe:")}
+
+
+def freed_after_segments(encoder_argv: Sequence[str], segment_argvs: Sequence[Sequence[str]]) -> list[list[str]]:
+    """For each segment run, the input files no run needs once it has exited: read by none of
+    the later segments nor by the encoding run (which keeps narration, music and clip sound open
+    for the whole length). Sorted, per segment."""
+    keep = inputs_of(encoder_argv)
+    later: set[str] = set()
+    out: list[list[str]] = []
+    for argv in reversed(segment_argvs):
+        mine = inputs_of(argv)
+        out.append(sorted(mine - later - keep))
+        later |= mine
+    return out[::-1]
+
+
+# --- I/O ----------------------------------------------------------------------------------------
+def task_memory_limit(setting_bytes: int, cgroup_file: str = CGROUP_MEMORY_MAX) -> tuple[int, str]:
+    """The task's memory limit in bytes and where it came from: RENDER_MEMORY_BYTES, or the cgroup
+    v2 limit (`memory.max`) when that file holds a smaller number ("max" or unreadable: ignored)."""
+    try:
+        with open(cgroup_file, encoding="ascii") as fh:
+            cgroup = int(fh.read().strip())
+    except (OSError, ValueError):
+        return setting_bytes, "RENDER_MEMORY_BYTES"
+    if 0 < cgroup < setting_bytes:
+        return cgroup, f"the cgroup's memory.max ({cgroup_file})"
+    return setting_bytes, "RENDER_MEMORY_BYTES"
+
+
+def tree_bytes(path: str) -> int:
+    """Bytes of the regular files under `path` (0 when it does not exist)."""
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def remove_files(workdir: str, rels: Sequence[str]) -> int:
+    """Delete files (paths relative to `workdir`); returns the bytes freed. Missing files are skipped."""
+    freed = 0
+    for rel in rels:
+        path = os.path.join(workdir, rel)
+        try:
+            size = os.lstat(path).st_size
+            os.remove(path)
+            freed += size
+        except OSError:
+            pass
+    return freed
+
+
+def free_after_render(workdir: str) -> int:
+    """Delete what the render no longer needs once its runs have exited: the media (assets/) and the
+    filter graph files. Returns the bytes freed."""
+    freed = tree_bytes(os.path.join(workdir, "assets"))
+    shutil.rmtree(os.path.join(workdir, "assets"), ignore_errors=True)
+    graphs = [n for n in os.listdir(workdir) if n.endswith(GRAPH_FILE)]
+    return freed + remove_files(workdir, graphs)
+
+
+def segment_cleaner(workdir: str, argvs: Sequence[Sequence[str]], job_id: str | None = None) -> Callable[[int], None]:
+    """SegmentFeed's on_done for a segmented render whose argvs are [encoding run, segment 0, ...]:
+    after segment k exits, delete the files freed_after_segments names for it (logged)."""
+    freed = freed_after_segments(argvs[0], argvs[1:])
+
+    def done(k: int) -> None:
+        if freed[k]:
+            logs.info("media freed after a segment", job_id=job_id, segment=k, files=freed[k],
+                      bytes=remove_files(workdir, freed[k]))
+
+    return done

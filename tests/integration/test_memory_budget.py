@@ -1,0 +1,142 @@
+"""The render task's memory (render_job.memory) through run_export with real FFmpeg and LocalStorage:
+a job that cannot fit fails at preflight naming the limit, before any download (EXPORT_MAX_JOB_BYTES)
+or before any FFmpeg run (RENDER_MEMORY_BYTES); a video over its size cap fails permanently and is
+never uploaded; a segmented render deletes the stills of its finished segments.
+
+FFmpeg runs through a wrapper script that logs each run's arguments and the working directory's
+assets/ at its start (deterministic: a segment's files are deleted before the next one starts)."""
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from render_job.job import run_export
+from render_job.runner import find_ffmpeg
+from shared.adapters.local_storage import LocalStorage
+from shared.config import Settings
+from tests import media_factory as mf
+from tests.fakes import FakeReporter
+
+IN, OUT = "sceneflow-in", "sceneflow-out"
+STILLS = ("a.png", "b.png", "c.png")
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    d = tmp_path_factory.mktemp("memmedia")
+    for name, src in zip(STILLS, ("testsrc2", "smptebars", "rgbtestsrc")):
+        mf.ff("-f", "lavfi", "-i", f"{src}=s=640x360", "-frames:v", "1", str(d / name))
+    mf.tone(d / "voice.wav", 0.4, rate=48000, freq=800)
+    return {p.name: p.read_bytes() for p in d.iterdir()}
+
+
+def storyboard():
+    """6 scenes, two per still (a, a, b, b, c, c) with fades, a narration each: at 2 scenes per
+    segment, segment 0 reads a and b (the fade into scene 2), segment 1 b and c, segment 2 c."""
+    scenes = [{"id": f"s{i}", "duration": 0.5, "visual": {"type": "image", "src": STILLS[i // 2]},
+               "narration": {"src": "voice.wav"}, "transition": {"type": "fade", "duration": 0.1}}
+              for i in range(6)]
+    return {"version": 1, "title": "Memory",
+            "output": {"resolution": "720p", "aspectRatio": "16:9", "fps": 24, "quality": "draft"},
+            "scenes": scenes, "captions": {"burnIn": False, "sidecar": []}}
+
+
+def wrapper(tmp_path: Path) -> tuple[str, Path]:
+    """An FFmpeg that appends "<args>\\t<files in ./assets>" to a log, then runs the real one."""
+    log = tmp_path / "ffmpeg-runs.log"
+    script = tmp_path / "ffmpeg-wrapper.sh"
+    real = find_ffmpeg(os.environ.get("FFMPEG_BINARY") or None)
+    script.write_text(f'#!/bin/sh\nprintf "%s\\t%s\\n" "$*" "$(ls assets 2>/dev/null | tr "\\n" " ")" >> "{log}"\n'
+                      f'exec "{real}" "$@"\n')
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return str(script), log
+
+
+def runs(log: Path) -> list[tuple[str, list[str]]]:
+    if not log.exists():
+        return []
+    return [(args, files.split()) for args, files in (line.split("\t") for line in log.read_text().splitlines())]
+
+
+def export(tmp_path: Path, media, **settings):
+    storage = LocalStorage(tmp_path / "store")
+    job_id = "job-mem"
+    storage.upload_bytes(IN, f"jobs/{job_id}/spec.json", json.dumps(storyboard()).encode(), "application/json")
+    for name, data in media.items():
+        storage.upload_bytes(IN, f"jobs/{job_id}/assets/{name}", data, "application/octet-stream")
+    work = tmp_path / "work"
+    work.mkdir()
+    exe, log = wrapper(tmp_path)
+    reporter = FakeReporter()
+    result = run_export(job_id, storage, reporter, Settings(input_bucket=IN, output_bucket=OUT, render_max_retries=0,
+                                                            **settings), str(work), attempt=0, ffmpeg=exe)
+    return result, reporter, runs(log), tmp_path / "store" / OUT / "exports" / job_id, work
+
+
+def test_a_job_over_the_memory_limit_fails_at_preflight_before_ffmpeg(tmp_path, media, capfd):
+    result, reporter, ran, outputs, work = export(tmp_path, media, render_memory_bytes=512 * 1024 * 1024)
+    assert (result.exit_code, result.status, result.error["code"]) == (0, "failed", "memory_limit")
+    message = reporter.final["error"]["message"]
+    assert "over the render task's 0.54 GB (RENDER_MEMORY_BYTES)" in message
+    assert "this export needs an estimated" in message and "FFmpeg" in message and "media files" in message
+    assert "use fewer or smaller media files" in message
+    assert ran == []  # no FFmpeg run at all
+    assert "rendering" not in {c.get("stage") for c in reporter.calls}
+    assert not outputs.exists()
+    logged = [json.loads(line) for line in capfd.readouterr().out.splitlines() if line.startswith("{")]
+    budget = [e for e in logged if e.get("message") == "memory budget"]
+    assert len(budget) == 1 and budget[0]["limitBytes"] == 512 * 1024 * 1024
+    assert budget[0]["needBytes"] == (budget[0]["ffmpegBytes"] + budget[0]["mediaBytes"] + budget[0]["outputBytes"]
+                                      + budget[0]["overheadBytes"]) > 512 * 1024 * 1024
+
+
+def test_media_over_the_job_limit_fail_before_any_download(tmp_path, media):
+    total = sum(len(data) for data in media.values())
+    result, reporter, ran, outputs, work = export(tmp_path, media, max_job_bytes=total - 1)
+    assert (result.exit_code, result.status, result.error["code"]) == (0, "failed", "job_too_large")
+    assert reporter.final["error"]["message"] == (
+        f"the 4 media files of this export add up to {total / 1e9:.2f} GB, over the limit of "
+        f"{(total - 1) / 1e9:.2f} GB per export (EXPORT_MAX_JOB_BYTES); use fewer or smaller files")
+    assert os.listdir(work / "assets") == []  # nothing downloaded
+    assert ran == [] and not outputs.exists()
+
+
+@pytest.mark.parametrize("segment_scenes", [0, 2])
+def test_a_video_over_its_size_cap_fails_permanently_and_is_not_uploaded(tmp_path, media, segment_scenes):
+    """-fs stops the encoding run (exit 0, a truncated file; in segments the producer then fails on
+    the closed pipe): the job fails for good with the cap and its setting, nothing is uploaded."""
+    cap = 30_000
+    result, reporter, ran, outputs, _ = export(tmp_path, media, max_output_bytes=cap,
+                                               render_segment_scenes=segment_scenes)
+    assert (result.exit_code, result.status, result.error["code"]) == (0, "failed", "output_too_large")
+    assert reporter.final["error"]["message"] == (
+        f"the video would exceed {cap} bytes (0.00 GB, EXPORT_MAX_OUTPUT_BYTES); the render was stopped at "
+        "that size: use a shorter storyboard, a lower resolution or quality")
+    encoder = [args for args, _ in ran if "output.mp4" in args and "-fs" in args]
+    assert len(encoder) == 1 and f"-fs {cap} output.mp4" in encoder[0]
+    assert not outputs.exists()  # no poster, no video
+
+
+def test_a_segmented_render_deletes_the_stills_of_finished_segments(tmp_path, media, capfd):
+    capfd.readouterr()
+    result, reporter, ran, outputs, work = export(tmp_path, media, render_segment_scenes=2)
+    assert result.status == "succeeded", result.error
+    assert (outputs / result.output["filename"]).is_file()
+    segments = [files for args, files in ran if args.endswith("rawvideo -pix_fmt yuv420p pipe:1")]
+    assert len(segments) == 3
+    # downloads are named by first use: a.png a00.png, voice.wav a01.wav, b.png a02.png, c.png a03.png
+    # (it has alpha: rendered from its normalised copy a03.norm.png; the download is deleted)
+    a, voice, b, c = "a00.png", "a01.wav", "a02.png", "a03.norm.png"
+    # when segment k starts, the stills only earlier segments read are gone; the narration (read by
+    # the encoding run for the whole length) stays
+    assert [sorted(set(segments[k]) - set(segments[k + 1])) for k in (0, 1)] == [[a], [b]]
+    assert segments == [[a, voice, b, c], [voice, b, c], [voice, c]]
+    logged = [json.loads(line) for line in capfd.readouterr().out.splitlines() if line.startswith("{")]
+    freed = [(e["segment"], e["files"]) for e in logged if e.get("message") == "media freed after a segment"]
+    assert freed == [(0, [f"assets/{a}"]), (1, [f"assets/{b}"]), (2, [f"assets/{c}"])]
+    # after the render (loudness, poster): no media left in the working directory
+    after = [files for args, files in ran if "ebur128" in args or "poster.jpg" in args]
+    assert after and all(files == [] for files in after)
+    assert not (work / "assets").exists()
