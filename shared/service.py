@@ -24,6 +24,7 @@ from pydantic.alias_generators import to_camel
 from shared import logs
 from shared.config import Settings
 from shared.finite import check_metadata_numbers, nonfinite_problem
+from shared.limits import JOB_TOO_LARGE
 from shared.messages import bounded, listing
 from shared.outputs import clean_warnings, video_object
 from shared.errors import (MESSAGE_MAX_CHARS, Conflict, Forbidden, InvalidRequest, NotFound, TransientError,
@@ -639,7 +640,8 @@ class ExportService:
     def object_finalized(self, bucket: str, name: str, generation: str | int | None, size: int | None,
                          metadata: dict | None = None) -> str:
         """Handle a Cloud Storage finalize. Returns what it did (for logs and tests):
-        "upload", "queued", "succeeded", "duplicate" or "ignored".
+        "upload", "queued", "failed" (the uploads so far exceed EXPORT_MAX_JOB_BYTES), "succeeded",
+        "duplicate" or "ignored".
 
         The event itself is not trusted: the object is stat'd now. An input upload counts only when
         the object exists at `generation` or newer (its own generation and size are recorded); an
@@ -659,11 +661,16 @@ class ExportService:
                     logs.warning("input finalize ignored: no such upload", job_id=m.group(1), object=name,
                                  generation=str(generation or ""), reason=why)
                     return "ignored"
-            known, queued = (self.repo.record_upload(m.group(1), m.group(2), str(info.generation), info.size)
-                             if info is not None else (False, False))
+            known, queued, too_large = (
+                self.repo.record_upload(m.group(1), m.group(2), str(info.generation), info.size,
+                                        max_job_bytes=self.settings.max_job_bytes)
+                if info is not None else (False, False, None))
             if not known:
                 logs.warning("finalize for an unknown job or undeclared upload", bucket=bucket, object=name)
                 return "ignored"
+            if too_large:  # failed now, not left awaiting the rest: the render could not hold them
+                logs.warning("export failed", job_id=m.group(1), code=JOB_TOO_LARGE, reason=too_large)
+                return "failed"
             if queued:
                 logs.info("all uploads in; export queued", job_id=m.group(1))
                 self._publish(m.group(1))

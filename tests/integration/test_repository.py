@@ -54,11 +54,11 @@ def new_job(repo, uploads=("a.png", "n.wav"), key=None):
 
 def test_lifecycle_history_and_terminal(repo):
     job = new_job(repo)
-    assert repo.record_upload(job.id, "a.png", "1", 10) == (True, False)
-    assert repo.record_upload(job.id, "a.png", "1", 10) == (True, False)  # duplicate
-    assert repo.record_upload(job.id, "other.png", "1", 10) == (False, False)  # undeclared
-    assert repo.record_upload(job.id, "n.wav", "2", 20) == (True, True)
-    assert repo.record_upload(job.id, "n.wav", "2", 20) == (True, False)
+    assert repo.record_upload(job.id, "a.png", "1", 10) == (True, False, None)
+    assert repo.record_upload(job.id, "a.png", "1", 10) == (True, False, None)  # duplicate
+    assert repo.record_upload(job.id, "other.png", "1", 10) == (False, False, None)  # undeclared
+    assert repo.record_upload(job.id, "n.wav", "2", 20) == (True, True, None)
+    assert repo.record_upload(job.id, "n.wav", "2", 20) == (True, False, None)
     assert repo.transition(job.id, S.DISPATCHED) is True
     assert repo.transition(job.id, S.DISPATCHED) is False
     assert repo.transition(job.id, S.RUNNING) is True
@@ -144,9 +144,9 @@ def make_jobs_in_every_state(repo) -> dict[str, str]:
         return ids[name]
 
     j = new("awaiting_upload", ("a.png", "n.wav"))
-    assert repo.record_upload(j, "a.png", "1", 10) == (True, False)
+    assert repo.record_upload(j, "a.png", "1", 10) == (True, False, None)
     j = new("queued", ("x.png",))
-    assert repo.record_upload(j, "x.png", "1", 10) == (True, True)
+    assert repo.record_upload(j, "x.png", "1", 10) == (True, True, None)
     for name in ("running", "failed", "succeeded"):
         j = new(name)
         assert repo.transition(j, S.DISPATCHED)
