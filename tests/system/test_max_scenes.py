@@ -4,7 +4,7 @@ tone burst from the file's first sample, its own frequency), plus music: 401 upl
 PUT URLs, at 720p draft 24 fps (the smallest output the spec allows). Every frame is counted by
 decoding and compared with the frame grid; the audio ends with the video within a frame; every
 narration's onset is heard at its scene's first frame within half a frame, at its own frequency; every
-scene shows its own colour in its middle frame. About 60 s on 2 cores.
+scene shows its own colour in its middle frame. About 60 s on 2 cores."""
 from __future__ import annotations
 
 import json
