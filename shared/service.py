@@ -26,6 +26,7 @@ from shared.config import Settings
 from shared.finite import check_metadata_numbers, nonfinite_problem
 from shared.limits import JOB_TOO_LARGE
 from shared.messages import bounded, listing
+from shared.parallel import in_parallel
 from shared.outputs import clean_warnings, video_object
 from shared.errors import (MESSAGE_MAX_CHARS, Conflict, Forbidden, InvalidRequest, NotFound, TransientError,
                            Unauthorized)
@@ -36,6 +37,9 @@ from shared.states import JobStatus, is_terminal
 from shared.video_output import (ReportOutput, event_generation, object_not_current, output_from_object, own_object,
                                  video_not_ours)
 
+# URLs signed at once for one response: keyless signing costs one IAM signBlob round trip per URL
+# (401 of them at MAX_SCENES); a small pool keeps the start quick without flooding IAM's quota.
+SIGN_WORKERS = 16
 ALLOWED_UPLOAD_TYPES = re.compile(r"^(image|audio|video)/[A-Za-z0-9.+-]{1,60}$")
 REFUSED_UPLOAD_TYPES = frozenset({"image/svg+xml"})  # vector images are not decodable as frames
 
@@ -280,16 +284,18 @@ class ExportService:
     def _start_response(self, job: JobRecord, req: StartRequest) -> dict:
         """{jobId, status, statusUrl, uploads}: a signed PUT per upload still missing, none once the
         job left awaiting_upload (a replay of a canceled or expired job gets no fresh URLs)."""
-        uploads = []
         received = set(job.uploads_received)
-        for up in req.uploads:
-            if up.name in received or job.status != JobStatus.AWAITING_UPLOAD:
-                continue
+        missing = ([up for up in req.uploads if up.name not in received]
+                   if job.status == JobStatus.AWAITING_UPLOAD else [])
+
+        def signed_put(up: UploadDecl) -> dict:
             signed = self.storage.signed_upload_url(
                 self.settings.input_bucket, ASSET_PREFIX.format(job_id=job.id) + up.name, up.content_type,
                 self.settings.upload_url_ttl_s, max_bytes=self.settings.max_asset_bytes)
-            uploads.append({"name": up.name, "url": signed.url, "method": signed.method,
-                            "headers": signed.headers, "expiresAt": iso(signed.expires_at)})
+            return {"name": up.name, "url": signed.url, "method": signed.method,
+                    "headers": signed.headers, "expiresAt": iso(signed.expires_at)}
+
+        uploads = in_parallel(signed_put, missing, SIGN_WORKERS)
         return {"jobId": job.id, "status": job.status.value,
                 "statusUrl": f"{self.settings.status_url}?jobId={job.id}",
                 "uploads": uploads}
