@@ -60,6 +60,9 @@ class MetadataServer:
                 path = self.path.split("?")[0].rstrip("/")
                 base = "/computeMetadata/v1"
                 sa = f"{base}/instance/service-accounts/default"
+                # the account is also served under its email, as the metadata server does (google-auth
+                # asks there once a refresh has told it the email)
+                path = path.replace(f"{base}/instance/service-accounts/{outer.email}", sa)
                 if path in ("", base):
                     return self._send(200, "application/text", b"")
                 if path == sa:
