@@ -88,6 +88,7 @@ class UploadDecl(_Wire):
 
 class StartRequest(_Wire):
     spec: dict
+    # a ceiling for the body's sake, above EXPORT_MAX_ASSETS (401), whose own message names the setting
     uploads: list[UploadDecl] = Field(default_factory=list, max_length=500)
     idempotency_key: str | None = Field(None, min_length=1, max_length=200)
 
