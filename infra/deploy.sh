@@ -54,10 +54,28 @@ origins=$(printf '"%s",' ${CORS_ORIGINS//,/ }); origins=${origins%,}
 printf '[{"origin": [%s], "method": ["PUT", "GET", "HEAD"], "responseHeader": ["Content-Type", "x-goog-content-length-range"], "maxAgeSeconds": 3600}]\n' "$origins" > "$CONF/cors.json"
 printf '{"rule": [{"action": {"type": "Delete"}, "condition": {"age": %d}}]}\n' "$RETENTION_DAYS" > "$CONF/lifecycle.json"
 
+# Limits (README: Limits), the same values for the functions and the render job. The task's memory
+# is given to it as RENDER_MEMORY_BYTES too (its preflight compares the job's files with it).
+RENDER_CPU=${RENDER_CPU:-4}
+RENDER_MEMORY=${RENDER_MEMORY:-8Gi}
+case $RENDER_MEMORY in
+  *Gi) MEMORY_BYTES=$(( ${RENDER_MEMORY%Gi} * 1073741824 )) ;;
+  *Mi) MEMORY_BYTES=$(( ${RENDER_MEMORY%Mi} * 1048576 )) ;;
+  *) echo "RENDER_MEMORY must be NGi or NMi (e.g. 8Gi), not $RENDER_MEMORY" >&2; exit 2 ;;
+esac
+TASK_TIMEOUT_S=${RENDER_TASK_TIMEOUT_S:-3600}
+LIMITS="EXPORT_MAX_SCENES=${EXPORT_MAX_SCENES:-200},EXPORT_MAX_TOTAL_S=${EXPORT_MAX_TOTAL_S:-1800}"
+LIMITS="$LIMITS,EXPORT_MAX_ASSETS=${EXPORT_MAX_ASSETS:-401},EXPORT_MAX_ASSET_BYTES=${EXPORT_MAX_ASSET_BYTES:-524288000}"
+LIMITS="$LIMITS,EXPORT_MAX_JOB_BYTES=${EXPORT_MAX_JOB_BYTES:-2147483648}"
+LIMITS="$LIMITS,EXPORT_MAX_OUTPUT_BYTES=${EXPORT_MAX_OUTPUT_BYTES:-2147483648}"
+LIMITS="$LIMITS,EXPORT_MAX_BODY_BYTES=${EXPORT_MAX_BODY_BYTES:-1000000},EXPORT_MAX_CAPTION_CHARS=${EXPORT_MAX_CAPTION_CHARS:-500}"
+RENDER_LIMITS="RENDER_MEMORY_BYTES=$MEMORY_BYTES,RENDER_TASK_TIMEOUT_S=$TASK_TIMEOUT_S"
+RENDER_LIMITS="$RENDER_LIMITS,RENDER_TIMEOUT_PER_OUTPUT_S=${RENDER_TIMEOUT_PER_OUTPUT_S:-1.5}"
+
 ENV="EXPORT_INPUT_BUCKET=$IN,EXPORT_OUTPUT_BUCKET=$OUT,EXPORT_JOBS_TOPIC=$TOPIC,GOOGLE_CLOUD_PROJECT=$PROJECT"
 ENV="$ENV,GOOGLE_CLOUD_REGION=$REGION,RENDER_JOB_NAME=$JOB,INSTANCE_CONNECTION_NAME=$INSTANCE,EXPORT_API_BASE=$API_BASE"
 ENV="$ENV,EXPORT_COMPLETE_URL=$API_BASE/export-complete,EXPORT_STATUS_URL=$API_BASE/export-status"
-ENV="$ENV,RENDER_TASK_TIMEOUT_S=${RENDER_TASK_TIMEOUT_S:-3600},DB_NAME=${DB_NAME:-sceneflow},DB_IAM_AUTH=true"
+ENV="$ENV,RENDER_TASK_TIMEOUT_S=$TASK_TIMEOUT_S,DB_NAME=${DB_NAME:-sceneflow},DB_IAM_AUTH=true,$LIMITS"
 # Cloud SQL IAM database users of service accounts drop the ".gserviceaccount.com" suffix.
 db_user() { echo "${DB_USER:-${1%.gserviceaccount.com}}"; }
 SECRETS="EXPORT_WORKER_TOKEN=$SECRET:latest"
@@ -117,9 +135,9 @@ for sa in "$FN_SA" "$JOB_SA"; do
 done
 
 run gcloud run jobs deploy "$JOB" --project="$PROJECT" --region="$REGION" --image="$IMAGE" \
-  --tasks=1 --max-retries="${RENDER_MAX_RETRIES:-3}" --task-timeout="${RENDER_TASK_TIMEOUT_S:-3600}s" \
-  --cpu="${RENDER_CPU:-4}" --memory="${RENDER_MEMORY:-4Gi}" --service-account="$JOB_SA" \
-  --set-env-vars="EXPORT_INPUT_BUCKET=$IN,EXPORT_OUTPUT_BUCKET=$OUT,EXPORT_API_BASE=$API_BASE,EXPORT_COMPLETE_URL=$API_BASE/export-complete,RENDER_MAX_RETRIES=${RENDER_MAX_RETRIES:-3}" \
+  --tasks=1 --max-retries="${RENDER_MAX_RETRIES:-3}" --task-timeout="${TASK_TIMEOUT_S}s" \
+  --cpu="$RENDER_CPU" --memory="$RENDER_MEMORY" --service-account="$JOB_SA" \
+  --set-env-vars="EXPORT_INPUT_BUCKET=$IN,EXPORT_OUTPUT_BUCKET=$OUT,EXPORT_API_BASE=$API_BASE,EXPORT_COMPLETE_URL=$API_BASE/export-complete,RENDER_MAX_RETRIES=${RENDER_MAX_RETRIES:-3},$LIMITS,$RENDER_LIMITS" \
   --set-secrets="$SECRETS"
 for sa in "$FN_SA" "$DISPATCH_SA"; do  # run with overrides, read and cancel executions
   run gcloud run jobs add-iam-policy-binding "$JOB" --project="$PROJECT" --region="$REGION" \

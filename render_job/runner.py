@@ -75,9 +75,9 @@ def find_ffmpeg(configured: str | None = None) -> str:
         raise PermanentRenderError(f"no FFmpeg found (PATH or imageio-ffmpeg): {exc}") from None
 
 
-def default_timeout_s(total_s: float, base_s: float = 60.0, per_output_s: float = 4.0) -> float:
+def default_timeout_s(total_s: float, base_s: float = 60.0, per_output_s: float = 1.5) -> float:
     """The overall render time limit for an output of `total_s` seconds: base_s + per_output_s x total
-    (defaults: 60 s + 4 x total; settings RENDER_TIMEOUT_BASE_S / RENDER_TIMEOUT_PER_OUTPUT_S)."""
+    (defaults: 60 s + 1.5 x total; settings RENDER_TIMEOUT_BASE_S / RENDER_TIMEOUT_PER_OUTPUT_S)."""
     return base_s + per_output_s * max(0.0, total_s)
 
 

@@ -50,11 +50,11 @@ class Settings:
     # Limits (each a setting; see env.example)
     max_scenes: int = 200
     max_total_s: float = 1800.0  # sum of explicit scene durations at start; the planned total in the job
-    max_assets: int = 100
+    max_assets: int = 401  # a visual and a narration per scene at max_scenes, plus music
     max_asset_bytes: int = 500 * 1024 * 1024
+    max_job_bytes: int = 2 * 1024 * 1024 * 1024  # all of a job's media: they sit in the task's in-memory disk
     max_caption_chars: int = 500
-    max_output_bytes: int = 2147483648  # enforced by the render (FFmpeg -fs)
-    max_job_bytes: int = 2147483648  # sum of the sizes of every media file of a job
+    max_output_bytes: int = 2 * 1024 * 1024 * 1024
     # reconcile_exports thresholds, seconds
     reconcile_queued_after_s: float = 120.0
     reconcile_stale_after_s: float = 600.0
@@ -76,6 +76,7 @@ class Settings:
     # Render job (Cloud Run Job)
     render_job_name: str = "sceneflow-render"
     render_task_timeout_s: int = 3600
+    render_memory_bytes: int = 8 * 1024 * 1024 * 1024  # the task's memory limit (= Cloud Run --memory 8Gi)
     render_max_retries: int = 3
     render_python: str | None = None  # local launcher: interpreter for `python -m render_job`
     render_workdir: str | None = None
@@ -89,9 +90,8 @@ class Settings:
     render_max_media_s: float = 3600.0  # any clip, narration or music file, seconds
     render_stall_s: float = 60.0  # kill FFmpeg when its output position has not moved for this long
     render_timeout_base_s: float = 60.0  # FFmpeg time limit = base + per_output_s x output seconds
-    render_timeout_per_output_s: float = 1.5
+    render_timeout_per_output_s: float = 1.5  # 60 + 1.5 x 1800 s fits the 3600 s task timeout
     render_segment_scenes: int = 24  # scenes per FFmpeg graph; more are rendered in segments (memory)
-    render_memory_bytes: int = 8589934592  # the task's memory limit (render_job.memory: files count too)
     extra: dict = field(default_factory=dict)
 
     @property
@@ -142,11 +142,11 @@ def get_settings() -> Settings:
         client_token=e("EXPORT_CLIENT_TOKEN", ""),
         max_scenes=_int("EXPORT_MAX_SCENES", 200),
         max_total_s=_float("EXPORT_MAX_TOTAL_S", 1800.0),
-        max_assets=_int("EXPORT_MAX_ASSETS", 100),
+        max_assets=_int("EXPORT_MAX_ASSETS", 401),
         max_asset_bytes=_int("EXPORT_MAX_ASSET_BYTES", 500 * 1024 * 1024),
+        max_job_bytes=_int("EXPORT_MAX_JOB_BYTES", 2 * 1024 * 1024 * 1024),
         max_caption_chars=_int("EXPORT_MAX_CAPTION_CHARS", 500),
-        max_output_bytes=_int("EXPORT_MAX_OUTPUT_BYTES", 2147483648),
-        max_job_bytes=_int("EXPORT_MAX_JOB_BYTES", 2147483648),
+        max_output_bytes=_int("EXPORT_MAX_OUTPUT_BYTES", 2 * 1024 * 1024 * 1024),
         reconcile_queued_after_s=_float("RECONCILE_QUEUED_AFTER_S", 120.0),
         reconcile_stale_after_s=_float("RECONCILE_STALE_AFTER_S", 600.0),
         upload_ttl_s=_float("EXPORT_UPLOAD_TTL_S", 3600.0),
@@ -164,6 +164,7 @@ def get_settings() -> Settings:
         local_push_url=e("EXPORT_LOCAL_PUSH_URL") or None,
         render_job_name=e("RENDER_JOB_NAME", "sceneflow-render"),
         render_task_timeout_s=_int("RENDER_TASK_TIMEOUT_S", 3600),
+        render_memory_bytes=_int("RENDER_MEMORY_BYTES", 8 * 1024 * 1024 * 1024),
         render_max_retries=_int("RENDER_MAX_RETRIES", 3),
         render_python=e("RENDER_PYTHON") or None,
         render_workdir=e("RENDER_WORKDIR") or None,
@@ -178,5 +179,4 @@ def get_settings() -> Settings:
         render_timeout_base_s=_float("RENDER_TIMEOUT_BASE_S", 60.0),
         render_timeout_per_output_s=_float("RENDER_TIMEOUT_PER_OUTPUT_S", 1.5),
         render_segment_scenes=_int("RENDER_SEGMENT_SCENES", 24),
-        render_memory_bytes=_int("RENDER_MEMORY_BYTES", 8589934592),
     )

@@ -15,7 +15,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
 from sqlalchemy import Engine, bindparam, case, func, literal, select, union_all, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
@@ -23,6 +23,7 @@ from sqlalchemy.exc import TimeoutError as SATimeoutError
 from sqlalchemy.orm import Session, defer, sessionmaker
 
 from shared.errors import TransientError
+from shared.limits import JOB_TOO_LARGE, job_bytes_problem
 from shared.messages import bounded
 from shared.models import ExportJob, ExportJobEvent, ExportJobUpload
 from shared.states import JobStatus, sources_for
@@ -191,6 +192,14 @@ def status_fields(job: JobRecord) -> dict[str, Any]:
         "error": {"code": job.error_code, "message": job.error_message} if job.error_code else None,
         "output": job.output if job.status == JobStatus.SUCCEEDED else None,
     }
+
+
+class UploadRecorded(NamedTuple):
+    """What JobRepository.record_upload did: see there."""
+
+    known: bool
+    queued: bool
+    too_large: str | None = None
 
 
 class JobRepository:
@@ -371,19 +380,22 @@ class JobRepository:
         with self._tx() as s:
             return self._transition(s, job_id, target, values, sources, attempt)
 
-    def record_upload(self, job_id: str, name: str, generation: str, size_bytes: int | None) -> tuple[bool, bool]:
+    def record_upload(self, job_id: str, name: str, generation: str, size_bytes: int | None,
+                      max_job_bytes: int | None = None) -> "UploadRecorded":
         """Note that a declared upload arrived; queue the job when all have.
 
         Serialised per job by a row lock (SELECT ... FOR UPDATE on PostgreSQL; SQLite serialises
         every writer with BEGIN IMMEDIATE), so two last uploads arriving together queue it once.
-        Returns:
-            (known, queued_now): known is False for an unknown job or an undeclared name;
-            queued_now is True only for the call that moved awaiting_upload -> queued.
+        max_job_bytes: when the sizes received so far add up to more than this, the awaiting job is
+        failed at once in the same transaction (code limits.JOB_TOO_LARGE, naming total and files).
+        Returns UploadRecorded(known, queued, too_large): known is False for an unknown job or an
+        undeclared name; queued is True only for the call that moved awaiting_upload -> queued;
+        too_large is the error message for the call that failed the job over max_job_bytes.
         """
         with self._tx() as s:
             job = s.execute(select(ExportJob).where(ExportJob.id == job_id).with_for_update()).scalar_one_or_none()
             if job is None or name not in (job.uploads_expected or []):
-                return False, False
+                return UploadRecorded(False, False)
             have = s.execute(select(ExportJobUpload.id).where(
                 ExportJobUpload.job_id == job_id, ExportJobUpload.name == name)).first()
             if have is None:
@@ -391,12 +403,17 @@ class JobRepository:
                                       size_bytes=size_bytes, at=utcnow()))
                 s.flush()
             if job.status != JobStatus.AWAITING_UPLOAD.value:
-                return True, False
-            count = s.execute(select(func.count()).select_from(ExportJobUpload)
-                              .where(ExportJobUpload.job_id == job_id)).scalar_one()
-            if count < len(job.uploads_expected):
-                return True, False
-            return True, self._transition(s, job_id, JobStatus.QUEUED, {})
+                return UploadRecorded(True, False)
+            sizes = s.execute(select(ExportJobUpload.name, ExportJobUpload.size_bytes)
+                              .where(ExportJobUpload.job_id == job_id)).all()
+            problem = (job_bytes_problem([(n, b or 0) for n, b in sizes], max_job_bytes)
+                       if max_job_bytes is not None else None)
+            if problem and self._transition(s, job_id, JobStatus.FAILED, {
+                    "error_code": JOB_TOO_LARGE, "error_message": problem, "finished_at": utcnow()}):
+                return UploadRecorded(True, False, problem)
+            if len(sizes) < len(job.uploads_expected):
+                return UploadRecorded(True, False)
+            return UploadRecorded(True, self._transition(s, job_id, JobStatus.QUEUED, {}))
 
     def set_execution(self, job_id: str, execution_name: str, log_uri: str | None = None) -> None:
         """Record the job's execution and where its logs are."""

@@ -24,7 +24,9 @@ from pydantic.alias_generators import to_camel
 from shared import logs
 from shared.config import Settings
 from shared.finite import check_metadata_numbers, nonfinite_problem
+from shared.limits import JOB_TOO_LARGE
 from shared.messages import bounded, listing
+from shared.parallel import in_parallel
 from shared.outputs import clean_warnings, video_object
 from shared.errors import (MESSAGE_MAX_CHARS, Conflict, Forbidden, InvalidRequest, NotFound, TransientError,
                            Unauthorized)
@@ -35,6 +37,9 @@ from shared.states import JobStatus, is_terminal
 from shared.video_output import (ReportOutput, event_generation, object_not_current, output_from_object, own_object,
                                  video_not_ours)
 
+# URLs signed at once for one response: keyless signing costs one IAM signBlob round trip per URL
+# (401 of them at MAX_SCENES); a small pool keeps the start quick without flooding IAM's quota.
+SIGN_WORKERS = 16
 ALLOWED_UPLOAD_TYPES = re.compile(r"^(image|audio|video)/[A-Za-z0-9.+-]{1,60}$")
 REFUSED_UPLOAD_TYPES = frozenset({"image/svg+xml"})  # vector images are not decodable as frames
 
@@ -83,6 +88,7 @@ class UploadDecl(_Wire):
 
 class StartRequest(_Wire):
     spec: dict
+    # a ceiling for the body's sake, above EXPORT_MAX_ASSETS (401), whose own message names the setting
     uploads: list[UploadDecl] = Field(default_factory=list, max_length=500)
     idempotency_key: str | None = Field(None, min_length=1, max_length=200)
 
@@ -279,16 +285,18 @@ class ExportService:
     def _start_response(self, job: JobRecord, req: StartRequest) -> dict:
         """{jobId, status, statusUrl, uploads}: a signed PUT per upload still missing, none once the
         job left awaiting_upload (a replay of a canceled or expired job gets no fresh URLs)."""
-        uploads = []
         received = set(job.uploads_received)
-        for up in req.uploads:
-            if up.name in received or job.status != JobStatus.AWAITING_UPLOAD:
-                continue
+        missing = ([up for up in req.uploads if up.name not in received]
+                   if job.status == JobStatus.AWAITING_UPLOAD else [])
+
+        def signed_put(up: UploadDecl) -> dict:
             signed = self.storage.signed_upload_url(
                 self.settings.input_bucket, ASSET_PREFIX.format(job_id=job.id) + up.name, up.content_type,
                 self.settings.upload_url_ttl_s, max_bytes=self.settings.max_asset_bytes)
-            uploads.append({"name": up.name, "url": signed.url, "method": signed.method,
-                            "headers": signed.headers, "expiresAt": iso(signed.expires_at)})
+            return {"name": up.name, "url": signed.url, "method": signed.method,
+                    "headers": signed.headers, "expiresAt": iso(signed.expires_at)}
+
+        uploads = in_parallel(signed_put, missing, SIGN_WORKERS)
         return {"jobId": job.id, "status": job.status.value,
                 "statusUrl": f"{self.settings.status_url}?jobId={job.id}",
                 "uploads": uploads}
@@ -639,7 +647,8 @@ class ExportService:
     def object_finalized(self, bucket: str, name: str, generation: str | int | None, size: int | None,
                          metadata: dict | None = None) -> str:
         """Handle a Cloud Storage finalize. Returns what it did (for logs and tests):
-        "upload", "queued", "succeeded", "duplicate" or "ignored".
+        "upload", "queued", "failed" (the uploads so far exceed EXPORT_MAX_JOB_BYTES), "succeeded",
+        "duplicate" or "ignored".
 
         The event itself is not trusted: the object is stat'd now. An input upload counts only when
         the object exists at `generation` or newer (its own generation and size are recorded); an
@@ -659,11 +668,16 @@ class ExportService:
                     logs.warning("input finalize ignored: no such upload", job_id=m.group(1), object=name,
                                  generation=str(generation or ""), reason=why)
                     return "ignored"
-            known, queued = (self.repo.record_upload(m.group(1), m.group(2), str(info.generation), info.size)
-                             if info is not None else (False, False))
+            known, queued, too_large = (
+                self.repo.record_upload(m.group(1), m.group(2), str(info.generation), info.size,
+                                        max_job_bytes=self.settings.max_job_bytes)
+                if info is not None else (False, False, None))
             if not known:
                 logs.warning("finalize for an unknown job or undeclared upload", bucket=bucket, object=name)
                 return "ignored"
+            if too_large:  # failed now, not left awaiting the rest: the render could not hold them
+                logs.warning("export failed", job_id=m.group(1), code=JOB_TOO_LARGE, reason=too_large)
+                return "failed"
             if queued:
                 logs.info("all uploads in; export queued", job_id=m.group(1))
                 self._publish(m.group(1))

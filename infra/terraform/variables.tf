@@ -93,15 +93,40 @@ variable "render_cpu" {
 }
 
 variable "render_memory" {
-  description = "Memory of a render task."
+  description = "Memory of a render task, in Gi (README: Limits); the task gets it as RENDER_MEMORY_BYTES too."
   type        = string
-  default     = "4Gi"
+  default     = "8Gi"
+  validation {
+    condition     = can(regex("^[0-9]+Gi$", var.render_memory))
+    error_message = "render_memory must be a whole number of Gi, e.g. 8Gi."
+  }
 }
 
 variable "render_task_timeout_s" {
   description = "Task timeout of a render (seconds; also RENDER_TASK_TIMEOUT_S of the functions)."
   type        = number
   default     = 3600
+}
+
+variable "render_timeout_per_output_s" {
+  description = "FFmpeg time limit per second of output (RENDER_TIMEOUT_PER_OUTPUT_S): 60 + this x 1800 s fits the task timeout."
+  type        = number
+  default     = 1.5
+}
+
+variable "export_limits" {
+  description = "The EXPORT_MAX_* limits (README: Limits), set on the functions and the render job alike."
+  type        = map(number)
+  default = {
+    EXPORT_MAX_SCENES        = 200
+    EXPORT_MAX_TOTAL_S       = 1800
+    EXPORT_MAX_ASSETS        = 401
+    EXPORT_MAX_ASSET_BYTES   = 524288000
+    EXPORT_MAX_JOB_BYTES     = 2147483648
+    EXPORT_MAX_OUTPUT_BYTES  = 2147483648
+    EXPORT_MAX_BODY_BYTES    = 1000000
+    EXPORT_MAX_CAPTION_CHARS = 500
+  }
 }
 
 variable "render_max_retries" {

@@ -4,9 +4,11 @@ Works unchanged against fake-gcs-server and gcp-storage-emulator when STORAGE_EM
 (the client library honours it). Signed URLs are V4
 (https://cloud.google.com/storage/docs/access-control/signed-urls):
 - with a service-account key (GOOGLE_APPLICATION_CREDENTIALS_JSON), signed locally with that key;
-- without one (Cloud Functions' default credentials), "keyless": the credentials are refreshed and
-  `service_account_email` + `access_token` are passed so the library signs through the IAM
-  Credentials signBlob API (needs roles/iam.serviceAccountTokenCreator on itself).
+- without one (Cloud Functions' default credentials), "keyless": the credentials are refreshed when
+  their token is not valid, and `service_account_email` + `access_token` are passed so the library
+  signs through the IAM Credentials signBlob API (needs roles/iam.serviceAccountTokenCreator on
+  itself). One signBlob call per URL: the service signs a response's URLs concurrently, so this
+  adapter is thread-safe.
 """
 from __future__ import annotations
 
@@ -38,6 +40,7 @@ class GoogleStorage:
         self._client = None
         self._credentials = None
         self._lock = threading.Lock()
+        self._refresh_lock = threading.Lock()  # keyless signing: one token refresh at a time
 
     @property
     def emulator_host(self) -> str | None:
@@ -80,17 +83,10 @@ class GoogleStorage:
             kwargs["headers"] = dict(headers)  # a copy: the library adds "Host" to the dict it is given
         if self.emulator_host:
             kwargs["api_access_endpoint"] = self.emulator_host
-        creds = self._credentials
         if self._credentials_info:  # a service-account key: sign locally
-            kwargs["credentials"] = creds
-        else:  # keyless: sign through IAM signBlob with a fresh access token
-            import google.auth.transport.requests
-
-            if creds is None:
-                raise TransientError("no credentials available to sign URLs")
-            creds.refresh(google.auth.transport.requests.Request())
-            kwargs["service_account_email"] = creds.service_account_email
-            kwargs["access_token"] = creds.token
+            kwargs["credentials"] = self._credentials
+        else:  # keyless: sign through IAM signBlob with a valid access token
+            kwargs["service_account_email"], kwargs["access_token"] = self._keyless_identity(bucket, name)
         try:
             return blob.generate_signed_url(**kwargs)
         except gexc.GoogleAPIError as exc:
@@ -98,6 +94,24 @@ class GoogleStorage:
         except google_auth_exceptions.GoogleAuthError as exc:  # signBlob refused or unreachable
             raise TransientError(f"could not sign a URL for gs://{bucket}/{name} (IAM signBlob: "
                                  f"{type(exc).__name__})") from None
+
+    def _keyless_identity(self, bucket: str, name: str) -> tuple[str, str]:
+        """(service account email, access token) for signBlob. The token is refreshed only when it is
+        missing or about to expire (google-auth's `valid`), once for all threads: a response with 401
+        upload URLs costs one refresh, not 401 metadata-server round trips. Raises TransientError."""
+        import google.auth.transport.requests
+
+        creds = self._credentials
+        if creds is None:
+            raise TransientError("no credentials available to sign URLs")
+        with self._refresh_lock:
+            if not creds.valid:
+                try:
+                    creds.refresh(google.auth.transport.requests.Request())
+                except google_auth_exceptions.GoogleAuthError as exc:
+                    raise TransientError(f"could not sign a URL for gs://{bucket}/{name} (credentials refresh: "
+                                         f"{type(exc).__name__})") from None
+            return creds.service_account_email, creds.token
 
     def signed_upload_url(self, bucket: str, name: str, content_type: str, ttl_s: int,
                           max_bytes: int | None = None) -> SignedUrl:

@@ -881,5 +881,5 @@ def test_time_limit_scales_with_output_length():
     from render_job.runner import default_timeout_s
 
     assert default_timeout_s(0) == 60
-    assert default_timeout_s(30) == 60 + 4 * 30
+    assert default_timeout_s(30) == 60 + 1.5 * 30
     assert default_timeout_s(10, base_s=5, per_output_s=2) == 25

@@ -54,11 +54,11 @@ def new_job(repo, uploads=("a.png", "n.wav"), key=None):
 
 def test_lifecycle_history_and_terminal(repo):
     job = new_job(repo)
-    assert repo.record_upload(job.id, "a.png", "1", 10) == (True, False)
-    assert repo.record_upload(job.id, "a.png", "1", 10) == (True, False)  # duplicate
-    assert repo.record_upload(job.id, "other.png", "1", 10) == (False, False)  # undeclared
-    assert repo.record_upload(job.id, "n.wav", "2", 20) == (True, True)
-    assert repo.record_upload(job.id, "n.wav", "2", 20) == (True, False)
+    assert repo.record_upload(job.id, "a.png", "1", 10) == (True, False, None)
+    assert repo.record_upload(job.id, "a.png", "1", 10) == (True, False, None)  # duplicate
+    assert repo.record_upload(job.id, "other.png", "1", 10) == (False, False, None)  # undeclared
+    assert repo.record_upload(job.id, "n.wav", "2", 20) == (True, True, None)
+    assert repo.record_upload(job.id, "n.wav", "2", 20) == (True, False, None)
     assert repo.transition(job.id, S.DISPATCHED) is True
     assert repo.transition(job.id, S.DISPATCHED) is False
     assert repo.transition(job.id, S.RUNNING) is True
@@ -119,6 +119,27 @@ def test_concurrent_last_uploads_queue_once(repo):
     assert len(queued) == 1 and repo.get(job.id).status == S.QUEUED
 
 
+def test_concurrent_uploads_over_the_job_byte_limit_fail_the_job_once(repo):
+    """Under the row lock the sizes are summed with every upload recorded before: 8 uploads of 100
+    bytes arriving together against a 450-byte limit fail the job exactly once, at the fifth."""
+    names = [f"f{i}.png" for i in range(8)]
+    job = new_job(repo, uploads=names)
+    results, barrier = [], threading.Barrier(len(names))
+
+    def upload(n):
+        barrier.wait()
+        results.append(repo.record_upload(job.id, n, "1", 100, max_job_bytes=450))
+
+    threads = [threading.Thread(target=upload, args=(n,)) for n in names]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    failed = [r.too_large for r in results if r.too_large]
+    assert len(failed) == 1 and not any(r.queued for r in results)
+    assert failed[0].startswith("media add up to 500 bytes, over EXPORT_MAX_JOB_BYTES = 450 bytes: ")
+    got = repo.get(job.id)
+    assert (got.status, got.error_code) == (S.FAILED, "job_too_large")
+
+
 # -- export_status bodies: the same on SQLite and PostgreSQL, field by field ---------------------------
 
 T0 = datetime(2026, 3, 4, 5, 6, 7, 891999, tzinfo=timezone.utc)  # milliseconds are truncated: .891
@@ -144,9 +165,9 @@ def make_jobs_in_every_state(repo) -> dict[str, str]:
         return ids[name]
 
     j = new("awaiting_upload", ("a.png", "n.wav"))
-    assert repo.record_upload(j, "a.png", "1", 10) == (True, False)
+    assert repo.record_upload(j, "a.png", "1", 10) == (True, False, None)
     j = new("queued", ("x.png",))
-    assert repo.record_upload(j, "x.png", "1", 10) == (True, True)
+    assert repo.record_upload(j, "x.png", "1", 10) == (True, True, None)
     for name in ("running", "failed", "succeeded"):
         j = new(name)
         assert repo.transition(j, S.DISPATCHED)

@@ -20,6 +20,7 @@ import socket
 import socketserver
 import ssl
 import threading
+import time
 from pathlib import Path
 
 from cryptography import x509
@@ -59,6 +60,9 @@ class MetadataServer:
                 path = self.path.split("?")[0].rstrip("/")
                 base = "/computeMetadata/v1"
                 sa = f"{base}/instance/service-accounts/default"
+                # the account is also served under its email, as the metadata server does (google-auth
+                # asks there once a refresh has told it the email)
+                path = path.replace(f"{base}/instance/service-accounts/{outer.email}", sa)
                 if path in ("", base):
                     return self._send(200, "application/text", b"")
                 if path == sa:
@@ -129,6 +133,10 @@ class IamCredentialsProxy:
         self.key_id = "wire-key-1"
         self.sign_requests: list[dict] = []  # {"path", "authorization", "payload": bytes}
         self.refused: list[str] = []
+        self.delay_s = 0.0  # each signBlob answer waits this long (an IAM round trip)
+        self.max_in_flight = 0  # the most signBlob calls answered at the same time
+        self._in_flight = 0
+        self._count_lock = threading.Lock()
         self.ca_path, leaf, leaf_key = _ca_and_leaf(folder)
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls.load_cert_chain(leaf, leaf_key)
@@ -152,6 +160,14 @@ class IamCredentialsProxy:
                 outer.sign_requests.append({"path": self.path, "email": path[len(prefix):-len(suffix)],
                                             "authorization": self.headers.get("Authorization"),
                                             "payload": payload})
+                with outer._count_lock:
+                    outer._in_flight += 1
+                    outer.max_in_flight = max(outer.max_in_flight, outer._in_flight)
+                try:
+                    time.sleep(outer.delay_s)
+                finally:
+                    with outer._count_lock:
+                        outer._in_flight -= 1
                 sig = outer.signing_key.sign(payload, padding.PKCS1v15(), hashes.SHA256())
                 self._json(200, {"keyId": outer.key_id, "signedBlob": base64.b64encode(sig).decode()})
 

@@ -102,3 +102,52 @@ def test_sign_blob_refusal_is_a_transient_error(keyless):
     iam.token = "another-token"  # the stand-in now answers 401, as IAM does without Token Creator
     with pytest.raises(TransientError, match="signBlob"):
         GoogleStorage("wire-proj").signed_download_url("out-bucket", "exports/x.mp4", ttl_s=60)
+
+
+def test_a_start_with_401_uploads_refreshes_once_and_signs_concurrently(keyless, tmp_path):
+    """Issue 15: a MAX_SCENES start signs 401 PUT URLs. Keyless, each is one signBlob round trip: they
+    run on a bounded pool (service.SIGN_WORKERS) and the token is refreshed once, not once per URL."""
+    import time
+
+    from shared.adapters.local_launcher import RecordingLauncher
+    from shared.adapters.local_pubsub import RecordingPublisher
+    from shared.adapters.local_storage import LocalStorage
+    from shared.bootstrap import build_service
+    from shared.config import Settings
+    from tests.integration.test_limits import max_storyboard
+
+    class KeylessSignedFolder(LocalStorage):
+        """Objects in a folder (no Cloud Storage here), upload URLs signed keylessly by GoogleStorage."""
+
+        def __init__(self, root):
+            super().__init__(root)
+            self.signer = GoogleStorage("wire-proj")
+
+        def signed_upload_url(self, *args, **kwargs):
+            return self.signer.signed_upload_url(*args, **kwargs)
+
+    meta, iam = keyless
+    iam.delay_s = 0.02  # one IAM round trip: 401 of them one after another would take 8 s and more
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/jobs.db", input_bucket="in-bucket", max_assets=401)
+    service = build_service(settings, storage=KeylessSignedFolder(tmp_path / "gcs"), publisher=RecordingPublisher(),
+                            launcher=RecordingLauncher(), migrate_db=True)
+    spec, uploads = max_storyboard(caption_chars=10)
+    t = time.monotonic()
+    code, body = service.start({"spec": spec, "uploads": uploads})
+    took_s = time.monotonic() - t
+    assert code == 202 and len(body["uploads"]) == 401
+    tokens = [p for p in meta.requests if p.split("?")[0].endswith("/token")]
+    assert len(tokens) == 1, len(tokens)  # one refresh for the whole response
+    assert len(iam.sign_requests) == 401
+    from shared.service import SIGN_WORKERS
+
+    assert 2 <= iam.max_in_flight <= SIGN_WORKERS, iam.max_in_flight
+    # in the order of the declared uploads, each URL signed for its own object and verifiable
+    for up, got in zip(uploads, body["uploads"]):
+        assert got["name"] == up["name"]
+        path = urllib.parse.urlsplit(got["url"]).path
+        assert path == f"/in-bucket/jobs/{body['jobId']}/assets/{up['name']}"
+        sts, signature = _string_to_sign(got["url"], "PUT", got["headers"])
+        iam.public_key().verify(signature, sts, padding.PKCS1v15(), hashes.SHA256())
+    print(f"\n401 keyless upload URLs with a 20 ms signBlob: {took_s * 1000:.0f} ms, "
+          f"{iam.max_in_flight} at once")
