@@ -34,6 +34,7 @@ from shared import logs
 from shared.config import Settings, get_settings
 from shared.errors import (MESSAGE_MAX_CHARS, Conflict, ExportError, InvalidRequest, NotFound, PermanentRenderError,
                            TransientError)
+from shared.limits import TOO_LONG, total_problem
 from shared.outputs import (NAME_METADATA, bounded_warnings, is_output_name, slugify, timeline_from_metadata,
                             timeline_to_metadata, warnings_from_metadata, warnings_to_metadata)
 from shared.spec import ExportSpec, parse_spec
@@ -286,7 +287,7 @@ def _fetch_and_probe(spec: ExportSpec, job_id: str, storage: Any, input_bucket: 
     srcs = list(dict.fromkeys(src for _, src in refs))
     with ThreadPoolExecutor(max_workers=DOWNLOAD_THREADS) as pool:
         stats = dict(zip(srcs, pool.map(stat, srcs)))  # every size before any download
-        memory.check_job_bytes([i.size for i in stats.values() if i is not None], settings.max_job_bytes)
+        memory.check_job_bytes([(src, i.size) for src, i in stats.items() if i is not None], settings.max_job_bytes)
         fetched = list(pool.map(lambda item: fetch(*item), enumerate(srcs)))
     for src, rel, media, problem in fetched:
         if problem is not None:
@@ -528,6 +529,10 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
         local, probes = _fetch_and_probe(spec, job_id, storage, settings.input_bucket, workdir, settings)
         reporter.running("preparing", 0.05)
         plan = build_plan(spec, probes)
+        too_long = total_problem(plan.total_s, [(f"scenes[{i}] (id {spec.scenes[i].id!r})", sc.duration)
+                                                for i, sc in enumerate(plan.scenes)], settings.max_total_s)
+        if too_long:  # lengths taken from narrations and clips are known only now (the API saw durations)
+            raise PermanentRenderError(too_long, code=TOO_LONG)
         # more scenes than one FFmpeg graph should hold: the video in segments piped into one encoding run
         cuts = ffargs.segment_cuts(plan, settings.render_segment_scenes)
         budget = _memory_budget(plan, cuts, workdir, settings, job_id, spec.output.resolution)

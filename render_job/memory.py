@@ -29,6 +29,7 @@ from typing import Callable, Sequence
 
 from shared import logs
 from shared.errors import PermanentRenderError
+from shared.limits import JOB_TOO_LARGE, job_bytes_problem
 
 from render_job.ffmpeg import GRAPH_FILE, scene_memory_mb
 from render_job.plan import RenderPlan
@@ -144,14 +145,13 @@ def check_budget(b: Budget, resolution: str) -> None:
         f"shorter storyboard{smaller}", code="memory_limit")
 
 
-def check_job_bytes(sizes: Sequence[int], limit: int) -> None:
-    """Raises PermanentRenderError (code "job_too_large") when the media files' sizes (bytes, from
-    storage.stat, before any download) add up to more than `limit` (EXPORT_MAX_JOB_BYTES; 0: none)."""
-    total = sum(sizes)
-    if limit and total > limit:
-        raise PermanentRenderError(
-            f"the {len(sizes)} media files of this export add up to {gb(total)}, over the limit of "
-            f"{gb(limit)} per export (EXPORT_MAX_JOB_BYTES); use fewer or smaller files", code="job_too_large")
+def check_job_bytes(sizes: Sequence[tuple[str, int]], limit: int) -> None:
+    """Raises PermanentRenderError (code JOB_TOO_LARGE) when the media files' sizes ([(src, bytes)],
+    from storage.stat, before any download) add up to more than `limit` (EXPORT_MAX_JOB_BYTES; 0:
+    none). The message is the API's (shared.limits.job_bytes_problem): limit, total, files."""
+    problem = job_bytes_problem(list(sizes), limit) if limit else None
+    if problem:
+        raise PermanentRenderError(problem, code=JOB_TOO_LARGE)
 
 
 def with_size_limit(argv: list[str], cap: int) -> list[str]:

@@ -96,9 +96,9 @@ def test_media_over_the_job_limit_fail_before_any_download(tmp_path, media):
     total = sum(len(data) for data in media.values())
     result, reporter, ran, outputs, work = export(tmp_path, media, max_job_bytes=total - 1)
     assert (result.exit_code, result.status, result.error["code"]) == (0, "failed", "job_too_large")
-    assert reporter.final["error"]["message"] == (
-        f"the 4 media files of this export add up to {total / 1e9:.2f} GB, over the limit of "
-        f"{(total - 1) / 1e9:.2f} GB per export (EXPORT_MAX_JOB_BYTES); use fewer or smaller files")
+    message = reporter.final["error"]["message"]
+    assert message.startswith(f"media add up to {total:,} bytes, over EXPORT_MAX_JOB_BYTES = {total - 1:,} bytes: ")
+    assert all(f"{name} ({len(data):,} bytes)" in message for name, data in media.items())
     assert os.listdir(work / "assets") == []  # nothing downloaded
     assert ran == [] and not outputs.exists()
 
@@ -140,3 +140,16 @@ def test_a_segmented_render_deletes_the_stills_of_finished_segments(tmp_path, me
     after = [files for args, files in ran if "ebur128" in args or "poster.jpg" in args]
     assert after and all(files == [] for files in after)
     assert not (work / "assets").exists()
+
+
+def test_a_plan_longer_than_the_total_limit_fails_before_ffmpeg(tmp_path, media):
+    """The API sums only the given durations; a scene without one lasts as long as its narration,
+    known only once the render has probed it: the render checks the planned total itself."""
+    result, reporter, ran, outputs, work = export(tmp_path, media, max_total_s=2.0)
+    assert (result.exit_code, result.status, result.error["code"]) == (0, "failed", "too_long")
+    assert reporter.final["error"]["message"] == (
+        "the video would be 2.5 s long, over EXPORT_MAX_TOTAL_S = 2 s (a scene without duration lasts as "
+        "long as its narration or clip); longest scenes: scenes[0] (id 's0') 0.5 s, scenes[1] (id 's1') 0.5 s, "
+        "scenes[2] (id 's2') 0.5 s")
+    assert [args for args, _ in ran if "-i" in args] == []  # no FFmpeg run at all
+    assert not outputs.exists()

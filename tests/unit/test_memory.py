@@ -103,13 +103,15 @@ def test_the_output_cap_is_the_memory_left_when_less_than_the_setting():
     assert b.output_cap == left and "RENDER_MEMORY_BYTES" in b.output_cap_source
 
 
-def test_job_bytes_over_the_limit_name_the_setting_and_the_total():
-    memory.check_job_bytes([1_000_000_000, 1_000_000_000], 2147483648)  # 2.00 GB <= 2.15 GB: fine
+def test_job_bytes_over_the_limit_name_the_setting_the_total_and_the_files():
+    memory.check_job_bytes([("a.mp4", 1_000_000_000), ("b.mp4", 1_000_000_000)], 2147483648)  # fine
     with pytest.raises(PermanentRenderError) as err:
-        memory.check_job_bytes([1_500_000_000, 700_000_000, 1], 2147483648)
+        memory.check_job_bytes([("a.mp4", 700_000_000), ("gs://lib/b.mp4", 1_500_000_000), ("c.png", 1)],
+                               2147483648)
     assert err.value.code == "job_too_large"
-    assert err.value.message == ("the 3 media files of this export add up to 2.20 GB, over the limit of 2.15 GB "
-                                 "per export (EXPORT_MAX_JOB_BYTES); use fewer or smaller files")
+    assert err.value.message == ("media add up to 2,200,000,001 bytes, over EXPORT_MAX_JOB_BYTES = 2,147,483,648 "
+                                 "bytes (2.0 GiB): gs://lib/b.mp4 (1,500,000,000 bytes), a.mp4 (700,000,000 "
+                                 "bytes), c.png (1 bytes)")
 
 
 def test_size_limit_goes_before_the_output_file():
