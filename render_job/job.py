@@ -43,7 +43,7 @@ from render_job import ffmpeg as ffargs
 from render_job import memory
 from render_job.clips import trim_problem
 from render_job.plan import RenderPlan, build_plan
-from render_job.normalize import normalize_image
+from render_job.normalize import COPY_SUFFIX, normalize_image
 from render_job.probe import MediaInfo, probe, still_info
 from render_job.runner import SegmentFeed, default_timeout_s, find_ffmpeg, run_ffmpeg
 from render_job.subtitles import ASS_FILE, FONTS_DIR, SRT_FILE, VTT_FILE, fit_warnings, write_captions
@@ -266,7 +266,7 @@ def _fetch_and_probe(spec: ExportSpec, job_id: str, storage: Any, input_bucket: 
         """Decode and probe one downloaded file: (path to render from, relative to workdir; MediaInfo)."""
         abs_path = os.path.join(workdir, rel)
         if image_only.get(src):
-            norm_rel = os.path.splitext(rel)[0] + ".norm.png"
+            norm_rel = os.path.splitext(rel)[0] + COPY_SUFFIX
             res = normalize_image(abs_path, os.path.join(workdir, norm_rel), frame_w, frame_h,
                                   max_pixels=settings.render_max_image_pixels,
                                   max_decode_pixels=settings.render_max_decode_pixels, label=src)

@@ -7,7 +7,7 @@ with its processes, so an export needs, at its peak (the render):
     F       FFmpeg, every process alive at once (ffmpeg_peak_bytes): the encoding run, plus the
             scenes of the largest graph (render_job.ffmpeg.scene_memory_mb: the one graph, or the
             largest segment with its producer run), plus ~1 MB per audio input of the encoding run
-    media   the files in the working directory: downloads and normalised copies (*.norm.png)
+    media   the files in the working directory: downloads and normalised copies (*.norm.jpg)
     output  the MP4 as it grows (output_estimate_bytes; capped by FFmpeg's -fs at output_cap)
     OVERHEAD_MB  Python (~150 MB), PyAV/Pillow, caption files and fonts, -fs overshoot, margin
 

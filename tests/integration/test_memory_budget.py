@@ -127,8 +127,8 @@ def test_a_segmented_render_deletes_the_stills_of_finished_segments(tmp_path, me
     segments = [files for args, files in ran if args.endswith("rawvideo -pix_fmt yuv420p pipe:1")]
     assert len(segments) == 3
     # downloads are named by first use: a.png a00.png, voice.wav a01.wav, b.png a02.png, c.png a03.png
-    # (it has alpha: rendered from its normalised copy a03.norm.png; the download is deleted)
-    a, voice, b, c = "a00.png", "a01.wav", "a02.png", "a03.norm.png"
+    # (it has alpha: rendered from its normalised copy a03.norm.jpg; the download is deleted)
+    a, voice, b, c = "a00.png", "a01.wav", "a02.png", "a03.norm.jpg"
     # when segment k starts, the stills only earlier segments read are gone; the narration (read by
     # the encoding run for the whole length) stays
     assert [sorted(set(segments[k]) - set(segments[k + 1])) for k in (0, 1)] == [[a], [b]]
