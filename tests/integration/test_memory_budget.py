@@ -76,10 +76,11 @@ def export(tmp_path: Path, media, **settings):
 
 
 def test_a_job_over_the_memory_limit_fails_at_preflight_before_ffmpeg(tmp_path, media, capfd):
-    result, reporter, ran, outputs, work = export(tmp_path, media, render_memory_bytes=512 * 1024 * 1024)
+    # 900 MiB: room for the media files in preflight (MediaGuard), not for FFmpeg with them
+    result, reporter, ran, outputs, work = export(tmp_path, media, render_memory_bytes=900 * 1024 * 1024)
     assert (result.exit_code, result.status, result.error["code"]) == (0, "failed", "memory_limit")
     message = reporter.final["error"]["message"]
-    assert "over the render task's 0.54 GB (RENDER_MEMORY_BYTES)" in message
+    assert "over the render task's 0.94 GB (RENDER_MEMORY_BYTES)" in message
     assert "this export needs an estimated" in message and "FFmpeg" in message and "media files" in message
     assert "use fewer or smaller media files" in message
     assert ran == []  # no FFmpeg run at all
@@ -87,9 +88,9 @@ def test_a_job_over_the_memory_limit_fails_at_preflight_before_ffmpeg(tmp_path, 
     assert not outputs.exists()
     logged = [json.loads(line) for line in capfd.readouterr().out.splitlines() if line.startswith("{")]
     budget = [e for e in logged if e.get("message") == "memory budget"]
-    assert len(budget) == 1 and budget[0]["limitBytes"] == 512 * 1024 * 1024
+    assert len(budget) == 1 and budget[0]["limitBytes"] == 900 * 1024 * 1024
     assert budget[0]["needBytes"] == (budget[0]["ffmpegBytes"] + budget[0]["mediaBytes"] + budget[0]["outputBytes"]
-                                      + budget[0]["overheadBytes"]) > 512 * 1024 * 1024
+                                      + budget[0]["overheadBytes"]) > 900 * 1024 * 1024
 
 
 def test_media_over_the_job_limit_fail_before_any_download(tmp_path, media):

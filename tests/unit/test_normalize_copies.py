@@ -1,5 +1,5 @@
 """Normalised copies stay small (render_job.normalize): a JPEG (q95, 4:4:4) just covering the output
-frame, not a PNG at twice the frame."""
+frame, not a PNG at twice the frame; and preflight's running total of media (memory.MediaGuard)."""
 import io
 import sys
 from pathlib import Path
@@ -11,6 +11,7 @@ if str(ROOT) not in sys.path:
 import pytest  # noqa: E402
 from PIL import Image, JpegImagePlugin  # noqa: E402
 
+from render_job import memory  # noqa: E402
 from render_job.normalize import normalize_image  # noqa: E402
 
 RED = (255, 0, 0)
@@ -73,3 +74,31 @@ def test_a_lossless_picture_with_alpha_is_flattened_into_the_jpeg(tmp_path):
         assert (out.format, out.size) == ("JPEG", (320, 180))
         assert [abs(a - b) <= 3 for a, b in zip(out.getpixel((80, 90)), (0, 200, 0))] == [True] * 3
         assert max(out.getpixel((240, 90))) <= 3  # flattened onto black, not the stored white
+
+
+# --- MediaGuard -------------------------------------------------------------------------------
+def test_the_media_allowance_is_the_memory_less_the_least_ffmpeg_and_the_overhead():
+    g = memory.MediaGuard(8 * 1024**3, "RENDER_MEMORY_BYTES", 1920, 1080, "1080p")
+    assert g.ffmpeg == memory.ffmpeg_floor_bytes(1920, 1080) == 450 * memory.MIB  # 150 + 300 MiB at 1080p
+    assert memory.ffmpeg_floor_bytes(1280, 720) == int((150 + 300 * 4 / 9) * memory.MIB)
+    assert g.allowance == (8192 - 450 - 512) * memory.MIB
+    # F of any plan is at least its floor (the same model: the encoding run is part of F)
+    assert memory.ffmpeg_floor_bytes(640, 360) < memory.ffmpeg_floor_bytes(1280, 720) < g.ffmpeg
+
+
+def test_the_guard_fails_at_the_file_that_does_not_fit_and_every_one_after_it():
+    limit = memory.ffmpeg_floor_bytes(1280, 720) + int(memory.OVERHEAD_MB * memory.MIB) + 1000
+    g = memory.MediaGuard(limit, "RENDER_MEMORY_BYTES", 1280, 720, "720p")
+    g.add(600)
+    g.add(400)  # exactly the allowance: fits
+    with pytest.raises(memory.MediaOverLimit) as exc:
+        g.add(1)
+    assert exc.value.code == "memory_limit"
+    assert exc.value.message == (
+        f"the media files of this export (downloads and normalised pictures) need more than the 0.00 GB of "
+        f"memory that the render task's {memory.gb(limit)} (RENDER_MEMORY_BYTES) leaves for them beside "
+        f"FFmpeg (0.30 GB at the least, 720p) and overhead (0.54 GB); use fewer or smaller media files")
+    g.add(-501)  # a deletion never raises
+    with pytest.raises(memory.MediaOverLimit):
+        g.add(0)  # the job has failed, even if under the allowance again: nothing more is fetched or decoded
+    assert g.total == 500
