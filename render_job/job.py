@@ -44,7 +44,7 @@ from render_job import ffmpeg as ffargs
 from render_job import memory
 from render_job.clips import trim_problem
 from render_job.plan import RenderPlan, build_plan
-from render_job.normalize import normalize_image
+from render_job.normalize import COPY_SUFFIX, normalize_image
 from render_job.probe import MediaInfo, probe, still_info
 from render_job.runner import SegmentFeed, default_timeout_s, find_ffmpeg, run_ffmpeg
 from render_job.subtitles import ASS_FILE, FONTS_DIR, SRT_FILE, VTT_FILE, fit_warnings, write_captions
@@ -193,8 +193,10 @@ def _fetch_and_probe(spec: ExportSpec, job_id: str, storage: Any, input_bucket: 
     DOWNLOAD_THREADS at a time; each file is checked as soon as it is in, PROBE_THREADS at a time.
 
     First every file's size (storage.stat): together over settings.max_job_bytes fails the job
-    before any download (memory.check_job_bytes). Checks per file: it exists; its size is at most settings.max_asset_bytes (before and after the
-    download); images are within the pixel limits and decode completely (Pillow); clips, narration
+    before any download (memory.check_job_bytes); then a running total of the files on disk
+    (memory.MediaGuard) fails it as soon as they exceed what the task's memory leaves for media
+    (code "memory_limit"), without fetching the rest. Checks per file: it exists; its size is at
+    most settings.max_asset_bytes (before and after the download); images are within the pixel limits and decode completely (Pillow); clips, narration
     and music decode (first frame), are at most render_max_media_s long and read to their end
     (audio decoded completely: exact durations; truncation detected); each is used in a role it
     can play (a picture for visuals, an audio stream for narration/music).
@@ -223,6 +225,7 @@ def _fetch_and_probe(spec: ExportSpec, job_id: str, storage: Any, input_bucket: 
     probes: dict[str, MediaInfo] = {}
     limit = settings.max_asset_bytes
     checking = threading.BoundedSemaphore(PROBE_THREADS)
+    guard = memory.media_guard(settings.render_memory_bytes, frame_w, frame_h, spec.output.resolution)
 
     def stat(src: str) -> Any:
         try:
@@ -241,39 +244,47 @@ def _fetch_and_probe(spec: ExportSpec, job_id: str, storage: Any, input_bucket: 
             if limit and info.size > limit:
                 return src, None, None, ("bad", f"file is {_mb(info.size)}, over the limit of {_mb(limit)} "
                                                 "per file (EXPORT_MAX_ASSET_BYTES)")
+            guard.add(info.size)  # before the download: a file that would not fit is never fetched
             storage.download_file(bucket, name, os.path.join(workdir, rel))
             got = os.path.getsize(os.path.join(workdir, rel))
+            guard.add(got - info.size)
             if limit and got > limit:
                 return src, None, None, ("bad", f"file is {_mb(got)}, over the limit of {_mb(limit)} per file "
                                                 "(EXPORT_MAX_ASSET_BYTES)")
         except NotFound:
             return src, None, None, ("missing", "file not found (was it uploaded?)")
+        except memory.MediaOverLimit:
+            raise  # the whole job, not this file: the other downloads stop at guard.add
         except PermanentRenderError as exc:
             return src, None, None, ("bad", exc.message)
         with checking:  # at most PROBE_THREADS decodes at once: memory stays bounded
             try:
                 downloaded = rel
+                guard.add(0)  # the job has failed already: decode nothing more
                 rel, media = check(src, rel)
+            except memory.MediaOverLimit:
+                raise
             except PermanentRenderError as exc:
                 msg = exc.message
                 if msg.startswith(src + ": "):
                     msg = msg[len(src) + 2:]
                 return src, None, None, ("bad", msg)
         if rel != downloaded:  # rendered from its normalised copy: the download only takes memory
-            memory.remove_files(workdir, [downloaded])
+            guard.add(-memory.remove_files(workdir, [downloaded]))
         return src, rel, media, None
 
     def check(src: str, rel: str) -> tuple[str, MediaInfo]:
         """Decode and probe one downloaded file: (path to render from, relative to workdir; MediaInfo)."""
         abs_path = os.path.join(workdir, rel)
         if image_only.get(src):
-            norm_rel = os.path.splitext(rel)[0] + ".norm.png"
+            norm_rel = os.path.splitext(rel)[0] + COPY_SUFFIX
             res = normalize_image(abs_path, os.path.join(workdir, norm_rel), frame_w, frame_h,
                                   max_pixels=settings.render_max_image_pixels,
                                   max_decode_pixels=settings.render_max_decode_pixels, label=src)
             if res is not None:
                 if res.changes:
                     rel = norm_rel
+                    guard.add(os.path.getsize(res.path))
                     logs.info("image normalised", job_id=job_id, src=src, changes=list(res.changes),
                               width=res.width, height=res.height)
                 return rel, still_info(os.path.join(workdir, rel), res.width, res.height,

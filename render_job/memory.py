@@ -7,7 +7,7 @@ with its processes, so an export needs, at its peak (the render):
     F       FFmpeg, every process alive at once (ffmpeg_peak_bytes): the encoding run, plus the
             scenes of the largest graph (render_job.ffmpeg.scene_memory_mb: the one graph, or the
             largest segment with its producer run), plus ~1 MB per audio input of the encoding run
-    media   the files in the working directory: downloads and normalised copies (*.norm.png)
+    media   the files in the working directory: downloads and normalised copies (*.norm.jpg)
     output  the MP4 as it grows (output_estimate_bytes; capped by FFmpeg's -fs at output_cap)
     OVERHEAD_MB  Python (~150 MB), PyAV/Pillow, caption files and fonts, -fs overshoot, margin
 
@@ -18,12 +18,17 @@ head frames it reads), and 2.44 GiB for 200 scenes; at 720p 1.33 GiB. Measured a
 stills with zoom/pan and fades, a narration each, music, standard, segments of 24; every process of
 the task at once, Python's ~90 MiB included): 1080p 1.95 GiB (F 2.28), 720p 1.14 GiB (F 1.17).
 
+Preflight itself keeps a running total of the media on disk (MediaGuard): downloads and normalised
+copies are written before the plan (hence F) is known, so it fails the job as soon as they exceed what
+the memory leaves beside the least F of any render at that size (ffmpeg_floor_bytes) and OVERHEAD_MB.
+
 Budget functions are pure; the file helpers at the end (sizes, deletion, cgroup) do the I/O.
 """
 from __future__ import annotations
 
 import os
 import shutil
+import threading
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -61,6 +66,15 @@ def segment_scenes(n_scenes: int, cuts: Sequence[int]) -> list[range]:
     return [range(first, n_scenes if last is None else min(n_scenes, last + 1)) for first, last in bounds]
 
 
+def _encode_mb(width: int, height: int) -> float:
+    return ENCODE_MB_FIXED + ENCODE_MB_1080P * width * height / (1920 * 1080)
+
+
+def ffmpeg_floor_bytes(width: int, height: int) -> int:
+    """The least F of any render of a width x height frame: its encoding run alone (no scene, no sound)."""
+    return int(_encode_mb(width, height) * MIB)
+
+
 def ffmpeg_peak_bytes(plan: RenderPlan, cuts: Sequence[int]) -> int:
     """F: bytes of every FFmpeg process of the render at once (module docstring), for `plan`
     rendered with segment_cuts `cuts` ([]: one graph)."""
@@ -69,7 +83,7 @@ def ffmpeg_peak_bytes(plan: RenderPlan, cuts: Sequence[int]) -> int:
                   for r in segment_scenes(len(plan.scenes), cuts)), default=0.0)
     audio = sum(1 for sc in plan.scenes if sc.narration_src) + sum(1 for sc in plan.scenes if sc.clip_audio)
     audio += 1 if plan.music is not None else 0
-    mb = ENCODE_MB_FIXED + ENCODE_MB_1080P * s + AUDIO_INPUT_MB * audio + scenes
+    mb = _encode_mb(plan.width, plan.height) + AUDIO_INPUT_MB * audio + scenes
     if cuts:
         mb += PRODUCER_MB_FIXED + PRODUCER_MB_1080P * s
     return int(mb * MIB)
@@ -154,6 +168,49 @@ def check_job_bytes(sizes: Sequence[tuple[str, int]], limit: int) -> None:
         raise PermanentRenderError(problem, code=JOB_TOO_LARGE)
 
 
+class MediaOverLimit(PermanentRenderError):
+    """MediaGuard's failure: preflight's media would not fit the task's memory (code "memory_limit")."""
+
+    code = "memory_limit"
+
+
+class MediaGuard:
+    """The bytes of media on the task's disk during preflight (downloads, normalised copies), a
+    running total shared by the download threads.
+
+    allowance: what the task's memory `limit` (bytes; from `limit_source`) leaves for media beside
+    the least FFmpeg of a width x height render (ffmpeg_floor_bytes) and OVERHEAD_MB.
+    """
+
+    def __init__(self, limit: int, limit_source: str, width: int, height: int, resolution: str):
+        self.limit, self.limit_source, self.resolution = limit, limit_source, resolution
+        self.ffmpeg = ffmpeg_floor_bytes(width, height)
+        self.overhead = int(OVERHEAD_MB * MIB)
+        self.allowance = limit - self.ffmpeg - self.overhead
+        self.total = 0
+        self.tripped = False
+        self._lock = threading.Lock()
+
+    def add(self, n: int) -> None:
+        """Count `n` bytes written (negative: deleted). Raises MediaOverLimit when the total, with a
+        file just written or about to be, exceeds the allowance, and on every later call with n >= 0
+        (the job has failed: nothing more is fetched or decoded); deletions never raise."""
+        with self._lock:
+            self.total += n
+            total, first = self.total, not self.tripped
+            self.tripped = self.tripped or (n >= 0 and total > self.allowance)
+            tripped = self.tripped
+        if n >= 0 and tripped:
+            if first:
+                logs.warning("media over the memory allowance", mediaBytes=total, allowanceBytes=self.allowance,
+                             limitBytes=self.limit, limitSource=self.limit_source)
+            raise MediaOverLimit(
+                f"the media files of this export (downloads and normalised pictures) need more than the "
+                f"{gb(max(0, self.allowance))} of memory that the render task's {gb(self.limit)} "
+                f"({self.limit_source}) leaves for them beside FFmpeg ({gb(self.ffmpeg)} at the least, "
+                f"{self.resolution}) and overhead ({gb(self.overhead)}); use fewer or smaller media files")
+
+
 def with_size_limit(argv: list[str], cap: int) -> list[str]:
     """`argv` (output file last) with FFmpeg's `-fs cap` before its output file. FFmpeg stops
     writing once the file exceeds `cap` bytes (a little over it: one muxer flush) and exits 0 with a
@@ -210,6 +267,11 @@ def task_memory_limit(setting_bytes: int, cgroup_file: str = CGROUP_MEMORY_MAX) 
     if 0 < cgroup < setting_bytes:
         return cgroup, f"the cgroup's memory.max ({cgroup_file})"
     return setting_bytes, "RENDER_MEMORY_BYTES"
+
+
+def media_guard(setting_bytes: int, width: int, height: int, resolution: str) -> MediaGuard:
+    """The MediaGuard of a preflight, for the task's memory (task_memory_limit(setting_bytes))."""
+    return MediaGuard(*task_memory_limit(setting_bytes), width, height, resolution)
 
 
 def tree_bytes(path: str) -> int:

@@ -13,8 +13,9 @@ FFmpeg (5.x-9.x) decodes most stills well, but not all of them:
   per scene, and exceed some builds' limits.
 
 So every image visual goes through `normalize_image()` during the job's `preparing` stage. Images
-that FFmpeg handles as they are (8-bit RGB or grayscale PNG/JPEG, no EXIF rotation, not oversized)
-are left untouched (no cost); the others are rewritten once as an 8-bit RGB PNG:
+that FFmpeg handles as they are (8-bit RGB or grayscale PNG/JPEG, no EXIF rotation, at most
+COVER_HEADROOM x the frame) are left untouched (no cost); the others are rewritten once as an 8-bit
+JPEG (quality 95, no chroma subsampling) just covering the output frame:
 
 1. decoded with Pillow; a JPEG is decoded with DCT-domain downscaling (`draft`, 1/2 to 1/8) when
    it is bigger than needed, so memory stays bounded by the reduced size, not the source size;
@@ -23,9 +24,17 @@ are left untouched (no cost); the others are rewritten once as an 8-bit RGB PNG:
    palette and bilevel expanded;
 3. transparency flattened onto BLACK (`BACKGROUND`): the same colour as the `contain` bars, so a
    logo on a transparent background sits on one continuous black field; partial alpha is blended;
-4. downscaled (Lanczos) when larger than needed: the result still covers twice the output frame in
-   both directions (room for zooms), and no side exceeds MAX_SIDE (8192) px;
+4. downscaled (Lanczos) when larger than needed: the result still covers the output frame in both
+   directions (COPY_HEADROOM = 1: the render fits every still to the frame before any zoom or pan,
+   so it never reads more pixels), and no side exceeds MAX_SIDE (8192) px;
 5. EXIF orientation applied (rotation/mirroring), then the EXIF data dropped.
+
+Why a JPEG at 1x (tests/bench/bench_normalize.py; 1080p, x264 `standard`): a 12 MP phone photo
+with EXIF rotation (a 3.1 MB JPEG) was copied as a 15.7 MB PNG (2880x3840, 3.4 s); now 1.7 MB
+(1920x2560, 0.7 s). The frame x264 encodes scores 28.45 dB PSNR / 0.9654 SSIM against the source
+fitted losslessly, 28.55 / 0.9651 from the PNG (a screenshot with text, a lossless source: 33.88 /
+0.9881 against 34.06 / 0.9891): x264 at CRF 23 costs far more than the copy. 200 such photos take
+~0.35 GB of the task's in-memory disk instead of ~3 GB.
 
 Limits (settings): `render_max_image_pixels` (any image, checked from the header before decoding)
 and `render_max_decode_pixels` (images that must be decoded at full size: everything but JPEG).
@@ -41,9 +50,11 @@ from dataclasses import dataclass
 from shared.errors import PermanentRenderError, TransientError
 
 MAX_SIDE = 8192                 # no normalised image side exceeds this (pixels)
-COVER_HEADROOM = 2.0            # keep enough pixels to cover this multiple of the output frame
+COVER_HEADROOM = 2.0            # images up to this multiple of the output frame go to FFmpeg as they are
+COPY_HEADROOM = 1.0             # a normalised copy just covers the output frame (the render reads no more)
 BACKGROUND = (0, 0, 0)          # transparent pixels are flattened onto this colour (black)
-PNG_COMPRESS_LEVEL = 1          # fast: the PNG is read once by FFmpeg, on the same disk
+COPY_SUFFIX = ".norm.jpg"       # how the caller names a normalised copy (always a JPEG: COPY_JPEG)
+COPY_JPEG = {"quality": 95, "subsampling": 0}  # 4:4:4; x264 re-encodes at CRF anyway (module docstring)
 PASS_THROUGH_FORMATS = ("PNG", "JPEG")
 PASS_THROUGH_MODES = ("RGB", "L")
 # formats Pillow reads that we accept as image visuals (others fall back to FFmpeg's decoders)
@@ -55,7 +66,7 @@ _EXIF_ORIENTATION = 0x0112
 class ImageResult:
     """The outcome for one image.
 
-    path: the file FFmpeg should read (the original, or the normalised PNG).
+    path: the file FFmpeg should read (the original, or the normalised JPEG copy).
     width/height: pixels of that file (as displayed: EXIF orientation applied).
     source_width/source_height: pixels of the original as stored. mode/format: Pillow's, of the source.
     changes: what normalisation did (empty when the original is used), e.g. ["EXIF orientation 6", "CMYK->RGB"].
@@ -178,10 +189,11 @@ def _fail(label: str, text: str) -> PermanentRenderError:
 
 def normalize_image(path: str, out_path: str, frame_w: int, frame_h: int, *, max_pixels: int,
                     max_decode_pixels: int, label: str | None = None) -> ImageResult | None:
-    """Check one still image and, when FFmpeg would get it wrong, write a normalised RGB PNG.
+    """Check one still image and, when FFmpeg would get it wrong, write a normalised copy (JPEG).
 
     Args:
-        path: the downloaded image. out_path: where to write the normalised PNG (if one is needed).
+        path: the downloaded image. out_path: where to write the copy (if one is needed; a JPEG
+            whatever its name: the caller ends it with COPY_SUFFIX).
         frame_w, frame_h: the output frame in pixels (decides how far a huge image is reduced).
         max_pixels: refuse images with more pixels than this (from the header, before decoding).
         max_decode_pixels: refuse non-JPEG images with more pixels than this (they decode at full size).
@@ -224,10 +236,15 @@ def normalize_image(path: str, out_path: str, frame_w: int, frame_h: int, *, max
         if fmt not in PIL_FORMATS:
             return None
         orientation = _orientation(im)
-        tw, th = target_size(w, h, frame_w, frame_h)
+        # sizes as stored: a picture displayed turned by 90 degrees (EXIF 5-8) covers the frame turned too
+        fw, fh = (frame_h, frame_w) if orientation >= 5 else (frame_w, frame_h)
+        oversized = target_size(w, h, fw, fh) != (w, h)
+        tw, th = target_size(w, h, fw, fh, headroom=COPY_HEADROOM)  # the copy's size
         changes: list[str] = []
-        if is_jpeg and (tw, th) != (w, h):
-            im.draft(None, (tw, th))  # DCT-domain reduction: decode at 1/2..1/8 of the size
+        # from the header: a JPEG that will be rewritten is decoded at 1/2..1/8 of its size (DCT domain)
+        if is_jpeg and (tw, th) != (w, h) and (oversized or orientation != 1 or fmt != "JPEG"
+                                               or src_mode not in PASS_THROUGH_MODES):
+            im.draft(None, (tw, th))
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -240,18 +257,18 @@ def normalize_image(path: str, out_path: str, frame_w: int, frame_h: int, *, max
         if getattr(im, "n_frames", 1) > 1:
             changes.append("first frame only")
         if fmt not in PASS_THROUGH_FORMATS:
-            changes.append(f"{fmt}->PNG")
+            changes.append(f"{fmt}->JPEG")
         if orientation != 1:
             changes.append(f"EXIF orientation {orientation}")
-        if (tw, th) != (w, h):
-            changes.append(f"downscaled {w}x{h}->{tw}x{th}")
         if src_mode not in PASS_THROUGH_MODES:
             changes.append(f"mode {src_mode}")
         elif "transparency" in im.info:
             changes.append("transparency")
-        if not changes:
+        if not changes and not oversized:
             return ImageResult(path=path, width=w, height=h, source_width=w, source_height=h, mode=src_mode,
                                format=fmt)
+        if (tw, th) != (w, h):
+            changes.append(f"downscaled {w}x{h}->{tw}x{th}")
         work = _to_working_mode(im, changes)
         if work.size != (tw, th):
             work = work.resize((tw, th), Image.Resampling.LANCZOS, reducing_gap=3.0)
@@ -260,7 +277,7 @@ def normalize_image(path: str, out_path: str, frame_w: int, frame_h: int, *, max
             work = work.convert("RGB")
         work = _transpose(work, orientation)
         try:
-            work.save(out_path, "PNG", compress_level=PNG_COMPRESS_LEVEL)
+            work.save(out_path, "JPEG", **COPY_JPEG)
         except OSError as exc:
             raise TransientError(f"{name}: cannot write the normalised image ({exc.strerror})") from None
         return ImageResult(path=out_path, width=work.width, height=work.height, source_width=w, source_height=h,

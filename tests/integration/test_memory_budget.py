@@ -76,10 +76,11 @@ def export(tmp_path: Path, media, **settings):
 
 
 def test_a_job_over_the_memory_limit_fails_at_preflight_before_ffmpeg(tmp_path, media, capfd):
-    result, reporter, ran, outputs, work = export(tmp_path, media, render_memory_bytes=512 * 1024 * 1024)
+    # 900 MiB: room for the media files in preflight (MediaGuard), not for FFmpeg with them
+    result, reporter, ran, outputs, work = export(tmp_path, media, render_memory_bytes=900 * 1024 * 1024)
     assert (result.exit_code, result.status, result.error["code"]) == (0, "failed", "memory_limit")
     message = reporter.final["error"]["message"]
-    assert "over the render task's 0.54 GB (RENDER_MEMORY_BYTES)" in message
+    assert "over the render task's 0.94 GB (RENDER_MEMORY_BYTES)" in message
     assert "this export needs an estimated" in message and "FFmpeg" in message and "media files" in message
     assert "use fewer or smaller media files" in message
     assert ran == []  # no FFmpeg run at all
@@ -87,9 +88,9 @@ def test_a_job_over_the_memory_limit_fails_at_preflight_before_ffmpeg(tmp_path, 
     assert not outputs.exists()
     logged = [json.loads(line) for line in capfd.readouterr().out.splitlines() if line.startswith("{")]
     budget = [e for e in logged if e.get("message") == "memory budget"]
-    assert len(budget) == 1 and budget[0]["limitBytes"] == 512 * 1024 * 1024
+    assert len(budget) == 1 and budget[0]["limitBytes"] == 900 * 1024 * 1024
     assert budget[0]["needBytes"] == (budget[0]["ffmpegBytes"] + budget[0]["mediaBytes"] + budget[0]["outputBytes"]
-                                      + budget[0]["overheadBytes"]) > 512 * 1024 * 1024
+                                      + budget[0]["overheadBytes"]) > 900 * 1024 * 1024
 
 
 def test_media_over_the_job_limit_fail_before_any_download(tmp_path, media):
@@ -127,8 +128,8 @@ def test_a_segmented_render_deletes_the_stills_of_finished_segments(tmp_path, me
     segments = [files for args, files in ran if args.endswith("rawvideo -pix_fmt yuv420p pipe:1")]
     assert len(segments) == 3
     # downloads are named by first use: a.png a00.png, voice.wav a01.wav, b.png a02.png, c.png a03.png
-    # (it has alpha: rendered from its normalised copy a03.norm.png; the download is deleted)
-    a, voice, b, c = "a00.png", "a01.wav", "a02.png", "a03.norm.png"
+    # (it has alpha: rendered from its normalised copy a03.norm.jpg; the download is deleted)
+    a, voice, b, c = "a00.png", "a01.wav", "a02.png", "a03.norm.jpg"
     # when segment k starts, the stills only earlier segments read are gone; the narration (read by
     # the encoding run for the whole length) stays
     assert [sorted(set(segments[k]) - set(segments[k + 1])) for k in (0, 1)] == [[a], [b]]
