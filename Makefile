@@ -6,6 +6,7 @@
 #   make reconcile  POST reconcile_exports of a running stack (API=http://127.0.0.1:PORT, default $$EXPORT_API_BASE)
 #   make bench    render the benchmark storyboard, time ours vs FFmpeg/MoviePy (BENCHMARKS.md)
 #   make bench-segments  memory of a 72-scene storyboard: one FFmpeg graph vs segmented renders
+#   make bench-long  1, 10 and 30 minutes through the embedded stack: CPU, wall, memory, loudness, frames
 #   make schema   regenerate shared/schema/export_spec_v1.schema.json
 #   make load     API load test: 2,000 starts + 10,000 status reads vs a bare handler (RELIABILITY.md; LOAD_ARGS=...)
 #   make clean    remove caches, ./out and .local/runs (keeps .venv)
@@ -60,13 +61,18 @@ $(BENCH_STAMP): requirements-bench.txt requirements.txt requirements-dev.txt | $
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements-bench.txt
 	@touch $(BENCH_STAMP)
 
-.PHONY: bench bench-segments
+.PHONY: bench bench-segments bench-long
 bench: $(STAMP) $(BENCH_STAMP)
 	$(PY) tests/bench/bench_render.py $(BENCH_ARGS)
 
 # Memory of a long storyboard (72 scenes): one FFmpeg graph against segmented renders (BENCHMARKS.md)
 bench-segments: $(STAMP) $(BENCH_STAMP)
 	$(PY) tests/bench/bench_segments.py $(BENCH_ARGS)
+
+# Storyboards of 1, 10 and 30 minutes through the embedded stack (issue 15; BENCHMARKS.md, "Long storyboards").
+# BENCH_ARGS="--lengths 1" for the short one only (the 30-minute one takes ~25-40 min on 2 cores).
+bench-long: $(STAMP) $(BENCH_STAMP)
+	$(PY) tests/bench/bench_long.py $(BENCH_ARGS)
 
 schema: $(STAMP)
 	@mkdir -p shared/schema
