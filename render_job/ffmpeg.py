@@ -760,12 +760,12 @@ def build_poster_command(ffmpeg: str, mp4: str, time_s: float, out_jpg: str) -> 
 # --- loudness: measure the rendered output; correct it with a linear two-pass loudnorm if needed
 LOUDNESS_TOLERANCE_LU = 1.0   # a single-pass result further than this from the target gets a second pass
 TRUE_PEAK_TOLERANCE_DB = 0.5  # ... as does a true peak more than this above the ceiling
-# The AAC encoder (192 kb/s) puts inter-sample peaks above the PCM it is given, and the more often
-# loudnorm's limiter holds the mix at its ceiling, the higher the highest one: measured on narration +
-# music, 0.62 dB at most over 30 min (0.53 over 10, per minute 0.08-0.62) above a ceiling loudnorm kept
-# to +-0.01 dB (BENCHMARKS.md). loudnorm's ceiling is the target minus this, so the output lands at or
-# below the target, not creeping up to and past its tolerance as the export gets longer.
-ENCODER_TRUE_PEAK_MARGIN_DB = 0.7
+# The AAC encoder (192 kb/s) puts inter-sample peaks above the PCM it is given, and the longer the
+# export, the more limiter hits at loudnorm's ceiling and the higher the highest: on narration over
+# music, 0.62-0.91 dB at most in 30 min (3 runs), 0.53 in 10, 0.2-0.3 in 1-2 (BENCHMARKS.md). loudnorm's
+# ceiling is the target minus the largest (rounded up), so the output stays at or below the target
+# at any length; the tolerance is left for rarer peaks instead of being used up by a long export.
+ENCODER_TRUE_PEAK_MARGIN_DB = 1.0
 
 
 MAX_LOUDNESS_RANGE = 50.0  # loudnorm's largest LRA target
