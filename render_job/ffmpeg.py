@@ -762,7 +762,7 @@ LOUDNESS_TOLERANCE_LU = 1.0   # a single-pass result further than this from the 
 TRUE_PEAK_TOLERANCE_DB = 0.5  # ... as does a true peak more than this above the ceiling
 # The AAC encoder (192 kb/s) puts inter-sample peaks above the PCM it is given, and the longer the
 # export, the more limiter hits at loudnorm's ceiling and the higher the highest: on narration over
-# music, 0.62-0.91 dB at most in 30 min (3 runs), 0.53 in 10, 0.2-0.3 in 1-2 (BENCHMARKS.md). loudnorm's
+# music, 0.62-0.91 dB at most in 30 min (4 runs), 0.53 in 10, 0.2-0.3 in 1-2 (DESIGN.md §9). loudnorm's
 # ceiling is the target minus the largest (rounded up), so the output stays at or below the target
 # at any length; the tolerance is left for rarer peaks instead of being used up by a long export.
 ENCODER_TRUE_PEAK_MARGIN_DB = 1.0
