@@ -30,7 +30,8 @@ FFmpeg run writing raw frames into the one encoding run's stdin, build_command(v
     audio       narrations (48 kHz stereo, gain, cut, adelay to scene start + offset) and clip audio
                 (silence up to its first sample, gain, adelay to the scene start) -> amix
                 music (looped, gain, fades, trimmed) ducked by sidechaincompress keyed on narration
-                -> loudnorm (target LUFS / dBTP; one linear gain from the mix's analysis by
+                -> loudnorm (target LUFS; ceiling = target dBTP - the AAC encoder's overshoot,
+                   loudnorm_ceiling_db; one linear gain from the mix's analysis by
                    build_mix_loudness_command, same graph, when the true peak allows: loudnorm_filter)
                 -> 48 kHz -> padded/trimmed to the total
                 no audio at all -> anullsrc silence (the output always has an AAC stereo track)
@@ -759,21 +760,33 @@ def build_poster_command(ffmpeg: str, mp4: str, time_s: float, out_jpg: str) -> 
 # --- loudness: measure the rendered output; correct it with a linear two-pass loudnorm if needed
 LOUDNESS_TOLERANCE_LU = 1.0   # a single-pass result further than this from the target gets a second pass
 TRUE_PEAK_TOLERANCE_DB = 0.5  # ... as does a true peak more than this above the ceiling
+# The AAC encoder (192 kb/s) puts inter-sample peaks above the PCM it is given, and the longer the
+# export, the more limiter hits at loudnorm's ceiling and the higher the highest: on narration over
+# music, 0.62-0.91 dB at most in 30 min (4 runs), 0.53 in 10, 0.2-0.3 in 1-2 (DESIGN.md §9). loudnorm's
+# ceiling is the target minus the largest (rounded up), so the output stays at or below the target
+# at any length; the tolerance is left for rarer peaks instead of being used up by a long export.
+ENCODER_TRUE_PEAK_MARGIN_DB = 1.0
 
 
 MAX_LOUDNESS_RANGE = 50.0  # loudnorm's largest LRA target
 
 
+def loudnorm_ceiling_db(plan: RenderPlan) -> float:
+    """The true-peak ceiling (dBTP) given to loudnorm, in the render and the second pass alike:
+    plan.true_peak_db - ENCODER_TRUE_PEAK_MARGIN_DB, the room the AAC encoder's overshoot needs."""
+    return round(plan.true_peak_db - ENCODER_TRUE_PEAK_MARGIN_DB, 2)
+
+
 def loudnorm_filter(plan: RenderPlan, measured: Mapping[str, str] | None = None) -> str:
-    """The loudnorm filter for `plan`'s target: dynamic mode without `measured`; with `measured`
-    (parse_loudnorm_json of an analysis of the same audio) linear mode, i.e. one constant gain
-    (target - input_i) over the whole stream, which FFmpeg only takes when that gain keeps the
-    true peak under the ceiling (loudnorm_is_linear); otherwise it falls back to dynamic mode.
-    `measured` = SILENT_MIX (mix_is_silent): no loudnorm at all, the silence is kept.
+    """The loudnorm filter for `plan`'s target (TP: loudnorm_ceiling_db): dynamic mode without
+    `measured`; with `measured` (parse_loudnorm_json of an analysis of the same audio) linear mode,
+    i.e. one constant gain (target - input_i) over the whole stream, which FFmpeg only takes when
+    that gain keeps the true peak under the ceiling (loudnorm_is_linear); otherwise it falls back
+    to dynamic mode. `measured` = SILENT_MIX (mix_is_silent): no loudnorm at all, the silence is kept.
     """
     if measured is not None and measured.get("silent"):
         return "anull"  # digital silence: loudnorm's gain would be infinite (NaN samples, AAC refuses them)
-    head = f"loudnorm=I={plan.loudness_lufs:g}:TP={plan.true_peak_db:g}"
+    head = f"loudnorm=I={plan.loudness_lufs:g}:TP={loudnorm_ceiling_db(plan):g}"
     if measured is None:
         return f"{head}:LRA={LOUDNESS_RANGE}"
     lra = float(measured["input_lra"])
@@ -790,10 +803,11 @@ def _lra_target(measured_lra: float) -> float:
 
 def loudnorm_is_linear(plan: RenderPlan, measured: Mapping[str, str]) -> bool:
     """True when loudnorm_filter(plan, measured) runs in linear mode (FFmpeg's own test): the gain
-    target - input_i keeps input_tp under the ceiling and the range fits loudnorm's LRA target."""
+    target - input_i keeps input_tp under the ceiling (loudnorm_ceiling_db) and the range fits
+    loudnorm's LRA target."""
     i, tp = float(measured["input_i"]), float(measured["input_tp"])
     lra, thresh = float(measured["input_lra"]), float(measured["input_thresh"])
-    return (thresh != -70 and i != 0 and tp + plan.loudness_lufs - i <= plan.true_peak_db
+    return (thresh != -70 and i != 0 and tp + plan.loudness_lufs - i <= loudnorm_ceiling_db(plan)
             and lra <= _lra_target(lra))
 
 
@@ -917,7 +931,8 @@ def parse_loudnorm_json(lines: list[str] | str) -> dict[str, str] | None:
 def build_loudnorm_apply_command(ffmpeg: str, mp4: str, plan: RenderPlan, measured: Mapping[str, str],
                                  out_mp4: str) -> list[str]:
     """argv of the second pass: the video stream copied, the audio re-normalised with loudnorm in
-    linear mode from the analysis values (a plain gain when the true-peak ceiling allows it)."""
+    linear mode from the analysis values (a plain gain when the true-peak ceiling, the render's own
+    loudnorm_ceiling_db, allows it)."""
     af = (f"{loudnorm_filter(plan, measured)},"
           f"aresample={AUDIO_RATE},asetpts=N/SR/TB,aformat=sample_fmts=fltp:channel_layouts=stereo")
     return [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-i", mp4, "-map", "0:v", "-map", "0:a",

@@ -106,7 +106,7 @@ def test_audio_graph_narration_music_ducking_loudnorm(plan):
     assert "sidechaincompress" in graph and "asplit=2" in graph
     assert "afade=t=in:st=0:d=1" in graph
     assert f"afade=t=out:st={fmt_s(plan.total_s - 2)}:d=2" in graph
-    assert "loudnorm=I=-14:TP=-1:LRA=11" in graph
+    assert "loudnorm=I=-14:TP=-2:LRA=11" in graph
     assert f"apad=whole_dur={fmt_s(plan.total_s)},atrim=0:{fmt_s(plan.total_s)}" in graph
 
 
@@ -296,7 +296,7 @@ def test_loudness_parsers_and_second_pass_decision():
     plan = build_plan(make_spec(), PROBES)
     argv = build_loudnorm_apply_command("ffmpeg", "output.mp4", plan, js, "fixed.mp4")
     af = argv[argv.index("-af") + 1]
-    assert "measured_I=-18.02" in af and "linear=true" in af and "I=-14:TP=-1" in af
+    assert "measured_I=-18.02" in af and "linear=true" in af and "I=-14:TP=-2:" in af
     assert argv[argv.index("-c:v") + 1] == "copy"
 
 
@@ -501,20 +501,23 @@ def test_mix_loudness_analysis_runs_the_render_audio_graph_and_render_applies_it
         analysis = build_mix_loudness_command(plan, INPUTS, ffmpeg="/x/ffmpeg")
         stmts = graph_of(analysis).split(";")
         # the render's audio statements (inputs numbered from the analysis' own 0)
-        assert len(stmts) == 9 and stmts[-1] == "[mix]loudnorm=I=-14:TP=-1:LRA=11:print_format=json[aout]"
+        assert len(stmts) == 9 and stmts[-1] == "[mix]loudnorm=I=-14:TP=-2:LRA=11:print_format=json[aout]"
         strip = [s.split("]", 1)[1] for s in stmts[:-1]]
         assert all(s in graph_of(render) for s in strip), strip
     assert analysis[0] == "/x/ffmpeg" and analysis[-6:] == ["-sn", "-f", "null", "-progress", "pipe:1", "-"]
     assert analysis.count("-i") == 3 and "-vn" in analysis and "-ss" in analysis  # clip opened at its trim
-    assert "[mix]loudnorm=I=-14:TP=-1:LRA=11,aresample=48000,asetpts=N/SR/TB" in graph_of(render)
+    assert "[mix]loudnorm=I=-14:TP=-2:LRA=11,aresample=48000,asetpts=N/SR/TB" in graph_of(render)
     measured = {"input_i": "-30.10", "input_tp": "-20.00", "input_lra": "18.30", "input_thresh": "-40.50",
                 "target_offset": "0.20"}
     ln = loudnorm_filter(plan, measured)
     # LRA target raised to the mix's range: FFmpeg only goes linear when the range fits it
-    assert ln == ("loudnorm=I=-14:TP=-1:LRA=19:measured_I=-30.10:measured_TP=-20.00:measured_LRA=18.3"
+    assert ln == ("loudnorm=I=-14:TP=-2:LRA=19:measured_I=-30.10:measured_TP=-20.00:measured_LRA=18.3"
                   ":measured_thresh=-40.50:offset=0.20:linear=true")
-    assert loudnorm_is_linear(plan, measured)                                # -20 + 16.1 <= -1
-    assert not loudnorm_is_linear(plan, {**measured, "input_tp": "-16.00"})  # -16 + 16.1 > -1: dynamic
+    # the ceiling is the target (-1 dBTP) minus the AAC encoder's overshoot margin (1 dB): -2
+    assert loudnorm_is_linear(plan, measured)                                # -20 + 16.1 <= -2
+    assert not loudnorm_is_linear(plan, {**measured, "input_tp": "-16.00"})  # -16 + 16.1 > -2: dynamic
+    # a gain that would put the peak at -1.4 dBTP: under the target, but the encoder would push it over
+    assert not loudnorm_is_linear(plan, {**measured, "input_tp": "-17.50"})
     for video_pipe in (False, True):
         g = graph_of(build_command(plan, INPUTS, "o.mp4", video_pipe=video_pipe, loudness=measured))
         assert f"[mix]{ln},aresample=48000,asetpts=N/SR/TB," in g
