@@ -219,13 +219,15 @@ def with_size_limit(argv: list[str], cap: int) -> list[str]:
 
 
 def check_output(path: str, cap: int, cap_source: str) -> None:
-    """Raises PermanentRenderError (code "output_too_large") when the file at `path` reached `cap`
-    bytes, i.e. FFmpeg's -fs stopped it (with_size_limit): never upload a truncated video."""
+    """Raises PermanentRenderError (code "output_too_large") when the file at `path` is larger than
+    `cap` bytes, i.e. FFmpeg's -fs stopped it (with_size_limit): -fs stops once the file has grown
+    past the cap and the MP4's trailer follows, so a truncated video is always over it, and one of
+    exactly `cap` bytes is complete. Never upload a truncated video."""
     try:
         size = os.path.getsize(path)
     except OSError:
         return
-    if size >= cap:
+    if size > cap:
         raise PermanentRenderError(
             f"the video would exceed {cap} bytes ({gb(cap)}, {cap_source}); the render was stopped at "
             f"that size: use a shorter storyboard, a lower resolution or quality", code="output_too_large")
@@ -265,7 +267,7 @@ def task_memory_limit(setting_bytes: int, cgroup_file: str = CGROUP_MEMORY_MAX) 
     except (OSError, ValueError):
         return setting_bytes, "RENDER_MEMORY_BYTES"
     if 0 < cgroup < setting_bytes:
-        return cgroup, f"the cgroup's memory.max ({cgroup_file})"
+        return cgroup, "the container's memory limit (cgroup memory.max)"  # no path: clients read it
     return setting_bytes, "RENDER_MEMORY_BYTES"
 
 

@@ -98,6 +98,15 @@ def _current_attempt(attempt: int):
     return ExportJob.attempts <= attempt + 1
 
 
+def _newer_generation(new: str, old: str | None) -> bool:
+    """Whether GCS generation `new` is later than `old` (generations of one object only grow; finalize
+    events may arrive out of order, so an older one must not undo a newer upload's size)."""
+    try:
+        return int(new) > int(old or 0)
+    except ValueError:
+        return False
+
+
 def _attempts_seen(attempt: int):
     return case((ExportJob.attempts < attempt + 1, attempt + 1), else_=ExportJob.attempts)
 
@@ -396,11 +405,14 @@ class JobRepository:
             job = s.execute(select(ExportJob).where(ExportJob.id == job_id).with_for_update()).scalar_one_or_none()
             if job is None or name not in (job.uploads_expected or []):
                 return UploadRecorded(False, False)
-            have = s.execute(select(ExportJobUpload.id).where(
-                ExportJobUpload.job_id == job_id, ExportJobUpload.name == name)).first()
+            have = s.execute(select(ExportJobUpload).where(
+                ExportJobUpload.job_id == job_id, ExportJobUpload.name == name)).scalar_one_or_none()
             if have is None:
                 s.add(ExportJobUpload(job_id=job_id, name=name, generation=str(generation),
                                       size_bytes=size_bytes, at=utcnow()))
+                s.flush()
+            elif _newer_generation(str(generation), have.generation):  # overwritten through its URL
+                have.generation, have.size_bytes, have.at = str(generation), size_bytes, utcnow()
                 s.flush()
             if job.status != JobStatus.AWAITING_UPLOAD.value:
                 return UploadRecorded(True, False)

@@ -120,6 +120,23 @@ def test_a_video_over_its_size_cap_fails_permanently_and_is_not_uploaded(tmp_pat
     assert not outputs.exists()  # no poster, no video
 
 
+def test_a_complete_video_of_exactly_the_cap_is_kept(tmp_path, media):
+    """-fs stops FFmpeg only once the file has grown past the cap, and the MP4's trailer follows, so a
+    truncated video is always larger than the cap: one exactly at it is complete (EXPORT_MAX_OUTPUT_BYTES
+    is the largest size allowed, not the first refused)."""
+    (tmp_path / "free").mkdir()
+    free, *_ = export(tmp_path / "free", media)
+    assert free.status == "succeeded", free.error
+    size = free.output["sizeBytes"]
+    (tmp_path / "exact").mkdir()
+    exact, _, _, outputs, _ = export(tmp_path / "exact", media, max_output_bytes=size)
+    assert exact.status == "succeeded", exact.error
+    assert (outputs / exact.output["filename"]).stat().st_size == size
+    (tmp_path / "under").mkdir()
+    under, *_ = export(tmp_path / "under", media, max_output_bytes=size - 1)
+    assert (under.status, under.error["code"]) == ("failed", "output_too_large")
+
+
 def test_a_segmented_render_deletes_the_stills_of_finished_segments(tmp_path, media, capfd):
     capfd.readouterr()
     result, reporter, ran, outputs, work = export(tmp_path, media, render_segment_scenes=2)

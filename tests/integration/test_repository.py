@@ -140,6 +140,21 @@ def test_concurrent_uploads_over_the_job_byte_limit_fail_the_job_once(repo):
     assert (got.status, got.error_code) == (S.FAILED, "job_too_large")
 
 
+def test_an_upload_overwritten_through_its_url_counts_at_its_new_size(repo):
+    """A signed PUT URL works until it expires: a second, larger upload of the same name is a new
+    generation, whose size replaces the first one's (an older generation's late event changes nothing)."""
+    job = new_job(repo, uploads=["a.png", "b.png"])
+    assert repo.record_upload(job.id, "a.png", "1700000000000001", 400, max_job_bytes=1000) == (True, False, None)
+    late = repo.record_upload(job.id, "a.png", "1700000000000000", 10, max_job_bytes=1000)  # older generation
+    assert late == (True, False, None)
+    again = repo.record_upload(job.id, "a.png", "1700000000000002", 900, max_job_bytes=1000)
+    assert again == (True, False, None)  # 900 bytes alone still fit
+    crossed = repo.record_upload(job.id, "b.png", "1700000000000003", 200, max_job_bytes=1000)
+    assert crossed.too_large == ("media add up to 1,100 bytes, over EXPORT_MAX_JOB_BYTES = 1,000 bytes: "
+                                 "a.png (900 bytes), b.png (200 bytes)")
+    assert (repo.get(job.id).status, repo.get(job.id).error_code) == (S.FAILED, "job_too_large")
+
+
 # -- export_status bodies: the same on SQLite and PostgreSQL, field by field ---------------------------
 
 T0 = datetime(2026, 3, 4, 5, 6, 7, 891999, tzinfo=timezone.utc)  # milliseconds are truncated: .891
