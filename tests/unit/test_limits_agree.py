@@ -63,6 +63,13 @@ def readme_table() -> dict[str, str]:
     return rows
 
 
+def readme_row(name: str) -> list[str]:
+    """The cells of the Limits table's row of `name`: setting, default, when exceeded, why."""
+    section = (ROOT / "README.md").read_text(encoding="utf-8").split("\n## Limits\n", 1)[1].split("\n## ", 1)[0]
+    line = next(line for line in section.splitlines() if line.startswith(f"| `{name}` |"))
+    return [cell.strip() for cell in line.strip("|").split(" | ")]
+
+
 def env_example() -> dict[str, str]:
     out = {}
     for line in (ROOT / "env.example").read_text().splitlines():
@@ -269,6 +276,14 @@ def test_terraform_deploys_the_same_values(terraform):
     assert "for_each=local.render_env" in compact  # the render job
     common = re.search(r"common_env=\{[^}]*\}", compact).group(0)
     assert [n for n in FIELDS if n + "=" in common] == []  # the limits come from limits.tf only
+
+
+def test_the_task_timeout_is_per_attempt():
+    """Cloud Run applies the task timeout to each attempt of a task (cloud.google.com/run/docs/configuring/
+    task-timeout): retries need not fit within one timeout, and the row must not say they do."""
+    _, _, exceeded, why = readme_row("RENDER_TASK_TIMEOUT_S")
+    assert "within the hour" not in why and "each attempt" in why, why
+    assert "retried (`RENDER_MAX_RETRIES`)" in exceeded, exceeded
 
 
 def test_the_values_keep_their_rules():
