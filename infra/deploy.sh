@@ -54,28 +54,38 @@ origins=$(printf '"%s",' ${CORS_ORIGINS//,/ }); origins=${origins%,}
 printf '[{"origin": [%s], "method": ["PUT", "GET", "HEAD"], "responseHeader": ["Content-Type", "x-goog-content-length-range"], "maxAgeSeconds": 3600}]\n' "$origins" > "$CONF/cors.json"
 printf '{"rule": [{"action": {"type": "Delete"}, "condition": {"age": %d}}]}\n' "$RETENTION_DAYS" > "$CONF/lifecycle.json"
 
-# Limits (README: Limits), the same values for the functions and the render job. The task's memory
-# is given to it as RENDER_MEMORY_BYTES too (its preflight compares the job's files with it).
+# Limits (README: Limits): each setting goes to the processes that read it, the table's value unless
+# it is set here. The task's memory is given to it as RENDER_MEMORY_BYTES too (its preflight compares
+# the job's files with it); RENDER_MEMORY takes the forms Terraform's render_memory takes.
 RENDER_CPU=${RENDER_CPU:-4}
 RENDER_MEMORY=${RENDER_MEMORY:-8Gi}
+if [[ ! $RENDER_MEMORY =~ ^[0-9]+(Gi|Mi)$ ]]; then
+  echo "RENDER_MEMORY must be a whole number of Gi or Mi (e.g. 8Gi, 6144Mi), not $RENDER_MEMORY" >&2; exit 2
+fi
 case $RENDER_MEMORY in
-  *Gi) MEMORY_BYTES=$(( ${RENDER_MEMORY%Gi} * 1073741824 )) ;;
-  *Mi) MEMORY_BYTES=$(( ${RENDER_MEMORY%Mi} * 1048576 )) ;;
-  *) echo "RENDER_MEMORY must be NGi or NMi (e.g. 8Gi), not $RENDER_MEMORY" >&2; exit 2 ;;
+  *Gi) MEMORY_BYTES=$(( 10#${RENDER_MEMORY%Gi} * 1073741824 )) ;;
+  *Mi) MEMORY_BYTES=$(( 10#${RENDER_MEMORY%Mi} * 1048576 )) ;;
 esac
 TASK_TIMEOUT_S=${RENDER_TASK_TIMEOUT_S:-3600}
+# EXPORT_MAX_*: the functions and the render job both read some of them
 LIMITS="EXPORT_MAX_SCENES=${EXPORT_MAX_SCENES:-200},EXPORT_MAX_TOTAL_S=${EXPORT_MAX_TOTAL_S:-1800}"
 LIMITS="$LIMITS,EXPORT_MAX_ASSETS=${EXPORT_MAX_ASSETS:-401},EXPORT_MAX_ASSET_BYTES=${EXPORT_MAX_ASSET_BYTES:-524288000}"
 LIMITS="$LIMITS,EXPORT_MAX_JOB_BYTES=${EXPORT_MAX_JOB_BYTES:-2147483648}"
 LIMITS="$LIMITS,EXPORT_MAX_OUTPUT_BYTES=${EXPORT_MAX_OUTPUT_BYTES:-2147483648}"
 LIMITS="$LIMITS,EXPORT_MAX_BODY_BYTES=${EXPORT_MAX_BODY_BYTES:-1000000},EXPORT_MAX_CAPTION_CHARS=${EXPORT_MAX_CAPTION_CHARS:-500}"
+# the functions only: signed URL lifetimes, the upload deadline, each execution's task timeout
+FN_LIMITS="EXPORT_UPLOAD_URL_TTL_S=${EXPORT_UPLOAD_URL_TTL_S:-900},EXPORT_DOWNLOAD_URL_TTL_S=${EXPORT_DOWNLOAD_URL_TTL_S:-900}"
+FN_LIMITS="$FN_LIMITS,EXPORT_UPLOAD_TTL_S=${EXPORT_UPLOAD_TTL_S:-3600},RENDER_TASK_TIMEOUT_S=$TASK_TIMEOUT_S"
+# the render job only: its memory, preflight and FFmpeg's time limit
 RENDER_LIMITS="RENDER_MEMORY_BYTES=$MEMORY_BYTES,RENDER_TASK_TIMEOUT_S=$TASK_TIMEOUT_S"
-RENDER_LIMITS="$RENDER_LIMITS,RENDER_TIMEOUT_PER_OUTPUT_S=${RENDER_TIMEOUT_PER_OUTPUT_S:-1.5}"
+RENDER_LIMITS="$RENDER_LIMITS,RENDER_TIMEOUT_BASE_S=${RENDER_TIMEOUT_BASE_S:-60},RENDER_TIMEOUT_PER_OUTPUT_S=${RENDER_TIMEOUT_PER_OUTPUT_S:-1.5}"
+RENDER_LIMITS="$RENDER_LIMITS,RENDER_MAX_IMAGE_PIXELS=${RENDER_MAX_IMAGE_PIXELS:-400000000}"
+RENDER_LIMITS="$RENDER_LIMITS,RENDER_MAX_DECODE_PIXELS=${RENDER_MAX_DECODE_PIXELS:-50000000},RENDER_MAX_MEDIA_S=${RENDER_MAX_MEDIA_S:-3600}"
 
 ENV="EXPORT_INPUT_BUCKET=$IN,EXPORT_OUTPUT_BUCKET=$OUT,EXPORT_JOBS_TOPIC=$TOPIC,GOOGLE_CLOUD_PROJECT=$PROJECT"
 ENV="$ENV,GOOGLE_CLOUD_REGION=$REGION,RENDER_JOB_NAME=$JOB,INSTANCE_CONNECTION_NAME=$INSTANCE,EXPORT_API_BASE=$API_BASE"
 ENV="$ENV,EXPORT_COMPLETE_URL=$API_BASE/export-complete,EXPORT_STATUS_URL=$API_BASE/export-status"
-ENV="$ENV,RENDER_TASK_TIMEOUT_S=$TASK_TIMEOUT_S,DB_NAME=${DB_NAME:-sceneflow},DB_IAM_AUTH=true,$LIMITS"
+ENV="$ENV,DB_NAME=${DB_NAME:-sceneflow},DB_IAM_AUTH=true,$LIMITS,$FN_LIMITS"
 # Cloud SQL IAM database users of service accounts drop the ".gserviceaccount.com" suffix.
 db_user() { echo "${DB_USER:-${1%.gserviceaccount.com}}"; }
 SECRETS="EXPORT_WORKER_TOKEN=$SECRET:latest"

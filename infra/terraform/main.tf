@@ -14,12 +14,6 @@ locals {
     render   = google_service_account.render.email
     invoker  = google_service_account.invoker.email
   }
-  limits_env = { for name, value in var.export_limits : name => tostring(value) }
-  render_env = merge(local.limits_env, {
-    RENDER_MEMORY_BYTES         = tostring(tonumber(trimsuffix(var.render_memory, "Gi")) * 1073741824)
-    RENDER_TASK_TIMEOUT_S       = tostring(var.render_task_timeout_s)
-    RENDER_TIMEOUT_PER_OUTPUT_S = tostring(var.render_timeout_per_output_s)
-  })
   common_env = {
     GOOGLE_CLOUD_PROJECT     = var.project_id
     GOOGLE_CLOUD_REGION      = var.region
@@ -27,7 +21,6 @@ locals {
     EXPORT_OUTPUT_BUCKET     = local.output_bucket
     EXPORT_JOBS_TOPIC        = var.jobs_topic
     RENDER_JOB_NAME          = google_cloud_run_v2_job.render.name
-    RENDER_TASK_TIMEOUT_S    = tostring(var.render_task_timeout_s)
     INSTANCE_CONNECTION_NAME = local.instance_connection_name
     DB_NAME                  = var.database_name
     DB_IAM_AUTH              = "true"
@@ -510,7 +503,7 @@ resource "google_cloudfunctions2_function" "fn" {
     service_account_email            = local.sa[each.value.sa]
     ingress_settings                 = "ALLOW_ALL"
     all_traffic_on_latest_revision   = true
-    environment_variables            = merge(local.common_env, local.limits_env, { DB_USER = trimsuffix(local.sa[each.value.sa], ".gserviceaccount.com") })
+    environment_variables            = merge(local.common_env, local.functions_limits_env, { DB_USER = trimsuffix(local.sa[each.value.sa], ".gserviceaccount.com") })
     dynamic "secret_environment_variables" {
       for_each = each.value.secret ? [1] : []
       content {

@@ -93,19 +93,25 @@ variable "render_cpu" {
 }
 
 variable "render_memory" {
-  description = "Memory of a render task, in Gi (README: Limits); the task gets it as RENDER_MEMORY_BYTES too."
+  description = "Memory of a render task, NGi or NMi as infra/deploy.sh's RENDER_MEMORY (README: Limits); the task gets it as RENDER_MEMORY_BYTES too."
   type        = string
   default     = "8Gi"
   validation {
-    condition     = can(regex("^[0-9]+Gi$", var.render_memory))
-    error_message = "render_memory must be a whole number of Gi, e.g. 8Gi."
+    condition     = can(regex("^[0-9]+(Gi|Mi)$", var.render_memory))
+    error_message = "render_memory must be a whole number of Gi or Mi (e.g. 8Gi, 6144Mi)."
   }
 }
 
 variable "render_task_timeout_s" {
-  description = "Task timeout of a render (seconds; also RENDER_TASK_TIMEOUT_S of the functions)."
+  description = "Task timeout of each attempt of a render (seconds; also RENDER_TASK_TIMEOUT_S of the functions)."
   type        = number
   default     = 3600
+}
+
+variable "render_timeout_base_s" {
+  description = "FFmpeg time limit of one render, fixed part (RENDER_TIMEOUT_BASE_S, seconds)."
+  type        = number
+  default     = 60
 }
 
 variable "render_timeout_per_output_s" {
@@ -114,8 +120,26 @@ variable "render_timeout_per_output_s" {
   default     = 1.5
 }
 
+variable "render_max_image_pixels" {
+  description = "Pixels of any still image, from its header (RENDER_MAX_IMAGE_PIXELS; the render job's preflight)."
+  type        = number
+  default     = 400000000
+}
+
+variable "render_max_decode_pixels" {
+  description = "Pixels of a non-JPEG still, decoded at full size (RENDER_MAX_DECODE_PIXELS; the render job's preflight)."
+  type        = number
+  default     = 50000000
+}
+
+variable "render_max_media_s" {
+  description = "Length of any clip, narration or music file, seconds (RENDER_MAX_MEDIA_S; the render job's preflight)."
+  type        = number
+  default     = 3600
+}
+
 variable "export_limits" {
-  description = "The EXPORT_MAX_* limits (README: Limits), set on the functions and the render job alike."
+  description = "The EXPORT_MAX_* limits (README: Limits), set on the functions and the render job alike. A key left out takes the code's default (the same value); an unknown key is refused."
   type        = map(number)
   default = {
     EXPORT_MAX_SCENES        = 200
@@ -127,6 +151,30 @@ variable "export_limits" {
     EXPORT_MAX_BODY_BYTES    = 1000000
     EXPORT_MAX_CAPTION_CHARS = 500
   }
+  validation {
+    condition = length(setsubtract(keys(var.export_limits), ["EXPORT_MAX_SCENES", "EXPORT_MAX_TOTAL_S",
+      "EXPORT_MAX_ASSETS", "EXPORT_MAX_ASSET_BYTES", "EXPORT_MAX_JOB_BYTES", "EXPORT_MAX_OUTPUT_BYTES",
+    "EXPORT_MAX_BODY_BYTES", "EXPORT_MAX_CAPTION_CHARS"])) == 0
+    error_message = "export_limits takes only EXPORT_MAX_SCENES, EXPORT_MAX_TOTAL_S, EXPORT_MAX_ASSETS, EXPORT_MAX_ASSET_BYTES, EXPORT_MAX_JOB_BYTES, EXPORT_MAX_OUTPUT_BYTES, EXPORT_MAX_BODY_BYTES and EXPORT_MAX_CAPTION_CHARS; unknown: ${join(", ", sort(setsubtract(keys(var.export_limits), ["EXPORT_MAX_SCENES", "EXPORT_MAX_TOTAL_S", "EXPORT_MAX_ASSETS", "EXPORT_MAX_ASSET_BYTES", "EXPORT_MAX_JOB_BYTES", "EXPORT_MAX_OUTPUT_BYTES", "EXPORT_MAX_BODY_BYTES", "EXPORT_MAX_CAPTION_CHARS"])))}."
+  }
+}
+
+variable "export_upload_url_ttl_s" {
+  description = "Lifetime of a signed PUT URL, seconds (EXPORT_UPLOAD_URL_TTL_S; the functions)."
+  type        = number
+  default     = 900
+}
+
+variable "export_download_url_ttl_s" {
+  description = "Lifetime of a signed GET URL, seconds (EXPORT_DOWNLOAD_URL_TTL_S; the functions)."
+  type        = number
+  default     = 900
+}
+
+variable "export_upload_ttl_s" {
+  description = "An awaiting job fails upload_expired this long after it started, seconds (EXPORT_UPLOAD_TTL_S; the functions)."
+  type        = number
+  default     = 3600
 }
 
 variable "render_max_retries" {
