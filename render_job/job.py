@@ -241,14 +241,14 @@ def _fetch_and_probe(spec: ExportSpec, job_id: str, storage: Any, input_bucket: 
             info = stats[src]
             if info is None:
                 raise NotFound(src)
-            if limit and info.size > limit:
+            if info.size > limit:
                 return src, None, None, ("bad", f"file is {_mb(info.size)}, over the limit of {_mb(limit)} "
                                                 "per file (EXPORT_MAX_ASSET_BYTES)")
             guard.add(info.size)  # before the download: a file that would not fit is never fetched
             storage.download_file(bucket, name, os.path.join(workdir, rel))
             got = os.path.getsize(os.path.join(workdir, rel))
             guard.add(got - info.size)
-            if limit and got > limit:
+            if got > limit:
                 return src, None, None, ("bad", f"file is {_mb(got)}, over the limit of {_mb(limit)} per file "
                                                 "(EXPORT_MAX_ASSET_BYTES)")
         except NotFound:
