@@ -8,7 +8,8 @@ finalize, input and output buckets).
 Event functions acknowledge (return) on permanent errors and raise on transient ones, so that
 Eventarc/Pub/Sub redeliver (deployed with --retry). What functions-framework does before our code
 runs (an envelope it cannot read) is answered by shared.framing: acknowledged with a log line.
-Every body is strict JSON (no NaN/Infinity).
+A setting that cannot be used (shared.config.ConfigError) answers 503 "misconfigured" naming it
+(events: redelivered until fixed), never 500 "internal". Every body is strict JSON (no NaN/Infinity).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from werkzeug.exceptions import ClientDisconnected
 
 from shared import framing, logs
 from shared.bootstrap import get_service
-from shared.config import get_settings
+from shared.config import ConfigError, get_settings
 from shared.errors import ExportError, InvalidRequest, PayloadTooLarge, TransientError, UnsupportedMediaType
 from shared.events import decode_finalized, decode_job_message
 
@@ -97,6 +98,8 @@ def _http_in_context(request: flask.Request, method: str,
         if exc.http_status >= 500:
             logs.error("request failed", code=exc.code, reason=exc.message)
         return _respond(exc.http_status, exc.to_body())
+    except ConfigError as exc:  # a setting, not the request: 503 naming it
+        return framing.misconfigured(exc)
     except Exception as exc:  # never a stack trace to the client
         logs.error("unexpected error", error=type(exc).__name__)
         return _respond(500, {"error": {"code": "internal", "message": "internal error"}})
@@ -172,6 +175,9 @@ def _event_in_context(kind: str, cloud_event, handler: Callable[[], object]) -> 
         raise
     except ExportError as exc:  # permanent: acknowledge
         logs.warning(f"{kind} dropped", eventId=event_id, code=exc.code, reason=exc.message)
+    except ConfigError as exc:  # redelivered until the setting is fixed (shared.framing answers 503)
+        logs.error(f"{kind} failed: misconfigured; will be redelivered", eventId=event_id, reason=str(exc))
+        raise
     except RecursionError:  # nesting deeper than Python can walk: the same event always will be
         logs.error(f"{kind} dropped: the event is nested too deeply", eventId=event_id)
     except Exception as exc:  # unknown, maybe a dependency: redelivered, as TransientError is

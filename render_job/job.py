@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from shared import logs
-from shared.config import Settings, get_settings
+from shared.config import ConfigError, Settings, get_settings
 from shared.errors import (MESSAGE_MAX_CHARS, Conflict, ExportError, InvalidRequest, NotFound, PermanentRenderError,
                            TransientError)
 from shared.limits import TOO_LONG, total_problem
@@ -241,14 +241,14 @@ def _fetch_and_probe(spec: ExportSpec, job_id: str, storage: Any, input_bucket: 
             info = stats[src]
             if info is None:
                 raise NotFound(src)
-            if limit and info.size > limit:
+            if info.size > limit:
                 return src, None, None, ("bad", f"file is {_mb(info.size)}, over the limit of {_mb(limit)} "
                                                 "per file (EXPORT_MAX_ASSET_BYTES)")
             guard.add(info.size)  # before the download: a file that would not fit is never fetched
             storage.download_file(bucket, name, os.path.join(workdir, rel))
             got = os.path.getsize(os.path.join(workdir, rel))
             guard.add(got - info.size)
-            if limit and got > limit:
+            if got > limit:
                 return src, None, None, ("bad", f"file is {_mb(got)}, over the limit of {_mb(limit)} per file "
                                                 "(EXPORT_MAX_ASSET_BYTES)")
         except NotFound:
@@ -721,7 +721,8 @@ def main() -> int:
     Environment: EXPORT_JOB_ID (required), CLOUD_RUN_TASK_INDEX / CLOUD_RUN_TASK_COUNT /
     CLOUD_RUN_TASK_ATTEMPT (default 0) / CLOUD_RUN_EXECUTION, plus the settings of shared.config.
     Returns:
-        The process exit code: 0 done (succeeded or permanently failed), 1 retry, 2 misconfigured.
+        The process exit code: 0 done (succeeded or permanently failed, or a setting that cannot be
+        used reported as failed "misconfigured"), 1 retry, 2 misconfigured and not reported.
     """
     job_id = os.environ.get("EXPORT_JOB_ID", "")
     task_index = _env_int("CLOUD_RUN_TASK_INDEX", 0)
@@ -734,11 +735,15 @@ def main() -> int:
     if task_index != 0:
         logs.info("only task 0 renders; nothing to do", job_id=job_id, taskIndex=task_index, taskCount=task_count)
         return 0
-    settings = get_settings()
+    from render_job.reporter import Reporter, report_misconfigured
+
+    try:
+        settings = get_settings()
+    except ConfigError as exc:  # reported with the two strings it needs; a retry cannot help
+        return report_misconfigured(exc, job_id, attempt)
     logs.info("render task started", job_id=job_id, attempt=attempt, execution=execution,
               taskIndex=task_index, taskCount=task_count)
     from shared.bootstrap import get_storage  # wiring point (imports cloud SDKs lazily)
-    from render_job.reporter import Reporter
 
     storage = get_storage(settings)
     reporter = Reporter(settings.complete_url, settings.worker_token, job_id, attempt,

@@ -161,9 +161,9 @@ def check_budget(b: Budget, resolution: str) -> None:
 
 def check_job_bytes(sizes: Sequence[tuple[str, int]], limit: int) -> None:
     """Raises PermanentRenderError (code JOB_TOO_LARGE) when the media files' sizes ([(src, bytes)],
-    from storage.stat, before any download) add up to more than `limit` (EXPORT_MAX_JOB_BYTES; 0:
-    none). The message is the API's (shared.limits.job_bytes_problem): limit, total, files."""
-    problem = job_bytes_problem(list(sizes), limit) if limit else None
+    from storage.stat, before any download) add up to more than `limit` (EXPORT_MAX_JOB_BYTES, > 0).
+    The message is the API's (shared.limits.job_bytes_problem): limit, total, files."""
+    problem = job_bytes_problem(list(sizes), limit)
     if problem:
         raise PermanentRenderError(problem, code=JOB_TOO_LARGE)
 

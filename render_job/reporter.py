@@ -5,12 +5,14 @@ with `Authorization: Bearer <EXPORT_WORKER_TOKEN>`. The token is never logged.
 """
 from __future__ import annotations
 
+import os
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import requests
 
 from shared import logs
+from shared.config import ConfigError, report_target
 from shared.errors import MESSAGE_MAX_CHARS
 
 TIMEOUT_S = 10.0
@@ -105,3 +107,22 @@ class Reporter:
         logs.error("could not report to export_complete", job_id=self.job_id, problem=last_problem,
                    reportStatus=body.get("status"))
         return False
+
+
+def report_misconfigured(error: ConfigError, job_id: str, attempt: int,
+                         environ: Mapping[str, str] = os.environ, **reporter_args: Any) -> int:
+    """The render task's answer to settings it cannot use: log `error` and report the job failed
+    with code "misconfigured" and its message (each bad variable), to the export_complete URL and
+    with the token read straight from `environ` (shared.config.report_target).
+
+    Returns:
+        The exit code: 0 when the report was accepted (a retry could not help), 2 when it could not
+        be sent or was refused (the job then ends by reconcile's stale check).
+    """
+    logs.error("render task misconfigured: a setting cannot be used", job_id=job_id, attempt=attempt,
+               code=error.CODE, reason=str(error))
+    url, token = report_target(environ)
+    if Reporter(url, token, job_id, attempt, **reporter_args).failed(error.CODE, str(error)):
+        return 0
+    logs.error("render task misconfigured and could not report it", job_id=job_id, attempt=attempt)
+    return 2

@@ -15,6 +15,9 @@ redeliver every non-2xx answer, so an unreadable envelope would come back for da
   be readable; 500 for an exception our function raised (TransientError: redelivered on purpose;
   anything else the function did not classify as permanent, see functions/main.py _event);
   405/404 (routing) as JSON;
+- a ConfigError (a setting that cannot be used, shared.config), from any function: 503
+  {"error": {"code": "misconfigured", "message": <each bad variable>}} and an ERROR log line naming
+  them (misconfigured): an operator's mistake, retried by the client or the trigger once fixed;
 - HTTP functions: the framework's 4xx (404 for /robots.txt, ...) as a JSON error body; 500 as
   {"error": {"code": "internal"}} (our _http boundary already catches everything it can).
 - a body that cannot be read (an OSError from the server's stream, e.g. a chunk header werkzeug's
@@ -34,6 +37,7 @@ import flask
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from shared import logs
+from shared.config import ConfigError
 from shared.errors import TransientError
 
 EVENT_ENTERED = "sceneflow_event_entered"  # flask.g flag: our event function was called
@@ -55,6 +59,14 @@ def _error(status: int, code: str, message: str, headers: dict | None = None) ->
     return json_response(status, {"error": {"code": code, "message": message}}, headers)
 
 
+def misconfigured(exc: ConfigError) -> flask.Response:
+    """503 {"error": {"code": "misconfigured", "message": "invalid settings: NAME='value': expected
+    ..."}}, logged (ERROR). Settings are numbers, switches and backends, never secrets: the message
+    may name them; the next request reads the environment again."""
+    logs.error("misconfigured: a setting cannot be used", code=exc.CODE, reason=str(exc))
+    return _error(503, exc.CODE, str(exc))
+
+
 def answer_framework_error(exc: BaseException, event_functions: frozenset[str]) -> flask.Response:
     """The response for an exception that reached the Flask app (see the module docstring)."""
     is_event = flask.current_app.name in event_functions
@@ -72,6 +84,8 @@ def answer_framework_error(exc: BaseException, event_functions: frozenset[str]) 
             return _acknowledge(f"{type(exc).__name__} ({code})")
         name = (exc.name or "error").lower().replace(" ", "_")
         return _error(code, name, exc.name or "error")
+    if isinstance(exc, ConfigError):  # from our function or the framework's hooks alike
+        return misconfigured(exc)
     if isinstance(exc, TransientError):  # raised on purpose: the delivery is retried
         return _error(500, exc.code, "temporarily unavailable; retry", {"X-Google-Status": "crash"})
     if is_event and not entered:

@@ -1,4 +1,5 @@
-"""The per-job media budget (EXPORT_MAX_JOB_BYTES). Pure: no I/O.
+"""Per-job limits: the uploads a start may declare, the media budget (EXPORT_MAX_JOB_BYTES), the
+length (EXPORT_MAX_TOTAL_S). Pure: no I/O.
 
 Every media file a job uses (uploads and gs:// library files) is downloaded into the render task's
 working directory, which on Cloud Run is an in-memory disk counted against the task's memory limit;
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 from shared.messages import listing
 
+MAX_UPLOADS = 500  # uploads a start request may declare (EXPORT_MAX_ASSETS can only lower it): bounds the body
 JOB_TOO_LARGE = "job_too_large"  # the error code of a job whose media exceed EXPORT_MAX_JOB_BYTES
 
 
@@ -41,7 +43,7 @@ def total_problem(total_s: float, scenes: list[tuple[str, float]], limit_s: floa
     "the video would be 2,400.0 s long, over EXPORT_MAX_TOTAL_S = 1,800 s; longest scenes: scenes[3]
     (id 'talk') 900.0 s, ...".
     """
-    if not limit_s or total_s <= limit_s:
+    if total_s <= limit_s:
         return None
     longest = sorted(scenes, key=lambda s: -s[1])[:LONGEST_NAMED]
     named = ", ".join(f"{label} {seconds:,.1f} s" for label, seconds in longest)

@@ -28,7 +28,7 @@ MAX_OBJECT_BYTES = 5 * 1024 ** 4  # Cloud Storage's largest object (5 TiB): the 
 
 def content_length_range(max_bytes: int | None) -> str:
     """The x-goog-content-length-range value of an upload URL: "MIN,MAX" bytes, inclusive."""
-    return f"{MIN_UPLOAD_BYTES},{max_bytes or MAX_OBJECT_BYTES}"
+    return f"{MIN_UPLOAD_BYTES},{MAX_OBJECT_BYTES if max_bytes is None else max_bytes}"
 
 
 @dataclass(frozen=True)

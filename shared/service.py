@@ -24,7 +24,7 @@ from pydantic.alias_generators import to_camel
 from shared import logs
 from shared.config import Settings
 from shared.finite import check_metadata_numbers, nonfinite_problem
-from shared.limits import JOB_TOO_LARGE
+from shared.limits import JOB_TOO_LARGE, MAX_UPLOADS
 from shared.messages import bounded, listing
 from shared.parallel import in_parallel
 from shared.outputs import clean_warnings, video_object
@@ -89,7 +89,7 @@ class UploadDecl(_Wire):
 class StartRequest(_Wire):
     spec: dict
     # a ceiling for the body's sake, above EXPORT_MAX_ASSETS (401), whose own message names the setting
-    uploads: list[UploadDecl] = Field(default_factory=list, max_length=500)
+    uploads: list[UploadDecl] = Field(default_factory=list, max_length=MAX_UPLOADS)
     idempotency_key: str | None = Field(None, min_length=1, max_length=200)
 
 

@@ -45,6 +45,7 @@ DEFAULT_SCENE_S = 4.0        # a scene with no narration, no clip and no duratio
 NARRATION_PAUSE_S = 0.5      # silence after narration when duration is null
 MAX_SCENES = 200
 MAX_SCENE_S = 600.0
+MAX_CAPTION_CHARS = 500  # longest caption text or cue (EXPORT_MAX_CAPTION_CHARS can only lower it)
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._ -]{0,199}$")
 # gs:// sources may only name the shared library folder of the input bucket: never another job's uploads.
@@ -236,7 +237,7 @@ class CaptionCue(_Model):
 
     start_s: float = Field(ge=0)
     end_s: float = Field(gt=0)
-    text: str = Field(min_length=1, max_length=500)
+    text: str = Field(min_length=1, max_length=MAX_CAPTION_CHARS)
 
     _text = field_validator("text")(classmethod(lambda cls, v: _check_text(v)))
 
@@ -251,7 +252,7 @@ class Caption(_Model):
     """The scene's caption: either `text` (shown for the whole scene) or `cues` (timed, relative to the
     scene's start, in order and not overlapping)."""
 
-    text: str | None = Field(None, min_length=1, max_length=500)
+    text: str | None = Field(None, min_length=1, max_length=MAX_CAPTION_CHARS)
     cues: list[CaptionCue] | None = Field(None, min_length=1, max_length=200)
 
     _text = field_validator("text")(classmethod(lambda cls, v: v if v is None else _check_text(v)))
