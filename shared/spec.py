@@ -18,7 +18,7 @@ from pydantic.alias_generators import to_camel
 
 from shared.errors import InvalidRequest
 from shared.finite import nonfinite_problem
-from shared.timeline import frame_problems
+from shared.timeline import DEFAULT_SCENE_S, NARRATION_PAUSE_S, frame_problems  # noqa: F401 (re-exported)
 
 # Every named FFmpeg xfade transition (`ffmpeg -h filter=xfade`, in its order; all exist since FFmpeg
 # 6.1 and the job needs 7 or newer), plus "cut"; `custom` is left out (it needs an expression).
@@ -41,8 +41,6 @@ FRAME_SIZES: dict[tuple[str, str], tuple[int, int]] = {
     ("1080p", "16:9"): (1920, 1080), ("1080p", "9:16"): (1080, 1920), ("1080p", "1:1"): (1080, 1080),
 }
 
-DEFAULT_SCENE_S = 4.0        # a scene with no narration, no clip and no duration
-NARRATION_PAUSE_S = 0.5      # silence after narration when duration is null
 MAX_SCENES = 200
 MAX_SCENE_S = 600.0
 
@@ -398,7 +396,7 @@ class ExportSpec(_Model):
                 pass  # default duration applies
         if self.poster.scene is not None and self.poster.scene >= len(self.scenes):
             problems.append(f"poster.scene: is past the last scene (there are {len(self.scenes)})")
-        problems += frame_problems(self.scenes, int(self.output.fps), DEFAULT_SCENE_S)
+        problems += frame_problems(self.scenes, int(self.output.fps))
         if problems:
             raise ValueError("; ".join(problems))
         return self
