@@ -60,7 +60,7 @@ def frames_up(seconds: float, fps: int) -> int:
     return math.ceil(seconds * fps - 1e-6)
 
 
-def probed(scene: Any) -> bool:
+def length_from_probe(scene: Any) -> bool:
     """Whether the plan takes `scene`'s length from a probe: no `duration`, and a narration or a clip."""
     return scene.duration is None and (scene.narration is not None or scene.visual.type == "video")
 
@@ -68,9 +68,9 @@ def probed(scene: Any) -> bool:
 def scene_length(scene: Any, fps: int, narration_s: float | None = None,
                  clip_s: float | None = None) -> Fraction | None:
     """`scene`'s length on the plan (exact seconds, at least MIN_SCENE_FRAMES frames; rule in the module
-    docstring), or None when it depends on a probe not given (probed). scene: a shared.spec.Scene;
-    narration_s: its narration's probed length (s); clip_s: its clip's picture after trimming (s; 0 when
-    nothing is left: the default applies)."""
+    docstring), or None when it depends on a probe not given (length_from_probe). scene: a
+    shared.spec.Scene; narration_s: its narration's probed length (s); clip_s: its clip's picture
+    after trimming (s; 0 when nothing is left: the default applies)."""
     if scene.duration is not None:
         d = exact(scene.duration)
     elif scene.narration is not None:
@@ -148,7 +148,8 @@ def least_grid(scenes: Sequence[Any], fps: int) -> tuple[FrameGrid, bool]:
     at most d/2 to each of its two transitions (each at most half of either neighbour), so the total
     never shrinks, nor does its nearest frame."""
     lengths = [least_scene_length(s, fps) for s in scenes]
-    return frame_grid(lengths, transition_lengths(scenes, lengths), fps), not any(probed(s) for s in scenes)
+    known = not any(length_from_probe(s) for s in scenes)
+    return frame_grid(lengths, transition_lengths(scenes, lengths), fps), known
 
 
 def short_scene_problem(duration_s: float, fps: int) -> str | None:
