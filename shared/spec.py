@@ -18,6 +18,7 @@ from pydantic.alias_generators import to_camel
 
 from shared.errors import InvalidRequest
 from shared.finite import nonfinite_problem
+from shared.limits import scenes_problem
 from shared.timeline import DEFAULT_SCENE_S, NARRATION_PAUSE_S, frame_problems  # noqa: F401 (re-exported)
 
 # Every named FFmpeg xfade transition (`ffmpeg -h filter=xfade`, in its order; all exist since FFmpeg
@@ -451,6 +452,8 @@ def errors_to_details(exc: ValidationError) -> list[dict[str, str]]:
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, "):]
         path = _loc_to_path(tuple(err.get("loc", ())))
+        if path == "scenes" and err.get("type") == "too_long":  # our wording: the limit and its settings
+            msg = scenes_problem(err["ctx"]["actual_length"], err["ctx"]["max_length"])
         # cross-field checks pack several "path: message" problems into one error
         if path == "$" and ": " in msg:
             for part in msg.split("; "):
