@@ -42,8 +42,9 @@ def _json_body(request: flask.Request) -> object:
     if mime and mime != "application/json" and not mime.endswith("+json"):
         raise UnsupportedMediaType(f"send the body as application/json, not {mime[:60]}")
     limit = get_settings().max_body_bytes
+    too_large = f"request body is larger than EXPORT_MAX_BODY_BYTES = {limit:,} bytes"
     if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+        raise PayloadTooLarge(too_large)
     try:
         raw = request.get_data(cache=False)
     except (OSError, ClientDisconnected):  # e.g. a chunk header the server cannot parse
@@ -51,7 +52,7 @@ def _json_body(request: flask.Request) -> object:
         raise InvalidRequest(framing.BODY_UNREADABLE, details=[
             {"path": "$", "message": "the body's framing is invalid (chunked transfer coding)"}]) from None
     if len(raw) > limit:
-        raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+        raise PayloadTooLarge(too_large)
     try:
         return json.loads(raw or b"null", parse_constant=_refuse_constant)
     except (ValueError, UnicodeDecodeError) as exc:

@@ -34,10 +34,11 @@ from shared import logs
 from shared.config import ConfigError, Settings, get_settings
 from shared.errors import (MESSAGE_MAX_CHARS, Conflict, ExportError, InvalidRequest, NotFound, PermanentRenderError,
                            TransientError)
-from shared.limits import TOO_LONG, total_problem
+from shared.limits import TOO_LONG, scene_label, total_problem
 from shared.outputs import (NAME_METADATA, bounded_warnings, is_output_name, slugify, timeline_from_metadata,
                             timeline_to_metadata, warnings_from_metadata, warnings_to_metadata)
 from shared.spec import ExportSpec, parse_spec
+from shared.timeline import length_from_probe
 
 from render_job import caption_overlay
 from render_job import ffmpeg as ffargs
@@ -540,9 +541,11 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
         local, probes = _fetch_and_probe(spec, job_id, storage, settings.input_bucket, workdir, settings)
         reporter.running("preparing", 0.05)
         plan = build_plan(spec, probes)
-        too_long = total_problem(plan.total_s, [(f"scenes[{i}] (id {spec.scenes[i].id!r})", sc.duration)
-                                                for i, sc in enumerate(plan.scenes)], settings.max_total_s)
-        if too_long:  # lengths taken from narrations and clips are known only now (the API saw durations)
+        lengths = [(scene_label(i, sc.id), sc.duration) for i, sc in enumerate(plan.scenes)]
+        too_long = total_problem(plan.total_s, lengths, settings.max_total_s,
+                                 overlap_s=sum(sc.transition_s for sc in plan.scenes),
+                                 probed=any(length_from_probe(sc) for sc in spec.scenes))
+        if too_long:  # lengths from narrations and clips are known only now (the API counted them at their least)
             raise PermanentRenderError(too_long, code=TOO_LONG)
         # more scenes than one FFmpeg graph should hold: the video in segments piped into one encoding run
         cuts = ffargs.segment_cuts(plan, settings.render_segment_scenes)

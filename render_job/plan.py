@@ -22,13 +22,12 @@ fading in and out over its transitions (burned in through the same ASS file as t
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Mapping
 
-from shared.spec import DEFAULT_SCENE_S, NARRATION_PAUSE_S, ExportSpec
-from shared.timeline import MIN_SCENE_FRAMES, clamped_transition, cue_problem, cue_span, exact, frame_grid
+from shared.spec import ExportSpec
+from shared.timeline import cue_problem, cue_span, frame_grid, scene_length, transition_lengths
 
 from render_job.clips import clip_preroll_s, clip_sound_in_window
 
@@ -187,10 +186,6 @@ class RenderPlan:
         return self.music is not None or any(s.narration_src or s.clip_audio for s in self.scenes)
 
 
-def _frames_ceil(seconds: float, fps: int) -> int:
-    return math.ceil(seconds * fps - 1e-6)
-
-
 def _get(info: Any, name: str) -> Any:
     if info is None:
         return None
@@ -224,7 +219,7 @@ def build_plan(spec: ExportSpec, probes: Mapping[str, Any]) -> RenderPlan:
         probes: {src: MediaInfo-like}, an object (or mapping) with `duration_s` (seconds, or None for
             stills) for every narration and clip src the spec references.
 
-    Scene duration D (seconds):
+    Scene duration D (seconds; shared.timeline.scene_length, the rule the API's length check shares):
         explicit `duration` if given; else narration offsetS + length + NARRATION_PAUSE_S rounded up to
         a whole frame; else, for a clip, its length after trimming (at least MIN_SCENE_FRAMES frames) (trimEndS or the clip's end, minus trimStartS); else
         DEFAULT_SCENE_S (also for colour and title cards). A clip's length is that of its picture
@@ -282,28 +277,14 @@ def build_plan(spec: ExportSpec, probes: Mapping[str, Any]) -> RenderPlan:
             # never opened before the first picture: in MPEG-TS/PS FFmpeg then times the file from its
             # picture when its earlier sound is unused (a muted clip was cut one frame late)
             m["preroll_s"] = clip_preroll_s(info, m["trim"])
-        if scene.duration is not None:
-            d = exact(scene.duration)
-        elif m["narr_s"] is not None:  # whole frames, rounded up: the narration is never cut
-            d = Fraction(_frames_ceil(m["offset"] + m["narr_s"] + NARRATION_PAUSE_S, fps), fps)
-        elif m["clip_s"]:
-            d = exact(m["clip_s"])
-        else:
-            d = exact(DEFAULT_SCENE_S)
-        durations.append(max(Fraction(MIN_SCENE_FRAMES, fps), d))
+        length = scene_length(scene, fps, narration_s=m["narr_s"], clip_s=m["clip_s"])
+        assert length is not None  # every probe a length depends on is given
+        durations.append(length)
         meta.append(m)
 
     # transitions clamped to half of the shorter neighbour, then every boundary on the frame grid
-    trans_s: list[Fraction] = []
-    names: list[str] = []
-    for i, scene in enumerate(spec.scenes):
-        tr = scene.transition
-        if i == n - 1 or tr is None or tr.type == "cut" or tr.duration <= 0:
-            trans_s.append(Fraction(0))
-            names.append("cut")
-            continue
-        trans_s.append(clamped_transition(tr.duration, durations[i], durations[i + 1]))
-        names.append(tr.type)
+    trans_s = transition_lengths(spec.scenes, durations)
+    names = [scene.transition.type if t > 0 else "cut" for scene, t in zip(spec.scenes, trans_s)]
     grid = frame_grid(durations, trans_s, fps)
     frames, t_frames = grid.frames, grid.transitions
 

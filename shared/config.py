@@ -163,7 +163,7 @@ class Settings:
     client_token: str = ""  # EXPORT_CLIENT_TOKEN: when set, start/status/cancel need this bearer token
     # Limits (each a setting; see env.example)
     max_scenes: int = 200
-    max_total_s: float = 1800.0  # sum of explicit scene durations at start; the planned total in the job
+    max_total_s: float = 1800.0  # output length: the plan as far as the spec fixes it at start; the probed plan in the job
     max_assets: int = 401  # a visual and a narration per scene at max_scenes, plus music
     max_asset_bytes: int = 500 * 1024 * 1024
     max_job_bytes: int = 2 * 1024 * 1024 * 1024  # all of a job's media: they sit in the task's in-memory disk

@@ -1,5 +1,5 @@
-"""Per-job limits: the uploads a start may declare, the media budget (EXPORT_MAX_JOB_BYTES), the
-length (EXPORT_MAX_TOTAL_S). Pure: no I/O.
+"""Per-job limits and their messages: the uploads a start may declare, scenes (EXPORT_MAX_SCENES),
+length (EXPORT_MAX_TOTAL_S), the media budget (EXPORT_MAX_JOB_BYTES). Pure: no I/O.
 
 Every media file a job uses (uploads and gs:// library files) is downloaded into the render task's
 working directory, which on Cloud Run is an in-memory disk counted against the task's memory limit;
@@ -30,22 +30,46 @@ def job_bytes_problem(sizes: list[tuple[str, int]], limit: int, setting: str = "
 
 
 
+def scenes_problem(count: int, limit: int) -> str:
+    """The message for a storyboard of `count` scenes, over `limit` (EXPORT_MAX_SCENES, which can only
+    lower the spec's MAX_SCENES): the same at both."""
+    return f"{count} scenes; at most {limit} scenes per storyboard (EXPORT_MAX_SCENES / the spec's MAX_SCENES)"
+
+
 TOO_LONG = "too_long"  # the error code of a job whose planned length exceeds EXPORT_MAX_TOTAL_S
 LONGEST_NAMED = 3  # scenes named in a too_long message, longest first (what to shorten)
 
 
-def total_problem(total_s: float, scenes: list[tuple[str, float]], limit_s: float,
-                  setting: str = "EXPORT_MAX_TOTAL_S") -> str | None:
+def scene_label(index: int, scene_id: str) -> str:
+    """How a length message names a scene: "scenes[3] (id 'talk')"."""
+    return f"scenes[{index}] (id {scene_id!r})"
+
+
+def _seconds(value: float) -> str:
+    """Seconds to the millisecond, without trailing zeros: 1704.5 -> "1,704.5", 80.0 -> "80"."""
+    return f"{value:,.3f}".rstrip("0").rstrip(".")
+
+
+def total_problem(total_s: float, scenes: list[tuple[str, float]], limit_s: float, *, overlap_s: float = 0.0,
+                  probed: bool = False, least: bool = False, setting: str = "EXPORT_MAX_TOTAL_S") -> str | None:
     """The error message when the planned output (`total_s` seconds) is longer than `limit_s`, else None.
 
-    scenes: [(label, seconds)] of the plan; the longest LONGEST_NAMED are named, since a scene
-    without `duration` takes its narration's or clip's length, known only once the render probed it:
-    "the video would be 2,400.0 s long, over EXPORT_MAX_TOTAL_S = 1,800 s; longest scenes: scenes[3]
-    (id 'talk') 900.0 s, ...".
+    The same message at start (shared.service, from shared.timeline.least_grid) and in the render
+    (render_job.job, from the plan), so a storyboard whose lengths are all known gets the same number
+    from both. scenes: [(scene_label, seconds)] on the plan's grid, the longest LONGEST_NAMED named
+    (what to shorten); overlap_s: the transitions' overlap subtracted from the scenes' sum; probed:
+    some scene's length came from its narration or clip; least: some will, and is counted at its
+    shortest (start). E.g. "the video would be 1,820 s long (1,919.5 s of scenes less 99.5 s where
+    transitions overlap), over EXPORT_MAX_TOTAL_S = 1,800 s; longest scenes: scenes[3] (id 'talk')
+    20 s, ...".
     """
     if total_s <= limit_s:
         return None
     longest = sorted(scenes, key=lambda s: -s[1])[:LONGEST_NAMED]
-    named = ", ".join(f"{label} {seconds:,.1f} s" for label, seconds in longest)
-    return (f"the video would be {total_s:,.1f} s long, over {setting} = {limit_s:,g} s (a scene without "
-            f"duration lasts as long as its narration or clip); longest scenes: {named}")
+    named = ", ".join(f"{label} {_seconds(seconds)} s" for label, seconds in longest)
+    overlap = (f" ({_seconds(sum(s for _, s in scenes))} s of scenes less {_seconds(overlap_s)} s where "
+               "transitions overlap)" if overlap_s > 0 else "")
+    why = ("; a scene without duration lasts as long as its narration or clip" if probed or least else "")
+    why += ", counted here at its shortest" if least else ""
+    return (f"the video would be {'at least ' if least else ''}{_seconds(total_s)} s long{overlap}, over "
+            f"{setting} = {limit_s:,g} s{why}; longest scenes: {named}")

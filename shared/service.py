@@ -24,7 +24,7 @@ from pydantic.alias_generators import to_camel
 from shared import logs
 from shared.config import Settings
 from shared.finite import check_metadata_numbers, nonfinite_problem
-from shared.limits import JOB_TOO_LARGE, MAX_UPLOADS
+from shared.limits import JOB_TOO_LARGE, MAX_UPLOADS, scene_label, scenes_problem, total_problem
 from shared.messages import bounded, listing
 from shared.parallel import in_parallel
 from shared.outputs import clean_warnings, video_object
@@ -34,6 +34,7 @@ from shared.ports import JobLauncher, ObjectStorage, Publisher
 from shared.repository import JobRecord, JobRepository, iso, utcnow
 from shared.spec import _shown, check_upload_name, errors_to_details, parse_spec
 from shared.states import JobStatus, is_terminal
+from shared.timeline import least_grid
 from shared.video_output import (ReportOutput, event_generation, object_not_current, output_from_object, own_object,
                                  video_not_ours)
 
@@ -254,14 +255,18 @@ class ExportService:
         return 202, self._start_response(job, req)
 
     def _limit_problems(self, spec) -> list[dict[str, str]]:
-        """Configured limits (settings): scene count, explicit total length, caption length."""
+        """Configured limits (settings): scene count, the output's length as far as the spec fixes it
+        (the render plan's grid, a scene whose length a probe gives at its least), caption length."""
         s, problems = self.settings, []
         if len(spec.scenes) > s.max_scenes:
-            problems.append({"path": "spec.scenes", "message": f"at most {s.max_scenes} scenes per export"})
-        explicit = sum(sc.duration or 0.0 for sc in spec.scenes)
-        if explicit > s.max_total_s:
-            problems.append({"path": "spec.scenes",
-                             "message": f"scene durations add up to {explicit:g} s; the limit is {s.max_total_s:g} s"})
+            problems.append({"path": "spec.scenes", "message": scenes_problem(len(spec.scenes), s.max_scenes)})
+        fps = int(spec.output.fps)
+        grid, known = least_grid(spec.scenes, fps)
+        too_long = total_problem(grid.total / fps, [(scene_label(i, sc.id), grid.frames[i] / fps)
+                                                    for i, sc in enumerate(spec.scenes)], s.max_total_s,
+                                 overlap_s=sum(grid.transitions) / fps, least=not known)
+        if too_long:
+            problems.append({"path": "spec.scenes", "message": too_long})
         for i, sc in enumerate(spec.scenes):
             for path, text in _caption_texts(sc):
                 if len(text) > s.max_caption_chars:

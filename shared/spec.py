@@ -18,7 +18,8 @@ from pydantic.alias_generators import to_camel
 
 from shared.errors import InvalidRequest
 from shared.finite import nonfinite_problem
-from shared.timeline import frame_problems
+from shared.limits import scenes_problem
+from shared.timeline import DEFAULT_SCENE_S, NARRATION_PAUSE_S, frame_problems  # noqa: F401 (re-exported)
 
 # Every named FFmpeg xfade transition (`ffmpeg -h filter=xfade`, in its order; all exist since FFmpeg
 # 6.1 and the job needs 7 or newer), plus "cut"; `custom` is left out (it needs an expression).
@@ -41,8 +42,6 @@ FRAME_SIZES: dict[tuple[str, str], tuple[int, int]] = {
     ("1080p", "16:9"): (1920, 1080), ("1080p", "9:16"): (1080, 1920), ("1080p", "1:1"): (1080, 1080),
 }
 
-DEFAULT_SCENE_S = 4.0        # a scene with no narration, no clip and no duration
-NARRATION_PAUSE_S = 0.5      # silence after narration when duration is null
 MAX_SCENES = 200
 MAX_SCENE_S = 600.0
 MAX_CAPTION_CHARS = 500  # longest caption text or cue (EXPORT_MAX_CAPTION_CHARS can only lower it)
@@ -399,7 +398,7 @@ class ExportSpec(_Model):
                 pass  # default duration applies
         if self.poster.scene is not None and self.poster.scene >= len(self.scenes):
             problems.append(f"poster.scene: is past the last scene (there are {len(self.scenes)})")
-        problems += frame_problems(self.scenes, int(self.output.fps), DEFAULT_SCENE_S)
+        problems += frame_problems(self.scenes, int(self.output.fps))
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -454,6 +453,8 @@ def errors_to_details(exc: ValidationError) -> list[dict[str, str]]:
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, "):]
         path = _loc_to_path(tuple(err.get("loc", ())))
+        if path == "scenes" and err.get("type") == "too_long":  # our wording: the limit and its settings
+            msg = scenes_problem(err["ctx"]["actual_length"], err["ctx"]["max_length"])
         # cross-field checks pack several "path: message" problems into one error
         if path == "$" and ": " in msg:
             for part in msg.split("; "):

@@ -201,6 +201,9 @@ START_CASES = [
     ("upload-gs-name-names-it", {"spec": OK_SPEC, "uploads": [{"name": "gs://bucket-in/library/a.png",
                                                                "contentType": "image/png"}]}, 400,
      "uploads[0].name 'gs://bucket-in/library/a.png' must be a bare file name, not a gs:// URI"),
+    # trial 15: the body limit names its setting, as every other refusal does
+    ("huge-body-names-the-setting", b'{"spec": {"title": "' + b"x" * 1_100_000 + b'"}}', 413,
+     "request body is larger than EXPORT_MAX_BODY_BYTES = 1,000,000 bytes"),
 ]
 
 

@@ -137,7 +137,10 @@ def test_configured_limits(tmp_path):
         assert messages["uploads"] == "at most 1 uploads per export"
         assert messages["spec.scenes[0].caption.text"] == "caption has 25 characters; the limit is 20"
         problems = [d["message"] for d in r.json["error"]["details"] if d["path"] == "spec.scenes"]
-        assert problems == ["at most 3 scenes per export", "scene durations add up to 16 s; the limit is 10 s"]
+        assert problems == [  # the two stills without duration last the default 4 s
+            "6 scenes; at most 3 scenes per storyboard (EXPORT_MAX_SCENES / the spec's MAX_SCENES)",
+            "the video would be 24 s long, over EXPORT_MAX_TOTAL_S = 10 s; longest scenes: scenes[0] (id 's0') 4 s, "
+            "scenes[1] (id 's1') 4 s, scenes[2] (id 's2') 4 s"]
     finally:
         bootstrap.use_service(None)
 

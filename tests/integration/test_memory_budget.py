@@ -161,13 +161,13 @@ def test_a_segmented_render_deletes_the_stills_of_finished_segments(tmp_path, me
 
 
 def test_a_plan_longer_than_the_total_limit_fails_before_ffmpeg(tmp_path, media):
-    """The API sums only the given durations; a scene without one lasts as long as its narration,
-    known only once the render has probed it: the render checks the planned total itself."""
+    """A scene without duration lasts as long as its narration, known only once the render has probed
+    it: the render checks the planned total itself (here every duration is given: no word about it)."""
     result, reporter, ran, outputs, work = export(tmp_path, media, max_total_s=2.0)
     assert (result.exit_code, result.status, result.error["code"]) == (0, "failed", "too_long")
     assert reporter.final["error"]["message"] == (
-        "the video would be 2.5 s long, over EXPORT_MAX_TOTAL_S = 2 s (a scene without duration lasts as "
-        "long as its narration or clip); longest scenes: scenes[0] (id 's0') 0.5 s, scenes[1] (id 's1') 0.5 s, "
+        "the video would be 2.5 s long (3 s of scenes less 0.5 s where transitions overlap), over "
+        "EXPORT_MAX_TOTAL_S = 2 s; longest scenes: scenes[0] (id 's0') 0.5 s, scenes[1] (id 's1') 0.5 s, "
         "scenes[2] (id 's2') 0.5 s")
     assert [args for args, _ in ran if "-i" in args] == []  # no FFmpeg run at all
     assert not outputs.exists()
