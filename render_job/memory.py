@@ -11,16 +11,8 @@ with its processes, so an export needs, at its peak (the render):
     output  the MP4 as it grows (output_estimate_bytes; capped by FFmpeg's -fs at output_cap)
     OVERHEAD_MB  Python (~150 MB), PyAV/Pillow, caption files and fonts, -fs overshoot, margin
 
-Measured at 1080p30 standard, a still and a narration per scene (issue 15; MiB): 12 scenes in one
-graph 1.09 GiB; 36 and 120 scenes in segments of 24: 2.17 and 2.24 GiB, all FFmpeg processes at once.
-F below gives 1.16, 2.28 and 2.36 GiB for them (a segment counted with the scene after it, whose
-head frames it reads), and 2.44 GiB for 200 scenes; at 720p 1.33 GiB. Measured again here (36 x 1 s
-stills with zoom/pan and fades, a narration each, music, standard, segments of 24; every process of
-the task at once, Python's ~90 MiB included): 1080p 1.95 GiB (F 2.28), 720p 1.14 GiB (F 1.17).
-
-Preflight itself keeps a running total of the media on disk (MediaGuard): downloads and normalised
-copies are written before the plan (hence F) is known, so it fails the job as soon as they exceed what
-the memory leaves beside the least F of any render at that size (ffmpeg_floor_bytes) and OVERHEAD_MB.
+F's constants were fitted to issue 15's measurements and are checked against `make bench-long`
+(BENCHMARKS.md, "Long storyboards": the task's processes and files over time, at 1, 10 and 30 minutes).
 
 Budget functions are pure; the file helpers at the end (sizes, deletion, cgroup) do the I/O.
 """
