@@ -12,7 +12,7 @@ FFmpeg (5.x-9.x) decodes most stills well, but not all of them:
 - Very large images (a 16000+ px panorama or a 100 MP scan) cost FFmpeg seconds and hundreds of MB
   per scene, and exceed some builds' limits. Any image larger than the frame costs FFmpeg memory for
   its decoded pixels in every scene that shows it, until the graph ends (1080p, 24 scenes of a
-  3840x8192 PNG: 2250 MiB instead of 490 MiB for a frame-sized still), and its decode per scene.
+  3840x8192 PNG: 2.2 GiB, 2.7 GiB with zoom/pan and fades), and its decode per scene.
 
 So every image visual goes through `normalize_image()` during the job's `preparing` stage. Images
 that FFmpeg handles as they are (8-bit RGB or grayscale PNG/JPEG, no EXIF rotation) and that are no
@@ -43,11 +43,11 @@ Why every image over 1x (2x until issue 15's review): Pillow decodes every still
 check that it is complete), so a copy adds only the resize and the JPEG, and FFmpeg then decodes a
 small file instead of the original, in every scene showing it. 1080p draft, 24 scenes of 0.5 s, each
 its own still (tests/bench/bench_big_stills.py --distinct: CPU of the whole job, FFmpeg's peak RSS):
-a 3840x8192 RGB PNG 55.5 s, 2510 MiB as it was, 35.8 s, 1059 MiB copied (1920x4096); a 3840x2160
-PNG 15.2 s, 1273 MiB -> 11.1 s, 422 MiB; a 3840x2880 JPEG 4.6 s, 686 MiB -> 4.4 s, 732 MiB (two
-segments: render_job.ffmpeg.segment_cuts). A still whose shape differs from the frame's still covers
-it with more pixels than the frame (a portrait copy: 1920x2560): the render's memory model counts
-them (render_job.ffmpeg.scene_memory_mb, from the width and height this module reports).
+a 3840x8192 RGB PNG 53.0 s, 2235 MiB as it was, 35.9 s, 1079 MiB copied (1920x4096); a 3840x2160
+PNG 15.5 s, 1259 MiB -> 11.1 s, 494 MiB; a 3840x2880 JPEG 4.7 s, 640 MiB -> 4.5 s, 589 MiB. A
+still whose shape differs from the frame's still covers it with more pixels than the frame (a
+portrait copy: 1920x2560): the render's memory model counts them (render_job.ffmpeg.scene_memory_mb,
+from the width and height this module reports).
 
 Limits (settings): `render_max_image_pixels` (any image, checked from the header before decoding)
 and `render_max_decode_pixels` (images that must be decoded at full size: everything but JPEG).
