@@ -453,7 +453,12 @@ def _scene_video(plan: RenderPlan, sc: ScenePlan, inputs: Mapping[str, str], idx
 # measured with `make bench-segments` and tests/bench (BENCHMARKS.md finding 22): stills with Ken
 # Burns and fades ~57 MB; clips ~100 MB plus ~10 MB per megapixel of the clip (decoder frames and
 # threads: ~120 MB for a 1080p clip, ~185 MB for a 4K one); colour and title cards a few MB.
+# A still with more pixels than the frame holds its decoded picture and its scaled, not yet cropped
+# copy until the graph ends: per megapixel beyond the frame's, 1080p draft, 24 scenes of one still,
+# with zoom/pan and fades (the most per scene): 4.0-5.1 MB for JPEG copies (1920x2560, 1920x4096),
+# ~2.1 for RGB PNGs (1920x8192, 3840x8192); static, up to 6.7, within SCENE_MB_IMAGE's slack there.
 SCENE_MB_IMAGE = 60.0
+SCENE_MB_PER_IMAGE_MP = 6.0  # per megapixel of a still beyond the output frame's
 SCENE_MB_CLIP = 100.0
 SCENE_MB_PER_CLIP_MP = 10.0
 SCENE_MB_CARD = 10.0
@@ -462,10 +467,10 @@ SEGMENT_BUDGET_MB = 1500.0  # estimated scene memory per segment (a 4 GiB render
 
 def scene_memory_mb(plan: RenderPlan, sc: ScenePlan) -> float:
     """Estimated FFmpeg memory in MB that scene `sc` holds in a graph until the graph ends (see the
-    SCENE_MB_* measurements)."""
+    SCENE_MB_* measurements): a still by its pixels beyond the frame's, a clip by its frame size."""
     scale = plan.width * plan.height / (1920 * 1080)
-    if sc.kind == "image":
-        return SCENE_MB_IMAGE * scale
+    if sc.kind == "image":  # src_pixels: the still as FFmpeg decodes it (0: unknown, counted frame-sized)
+        return SCENE_MB_IMAGE * scale + SCENE_MB_PER_IMAGE_MP * max(0, sc.src_pixels - plan.width * plan.height) / 1e6
     if sc.kind == "video":
         return SCENE_MB_CLIP * scale + SCENE_MB_PER_CLIP_MP * sc.src_pixels / 1e6
     return SCENE_MB_CARD * scale

@@ -10,12 +10,15 @@ FFmpeg (5.x-9.x) decodes most stills well, but not all of them:
 - 16-bit grayscale, palette-with-alpha, bilevel and exotic formats (TIFF, WebP, GIF, BMP...) are
   handled unevenly across builds.
 - Very large images (a 16000+ px panorama or a 100 MP scan) cost FFmpeg seconds and hundreds of MB
-  per scene, and exceed some builds' limits.
+  per scene, and exceed some builds' limits. Any image larger than the frame costs FFmpeg memory for
+  its decoded pixels in every scene that shows it, until the graph ends (1080p, 24 scenes of a
+  3840x8192 PNG: 2.2 GiB, 2.7 GiB with zoom/pan and fades), and its decode per scene.
 
 So every image visual goes through `normalize_image()` during the job's `preparing` stage. Images
-that FFmpeg handles as they are (8-bit RGB or grayscale PNG/JPEG, no EXIF rotation, at most
-COVER_HEADROOM x the frame) are left untouched (no cost); the others are rewritten once as an 8-bit
-JPEG (quality 95, no chroma subsampling) just covering the output frame:
+that FFmpeg handles as they are (8-bit RGB or grayscale PNG/JPEG, no EXIF rotation) and that are no
+larger than needed (they do not cover the frame with pixels to spare in both directions:
+COVER_HEADROOM) are left untouched (no cost); the others are rewritten once as an 8-bit JPEG
+(quality 95, no chroma subsampling) just covering the output frame:
 
 1. decoded with Pillow; a JPEG is decoded with DCT-domain downscaling (`draft`, 1/2 to 1/8) when
    it is bigger than needed, so memory stays bounded by the reduced size, not the source size;
@@ -25,7 +28,7 @@ JPEG (quality 95, no chroma subsampling) just covering the output frame:
 3. transparency flattened onto BLACK (`BACKGROUND`): the same colour as the `contain` bars, so a
    logo on a transparent background sits on one continuous black field; partial alpha is blended;
 4. downscaled (Lanczos) when larger than needed: the result still covers the output frame in both
-   directions (COPY_HEADROOM = 1: the render fits every still to the frame before any zoom or pan,
+   directions (COVER_HEADROOM = 1: the render fits every still to the frame before any zoom or pan,
    so it never reads more pixels), and no side exceeds MAX_SIDE (8192) px;
 5. EXIF orientation applied (rotation/mirroring), then the EXIF data dropped.
 
@@ -35,6 +38,16 @@ with EXIF rotation (a 3.1 MB JPEG) was copied as a 15.7 MB PNG (2880x3840, 3.4 s
 fitted losslessly, 28.55 / 0.9651 from the PNG (a screenshot with text, a lossless source: 33.88 /
 0.9881 against 34.06 / 0.9891): x264 at CRF 23 costs far more than the copy. 200 such photos take
 ~0.35 GB of the task's in-memory disk instead of ~3 GB.
+
+Why every image over 1x (2x until issue 15's review): Pillow decodes every still here anyway (the
+check that it is complete), so a copy adds only the resize and the JPEG, and FFmpeg then decodes a
+small file instead of the original, in every scene showing it. 1080p draft, 24 scenes of 0.5 s, each
+its own still (tests/bench/bench_big_stills.py --distinct: CPU of the whole job, FFmpeg's peak RSS):
+a 3840x8192 RGB PNG 53.0 s, 2235 MiB as it was, 35.9 s, 1079 MiB copied (1920x4096); a 3840x2160
+PNG 15.5 s, 1259 MiB -> 11.1 s, 494 MiB; a 3840x2880 JPEG 4.7 s, 640 MiB -> 4.5 s, 589 MiB. A
+still whose shape differs from the frame's still covers it with more pixels than the frame (a
+portrait copy: 1920x2560): the render's memory model counts them (render_job.ffmpeg.scene_memory_mb,
+from the width and height this module reports).
 
 Limits (settings): `render_max_image_pixels` (any image, checked from the header before decoding)
 and `render_max_decode_pixels` (images that must be decoded at full size: everything but JPEG).
@@ -50,8 +63,9 @@ from dataclasses import dataclass
 from shared.errors import PermanentRenderError, TransientError
 
 MAX_SIDE = 8192                 # no normalised image side exceeds this (pixels)
-COVER_HEADROOM = 2.0            # images up to this multiple of the output frame go to FFmpeg as they are
-COPY_HEADROOM = 1.0             # a normalised copy just covers the output frame (the render reads no more)
+# images covering the output frame at most this many times go to FFmpeg as they are, and a normalised
+# copy just covers it this many times: the render fits every still to the frame first, reads no more
+COVER_HEADROOM = 1.0
 BACKGROUND = (0, 0, 0)          # transparent pixels are flattened onto this colour (black)
 COPY_SUFFIX = ".norm.jpg"       # how the caller names a normalised copy (always a JPEG: COPY_JPEG)
 COPY_JPEG = {"quality": 95, "subsampling": 0}  # 4:4:4; x264 re-encodes at CRF anyway (module docstring)
@@ -238,12 +252,11 @@ def normalize_image(path: str, out_path: str, frame_w: int, frame_h: int, *, max
         orientation = _orientation(im)
         # sizes as stored: a picture displayed turned by 90 degrees (EXIF 5-8) covers the frame turned too
         fw, fh = (frame_h, frame_w) if orientation >= 5 else (frame_w, frame_h)
-        oversized = target_size(w, h, fw, fh) != (w, h)
-        tw, th = target_size(w, h, fw, fh, headroom=COPY_HEADROOM)  # the copy's size
+        tw, th = target_size(w, h, fw, fh)  # the copy's size
+        oversized = (tw, th) != (w, h)
         changes: list[str] = []
         # from the header: a JPEG that will be rewritten is decoded at 1/2..1/8 of its size (DCT domain)
-        if is_jpeg and (tw, th) != (w, h) and (oversized or orientation != 1 or fmt != "JPEG"
-                                               or src_mode not in PASS_THROUGH_MODES):
+        if is_jpeg and oversized:
             im.draft(None, (tw, th))
         try:
             with warnings.catch_warnings():

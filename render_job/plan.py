@@ -79,7 +79,7 @@ class ScenePlan:
     clip_volume: float = 0.0
     clip_audio: bool = False
     narration_offset_s: float = 0.0
-    src_pixels: int = 0  # a clip's frame size, width x height pixels (0: not a clip, or unknown)
+    src_pixels: int = 0  # a clip's frame or a still's size as FFmpeg decodes it, width x height pixels (0: unknown)
     clip_offset_s: float = 0.0
     deinterlace: bool = False
     clip_preroll_s: float = 0.0
@@ -261,6 +261,8 @@ def build_plan(spec: ExportSpec, probes: Mapping[str, Any]) -> RenderPlan:
             if scene.narration.src not in probes:
                 raise ValueError(f"no probe for narration {scene.narration.src!r}")
             m["narr_s"] = _dur(probes[scene.narration.src]) or 0.0
+        if vis.type == "image" and vis.src in probes:  # the file FFmpeg reads (a normalised copy's size)
+            m["src_pixels"] = int(_get(probes[vis.src], "width") or 0) * int(_get(probes[vis.src], "height") or 0)
         if vis.type == "video":
             if vis.src not in probes:
                 raise ValueError(f"no probe for clip {vis.src!r}")

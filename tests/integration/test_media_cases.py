@@ -298,7 +298,7 @@ def test_huge_jpeg_is_downscaled_in_bounded_memory(tmp_path):
     print(f"\nhuge JPEG 16400x7000: Python peak RSS {rss['peak_kb'] / 1024:.0f} MB "
           f"(after imports {rss['imported_kb'] / 1024:.0f} MB), normalised to {rss['size']}")
     assert rss["peak_kb"] < 150 * 1024  # the decoded source alone would be 344 MB
-    assert max(rss["size"]) <= 8192 and rss["size"][1] == H  # a copy just covers the frame (COPY_HEADROOM)
+    assert max(rss["size"]) <= 8192 and rss["size"][1] == H  # a copy just covers the frame (COVER_HEADROOM)
     r = render(tmp_path, [image_scene("huge.jpg", "cover")], {"huge.jpg": src})
     assert_succeeded(r)
     img = frame_at(r.mp4, 0.5)

@@ -171,3 +171,35 @@ def test_a_plan_longer_than_the_total_limit_fails_before_ffmpeg(tmp_path, media)
         "scenes[2] (id 's2') 0.5 s")
     assert [args for args, _ in ran if "-i" in args] == []  # no FFmpeg run at all
     assert not outputs.exists()
+
+
+def test_a_still_larger_than_the_frame_is_copied_at_1x_and_budgeted_by_the_copy(tmp_path, capfd):
+    """Issue 15 review, finding 1: an RGB PNG twice the 720p frame wide and 7.6 times as high is one
+    FFmpeg reads as it is, so it went to FFmpeg at full size while F counted every still frame-sized.
+    Now it is copied just covering the frame (1280x2731), the render reads the copy, and F counts the
+    copy's pixels beyond the frame's (2 scenes x 6 MB per megapixel)."""
+    from render_job import ffmpeg, memory
+
+    big = tmp_path / "big.png"
+    mf.ff("-f", "lavfi", "-i", "testsrc2=s=2560x5462", "-frames:v", "1", "-pix_fmt", "rgb24", str(big))
+    spec = storyboard()
+    spec["scenes"] = [{"id": f"s{i}", "duration": 0.5, "visual": {"type": "image", "src": "big.png"}} for i in range(2)]
+    storage = LocalStorage(tmp_path / "store")
+    storage.upload_bytes(IN, "jobs/job-big/spec.json", json.dumps(spec).encode(), "application/json")
+    storage.upload_bytes(IN, "jobs/job-big/assets/big.png", big.read_bytes(), "application/octet-stream")
+    (tmp_path / "work").mkdir()
+    exe, log = wrapper(tmp_path)
+    capfd.readouterr()
+    result = run_export("job-big", storage, FakeReporter(), Settings(input_bucket=IN, output_bucket=OUT),
+                        str(tmp_path / "work"), attempt=0, ffmpeg=exe)
+    assert result.status == "succeeded", result.error
+    logged = [json.loads(line) for line in capfd.readouterr().out.splitlines() if line.startswith("{")]
+    norm = [(e["src"], e["changes"], e["width"], e["height"]) for e in logged if e.get("message") == "image normalised"]
+    assert norm == [("big.png", ["downscaled 2560x5462->1280x2731"], 1280, 2731)]
+    render = [args for args, _ in runs(log) if "output.mp4" in args]
+    assert render and "assets/a00.norm.jpg" in render[0] and "a00.png" not in render[0]
+    f = [e["ffmpegBytes"] for e in logged if e.get("message") == "memory budget"][0]
+    scale = 1280 * 720 / (1920 * 1080)
+    frame_sized = memory.ffmpeg_floor_bytes(1280, 720) + 2 * ffmpeg.SCENE_MB_IMAGE * scale * memory.MIB
+    beyond = 2 * ffmpeg.SCENE_MB_PER_IMAGE_MP * (1280 * 2731 - 1280 * 720) / 1e6 * memory.MIB  # 30.9 MiB
+    assert f == pytest.approx(frame_sized + beyond, abs=2)

@@ -1,5 +1,6 @@
 """Normalised copies stay small (render_job.normalize): a JPEG (q95, 4:4:4) just covering the output
-frame, not a PNG at twice the frame; and preflight's running total of media (memory.MediaGuard)."""
+frame, not a PNG at twice the frame, and every still larger than that is copied; and preflight's
+running total of media (memory.MediaGuard)."""
 import io
 import sys
 from pathlib import Path
@@ -57,12 +58,37 @@ def test_a_rotated_phone_photo_becomes_a_small_upright_jpeg_just_covering_the_fr
     assert Path(res.path).stat().st_size <= 2 * 1920 * 1080
 
 
-def test_a_plain_photo_within_twice_the_frame_is_still_used_as_it_is(tmp_path):
-    # the smaller copies change which images are rewritten only by their size: none more than before
-    src = phone_photo(tmp_path / "plain.jpg", orientation=1, size=(3000, 2000))
-    res = normalise(src, tmp_path / "plain.norm.jpg")
-    assert (res.path, res.changes, res.width, res.height) == (str(src), (), 3000, 2000)
-    assert not (tmp_path / "plain.norm.jpg").exists()
+def halves_png(path: Path, size) -> Path:
+    """An 8-bit RGB PNG (what FFmpeg reads as it is): red left half, blue right half."""
+    im = Image.new("RGB", size, (0, 0, 255))
+    im.paste(RED, (0, 0, size[0] // 2, size[1]))
+    im.save(path, compress_level=1)
+    return path
+
+
+@pytest.mark.parametrize("size, copy", [((3840, 8192), (1920, 4096)), ((3000, 2000), (1920, 1280))])
+def test_a_still_larger_than_covering_the_frame_is_copied_at_1x_even_when_ffmpeg_could_read_it(
+        tmp_path, size, copy):
+    """Issue 15 review, finding 1: up to 2x the frame (on its shorter side) such a still went to
+    FFmpeg as it was, and a 3840x8192 one held ~80 MB per scene there; the budget counted a frame."""
+    src = halves_png(tmp_path / "big.png", size)
+    res = normalise(src, tmp_path / "big.norm.jpg")
+    assert (res.path, res.changes) == (str(tmp_path / "big.norm.jpg"), (f"downscaled {size[0]}x{size[1]}->"
+                                                                         f"{copy[0]}x{copy[1]}",))
+    assert (res.width, res.height, res.source_width, res.source_height) == (*copy, *size)
+    with Image.open(res.path) as im:
+        assert (im.format, im.size) == ("JPEG", copy)
+        assert [abs(a - b) <= 3 for a, b in zip(im.getpixel((10, 10)), RED)] == [True] * 3
+        assert [abs(a - b) <= 3 for a, b in zip(im.getpixel((copy[0] - 10, 10)), (0, 0, 255))] == [True] * 3
+
+
+@pytest.mark.parametrize("size", [(1920, 1080), (1920, 4096), (1000, 400)])
+def test_a_still_no_larger_than_covering_the_frame_is_used_as_it_is(tmp_path, size):
+    # covering the 1920x1080 frame exactly on one side (or not at all): every pixel is read, nothing to gain
+    src = halves_png(tmp_path / "fits.png", size)
+    res = normalise(src, tmp_path / "fits.norm.jpg")
+    assert (res.path, res.changes, res.width, res.height) == (str(src), (), *size)
+    assert not (tmp_path / "fits.norm.jpg").exists()
 
 
 def test_a_lossless_picture_with_alpha_is_flattened_into_the_jpeg(tmp_path):
