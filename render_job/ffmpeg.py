@@ -462,7 +462,7 @@ SCENE_MB_PER_IMAGE_MP = 6.0  # per megapixel of a still beyond the output frame'
 SCENE_MB_CLIP = 100.0
 SCENE_MB_PER_CLIP_MP = 10.0
 SCENE_MB_CARD = 10.0
-SEGMENT_BUDGET_MB = 1500.0  # estimated scene memory per segment (a 4 GiB render task)
+SEGMENT_BUDGET_MB = 1500.0  # estimated scene memory per segment (render_job.memory adds the rest of F)
 
 
 def scene_memory_mb(plan: RenderPlan, sc: ScenePlan) -> float:
