@@ -7,7 +7,7 @@ FFmpeg run writing raw frames into the one encoding run's stdin, build_command(v
     per scene   image (decoded once, fitted once, repeated by the `loop` filter) | clip (-ss/-t from
                 its first picture, bwdif if interlaced, frozen last frame via tpad if short) |
                 colour or title card (lavfi `color` source)
-                -> fit (BT.709 limited range): cover = scale+crop, contain = scale+pad,
+                -> fit (BT.709 limited range): cover = crop+scale, contain = scale+pad,
                    blur = contain overlaid on a downscaled, box-blurred, darkened cover copy
                 -> Ken Burns motion, all sub-pixel exact or whole-copy-pixel, never resampling from the
                    original per frame more than once:
@@ -77,12 +77,20 @@ BLUR_DARKEN = 0.6         # luma gain of the blurred fill (limited range, about 
 _SCALE_COMMON = "force_divisible_by=2:out_range=tv:out_color_matrix=bt709:flags=bicubic"
 
 
+def _cover(w: int, h: int) -> str:
+    """Cover as crop-then-scale: the picture is cut to the w:h aspect ratio at its own size, then
+    scaled to w x h. Scaling first would hold a thin still whole at the cover scale (a 256x8192 still
+    covering 1920x1080: 1920x61440 pixels, ~0.5 GB per scene; a 16x8192 one exceeds FFmpeg's largest
+    picture), the same centred pixels at any memory."""
+    return f"crop='min(iw,ih*{w}/{h})':'min(ih,iw*{h}/{w})',scale={w}:{h}:{_SCALE_COMMON},setsar=1"
+
+
 def _fit_filters(scene: ScenePlan, w: int, h: int) -> str:
     """Cover or contain as a linear filter chain (blur needs a graph: see _fit_graph)."""
     if scene.fit == "contain":
         return (f"scale={w}:{h}:force_original_aspect_ratio=decrease:{_SCALE_COMMON},"
                 f"pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:color=black")
-    return f"scale={w}:{h}:force_original_aspect_ratio=increase:{_SCALE_COMMON},crop={w}:{h}"
+    return _cover(w, h)
 
 
 def _fit_graph(src: str, scene: ScenePlan, w: int, h: int) -> tuple[list[str], str]:
@@ -97,7 +105,7 @@ def _fit_graph(src: str, scene: ScenePlan, w: int, h: int) -> tuple[list[str], s
     bw, bh = max(2, (w // BLUR_DOWNSCALE) // 2 * 2), max(2, (h // BLUR_DOWNSCALE) // 2 * 2)
     stmts = [
         f"{src}split=2[bg{i}][fg{i}]",
-        f"[bg{i}]scale={bw}:{bh}:force_original_aspect_ratio=increase:{_SCALE_COMMON},crop={bw}:{bh},"
+        f"[bg{i}]{_cover(bw, bh)},"
         f"format=yuv420p,boxblur=luma_radius={BLUR_RADIUS}:luma_power=2:chroma_radius={BLUR_RADIUS // 2}"
         f":chroma_power=2,lutyuv=y=16+(val-16)*{BLUR_DARKEN:g},"
         f"scale={w}:{h}:flags=bilinear,setsar=1[bgs{i}]",

@@ -203,3 +203,28 @@ def test_a_still_larger_than_the_frame_is_copied_at_1x_and_budgeted_by_the_copy(
     frame_sized = memory.ffmpeg_floor_bytes(1280, 720) + 2 * ffmpeg.SCENE_MB_IMAGE * scale * memory.MIB
     beyond = 2 * ffmpeg.SCENE_MB_PER_IMAGE_MP * (1280 * 2731 - 1280 * 720) / 1e6 * memory.MIB  # 30.9 MiB
     assert f == pytest.approx(frame_sized + beyond, abs=2)
+
+
+def test_thin_stills_cover_and_blur_the_frame_without_scaling_up_whole(tmp_path):
+    """`cover` cuts a still to the frame's shape before scaling it (render_job.ffmpeg._cover): scaled
+    first, a 16x8192 still covering 1280x720 would be 1280x655360 pixels, which FFmpeg refuses (the
+    job failed render_failed), and a 256x8192 one ~0.6 GB per scene. The middle of each is kept."""
+    from tests.integration.test_features import render, spec_of
+    from PIL import Image
+    assets = {}
+    for name, width in (("thin16.png", 16), ("thin256.png", 256)):
+        img = Image.new("RGB", (width, 8192), (0, 0, 200))
+        img.paste((220, 0, 0), (0, 4096 - 200, width, 4096 + 200))  # a red band across the middle
+        path = tmp_path / name
+        img.save(path)
+        assets[name] = path.read_bytes()
+    scenes = [{"id": "a", "duration": 0.5, "visual": {"type": "image", "src": "thin16.png", "fit": "cover"}},
+              {"id": "b", "duration": 0.5, "visual": {"type": "image", "src": "thin256.png", "fit": "blur"}}]
+    got = render(tmp_path, "job-thin", spec_of(scenes, captions={"burnIn": False, "sidecar": []}), assets)
+    assert got["result"].status == "succeeded", got["result"].error
+    assert got["output"]["durationS"] == pytest.approx(1.0, abs=0.05)
+    import av
+    with av.open(str(got["mp4"])) as container:
+        first = next(container.decode(video=0)).to_ndarray(format="rgb24")
+    r, g, b = (int(v) for v in first[360, 640])
+    assert r > 150 and b < 80  # the red middle band of the 16 px wide still fills the frame's centre

@@ -87,7 +87,7 @@ def test_inputs_fit_and_colour_handling(plan):
     assert f"-ss 0 -t {fmt_s(plan.scenes[2].duration)} -i assets/a04.mp4" in joined
     assert "-stream_loop -1 -i assets/a06.ogg" in joined
     graph = graph_of(argv)
-    assert "force_original_aspect_ratio=increase" in graph and "crop=1280:720" in graph
+    assert "crop='min(iw,ih*1280/720)':'min(ih,iw*720/1280)',scale=1280:720:" in graph  # cover: cut to 16:9 at the source's size, then scaled
     assert "force_original_aspect_ratio=decrease" in graph and "pad=1280:720:(ow-iw)/2:(oh-ih)/2" in graph
     assert "out_range=tv" in graph and "out_color_matrix=bt709" in graph
     assert graph.count("setsar=1") >= 4 and "format=yuv420p" in graph
@@ -429,7 +429,7 @@ def test_clip_picture_is_read_from_a_video_stream_that_is_not_cover_art():
          "narration": {"src": "n.mp3"}},
     ], {"c.mp4": SimpleNamespace(duration_s=2.0, has_audio=True), "n.mp3": SimpleNamespace(duration_s=0.5)})
     graph = graph_of(build_command(plan, {"c.mp4": "c.mp4", "n.mp3": "n.mp3"}, "o.mp4"))
-    assert "[0:V]scale=" in graph and "[0:v]" not in graph
+    assert "[0:V]crop='min(iw,ih*1280/720)':'min(ih,iw*720/1280)',scale=" in graph and "[0:v]" not in graph
     assert "[0:a]aresample=48000" in graph and "[1:a]aresample=48000" in graph and "[1:v]" not in graph
 
 
@@ -450,7 +450,7 @@ def test_clip_read_from_its_first_picture_sound_placed_by_timestamps_and_interla
     joined, graph = " ".join(argv), graph_of(argv)
     assert "-ss 0.75 -t 2.25 -i i.mp4" in joined and "-ss 0 -t 2 -i p.mp4" in joined
     assert graph.count("bwdif") == 1
-    assert "[0:V]bwdif=mode=send_frame:parity=auto:deint=interlaced,scale=" in graph and "[1:V]scale=" in graph
+    assert "[0:V]bwdif=mode=send_frame:parity=auto:deint=interlaced,crop='min(iw,ih*1280/720)':'min(ih,iw*720/1280)',scale=" in graph and "[1:V]crop='min(iw,ih*1280/720)':'min(ih,iw*720/1280)',scale=" in graph
     assert graph.count(",fps=30:start_time=0,") == 2
     for i in (0, 1):
         assert f"[{i}:a]aresample=48000:async=1:first_pts=0,aformat=" in graph
@@ -479,8 +479,8 @@ def test_clip_in_a_container_without_seek_index_opened_before_its_trim_and_cut_i
     joined, graph = " ".join(argv), graph_of(argv)
     assert "-ss 8.5 -t 21.5 -i a.ts" in joined and "-ss 0 -t 30 -i b.mpg" in joined
     assert "-ss 20.5 -t 9.5 -i c.mp4" in joined and "-ss 0 -t 30 -i d.h264" in joined and "-ss 3 -t 27 -i e.mkv" in joined
-    assert "[0:V]trim=start=12,setpts=PTS-12/TB,scale=" in graph and "[1:V]trim=start=1.5,setpts=PTS-1.5/TB," in graph
-    assert "[2:V]scale=" in graph and "[4:V]scale=" in graph
+    assert "[0:V]trim=start=12,setpts=PTS-12/TB,crop='min(iw,ih*1280/720)':'min(ih,iw*720/1280)',scale=" in graph and "[1:V]trim=start=1.5,setpts=PTS-1.5/TB," in graph
+    assert "[2:V]crop='min(iw,ih*1280/720)':'min(ih,iw*720/1280)',scale=" in graph and "[4:V]crop='min(iw,ih*1280/720)':'min(ih,iw*720/1280)',scale=" in graph
     assert "[3:V]trim=start=20.5,setpts=PTS-20.5/TB," in graph
     assert "volume=1,atrim=12:21.5,asetpts=PTS-STARTPTS,adelay=0:all=1[c0]" in graph
     assert "volume=1,atrim=0:9.5,asetpts=PTS-STARTPTS" in graph  # c.mp4: as before

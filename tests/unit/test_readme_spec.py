@@ -121,8 +121,8 @@ def test_motion_strength_row_says_a_pan_moves_over_the_fitted_frame_and_quotes_i
     w, h, s, frames = 1920, 1080, 0.5, 151
     scene = ScenePlan(index=0, id="scan", kind="image", src="scan.png", color=None, fit="cover", start=0.0,
                       duration=5.0, transition="cut", transition_s=0.0, motion="pan-down", motion_strength=s)
-    # the fit scales the picture to fill w x h and crops it there: the pan only sees that frame
-    assert _fit_filters(scene, w, h).endswith(f"crop={w}:{h}")
+    # the fit crops the picture to the frame's shape and scales it to w x h: the pan only sees that frame
+    assert _fit_filters(scene, w, h).startswith(f"crop='min(iw,ih*{w}/{h})':'min(ih,iw*{h}/{w})',scale={w}:{h}:")
     once, per_frame = pan_filters(scene, w, h, frames)
     copy_h = int(re.search(r"scale=\d+:(\d+):", once).group(1))     # the fitted frame, scaled k/(1-s)
     travel = int(re.search(r"y='(\d+)-\d+\*n'", per_frame).group(1))  # copy pixels moved in all
