@@ -86,6 +86,9 @@ class Number:
 
 
 _POSITIVE_S = {"kind": float, "unit": "seconds", "low": 0, "low_open": True}
+# waits compared with timestamps: past a year `now - wait` could leave the datetime range (a 500)
+_A_YEAR = {"high": 365 * 86400, "high_why": "a year"}
+MIN_TASK_MEMORY_BYTES = 512 * 2**20  # Cloud Run's smallest task memory; a number below it is a unit slip
 # Settings field -> its rule. Limits are positive: 0 is refused, never "no limit".
 NUMBERS: dict[str, Number] = {
     "max_body_bytes": Number("EXPORT_MAX_BODY_BYTES", int, "bytes"),
@@ -98,17 +101,18 @@ NUMBERS: dict[str, Number] = {
     "max_job_bytes": Number("EXPORT_MAX_JOB_BYTES", int, "bytes"),
     "max_caption_chars": Number("EXPORT_MAX_CAPTION_CHARS", int, "characters", high=MAX_CAPTION_CHARS,
                                 high_why="the spec's longest caption text"),
-    "max_output_bytes": Number("EXPORT_MAX_OUTPUT_BYTES", int, "bytes"),
-    "reconcile_queued_after_s": Number("RECONCILE_QUEUED_AFTER_S", float, "seconds", low=0, zero="at once"),
-    "reconcile_stale_after_s": Number("RECONCILE_STALE_AFTER_S", float, "seconds", low=0, zero="at once"),
-    "upload_ttl_s": Number("EXPORT_UPLOAD_TTL_S", **_POSITIVE_S),
+    "max_output_bytes": Number("EXPORT_MAX_OUTPUT_BYTES", int, "bytes", high=MAX_OBJECT_BYTES,
+                               high_why="Cloud Storage's largest object (the MP4 is one)"),
+    "reconcile_queued_after_s": Number("RECONCILE_QUEUED_AFTER_S", float, "seconds", low=0, zero="at once", **_A_YEAR),
+    "reconcile_stale_after_s": Number("RECONCILE_STALE_AFTER_S", float, "seconds", low=0, zero="at once", **_A_YEAR),
+    "upload_ttl_s": Number("EXPORT_UPLOAD_TTL_S", **_POSITIVE_S, **_A_YEAR),
     "upload_url_ttl_s": Number("EXPORT_UPLOAD_URL_TTL_S", int, "seconds", high=MAX_SIGNED_URL_S,
                                high_why="a signed URL's longest life (7 days)"),
     "download_url_ttl_s": Number("EXPORT_DOWNLOAD_URL_TTL_S", int, "seconds", high=MAX_SIGNED_URL_S,
                                  high_why="a signed URL's longest life (7 days)"),
     "render_task_timeout_s": Number("RENDER_TASK_TIMEOUT_S", int, "seconds", high=MAX_TASK_TIMEOUT_S,
                                     high_why="Cloud Run's longest task timeout (7 days)"),
-    "render_memory_bytes": Number("RENDER_MEMORY_BYTES", int, "bytes"),
+    "render_memory_bytes": Number("RENDER_MEMORY_BYTES", int, "bytes", low=MIN_TASK_MEMORY_BYTES),
     "render_max_retries": Number("RENDER_MAX_RETRIES", int, "retries", low=0, zero="none",
                                  high=MAX_TASK_RETRIES, high_why="Cloud Run's most task retries"),
     "render_report_interval_s": Number("RENDER_REPORT_INTERVAL_S", float, "seconds", low=0,

@@ -244,7 +244,7 @@ def test_the_render_and_the_start_check_give_one_length_for_a_fully_known_storyb
     # at the limit: past the length check in both (the render then stops at its memory check, before FFmpeg)
     assert _start_problems(_limited(tmp_path / "a", max_total_s=17.8), scenes, output=output) == (202, [])
     bootstrap.use_service(None)
-    error = _render_error(tmp_path / "a", spec, max_total_s=17.8, render_memory_bytes=64 * 2**20)
+    error = _render_error(tmp_path / "a", spec, max_total_s=17.8, render_memory_bytes=512 * 2**20)
     assert error["code"] == "memory_limit", error
 
 

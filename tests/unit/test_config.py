@@ -46,7 +46,7 @@ def test_garbage_render_memory_bytes_is_named_with_what_is_expected(env):
     with pytest.raises(ConfigError) as info:
         get_settings()
     assert info.value.problems == [
-        "RENDER_MEMORY_BYTES='8Gi': expected a whole number of bytes, at least 1, e.g. 8589934592"]
+        "RENDER_MEMORY_BYTES='8Gi': expected a whole number of bytes, at least 536870912, e.g. 8589934592"]
     assert isinstance(info.value, ValueError) and info.value.CODE == "misconfigured"
     assert str(info.value) == "invalid settings: " + info.value.problems[0]
 
@@ -81,7 +81,7 @@ def test_a_limit_of_zero_or_less_is_refused(env, name, value):
     env(**{name: value})
     found = problems()
     assert len(found) == 1 and found[0].startswith(f"{name}={value!r}: expected "), found
-    assert ", at least 1" in found[0] or "greater than 0" in found[0]
+    assert ", at least 1" in found[0] or "greater than 0" in found[0] or ", at least 536870912" in found[0]
 
 
 @pytest.mark.parametrize("field", ["max_assets", "max_asset_bytes", "max_job_bytes", "max_output_bytes",
@@ -146,3 +146,19 @@ def test_report_target_needs_no_other_setting():
                           "RENDER_MEMORY_BYTES": "8Gi"}) == ("http://api:8080/export_complete", "t")
     assert report_target({"EXPORT_COMPLETE_URL": "http://x/done"}) == ("http://x/done", "")
     assert report_target({}) == (Settings().complete_url, "")
+
+
+@pytest.mark.parametrize("name, value, expected", [
+    # a number meant in MiB or GiB: Cloud Run's smallest task memory is 512 MiB
+    ("RENDER_MEMORY_BYTES", "8192", "expected a whole number of bytes, at least 536870912, e.g. 8589934592"),
+    # waits compared with timestamps: 1e11 s overflowed `now - wait` (every reconcile a 500)
+    ("RECONCILE_STALE_AFTER_S", "1e11", "and at most 31536000, a year (the setting can only lower it)"),
+    ("RECONCILE_QUEUED_AFTER_S", "1e11", "and at most 31536000, a year"),
+    ("EXPORT_UPLOAD_TTL_S", "1e11", "and at most 31536000, a year"),
+    # the MP4 is one object; 1e20 overflowed FFmpeg's -fs (every render failed)
+    ("EXPORT_MAX_OUTPUT_BYTES", "100000000000000000000", "at most 5497558138880, Cloud Storage's largest object"),
+])
+def test_values_that_parse_but_cannot_be_used_are_refused(env, name, value, expected):
+    env(**{name: value})
+    found = problems()
+    assert len(found) == 1 and found[0].startswith(f"{name}={value!r}: expected ") and expected in found[0], found
