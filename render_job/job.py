@@ -227,6 +227,7 @@ def _fetch_and_probe(spec: ExportSpec, job_id: str, storage: Any, input_bucket: 
     limit = settings.max_asset_bytes
     checking = threading.BoundedSemaphore(PROBE_THREADS)
     guard = memory.media_guard(settings.render_memory_bytes, frame_w, frame_h, spec.output.resolution)
+    fetched_bytes: dict[str, int] = {}  # src -> bytes fetched (each key written by one download thread)
 
     def stat(src: str) -> Any:
         try:
@@ -249,6 +250,7 @@ def _fetch_and_probe(spec: ExportSpec, job_id: str, storage: Any, input_bucket: 
             storage.download_file(bucket, name, os.path.join(workdir, rel))
             got = os.path.getsize(os.path.join(workdir, rel))
             guard.add(got - info.size)
+            fetched_bytes[src] = got
             if got > limit:
                 return src, None, None, ("bad", f"file is {_mb(got)}, over the limit of {_mb(limit)} per file "
                                                 "(EXPORT_MAX_ASSET_BYTES)")
@@ -301,6 +303,8 @@ def _fetch_and_probe(spec: ExportSpec, job_id: str, storage: Any, input_bucket: 
         stats = dict(zip(srcs, pool.map(stat, srcs)))  # every size before any download
         memory.check_job_bytes([(src, i.size) for src, i in stats.items() if i is not None], settings.max_job_bytes)
         fetched = list(pool.map(lambda item: fetch(*item), enumerate(srcs)))
+    # again with what was downloaded: a file overwritten through its URL after the stat is fetched new
+    memory.check_job_bytes(list(fetched_bytes.items()), settings.max_job_bytes)
     for src, rel, media, problem in fetched:
         if problem is not None:
             src_problem[src] = problem

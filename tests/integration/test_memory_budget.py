@@ -228,3 +228,26 @@ def test_thin_stills_cover_and_blur_the_frame_without_scaling_up_whole(tmp_path)
         first = next(container.decode(video=0)).to_ndarray(format="rgb24")
     r, g, b = (int(v) for v in first[360, 640])
     assert r > 150 and b < 80  # the red middle band of the 16 px wide still fills the frame's centre
+
+
+def test_a_file_overwritten_between_stat_and_download_is_counted_at_its_downloaded_size(tmp_path, media):
+    """The signed PUT URLs work until they expire, so a client can overwrite a file after the job is
+    queued: the sizes checked before downloading are checked again with what was downloaded."""
+    class OverwrittenOnDownload(LocalStorage):
+        def download_file(self, bucket, name, path):
+            if name.endswith("/a.png"):  # the client's second PUT lands between stat and download
+                self.upload_bytes(bucket, name, media["a.png"] + b"\0" * 200_000, "image/png")
+            return super().download_file(bucket, name, path)
+
+    storage = OverwrittenOnDownload(tmp_path / "store")
+    job_id = "job-overwrite"
+    storage.upload_bytes(IN, f"jobs/{job_id}/spec.json", json.dumps(storyboard()).encode(), "application/json")
+    for name, data in media.items():
+        storage.upload_bytes(IN, f"jobs/{job_id}/assets/{name}", data, "application/octet-stream")
+    total = sum(len(data) for data in media.values())
+    (tmp_path / "work").mkdir()
+    reporter = FakeReporter()
+    result = run_export(job_id, storage, reporter, Settings(input_bucket=IN, output_bucket=OUT, render_max_retries=0,
+                                                            max_job_bytes=total + 100_000), str(tmp_path / "work"))
+    assert (result.status, result.error["code"]) == ("failed", "job_too_large")
+    assert f"a.png ({len(media['a.png']) + 200_000:,} bytes)" in reporter.final["error"]["message"]
