@@ -72,4 +72,4 @@ def total_problem(total_s: float, scenes: list[tuple[str, float]], limit_s: floa
     why = ("; a scene without duration lasts as long as its narration or clip" if probed or least else "")
     why += ", counted here at its shortest" if least else ""
     return (f"the video would be {'at least ' if least else ''}{_seconds(total_s)} s long{overlap}, over "
-            f"{setting} = {limit_s:,g} s{why}; longest scenes: {named}")
+            f"{setting} = {_seconds(limit_s)} s{why}; longest scenes: {named}")
