@@ -61,6 +61,7 @@ import warnings
 from dataclasses import dataclass
 
 from shared.errors import PermanentRenderError, TransientError
+from shared.messages import plain
 
 MAX_SIDE = 8192                 # no normalised image side exceeds this (pixels)
 # images covering the output frame at most this many times go to FFmpeg as they are, and a normalised
@@ -240,12 +241,12 @@ def normalize_image(path: str, out_path: str, frame_w: int, frame_h: int, *, max
         if w < 1 or h < 1:
             raise _fail(name, f"image has no pixels ({w}x{h})")
         if w * h > max_pixels:
-            raise _fail(name, f"image is {w}x{h} ({w * h / 1e6:.0f} MP), over the limit of "
-                              f"{max_pixels / 1e6:.0f} MP (RENDER_MAX_IMAGE_PIXELS)")
+            raise _fail(name, f"image is {w}x{h} ({plain(w * h / 1e6, 2)} MP), over the limit of "
+                              f"{plain(max_pixels / 1e6, 2)} MP (RENDER_MAX_IMAGE_PIXELS)")
         is_jpeg = fmt in ("JPEG", "MPO")
         if not is_jpeg and w * h > max_decode_pixels:
-            raise _fail(name, f"{fmt or 'the'} image is {w}x{h} ({w * h / 1e6:.0f} MP), over the limit of "
-                              f"{max_decode_pixels / 1e6:.0f} MP for images decoded at full size "
+            raise _fail(name, f"{fmt or 'the'} image is {w}x{h} ({plain(w * h / 1e6, 2)} MP), over the limit of "
+                              f"{plain(max_decode_pixels / 1e6, 2)} MP for images decoded at full size "
                               "(RENDER_MAX_DECODE_PIXELS; a JPEG may be larger)")
         if fmt not in PIL_FORMATS:
             return None

@@ -23,6 +23,7 @@ from fractions import Fraction
 import av
 
 from shared.errors import PermanentRenderError
+from shared.messages import plain
 
 _IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe", "gif",
                   "gif_pipe", "pgm_pipe", "ppm_pipe", "pam_pipe", "svg_pipe", "qoi_pipe", "jpegxl_pipe")
@@ -305,8 +306,8 @@ def probe(path: str, label: str | None = None, *, full: bool = False,
         if not is_image and (duration is None or duration <= 0) and not full:
             raise PermanentRenderError(f"{name}: media has no duration")
         if not is_image and max_duration_s is not None and duration is not None and duration > max_duration_s:
-            raise PermanentRenderError(f"{name}: media is {duration:.0f} s long, over the limit of "
-                                       f"{max_duration_s:.0f} s (RENDER_MAX_MEDIA_S)")
+            raise PermanentRenderError(f"{name}: media is {plain(duration)} s long, over the limit of "
+                                       f"{plain(max_duration_s)} s (RENDER_MAX_MEDIA_S)")
         whole_file = False
         if vstreams and not is_image and vdur is None:
             vdur = duration  # no per-stream length: the container's stands for the picture too
@@ -325,8 +326,8 @@ def probe(path: str, label: str | None = None, *, full: bool = False,
             if duration is None or duration <= 0:
                 raise PermanentRenderError(f"{name}: media has no duration")
             if max_duration_s is not None and duration > max_duration_s:
-                raise PermanentRenderError(f"{name}: media is {duration:.0f} s long, over the limit of "
-                                           f"{max_duration_s:.0f} s (RENDER_MAX_MEDIA_S)")
+                raise PermanentRenderError(f"{name}: media is {plain(duration)} s long, over the limit of "
+                                           f"{plain(max_duration_s)} s (RENDER_MAX_MEDIA_S)")
         return MediaInfo(path=path, format_name=fmt, duration_s=duration, has_video=bool(vstreams),
                          has_audio=bool(astreams), is_image=is_image, width=width, height=height, fps=fps,
                          rotation=rotation, pix_fmt=pix_fmt, sample_rate=sample_rate, channels=channels,

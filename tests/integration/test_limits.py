@@ -278,3 +278,22 @@ def test_more_scenes_than_the_spec_allows_are_refused_in_our_words_beside_the_up
         {"path": "spec.scenes", "message": "201 scenes; at most 200 scenes per storyboard "
                                            "(EXPORT_MAX_SCENES / the spec's MAX_SCENES)"},
         {"path": "uploads", "message": "at most 401 uploads per export"}]
+
+
+def test_a_file_over_a_limit_never_prints_as_equal_to_it(tmp_path):
+    """Trial 15b: "media is 5 s long, over the limit of 5 s" (5.2 s) and "(9 MP), over the limit of
+    9 MP" (8.64 against 8.6): the numbers are printed to the precision that tells them apart."""
+    from PIL import Image
+    from render_job.normalize import normalize_image
+    from render_job.probe import probe
+    from shared.errors import PermanentRenderError
+    from tests import media_factory as mf
+    mf.tone(tmp_path / "voice.wav", 5.2, rate=48000, freq=440)
+    with pytest.raises(PermanentRenderError) as err:
+        probe(str(tmp_path / "voice.wav"), label="voice.wav", full=True, max_duration_s=5.0)
+    assert "media is 5.2 s long, over the limit of 5 s (RENDER_MAX_MEDIA_S)" in err.value.message
+    Image.new("RGB", (3600, 2400), (10, 20, 30)).save(tmp_path / "big.png")
+    with pytest.raises(PermanentRenderError) as err:
+        normalize_image(str(tmp_path / "big.png"), str(tmp_path / "big.norm.jpg"), 1920, 1080,
+                        max_pixels=8_600_000, max_decode_pixels=50_000_000, label="big.png")
+    assert "image is 3600x2400 (8.64 MP), over the limit of 8.6 MP (RENDER_MAX_IMAGE_PIXELS)" in err.value.message
