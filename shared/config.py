@@ -86,8 +86,8 @@ class Number:
 
 
 _POSITIVE_S = {"kind": float, "unit": "seconds", "low": 0, "low_open": True}
-# waits compared with timestamps: past a year `now - wait` could leave the datetime range (a 500)
-_A_YEAR = {"high": 365 * 86400, "high_why": "a year"}
+# waits compared with timestamps: `now - wait` must stay in the datetime range (1e11 s: every reconcile a 500)
+_AT_MOST_100_YEARS = {"high": 100 * 365 * 86400, "high_why": "100 years"}
 MIN_TASK_MEMORY_BYTES = 512 * 2**20  # Cloud Run's smallest task memory; a number below it is a unit slip
 # Settings field -> its rule. Limits are positive: 0 is refused, never "no limit".
 NUMBERS: dict[str, Number] = {
@@ -103,9 +103,9 @@ NUMBERS: dict[str, Number] = {
                                 high_why="the spec's longest caption text"),
     "max_output_bytes": Number("EXPORT_MAX_OUTPUT_BYTES", int, "bytes", high=MAX_OBJECT_BYTES,
                                high_why="Cloud Storage's largest object (the MP4 is one)"),
-    "reconcile_queued_after_s": Number("RECONCILE_QUEUED_AFTER_S", float, "seconds", low=0, zero="at once", **_A_YEAR),
-    "reconcile_stale_after_s": Number("RECONCILE_STALE_AFTER_S", float, "seconds", low=0, zero="at once", **_A_YEAR),
-    "upload_ttl_s": Number("EXPORT_UPLOAD_TTL_S", **_POSITIVE_S, **_A_YEAR),
+    "reconcile_queued_after_s": Number("RECONCILE_QUEUED_AFTER_S", float, "seconds", low=0, zero="at once", **_AT_MOST_100_YEARS),
+    "reconcile_stale_after_s": Number("RECONCILE_STALE_AFTER_S", float, "seconds", low=0, zero="at once", **_AT_MOST_100_YEARS),
+    "upload_ttl_s": Number("EXPORT_UPLOAD_TTL_S", **_POSITIVE_S, **_AT_MOST_100_YEARS),
     "upload_url_ttl_s": Number("EXPORT_UPLOAD_URL_TTL_S", int, "seconds", high=MAX_SIGNED_URL_S,
                                high_why="a signed URL's longest life (7 days)"),
     "download_url_ttl_s": Number("EXPORT_DOWNLOAD_URL_TTL_S", int, "seconds", high=MAX_SIGNED_URL_S,

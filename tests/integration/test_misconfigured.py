@@ -21,7 +21,7 @@ from tests.integration.functions_env import make_functions_env
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "worker-secret"
-MEMORY_PROBLEM = "RENDER_MEMORY_BYTES='8Gi': expected a whole number of bytes, at least 1, e.g. 8589934592"
+MEMORY_PROBLEM = "RENDER_MEMORY_BYTES='8Gi': expected a whole number of bytes, at least 536870912, e.g. 8589934592"
 
 
 @pytest.fixture

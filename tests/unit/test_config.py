@@ -152,9 +152,9 @@ def test_report_target_needs_no_other_setting():
     # a number meant in MiB or GiB: Cloud Run's smallest task memory is 512 MiB
     ("RENDER_MEMORY_BYTES", "8192", "expected a whole number of bytes, at least 536870912, e.g. 8589934592"),
     # waits compared with timestamps: 1e11 s overflowed `now - wait` (every reconcile a 500)
-    ("RECONCILE_STALE_AFTER_S", "1e11", "and at most 31536000, a year (the setting can only lower it)"),
-    ("RECONCILE_QUEUED_AFTER_S", "1e11", "and at most 31536000, a year"),
-    ("EXPORT_UPLOAD_TTL_S", "1e11", "and at most 31536000, a year"),
+    ("RECONCILE_STALE_AFTER_S", "1e11", "and at most 3153600000, 100 years (the setting can only lower it)"),
+    ("RECONCILE_QUEUED_AFTER_S", "1e11", "and at most 3153600000, 100 years"),
+    ("EXPORT_UPLOAD_TTL_S", "1e11", "and at most 3153600000, 100 years"),
     # the MP4 is one object; 1e20 overflowed FFmpeg's -fs (every render failed)
     ("EXPORT_MAX_OUTPUT_BYTES", "100000000000000000000", "at most 5497558138880, Cloud Storage's largest object"),
 ])
