@@ -7,7 +7,7 @@ so their sum is limited per job, not only each file (EXPORT_MAX_ASSET_BYTES).
 """
 from __future__ import annotations
 
-from shared.messages import listing
+from shared.messages import listing, plain
 
 MAX_UPLOADS = 500  # uploads a start request may declare (EXPORT_MAX_ASSETS can only lower it): bounds the body
 JOB_TOO_LARGE = "job_too_large"  # the error code of a job whose media exceed EXPORT_MAX_JOB_BYTES
@@ -46,8 +46,8 @@ def scene_label(index: int, scene_id: str) -> str:
 
 
 def _seconds(value: float) -> str:
-    """Seconds to the millisecond, without trailing zeros: 1704.5 -> "1,704.5", 80.0 -> "80"."""
-    return f"{value:,.3f}".rstrip("0").rstrip(".")
+    """Seconds to the millisecond, grouped: 1704.5 -> "1,704.5", 80.0 -> "80"."""
+    return plain(value, grouped=True)
 
 
 def total_problem(total_s: float, scenes: list[tuple[str, float]], limit_s: float, *, overlap_s: float = 0.0,

@@ -31,8 +31,8 @@ def listing(head: str, items: list[str], limit: int = MESSAGE_MAX_CHARS) -> str:
     return head + ", ".join(shown) + more(len(items) - len(shown))
 
 
-def plain(value: float, places: int = 3) -> str:
+def plain(value: float, places: int = 3, *, grouped: bool = False) -> str:
     """A number for a message, to `places` decimals without trailing zeros: 5.2 -> "5.2", 3600.0 ->
-    "3600", 8.64 -> "8.64". Never rounded to a whole unit, so a value over its limit never prints
-    as equal to it ("5 s long, over the limit of 5 s")."""
-    return f"{value:.{places}f}".rstrip("0").rstrip(".") or "0"
+    "3600", 8.64 -> "8.64" (grouped: 1704.5 -> "1,704.5"). Never rounded to a whole unit, so a value
+    over its limit never prints as equal to it ("5 s long, over the limit of 5 s")."""
+    return f"{value:{',' if grouped else ''}.{places}f}".rstrip("0").rstrip(".") or "0"
