@@ -221,7 +221,8 @@ def build_plan(spec: ExportSpec, probes: Mapping[str, Any]) -> RenderPlan:
 
     Scene duration D (seconds; shared.timeline.scene_length, the rule the API's length check shares):
         explicit `duration` if given; else narration offsetS + length + NARRATION_PAUSE_S rounded up to
-        a whole frame; else, for a clip, its length after trimming (at least MIN_SCENE_FRAMES frames) (trimEndS or the clip's end, minus trimStartS); else
+        a whole frame; else, for a clip, its length after trimming (trimEndS or the clip's end,
+        minus trimStartS; at least MIN_SCENE_FRAMES frames); else
         DEFAULT_SCENE_S (also for colour and title cards). A clip's length is that of its picture
         (video stream, MediaInfo.video_duration_s): sound running past the last picture is cut.
         Narration (from its offset) longer than an explicit duration: the duration is kept and the
