@@ -198,9 +198,10 @@ def _fetch_and_probe(spec: ExportSpec, job_id: str, storage: Any, input_bucket: 
     (memory.MediaGuard) fails it as soon as they exceed what the task's memory leaves for media
     (code "memory_limit"), without fetching the rest. Checks per file: it exists; its size is at
     most settings.max_asset_bytes (before and after the download); images are within the pixel
-    limits and decode completely (Pillow); clips, narration and music decode (first frame), are at most render_max_media_s long and read to their end
-    (audio decoded completely: exact durations; truncation detected); each is used in a role it
-    can play (a picture for visuals, an audio stream for narration/music).
+    limits and decode completely (Pillow); clips, narration and music decode (first frame), are at
+    most render_max_media_s long and read to their end (audio decoded completely: exact durations;
+    truncation detected); each is used in a role it can play (a picture for visuals, an audio
+    stream for narration/music).
 
     Returns:
         ({src: path relative to workdir, normalised when needed}, {src: MediaInfo}).
