@@ -4,7 +4,7 @@
 #   infra/bundle.sh DEST          fill folder DEST (created; emptied first) and print its path
 #   infra/bundle.sh --zip FILE    the same as a zip archive (Terraform uploads it to a bucket)
 # Contents: main.py (functions/main.py at the root, as the Python runtime requires), shared/ and
-# requirements.txt with the functions' requirements only (the lines before "# render job only").
+# requirements.txt with the functions' requirements only (infra/requirements.sh functions).
 # Each entry point then starts with: functions-framework --target NAME --source main.py
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,8 +20,8 @@ touch "$DEST/.sceneflow-bundle"
 cp "$ROOT/functions/main.py" "$DEST/main.py"
 cp -R "$ROOT/shared" "$DEST/shared"
 find "$DEST" \( -name __pycache__ -o -name '*.pyc' \) -prune -exec rm -rf {} +
-# requirements.txt up to the render job's own section (PyAV, pysubs2, Pillow, imageio-ffmpeg)
-awk '/^# *render job only/ {exit} {print}' "$ROOT/requirements.txt" > "$DEST/requirements.txt"
+# the functions' sections of requirements.txt (not the render job's PyAV, pysubs2, Pillow, imageio-ffmpeg)
+sh "$ROOT/infra/requirements.sh" functions "$ROOT/requirements.txt" > "$DEST/requirements.txt"
 printf '%s\n' '__pycache__/' '*.pyc' .sceneflow-bundle > "$DEST/.gcloudignore"
 if [[ -n "$ZIP" ]]; then
   mkdir -p "$(dirname "$ZIP")"

@@ -105,9 +105,12 @@ exists gcloud pubsub subscriptions describe "$DLQ-hold" --project="$PROJECT" ||
     --message-retention-duration=7d --expiration-period=never
 exists gcloud artifacts repositories describe "$REPO" --project="$PROJECT" --location="$REGION" ||
   run gcloud artifacts repositories create "$REPO" --project="$PROJECT" --location="$REGION" --repository-format=docker
-run gcloud auth configure-docker "$REGION-docker.pkg.dev" --quiet
-run docker build -f "$ROOT/infra/Dockerfile" -t "$IMAGE" "$ROOT"
-run docker push "$IMAGE"
+# the one image build (infra/image.sh, as make image); CONTAINER_ENGINE=podman to build and push with podman
+ENGINE=${CONTAINER_ENGINE:-docker}
+[[ "$(basename "$ENGINE")" == docker ]] && run gcloud auth configure-docker "$REGION-docker.pkg.dev" --quiet
+CONTAINER_ENGINE="$ENGINE"; export CONTAINER_ENGINE
+run "$ROOT/infra/image.sh" --tag "$IMAGE"
+run "$ENGINE" push "$IMAGE"
 if ! exists gcloud secrets describe "$SECRET" --project="$PROJECT"; then
   run gcloud secrets create "$SECRET" --project="$PROJECT" --replication-policy=automatic
   if (( DRY )); then echo "openssl rand -hex 32 | gcloud secrets versions add $SECRET --data-file=- --project=$PROJECT";

@@ -48,7 +48,7 @@ def get_launcher(settings: Settings | None = None) -> JobLauncher:
         from shared.adapters.local_launcher import SubprocessLauncher
 
         return SubprocessLauncher(s.render_job_name, max_retries=s.render_max_retries, python=s.render_python,
-                                  log_dir=s.render_log_dir)
+                                  log_dir=s.render_log_dir, image=s.render_container_image)
     from shared.adapters.google_run import CloudRunLauncher
 
     return CloudRunLauncher(s.project, s.region, s.render_job_name, s.render_task_timeout_s)

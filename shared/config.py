@@ -197,6 +197,7 @@ class Settings:
     render_memory_bytes: int = 8 * 1024 * 1024 * 1024  # the task's memory limit (= Cloud Run --memory 8Gi)
     render_max_retries: int = 3
     render_python: str | None = None  # local launcher: interpreter for `python -m render_job`
+    render_container_image: str | None = None  # local launcher: run each task in this image (podman)
     render_workdir: str | None = None
     render_log_dir: str | None = None  # local launcher: one log file per execution (attempts append)
     render_report_interval_s: float = 2.0
@@ -324,6 +325,7 @@ def get_settings() -> Settings:
         local_push_url=e("EXPORT_LOCAL_PUSH_URL") or None,
         render_job_name=e("RENDER_JOB_NAME", "sceneflow-render"),
         render_python=e("RENDER_PYTHON") or None,
+        render_container_image=e("RENDER_CONTAINER_IMAGE") or None,
         render_workdir=e("RENDER_WORKDIR") or None,
         render_log_dir=e("RENDER_LOG_DIR") or None,
         ffmpeg_binary=e("FFMPEG_BINARY") or None,

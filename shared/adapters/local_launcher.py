@@ -3,7 +3,9 @@
 SubprocessLauncher runs `python -m render_job` with the environment a Cloud Run task sees
 (EXPORT_JOB_ID, CLOUD_RUN_JOB, CLOUD_RUN_EXECUTION, CLOUD_RUN_TASK_INDEX/COUNT/ATTEMPT;
 https://cloud.google.com/run/docs/container-contract#jobs-env-vars) and, like Cloud Run, runs the
-task again after a non-zero exit, up to `max_retries` more times. Each task runs in its own process
+task again after a non-zero exit, up to `max_retries` more times. With an `image`, each task is
+that image run by podman instead (its own entry point and user, host network for the loopback
+stack, read-only root with a tmpfs /tmp), given the task's settings (container_env). Each task runs in its own process
 group; with a log_dir, `{log_dir}/{execution}.pgid` holds that group's id while the task runs, so
 whoever owns the folder (infra/local/tasks.py, on a local stack's stop) can stop every task even
 when the launcher's process is already gone.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,15 +28,45 @@ from shared.ports import ExecutionStatus
 
 
 TASK_GROUP_SUFFIX = ".pgid"  # {log_dir}/{execution}.pgid: the running task's process group id
+# what a container task is given: the settings a Cloud Run task has (shared.config names, the emulator
+# host), never this machine's paths or interpreter
+CONTAINER_ENV_PREFIXES = ("EXPORT_", "RENDER_", "CLOUD_RUN_", "GOOGLE_", "FFMPEG_THREADS", "STORAGE_EMULATOR_HOST")
+CONTAINER_NPROC = 4096  # processes and threads of the task's user: FFmpeg's threads and the job's pools
+HOST_ONLY_ENV = frozenset({"RENDER_PYTHON", "RENDER_WORKDIR", "RENDER_CONTAINER_IMAGE", "FFMPEG_BINARY",
+                           "GOOGLE_APPLICATION_CREDENTIALS", "EXPORT_LOCAL_STORAGE_DIR"})
+
+
+def container_env(env: dict[str, str]) -> list[str]:
+    """Names of the variables of `env` a container task gets (CONTAINER_ENV_PREFIXES, not HOST_ONLY_ENV)."""
+    return sorted(k for k in env if k.startswith(CONTAINER_ENV_PREFIXES) and k not in HOST_ONLY_ENV)
+
+
+def container_argv(image: str, name: str, env: dict[str, str], engine: str = "podman") -> list[str]:
+    """`podman run` of one task: the image's entry point and USER, host network (the local stack
+    listens on loopback), read-only root with a tmpfs /tmp (the job's only scratch space, in memory
+    as on Cloud Run), the launcher's own open-file limits and CONTAINER_NPROC (podman's defaults
+    exceed some hosts' hard limits: runc then refuses to start), each variable of
+    container_env(env) passed by name."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    limits = [f"--ulimit=nofile={soft}:{hard}"] if hard != resource.RLIM_INFINITY else []
+    limits.append(f"--ulimit=nproc={CONTAINER_NPROC}:{CONTAINER_NPROC}")
+    runtime = ["--runtime", "runc"] if engine.endswith("podman") and shutil.which("runc") else []
+    return [engine, *runtime, "run", "--rm", f"--name={name}", "--network=host", "--read-only",
+            "--read-only-tmpfs=false", "--tmpfs=/tmp:rw,mode=1777", *limits,
+            *(f"--env={k}" for k in container_env(env)), image]
 
 
 class SubprocessLauncher:
     """Starts each execution in a background thread; `launch` returns its name at once."""
 
     def __init__(self, job: str, max_retries: int = 3, python: str | None = None,
-                 workdir: str | None = None, env: dict[str, str] | None = None, log_dir: str | None = None) -> None:
+                 workdir: str | None = None, env: dict[str, str] | None = None, log_dir: str | None = None,
+                 image: str | None = None) -> None:
         self.job, self.max_retries = job, max_retries
         self.python = python or sys.executable
+        self.image = image
         self.workdir = workdir
         self.extra_env = env or {}
         self.log_dir = Path(log_dir) if log_dir else None
@@ -41,6 +74,7 @@ class SubprocessLauncher:
         self.exit_codes: dict[str, list[int]] = {}
         self._states: dict[str, ExecutionStatus] = {}
         self._procs: dict[str, subprocess.Popen] = {}
+        self._containers: dict[str, str] = {}  # execution -> the container of its current attempt
         self._cancelled: set[str] = set()
         self._lock = threading.Lock()
 
@@ -66,6 +100,10 @@ class SubprocessLauncher:
         with self._lock:
             self._cancelled.add(execution_name)
             proc = self._procs.get(execution_name)
+            container = self._containers.get(execution_name)
+        if container and proc is not None and proc.poll() is None:
+            # podman's client forwards SIGTERM, but a SIGKILL of it would leave the container running
+            subprocess.run(["podman", "rm", "--force", "--time=10", container], capture_output=True, timeout=60)
         if proc is not None and proc.poll() is None:
             _signal_group(proc, signal.SIGTERM)
             try:
@@ -92,7 +130,11 @@ class SubprocessLauncher:
                     break
                 # its own process group, so a cancel also stops the FFmpeg it started
                 started = time.monotonic()
-                proc = subprocess.Popen([self.python, "-m", "render_job"], env=env, cwd=self.workdir or repo_root,
+                argv = [self.python, "-m", "render_job"]
+                if self.image:
+                    self._containers[execution] = f"{execution}-{attempt}"
+                    argv = container_argv(self.image, self._containers[execution], env)
+                proc = subprocess.Popen(argv, env=env, cwd=self.workdir or repo_root,
                                         stdout=out or None, stderr=subprocess.STDOUT if out else None,
                                         start_new_session=True)
                 self._procs[execution] = proc

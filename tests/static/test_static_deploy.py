@@ -87,7 +87,10 @@ def test_deploy_runs_the_whole_deployment(recorded):
     job = next(c for c in gcloud if c[:3] == ["run", "jobs", "deploy"])
     assert "--tasks=1" in job and "--task-timeout=3600s" in job
     assert ["fake-python", "-m", "shared.db"] == calls[-1]  # the migration runs last
-    assert any(c[0] == "docker" and c[1] == "push" for c in calls)
+    # the image comes from infra/image.sh (the build of make image), then is pushed
+    build = next(c for c in calls if c[:2] == ["docker", "build"])
+    assert build[2:4] == ["-f", str(DEPLOY.parent / "Dockerfile")] and build[-1] == str(DEPLOY.parents[1])
+    assert calls.index(build) < next(i for i, c in enumerate(calls) if c[:2] == ["docker", "push"])
 
 
 def test_every_gcloud_flag_is_listed_by_gcloud_help(recorded, gcloud_help):
@@ -143,6 +146,8 @@ def test_dry_run_from_a_fresh_clone_prints_the_deployment(gcloud_help):
         name = ("gcloud " + " ".join(gcloud_help.split(c[1:])[0])) if c[0] == "gcloud" else " ".join(c[:2])
         if c[0] == "env":
             name = "python -m shared.db"
+        if c[0].endswith("/infra/image.sh"):
+            name = "infra/image.sh"
         if name not in ordered:
             ordered.append(name)
     assert listed == ordered, "README's deploy command list differs from `infra/deploy.sh --dry-run`"
