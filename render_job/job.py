@@ -16,7 +16,6 @@ reported `failed`.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import resource
@@ -25,7 +24,6 @@ import tempfile
 import threading
 import time
 import traceback
-import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -41,8 +39,12 @@ from shared.spec import ExportSpec, parse_spec
 from shared.timeline import length_from_probe
 
 from render_job import caption_overlay
-from render_job import ffmpeg as ffargs
 from render_job import memory
+from render_job.graph.command import (GRAPH_FILE, build_command, build_poster_command, build_segment_command,
+                                      graph_via_file)
+from render_job.graph.timeline import SEGMENT_BUDGET_MB, segment_cuts
+from render_job.graph.visuals import command_files
+from render_job.loudness import mix_loudness, output_loudness
 from render_job.clips import trim_problem
 from render_job.plan import RenderPlan, build_plan
 from render_job.normalize import COPY_SUFFIX, normalize_image
@@ -390,69 +392,6 @@ def _loudness_from_metadata(md: dict[str, str]) -> dict | None:
     return out if "integratedLufs" in out else None
 
 
-def _mix_loudness(exe: str, workdir: str, plan: RenderPlan, local: dict[str, str], job_id: str) -> dict | None:
-    """Analyse the render's mix before the render (ffargs.build_mix_loudness_command), so that the
-    render applies one constant gain (ffargs.loudnorm_filter). Returns loudnorm's analysis,
-    ffargs.SILENT_MIX for a mix of digital silence (no loudnorm: its gain would make NaN samples), or
-    None (no audio, or no readable result: the render then uses dynamic loudnorm)."""
-    argv = ffargs.build_mix_loudness_command(plan, local, ffmpeg=exe)
-    if argv is None:
-        return None
-    argv, graph_files = ffargs.graph_via_file(argv, name=f"mix_{ffargs.GRAPH_FILE}")
-    for name, text in graph_files.items():
-        with open(os.path.join(workdir, name), "w", encoding="utf-8") as fh:
-            fh.write(text)
-    lines = run_ffmpeg(argv, cwd=workdir, total_s=plan.total_s, what="ffmpeg mix loudness analysis", job_id=job_id)
-    if ffargs.mix_is_silent(lines):
-        logs.info("mix is silent: no loudness normalisation", job_id=job_id)
-        return ffargs.SILENT_MIX
-    analysis = ffargs.parse_loudnorm_json(lines)
-    if analysis is None:
-        logs.info("mix loudness not measurable: dynamic loudnorm", job_id=job_id)
-        return None
-    logs.info("mix loudness", job_id=job_id, inputI=analysis["input_i"], inputTp=analysis["input_tp"],
-              inputLra=analysis["input_lra"], linear=ffargs.loudnorm_is_linear(plan, analysis))
-    return analysis
-
-
-def _loudness(exe: str, workdir: str, out_mp4: str, plan: RenderPlan,
-              second_pass_fits: bool = True) -> tuple[dict | None, int]:
-    """Measure the output's loudness (ebur128); when the render's loudnorm (one linear gain from
-    _mix_loudness, or dynamic where that is impossible) missed the target
-    (ffargs.loudness_needs_second_pass), re-normalise the audio with a linear two-pass loudnorm (video
-    copied) and measure again.
-
-    Returns:
-        ({integratedLufs, truePeakDb, lra} or None if unmeasurable, the number of loudnorm passes).
-    """
-    def measure() -> dict | None:
-        lines = run_ffmpeg(ffargs.build_loudness_measure_command(exe, out_mp4), cwd=workdir, total_s=plan.total_s,
-                           what="ffmpeg loudness measurement")
-        return ffargs.parse_ebur128_summary(lines)
-
-    measured = measure()
-    if measured is None:
-        logs.warning("could not measure the output's loudness")
-        return None, 1
-    passes = 1
-    needs_second_pass = ffargs.loudness_needs_second_pass(measured, plan.loudness_lufs, plan.true_peak_db)
-    if needs_second_pass and not second_pass_fits:  # a second copy of the MP4 would not fit in memory
-        logs.warning("loudness second pass skipped: two copies of the video would not fit in the task's memory")
-    elif needs_second_pass:
-        lines = run_ffmpeg(ffargs.build_loudnorm_analysis_command(exe, out_mp4, plan), cwd=workdir,
-                           total_s=plan.total_s, what="ffmpeg loudnorm analysis")
-        analysis = ffargs.parse_loudnorm_json(lines)
-        if analysis is not None:
-            fixed = "output-2pass.mp4"
-            run_ffmpeg(ffargs.build_loudnorm_apply_command(exe, out_mp4, plan, analysis, fixed), cwd=workdir,
-                       total_s=plan.total_s, what="ffmpeg loudnorm second pass")
-            os.replace(os.path.join(workdir, fixed), os.path.join(workdir, out_mp4))
-            first, measured, passes = measured, (measure() or measured), 2
-            logs.info("loudness corrected by a second pass", firstPass=first, secondPass=measured)
-    logs.info("output loudness", passes=passes, targetLufs=plan.loudness_lufs, **measured)
-    return {k: (round(v, 1) if math.isfinite(v) else None) for k, v in measured.items()}, passes
-
-
 def _memory_budget(plan: RenderPlan, cuts: list[int], workdir: str, settings: Settings, job_id: str,
                    resolution: str) -> memory.Budget:
     """The render's memory budget (render_job.memory), logged; raises PermanentRenderError
@@ -553,7 +492,7 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
         if too_long:  # lengths from narrations and clips are known only now (the API counted them at their least)
             raise PermanentRenderError(too_long, code=TOO_LONG)
         # more scenes than one FFmpeg graph should hold: the video in segments piped into one encoding run
-        cuts = ffargs.segment_cuts(plan, settings.render_segment_scenes)
+        cuts = segment_cuts(plan, settings.render_segment_scenes)
         budget = _memory_budget(plan, cuts, workdir, settings, job_id, spec.output.resolution)
         caption_paths = write_captions(plan.cues, plan.width, plan.height, workdir, style=plan.caption_style,
                                        titles=plan.titles, burn_in=plan.burn_in, fps=plan.fps)
@@ -577,22 +516,22 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
         # --- render
         t1 = time.monotonic()
         out_mp4 = "output.mp4"
-        for name, text in ffargs.command_files(plan).items():  # e.g. zoom commands, read by the graph
+        for name, text in command_files(plan).items():  # e.g. zoom commands, read by the graph
             with open(os.path.join(workdir, name), "w", encoding="ascii") as fh:
                 fh.write(text)
         overlay = _caption_overlay(plan, workdir, exe, job_id) if burn else None
         timings["captions_s"] = time.monotonic() - t1
         t_mix = time.monotonic()
-        mix_loudness = _mix_loudness(exe, workdir, plan, local, job_id) if plan.has_audio else None
+        mix_analysis = mix_loudness(exe, workdir, plan, local, job_id) if plan.has_audio else None
         timings["mix_loudness_s"] = time.monotonic() - t_mix
-        argv = ffargs.build_command(plan, local, out_mp4, ASS_FILE if burn and overlay is None else None,
+        argv = build_command(plan, local, out_mp4, ASS_FILE if burn and overlay is None else None,
                                     ffmpeg=exe, threads=settings.ffmpeg_threads, caption_overlay=overlay,
-                                    video_pipe=bool(cuts), loudness=mix_loudness)
-        commands = [ffargs.graph_via_file(memory.with_size_limit(argv, budget.output_cap))]
+                                    video_pipe=bool(cuts), loudness=mix_analysis)
+        commands = [graph_via_file(memory.with_size_limit(argv, budget.output_cap))]
         bounds = list(zip([0] + cuts, cuts + [None])) if cuts else []
         for k, (first, last) in enumerate(bounds):
-            commands.append(ffargs.graph_via_file(ffargs.build_segment_command(plan, local, first, last, ffmpeg=exe),
-                                                  name=f"segment{k}_{ffargs.GRAPH_FILE}"))
+            commands.append(graph_via_file(build_segment_command(plan, local, first, last, ffmpeg=exe),
+                                                  name=f"segment{k}_{GRAPH_FILE}"))
         for _, graph_files in commands:
             for name, text in graph_files.items():
                 with open(os.path.join(workdir, name), "w", encoding="utf-8") as fh:
@@ -603,7 +542,7 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
                            on_done=memory.segment_cleaner(workdir, [c[0] for c in commands], job_id)) if cuts else None
         if cuts:
             logs.info("rendering in segments", job_id=job_id, segments=len(bounds),
-                      scenesPerSegment=settings.render_segment_scenes, budgetMb=ffargs.SEGMENT_BUDGET_MB,
+                      scenesPerSegment=settings.render_segment_scenes, budgetMb=SEGMENT_BUDGET_MB,
                       firstScenes=[first for first, _ in bounds])
         reporter.running("rendering", 0.1, force=True)
         mp4_path = os.path.join(workdir, out_mp4)
@@ -622,10 +561,10 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
         # the poster frame is taken while the loudness is measured (two short FFmpeg runs, each reading
         # the output; a loudness second pass copies the video stream, so the frame is the same)
         with ThreadPoolExecutor(max_workers=1) as side:
-            poster = side.submit(run_ffmpeg, ffargs.build_poster_command(exe, out_mp4, plan.poster_s, "poster.jpg"),
+            poster = side.submit(run_ffmpeg, build_poster_command(exe, out_mp4, plan.poster_s, "poster.jpg"),
                                  cwd=workdir, total_s=0.0, timeout_s=120, what="ffmpeg poster")
             second_pass = memory.second_pass_fits(os.path.getsize(mp4_path), budget.limit)
-            loudness, passes = _loudness(exe, workdir, out_mp4, plan, second_pass) if plan.has_audio else (None, 0)
+            loudness, passes = output_loudness(exe, workdir, out_mp4, plan, second_pass) if plan.has_audio else (None, 0)
             poster.result()
         timings["loudness_s"] = time.monotonic() - t_loud
         timings["loudness_passes"] = passes
