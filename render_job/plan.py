@@ -154,7 +154,7 @@ class MusicPlan:
 
 @dataclass(frozen=True)
 class RenderPlan:
-    """Everything ffmpeg.build_command needs. width/height pixels, fps frames/s, times in seconds,
+    """Everything graph.command.build_command needs. width/height pixels, fps frames/s, times in seconds,
     loudness_lufs integrated loudness target (LUFS), true_peak_db (dBTP)."""
 
     width: int
