@@ -2,37 +2,33 @@
 
 The `subtitles` filter renders and blends the captions on every output frame (1080p30, a caption
 on screen all the time: ~5 ms a frame, ~9 s CPU for the 54.5 s benchmark, all in the filter-graph
-thread). Captions here are static between cue boundaries, so instead:
+thread). Captions are static between cue boundaries, so instead prepare():
 
-1. caption_states(): the timeline is cut at every cue start and end; each piece with at least one
-   cue on screen is a *state* (the set of cues shown, overlapping cues included).
-2. render_states(): one short FFmpeg run draws every state with libass (the same ASS styles as
+1. cuts the timeline into caption states (render_job.graph.captions.caption_states: each piece with
+   at least one cue on screen, overlapping cues included);
+2. draws every state with libass in one short FFmpeg run (the same ASS styles as
    render_job.subtitles.ass_text, the same fonts) on a transparent canvas, one frame per state, as
    raw RGBA through a pipe; the union of their drawn boxes (alpha > 0) is the caption *strip*.
    Each state is cropped to the strip, un-premultiplied (libass blends onto the transparent canvas,
-   leaving colour x alpha: Pillow's "RGBa" -> "RGBA"), and stacked into one atlas PNG (row 0 transparent, row j + 1 state j).
-3. overlay_graph() (used by render_job.ffmpeg.build_command): the atlas is decoded once, converted
-   to BT.709 limited-range yuva420p once, split into one crop per timeline segment, each repeated
-   (`loop`) for exactly its number of frames and concatenated: a caption stream aligned frame for
-   frame with the video, blended by ONE `overlay` (the strip only: ~1 ms a frame).
+   leaving colour x alpha: Pillow's "RGBa" -> "RGBA"), and stacked into one atlas PNG (row 0
+   transparent, row j + 1 state j), which render_job.graph.captions.overlay_graph overlays.
 
-Frame rule (as libass's): a cue [start, end) is on frame n (t = n / fps) when start <= t < end.
-Title cards (faded in and out) keep the `subtitles` filter: caption_overlay is not used for a plan
-with titles, nor beyond MAX_STATES states or an atlas over ATLAS_MAX_BYTES (Python and FFmpeg both
-hold it; the render job's Python process stays far under 200 MB): the `subtitles` path then renders
-the same captions, only slower.
+This module is the I/O of it (an FFmpeg subprocess, Pillow, the atlas file). Title cards (faded in
+and out) keep the `subtitles` filter: prepare() returns None for a plan with titles, beyond
+MAX_STATES states or an atlas over ATLAS_MAX_BYTES (Python and FFmpeg both hold it; the render
+job's Python process stays far under 200 MB): the `subtitles` path then renders the same captions,
+only slower.
 """
 from __future__ import annotations
 
-import math
 import os
 import subprocess
 import threading
-from dataclasses import dataclass
 from typing import Sequence
 
 from PIL import Image
 
+from render_job.graph.captions import CaptionOverlay, caption_states
 from render_job.plan import CaptionStylePlan, Cue, RenderPlan
 from render_job.subtitles import ass_text
 
@@ -41,60 +37,6 @@ ATLAS_MAX_BYTES = 48 * 2**20  # RGBA bytes of the atlas (Python and FFmpeg hold 
 STILLS_ASS = "caption_states.ass"
 ATLAS_PNG = "caption_atlas.png"
 RENDER_TIMEOUT_S = 120.0  # the states' FFmpeg run (a few hundred ms in practice)
-
-
-@dataclass(frozen=True)
-class CaptionOverlay:
-    """What build_command needs to overlay the captions.
-
-    x, y: the strip's top-left corner in the frame; width, height: the strip (pixels, even).
-    atlas: the atlas PNG's name in the work directory (rows of `height` pixels: row 0 transparent,
-    row j + 1 state j). segments: [(atlas row, frames)] covering the whole output, in order.
-    """
-
-    x: int
-    y: int
-    width: int
-    height: int
-    atlas: str
-    segments: tuple[tuple[int, int], ...]
-
-
-def _first_frame_at(t: float, fps: int) -> int:
-    """Index of the first frame whose time n / fps is >= t (seconds)."""
-    return max(0, math.ceil(t * fps - 1e-6))
-
-
-def caption_states(cues: Sequence[Cue], fps: int, total_frames: int) -> tuple[list[list[Cue]], list[tuple[int, int]]]:
-    """The distinct caption states and the timeline as segments.
-
-    Returns:
-        (states, segments): states[j] is the list of cues shown together (in cue order);
-        segments is [(state index + 1, or 0 for no caption, number of frames)] covering frames
-        0 .. total_frames - 1 in order (adjacent segments differ).
-    """
-    spans = []
-    for c in cues:
-        a, b = _first_frame_at(c.start, fps), min(total_frames, _first_frame_at(c.end, fps))
-        if b > a and c.text.strip():
-            spans.append((a, b, c))
-    cuts = sorted({0, total_frames, *(a for a, _, _ in spans), *(b for _, b, _ in spans)})
-    states: list[list[Cue]] = []
-    index: dict[tuple[int, ...], int] = {}
-    segments: list[tuple[int, int]] = []
-    for lo, hi in zip(cuts, cuts[1:]):
-        active = tuple(i for i, (a, b, _) in enumerate(spans) if a <= lo and hi <= b)
-        row = 0
-        if active:
-            if active not in index:
-                index[active] = len(states)
-                states.append([spans[i][2] for i in active])
-            row = index[active] + 1
-        if segments and segments[-1][0] == row:
-            segments[-1] = (row, segments[-1][1] + hi - lo)
-        else:
-            segments.append((row, hi - lo))
-    return states, segments
 
 
 def states_ass(states: Sequence[Sequence[Cue]], width: int, height: int, style: CaptionStylePlan | None) -> str:
@@ -197,19 +139,3 @@ def prepare(plan: RenderPlan, workdir: str, ffmpeg: str, fonts_dir: str = "fonts
             atlas.paste(im, (x - x0, (j + 1) * sh + y - y0))
     atlas.save(os.path.join(workdir, ATLAS_PNG), compress_level=1)
     return CaptionOverlay(x=x0, y=y0, width=sw, height=sh, atlas=ATLAS_PNG, segments=tuple(segments))
-
-
-def overlay_graph(ov: CaptionOverlay, input_index: int, video: str, out: str, fps: int) -> list[str]:
-    """Filter statements overlaying the atlas input `input_index` on `video` (a label such as
-    "[tl]" with pts = frame index at 1/fps), giving `out`. See the module docstring."""
-    n = len(ov.segments)
-    stmts = [f"[{input_index}:v]scale=out_color_matrix=bt709:out_range=tv,format=yuva420p,"
-             f"split={n}" + "".join(f"[cs{k}]" for k in range(n))]
-    for k, (row, frames) in enumerate(ov.segments):
-        stmts.append(f"[cs{k}]crop={ov.width}:{ov.height}:0:{row * ov.height},"
-                     f"loop=loop={frames - 1}:size=1:start=0,settb=1/{fps},setpts=N[cz{k}]")
-    joined = "".join(f"[cz{k}]" for k in range(n))
-    stmts.append(f"{joined}concat=n={n}:v=1:a=0,settb=1/{fps},setpts=N[capv]" if n > 1
-                 else f"{joined}settb=1/{fps},setpts=N[capv]")
-    stmts.append(f"{video}[capv]overlay=x={ov.x}:y={ov.y}:format=yuv420:eof_action=pass{out}")
-    return stmts

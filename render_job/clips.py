@@ -1,7 +1,7 @@
 """What part of a clip a scene reads, checked against what the probe measured (pure, no I/O).
 
 FFmpeg opens a clip scene's file at trimStartS after its first picture and reads the scene's length
-(render_job.ffmpeg._clip_input); it keeps only the frames that START at or after that point, and its
+(render_job.graph.scenes.clip_input); it keeps only the frames that START at or after that point, and its
 sound chain needs at least one sample to produce any. In containers without a seek index (MPEG-TS,
 MPEG-PS, AVI, FLV...) that seek lands near the point but decoding starts at the next keyframe, so
 such clips are opened `clip_preroll_s` earlier and cut exactly in the filter graph.

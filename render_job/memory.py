@@ -5,7 +5,7 @@ with its processes, so an export needs, at its peak (the render):
 
     need = F + media + output + OVERHEAD_MB
     F       FFmpeg, every process alive at once (ffmpeg_peak_bytes): the encoding run, plus the
-            scenes of the largest graph (render_job.ffmpeg.scene_memory_mb: the one graph, or the
+            scenes of the largest graph (render_job.graph.timeline.scene_memory_mb: the one graph, or the
             largest segment with its producer run), plus ~1 MB per audio input of the encoding run
     media   the files in the working directory: downloads and normalised copies (*.norm.jpg)
     output  the MP4 as it grows (output_estimate_bytes; capped by FFmpeg's -fs at output_cap)
@@ -28,7 +28,8 @@ from shared import logs
 from shared.errors import PermanentRenderError
 from shared.limits import JOB_TOO_LARGE, job_bytes_problem
 
-from render_job.ffmpeg import GRAPH_FILE, scene_memory_mb
+from render_job.graph.command import GRAPH_FILE
+from render_job.graph.timeline import scene_memory_mb
 from render_job.plan import RenderPlan
 
 MIB = 1024 * 1024

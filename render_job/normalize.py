@@ -46,7 +46,7 @@ its own still (tests/bench/bench_big_stills.py --distinct: CPU of the whole job,
 a 3840x8192 RGB PNG 53.0 s, 2235 MiB as it was, 35.9 s, 1079 MiB copied (1920x4096); a 3840x2160
 PNG 15.5 s, 1259 MiB -> 11.1 s, 494 MiB; a 3840x2880 JPEG 4.7 s, 640 MiB -> 4.5 s, 589 MiB. A
 still whose shape differs from the frame's still covers it with more pixels than the frame (a
-portrait copy: 1920x2560): the render's memory model counts them (render_job.ffmpeg.scene_memory_mb,
+portrait copy: 1920x2560): the render's memory model counts them (render_job.graph.timeline.scene_memory_mb,
 from the width and height this module reports).
 
 Limits (settings): `render_max_image_pixels` (any image, checked from the header before decoding)

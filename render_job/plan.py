@@ -154,7 +154,7 @@ class MusicPlan:
 
 @dataclass(frozen=True)
 class RenderPlan:
-    """Everything ffmpeg.build_command needs. width/height pixels, fps frames/s, times in seconds,
+    """Everything graph.command.build_command needs. width/height pixels, fps frames/s, times in seconds,
     loudness_lufs integrated loudness target (LUFS), true_peak_db (dBTP)."""
 
     width: int
@@ -229,7 +229,7 @@ def build_plan(spec: ExportSpec, probes: Mapping[str, Any]) -> RenderPlan:
         narration is cut at the scene's end with a NARRATION_CUT_FADE_S (50 ms) fade-out. A clip
         shorter than D is padded by freezing its last frame. A clip's own audio is mixed when its
         volume > 0 and its probe says `has_audio`; trimStartS counts from the clip's first picture
-        (clip_offset_s), and the sound keeps its place against the picture (render_job.ffmpeg).
+        (clip_offset_s), and the sound keeps its place against the picture (render_job.graph.audio).
         An interlaced clip (probe `interlaced`) is deinterlaced.
     Transitions: clamped so one never exceeds half of either neighbouring scene (so no scene is
         ever dropped); `cut` or a 0 s duration joins the scenes directly; the last scene's

@@ -34,7 +34,7 @@ _TRANSIENT_HINTS = ("cannot allocate memory", "no space left", "resource tempora
 
 
 MIN_FFMPEG_MAJOR = 7  # 5.x: xfade emits untimed frames when a scene ends inside its transition;
-                      # 7.0 added `-/filter_complex FILE` (render_job.ffmpeg.graph_via_file)
+                      # 7.0 added `-/filter_complex FILE` (render_job.graph.command.graph_via_file)
 
 
 def ffmpeg_major(exe: str) -> int:
@@ -91,7 +91,7 @@ def _failure(what: str, rc: int, stderr_text: str) -> TransientError | Permanent
 
 
 class SegmentFeed:
-    """The video of a segmented render: FFmpeg runs (render_job.ffmpeg.build_segment_command) started
+    """The video of a segmented render: FFmpeg runs (render_job.graph.command.build_segment_command) started
     one after another, each writing its raw frames straight into one pipe, the encoding run's stdin
     (no copy through Python). Used by run_ffmpeg(feed=...), which starts it once the encoding run is
     up and stops it when the watchdog kills that run.

@@ -2,7 +2,7 @@
 
 Written by hand for this storyboard (12 stills of 1920x1080, 5 s each, 0.5 s fades, narration cut
 at the scene end, looped + ducked + faded music, loudnorm, ASS captions). It deliberately does not
-use render_job.ffmpeg: it is what a careful engineer would type, and what our generated graph is
+use render_job.graph: it is what a careful engineer would type, and what our generated graph is
 measured against. Same encoder settings as our `standard` quality: libx264 veryfast CRF 23,
 yuv420p, BT.709 tags, AAC 48 kHz 192k stereo, +faststart.
 
@@ -62,7 +62,7 @@ def write_ass(path: Path) -> None:
 def _kb_chain(motion: str | None, kb: str, n: int) -> str:
     """Filters turning one 1920x1080 yuv420p frame (input of `loop`) into n frames of motion.
 
-    Same motion as ours (render_job.ffmpeg.motion_filter): p = frame / (n-1); zoom-in shows a
+    Same motion as ours (render_job.graph.visuals.motion_filter): p = frame / (n-1); zoom-in shows a
     centred window of (1-s)^p of the picture (zoom 1/(1-s)^p: constant perceived speed), zoom-out
     the reverse; pans show a window of 1-s travelling s of the picture's width (height) at constant
     speed, "pan-left" / "pan-up" moving the picture left / up (the window towards the right / bottom).

@@ -29,7 +29,8 @@ sys.path.insert(0, str(ROOT))
 
 from PIL import Image  # noqa: E402
 
-from render_job.ffmpeg import QUALITY, _SCALE_COMMON  # noqa: E402
+from render_job.graph.command import QUALITY  # noqa: E402
+from render_job.graph.visuals import _SCALE_COMMON  # noqa: E402
 from render_job.normalize import normalize_image, target_size  # noqa: E402
 from render_job.runner import find_ffmpeg  # noqa: E402
 

@@ -4,7 +4,7 @@
 
 Renders a storyboard of --scenes 1 s 1920x1080 stills at 1080p30 draft (Ken Burns zoom-in, zoom-out
 and pan-left in turn, 0.25 s fades between them: the motions that hold the most memory per scene,
-see render_job.ffmpeg.segment_cuts) with our render job (tests/bench/render_child.py, as (a) of
+see render_job.graph.timeline.segment_cuts) with our render job (tests/bench/render_child.py, as (a) of
 `make bench`) twice: RENDER_SEGMENT_SCENES=0 (the whole timeline in one FFmpeg graph) and
 RENDER_SEGMENT_SCENES=--segment-scenes (segments piped into one encoding run). Prints wall time, CPU
 time (whole process tree), the largest FFmpeg process's peak RSS (exact, rusage), the process tree's

@@ -996,7 +996,7 @@ def test_a_text_file_sent_as_a_picture_is_named_by_the_role_it_plays(env, tmp_pa
 
 def test_a_picture_used_as_image_and_video_is_named_by_both_roles(tmp_path):
     """(Only a gs:// library object can play both: one upload has one content type.)"""
-    from render_job.job import _picture_roles
+    from render_job.preflight import _picture_roles
     from render_job.probe import PermanentRenderError, probe
     from shared.spec import parse_spec
 

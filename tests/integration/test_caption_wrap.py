@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from render_job import caption_overlay
-from render_job.ffmpeg import build_command
+from render_job.graph.command import build_command
 from render_job.plan import build_plan
 from render_job.runner import find_ffmpeg
 from render_job.subtitles import ASS_FILE, FONTS_DIR, write_captions

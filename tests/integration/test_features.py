@@ -247,7 +247,7 @@ def _zoom_in_bars(mp4):
 
 
 def test_zoom_in_is_monotonic_and_sub_pixel_smooth(motion):
-    """draft/standard: the whole-pixel window of a 2x copy (render_job.ffmpeg.zoom_filters)."""
+    """draft/standard: the whole-pixel window of a 2x copy (render_job.graph.visuals.zoom_filters)."""
     assert (motion["work"] / "zoom0.cmd").is_file()  # the window's per-frame sizes were written
     left, right, dist = _zoom_in_bars(motion["mp4"])
     # never a whole-pixel shake: each step within 3/4 px of its neighbours' mean (zoompan: >= 1 px)

@@ -5,7 +5,7 @@ import subprocess
 
 import av
 
-from render_job.ffmpeg import GRAPH_ARG_LIMIT, GRAPH_FILE, build_command, graph_via_file
+from render_job.graph.command import GRAPH_ARG_LIMIT, GRAPH_FILE, build_command, graph_via_file
 from render_job.plan import build_plan
 from render_job.runner import find_ffmpeg
 from shared.config import Settings

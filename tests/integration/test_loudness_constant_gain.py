@@ -1,5 +1,5 @@
 """Loudness normalisation is one constant gain over the whole export (no pumping): the mix is analysed
-before the render and loudnorm applies it linearly (render_job.ffmpeg.loudnorm_filter).
+before the render and loudnorm applies it linearly (render_job.graph.audio.loudnorm_filter).
 
 Trial 4, F3: a quiet music bed under an opening without narration was boosted by ~30 dB by the
 dynamic single-pass loudnorm, then fell back once the narration started.

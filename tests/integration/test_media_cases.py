@@ -671,7 +671,7 @@ def test_clip_written_to_a_pipe_without_duration_is_measured(tmp_path, fmt, code
 @pytest.mark.xfail(mf.ffmpeg_major() < 6, strict=True,
                    reason="FFmpeg 5.1's xfade emits frames with no timestamp (then dropped) when a scene "
                           "fed through the `fps` filter ends inside its transition: a 2-frame scene vanishes. "
-                          "FFmpeg 9 is fine; fix belongs in render_job/ffmpeg.py (see the media-cases report)")
+                          "FFmpeg 9 is fine; fix belongs in render_job/graph/ (see the media-cases report)")
 def test_scenes_shorter_than_their_transitions_are_clamped_never_dropped(tmp_path):
     colours = ["#ff0000", "#00ff00", "#0000ff", "#ffffff"]
     durations_s = [0.1, 0.084, 0.2, 0.15]  # 0.084 s: the shortest scene the spec allows at 24 fps (2 frames)

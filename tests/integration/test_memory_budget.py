@@ -178,7 +178,8 @@ def test_a_still_larger_than_the_frame_is_copied_at_1x_and_budgeted_by_the_copy(
     FFmpeg reads as it is, so it went to FFmpeg at full size while F counted every still frame-sized.
     Now it is copied just covering the frame (1280x2731), the render reads the copy, and F counts the
     copy's pixels beyond the frame's (2 scenes x 6 MB per megapixel)."""
-    from render_job import ffmpeg, memory
+    from render_job import memory
+    from render_job.graph import timeline
 
     big = tmp_path / "big.png"
     mf.ff("-f", "lavfi", "-i", "testsrc2=s=2560x5462", "-frames:v", "1", "-pix_fmt", "rgb24", str(big))
@@ -200,13 +201,13 @@ def test_a_still_larger_than_the_frame_is_copied_at_1x_and_budgeted_by_the_copy(
     assert render and "assets/a00.norm.jpg" in render[0] and "a00.png" not in render[0]
     f = [e["ffmpegBytes"] for e in logged if e.get("message") == "memory budget"][0]
     scale = 1280 * 720 / (1920 * 1080)
-    frame_sized = memory.ffmpeg_floor_bytes(1280, 720) + 2 * ffmpeg.SCENE_MB_IMAGE * scale * memory.MIB
-    beyond = 2 * ffmpeg.SCENE_MB_PER_IMAGE_MP * (1280 * 2731 - 1280 * 720) / 1e6 * memory.MIB  # 30.9 MiB
+    frame_sized = memory.ffmpeg_floor_bytes(1280, 720) + 2 * timeline.SCENE_MB_IMAGE * scale * memory.MIB
+    beyond = 2 * timeline.SCENE_MB_PER_IMAGE_MP * (1280 * 2731 - 1280 * 720) / 1e6 * memory.MIB  # 30.9 MiB
     assert f == pytest.approx(frame_sized + beyond, abs=2)
 
 
 def test_thin_stills_cover_and_blur_the_frame_without_scaling_up_whole(tmp_path):
-    """`cover` cuts a still to the frame's shape before scaling it (render_job.ffmpeg._cover): scaled
+    """`cover` cuts a still to the frame's shape before scaling it (render_job.graph.visuals._cover): scaled
     first, a 16x8192 still covering 1280x720 would be 1280x655360 pixels, which FFmpeg refuses (the
     job failed render_failed), and a 256x8192 one ~0.6 GB per scene. The middle of each is kept."""
     from tests.integration.test_features import render, spec_of

@@ -1,5 +1,5 @@
 """The output's true peak stays at or below the target however long the export is: loudnorm's
-ceiling (the target minus render_job.ffmpeg.ENCODER_TRUE_PEAK_MARGIN_DB) leaves room for the AAC
+ceiling (the target minus render_job.graph.audio.ENCODER_TRUE_PEAK_MARGIN_DB) leaves room for the AAC
 encoder's overshoot.
 
 Issue 15: with loudnorm's ceiling at the target itself, the AAC encoder put inter-sample peaks above

@@ -1,7 +1,9 @@
-"""render_job.caption_overlay: caption states, segments and the overlay graph (pure parts)."""
+"""Caption states, segments and the overlay graph (render_job.graph.captions, pure) and the states' ASS
+(render_job.caption_overlay)."""
 from __future__ import annotations
 
-from render_job.caption_overlay import CaptionOverlay, caption_states, overlay_graph, states_ass
+from render_job.caption_overlay import states_ass
+from render_job.graph.captions import CaptionOverlay, caption_states, overlay_graph
 from render_job.plan import Cue
 
 

@@ -10,7 +10,7 @@ if str(ROOT) not in sys.path:
 import pytest  # noqa: E402
 
 from render_job.clips import clip_sound_in_window, trim_problem  # noqa: E402
-from render_job.job import _public_message  # noqa: E402
+from render_job.failure import public_message  # noqa: E402
 
 CLIP = SimpleNamespace(video_duration_s=3.0, duration_s=3.0, fps=25.0)  # last frame at 2.96 s
 
@@ -60,6 +60,6 @@ def test_clip_sound_in_window(video_start, audio, trim, read, heard):
 def test_public_message_drops_ffmpeg_memory_addresses(tmp_path):
     raw = ("ffmpeg render failed (exit 234); last output:\n[aac @ 0x556e600eab80] Input contains (near) NaN/+-Inf\n"
            "[aost#0:1/aac @ 0x556e600ea380] [enc:aac @ 0x556e600f0740] Error submitting audio frame")
-    assert _public_message(raw, str(tmp_path)) == (
+    assert public_message(raw, str(tmp_path)) == (
         "ffmpeg render failed (exit 234); last output:\n[aac] Input contains (near) NaN/+-Inf\n"
         "[aost#0:1/aac] [enc:aac] Error submitting audio frame")

@@ -10,7 +10,8 @@ if str(ROOT) not in sys.path:  # until the project's pytest config sets pythonpa
 
 import pytest  # noqa: E402
 
-from render_job.ffmpeg import QUALITY, build_command, build_poster_command, build_segment_command, fmt_s  # noqa: E402
+from render_job.graph.command import QUALITY, build_command, build_poster_command, build_segment_command  # noqa: E402
+from render_job.graph.common import fmt_s  # noqa: E402
 from render_job.plan import build_plan  # noqa: E402
 from render_job.subtitles import ass_text, escape_ass, srt_text, vtt_text  # noqa: E402
 from shared.spec import parse_spec  # noqa: E402
@@ -171,13 +172,59 @@ def test_sidecars_literal_text(plan):
     assert vtt_text([type(plan.cues[0])(0, 1, "a < b & c")]).count("a &lt; b &amp; c") == 1
 
 
+IO_LIBRARIES = ("subprocess", "sqlalchemy", "google", "requests", "av", "os", "shutil", "PIL", "pysubs2", "socket",
+                "urllib", "http", "tempfile", "pathlib", "io")
+
+
+def _module_file(name):
+    path = ROOT / (name.replace(".", "/") + ".py")
+    return path if path.exists() else (ROOT / name.replace(".", "/") / "__init__.py")
+
+
+def _imports(name):
+    """The modules `name` imports (absolute names; `from a import b` also as a.b when b is a module)."""
+    import ast
+    found = set()
+    for node in ast.walk(ast.parse(_module_file(name).read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, (name, "relative import")
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names
+                      if _module_file(f"{node.module}.{alias.name}").exists()}
+    return found
+
+
+def _first_party_closure(roots):
+    """Every render_job/shared module reachable from `roots` by imports, with what each imports."""
+    seen, todo = {}, list(roots)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen[name] = _imports(name)
+        parents = [".".join(name.split(".")[:k]) for k in range(1, name.count(".") + 1)]
+        todo += [i for i in list(seen[name]) + parents if i.split(".")[0] in ("render_job", "shared")]
+    return seen
+
+
 def test_pure_modules_import_no_io_libraries():
-    for mod in ("plan", "ffmpeg", "progress"):
-        src = (ROOT / "render_job" / f"{mod}.py").read_text()
-        imports = re.findall(r"^\s*(?:import|from)\s+([\w.]+)", src, flags=re.M)
-        for banned in ("subprocess", "sqlalchemy", "google", "requests", "av", "os", "shutil"):
+    """The plan, progress parsing and the whole FFmpeg graph package (render_job/graph/) do no I/O,
+    through any chain of imports: no module they reach imports an I/O library or calls open()."""
+    graph = sorted(f"render_job.graph.{p.stem}" for p in (ROOT / "render_job" / "graph").glob("*.py")
+                   if p.stem != "__init__")
+    assert {"render_job.graph.visuals", "render_job.graph.timeline", "render_job.graph.audio",
+            "render_job.graph.captions", "render_job.graph.command"} <= set(graph)
+    closure = _first_party_closure(["render_job.plan", "render_job.progress", "render_job.graph", *graph])
+    for mod, imports in closure.items():
+        for banned in IO_LIBRARIES:
             assert not any(i == banned or i.startswith(banned + ".") for i in imports), (mod, banned)
-        assert "open(" not in src
+        assert "open(" not in _module_file(mod).read_text(), mod
+    # the graph package itself builds on the plan only (shared pure modules come through it)
+    for mod in graph:
+        first_party = {i for i in closure[mod] if i.split(".")[0] in ("render_job", "shared")}
+        assert all(i == "render_job.plan" or i.startswith("render_job.graph") for i in first_party), (mod, first_party)
 
 
 def _plan_of(scenes, probes=None, **over):
@@ -197,7 +244,7 @@ def _eval_motion(expr_filter, in_frame, w=1280, h=720):
 
 @pytest.mark.parametrize("motion", ["zoom-in", "zoom-out", "pan-left", "pan-right", "pan-up", "pan-down"])
 def test_motion_window_sub_pixel_inside_the_picture_and_monotonic(motion):
-    from render_job.ffmpeg import motion_filter
+    from render_job.graph.visuals import motion_filter
     plan = _plan_of([{"id": "a", "visual": {"type": "image", "src": "a.png", "motion": motion,
                                             "motionStrength": 0.2}, "duration": 2}])
     f = motion_filter(plan.scenes[0], 1280, 720, 60)
@@ -274,8 +321,8 @@ def test_poster_converts_to_jpeg_colours():
 
 
 def test_loudness_parsers_and_second_pass_decision():
-    from render_job.ffmpeg import (build_loudnorm_apply_command, build_loudness_measure_command,
-                                   loudness_needs_second_pass, parse_ebur128_summary, parse_loudnorm_json)
+    from render_job.loudness import (build_loudnorm_apply_command, build_loudness_measure_command,
+                                     loudness_needs_second_pass, parse_ebur128_summary, parse_loudnorm_json)
     summary = ["[Parsed_ebur128_0 @ 0x1] Summary:", "", "  Integrated loudness:", "    I:         -16.4 LUFS",
                "    Threshold: -26.6 LUFS", "", "  Loudness range:", "    LRA:         3.1 LU",
                "    Threshold: -36.4 LUFS", "    LRA low:   -17.5 LUFS", "    LRA high:  -15.1 LUFS", "",
@@ -332,7 +379,7 @@ def test_ass_style_position_colours_and_title_cards():
 def test_still_pans_scale_once_then_crop_whole_steps(motion, res, w, h, duration, strength):
     """Still pans: scaled once before `loop`, then an exact crop moving the same whole number of
     pixels of the scaled copy every frame, and a fixed scale back: the same window as perspective's."""
-    from render_job.ffmpeg import pan_filters
+    from render_job.graph.visuals import pan_filters
     plan = _plan_of([{"id": "a", "visual": {"type": "image", "src": "a.png", "motion": motion,
                                             "motionStrength": strength}, "duration": duration}],
                     output={"resolution": res, "fps": 30, "quality": "draft"})
@@ -368,7 +415,7 @@ def test_still_pans_scale_once_then_crop_whole_steps(motion, res, w, h, duration
 
 
 def test_still_pan_chain_order_slow_pan_and_clip_pan_fallback():
-    from render_job.ffmpeg import pan_filters
+    from render_job.graph.visuals import pan_filters
     plan = _plan_of([{"id": "a", "visual": {"type": "image", "src": "a.png", "motion": "pan-left"}, "duration": 2},
                      {"id": "b", "visual": {"type": "image", "src": "a.png", "motion": "pan-up",
                                             "motionStrength": 0.01}, "duration": 20},
@@ -386,7 +433,7 @@ def test_still_pan_chain_order_slow_pan_and_clip_pan_fallback():
 
 @pytest.mark.parametrize("motion", ["zoom-in", "zoom-out"])
 def test_still_zoom_windows_are_even_centred_monotonic_and_commanded(motion):
-    from render_job.ffmpeg import ZOOM_SCALE, command_files, zoom_commands, zoom_window_sizes
+    from render_job.graph.visuals import ZOOM_SCALE, command_files, zoom_commands, zoom_window_sizes
     plan = _plan_of([{"id": "a", "visual": {"type": "image", "src": "a.png", "motion": motion,
                                             "motionStrength": 0.15}, "duration": 2}])
     sc = plan.scenes[0]
@@ -411,7 +458,7 @@ def test_still_zoom_windows_are_even_centred_monotonic_and_commanded(motion):
 
 
 def test_high_quality_zooms_keep_perspective_and_pans_or_none_need_no_command_file():
-    from render_job.ffmpeg import command_files
+    from render_job.graph.visuals import command_files
     high = _plan_of([{"id": "a", "visual": {"type": "image", "src": "a.png", "motion": "zoom-in"}, "duration": 1}],
                     output={"resolution": "720p", "fps": 30, "quality": "high"})
     assert command_files(high) == {}
@@ -487,7 +534,8 @@ def test_clip_in_a_container_without_seek_index_opened_before_its_trim_and_cut_i
 
 
 def test_mix_loudness_analysis_runs_the_render_audio_graph_and_render_applies_it_linearly():
-    from render_job.ffmpeg import build_mix_loudness_command, loudnorm_filter, loudnorm_is_linear
+    from render_job.graph.audio import loudnorm_filter, loudnorm_is_linear
+    from render_job.loudness import build_mix_loudness_command
     probes = {**PROBES, "clip.mp4": SimpleNamespace(duration_s=4.0, has_audio=True)}
     spec_data = {"output": {"resolution": "720p", "fps": 30}, "music": {"src": "music.ogg", "ducking": True},
                  "audio": {"loudnessLufs": -14, "truePeakDb": -1},
@@ -529,7 +577,8 @@ def test_mix_loudness_analysis_runs_the_render_audio_graph_and_render_applies_it
 
 
 def test_a_silent_mix_gets_no_loudnorm():
-    from render_job.ffmpeg import SILENT_MIX, loudnorm_filter, mix_is_silent
+    from render_job.graph.audio import SILENT_MIX, loudnorm_filter
+    from render_job.loudness import mix_is_silent
     silent = '[Parsed_loudnorm_0 @ 0x1]\n{\n "input_i" : "-inf", "input_tp" : "-inf", "input_lra" : "0.00"}'
     quiet = '{"input_i" : "-23.50", "input_tp" : "-9.1", "input_lra" : "3.0"}'
     assert mix_is_silent(silent) and mix_is_silent('{"input_i": "-75.0"}')

@@ -11,8 +11,8 @@ if str(ROOT) not in sys.path:
 import pytest  # noqa: E402
 
 from render_job import memory  # noqa: E402
-from render_job.ffmpeg import (SEGMENT_BUDGET_MB, build_command, build_segment_command, scene_memory_mb,  # noqa: E402
-                               segment_cuts)
+from render_job.graph.command import build_command, build_segment_command  # noqa: E402
+from render_job.graph.timeline import SEGMENT_BUDGET_MB, scene_memory_mb, segment_cuts  # noqa: E402
 from render_job.plan import build_plan  # noqa: E402
 from shared.errors import PermanentRenderError  # noqa: E402
 from shared.spec import parse_spec  # noqa: E402

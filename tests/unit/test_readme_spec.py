@@ -111,8 +111,8 @@ def test_readme_lists_exactly_the_accepted_transition_types():
 
 def test_motion_strength_row_says_a_pan_moves_over_the_fitted_frame_and_quotes_its_example_right():
     # trial 4: "15 % of the picture's height" read as the picture's own height; a tall scan cannot
-    # be panned top to bottom because `cover` crops it to the frame first (render_job/ffmpeg.py)
-    from render_job.ffmpeg import _fit_filters, pan_filters
+    # be panned top to bottom because `cover` crops it to the frame first (render_job/graph/visuals.py)
+    from render_job.graph.visuals import _fit_filters, pan_filters
     from render_job.plan import ScenePlan
 
     meaning = readme_rows()["scenes[].visual.motionStrength"][2]

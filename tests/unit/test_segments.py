@@ -1,4 +1,4 @@
-"""Segmented renders (render_job.ffmpeg.segment_cuts / build_segment_command): where the timeline is
+"""Segmented renders (render_job.graph: timeline.segment_cuts, command.build_segment_command): where the timeline is
 cut, and that the segments' graphs add up to exactly the single graph's frames and transitions."""
 import re
 import sys
@@ -11,8 +11,8 @@ if str(ROOT) not in sys.path:
 
 import pytest  # noqa: E402
 
-from render_job.ffmpeg import (build_command, build_segment_command, scene_memory_mb, segment_cuts,  # noqa: E402
-                               segment_frames, timeline_graph)
+from render_job.graph.command import build_command, build_segment_command  # noqa: E402
+from render_job.graph.timeline import scene_memory_mb, segment_cuts, segment_frames, timeline_graph  # noqa: E402
 from render_job.plan import build_plan  # noqa: E402
 from shared.spec import parse_spec  # noqa: E402
 

@@ -5,7 +5,8 @@ import time
 import pytest
 
 from render_job import text_fit
-from render_job.caption_overlay import caption_states, states_ass
+from render_job.caption_overlay import states_ass
+from render_job.graph.captions import caption_states
 from render_job.caption_wrap import TextMeasure, fit_text
 from render_job.plan import CaptionStylePlan, build_plan
 from render_job.subtitles import FIT_SLACK, _fitters, ass_text, fit_warnings
