@@ -3,19 +3,15 @@ inside the bundle folder and answers HTTP; the bundle imports nothing of the ren
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-import requests
 
-from infra.local.services import free_port
+from tests.bundle_probe import entry_points, expected, first_answers, signature_args
 
 ROOT = Path(__file__).resolve().parents[2]
-ENTRY = re.compile(r"@functions_framework\.(http|cloud_event)\ndef (\w+)")
 
 
 @pytest.fixture(scope="module")
@@ -46,43 +42,28 @@ def test_bundle_imports_without_render_job_packages(bundle):
 
 
 def test_each_function_starts_from_the_bundle(bundle, tmp_path):
-    entries = ENTRY.findall((bundle / "main.py").read_text())
+    entries = entry_points(bundle)
     assert len(entries) >= 7
     ff = Path(sys.executable).parent / "functions-framework"
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",) and not k.startswith("EXPORT_")}
     env.update({"EXPORT_STORAGE_BACKEND": "local", "EXPORT_PUBLISHER_BACKEND": "local",
                 "EXPORT_LAUNCHER_BACKEND": "local", "DATABASE_URL": f"sqlite:///{tmp_path}/x.db"})
-    procs = {}
+    procs: list[tuple[subprocess.Popen, object]] = []
+
+    def start(name: str, port: int):
+        log_path = tmp_path / f"{name}.log"
+        log = open(log_path, "wb")
+        proc = subprocess.Popen(
+            [str(ff), "--target", name, "--source", "main.py", "--port", str(port), "--host", "127.0.0.1",
+             *signature_args(name)], cwd=bundle, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        procs.append((proc, log))
+        return lambda: None if proc.poll() is None else log_path.read_text()[-2000:]
+
     try:
-        for kind, name in entries:
-            port = free_port()
-            # dispatch-export is deployed with --trigger-http (our push subscription feeds it): the
-            # decorator, not the deploy's signature type, must decide that it takes CloudEvents
-            sig = ["--signature-type", "http"] if name == "dispatch_export" else []
-            log = open(tmp_path / f"{name}.log", "wb")
-            procs[name] = (kind, port, log, subprocess.Popen(
-                [str(ff), "--target", name, "--source", "main.py", "--port", str(port), "--host", "127.0.0.1", *sig],
-                cwd=bundle, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
-        deadline = time.monotonic() + 60
-        answers = {}
-        for name, (kind, port, _log, proc) in procs.items():
-            while name not in answers:
-                assert proc.poll() is None, (tmp_path / f"{name}.log").read_text()[-2000:]
-                try:
-                    if kind == "http":  # wrong method: our 405, without touching the database
-                        r = requests.request("PUT", f"http://127.0.0.1:{port}/", timeout=2)
-                    else:  # not a CloudEvent: acknowledged by shared/framing.py (a 4xx would be redelivered)
-                        r = requests.post(f"http://127.0.0.1:{port}/", data=b"{}", timeout=2,
-                                          headers={"Content-Type": "application/json"})
-                    answers[name] = (kind, r.status_code if kind == "http" else (r.status_code, r.json()))
-                except requests.ConnectionError:
-                    assert time.monotonic() < deadline, f"{name} did not start"
-                    time.sleep(0.1)
-        for name, (kind, code) in answers.items():
-            assert code == (405 if kind == "http" else (200, {"acknowledged": True, "dropped": (
-                "the request is not a readable CloudEvent")})), (name, code)
+        answers = first_answers(entries, start)
+        assert answers == {name: expected(kind) for kind, name in entries}
     finally:
-        for _kind, _port, log, proc in procs.values():
+        for proc, log in procs:
             proc.terminate()
             try:
                 proc.wait(10)
