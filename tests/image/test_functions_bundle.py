@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.bundle_probe import entry_points, expected, first_answers, signature_args
-from tests.image.conftest import HOST_CA, ROOT, podman
+from tests.image.build import ROOT, host_ca, pinned_base, podman
 
 TAG = "localhost/sceneflow-functions:test"
 
@@ -25,13 +25,11 @@ def functions_image(render_image, tmp_path_factory) -> tuple[str, Path]:
                        timeout=60)
     assert r.returncode == 0, r.stderr
     shutil.copy(Path(__file__).with_name("functions.Containerfile"), bundle / "Containerfile")
-    pinned = (ROOT / "infra" / "Dockerfile").read_text().split("ARG PYTHON_IMAGE=", 1)[1].split()[0]
     argv = ["build", "-f", str(bundle / "Containerfile"), "-t", TAG,
-            "--build-arg", f"PYTHON_IMAGE={render_image['base'] or pinned}",
-            f"--ulimit=nofile=1024:1024"]
-    ca = next((p for p in HOST_CA if Path(p).is_file()), None)
-    if ca:
-        argv.append(f"--secret=id=build-ca,src={ca}")
+            "--build-arg", f"PYTHON_IMAGE={render_image['base'] or pinned_base()}",
+            "--ulimit=nofile=1024:1024"]
+    if host_ca():  # pip trusts what the host trusts (a build secret)
+        argv.append(f"--secret=id=build-ca,src={host_ca()}")
     podman(*argv, str(bundle), timeout=900)
     return TAG, bundle
 

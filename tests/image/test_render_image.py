@@ -18,7 +18,7 @@ from infra.local.stack import EmbeddedStack
 from infra.local.verify import FLOW, check_mp4
 from render_job.runner import find_ffmpeg
 from tests.bench.outputs import loudness
-from tests.image.conftest import ROOT, podman
+from tests.image.build import ROOT, image_bytes, pinned_base, podman
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "system"))
 from sceneflow_flows import ASSETS  # noqa: E402
@@ -155,8 +155,8 @@ def test_the_image_is_lean_non_root_read_only_with_one_ffmpeg(render_image):
     config = json.loads(podman("image", "inspect", tag).stdout)[0]
     assert config["Config"]["User"] == "10001:10001"
     assert config["Config"]["Entrypoint"] == ["python", "-m", "render_job"]
-    base = render_image["base"] or (ROOT / "infra" / "Dockerfile").read_text().split("ARG PYTHON_IMAGE=", 1)[1].split()[0]
-    added = config["Size"] - json.loads(podman("image", "inspect", base).stdout)[0]["Size"]
+    base = render_image["base"] or pinned_base()
+    added = config["Size"] - image_bytes(base)
     print(f"\nimage {tag}: {config['Size'] / 1e6:.0f} MB, of which {added / 1e6:.0f} MB over its base {base}")
     assert added < MAX_ADDED_BYTES, f"the Dockerfile adds {added / 1e6:.0f} MB to its base"
     out = podman("run", "--rm", "--read-only", "--read-only-tmpfs=false", "--tmpfs=/tmp:rw,mode=1777",
