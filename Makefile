@@ -9,6 +9,7 @@
 #   make bench    render the benchmark storyboard, time ours vs FFmpeg/MoviePy (BENCHMARKS.md)
 #   make bench-segments  memory of a 72-scene storyboard: one FFmpeg graph vs segmented renders
 #   make bench-long  1, 10 and 30 minutes through the embedded stack: CPU, wall, memory, loudness, frames
+#   make bench-image  the render image before/after issue 16: size, podman run to first progress report (podman)
 #   make schema   regenerate shared/schema/export_spec_v1.schema.json
 #   make load     API load test: 2,000 starts + 10,000 status reads vs a bare handler (RELIABILITY.md; LOAD_ARGS=...)
 #   make clean    remove caches, ./out and .local/runs (keeps .venv)
@@ -76,7 +77,7 @@ $(BENCH_STAMP): requirements-bench.txt requirements.txt requirements-dev.txt | $
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements-bench.txt
 	@touch $(BENCH_STAMP)
 
-.PHONY: bench bench-segments bench-long
+.PHONY: bench bench-segments bench-long bench-image
 bench: $(STAMP) $(BENCH_STAMP)
 	$(PY) tests/bench/bench_render.py $(BENCH_ARGS)
 
@@ -88,6 +89,10 @@ bench-segments: $(STAMP) $(BENCH_STAMP)
 # BENCH_ARGS="--lengths 1" for the short one only (the 30-minute one takes ~25-40 min on 2 cores).
 bench-long: $(STAMP) $(BENCH_STAMP)
 	$(PY) tests/bench/bench_long.py $(BENCH_ARGS)
+
+# The render image of this tree against an older commit's (BENCH_ARGS="--before REF --runs N --publish")
+bench-image: $(STAMP) $(BENCH_STAMP)
+	$(PY) tests/bench/bench_image.py $(BENCH_ARGS)
 
 schema: $(STAMP)
 	@mkdir -p shared/schema

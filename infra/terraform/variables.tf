@@ -82,7 +82,7 @@ variable "database_name" {
 }
 
 variable "render_image" {
-  description = "Render job image (REGION-docker.pkg.dev/PROJECT/REPO/render:TAG), pushed after the repository exists."
+  description = "Render job image (REGION-docker.pkg.dev/PROJECT/REPO/render:TAG): built by infra/image.sh (make image IMAGE=...), as deploy.sh builds it, and pushed after the repository exists."
   type        = string
 }
 
