@@ -37,6 +37,7 @@ from shared.errors import (MESSAGE_MAX_CHARS, Conflict, ExportError, InvalidRequ
 from shared.limits import TOO_LONG, scene_label, total_problem
 from shared.outputs import (NAME_METADATA, bounded_warnings, is_output_name, slugify, timeline_from_metadata,
                             timeline_to_metadata, warnings_from_metadata, warnings_to_metadata)
+from shared.assets import AssetRef
 from shared.spec import ExportSpec, parse_spec
 from shared.timeline import length_from_probe
 
@@ -75,15 +76,6 @@ class RenderResult:
 
 class _Canceled(Exception):
     pass
-
-
-def _ref_label(spec: ExportSpec, path: str) -> str:
-    """'scenes[1].visual.src' -> "scene 1 (id 's2') visual.src"."""
-    m = re.match(r"^scenes\[(\d+)\]\.(.+)$", path)
-    if m:
-        i = int(m.group(1))
-        return f"scenes[{i}] (id {spec.scenes[i].id!r}) {m.group(2)}"
-    return path
 
 
 LABELS_PER_PROBLEM = 4  # spec fields named per distinct problem of a file; the rest are counted
@@ -175,13 +167,12 @@ DOWNLOAD_THREADS = 8  # assets downloaded at once in preflight
 PROBE_THREADS = 2  # downloaded assets decoded and probed at once (each may hold a large decoded image)
 
 
-def _picture_roles(spec: ExportSpec, refs: list[tuple[str, str]]) -> dict[str, str]:
+def _picture_roles(spec: ExportSpec, refs: list[AssetRef]) -> dict[str, str]:
     """{src: "an image" | "a video" | "an image or a video"} for the srcs used only as scene visuals
     (how a picture that cannot be decoded is named in the preflight message)."""
     kinds: dict[str, set[str]] = {}
-    for path, src in refs:
-        m = re.match(r"^scenes\[(\d+)\]\.visual\.src$", path)
-        kinds.setdefault(src, set()).add(spec.scenes[int(m.group(1))].visual.type if m else "audio")
+    for ref in refs:
+        kinds.setdefault(ref.src, set()).add(ref.media)
     names = {frozenset({"image"}): "an image", frozenset({"video"}): "a video",
              frozenset({"image", "video"}): "an image or a video"}
     return {src: names[frozenset(k)] for src, k in kinds.items() if frozenset(k) in names}
@@ -215,12 +206,8 @@ def _fetch_and_probe(spec: ExportSpec, job_id: str, storage: Any, input_bucket: 
     frame_w, frame_h = spec.output.size
     # roles: a src used only as an image visual goes through Pillow; anything else through PyAV
     image_only: dict[str, bool] = {}
-    for path, src in refs:
-        is_image_ref = False
-        m = re.match(r"^scenes\[(\d+)\]\.visual\.src$", path)
-        if m:
-            is_image_ref = spec.scenes[int(m.group(1))].visual.type == "image"
-        image_only[src] = image_only.get(src, True) and is_image_ref
+    for ref in refs:
+        image_only[ref.src] = image_only.get(ref.src, True) and ref.media == "image"
     picture_roles = _picture_roles(spec, refs)
     local: dict[str, str] = {}
     src_problem: dict[str, tuple[str, str]] = {}  # src -> (kind, message)
@@ -299,7 +286,7 @@ def _fetch_and_probe(spec: ExportSpec, job_id: str, storage: Any, input_bucket: 
     # downloads in parallel (the storage client is shared across threads: it is built on requests,
     # googleapis/google-cloud-python#5685), each file decoded and probed as soon as it is in (Pillow
     # and FFmpeg's decoders release the GIL); results kept in first-use order
-    srcs = list(dict.fromkeys(src for _, src in refs))
+    srcs = list(dict.fromkeys(ref.src for ref in refs))
     with ThreadPoolExecutor(max_workers=DOWNLOAD_THREADS) as pool:
         stats = dict(zip(srcs, pool.map(stat, srcs)))  # every size before any download
         memory.check_job_bytes([(src, i.size) for src, i in stats.items() if i is not None], settings.max_job_bytes)
@@ -315,30 +302,26 @@ def _fetch_and_probe(spec: ExportSpec, job_id: str, storage: Any, input_bucket: 
 
     details: list[dict[str, str]] = []
 
-    def report_problem(path: str, src: str, text: str, kind: str = "bad") -> None:
-        label = _ref_label(spec, path)
-        details.append({"path": path, "message": f"{label} {src!r}: {text}", "kind": kind,
-                        "label": label, "src": src, "problem": text})
+    def report_problem(ref: AssetRef, text: str, kind: str = "bad") -> None:
+        details.append({"path": ref.path, "message": f"{ref.label} {ref.src!r}: {text}", "kind": kind,
+                        "label": ref.label, "src": ref.src, "problem": text})
 
-    for path, src in refs:
-        if src in src_problem:
-            kind, msg = src_problem[src]
-            report_problem(path, src, msg, kind)
+    for ref in refs:
+        if ref.src in src_problem:
+            kind, msg = src_problem[ref.src]
+            report_problem(ref, msg, kind)
             continue
-        info = probes[src]
-        field_name = path.rsplit(".", 2)[-2] if "." in path else path
-        if field_name == "visual":
+        info = probes[ref.src]
+        if ref.role == "visual":
+            vis = spec.scenes[ref.scene].visual
             if not info.has_video:
-                report_problem(path, src, "has no picture")
-            elif path.startswith("scenes["):
-                i = int(path[7:path.index("]")])
-                vis = spec.scenes[i].visual
-                if vis.type == "video" and info.is_image:
-                    report_problem(path, src, "is a still image, not a video (use visual.type 'image')")
-                elif vis.type == "video" and (problem := trim_problem(vis, info)):
-                    report_problem(path, src, problem)
+                report_problem(ref, "has no picture")
+            elif vis.type == "video" and info.is_image:
+                report_problem(ref, "is a still image, not a video (use visual.type 'image')")
+            elif vis.type == "video" and (problem := trim_problem(vis, info)):
+                report_problem(ref, problem)
         elif not info.has_audio:
-            report_problem(path, src, "has no audio stream")
+            report_problem(ref, "has no audio stream")
     if details:
         message = _problems_message(details)
         clean = [{"path": d["path"], "message": d["message"]} for d in details]

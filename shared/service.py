@@ -25,14 +25,16 @@ from shared import logs
 from shared.config import Settings
 from shared.finite import check_metadata_numbers, nonfinite_problem
 from shared.limits import JOB_TOO_LARGE, MAX_UPLOADS, scene_label, scenes_problem, total_problem
-from shared.messages import bounded, listing
 from shared.parallel import in_parallel
 from shared.outputs import clean_warnings, video_object
 from shared.errors import (MESSAGE_MAX_CHARS, Conflict, Forbidden, InvalidRequest, NotFound, TransientError,
                            Unauthorized)
 from shared.ports import JobLauncher, ObjectStorage, Publisher
 from shared.repository import JobRecord, JobRepository, iso, utcnow
-from shared.spec import _shown, check_upload_name, errors_to_details, parse_spec
+from shared.assets import check_upload_name
+from shared.messages import bounded, listing, shown
+from shared.spec import parse_spec
+from shared.spec_details import errors_to_details
 from shared.states import JobStatus, is_terminal
 from shared.timeline import least_grid
 from shared.video_output import (ReportOutput, event_generation, object_not_current, output_from_object, own_object,
@@ -45,14 +47,9 @@ ALLOWED_UPLOAD_TYPES = re.compile(r"^(image|audio|video)/[A-Za-z0-9.+-]{1,60}$")
 REFUSED_UPLOAD_TYPES = frozenset({"image/svg+xml"})  # vector images are not decodable as frames
 
 
-def _visual_kinds(spec, path: str) -> tuple[str, ...]:
-    i = int(path[len("scenes["):path.index("]")])
-    return {"image": ("image",), "video": ("video",)}.get(spec.scenes[i].visual.type, ())
-
-
-# the media types an upload may have, by the spec field that uses it
-_ROLE_TYPES = {"visual": _visual_kinds, "narration": lambda spec, path: ("audio", "video"),
-               "music": lambda spec, path: ("audio", "video")}
+# the media types an upload may have, by the spec field that uses it (shared.assets.AssetRef)
+_ROLE_TYPES = {"visual": lambda ref: {"image": ("image",), "video": ("video",)}.get(ref.media, ()),
+               "narration": lambda ref: ("audio", "video"), "music": lambda ref: ("audio", "video")}
 
 
 def _bearer(authorization: str | None) -> str | None:
@@ -189,7 +186,7 @@ class ExportService:
             if not ALLOWED_UPLOAD_TYPES.match(up.content_type) or up.content_type in REFUSED_UPLOAD_TYPES:
                 # the path indexes the client's upload list: the message names the file too
                 details.append({"path": f"uploads[{i}].contentType",
-                                "message": f"{_shown(up.name)}: content type {_shown(up.content_type)} is not a "
+                                "message": f"{shown(up.name)}: content type {shown(up.content_type)} is not a "
                                            "raster image/*, audio/* or video/* media type"})
             if up.name in names:
                 details.append({"path": f"uploads[{i}].name", "message": f"duplicate upload {up.name!r}"})
@@ -198,8 +195,9 @@ class ExportService:
             details.append({"path": "uploads", "message": f"at most {self.settings.max_assets} uploads per export"})
         if spec is not None:
             details += self._limit_problems(spec)
-            for path, src in spec.asset_refs():
-                if src.startswith("gs://"):
+            for ref in spec.asset_refs():
+                path, src = ref.path, ref.src
+                if not ref.uploaded:
                     bucket = src[5:].split("/", 1)[0]
                     if bucket != self.settings.input_bucket:
                         details.append({"path": f"spec.{path}",
@@ -209,9 +207,8 @@ class ExportService:
                     details.append({"path": f"spec.{path}",
                                     "message": f"{src!r} is not declared in uploads"})
                 else:
-                    want = _ROLE_TYPES[path.rsplit(".", 2)[-2]] if path.endswith(".src") else None
                     declared = req.uploads[names.index(src)].content_type
-                    kinds = want(spec, path) if want else ()
+                    kinds = _ROLE_TYPES[ref.role](ref)
                     if kinds and declared.split("/", 1)[0] not in kinds:
                         details.append({"path": f"spec.{path}",
                                         "message": f"{src!r} is declared as {declared}, expected "
