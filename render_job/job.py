@@ -35,8 +35,8 @@ from shared.config import ConfigError, Settings, get_settings
 from shared.errors import (MESSAGE_MAX_CHARS, Conflict, ExportError, InvalidRequest, NotFound, PermanentRenderError,
                            TransientError)
 from shared.limits import TOO_LONG, scene_label, total_problem
-from shared.outputs import (NAME_METADATA, bounded_warnings, is_output_name, slugify, timeline_from_metadata,
-                            timeline_to_metadata, warnings_from_metadata, warnings_to_metadata)
+from shared.artifacts import POSTER_FILE, OutputRecord, asset_object, export_folder, spec_object, unsafe_names, video_object
+from shared.outputs import bounded_warnings
 from shared.assets import AssetRef
 from shared.spec import ExportSpec, parse_spec
 from shared.timeline import length_from_probe
@@ -143,7 +143,7 @@ def _object_for(src: str, job_id: str, input_bucket: str) -> tuple[str, str]:
         if m.group(1) != input_bucket:
             raise PermanentRenderError(f"{src!r} is not in the input bucket gs://{input_bucket}")
         return m.group(1), m.group(2)
-    return input_bucket, f"jobs/{job_id}/assets/{src}"
+    return input_bucket, asset_object(job_id, src)
 
 
 def _local_name(k: int, src: str) -> str:
@@ -342,37 +342,6 @@ def _upload(storage: Any, bucket: str, name: str, path: str, content_type: str,
         return False
 
 
-def _output_dict(out_bucket: str, job_id: str, filename: str, duration: float, size: int, width: int,
-                 height: int, captions: dict[str, str], scenes: list[dict] | None = None,
-                 loudness: dict | None = None, warnings: list[dict] | None = None) -> dict:
-    """The `output` of a succeeded report; `scenes` is the timeline [{startS, durationS}] in seconds;
-    `loudness` the measured {integratedLufs, truePeakDb, lra} of the output (absent without audio);
-    `warnings` [{path, message}]: parts of the spec that do not show (shared.outputs)."""
-    prefix = f"exports/{job_id}/"
-    out = {"uri": f"gs://{out_bucket}/{prefix}{filename}", "filename": filename,
-           "durationS": round(duration, 3), "sizeBytes": size, "width": width, "height": height,
-           "poster": prefix + "poster.jpg", "captions": captions, "scenes": scenes or [],
-           "warnings": warnings or []}
-    if loudness:
-        out["loudness"] = loudness
-    return out
-
-
-_LOUDNESS_KEYS = (("integratedLufs", "loudness-i"), ("truePeakDb", "loudness-tp"), ("lra", "loudness-lra"))
-
-
-def _loudness_to_metadata(loudness: dict) -> dict[str, str]:
-    return {meta: f"{loudness[key]:.1f}" for key, meta in _LOUDNESS_KEYS if loudness.get(key) is not None}
-
-
-def _loudness_from_metadata(md: dict[str, str]) -> dict | None:
-    try:
-        out = {key: float(md[meta]) for key, meta in _LOUDNESS_KEYS if md.get(meta)}
-    except ValueError:
-        return None
-    return out if "integratedLufs" in out else None
-
-
 def _mix_loudness(exe: str, workdir: str, plan: RenderPlan, local: dict[str, str], job_id: str) -> dict | None:
     """Analyse the render's mix before the render (ffargs.build_mix_loudness_command), so that the
     render applies one constant gain (ffargs.loudnorm_filter). Returns loudnorm's analysis,
@@ -454,19 +423,8 @@ def _timeline(plan) -> list[dict]:
 
 def _already_uploaded(storage: Any, out_bucket: str, job_id: str, spec: ExportSpec) -> dict | None:
     """The output of an earlier attempt when its video (uploaded last) is already in the bucket."""
-    filename = f"{slugify(spec.title)}.mp4"
-    info = storage.stat(out_bucket, f"exports/{job_id}/{filename}")
-    if info is None or info.metadata.get("job-id") != job_id:
-        return None
-    md = info.metadata
-    try:
-        duration = float(md.get("duration-s", "0"))
-        width, height = int(md.get("width", "0")), int(md.get("height", "0"))
-    except ValueError:
-        return None
-    captions = {k: f"exports/{job_id}/{md[k]}" for k in ("srt", "vtt") if md.get(k)}
-    return _output_dict(out_bucket, job_id, filename, duration, info.size, width, height, captions,
-                        timeline_from_metadata(md), _loudness_from_metadata(md), warnings_from_metadata(md))
+    done = OutputRecord.resumed(storage.stat(out_bucket, video_object(job_id, spec.title)), job_id)
+    return done.to_report(out_bucket) if done else None
 
 
 def _check_canceled(reporter: Any) -> None:
@@ -510,9 +468,9 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
         reporter.running("preparing", 0.0, force=True)
         _check_canceled(reporter)
         try:
-            raw = storage.read_bytes(settings.input_bucket, f"jobs/{job_id}/spec.json")
+            raw = storage.read_bytes(settings.input_bucket, spec_object(job_id))
         except NotFound:
-            raise NotFound(f"spec not found: gs://{settings.input_bucket}/jobs/{job_id}/spec.json",
+            raise NotFound(f"spec not found: gs://{settings.input_bucket}/{spec_object(job_id)}",
                            code="spec_not_found") from None
         try:
             data = json.loads(raw.decode("utf-8"))
@@ -625,10 +583,10 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
         t2 = time.monotonic()
         reporter.running("uploading", 0.9, force=True)
         out_bucket = settings.output_bucket
-        prefix = f"exports/{job_id}/"
-        filename = f"{slugify(spec.title)}.mp4"
+        prefix = export_folder(job_id)
+        video = video_object(job_id, spec.title)
         # poster and sidecars at once (one round trip instead of three), all before the video
-        small = [(prefix + "poster.jpg", poster_path, "image/jpeg")]
+        small = [(prefix + POSTER_FILE, poster_path, "image/jpeg")]
         captions: dict[str, str] = {}
         for kind, fname in (("srt", SRT_FILE), ("vtt", VTT_FILE)):
             if kind in plan.sidecars and plan.cues:
@@ -638,30 +596,27 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
             for done in [pool.submit(_upload, storage, out_bucket, *item) for item in small]:
                 done.result()
         reporter.running("uploading", 0.95)
-        metadata = {"job-id": job_id, "duration-s": f"{duration:.3f}", "width": str(plan.width),
-                    "height": str(plan.height), "filename": filename, "poster": "poster.jpg",
-                    **timeline_to_metadata(_timeline(plan)), **warnings_to_metadata(warnings)}
-        metadata.update({kind: name.rsplit("/", 1)[-1] for kind, name in captions.items()})
-        if loudness:
-            metadata.update(_loudness_to_metadata(loudness))
-        unsafe = [k for k in NAME_METADATA if k in metadata and not is_output_name(metadata[k])]
-        if unsafe:  # the API drops such names (shared.outputs.OUTPUT_NAME): never publish them
+        record = OutputRecord(object=video, filename=video.rsplit("/", 1)[-1], duration_s=duration,
+                              size_bytes=os.path.getsize(mp4_path), width=plan.width, height=plan.height,
+                              poster=prefix + POSTER_FILE, captions=captions, scenes=_timeline(plan),
+                              warnings=warnings, loudness=loudness)
+        metadata = record.to_metadata(job_id)
+        unsafe = unsafe_names(metadata)
+        if unsafe:  # the API drops such names (shared.artifacts.OUTPUT_NAME): never publish them
             raise PermanentRenderError(f"output names {unsafe} are not safe file names", code="output_name")
-        size = os.path.getsize(mp4_path)
-        if not _upload(storage, out_bucket, prefix + filename, mp4_path, "video/mp4", metadata):
-            existing = storage.stat(out_bucket, prefix + filename)
+        if not _upload(storage, out_bucket, video, mp4_path, "video/mp4", metadata):
+            existing = storage.stat(out_bucket, video)
             if existing is not None and existing.metadata.get("job-id") != job_id:
                 # not ours (every upload of ours carries job-id): never report someone else's file
                 raise PermanentRenderError(
-                    f"gs://{out_bucket}/{prefix}{filename} already exists and was not written by this "
+                    f"gs://{out_bucket}/{video} already exists and was not written by this "
                     "export (no matching job-id metadata); remove it and start a new export",
                     code="output_conflict")
             logs.info("video already uploaded by an earlier attempt", job_id=job_id)
             if existing is not None:
-                size = existing.size
+                record = replace(record, size_bytes=existing.size)
         timings["upload_s"] = time.monotonic() - t2
-        output = _output_dict(out_bucket, job_id, filename, duration, size, plan.width, plan.height, captions,
-                              _timeline(plan), loudness, warnings)
+        output = record.to_report(out_bucket)
         reporter.succeeded(output)
         timings["total_s"] = time.monotonic() - t0
         logs.info("export rendered", job_id=job_id, attempt=attempt, output=output, timings=timings)

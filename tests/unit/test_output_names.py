@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from render_job.subtitles import SRT_FILE, VTT_FILE
-from shared.outputs import is_output_name, slugify
+from shared.artifacts import is_output_name, slugify
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)
