@@ -31,13 +31,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from shared import logs
+from shared.artifacts import (POSTER_FILE, OutputRecord, asset_object, export_folder, spec_object, unsafe_names,
+                              video_object)
+from shared.assets import AssetRef
 from shared.config import ConfigError, Settings, get_settings
 from shared.errors import (MESSAGE_MAX_CHARS, Conflict, ExportError, InvalidRequest, NotFound, PermanentRenderError,
                            TransientError)
 from shared.limits import TOO_LONG, scene_label, total_problem
-from shared.artifacts import POSTER_FILE, OutputRecord, asset_object, export_folder, spec_object, unsafe_names, video_object
 from shared.outputs import bounded_warnings
-from shared.assets import AssetRef
 from shared.spec import ExportSpec, parse_spec
 from shared.timeline import length_from_probe
 

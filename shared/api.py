@@ -164,7 +164,8 @@ def job_id(value: Any) -> str:
     if isinstance(value, str):
         value = value.strip().lower()
     if not value or not is_job_id(value):
-        raise InvalidRequest("jobId must be a job id (a UUID)", details=[{"path": "jobId", "message": "must be a UUID"}])
+        raise InvalidRequest("jobId must be a job id (a UUID)",
+                             details=[{"path": "jobId", "message": "must be a UUID"}])
     return value
 
 

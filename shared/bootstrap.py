@@ -87,8 +87,9 @@ def build_service(s: Settings, *, storage: ObjectStorage | None = None, publishe
 
 
 def build_repository(engine, read_engine=None):
-    """A JobRepository (shared.repository.SqlJobRepository) on `engine`; single-statement reads go to `read_engine` when given (on
-    PostgreSQL, an autocommit pool: export_status is one prepared statement, one round trip)."""
+    """A JobRepository (shared.repository.SqlJobRepository) on `engine`; single-statement reads go to
+    `read_engine` when given (on PostgreSQL, an autocommit pool: export_status is one prepared
+    statement, one round trip)."""
     from shared.db import session_factory
     from shared.repository import SqlJobRepository
 

@@ -256,7 +256,8 @@ def test_succeeded_report_stores_the_output_of_the_video_in_the_bucket(svc):
     job_id = running(svc)
     obj = put_video(svc, job_id, size=99)
     output = {"uri": f"gs://out/{obj}", "filename": "moon.mp4", "durationS": 3.0, "sizeBytes": 5, "width": 1280,
-              "height": 720, "poster": f"exports/{job_id}/poster.jpg", "captions": {"vtt": f"exports/{job_id}/captions.vtt"},
+              "height": 720, "poster": f"exports/{job_id}/poster.jpg",
+              "captions": {"vtt": f"exports/{job_id}/captions.vtt"},
               "scenes": [{"startS": 0, "durationS": 3}], "loudness": {"integratedLufs": -16.1},
               "warnings": [{"path": "p", "message": "m\x01"}], "extra": "ignored"}
     assert svc.complete({"jobId": job_id, "status": "succeeded", "output": output})["status"] == "succeeded"
