@@ -114,9 +114,12 @@ def _client(request: flask.Request):
 
 @functions_framework.http
 def export_start(request: flask.Request) -> flask.Response:
-    """POST {spec, uploads?, idempotencyKey?} -> 202 {jobId, status, statusUrl, uploads}."""
-    return _http(request, "POST", lambda: _client(request).start(_json_body(request),
-                                                                 request.headers.get("Idempotency-Key")))
+    """POST {spec, uploads?, idempotencyKey?} -> 202 {jobId, status, statusUrl, uploads} (200 for a replay)."""
+    def handle() -> tuple[int, dict]:
+        started = _client(request).start(_json_body(request), request.headers.get("Idempotency-Key"))
+        return (202 if started.created else 200), started.body  # 200: an idempotent replay
+
+    return _http(request, "POST", handle)
 
 
 @functions_framework.http

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from shared import logs
+from shared.artifacts import spec_object
 from shared.config import ConfigError, Settings, get_settings
 from shared.errors import ExportError, InvalidRequest, NotFound, PermanentRenderError, TransientError
 from shared.limits import TOO_LONG, scene_label, total_problem
@@ -143,9 +144,9 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
 def _read_spec(storage: Any, input_bucket: str, job_id: str) -> ExportSpec:
     """jobs/{job_id}/spec.json, parsed. Raises NotFound ("spec_not_found"), InvalidRequest."""
     try:
-        raw = storage.read_bytes(input_bucket, f"jobs/{job_id}/spec.json")
+        raw = storage.read_bytes(input_bucket, spec_object(job_id))
     except NotFound:
-        raise NotFound(f"spec not found: gs://{input_bucket}/jobs/{job_id}/spec.json",
+        raise NotFound(f"spec not found: gs://{input_bucket}/{spec_object(job_id)}",
                        code="spec_not_found") from None
     try:
         data = json.loads(raw.decode("utf-8"))

@@ -15,6 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from shared import logs
+from shared.artifacts import asset_object
+from shared.assets import AssetRef
 from shared.config import Settings
 from shared.errors import MESSAGE_MAX_CHARS, NotFound, PermanentRenderError
 from shared.spec import ExportSpec
@@ -73,19 +75,15 @@ def fetch_and_probe(spec: ExportSpec, job_id: str, storage: Any, input_bucket: s
 class _Fetcher:
     """One preflight's downloads and checks (fetch: one file in, check: decoded and probed)."""
 
-    def __init__(self, spec: ExportSpec, refs: list[tuple[str, str]], job_id: str, storage: Any,
+    def __init__(self, spec: ExportSpec, refs: list[AssetRef], job_id: str, storage: Any,
                  input_bucket: str, workdir: str, settings: Settings) -> None:
         self.refs, self.job_id, self.storage, self.input_bucket = refs, job_id, storage, input_bucket
         self.workdir, self.settings = workdir, settings
         self.frame_w, self.frame_h = spec.output.size
         # roles: a src used only as an image visual goes through Pillow; anything else through PyAV
         self.image_only: dict[str, bool] = {}
-        for path, src in refs:
-            is_image_ref = False
-            m = re.match(r"^scenes\[(\d+)\]\.visual\.src$", path)
-            if m:
-                is_image_ref = spec.scenes[int(m.group(1))].visual.type == "image"
-            self.image_only[src] = self.image_only.get(src, True) and is_image_ref
+        for ref in refs:
+            self.image_only[ref.src] = self.image_only.get(ref.src, True) and ref.media == "image"
         self.picture_roles = _picture_roles(spec, refs)
         self.limit = settings.max_asset_bytes
         self.checking = threading.BoundedSemaphore(PROBE_THREADS)
@@ -100,7 +98,7 @@ class _Fetcher:
         Downloads in parallel (the storage client is shared across threads: it is built on
         requests, googleapis/google-cloud-python#5685), each file decoded and probed as soon as it
         is in (Pillow and FFmpeg's decoders release the GIL); results kept in first-use order."""
-        srcs = list(dict.fromkeys(src for _, src in self.refs))
+        srcs = list(dict.fromkeys(ref.src for ref in self.refs))
         with ThreadPoolExecutor(max_workers=DOWNLOAD_THREADS) as pool:
             self.stats = dict(zip(srcs, pool.map(self.stat, srcs)))  # every size before any download
             memory.check_job_bytes([(src, i.size) for src, i in self.stats.items() if i is not None],
@@ -188,37 +186,33 @@ class _Fetcher:
                           role=self.picture_roles.get(src))
 
 
-def _judge(spec: ExportSpec, refs: list[tuple[str, str]], probes: dict[str, MediaInfo],
+def _judge(spec: ExportSpec, refs: list[AssetRef], probes: dict[str, MediaInfo],
            src_problem: dict[str, tuple[str, str]]) -> list[dict[str, str]]:
     """Every problem of every use of a file, in spec order: [{"path", "message", "kind" ("missing" |
     "bad"), "label", "src", "problem"}]; a file's own problem (src_problem) is stated for each use,
     and each probed file is checked against its role (a picture, a clip, an audio stream)."""
     details: list[dict[str, str]] = []
 
-    def report_problem(path: str, src: str, text: str, kind: str = "bad") -> None:
-        label = _ref_label(spec, path)
-        details.append({"path": path, "message": f"{label} {src!r}: {text}", "kind": kind,
-                        "label": label, "src": src, "problem": text})
+    def report_problem(ref: AssetRef, text: str, kind: str = "bad") -> None:
+        details.append({"path": ref.path, "message": f"{ref.label} {ref.src!r}: {text}", "kind": kind,
+                        "label": ref.label, "src": ref.src, "problem": text})
 
-    for path, src in refs:
-        if src in src_problem:
-            kind, msg = src_problem[src]
-            report_problem(path, src, msg, kind)
+    for ref in refs:
+        if ref.src in src_problem:
+            kind, msg = src_problem[ref.src]
+            report_problem(ref, msg, kind)
             continue
-        info = probes[src]
-        field_name = path.rsplit(".", 2)[-2] if "." in path else path
-        if field_name == "visual":
+        info = probes[ref.src]
+        if ref.role == "visual":
+            vis = spec.scenes[ref.scene].visual
             if not info.has_video:
-                report_problem(path, src, "has no picture")
-            elif path.startswith("scenes["):
-                i = int(path[7:path.index("]")])
-                vis = spec.scenes[i].visual
-                if vis.type == "video" and info.is_image:
-                    report_problem(path, src, "is a still image, not a video (use visual.type 'image')")
-                elif vis.type == "video" and (problem := trim_problem(vis, info)):
-                    report_problem(path, src, problem)
+                report_problem(ref, "has no picture")
+            elif vis.type == "video" and info.is_image:
+                report_problem(ref, "is a still image, not a video (use visual.type 'image')")
+            elif vis.type == "video" and (problem := trim_problem(vis, info)):
+                report_problem(ref, problem)
         elif not info.has_audio:
-            report_problem(path, src, "has no audio stream")
+            report_problem(ref, "has no audio stream")
     return details
 
 
@@ -247,22 +241,12 @@ def _problems_message(details: list[dict[str, str]], limit: int = MESSAGE_MAX_CH
     return fit_parts("", parts, limit)
 
 
-def _ref_label(spec: ExportSpec, path: str) -> str:
-    """'scenes[1].visual.src' -> "scene 1 (id 's2') visual.src"."""
-    m = re.match(r"^scenes\[(\d+)\]\.(.+)$", path)
-    if m:
-        i = int(m.group(1))
-        return f"scenes[{i}] (id {spec.scenes[i].id!r}) {m.group(2)}"
-    return path
-
-
-def _picture_roles(spec: ExportSpec, refs: list[tuple[str, str]]) -> dict[str, str]:
+def _picture_roles(spec: ExportSpec, refs: list[AssetRef]) -> dict[str, str]:
     """{src: "an image" | "a video" | "an image or a video"} for the srcs used only as scene visuals
     (how a picture that cannot be decoded is named in the preflight message)."""
     kinds: dict[str, set[str]] = {}
-    for path, src in refs:
-        m = re.match(r"^scenes\[(\d+)\]\.visual\.src$", path)
-        kinds.setdefault(src, set()).add(spec.scenes[int(m.group(1))].visual.type if m else "audio")
+    for ref in refs:
+        kinds.setdefault(ref.src, set()).add(ref.media)
     names = {frozenset({"image"}): "an image", frozenset({"video"}): "a video",
              frozenset({"image", "video"}): "an image or a video"}
     return {src: names[frozenset(k)] for src, k in kinds.items() if frozenset(k) in names}
@@ -275,7 +259,7 @@ def _object_for(src: str, job_id: str, input_bucket: str) -> tuple[str, str]:
         if m.group(1) != input_bucket:
             raise PermanentRenderError(f"{src!r} is not in the input bucket gs://{input_bucket}")
         return m.group(1), m.group(2)
-    return input_bucket, f"jobs/{job_id}/assets/{src}"
+    return input_bucket, asset_object(job_id, src)
 
 
 def _local_name(k: int, src: str) -> str:

@@ -87,12 +87,13 @@ def build_service(s: Settings, *, storage: ObjectStorage | None = None, publishe
 
 
 def build_repository(engine, read_engine=None):
-    """A JobRepository on `engine`; single-statement reads go to `read_engine` when given (on
-    PostgreSQL, an autocommit pool: export_status is one prepared statement, one round trip)."""
+    """A JobRepository (shared.repository.SqlJobRepository) on `engine`; single-statement reads go to
+    `read_engine` when given (on PostgreSQL, an autocommit pool: export_status is one prepared
+    statement, one round trip)."""
     from shared.db import session_factory
-    from shared.repository import JobRepository
+    from shared.repository import SqlJobRepository
 
-    return JobRepository(session_factory(engine), read_engine)
+    return SqlJobRepository(session_factory(engine), read_engine)
 
 
 def use_service(service) -> None:

@@ -13,14 +13,15 @@ import math
 import re
 from typing import Any
 
+from shared.artifacts import LOUDNESS_METADATA
 from shared.errors import InvalidRequest
 
 # What a number in our metadata looks like: float() also takes "nan", "inf", "1_000", " 5 ", "١٢".
 _DECIMAL = re.compile(r"^-?(?:\d{1,20})(?:\.\d{1,20})?(?:[eE][+-]?\d{1,3})?$", re.ASCII)
 _COUNT = re.compile(r"^\d{1,19}$", re.ASCII)
 
-# the video object's numeric metadata (render_job writes them; shared/outputs.py the timeline)
-DECIMAL_KEYS = ("duration-s", "loudness-i", "loudness-tp", "loudness-lra")
+# the video object's numeric metadata (shared.artifacts.OutputRecord.to_metadata writes them)
+DECIMAL_KEYS = ("duration-s", *(meta for _, meta in LOUDNESS_METADATA))
 COUNT_KEYS = ("width", "height")
 LIST_KEYS = ("scene-starts", "scene-durations")
 

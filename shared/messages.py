@@ -31,6 +31,11 @@ def listing(head: str, items: list[str], limit: int = MESSAGE_MAX_CHARS) -> str:
     return head + ", ".join(shown) + more(len(items) - len(shown))
 
 
+def shown(value: str, limit: int = 80) -> str:
+    """`value` quoted for an error message, cut to `limit` characters (control characters escaped)."""
+    return repr(value[:limit]) + ("..." if len(value) > limit else "")
+
+
 def plain(value: float, places: int = 3, *, grouped: bool = False) -> str:
     """A number for a message, to `places` decimals without trailing zeros: 5.2 -> "5.2", 3600.0 ->
     "3600", 8.64 -> "8.64" (grouped: 1704.5 -> "1,704.5"). Never rounded to a whole unit, so a value

@@ -1,4 +1,5 @@
-"""The scene timeline and the warnings carried with an export's output. Pure.
+"""The scene timeline and the warnings carried with an export's output (shared.artifacts.OutputRecord
+`scenes` and `warnings`), and their custom-metadata encodings. Pure.
 
 The render job writes them twice: in its succeeded report (`output.scenes`, `output.warnings`) and
 as custom metadata on the video object ("scene-starts", "scene-durations": comma-separated seconds;
@@ -11,49 +12,9 @@ from __future__ import annotations
 import json
 import math
 import re
-import unicodedata
 from typing import Any
 
 MAX_SCENES_IN_TIMELINE = 1000
-
-# One file name in an export's folder (exports/{jobId}/NAME): the alphabet of every name the render
-# job writes (slug(title).mp4, poster.jpg, captions.srt/.vtt) and of every name the API accepts back
-# from object metadata or a worker report. A leading letter or digit: never ".", ".." or "-x".
-OUTPUT_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}"
-_OUTPUT_NAME_RE = re.compile(OUTPUT_NAME)
-# custom metadata of the video that name a file (the download name, the poster, the sidecars)
-NAME_METADATA = ("filename", "poster", "srt", "vtt")
-
-
-def is_output_name(name: Any) -> bool:
-    """True when `name` is one path segment of OUTPUT_NAME (at most 200 characters)."""
-    return isinstance(name, str) and _OUTPUT_NAME_RE.fullmatch(name) is not None
-
-
-def _is_separator(ch: str) -> bool:
-    """Punctuation (dashes included), symbols, separators (Unicode P*, S*, Z*) and controls (Cc)."""
-    category = unicodedata.category(ch)
-    return category[0] in "PSZ" or category == "Cc"
-
-
-def slugify(title: str | None, default: str = "export") -> str:
-    """An ASCII file-name slug of `title` (lowercase, '-' separated, at most 80 chars), else `default`.
-
-    Punctuation, symbols, spaces and control characters of any script (en dash, «», emoji, no-break
-    space...) separate words before the ASCII fold, so "1939\u20131945" gives "1939-1945"; accented
-    letters keep their base letter (Café -> cafe); letters with no ASCII form (CJK...) are dropped."""
-    if not title:
-        return default
-    text = "".join("-" if _is_separator(ch) else ch for ch in unicodedata.normalize("NFKD", title))
-    text = text.encode("ascii", "ignore").decode("ascii")
-    text = re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:80].strip("-")
-    return text or default
-
-
-def video_object(job_id: str, title: str | None) -> str:
-    """The video's object name in the output bucket: exports/{jobId}/{slug(title)}.mp4."""
-    return f"exports/{job_id}/{slugify(title)}.mp4"
-
 
 def timeline_to_metadata(timeline: list[dict]) -> dict[str, str]:
     """[{startS, durationS}] -> {"scene-starts": "0.000,5.900", "scene-durations": "6.400,8.333"}."""

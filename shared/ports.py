@@ -1,15 +1,18 @@
 """Ports: the small interfaces the service layer and the render job talk to.
 
-Each has a Google adapter (shared/adapters/google_*.py) and a local one (shared/adapters/local_*.py);
-shared/bootstrap.py picks them from settings. Errors: adapters raise shared.errors.NotFound for a
-missing object, shared.errors.Conflict for a failed precondition, TransientError for what may pass
-on retry.
+Storage, publisher and launcher each have a Google adapter (shared/adapters/google_*.py) and a local
+one (shared/adapters/local_*.py); the job repository is SQL (shared/repository.py: SQLite or
+PostgreSQL). shared/bootstrap.py picks them from settings. Errors: adapters raise
+shared.errors.NotFound for a missing object, shared.errors.Conflict for a failed precondition,
+TransientError for what may pass on retry (a lost database connection included).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, NamedTuple, Protocol
+
+from shared.states import JobStatus
 
 
 @dataclass(frozen=True)
@@ -120,4 +123,88 @@ class JobLauncher(Protocol):
 
     def cancel(self, execution_name: str) -> None:
         """Ask the execution to stop (does not wait). Unknown executions are ignored. Raises TransientError."""
+        ...
+
+
+# -- the job repository --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class JobRecord:
+    """A snapshot of one job row with its history [(status, at)] and received upload names."""
+
+    id: str
+    status: JobStatus
+    stage: str | None
+    progress: float
+    spec: dict
+    spec_sha256: str
+    idempotency_key: str | None
+    uploads_expected: list[str]
+    execution_name: str | None
+    execution_log_uri: str | None
+    attempts: int
+    error_code: str | None
+    error_message: str | None
+    output: dict | None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    last_report_at: datetime | None
+    history: list[tuple[str, datetime]] = field(default_factory=list)
+    uploads_received: list[str] = field(default_factory=list)
+
+
+class UploadRecorded(NamedTuple):
+    """What JobRepository.record_upload did: see there."""
+
+    known: bool
+    queued: bool
+    too_large: str | None = None
+
+
+class JobRepository(Protocol):
+    """Export jobs: every read and conditional write. A transition applies only from its allowed
+    source states (states.sources_for), and a winning one appends (status, at) to the history."""
+
+    def get(self, job_id: str, *, with_spec: bool = True) -> JobRecord | None:
+        """The job, or None. with_spec=False leaves `spec` None (status polls do not need it)."""
+        ...
+
+    def status_view(self, job_id: str) -> dict[str, Any] | None:
+        """export_status's view of the job (shared.status_view), or None when no such id exists."""
+        ...
+
+    def get_by_idempotency_key(self, key: str) -> JobRecord | None:
+        ...
+
+    def list_stale(self, statuses: list[JobStatus], before: datetime, limit: int = 100) -> list[JobRecord]:
+        """Jobs in `statuses` last seen (last report, else last update) before `before`, at most
+        `limit`, least recently updated first."""
+        ...
+
+    def touch(self, job_id: str) -> None:
+        """Mark the job as looked at now (list_stale lists it last)."""
+        ...
+
+    def create(self, *, spec: dict, spec_sha256: str, status: JobStatus, uploads_expected: list[str],
+               idempotency_key: str | None, job_id: str | None = None) -> tuple[JobRecord, bool]:
+        """Insert a job; (job, created): created is False when `idempotency_key` named a job already."""
+        ...
+
+    def transition(self, job_id: str, target: JobStatus, *, sources: frozenset[JobStatus] | None = None,
+                   attempt: int | None = None, **values: Any) -> bool:
+        """Move the job to `target` (writing `values`) if its status is one of `sources` and `attempt`
+        is not older than its current one; True when this call applied it."""
+        ...
+
+    def record_upload(self, job_id: str, name: str, generation: str, size_bytes: int | None,
+                      max_job_bytes: int | None = None) -> UploadRecorded:
+        """Note a declared upload's arrival; queue the job when all have, fail it over max_job_bytes."""
+        ...
+
+    def set_execution(self, job_id: str, execution_name: str, log_uri: str | None = None) -> None:
+        ...
+
+    def report_progress(self, job_id: str, *, stage: str | None, progress: float | None, attempt: int) -> bool:
+        """Record a running job's stage and progress (neither goes back); False when not applied."""
         ...

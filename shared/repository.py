@@ -13,31 +13,22 @@ from __future__ import annotations
 import re
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterator, NamedTuple
+from typing import Any, Iterator
 
 from sqlalchemy import Engine, bindparam, case, func, literal, select, union_all, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SATimeoutError
 from sqlalchemy.orm import Session, defer, sessionmaker
 
+from shared.clock import utcnow
 from shared.errors import TransientError
 from shared.limits import JOB_TOO_LARGE, job_bytes_problem
 from shared.messages import bounded
 from shared.models import ExportJob, ExportJobEvent, ExportJobUpload
+from shared.ports import JobRecord, UploadRecorded
 from shared.states import JobStatus, sources_for
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def iso(dt: datetime | None) -> str | None:
-    """UTC ISO 8601 with milliseconds (truncated) and a Z, e.g. "2026-01-02T03:04:05.678Z"; or None."""
-    if dt is None:
-        return None
-    return dt.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+from shared.status_view import STATUS_PREPARE, status_fields
 
 
 def _aware(dt: datetime | None) -> datetime | None:
@@ -130,89 +121,11 @@ _GET_WITH_SPEC = _get_statement()
 _GET_WITHOUT_SPEC = _GET_WITH_SPEC.options(defer(ExportJob.spec, raiseload=True))
 
 
-def _iso_sql(column: str) -> str:
-    """SQL formatting a timestamptz exactly like iso(): UTC, milliseconds truncated, a Z (NULL stays NULL)."""
-    return f"""to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""
-
-
-# JobRepository.status_view on PostgreSQL: the whole view as one JSON object built by the server
-# (timestamps already formatted, history and received uploads aggregated), so the client neither
-# parses timestamps nor builds ORM objects. Prepared once per connection and run with the simple
-# query protocol: one round trip, and no client-side parameter conversion (pg8000 converts the
-# parameter style in pure Python, character by character, for every execution of an extended-protocol
-# statement). extra_float_digits=3 makes every server version print floats exactly (PostgreSQL >= 12
-# does by default).
-_STATUS_PREPARE = (
-    "SET extra_float_digits = 3; PREPARE sceneflow_status_view(text) AS SELECT json_build_object("
-    "'jobId', j.id, 'status', j.status, 'stage', j.stage, 'progress', coalesce(j.progress, 0), "
-    f"'createdAt', {_iso_sql('j.created_at')}, 'updatedAt', {_iso_sql('j.updated_at')}, "
-    f"'startedAt', {_iso_sql('j.started_at')}, 'finishedAt', {_iso_sql('j.finished_at')}, "
-    "'attempts', coalesce(j.attempts, 0), 'executionName', j.execution_name, "
-    "'executionLogUri', j.execution_log_uri, "
-    "'history', coalesce((SELECT json_agg(json_build_object('status', e.status, 'at', "
-    f"{_iso_sql('e.at')}) ORDER BY e.id) FROM export_job_events e WHERE e.job_id = j.id), '[]'), "
-    "'uploads', CASE WHEN j.status = 'awaiting_upload' THEN json_build_object('expected', j.uploads_expected, "
-    "'received', coalesce((SELECT json_agg(u.name ORDER BY u.id) FROM export_job_uploads u "
-    "WHERE u.job_id = j.id), '[]')) END, "
-    "'error', CASE WHEN j.error_code <> '' THEN json_build_object('code', j.error_code, "
-    "'message', j.error_message) END, "
-    "'output', CASE WHEN j.status = 'succeeded' THEN j.output END) FROM export_jobs j WHERE j.id = $1")
-# Job ids are lowercase UUIDs; only such a string is ever written into the EXECUTE statement.
 _JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
-@dataclass(frozen=True)
-class JobRecord:
-    """A snapshot of one job row with its history [(status, at)] and received upload names."""
-
-    id: str
-    status: JobStatus
-    stage: str | None
-    progress: float
-    spec: dict
-    spec_sha256: str
-    idempotency_key: str | None
-    uploads_expected: list[str]
-    execution_name: str | None
-    execution_log_uri: str | None
-    attempts: int
-    error_code: str | None
-    error_message: str | None
-    output: dict | None
-    created_at: datetime
-    updated_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    last_report_at: datetime | None
-    history: list[tuple[str, datetime]] = field(default_factory=list)
-    uploads_received: list[str] = field(default_factory=list)
-
-
-def status_fields(job: JobRecord) -> dict[str, Any]:
-    """The view JobRepository.status_view returns, built from a record (the SQLite path, and the
-    reference the PostgreSQL query must match; tests/integration/test_repository.py compares them)."""
-    return {
-        "jobId": job.id, "status": job.status.value, "stage": job.stage, "progress": job.progress,
-        "createdAt": iso(job.created_at), "updatedAt": iso(job.updated_at), "startedAt": iso(job.started_at),
-        "finishedAt": iso(job.finished_at), "attempts": job.attempts, "executionName": job.execution_name,
-        "executionLogUri": job.execution_log_uri, "history": [{"status": s, "at": iso(a)} for s, a in job.history],
-        "uploads": ({"expected": job.uploads_expected, "received": job.uploads_received}
-                    if job.status == JobStatus.AWAITING_UPLOAD else None),
-        "error": {"code": job.error_code, "message": job.error_message} if job.error_code else None,
-        "output": job.output if job.status == JobStatus.SUCCEEDED else None,
-    }
-
-
-class UploadRecorded(NamedTuple):
-    """What JobRepository.record_upload did: see there."""
-
-    known: bool
-    queued: bool
-    too_large: str | None = None
-
-
-class JobRepository:
-    """Export jobs in SQL (SQLite or PostgreSQL) through a SQLAlchemy sessionmaker."""
+class SqlJobRepository:
+    """The JobRepository port (shared.ports) in SQL (SQLite or PostgreSQL) through a SQLAlchemy sessionmaker."""
 
     def __init__(self, sessions: sessionmaker[Session], read_engine: Engine | None = None) -> None:
         """sessions: for transactions. read_engine: optional autocommit Engine for single-statement
@@ -280,7 +193,7 @@ class JobRepository:
         [{status, at}], then uploads {expected, received} (awaiting_upload, else None), error
         {code, message} (when error_code is set, else None), output (the stored output dict when
         succeeded, else None). On PostgreSQL with a read engine: one prepared statement returning
-        the view as JSON (see _STATUS_PREPARE); elsewhere status_fields(get(job_id)).
+        the view as JSON (shared.status_view.STATUS_PREPARE); elsewhere status_fields(get(job_id)).
         Raises TransientError when the database is unreachable.
         """
         if not self._status_sql:
@@ -291,7 +204,7 @@ class JobRepository:
         with _database_errors(), self._read_engine.connect() as conn:
             info = conn.connection.info  # lives as long as the DBAPI connection
             if "status_view" not in info:
-                conn.exec_driver_sql(_STATUS_PREPARE)
+                conn.exec_driver_sql(STATUS_PREPARE)
                 info["status_view"] = True
             # no parameters: pg8000 sends it as one simple query (a single round trip)
             return conn.exec_driver_sql(f"EXECUTE sceneflow_status_view('{job_id}')").scalar()

@@ -9,16 +9,16 @@ Units: every `*S` field and `duration` is in seconds; volumes are linear gains (
 from __future__ import annotations
 
 import json
-import re
-import unicodedata
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from shared.assets import AssetRef, check_src
 from shared.errors import InvalidRequest
 from shared.finite import nonfinite_problem
-from shared.limits import scenes_problem
+from shared.spec_details import errors_to_details
+from shared.text_rules import check_color, check_text
 from shared.timeline import DEFAULT_SCENE_S, NARRATION_PAUSE_S, frame_problems  # noqa: F401 (re-exported)
 
 # Every named FFmpeg xfade transition (`ffmpeg -h filter=xfade`, in its order; all exist since FFmpeg
@@ -46,13 +46,6 @@ MAX_SCENES = 200
 MAX_SCENE_S = 600.0
 MAX_CAPTION_CHARS = 500  # longest caption text or cue (EXPORT_MAX_CAPTION_CHARS can only lower it)
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._ -]{0,199}$")
-# gs:// sources may only name the shared library folder of the input bucket: never another job's uploads.
-LIBRARY_PREFIX = "library/"
-_GS_RE = re.compile(r"^gs://([a-z0-9][a-z0-9._-]{1,220}[a-z0-9])/(library/[A-Za-z0-9._/ -]{1,900})$")
-_COLOR_RE = re.compile(r"^#[0-9A-Fa-f]{6}$")
-
-
 class _Model(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid",
                               frozen=True)
@@ -64,49 +57,12 @@ class _Model(BaseModel):
         return 0.0 if type(v) is float and v == 0 else v
 
 
-UPLOAD_NAME_RULE = ("a bare file name of ASCII letters, digits, '.', '_', '-' and spaces, starting with a letter, "
-                    "digit or '_', at most 200 characters, without '/', '\\' or '..' (rename files with other "
-                    "characters, e.g. accented letters)")
-ASSET_NAME_RULE = UPLOAD_NAME_RULE + ", or a gs://INPUT_BUCKET/library/... URI"
-
-
-def _shown(value: str, limit: int = 80) -> str:
-    """`value` quoted for an error message, cut to `limit` characters (control characters escaped)."""
-    return repr(value[:limit]) + ("..." if len(value) > limit else "")
-
-
-def _check_src(value: str) -> str:
-    """A bare asset name uploaded for this job, or a gs:// URI under library/ (bucket checked by the service).
-
-    Raises:
-        ValueError: naming the offending value and the rule (ASSET_NAME_RULE).
-    """
-    if value.startswith("gs://"):
-        m = _GS_RE.fullmatch(value)
-        if not m or ".." in value or "//" in value[5:]:
-            raise ValueError(f"{_shown(value)} is not a usable gs:// URI: it must look like "
-                             "gs://INPUT_BUCKET/library/... with no '..'")
-        return value
-    if "/" in value or "\\" in value or ".." in value or not _NAME_RE.fullmatch(value):
-        raise ValueError(f"{_shown(value)} is not a valid asset name: use {ASSET_NAME_RULE}")
-    return value
-
-
-def check_upload_name(value: str) -> str:
-    """An `uploads[].name`: a bare asset name (UPLOAD_NAME_RULE; never a URI). Raises ValueError naming it."""
-    if value.startswith("gs://"):
-        raise ValueError(f"{_shown(value)} must be a bare file name, not a gs:// URI")
-    if "/" in value or "\\" in value or ".." in value or not _NAME_RE.fullmatch(value):
-        raise ValueError(f"{_shown(value)} is not a valid upload name: use {UPLOAD_NAME_RULE}")
-    return value
-
-
 _NAMES_APART = "asset names checked apart"  # validation context: parse_spec's second pass
 
 
 def _src_field(cls: Any, value: str, info: ValidationInfo) -> str:
-    """The field validator of every `src` (_check_src), skipped in parse_spec's second pass."""
-    return value if info.context and info.context.get(_NAMES_APART) else _check_src(value)
+    """The field validator of every `src` (assets.check_src), skipped in parse_spec's second pass."""
+    return value if info.context and info.context.get(_NAMES_APART) else check_src(value)
 
 
 MotionType = Literal["none", "zoom-in", "zoom-out", "pan-left", "pan-right", "pan-up", "pan-down"]
@@ -115,51 +71,6 @@ _FIT_DOC = ("cover: fill the frame and crop; contain: letterbox on black; blur: 
             "darkened copy of the same picture filling the frame")
 _MOTION_DOC = ("Ken Burns motion over the scene: zoom-in/zoom-out (about the centre), pan-left/-right/-up/-down "
                "(the picture moves that way across the frame)")
-
-
-def _check_color(v: str) -> str:
-    if not _COLOR_RE.fullmatch(v):
-        raise ValueError("must be a #RRGGBB colour")
-    return v.lower()
-
-
-# Combining marks (Mn/Me) on one character, counted in NFD (a precomposed Ấ is A + 2 marks above):
-# at most 8, of them at most 4 stacked above it and 4 below it (canonical combining classes Above* /
-# Below*). Real scripts stay within (Vietnamese 2 above + 1 below, Greek 2 + 1, Hebrew with points and
-# cantillation 5 / 1 below, Tibetan stacks 8 of class 0); zalgo text stacks hundreds out of the picture.
-MAX_MARKS = 8
-MAX_MARKS_STACKED = 4
-_ABOVE = frozenset((214, 216, 228, 230, 232, 234))
-_BELOW = frozenset((202, 218, 220, 222, 233, 240))
-
-
-def _marks_runs(v: str) -> tuple[int, int, int]:
-    """The most combining marks on one character of `v` (NFD), the most above one, the most below one;
-    format characters (Cf: ZWJ, ZWNJ...) between marks neither count nor end the run."""
-    most = [0, 0, 0]
-    run = [0, 0, 0]
-    for c in unicodedata.normalize("NFD", v):
-        cat = unicodedata.category(c)
-        if cat in ("Mn", "Me"):
-            ccc = unicodedata.combining(c)
-            run = [run[0] + 1, run[1] + (ccc in _ABOVE), run[2] + (ccc in _BELOW)]
-            most = [max(a, b) for a, b in zip(most, run)]
-        elif cat != "Cf":
-            run = [0, 0, 0]
-    return most[0], most[1], most[2]
-
-
-def _check_text(v: str) -> str:
-    if any(ord(c) < 32 and c not in "\n" for c in v) or "\x7f" in v:
-        raise ValueError("must not contain control characters")
-    if not v.strip():
-        raise ValueError("must not be blank")
-    marks, above, below = _marks_runs(v)
-    if marks > MAX_MARKS or max(above, below) > MAX_MARKS_STACKED:
-        raise ValueError(f"has {marks} combining marks on one character ({above} above it, {below} below; at "
-                         f"most {MAX_MARKS}, {MAX_MARKS_STACKED} above, {MAX_MARKS_STACKED} below): stacked, "
-                         "they would be drawn out of the picture")
-    return v
 
 
 class ImageVisual(_Model):
@@ -203,7 +114,7 @@ class ColorVisual(_Model):
     type: Literal["color"]
     color: str = "#000000"
 
-    _color = field_validator("color")(classmethod(lambda cls, v: _check_color(v)))
+    _color = field_validator("color")(classmethod(lambda cls, v: check_color(v)))
 
 
 class TitleVisual(_Model):
@@ -214,8 +125,8 @@ class TitleVisual(_Model):
     background: str = "#000000"
     text_color: str = "#ffffff"
 
-    _colors = field_validator("background", "text_color")(classmethod(lambda cls, v: _check_color(v)))
-    _text = field_validator("text")(classmethod(lambda cls, v: _check_text(v)))
+    _colors = field_validator("background", "text_color")(classmethod(lambda cls, v: check_color(v)))
+    _text = field_validator("text")(classmethod(lambda cls, v: check_text(v)))
 
 
 Visual = Annotated[Union[ImageVisual, VideoVisual, ColorVisual, TitleVisual], Field(discriminator="type")]
@@ -238,7 +149,7 @@ class CaptionCue(_Model):
     end_s: float = Field(gt=0)
     text: str = Field(min_length=1, max_length=MAX_CAPTION_CHARS)
 
-    _text = field_validator("text")(classmethod(lambda cls, v: _check_text(v)))
+    _text = field_validator("text")(classmethod(lambda cls, v: check_text(v)))
 
     @model_validator(mode="after")
     def _order(self) -> "CaptionCue":
@@ -254,7 +165,7 @@ class Caption(_Model):
     text: str | None = Field(None, min_length=1, max_length=MAX_CAPTION_CHARS)
     cues: list[CaptionCue] | None = Field(None, min_length=1, max_length=200)
 
-    _text = field_validator("text")(classmethod(lambda cls, v: v if v is None else _check_text(v)))
+    _text = field_validator("text")(classmethod(lambda cls, v: v if v is None else check_text(v)))
 
     @model_validator(mode="after")
     def _one(self) -> "Caption":
@@ -333,7 +244,7 @@ class CaptionStyle(_Model):
     outline_width: float | None = Field(None, ge=0, le=20, description="pixels; null = size / 16")
     position: Literal["bottom", "middle", "top"] = "bottom"
 
-    _colors = field_validator("color", "outline_color")(classmethod(lambda cls, v: _check_color(v)))
+    _colors = field_validator("color", "outline_color")(classmethod(lambda cls, v: check_color(v)))
 
 
 class Captions(_Model):
@@ -403,72 +314,23 @@ class ExportSpec(_Model):
             raise ValueError("; ".join(problems))
         return self
 
-    def asset_refs(self) -> list[tuple[str, str]]:
-        """Every media reference as (path, src), e.g. ("scenes[0].visual.src", "astronaut.png"), in order."""
-        refs: list[tuple[str, str]] = []
+    def asset_refs(self) -> list[AssetRef]:
+        """Every media reference (shared.assets.AssetRef), in spec order: per scene its visual, then its
+        narration; the music last."""
+        refs: list[AssetRef] = []
         for i, s in enumerate(self.scenes):
             src = getattr(s.visual, "src", None)
             if src:
-                refs.append((f"scenes[{i}].visual.src", src))
+                refs.append(AssetRef(src, "visual", i, s.id, s.visual.type))
             if s.narration:
-                refs.append((f"scenes[{i}].narration.src", s.narration.src))
+                refs.append(AssetRef(s.narration.src, "narration", i, s.id))
         if self.music:
-            refs.append(("music.src", self.music.src))
+            refs.append(AssetRef(self.music.src, "music"))
         return refs
 
     def bare_asset_names(self) -> list[str]:
         """Distinct bare names (uploaded for this job), in first-use order."""
-        out: list[str] = []
-        for _, src in self.asset_refs():
-            if not src.startswith("gs://") and src not in out:
-                out.append(src)
-        return out
-
-
-def _loc_to_path(loc: tuple[Any, ...]) -> str:
-    path = ""
-    prev: Any = None
-    for part in loc:
-        after, prev = prev, part
-        if isinstance(part, int):
-            path += f"[{part}]"
-        elif after == "visual" and isinstance(part, str) and part in _VISUAL_TAGS:
-            continue  # the discriminator tag pydantic inserts right after a tagged union
-        elif isinstance(part, str) and part.startswith("function-after"):
-            continue
-        else:
-            path += ("." if path else "") + str(part)
-    return path or "$"
-
-
-# a model check naming one item of its list field: "cues[2]: message" -> path `...caption.cues[2]`
-_SUB_PATH = re.compile(r"((?:caption\.)?cues\[\d+\]): (.+)", re.S)
-
-
-def errors_to_details(exc: ValidationError) -> list[dict[str, str]]:
-    """Pydantic errors as [{path, message}], paths like `scenes[2].narration.src`."""
-    details = []
-    for err in exc.errors(include_url=False):
-        msg = err.get("msg", "invalid")
-        if msg.startswith("Value error, "):
-            msg = msg[len("Value error, "):]
-        path = _loc_to_path(tuple(err.get("loc", ())))
-        if path == "scenes" and err.get("type") == "too_long":  # our wording: the limit and its settings
-            msg = scenes_problem(err["ctx"]["actual_length"], err["ctx"]["max_length"])
-        # cross-field checks pack several "path: message" problems into one error
-        if path == "$" and ": " in msg:
-            for part in msg.split("; "):
-                p, _, m = part.partition(": ")
-                details.append({"path": p, "message": m})
-            continue
-        sub = _SUB_PATH.fullmatch(msg) if path != "$" else None
-        if sub:
-            path, msg = f"{path}.{sub.group(1)}", sub.group(2)
-        details.append({"path": path, "message": msg})
-    return details
-
-
-_VISUAL_TAGS = frozenset({"image", "video", "color", "title"})
+        return list(dict.fromkeys(ref.src for ref in self.asset_refs() if ref.uploaded))
 
 
 def parse_spec(data: Any) -> ExportSpec:

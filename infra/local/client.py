@@ -30,7 +30,7 @@ class UnsafeName(ValueError):
 
 
 # What a client of ours writes under its output folder: one path segment, the alphabet the render job
-# names its outputs with (shared.outputs.slugify + extension), not starting with '.', no '..'.
+# names its outputs with (shared.artifacts.slugify + extension), not starting with '.', no '..'.
 SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 
 

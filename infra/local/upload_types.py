@@ -1,7 +1,7 @@
 """The content type a client of ours declares for each upload (infra.local.client, examples/demo.py).
 
 export_start accepts `(image|audio|video)/<subtype>` and checks the major type against the field that
-uses the file (shared.service._ROLE_TYPES: an image visual needs image/*, a clip video/*, narration
+uses the file (shared.api._upload_kinds: an image visual needs image/*, a clip video/*, narration
 and music audio/* or video/*); the render job reads the bytes with FFmpeg whatever the declaration.
 So the type comes from a built-in table of media extensions (the host's /etc/mime.types calls `.ts`
 Qt Linguist, `.3gp` audio and knows no `.tga`, `.qoi` or `.m2ts`), the host's guess only for

@@ -23,7 +23,7 @@ from shared.adapters.local_pubsub import RecordingPublisher
 from shared.adapters.local_storage import LocalStorage
 from shared.config import Settings
 from tests.integration.functions_env import SOURCE, make_functions_env
-from shared.repository import utcnow
+from shared.clock import utcnow
 from shared.states import NON_TERMINAL, JobStatus
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,7 +7,7 @@ import pytest
 from shared import bootstrap
 from tests.integration.functions_env import make_functions_env
 from shared.ports import ExecutionStatus
-from shared.repository import utcnow
+from shared.clock import utcnow
 
 TOKEN = "worker-token"
 COLOR = {"scenes": [{"id": "c", "visual": {"type": "color"}, "duration": 1}]}

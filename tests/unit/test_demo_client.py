@@ -220,7 +220,7 @@ def test_known_media_extensions_get_their_type_whatever_the_host_says(hostile_ho
 
 
 def test_every_declared_type_is_one_the_api_accepts_for_its_role():
-    from shared.service import ALLOWED_UPLOAD_TYPES, REFUSED_UPLOAD_TYPES
+    from shared.api import ALLOWED_UPLOAD_TYPES, REFUSED_UPLOAD_TYPES
     for table, kinds in ((VIDEO_TYPES, ("video",)), (IMAGE_TYPES, ("image",)), (AUDIO_TYPES, ("audio",))):
         for ext, ctype in table.items():
             assert ALLOWED_UPLOAD_TYPES.match(ctype) and ctype not in REFUSED_UPLOAD_TYPES, ctype

@@ -41,7 +41,7 @@ def storyboard(scenes):
 def test_the_start_length_is_the_least_the_plan_can_be(scenes, lengths):
     spec = storyboard(scenes)
     probes = {src: SimpleNamespace(duration_s=lengths[k], video_duration_s=lengths[-1 - k], has_audio=False)
-              for k, (_, src) in enumerate(spec.asset_refs()) if not src.endswith(".png")}
+              for k, src in enumerate(r.src for r in spec.asset_refs()) if not src.endswith(".png")}
     plan = build_plan(spec, probes)
     grid, known = least_grid(spec.scenes, FPS)
     assert grid.total / FPS <= plan.total_s

@@ -16,7 +16,7 @@ import hcl2
 import pytest
 
 from shared.config import Settings
-from shared.service import StartRequest
+from shared.api import StartRequest
 from shared.spec import MAX_SCENES
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,10 +1,11 @@
-"""OUTPUT_NAME (shared/outputs.py) is the one rule for file names in an export's folder: every name
+"""OUTPUT_NAME (shared/artifacts.py) is the one rule for file names in an export's folder: every name
 the render job writes matches it, and the API refuses anything else it reads back."""
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from render_job.subtitles import SRT_FILE, VTT_FILE
-from shared.outputs import is_output_name, slugify
+from shared.artifacts import SIDECAR_FILES, is_output_name, slugify
+
+SRT_FILE, VTT_FILE = SIDECAR_FILES["srt"], SIDECAR_FILES["vtt"]  # the sidecars' names beside the video
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)

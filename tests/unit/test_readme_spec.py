@@ -89,7 +89,7 @@ def test_readme_defaults_match_schema():
 
 
 def test_readme_states_the_asset_name_rule_and_profiles():
-    from shared.spec import ASSET_NAME_RULE
+    from shared.assets import ASSET_NAME_RULE
 
     text = " ".join(README.split())
     assert ASSET_NAME_RULE in text

@@ -63,8 +63,12 @@ def test_asset_refs_in_order_and_distinct_names():
         {"id": "a", "visual": {"type": "image", "src": "a.png"}, "narration": {"src": "n.wav"}},
         {"id": "b", "visual": {"type": "video", "src": "a.png"}},
         {"id": "c", "visual": {"type": "color", "color": "#FFAA00"}}]))
-    assert spec.asset_refs() == [("scenes[0].visual.src", "a.png"), ("scenes[0].narration.src", "n.wav"),
-                                 ("scenes[1].visual.src", "a.png"), ("music.src", "m.ogg")]
+    assert [(r.path, r.src) for r in spec.asset_refs()] == [
+        ("scenes[0].visual.src", "a.png"), ("scenes[0].narration.src", "n.wav"),
+        ("scenes[1].visual.src", "a.png"), ("music.src", "m.ogg")]
+    assert [(r.role, r.scene, r.media, r.label) for r in spec.asset_refs()] == [
+        ("visual", 0, "image", "scenes[0] (id 'a') visual.src"), ("narration", 0, "audio", "scenes[0] (id 'a') narration.src"),
+        ("visual", 1, "video", "scenes[1] (id 'b') visual.src"), ("music", None, "audio", "music.src")]
     assert spec.bare_asset_names() == ["a.png", "n.wav", "m.ogg"]
     assert spec.scenes[2].visual.color == "#ffaa00"
 
@@ -92,7 +96,8 @@ def test_visual_motion_fit_and_title_defaults():
     assert (b.fit, b.motion, b.motion_strength, b.volume) == ("blur", "pan-left", 0.5, 0.7)
     assert parse_spec(minimal(scenes=[{"id": "v", "visual": {"type": "video", "src": "v.mp4"}}])).scenes[0].visual.volume == 0
     assert (c.background, c.text_color) == ("#000000", "#ffffff")
-    assert spec.asset_refs() == [("scenes[0].visual.src", "a.png"), ("scenes[1].visual.src", "b.mp4")]
+    assert [(r.path, r.src) for r in spec.asset_refs()] == [("scenes[0].visual.src", "a.png"),
+                                                            ("scenes[1].visual.src", "b.mp4")]
 
 
 def test_new_fields_validated_with_paths():

@@ -71,7 +71,7 @@ def test_bad_name_does_not_hide_the_timing_problems():
 def test_an_upload_name_error_does_not_offer_a_uri():
     """Trial 8: the uploads[].name message ended "... or a gs://INPUT_BUCKET/library/... URI", which an
     upload may not be."""
-    from shared.spec import UPLOAD_NAME_RULE, check_upload_name
+    from shared.assets import UPLOAD_NAME_RULE, check_upload_name
     with pytest.raises(ValueError) as e:
         check_upload_name("Café.png")
     assert str(e.value) == f"'Café.png' is not a valid upload name: use {UPLOAD_NAME_RULE}" and "gs://" not in str(e.value)

@@ -6,7 +6,8 @@ import time
 from pydantic import ValidationError
 
 from shared.errors import MAX_DETAILS, InvalidRequest
-from shared.spec import ExportSpec, errors_to_details, parse_spec
+from shared.spec import ExportSpec, parse_spec
+from shared.spec_details import errors_to_details
 
 
 def _many_unknown_keys(n: int) -> dict:

@@ -133,9 +133,9 @@ def test_a_start_with_401_uploads_refreshes_once_and_signs_concurrently(keyless,
                             launcher=RecordingLauncher(), migrate_db=True)
     spec, uploads = max_storyboard(caption_chars=10)
     t = time.monotonic()
-    code, body = service.start({"spec": spec, "uploads": uploads})
+    created, body = service.start({"spec": spec, "uploads": uploads})
     took_s = time.monotonic() - t
-    assert code == 202 and len(body["uploads"]) == 401
+    assert created and len(body["uploads"]) == 401  # 202
     tokens = [p for p in meta.requests if p.split("?")[0].endswith("/token")]
     assert len(tokens) == 1, len(tokens)  # one refresh for the whole response
     assert len(iam.sign_requests) == 401

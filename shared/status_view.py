@@ -1,0 +1,59 @@
+"""export_status's view of a job, as the repository returns it (JobRepository.status_view): built in
+Python from a JobRecord (status_fields: SQLite, the fakes) and, on PostgreSQL, by the server as one
+JSON object (STATUS_PREPARE). tests/integration/test_repository.py keeps the two equal.
+
+Shape: {jobId, status, stage, progress (float, not rounded), createdAt, updatedAt, startedAt,
+finishedAt (clock.iso() strings or None), attempts, executionName, executionLogUri, history
+[{status, at}], uploads {expected, received} | None, error {code, message} | None, output | None}.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from shared.clock import iso
+from shared.ports import JobRecord
+from shared.states import JobStatus
+
+
+def status_fields(job: JobRecord) -> dict[str, Any]:
+    """The view JobRepository.status_view returns, built from a record (the SQLite path, and the
+    reference the PostgreSQL query must match; tests/integration/test_repository.py compares them)."""
+    return {
+        "jobId": job.id, "status": job.status.value, "stage": job.stage, "progress": job.progress,
+        "createdAt": iso(job.created_at), "updatedAt": iso(job.updated_at), "startedAt": iso(job.started_at),
+        "finishedAt": iso(job.finished_at), "attempts": job.attempts, "executionName": job.execution_name,
+        "executionLogUri": job.execution_log_uri, "history": [{"status": s, "at": iso(a)} for s, a in job.history],
+        "uploads": ({"expected": job.uploads_expected, "received": job.uploads_received}
+                    if job.status == JobStatus.AWAITING_UPLOAD else None),
+        "error": {"code": job.error_code, "message": job.error_message} if job.error_code else None,
+        "output": job.output if job.status == JobStatus.SUCCEEDED else None,
+    }
+
+
+def _iso_sql(column: str) -> str:
+    """SQL formatting a timestamptz exactly like iso(): UTC, milliseconds truncated, a Z (NULL stays NULL)."""
+    return f"""to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""
+
+
+# SqlJobRepository.status_view on PostgreSQL: the whole view as one JSON object built by the server
+# (timestamps already formatted, history and received uploads aggregated), so the client neither
+# parses timestamps nor builds ORM objects. Prepared once per connection and run with the simple
+# query protocol: one round trip, and no client-side parameter conversion (pg8000 converts the
+# parameter style in pure Python, character by character, for every execution of an extended-protocol
+# statement). extra_float_digits=3 makes every server version print floats exactly (PostgreSQL >= 12
+# does by default).
+STATUS_PREPARE = (
+    "SET extra_float_digits = 3; PREPARE sceneflow_status_view(text) AS SELECT json_build_object("
+    "'jobId', j.id, 'status', j.status, 'stage', j.stage, 'progress', coalesce(j.progress, 0), "
+    f"'createdAt', {_iso_sql('j.created_at')}, 'updatedAt', {_iso_sql('j.updated_at')}, "
+    f"'startedAt', {_iso_sql('j.started_at')}, 'finishedAt', {_iso_sql('j.finished_at')}, "
+    "'attempts', coalesce(j.attempts, 0), 'executionName', j.execution_name, "
+    "'executionLogUri', j.execution_log_uri, "
+    "'history', coalesce((SELECT json_agg(json_build_object('status', e.status, 'at', "
+    f"{_iso_sql('e.at')}) ORDER BY e.id) FROM export_job_events e WHERE e.job_id = j.id), '[]'), "
+    "'uploads', CASE WHEN j.status = 'awaiting_upload' THEN json_build_object('expected', j.uploads_expected, "
+    "'received', coalesce((SELECT json_agg(u.name ORDER BY u.id) FROM export_job_uploads u "
+    "WHERE u.job_id = j.id), '[]')) END, "
+    "'error', CASE WHEN j.error_code <> '' THEN json_build_object('code', j.error_code, "
+    "'message', j.error_message) END, "
+    "'output', CASE WHEN j.status = 'succeeded' THEN j.output END) FROM export_jobs j WHERE j.id = $1")
