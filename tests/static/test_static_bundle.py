@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from infra.local.services import free_port
+from infra.local.process import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ENTRY = re.compile(r"@functions_framework\.(http|cloud_event)\ndef (\w+)")
