@@ -10,7 +10,7 @@ from typing import Callable
 
 import requests
 
-from infra.local.services import free_port
+from infra.local.process import free_port
 
 ENTRY = re.compile(r"@functions_framework\.(http|cloud_event)\ndef (\w+)")
 NOT_A_CLOUDEVENT = {"acknowledged": True, "dropped": "the request is not a readable CloudEvent"}

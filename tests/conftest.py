@@ -1,7 +1,7 @@
 """Shared fixtures.
 
 - `pg_url` (session): TEST_DATABASE_URL when set; else a throwaway PostgreSQL cluster started with
-  infra/local/services.py (initdb + pg_ctl) when the server binaries are present; else skip — or
+  infra/local/postgres.py (initdb + pg_ctl) when the server binaries are present; else skip — or
   fail when SCENEFLOW_REQUIRE_POSTGRES=1 (CI).
 - `emulated_stack` (session): the emulated-cloud stack of infra/local/stack.py (PostgreSQL, Pub/Sub
   emulator, fake-gcs-server, functions gateway, local launcher); skips when the machine lacks
@@ -46,7 +46,7 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def run_dir(tmp_path_factory) -> Path:
-    from infra.local.services import make_run_dir
+    from infra.local.process import make_run_dir
 
     return make_run_dir("tests")
 
@@ -58,15 +58,16 @@ def pg_url(run_dir):
     if url:
         yield url
         return
-    from infra.local import services as sv
+    from infra.local.postgres import Postgres, postgres_available
+    from infra.local.process import ServiceError
 
-    if not sv.postgres_available():
+    if not postgres_available():
         _unavailable("SCENEFLOW_REQUIRE_POSTGRES",
                      "no PostgreSQL: set TEST_DATABASE_URL or install the server (initdb, pg_ctl)")
-    pg = sv.Postgres(run_dir=run_dir)
+    pg = Postgres(run_dir=run_dir)
     try:
         pg.start()
-    except sv.ServiceError as exc:
+    except ServiceError as exc:
         pg.stop()
         _unavailable("SCENEFLOW_REQUIRE_POSTGRES", f"could not start PostgreSQL: {exc}")
     try:
@@ -78,7 +79,7 @@ def pg_url(run_dir):
 @pytest.fixture(scope="session")
 def emulated_stack(run_dir):
     """A started infra.local.stack.EmulatedStack (uses TEST_DATABASE_URL's server when set)."""
-    from infra.local import services as sv
+    from infra.local.process import ServiceError
     from infra.local.stack import EmulatedStack
 
     ok, reason = EmulatedStack.available()
@@ -88,7 +89,7 @@ def emulated_stack(run_dir):
                           database_url=os.environ.get("TEST_DATABASE_URL") or None)
     try:
         stack.start()
-    except (sv.ServiceError, OSError) as exc:
+    except (ServiceError, OSError) as exc:
         stack.stop()
         _unavailable("SCENEFLOW_REQUIRE_EMULATORS", f"could not start the emulated stack: {exc}")
     except BaseException:

@@ -17,6 +17,7 @@ checks a request the way GCS does (https://cloud.google.com/storage/docs/access-
 
 Errors are GCS's XML error documents (`error_xml`). The checks do no I/O (`now` can be passed in);
 infra/local/storage_handler.py puts them in front of the emulator's XML-API object upload.
+`make_service_account_key` makes the throwaway key the local stacks sign their URLs with.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ import calendar
 import hashlib
 import re
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Iterable
 from urllib.parse import quote, unquote
@@ -181,3 +183,27 @@ class SignedUrlVerifier:
         except InvalidSignature:
             return False
         return True
+
+
+def make_service_account_key(project: str, email: str | None = None) -> dict[str, str]:
+    """A throwaway service-account key (RSA 2048) for signing V4 URLs locally.
+
+    It lets google-cloud-storage sign URLs offline; the embedded emulator checks them once the key
+    is trusted (`SignedUrlVerifier.trust`), fake-gcs-server does not check signatures.
+    """
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    return {
+        "type": "service_account",
+        "project_id": project,
+        "private_key_id": uuid.uuid4().hex,
+        "private_key": pem,
+        "client_email": email or f"sceneflow-local@{project}.iam.gserviceaccount.com",
+        "client_id": str(uuid.uuid4().int)[:21],
+        "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+        "token_uri": "https://oauth2.googleapis.com/token",
+    }

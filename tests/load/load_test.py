@@ -48,7 +48,8 @@ if str(ROOT) not in sys.path:
 
 import aiohttp  # noqa: E402
 
-from infra.local import services as sv  # noqa: E402
+from infra.local.gateway_process import Gateway  # noqa: E402
+from infra.local.process import make_run_dir  # noqa: E402
 from infra.local.stack import EmulatedStack  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -174,7 +175,7 @@ def load1() -> float:
     return round(os.getloadavg()[0], 2)
 
 
-async def measure(args, stack: EmulatedStack, bare: sv.Gateway, dispatch: sv.Gateway, sub: str) -> dict:
+async def measure(args, stack: EmulatedStack, bare: Gateway, dispatch: Gateway, sub: str) -> dict:
     base, c = stack.base, args.concurrency
     # warm-up: build the service (engine, pool, publisher client) in every gateway; no job created
     unknown = str(uuid.uuid4())
@@ -325,14 +326,14 @@ def main(argv: list[str] | None = None) -> int:
     if not ok and not (args.database_url and "PostgreSQL" in reason):
         print(f"cannot run: {reason}", file=sys.stderr)
         return 2
-    run_dir = sv.make_run_dir("load")
+    run_dir = make_run_dir("load")
     env = {"RECONCILE_QUEUED_AFTER_S": "3600"}
     with EmulatedStack(run_dir=run_dir, database_url=args.database_url, push=False, extra_env=env) as stack:
         sub = create_pull_subscription(stack, f"load-count-{uuid.uuid4().hex[:6]}")
         gw_env = stack.process_env()
-        bare = sv.Gateway(gw_env, run_dir=run_dir, source=HERE / "main.py", functions=["bare"], name="gateway-bare")
-        dispatch = sv.Gateway(gw_env, run_dir=run_dir, source=HERE / "dispatch_main.py",
-                              functions=["dispatch_export"], name="gateway-dispatch")
+        bare = Gateway(gw_env, run_dir=run_dir, source=HERE / "main.py", functions=["bare"], name="gateway-bare")
+        dispatch = Gateway(gw_env, run_dir=run_dir, source=HERE / "dispatch_main.py",
+                           functions=["dispatch_export"], name="gateway-dispatch")
         try:
             bare.start()
             dispatch.start()

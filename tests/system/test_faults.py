@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from infra.local import services as sv
+from infra.local.postgres import Postgres, postgres_available
 from infra.local.stack import EmbeddedStack, fresh_postgres_database, migrate
 from sceneflow_flows import wait_for_condition
 from shared import bootstrap
@@ -344,11 +344,11 @@ _LEAKS = ("Traceback", 'File "', ".py", "SELECT", "INSERT", "UPDATE ", "sqlalche
 @pytest.fixture
 def restartable_postgres(run_dir, pg_url):
     """A PostgreSQL cluster of our own (the shared one must not be restarted under other tests)."""
-    if not sv.postgres_available():
+    if not postgres_available():
         if _required("SCENEFLOW_REQUIRE_POSTGRES"):
             pytest.fail("PostgreSQL server binaries are needed to restart a cluster", pytrace=False)
         pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are needed to restart a cluster")
-    pg = sv.Postgres(run_dir=run_dir / f"faults-restart-{uuid.uuid4().hex[:6]}")
+    pg = Postgres(run_dir=run_dir / f"faults-restart-{uuid.uuid4().hex[:6]}")
     try:
         pg.start()
         yield pg

@@ -9,7 +9,8 @@ import time
 
 import requests
 
-from infra.local import services as sv
+from infra.local.eventarc import FinalizePoller
+from infra.local.storage_emulator import StorageEmulator
 
 
 class _Receiver(http.server.ThreadingHTTPServer):
@@ -31,10 +32,10 @@ class _Receiver(http.server.ThreadingHTTPServer):
 def test_uploads_are_finalized_at_once_and_once(tmp_path):
     receiver = _Receiver()
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
-    storage = sv.StorageEmulator("demo", ["in-bkt"]).start()
+    storage = StorageEmulator("demo", ["in-bkt"]).start()
     # the listing only every 60 s: any event within the test comes from the upload hook
-    poller = sv.FinalizePoller(storage.url, ["in-bkt"], f"http://127.0.0.1:{receiver.server_port}/",
-                               interval_s=60, log_path=tmp_path / "eventarc.log")
+    poller = FinalizePoller(storage.url, ["in-bkt"], f"http://127.0.0.1:{receiver.server_port}/",
+                            interval_s=60, log_path=tmp_path / "eventarc.log")
     storage.listeners.append(poller.notify)
     poller.start()
     try:
@@ -75,7 +76,7 @@ def test_storage_emulator_queues_many_connections_at_once():
     1 s SYN retransmission. 20 clients connecting while the server is busy must all get through."""
     import socket
 
-    storage = sv.StorageEmulator("demo", ["in-bkt"]).start()
+    storage = StorageEmulator("demo", ["in-bkt"]).start()
     socks: list[socket.socket] = []
     try:
         # the first connection keeps the single-threaded server busy (it waits for a request line)

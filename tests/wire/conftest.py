@@ -18,14 +18,15 @@ PROJECT = "wire-proj"
 
 @pytest.fixture(scope="module")
 def fake_gcs(run_dir):
-    from infra.local import services as sv
+    from infra.local.fake_gcs import FakeGcs, fake_gcs_available
+    from infra.local.process import ServiceError
 
-    if not sv.fake_gcs_available():
+    if not fake_gcs_available():
         _unavailable("SCENEFLOW_REQUIRE_EMULATORS", "fake-gcs-server (Linux x86-64 wheel) is missing")
-    gcs = sv.FakeGcs(PROJECT, ["wire-in", "wire-out"], run_dir=run_dir / "wire-gcs")
+    gcs = FakeGcs(PROJECT, ["wire-in", "wire-out"], run_dir=run_dir / "wire-gcs")
     try:
         gcs.start()
-    except sv.ServiceError as exc:
+    except ServiceError as exc:
         gcs.stop()
         _unavailable("SCENEFLOW_REQUIRE_EMULATORS", f"could not start fake-gcs-server: {exc}")
     try:
@@ -36,19 +37,20 @@ def fake_gcs(run_dir):
 
 @pytest.fixture(scope="session")
 def pubsub_host(request, run_dir):
-    from infra.local import services as sv
+    from infra.local.process import ServiceError
+    from infra.local.pubsub_emulator import PubSubEmulator, pubsub_emulator_available
     from infra.local.stack import EmulatedStack
 
     if EmulatedStack.available()[0] or os.environ.get("TEST_DATABASE_URL"):
         stack = request.getfixturevalue("emulated_stack")
         yield stack.pubsub.host
         return
-    if not sv.pubsub_emulator_available():
+    if not pubsub_emulator_available():
         _unavailable("SCENEFLOW_REQUIRE_EMULATORS", "gcloud and java are needed for the Pub/Sub emulator")
-    emu = sv.PubSubEmulator(PROJECT, run_dir=run_dir / "wire-pubsub")
+    emu = PubSubEmulator(PROJECT, run_dir=run_dir / "wire-pubsub")
     try:
         emu.start()
-    except sv.ServiceError as exc:
+    except ServiceError as exc:
         emu.stop()
         _unavailable("SCENEFLOW_REQUIRE_EMULATORS", f"could not start the Pub/Sub emulator: {exc}")
     try:

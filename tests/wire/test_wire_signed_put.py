@@ -11,7 +11,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import pytest
 import requests
 
-from infra.local import services as sv
+from infra.local.signed_urls import make_service_account_key
+from infra.local.storage_emulator import StorageEmulator
 from shared.adapters.google_storage import GoogleStorage
 
 PROJECT = "wire-proj"
@@ -21,7 +22,7 @@ LIMIT = 1000
 
 @pytest.fixture(scope="module")
 def emulator():
-    emu = sv.StorageEmulator(PROJECT, [BUCKET]).start()
+    emu = StorageEmulator(PROJECT, [BUCKET]).start()
     emu.finalized = []
     emu.listeners.append(lambda obj: emu.finalized.append(obj["name"]))
     try:
@@ -34,7 +35,7 @@ def emulator():
 def storage(emulator):
     mp = pytest.MonkeyPatch()
     mp.setenv("STORAGE_EMULATOR_HOST", emulator.url)
-    key = sv.make_service_account_key(PROJECT)
+    key = make_service_account_key(PROJECT)
     emulator.verifier.trust(key)
     yield GoogleStorage(PROJECT, credentials_info=key)
     mp.undo()
@@ -120,7 +121,7 @@ def test_an_expired_url_is_refused(storage, emulator):
 
 def test_a_url_signed_by_an_untrusted_key_is_refused(emulator, monkeypatch):
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", emulator.url)
-    key = sv.make_service_account_key(PROJECT, "stranger@x.iam.gserviceaccount.com")
+    key = make_service_account_key(PROJECT, "stranger@x.iam.gserviceaccount.com")
     stranger = GoogleStorage(PROJECT, credentials_info=key)
     up = stranger.signed_upload_url(BUCKET, "jobs/x/assets/a.png", "image/png", ttl_s=60, max_bytes=LIMIT)
     r = requests.put(up.url, data=b"png", headers=up.headers, timeout=10)

@@ -8,7 +8,7 @@ import uuid
 import pytest
 import requests
 
-from infra.local.services import make_service_account_key
+from infra.local.signed_urls import make_service_account_key
 from shared.adapters.google_storage import GoogleStorage
 from shared.errors import Conflict, NotFound
 

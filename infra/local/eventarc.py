@@ -1,0 +1,158 @@
+"""A local Eventarc for the storage emulator, which sends no notifications.
+
+`FinalizePoller(storage_url, buckets, target_url)` POSTs one binary-mode
+`google.cloud.storage.object.v1.finalized` CloudEvent (`finalize_cloudevent`) per new
+(bucket, name, generation) to `target_url`: at once through `notify()` (StorageEmulator.listeners),
+and by listing the buckets every `interval_s` as a safety net; retried with backoff up to `max_age_s`.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from infra.local.process import Service
+
+
+def finalize_cloudevent(obj: dict[str, Any]) -> tuple[dict[str, str], dict[str, Any]]:
+    """(headers, body) of a binary-mode `google.cloud.storage.object.v1.finalized` CloudEvent."""
+    bucket, name = obj["bucket"], obj["name"]
+    now = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    data = {
+        "kind": "storage#object",
+        "id": f"{bucket}/{name}/{obj.get('generation')}",
+        "bucket": bucket,
+        "name": name,
+        "generation": str(obj.get("generation", "")),
+        "metageneration": str(obj.get("metageneration", "1")),
+        "size": str(obj.get("size", "0")),
+        "contentType": obj.get("contentType") or "application/octet-stream",
+        "metadata": obj.get("metadata") or {},
+        "timeCreated": obj.get("timeCreated") or now,
+        "updated": obj.get("updated") or obj.get("timeCreated") or now,
+        "md5Hash": obj.get("md5Hash", ""),
+        "crc32c": obj.get("crc32c", ""),
+    }
+    headers = {
+        "Content-Type": "application/json",
+        "ce-specversion": "1.0",
+        "ce-type": "google.cloud.storage.object.v1.finalized",
+        "ce-source": f"//storage.googleapis.com/projects/_/buckets/{bucket}",
+        "ce-subject": f"objects/{name}",
+        "ce-id": uuid.uuid4().hex,
+        "ce-time": now,
+    }
+    return headers, data
+
+
+class FinalizePoller(Service):
+    """A local Eventarc for storage emulators that send no notifications.
+
+    Every `interval_s` it lists the buckets at `storage_url` (JSON API) and, for each new
+    (bucket, name, generation), POSTs a finalize CloudEvent to `target_url`; notify() delivers one
+    at once (wired to StorageEmulator.listeners, the listing is then only a safety net). Like Eventarc it
+    retries a delivery on connection errors and non-2xx answers, with backoff, up to `max_age_s`.
+    """
+
+    name = "finalize-poller"
+
+    def __init__(self, storage_url: str, buckets: list[str], target_url: str,
+                 interval_s: float = 0.2, max_age_s: float = 300, log_path: Path | None = None) -> None:
+        self.storage_url = storage_url.rstrip("/")
+        self.buckets = buckets
+        self.target_url = target_url
+        self.interval_s = interval_s
+        self.max_age_s = max_age_s
+        self.log_path = log_path
+        self.seen: set[tuple[str, str, str]] = set()
+        self._seen_lock = threading.Lock()
+        self.delivered: list[tuple[str, str, str]] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="eventarc")
+        self._log_lock = threading.Lock()
+        self._session = requests.Session()
+
+    def _log(self, msg: str) -> None:
+        if self.log_path is None:
+            return
+        with self._log_lock, open(self.log_path, "a") as f:
+            f.write(f"{datetime.now().isoformat(timespec='milliseconds')} {msg}\n")
+
+    def start(self) -> "FinalizePoller":
+        self._thread = threading.Thread(target=self._loop, name="finalize-poller", daemon=True)
+        self._thread.start()
+        return self
+
+    def _list(self, bucket: str) -> list[dict]:
+        items: list[dict] = []
+        token = None
+        while True:
+            params = {"pageToken": token} if token else {}
+            r = requests.get(f"{self.storage_url}/storage/v1/b/{bucket}/o", params=params, timeout=5)
+            r.raise_for_status()
+            body = r.json()
+            items.extend(body.get("items", []))
+            token = body.get("nextPageToken")
+            if not token:
+                return items
+
+    def notify(self, obj: dict[str, Any]) -> None:
+        """Deliver the finalize of `obj` (an object resource with "bucket" and "name") now, unless that
+        (bucket, name, generation) was delivered already: StorageEmulator.listeners calls this."""
+        key = (obj["bucket"], obj["name"], str(obj.get("generation")))
+        with self._seen_lock:
+            if key in self.seen:
+                return
+            self.seen.add(key)
+        self._pool.submit(self._deliver, obj, key)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            for bucket in self.buckets:
+                try:
+                    objects = self._list(bucket)
+                except Exception as e:  # noqa: BLE001
+                    self._log(f"list {bucket} failed: {e}")
+                    continue
+                for obj in objects:
+                    obj.setdefault("bucket", bucket)
+                    self.notify(obj)
+            self._stop.wait(self.interval_s)
+
+    def _deliver(self, obj: dict, key: tuple[str, str, str]) -> None:
+        headers, body = finalize_cloudevent(obj)
+        started = time.monotonic()
+        delay = 0.25
+        attempt = 0
+        while not self._stop.is_set():
+            attempt += 1
+            try:
+                r = requests.post(self.target_url, headers=headers, data=json.dumps(body), timeout=60)
+                if 200 <= r.status_code < 300:
+                    self._log(f"delivered gs://{key[0]}/{key[1]}#{key[2]} -> {r.status_code} "
+                              f"(attempt {attempt})")
+                    self.delivered.append(key)
+                    return
+                self._log(f"gs://{key[0]}/{key[1]}#{key[2]} -> {r.status_code} {r.text[:200]!r}; retrying")
+            except requests.RequestException as e:
+                self._log(f"gs://{key[0]}/{key[1]}#{key[2]} -> {e}; retrying")
+            if time.monotonic() - started > self.max_age_s:
+                self._log(f"gave up on gs://{key[0]}/{key[1]}#{key[2]} after {attempt} attempts")
+                return
+            self._stop.wait(delay)
+            delay = min(delay * 2, 10.0)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._pool.shutdown(wait=False, cancel_futures=True)
