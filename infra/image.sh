@@ -32,5 +32,10 @@ if [[ "$(basename "$ENGINE")" == podman ]]; then
   command -v runc > /dev/null && engine+=(--runtime runc)
   args+=(--ulimit "nofile=$(ulimit -Sn):$(ulimit -Hn)")
 fi
-"${engine[@]}" "${args[@]}" "$ROOT" >&2
+if ! "${engine[@]}" "${args[@]}" "$ROOT" >&2; then
+  echo "infra/image.sh: the build failed. No registry for the base? --base NAME (make image IMAGE_BASE=NAME;" \
+    "a local stand-in for tests: infra/local/base_image.sh). pip refused a certificate (a TLS-inspecting" \
+    "proxy)? --ca FILE (make image IMAGE_CA=/etc/ssl/certs/ca-certificates.crt)." >&2
+  exit 1
+fi
 echo "$TAG"

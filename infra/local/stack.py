@@ -35,7 +35,7 @@ from infra.local.eventarc import FinalizePoller
 from infra.local.fake_gcs import FakeGcs, fake_gcs_available
 from infra.local.gateway_process import Gateway
 from infra.local.postgres import Postgres, postgres_available
-from infra.local.process import free_port, make_run_dir
+from infra.local.process import Service, free_port, make_run_dir
 from infra.local.pubsub_emulator import PubSubEmulator, pubsub_emulator_available
 from infra.local.signed_urls import make_service_account_key
 from infra.local.storage_emulator import StorageEmulator
@@ -95,7 +95,7 @@ def _json_lines(paths: list[Path], message: str | None, job_id: str | None) -> l
     return out
 
 
-class Stack:
+class Stack(Service):
     """Base: holds started services, builds env, stops in reverse order."""
 
     mode = "base"
@@ -208,16 +208,6 @@ class Stack:
             self._prev_sigterm = signal.signal(signal.SIGTERM, _handler)
         except ValueError:  # not the main thread
             self._prev_sigterm = None
-
-    def __enter__(self):
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     def describe(self) -> str:
         keys = ("DATABASE_URL", "STORAGE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "EXPORT_API_BASE")

@@ -31,6 +31,20 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+_BUILT: dict = {}
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Which image was tested, on which base, its size and build time (printed without -s)."""
+    if _BUILT:
+        from tests.image.build import image_bytes
+
+        size = image_bytes(_BUILT["tag"]) / 1e6
+        terminalreporter.write_line(
+            f"render image {_BUILT['tag']}: {size:.0f} MB, built on {_BUILT['base'] or 'the pinned base'}"
+            + (f" in {_BUILT['build_s']:.0f} s" if _BUILT["build_s"] else " (not built: RENDER_TEST_IMAGE)"))
+
+
 @pytest.fixture(scope="session")
 def render_image() -> dict:
     """{"tag", "base" (None: the pinned one), "build_s"} of the image under test."""
@@ -38,8 +52,10 @@ def render_image() -> dict:
         _unavailable("SCENEFLOW_REQUIRE_IMAGE", "podman is not installed (apt-get install podman buildah runc "
                                                 "debootstrap)")
     if os.environ.get("RENDER_TEST_IMAGE"):
-        return {"tag": os.environ["RENDER_TEST_IMAGE"], "base": os.environ.get("RENDER_TEST_BASE"), "build_s": None}
+        _BUILT.update(tag=os.environ["RENDER_TEST_IMAGE"], base=os.environ.get("RENDER_TEST_BASE"), build_s=None)
+        return dict(_BUILT)
     base_image = base()
     started = time.monotonic()
     build_render_image(TAG, base_image)
-    return {"tag": TAG, "base": base_image, "build_s": round(time.monotonic() - started, 1)}
+    _BUILT.update(tag=TAG, base=base_image, build_s=round(time.monotonic() - started, 1))
+    return dict(_BUILT)
