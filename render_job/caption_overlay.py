@@ -1,8 +1,8 @@
 """Burned-in captions as pre-rendered overlays: libass draws each distinct caption state ONCE.
 
-The `subtitles` filter renders and blends the captions on every output frame (1080p30, a caption
-on screen all the time: ~5 ms a frame, ~9 s CPU for the 54.5 s benchmark, all in the filter-graph
-thread). Captions are static between cue boundaries, so instead prepare():
+The `subtitles` filter renders and blends the captions on every output frame, all in the
+filter-graph thread (cost: BENCHMARKS.md, "Findings still true" 4). Captions are static between cue
+boundaries, so instead prepare():
 
 1. cuts the timeline into caption states (render_job.graph.captions.caption_states: each piece with
    at least one cue on screen, overlapping cues included);

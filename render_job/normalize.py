@@ -11,8 +11,8 @@ FFmpeg (5.x-9.x) decodes most stills well, but not all of them:
   handled unevenly across builds.
 - Very large images (a 16000+ px panorama or a 100 MP scan) cost FFmpeg seconds and hundreds of MB
   per scene, and exceed some builds' limits. Any image larger than the frame costs FFmpeg memory for
-  its decoded pixels in every scene that shows it, until the graph ends (1080p, 24 scenes of a
-  3840x8192 PNG: 2.2 GiB, 2.7 GiB with zoom/pan and fades), and its decode per scene.
+  its decoded pixels in every scene that shows it, until the graph ends, and its decode per scene
+  (BENCHMARKS.md, "Stills").
 
 So every image visual goes through `normalize_image()` during the job's `preparing` stage. Images
 that FFmpeg handles as they are (8-bit RGB or grayscale PNG/JPEG, no EXIF rotation) and that are no
@@ -32,19 +32,14 @@ COVER_HEADROOM) are left untouched (no cost); the others are rewritten once as a
    so it never reads more pixels), and no side exceeds MAX_SIDE (8192) px;
 5. EXIF orientation applied (rotation/mirroring), then the EXIF data dropped.
 
-Why a JPEG at 1x (tests/bench/bench_normalize.py; 1080p, x264 `standard`): a 12 MP phone photo
-with EXIF rotation (a 3.1 MB JPEG) was copied as a 15.7 MB PNG (2880x3840, 3.4 s); now 1.7 MB
-(1920x2560, 0.7 s). The frame x264 encodes scores 28.45 dB PSNR / 0.9654 SSIM against the source
-fitted losslessly, 28.55 / 0.9651 from the PNG (a screenshot with text, a lossless source: 33.88 /
-0.9881 against 34.06 / 0.9891): x264 at CRF 23 costs far more than the copy. 200 such photos take
-~0.35 GB of the task's in-memory disk instead of ~3 GB.
+Why a JPEG at 1x: x264 at CRF 23 costs the frame far more than the copy does, and the copy takes a
+ninth of the old 2x PNG's bytes of the task's in-memory disk, in a fifth of the time
+(tests/bench/bench_normalize.py; BENCHMARKS.md, "Stills").
 
 Why every image over 1x (2x until issue 15's review): Pillow decodes every still here anyway (the
 check that it is complete), so a copy adds only the resize and the JPEG, and FFmpeg then decodes a
-small file instead of the original, in every scene showing it. 1080p draft, 24 scenes of 0.5 s, each
-its own still (tests/bench/bench_big_stills.py --distinct: CPU of the whole job, FFmpeg's peak RSS):
-a 3840x8192 RGB PNG 53.0 s, 2235 MiB as it was, 35.9 s, 1079 MiB copied (1920x4096); a 3840x2160
-PNG 15.5 s, 1259 MiB -> 11.1 s, 494 MiB; a 3840x2880 JPEG 4.7 s, 640 MiB -> 4.5 s, 589 MiB. A
+small file instead of the original, in every scene showing it: less CPU and memory
+(tests/bench/bench_big_stills.py; BENCHMARKS.md, "Stills"). A
 still whose shape differs from the frame's still covers it with more pixels than the frame (a
 portrait copy: 1920x2560): the render's memory model counts them (render_job.graph.timeline.scene_memory_mb,
 from the width and height this module reports).

@@ -250,8 +250,8 @@ class EmbeddedStack(Stack):
                                                log_path=self.run_dir / "eventarc.log"))
         # finalize events straight from the emulator's upload path; the listing every poll_interval_s
         # only catches an object that bypassed it (an upload already notified is never sent again).
-        # 30 s, not 2 s: the deployed pipeline lists nothing, and at 2 s the listings took ~0.13 s CPU
-        # (poller + emulator) from the cores of a 34 s 1080p render (BENCHMARKS.md finding 20)
+        # 30 s, not 2 s: the deployed pipeline lists nothing, and at 2 s the listings took CPU from
+        # the render's cores (BENCHMARKS.md, "Findings still true" 17)
         self.storage.listeners.append(self.poller.notify)
         self.poller.start()
         return self

@@ -71,8 +71,8 @@ class StorageEmulator(Service):
         # connection per request), and the stdlib's listen backlog of 5 (socketserver.TCPServer.
         # request_queue_size). When more than about 5 clients connect at once (the render job
         # downloads 8 assets at a time), the kernel drops the extra SYNs and each of those clients
-        # waits for its SYN retransmission: 1 s (measured: 14 parallel downloads took 1.05 s instead of
-        # 0.12 s). A deep backlog queues them instead; requests are still served one at a time, so
+        # waits for its SYN retransmission: 1 s (BENCHMARKS.md, "Findings still true" 16). A deep
+        # backlog queues them instead; requests are still served one at a time, so
         # the emulator's storage (not thread-safe) is untouched.
         from functools import partial
         from http.server import HTTPServer

@@ -23,10 +23,10 @@ LOUDNESS_RANGE = 11
 MAX_LOUDNESS_RANGE = 50.0  # loudnorm's largest LRA target
 NARRATION_FADE_S = 0.05
 # The AAC encoder (192 kb/s) puts inter-sample peaks above the PCM it is given, and the longer the
-# export, the more limiter hits at loudnorm's ceiling and the higher the highest: on narration over
-# music, 0.62-0.91 dB at most in 30 min (4 runs), 0.53 in 10, 0.2-0.3 in 1-2 (DESIGN.md §9). loudnorm's
-# ceiling is the target minus the largest (rounded up), so the output stays at or below the target
-# at any length; the tolerance is left for rarer peaks instead of being used up by a long export.
+# export, the more limiter hits at loudnorm's ceiling and the higher the highest (BENCHMARKS.md,
+# "Loudness"). loudnorm's ceiling is the target minus the largest measured (rounded up), so the output
+# stays at or below the target at any length; the tolerance is left for rarer peaks instead of being
+# used up by a long export.
 ENCODER_TRUE_PEAK_MARGIN_DB = 1.0
 SILENT_MIX = {"silent": "true"}  # loudnorm_filter's `measured` for a mix of digital silence
 

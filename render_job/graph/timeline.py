@@ -33,7 +33,7 @@ def timeline_graph(plan: RenderPlan, out: str = "[tl]", first: int = 0, last: in
 
     Why not the usual chain of xfades ([v0][v1]xfade -> [x0][v2]xfade -> ...): every frame of
     scene k then passes through the n-1-k later xfade filters, and FFmpeg's xfade copies each
-    frame it passes through (1080p: ~1.4 ms a copy; 12 scenes: ~16 s CPU for 54.5 s of video).
+    frame it passes through (BENCHMARKS.md, "Findings still true" 3).
     Here every frame passes at most one xfade, and only during its transition.
 
     A segment of the timeline (segmented renders, see segment_cuts): from the start of scene
@@ -105,7 +105,7 @@ def timeline_graph(plan: RenderPlan, out: str = "[tl]", first: int = 0, last: in
 
 
 # Estimated FFmpeg memory per scene held by one graph, MB, at 1080p output (scaled by output pixels),
-# measured with `make bench-segments` and tests/bench (BENCHMARKS.md finding 22): stills with Ken
+# measured with `make bench-segments` and tests/bench (BENCHMARKS.md, "Long storyboards in segments"): stills with Ken
 # Burns and fades ~57 MB; clips ~100 MB plus ~10 MB per megapixel of the clip (decoder frames and
 # threads: ~120 MB for a 1080p clip, ~185 MB for a 4K one); colour and title cards a few MB.
 # A still with more pixels than the frame holds its decoded picture and its scaled, not yet cropped
@@ -136,10 +136,8 @@ def segment_cuts(plan: RenderPlan, max_scenes: int, budget_mb: float = SEGMENT_B
     scene j's body starts (after transition j-1) and the next one starting there; [] = one run.
 
     Why: one FFmpeg graph holds every scene's prepared picture (a zoom's 2x copy, a pan's scaled
-    copy, a clip's decoder, frame pools) until it ends, so its memory grows with the scene count:
-    at 1080p with cuts ~34 MB per zoom scene, ~26 MB per pan and < 10 MB per static still, with
-    fades ~57 MB per scene, a 4K clip ~185 MB (measured: `make bench-segments`, BENCHMARKS.md
-    finding 22), i.e. 7-11 GB for 200 still scenes, over a 4 GiB render task. A segment takes scenes
+    copy, a clip's decoder, frame pools) until it ends, so its memory grows with the scene count
+    (SCENE_MB_*; BENCHMARKS.md, "Long storyboards in segments"). A segment takes scenes
     while it has fewer than max_scenes and their scene_memory_mb stays within budget_mb (at least
     one scene), plus the next scene for its transition's head frames.
 

@@ -75,7 +75,7 @@ def pan_filters(scene: ScenePlan, w: int, h: int, frames: int) -> tuple[str, str
     brings it back. k is chosen so that the travel per frame, m, is a whole number of pixels of the
     scaled copy (even where k allows, so that yuv420p chroma moves with the luma): the window moves
     by exactly the same sub-pixel amount (m / k output pixels) every frame, so there are no backward
-    steps and no rounding jitter. 1080p30, s = 0.15, 5 s: ~1.7-2.6 s CPU instead of ~4.6 s.
+    steps and no rounding jitter. Cost: BENCHMARKS.md, "Findings still true" 2.
     """
     s = float(scene.motion_strength)
     if not scene.motion.startswith("pan-") or s <= 0 or frames < 2:
@@ -160,11 +160,11 @@ def zoom_commands(scene: ScenePlan, w: int, h: int, frames: int, fps: int) -> st
 def zoom_filters(scene: ScenePlan, w: int, h: int, frames: int) -> tuple[str, str] | None:
     """A still's zoom as (filters before `loop`, per-frame filters), or None (not a zoom).
 
-    Instead of resampling the whole picture per frame (`perspective`: ~4 s CPU per 5 s 1080p30
-    scene), the fitted frame is scaled ONCE to ZOOM_SCALE x its size; every frame then crops a
-    centred window of zoom_window_sizes (resized by the commands of zoom_commands, read by
-    `sendcmd` from zoom_command_file) and scales it back to w x h: ~1.1 s CPU per such scene, and
-    no bilinear shimmer on fine detail (a cellular-automaton still: half the bits of `perspective`).
+    Instead of resampling the whole picture per frame (`perspective`), the fitted frame is scaled
+    ONCE to ZOOM_SCALE x its size; every frame then crops a centred window of zoom_window_sizes
+    (resized by the commands of zoom_commands, read by `sendcmd` from zoom_command_file) and scales
+    it back to w x h: a fraction of the CPU, and no bilinear shimmer on fine detail (BENCHMARKS.md,
+    "Findings still true" 2).
     The window is whole copy pixels: the zoom centre is exact and every edge moves monotonically,
     within 1 / (2 * ZOOM_SCALE) output pixels of the exact path (step-to-step variation up to ~0.7 px
     on bars 640 px apart at 720p, against ~0.05 px for `perspective`). build_command uses it for

@@ -406,7 +406,7 @@ def _wall(result) -> float:
 def paired(walls: dict[str, list[float]]) -> dict[str, list[float]]:
     """Per-round a/c, a/d and b-a from the wall seconds of each round's runs ({"a": [round 1, ...], ...}).
 
-    This VM's speed drifts by 10-25 % over minutes (BENCHMARKS.md finding 14), so the fastest (a) and
+    This VM's speed drifts by 10-25 % over minutes (docs/benchmarks-history.md, finding 14), so the fastest (a) and
     the fastest (d) of several rounds can come from different speeds; a ratio of runs made back to
     back in one round compares like with like, the order reversed every other round cancels the
     handicap of running second, and the median over the rounds drops a disturbed round.

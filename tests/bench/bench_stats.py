@@ -69,8 +69,8 @@ def b_minus_a_normalized(wall_b: float, wall_a: float, ffmpeg_cpu_b: float, ffmp
     ffmpeg_cpu_b / ffmpeg_cpu_a (seconds).
 
     Why: this shared VM's vCPUs run faster or slower from minute to minute, and a run's CPU seconds
-    grow with its wall time (CPU/wall 1.81-1.82 in every run of one benchmark, BENCHMARKS.md finding
-    24), so the same FFmpeg work measured a minute apart differs by several seconds. Both runs' FFmpeg
+    grow with its wall time (CPU/wall 1.81-1.82 in every run of one benchmark, docs/benchmarks-history.md,
+    finding 24), so the same FFmpeg work measured a minute apart differs by several seconds. Both runs' FFmpeg
     processes do the same work (the benchmark checks that they run the same argv), so the ratio of
     their CPU seconds is the ratio of the speeds they met. Whatever else makes (b) slower still counts:
     its own time outside FFmpeg, and any CPU its other processes (or the render task's HTTP reports)

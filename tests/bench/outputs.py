@@ -27,7 +27,7 @@ def stream_durations(mp4: str, ffmpeg: str = "ffmpeg") -> tuple[float | None, fl
     """(video seconds, audio seconds, video frames). Video: the container's stream duration (PyAV);
     audio: the samples FFmpeg decodes / 48 kHz, i.e. what is heard, not what the timestamps claim
     (a timestamp gap left by a filter keeps the stream's duration right while sound is missing;
-    BENCHMARKS.md finding 23). FFmpeg, not PyAV: it trims the AAC encoder's end padding (the edit
+    docs/benchmarks-history.md, finding 23). FFmpeg, not PyAV: it trims the AAC encoder's end padding (the edit
     list), PyAV's plain decode keeps up to 1023 samples of it."""
     import av
 

@@ -34,8 +34,8 @@ def test_no_values_is_an_error():
 
 
 
-# b-a per pair of the 15:54 run on a busy host (BENCHMARKS.md), and a synthetic companion series of
-# b-a at (b)'s CPU speed, spread as in the 17:27 run (finding 24)
+# b-a per pair of the 15:54 run on a busy host (docs/benchmarks-history.md), and a synthetic companion
+# series of b-a at (b)'s CPU speed, spread as in the 17:27 run (finding 24 there)
 TOTAL = [6.06, -1.22, 0.34, -3.37, 12.13, 3.70, 6.83, 7.56, -0.05, -6.38]
 NORMALIZED_S = [0.56, 0.15, 0.50, 0.83, 1.06, -0.69, 1.86, 0.69, 0.42, 8.53]
 
