@@ -57,7 +57,7 @@ image:
 # The image tier (tests/image): builds the image with podman (on a local stand-in base when no
 # registry answers) and runs exports inside it. Skipped by `make test`; CI runs it after.
 image-test: $(STAMP)
-	@s=0; SCENEFLOW_IMAGE_TESTS=1 $(PY) -m pytest tests/image $(PYTEST_ARGS) || s=$$?; \
+	@s=0; SCENEFLOW_IMAGE_TESTS=1 $(PY) -m pytest tests/image --timeout=1800 $(PYTEST_ARGS) || s=$$?; \
 	if [ -n "$(STATUS_FILE)" ]; then echo $$s > "$(STATUS_FILE)"; fi; exit $$s
 
 unit: $(STAMP)

@@ -33,7 +33,8 @@ TASK_GROUP_SUFFIX = ".pgid"  # {log_dir}/{execution}.pgid: the running task's pr
 CONTAINER_ENV_PREFIXES = ("EXPORT_", "RENDER_", "CLOUD_RUN_", "GOOGLE_", "FFMPEG_THREADS", "STORAGE_EMULATOR_HOST")
 CONTAINER_NPROC = 4096  # processes and threads of the task's user: FFmpeg's threads and the job's pools
 HOST_ONLY_ENV = frozenset({"RENDER_PYTHON", "RENDER_WORKDIR", "RENDER_CONTAINER_IMAGE", "FFMPEG_BINARY",
-                           "GOOGLE_APPLICATION_CREDENTIALS", "EXPORT_LOCAL_STORAGE_DIR"})
+                           "GOOGLE_APPLICATION_CREDENTIALS", "EXPORT_LOCAL_STORAGE_DIR",
+                           "EXPORT_CLIENT_TOKEN"})  # the functions' caller token: no task has it
 
 
 def container_env(env: dict[str, str]) -> list[str]:
@@ -46,14 +47,15 @@ def container_argv(image: str, name: str, env: dict[str, str], engine: str = "po
     listens on loopback), read-only root with a tmpfs /tmp (the job's only scratch space, in memory
     as on Cloud Run), the launcher's own open-file limits and CONTAINER_NPROC (podman's defaults
     exceed some hosts' hard limits: runc then refuses to start), each variable of
-    container_env(env) passed by name."""
+    container_env(env) passed by name and no other (--http-proxy=false: podman would copy the
+    host's proxy variables)."""
     import resource
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     limits = [f"--ulimit=nofile={soft}:{hard}"] if hard != resource.RLIM_INFINITY else []
     limits.append(f"--ulimit=nproc={CONTAINER_NPROC}:{CONTAINER_NPROC}")
     runtime = ["--runtime", "runc"] if engine.endswith("podman") and shutil.which("runc") else []
-    return [engine, *runtime, "run", "--rm", f"--name={name}", "--network=host", "--read-only",
+    return [engine, *runtime, "run", "--rm", f"--name={name}", "--network=host", "--http-proxy=false", "--read-only",
             "--read-only-tmpfs=false", "--tmpfs=/tmp:rw,mode=1777", *limits,
             *(f"--env={k}" for k in container_env(env)), image]
 
@@ -148,10 +150,13 @@ class SubprocessLauncher:
                     out.close()
                 if group_file:
                     group_file.unlink(missing_ok=True)
+                if self.image:  # a client stopped before its container started can leave it "Created"
+                    subprocess.run(["podman", "rm", "--force", "--ignore", self._containers[execution]],
+                                   capture_output=True, timeout=60)
             self.exit_codes[execution].append(code)
             logs.info("render task exited", job_id=job_id, execution=execution, attempt=attempt, exitCode=code,
                       wallS=round(time.monotonic() - started, 3))  # process start to exit, seconds
-            if code == 0:
+            if code == 0 and execution not in self._cancelled:  # a cancelled client may still exit 0
                 self._states[execution] = ExecutionStatus("succeeded")
                 return
         if execution in self._cancelled:

@@ -5,12 +5,14 @@ podman has it or can pull it, else the stand-in of infra/local/base_image.sh (no
 Builds trust the host's CA bundle for pip (a build secret, never part of the image)."""
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+CLONE = hashlib.sha1(str(ROOT).encode()).hexdigest()[:8]  # this checkout, in image tags
 HOST_CA = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt")
 
 

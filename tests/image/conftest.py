@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import _required, _unavailable
-from tests.image.build import base, build_render_image
+from tests.image.build import CLONE, base, build_render_image
 
-TAG = "localhost/sceneflow-render:test"
+TAG = f"localhost/sceneflow-render:test-{CLONE}"  # one per clone: clones share podman's store
 
 
 def pytest_collection_modifyitems(config, items):

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.bundle_probe import entry_points, expected, first_answers, signature_args
-from tests.image.build import ROOT, host_ca, pinned_base, podman
+from tests.image.build import CLONE, ROOT, host_ca, pinned_base, podman
 
-TAG = "localhost/sceneflow-functions:test"
+TAG = f"localhost/sceneflow-functions:test-{CLONE}"
 
 
 @pytest.fixture(scope="module")
@@ -63,3 +63,16 @@ def test_each_function_starts_from_the_bundle_alone(functions_image, tmp_path):
         podman("rm", "--force", "--time=2", *names, check=False, timeout=120)
         for proc in procs:
             proc.wait(30)
+
+
+# what the deployed functions import at their first request (bootstrap picks them lazily)
+PRODUCTION_MODULES = ["main", "shared.adapters.google_storage", "shared.adapters.google_pubsub",
+                      "shared.adapters.google_run", "shared.repository", "shared.db", "google.cloud.sql.connector",
+                      "pg8000", "alembic.command"]
+
+
+def test_the_bundle_alone_imports_what_production_uses(functions_image):
+    tag, _bundle = functions_image
+    code = "import importlib, sys; [importlib.import_module(m) for m in sys.argv[1:]]; print('imported')"
+    out = podman("run", "--rm", "--entrypoint", "python", tag, "-c", code, *PRODUCTION_MODULES).stdout
+    assert out.strip() == "imported"

@@ -7,10 +7,12 @@ import io
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+import requests
 from PIL import Image, ImageDraw, ImageFont
 
 from infra.local import client
@@ -154,7 +156,7 @@ def test_the_image_is_lean_non_root_read_only_with_one_ffmpeg(render_image):
     tag = render_image["tag"]
     config = json.loads(podman("image", "inspect", tag).stdout)[0]
     assert config["Config"]["User"] == "10001:10001"
-    assert config["Config"]["Entrypoint"] == ["python", "-m", "render_job"]
+    assert config["Config"]["Entrypoint"] == ["tini", "-g", "--", "python", "-m", "render_job"]
     base = render_image["base"] or pinned_base()
     added = config["Size"] - image_bytes(base)
     print(f"\nimage {tag}: {config['Size'] / 1e6:.0f} MB, of which {added / 1e6:.0f} MB over its base {base}")
@@ -168,3 +170,42 @@ def test_the_image_is_lean_non_root_read_only_with_one_ffmpeg(render_image):
     assert out[4:6] == ["root-read-only", "tmp-writable"]
     assert out[6] == "[]"  # neither pip nor the functions' packages
     assert int(out[7]) >= 4
+
+
+def test_a_cancel_stops_the_container_task_and_leaves_no_container(render_image, run_dir):
+    """export_cancel in the middle of a container task: the job is canceled, the container gone."""
+    long = spec()
+    long["scenes"][1]["duration"] = 60.0
+    with EmbeddedStack(run_dir=run_dir / "image-cancel", render_max_retries=0,
+                       extra_env={"RENDER_CONTAINER_IMAGE": render_image["tag"]}) as stack:
+        started = client.start_export(stack.base, long, FILES)
+        client.upload_all(started["uploads"], FILES)
+        job_id = started["jobId"]
+        deadline = time.monotonic() + 120
+        while (status := client.get_status(stack.base, job_id))["stage"] != "rendering":
+            assert time.monotonic() < deadline and status["status"] in ("awaiting_upload", "queued", "dispatched", "running"), status
+            time.sleep(0.1)
+        asked = time.monotonic()
+        r = requests.post(f"{stack.base}/export_cancel", json={"jobId": job_id}, timeout=60)
+        answered_s = time.monotonic() - asked
+        assert r.status_code == 200 and r.json()["status"] == "canceled", r.text
+        container = status["executionName"] + "-0"
+        running = podman("ps", "--all", "--filter", f"name={container}", "--format", "{{.Names}}").stdout.split()
+        assert running == [] and answered_s < 15, (running, answered_s)
+
+
+def test_sigterm_stops_the_image_at_once(render_image):
+    """tini is PID 1: a PID 1 without a handler never gets SIGTERM (Cloud Run's stop on cancel or
+    timeout), so the task would run on until SIGKILL 10 s later."""
+    name = f"sceneflow-sigterm-{time.monotonic_ns()}"
+    podman("run", "-d", f"--name={name}", "--entrypoint", "tini", render_image["tag"], "-g", "--", "python", "-c",
+           "import time; time.sleep(100)")
+    try:
+        time.sleep(1)
+        asked = time.monotonic()
+        podman("stop", "--time=10", name, timeout=60)
+        assert time.monotonic() - asked < 5
+    finally:
+        podman("rm", "--force", "--ignore", name, check=False)
+    config = json.loads(podman("image", "inspect", render_image["tag"]).stdout)[0]
+    assert config["Config"]["Entrypoint"][:3] == ["tini", "-g", "--"]
