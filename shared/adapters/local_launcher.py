@@ -27,6 +27,7 @@ from shared import logs
 from shared.ports import ExecutionStatus
 
 
+NOT_STARTED = 127  # an attempt's exit code when its command could not be run (as a shell reports it)
 TASK_GROUP_SUFFIX = ".pgid"  # {log_dir}/{execution}.pgid: the running task's process group id
 # what a container task is given: the settings a Cloud Run task has (shared.config names, the emulator
 # host), never this machine's paths or interpreter
@@ -136,9 +137,17 @@ class SubprocessLauncher:
                 if self.image:
                     self._containers[execution] = f"{execution}-{attempt}"
                     argv = container_argv(self.image, self._containers[execution], env)
-                proc = subprocess.Popen(argv, env=env, cwd=self.workdir or repo_root,
-                                        stdout=out or None, stderr=subprocess.STDOUT if out else None,
-                                        start_new_session=True)
+                try:
+                    proc = subprocess.Popen(argv, env=env, cwd=self.workdir or repo_root,
+                                            stdout=out or None, stderr=subprocess.STDOUT if out else None,
+                                            start_new_session=True)
+                except OSError as exc:  # no such interpreter or podman: a failed attempt, never a stuck execution
+                    logs.error("render task could not start", job_id=job_id, execution=execution, attempt=attempt,
+                               command=argv[0], error=str(exc))
+                    if out:
+                        out.close()
+                    self.exit_codes[execution].append(NOT_STARTED)
+                    continue
                 self._procs[execution] = proc
             group_file = self.log_dir / f"{execution}{TASK_GROUP_SUFFIX}" if self.log_dir else None
             if group_file:

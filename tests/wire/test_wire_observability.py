@@ -128,3 +128,14 @@ def test_local_launcher_log_uri_is_the_attempt_log_file(tmp_path):
     st = launcher.status(name)
     assert st.state == "succeeded" and st.log_uri == str((tmp_path / "logs" / f"{name}.log").resolve())
     assert SubprocessLauncher("render").status("nope").log_uri is None
+
+
+def test_local_launcher_fails_an_execution_whose_command_cannot_start(tmp_path):
+    # a missing interpreter (or podman, with RENDER_CONTAINER_IMAGE) used to kill the launcher's
+    # thread and leave the execution "running" for ever
+    launcher = SubprocessLauncher("render", max_retries=1, python=str(tmp_path / "no-such-python"))
+    name = launcher.launch("job-1")
+    launcher.wait(name, timeout=30)
+    st = launcher.status(name)
+    assert st.state == "failed" and "last exit code 127" in st.reason, st
+    assert launcher.exit_codes[name] == [127, 127]
