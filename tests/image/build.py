@@ -16,13 +16,18 @@ CLONE = hashlib.sha1(str(ROOT).encode()).hexdigest()[:8]  # this checkout, in im
 HOST_CA = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt")
 
 
-def podman(*args: str, timeout: float = 120, check: bool = True, text: bool = True) -> subprocess.CompletedProcess:
-    """A podman command (runc where installed: crun fails on hybrid cgroup hosts; `run` with limits
-    under the host's: podman's defaults exceed some hosts' hard limits)."""
+def podman_argv(*args: str) -> list[str]:
+    """A podman command line: runc where installed (crun fails on hybrid cgroup hosts); `run` with
+    limits under the host's (podman's defaults exceed some hosts' hard limits)."""
     runtime = ["--runtime", "runc"] if shutil.which("runc") else []
     if args and args[0] == "run":
         args = ("run", "--ulimit=nofile=1024:1024", "--ulimit=nproc=4096:4096", *args[1:])
-    r = subprocess.run(["podman", *runtime, *args], capture_output=True, text=text, timeout=timeout)
+    return ["podman", *runtime, *args]
+
+
+def podman(*args: str, timeout: float = 120, check: bool = True, text: bool = True) -> subprocess.CompletedProcess:
+    """Run podman_argv(*args); raises AssertionError with its stderr when it fails and `check`."""
+    r = subprocess.run(podman_argv(*args), capture_output=True, text=text, timeout=timeout)
     if check and r.returncode != 0:
         raise AssertionError(f"podman {' '.join(args)}: exit {r.returncode}\n{r.stderr[-3000:]!r}")
     return r

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.bundle_probe import entry_points, expected, first_answers, signature_args
-from tests.image.build import CLONE, ROOT, host_ca, pinned_base, podman
+from tests.image.build import CLONE, ROOT, host_ca, pinned_base, podman, podman_argv
 
 TAG = f"localhost/sceneflow-functions:test-{CLONE}"
 
@@ -47,11 +47,10 @@ def test_each_function_starts_from_the_bundle_alone(functions_image, tmp_path):
         container = f"sceneflow-fn-{name.replace('_', '-')}-{uuid.uuid4().hex[:6]}"
         names.append(container)
         log_path = tmp_path / f"{name}.log"
-        runtime = ["--runtime", "runc"] if shutil.which("runc") else []
         proc = subprocess.Popen(
-            ["podman", *runtime, "run", "--rm", f"--name={container}", "--network=host",
-             "--ulimit=nofile=1024:1024", "--ulimit=nproc=4096:4096", *(f"--env={k}={v}" for k, v in env.items()),
-             tag, "--target", name, "--port", str(port), "--host", "127.0.0.1", *signature_args(name)],
+            podman_argv("run", "--rm", f"--name={container}", "--network=host",
+                        *(f"--env={k}={v}" for k, v in env.items()),
+                        tag, "--target", name, "--port", str(port), "--host", "127.0.0.1", *signature_args(name)),
             stdout=open(log_path, "wb"), stderr=subprocess.STDOUT)
         procs.append(proc)
         return lambda: None if proc.poll() is None else log_path.read_text()[-2000:]

@@ -20,7 +20,7 @@ from infra.local.stack import EmbeddedStack
 from infra.local.verify import FLOW, check_mp4
 from render_job.runner import find_ffmpeg
 from tests.bench.outputs import loudness
-from tests.image.build import ROOT, image_bytes, pinned_base, podman
+from tests.image.build import image_bytes, pinned_base, podman
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "system"))
 from sceneflow_flows import ASSETS  # noqa: E402
