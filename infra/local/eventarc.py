@@ -4,6 +4,7 @@
 `google.cloud.storage.object.v1.finalized` CloudEvent (`finalize_cloudevent`) per new
 (bucket, name, generation) to `target_url`: at once through `notify()` (StorageEmulator.listeners),
 and by listing the buckets every `interval_s` as a safety net; retried with backoff up to `max_age_s`.
+`binary_event` builds every CloudEvent of the local stack and the tests, with the CloudEvents SDK.
 """
 from __future__ import annotations
 
@@ -17,12 +18,37 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from cloudevents.conversion import to_binary
+from cloudevents.http import CloudEvent
 
 from infra.local.process import Service
+from shared.events import FINALIZED_TYPE
+
+
+def storage_source(bucket: str) -> str:
+    """The `source` of a Cloud Storage event about `bucket`."""
+    return f"//storage.googleapis.com/projects/_/buckets/{bucket}"
+
+
+def pubsub_source(project: str, topic: str) -> str:
+    """The `source` of a Pub/Sub messagePublished event from `topic`."""
+    return f"//pubsub.googleapis.com/projects/{project}/topics/{topic}"
+
+
+def binary_event(ce_type: str, source: str, data: Any, **attributes: str) -> tuple[dict[str, str], bytes]:
+    """(headers, body) of a binary-mode CloudEvent whose data is JSON, as Eventarc POSTs it: `ce-*`
+    headers, `content-type: application/json`, body json.dumps(data). `ce-id` is a fresh uuid4 hex
+    unless given; `ce-time` only when given (the SDK would stamp one: dropped, as before the SDK)."""
+    event = CloudEvent({"type": ce_type, "source": source, "id": uuid.uuid4().hex,
+                        "datacontenttype": "application/json", **attributes}, data)
+    if "time" not in attributes:
+        del event["time"]
+    return to_binary(event)
 
 
 def finalize_cloudevent(obj: dict[str, Any]) -> tuple[dict[str, str], dict[str, Any]]:
-    """(headers, body) of a binary-mode `google.cloud.storage.object.v1.finalized` CloudEvent."""
+    """(headers, data) of a binary-mode `google.cloud.storage.object.v1.finalized` CloudEvent for the
+    object resource `obj`; the body to POST is json.dumps(data), which is what binary_event writes."""
     bucket, name = obj["bucket"], obj["name"]
     now = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
     data = {
@@ -40,15 +66,7 @@ def finalize_cloudevent(obj: dict[str, Any]) -> tuple[dict[str, str], dict[str, 
         "md5Hash": obj.get("md5Hash", ""),
         "crc32c": obj.get("crc32c", ""),
     }
-    headers = {
-        "Content-Type": "application/json",
-        "ce-specversion": "1.0",
-        "ce-type": "google.cloud.storage.object.v1.finalized",
-        "ce-source": f"//storage.googleapis.com/projects/_/buckets/{bucket}",
-        "ce-subject": f"objects/{name}",
-        "ce-id": uuid.uuid4().hex,
-        "ce-time": now,
-    }
+    headers, _ = binary_event(FINALIZED_TYPE, storage_source(bucket), data, subject=f"objects/{name}", time=now)
     return headers, data
 
 

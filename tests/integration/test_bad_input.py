@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import json
 import time
-import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,11 +16,13 @@ import pytest
 from functions_framework import create_app
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
+from infra.local.eventarc import binary_event, pubsub_source, storage_source
 from shared import bootstrap
 from shared.adapters.local_launcher import RecordingLauncher
 from shared.adapters.local_pubsub import RecordingPublisher
 from shared.adapters.local_storage import LocalStorage
 from shared.config import Settings
+from shared.events import FINALIZED_TYPE
 from tests.integration.functions_env import SOURCE, make_functions_env
 from shared.clock import utcnow
 from shared.states import NON_TERMINAL, JobStatus
@@ -517,9 +518,10 @@ def test_bearer_scheme_is_case_insensitive(env):
     assert_clean(resp, 404, J)
 
 
-def ce_headers(ce_type, source="//pubsub.googleapis.com/projects/p/topics/t"):
-    return {"ce-id": uuid.uuid4().hex, "ce-specversion": "1.0", "ce-type": ce_type, "ce-source": source,
-            "Content-Type": "application/json"}
+def post_finalized(env, bucket: str, data):
+    """POST to on_object_finalized a binary-mode finalized CloudEvent from `bucket` carrying `data`."""
+    headers, body = binary_event(FINALIZED_TYPE, storage_source(bucket), data)
+    return env.c["on_object_finalized"].post("/", data=body, headers=headers)
 
 
 def push_body(data_bytes: bytes | None, attributes=None):
@@ -568,8 +570,7 @@ FINALIZE_CASES = [
 
 @pytest.mark.parametrize("case,data,logged", FINALIZE_CASES, ids=[c[0] for c in FINALIZE_CASES])
 def test_finalize_bad_events_are_acknowledged(env, capsys, case, data, logged):
-    resp = env.c["on_object_finalized"].post("/", data=json.dumps(data), headers=ce_headers(
-        "google.cloud.storage.object.v1.finalized", "//storage.googleapis.com/projects/_/buckets/in"))
+    resp = post_finalized(env, "in", data)
     assert resp.status_code == 200
     assert logged in capsys.readouterr().out
 
@@ -593,8 +594,7 @@ def test_out_of_order_output_finalize_before_dispatch(env):
 def post_finalize(env, jid, name="export.mp4", generation="1", size="10", metadata=None):
     data = {"bucket": "out", "name": f"exports/{jid}/{name}", "generation": generation, "size": size,
             "metadata": {"job-id": jid} if metadata is None else metadata}
-    return env.c["on_object_finalized"].post("/", data=json.dumps(data), headers=ce_headers(
-        "google.cloud.storage.object.v1.finalized", "//storage.googleapis.com/projects/_/buckets/out"))
+    return post_finalized(env, "out", data)
 
 
 # (case, the object put in the bucket: None = none, else put_video kwargs; event overrides; logged reason)
@@ -628,8 +628,7 @@ def test_forged_output_finalize_changes_nothing(env, capsys, case, put, event, r
 # -- forged input finalizes: the upload itself decides (adversarial review, doubt 2) ------------------
 def post_input_finalize(env, jid, name="a.png", generation="1", size="0"):
     data = {"bucket": "in", "name": f"jobs/{jid}/assets/{name}", "generation": generation, "size": size}
-    return env.c["on_object_finalized"].post("/", data=json.dumps(data), headers=ce_headers(
-        "google.cloud.storage.object.v1.finalized", "//storage.googleapis.com/projects/_/buckets/in"))
+    return post_finalized(env, "in", data)
 
 
 # (case, bytes put as the upload first (None: nothing), event overrides, logged reason)
@@ -713,10 +712,8 @@ def test_output_finalize_with_non_finite_metadata_changes_nothing(env, capsys, k
             "scene-starts": "0.000", "scene-durations": "1.000", "loudness-i": "-16.0", key: value}
     generation = env.storage.upload_bytes("out", name, b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64, "video/mp4",
                                           metadata=meta)
-    resp = env.c["on_object_finalized"].post("/", data=json.dumps(
-        {"bucket": "out", "name": name, "generation": str(generation), "size": "80", "metadata": meta}),
-        headers=ce_headers("google.cloud.storage.object.v1.finalized",
-                           "//storage.googleapis.com/projects/_/buckets/out"))
+    resp = post_finalized(env, "out", {"bucket": "out", "name": name, "generation": str(generation), "size": "80",
+                                       "metadata": meta})
     assert resp.status_code == 200
     status = env.c["export_status"].get(f"/?jobId={jid}")
     assert_clean(status, 200)  # strict JSON: no Infinity from "inf"
@@ -744,8 +741,12 @@ def structured(attrs: dict, data=None) -> tuple[dict, bytes]:
     return {"Content-Type": "application/cloudevents+json"}, json.dumps(body).encode()
 
 
+def ce_headers(ce_type):
+    """The headers of a valid binary-mode event (the SDK's, data {}): the cases below break them by hand."""
+    return binary_event(ce_type, pubsub_source("p", "t"), {})[0]
+
+
 DEEP = b"[" * 100_000 + b"]" * 100_000
-FINALIZED = "google.cloud.storage.object.v1.finalized"
 # (case, headers, body, text the log must contain): all acknowledged with 200 and a log line
 ENVELOPE_CASES = [
     ("envelope-json-list", {"Content-Type": "application/cloudevents+json"}, b"[1, 2]", "not a CloudEvent"),
@@ -755,14 +756,14 @@ ENVELOPE_CASES = [
     ("envelope-deep-nesting", {"Content-Type": "application/json"}, DEEP, "not a CloudEvent"),
     ("structured-data-deep-nesting", {"Content-Type": "application/cloudevents+json"},
      b'{"specversion": "1.0", "id": "1", "type": "t", "source": "s", "data": ' + DEEP + b"}", "not a CloudEvent"),
-    ("binary-data-deep-nesting", ce_headers(FINALIZED), DEEP, "not a CloudEvent"),
-    ("binary-missing-type", {k: v for k, v in ce_headers(FINALIZED).items() if k != "ce-type"}, b"{}",
+    ("binary-data-deep-nesting", ce_headers(FINALIZED_TYPE), DEEP, "not a CloudEvent"),
+    ("binary-missing-type", {k: v for k, v in ce_headers(FINALIZED_TYPE).items() if k != "ce-type"}, b"{}",
      "not a CloudEvent"),
-    ("binary-missing-source", {k: v for k, v in ce_headers(FINALIZED).items() if k != "ce-source"}, b"{}",
+    ("binary-missing-source", {k: v for k, v in ce_headers(FINALIZED_TYPE).items() if k != "ce-source"}, b"{}",
      "not a CloudEvent"),
-    ("binary-missing-id", {k: v for k, v in ce_headers(FINALIZED).items() if k != "ce-id"}, b"{}",
+    ("binary-missing-id", {k: v for k, v in ce_headers(FINALIZED_TYPE).items() if k != "ce-id"}, b"{}",
      "not a CloudEvent"),
-    ("unknown-specversion", {**ce_headers(FINALIZED), "ce-specversion": "9.9"}, b"{}", "not a CloudEvent"),
+    ("unknown-specversion", {**ce_headers(FINALIZED_TYPE), "ce-specversion": "9.9"}, b"{}", "not a CloudEvent"),
     ("structured-missing-type", *structured({}), "not a CloudEvent"),
     ("structured-truncated-json", {"Content-Type": "application/cloudevents+json"}, b'{"specversion": ',
      "not a CloudEvent"),
@@ -776,12 +777,13 @@ ENVELOPE_CASES = [
      "not a CloudEvent"),
     ("legacy-event-context-list", {"Content-Type": "application/json"},
      json.dumps({"context": [1], "data": {}}).encode(), "not a CloudEvent"),
-    ("traceparent-extension-number", *structured({"type": FINALIZED, "traceparent": 5},
+    ("traceparent-extension-number", *structured({"type": FINALIZED_TYPE, "traceparent": 5},
                                                  {"bucket": "in", "name": "random/x"}), "handled"),
-    ("traceparent-extension-object", *structured({"type": FINALIZED, "traceparent": {"a": [1]}},
+    ("traceparent-extension-object", *structured({"type": FINALIZED_TYPE, "traceparent": {"a": [1]}},
                                                  {"bucket": "in", "name": "random/x"}), "handled"),
-    ("traceparent-header-huge", {**ce_headers(FINALIZED), "ce-traceparent": "00-" + "a" * 100_000},
-     json.dumps({"bucket": "in", "name": "random/x"}).encode(), "handled"),
+    ("traceparent-header-huge", *binary_event(FINALIZED_TYPE, pubsub_source("p", "t"),
+                                              {"bucket": "in", "name": "random/x"}, traceparent="00-" + "a" * 100_000),
+     "handled"),
 ]
 
 

@@ -6,7 +6,9 @@ import uuid
 
 import pytest
 
+from infra.local.eventarc import binary_event, storage_source
 from shared import bootstrap
+from shared.events import FINALIZED_TYPE
 from tests.integration.functions_env import make_functions_env
 
 TOKEN = "worker-secret-0123456789"
@@ -32,9 +34,8 @@ def start(env, spec=SPEC, uploads=UPLOADS, **headers):
 def finalize(env, bucket, name, generation="1", metadata=None):
     data = {"bucket": bucket, "name": name, "generation": generation, "size": "10",
             "metadata": metadata or {}}
-    return env.c["on_object_finalized"].post("/", data=json.dumps(data), headers={
-        "ce-id": uuid.uuid4().hex, "ce-specversion": "1.0", "ce-type": "google.cloud.storage.object.v1.finalized",
-        "ce-source": f"//storage.googleapis.com/projects/_/buckets/{bucket}", "Content-Type": "application/json"})
+    headers, body = binary_event(FINALIZED_TYPE, storage_source(bucket), data)
+    return env.c["on_object_finalized"].post("/", data=body, headers=headers)
 
 
 def push(env, job_id):

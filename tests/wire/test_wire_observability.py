@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 from functions_framework import create_app
 
+from infra.local.eventarc import binary_event, pubsub_source
 from shared import bootstrap, logs
 from shared.adapters.local_launcher import RecordingLauncher, SubprocessLauncher
 from shared.adapters.local_pubsub import RecordingPublisher
 from shared.adapters.local_storage import LocalStorage
 from shared.config import Settings, get_settings
+from shared.events import PUBSUB_TYPE
 from shared.ports import ExecutionStatus
 
 SOURCE = str(Path(__file__).resolve().parents[2] / "functions" / "main.py")
@@ -74,9 +76,8 @@ def test_event_logs_carry_traceparent_and_the_job_id(env, capsys):
                         "messageId": uuid.uuid4().hex, "attributes": {}},
             "subscription": "projects/obs-proj/subscriptions/dispatch"}
     traceparent = f"00-{TRACE}-00f067aa0ba902b7-01"
-    r = clients["dispatch_export"].post("/", json=body, headers={
-        "ce-id": uuid.uuid4().hex, "ce-specversion": "1.0", "ce-type": "google.cloud.pubsub.topic.v1.messagePublished",
-        "ce-source": "//pubsub.googleapis.com/projects/obs-proj/topics/export-jobs", "ce-traceparent": traceparent})
+    headers, data = binary_event(PUBSUB_TYPE, pubsub_source("obs-proj", "export-jobs"), body, traceparent=traceparent)
+    r = clients["dispatch_export"].post("/", data=data, headers=headers)
     assert r.status_code == 200
     lines = _lines(capsys.readouterr().out)
     handled = [e for e in lines if e["message"] == "dispatch handled"]
