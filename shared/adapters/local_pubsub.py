@@ -1,12 +1,11 @@
-"""Local Publisher stand-ins.
+"""The local Publisher stand-in (the in-memory test double, RecordingPublisher, is in tests/fakes.py).
 
-- HttpPushPublisher: delivers each message over loopback to a push endpoint (dispatch_export) in
-  the body Pub/Sub push subscriptions send
-  ({"message": {"data": base64, "attributes", "messageId", "publishTime"}, "subscription"};
-  https://cloud.google.com/pubsub/docs/push#receive_push), from a background thread, retrying
-  non-2xx answers with backoff like Pub/Sub does. functions-framework turns that body into the
-  same google.cloud.pubsub.topic.v1.messagePublished CloudEvent that Eventarc delivers.
-- RecordingPublisher: keeps messages in memory (service-layer tests).
+HttpPushPublisher delivers each message over loopback to a push endpoint (dispatch_export) in
+the body Pub/Sub push subscriptions send
+({"message": {"data": base64, "attributes", "messageId", "publishTime"}, "subscription"};
+https://cloud.google.com/pubsub/docs/push#receive_push), from a background thread, retrying
+non-2xx answers with backoff like Pub/Sub does. functions-framework turns that body into the
+same google.cloud.pubsub.topic.v1.messagePublished CloudEvent that Eventarc delivers.
 """
 from __future__ import annotations
 
@@ -62,19 +61,3 @@ class HttpPushPublisher:
             delay = min(delay * 2, 10)
         logs.error("push delivery gave up", job_id=job_id)
 
-
-class RecordingPublisher:
-    """In-memory Publisher: `messages` holds the published job ids in order."""
-
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-        self.fail_next = 0
-
-    def publish(self, job_id: str) -> str:
-        from shared.errors import TransientError
-
-        if self.fail_next:
-            self.fail_next -= 1
-            raise TransientError("publish failed (injected)")
-        self.messages.append(job_id)
-        return str(len(self.messages))

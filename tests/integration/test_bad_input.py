@@ -18,10 +18,9 @@ from functions_framework import create_app
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from shared import bootstrap
-from shared.adapters.local_launcher import RecordingLauncher
-from shared.adapters.local_pubsub import RecordingPublisher
 from shared.adapters.local_storage import LocalStorage
 from shared.config import Settings
+from tests.fakes import RecordingLauncher, RecordingPublisher
 from tests.integration.functions_env import SOURCE, make_functions_env
 from shared.clock import utcnow
 from shared.states import NON_TERMINAL, JobStatus
