@@ -10,14 +10,19 @@ import time
 from typing import Any, Callable, Mapping
 
 import requests
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_chain, wait_fixed
 
 from shared import logs
 from shared.config import ConfigError, report_target
 from shared.errors import MESSAGE_MAX_CHARS
 
 TIMEOUT_S = 10.0
-RETRIES = 3
-BACKOFF_S = (0.5, 1.0, 2.0)
+RETRIES = 3  # more attempts after a network error or a 5xx
+BACKOFF_S = (0.5, 1.0, 2.0)  # the waits before them, seconds (the last one repeats)
+
+
+class _ServerError(Exception):
+    """A 5xx answer (message "HTTP <code>"): retried like a network error."""
 
 
 class Reporter:
@@ -86,26 +91,25 @@ class Reporter:
     def _post(self, body: dict) -> bool:
         payload = {"jobId": self.job_id, "attempt": self.attempt, **body}
         headers = {"Authorization": f"Bearer {self._token}", "Content-Type": "application/json"}
-        last_problem = ""
-        for i in range(RETRIES + 1):
-            try:
-                resp = self._session.post(self.url, json=payload, headers=headers, timeout=TIMEOUT_S)
-            except requests.RequestException as exc:
-                last_problem = f"{type(exc).__name__}"
-            else:
-                code = resp.status_code
-                if code < 300:
-                    return True
-                if code < 500:
-                    self.rejected = True
-                    logs.warning("export_complete rejected the report", job_id=self.job_id,
-                                 status_code=code, reportStatus=body.get("status"))
-                    return False
-                last_problem = f"HTTP {code}"
-            if i < RETRIES:
-                self._sleep(BACKOFF_S[min(i, len(BACKOFF_S) - 1)])
-        logs.error("could not report to export_complete", job_id=self.job_id, problem=last_problem,
-                   reportStatus=body.get("status"))
+        retrying = Retrying(retry=retry_if_exception_type((requests.RequestException, _ServerError)),
+                            wait=wait_chain(*map(wait_fixed, BACKOFF_S)), sleep=self._sleep,
+                            stop=stop_after_attempt(RETRIES + 1), reraise=True)  # reraise: the last error
+        try:
+            for attempt in retrying:
+                with attempt:
+                    resp = self._session.post(self.url, json=payload, headers=headers, timeout=TIMEOUT_S)
+                    if resp.status_code >= 500:
+                        raise _ServerError(f"HTTP {resp.status_code}")
+        except (requests.RequestException, _ServerError) as exc:
+            logs.error("could not report to export_complete", job_id=self.job_id,
+                       problem=str(exc) if isinstance(exc, _ServerError) else type(exc).__name__,
+                       reportStatus=body.get("status"))
+            return False
+        if resp.status_code < 300:
+            return True
+        self.rejected = True
+        logs.warning("export_complete rejected the report", job_id=self.job_id,
+                     status_code=resp.status_code, reportStatus=body.get("status"))
         return False
 
 

@@ -1,4 +1,4 @@
-"""Test doubles: the render tests' reporter, and in-memory fakes of the service's ports."""
+"""Test doubles: the render tests' reporter, and in-memory fakes of the service's ports (with fault injection)."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,7 +8,7 @@ from shared.clock import utcnow
 from shared.errors import Conflict, NotFound, TransientError
 from shared.limits import JOB_TOO_LARGE, job_bytes_problem
 from shared.messages import bounded
-from shared.ports import JobRecord, ObjectInfo, SignedUrl, UploadRecorded, content_length_range
+from shared.ports import ExecutionStatus, JobRecord, ObjectInfo, SignedUrl, UploadRecorded, content_length_range
 from shared.states import JobStatus, sources_for
 from shared.status_view import status_fields
 
@@ -222,3 +222,43 @@ class FailingStatusLauncher:
 
     def status(self, execution_name):
         raise TransientError("Cloud Run unavailable (injected)")
+
+
+class RecordingLauncher:
+    """In-memory JobLauncher: records launched job ids and cancels; `fail_next` injects
+    TransientErrors; `states` maps execution name -> ExecutionStatus (default running)."""
+
+    def __init__(self) -> None:
+        self.launched: list[str] = []
+        self.cancelled: list[str] = []
+        self.states: dict[str, ExecutionStatus] = {}
+        self.fail_next = 0
+
+    def status(self, execution_name: str) -> ExecutionStatus:
+        return self.states.get(execution_name, ExecutionStatus("running"))
+
+    def cancel(self, execution_name: str) -> None:
+        self.cancelled.append(execution_name)
+
+    def launch(self, job_id: str) -> str:
+        if self.fail_next:
+            self.fail_next -= 1
+            raise TransientError("run_job failed (injected)")
+        self.launched.append(job_id)
+        return f"projects/local/locations/local/jobs/render/executions/exec-{len(self.launched)}"
+
+
+class RecordingPublisher:
+    """In-memory Publisher: `messages` holds the published job ids in order; `fail_next` injects
+    TransientErrors."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+        self.fail_next = 0
+
+    def publish(self, job_id: str) -> str:
+        if self.fail_next:
+            self.fail_next -= 1
+            raise TransientError("publish failed (injected)")
+        self.messages.append(job_id)
+        return str(len(self.messages))

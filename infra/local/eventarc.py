@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -20,6 +19,7 @@ from typing import Any
 import requests
 from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
+from tenacity import Retrying, retry_if_exception_type, wait_exponential
 
 from infra.local.process import Service
 from shared.events import FINALIZED_TYPE
@@ -44,6 +44,7 @@ def binary_event(ce_type: str, source: str, data: Any, **attributes: str) -> tup
     if "time" not in attributes:
         del event["time"]
     return to_binary(event)
+
 
 
 def finalize_cloudevent(obj: dict[str, Any]) -> tuple[dict[str, str], dict[str, Any]]:
@@ -147,26 +148,23 @@ class FinalizePoller(Service):
 
     def _deliver(self, obj: dict, key: tuple[str, str, str]) -> None:
         headers, body = finalize_cloudevent(obj)
-        started = time.monotonic()
-        delay = 0.25
-        attempt = 0
-        while not self._stop.is_set():
-            attempt += 1
-            try:
-                r = requests.post(self.target_url, headers=headers, data=json.dumps(body), timeout=60)
-                if 200 <= r.status_code < 300:
-                    self._log(f"delivered gs://{key[0]}/{key[1]}#{key[2]} -> {r.status_code} "
-                              f"(attempt {attempt})")
-                    self.delivered.append(key)
+        where = f"gs://{key[0]}/{key[1]}#{key[2]}"
+        retrying = Retrying(
+            retry=retry_if_exception_type((requests.RequestException, _Refused)),
+            wait=wait_exponential(multiplier=0.25, max=10.0),  # 0.25 s, doubling, at most 10 s
+            sleep=self._stop.wait,  # stop() ends a wait at once
+            stop=lambda rs: rs.seconds_since_start > self.max_age_s,
+            after=lambda rs: self._log(f"{where} -> {rs.outcome.exception()}; retrying"),
+            retry_error_callback=lambda rs: self._log(f"gave up on {where} after {rs.attempt_number} attempts"))
+        for attempt in retrying:
+            with attempt:
+                if self._stop.is_set():
                     return
-                self._log(f"gs://{key[0]}/{key[1]}#{key[2]} -> {r.status_code} {r.text[:200]!r}; retrying")
-            except requests.RequestException as e:
-                self._log(f"gs://{key[0]}/{key[1]}#{key[2]} -> {e}; retrying")
-            if time.monotonic() - started > self.max_age_s:
-                self._log(f"gave up on gs://{key[0]}/{key[1]}#{key[2]} after {attempt} attempts")
-                return
-            self._stop.wait(delay)
-            delay = min(delay * 2, 10.0)
+                r = requests.post(self.target_url, headers=headers, data=json.dumps(body), timeout=60)
+                if not 200 <= r.status_code < 300:
+                    raise _Refused(f"{r.status_code} {r.text[:200]!r}")
+                self._log(f"delivered {where} -> {r.status_code} (attempt {attempt.retry_state.attempt_number})")
+                self.delivered.append(key)
 
     def stop(self) -> None:
         self._stop.set()
@@ -174,3 +172,7 @@ class FinalizePoller(Service):
             self._thread.join(timeout=5)
             self._thread = None
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class _Refused(Exception):
+    """A delivery answered outside 2xx ("<status> <start of the body>"): retried like a network error."""

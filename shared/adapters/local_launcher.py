@@ -1,4 +1,5 @@
-"""Local JobLauncher stand-ins (Cloud Run Jobs has no emulator).
+"""The local JobLauncher stand-in (Cloud Run Jobs has no emulator; the in-memory test double,
+RecordingLauncher, is in tests/fakes.py).
 
 SubprocessLauncher runs `python -m render_job` with the environment a Cloud Run task sees
 (EXPORT_JOB_ID, CLOUD_RUN_JOB, CLOUD_RUN_EXECUTION, CLOUD_RUN_TASK_INDEX/COUNT/ATTEMPT;
@@ -188,28 +189,3 @@ def _signal_group(proc: subprocess.Popen, sig: int) -> None:
     except (ProcessLookupError, PermissionError):
         pass
 
-
-class RecordingLauncher:
-    """In-memory JobLauncher: records launched job ids and cancels; `fail_next` injects
-    TransientErrors; `states` maps execution name -> ExecutionStatus (default running)."""
-
-    def __init__(self) -> None:
-        self.launched: list[str] = []
-        self.cancelled: list[str] = []
-        self.states: dict[str, ExecutionStatus] = {}
-        self.fail_next = 0
-
-    def status(self, execution_name: str) -> ExecutionStatus:
-        return self.states.get(execution_name, ExecutionStatus("running"))
-
-    def cancel(self, execution_name: str) -> None:
-        self.cancelled.append(execution_name)
-
-    def launch(self, job_id: str) -> str:
-        from shared.errors import TransientError
-
-        if self.fail_next:
-            self.fail_next -= 1
-            raise TransientError("run_job failed (injected)")
-        self.launched.append(job_id)
-        return f"projects/local/locations/local/jobs/render/executions/exec-{len(self.launched)}"

@@ -1,21 +1,22 @@
-"""Local Publisher stand-ins.
+"""The local Publisher stand-in (the in-memory test double, RecordingPublisher, is in tests/fakes.py).
 
-- HttpPushPublisher: delivers each message over loopback to a push endpoint (dispatch_export) in
-  the body Pub/Sub push subscriptions send
-  ({"message": {"data": base64, "attributes", "messageId", "publishTime"}, "subscription"};
-  https://cloud.google.com/pubsub/docs/push#receive_push), from a background thread, retrying
-  non-2xx answers with backoff like Pub/Sub does. functions-framework turns that body into the
-  same google.cloud.pubsub.topic.v1.messagePublished CloudEvent that Eventarc delivers.
-- RecordingPublisher: keeps messages in memory (service-layer tests).
+HttpPushPublisher delivers each message over loopback to a push endpoint (dispatch_export) in
+the body Pub/Sub push subscriptions send
+({"message": {"data": base64, "attributes", "messageId", "publishTime"}, "subscription"};
+https://cloud.google.com/pubsub/docs/push#receive_push), from a background thread, retrying
+non-2xx answers with backoff like Pub/Sub does. functions-framework turns that body into the
+same google.cloud.pubsub.topic.v1.messagePublished CloudEvent that Eventarc delivers.
 """
 from __future__ import annotations
 
 import base64
 import json
 import threading
-import time
 import uuid
 from datetime import datetime, timezone
+
+import requests
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from shared import logs
 
@@ -33,6 +34,10 @@ def push_body(job_id: str, project: str, subscription: str = "local-push") -> di
     }
 
 
+class _Refused(Exception):
+    """A push answered outside 2xx (the status code): retried like a network error."""
+
+
 class HttpPushPublisher:
     """Publisher that pushes to `push_url` asynchronously; returns the message id at once."""
 
@@ -45,36 +50,23 @@ class HttpPushPublisher:
         return body["message"]["messageId"]
 
     def _deliver(self, body: dict, job_id: str) -> None:
-        import requests
-
-        delay = 0.2
-        for attempt in range(1, self.max_attempts + 1):
-            try:
-                r = requests.post(self.push_url, json=body, timeout=60)
-                if r.status_code < 300:
-                    return
-                logs.warning("push delivery refused; retrying", job_id=job_id, httpStatus=r.status_code,
-                             attempt=attempt)
-            except requests.RequestException as exc:
-                logs.warning("push delivery failed; retrying", job_id=job_id, reason=type(exc).__name__,
-                             attempt=attempt)
-            time.sleep(delay)
-            delay = min(delay * 2, 10)
-        logs.error("push delivery gave up", job_id=job_id)
-
-
-class RecordingPublisher:
-    """In-memory Publisher: `messages` holds the published job ids in order."""
-
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-        self.fail_next = 0
-
-    def publish(self, job_id: str) -> str:
-        from shared.errors import TransientError
-
-        if self.fail_next:
-            self.fail_next -= 1
-            raise TransientError("publish failed (injected)")
-        self.messages.append(job_id)
-        return str(len(self.messages))
+        """POST `body` until a 2xx answer: up to `max_attempts`, waiting 0.2 s doubling to at most 10 s
+        between them; each failed attempt is logged (WARNING), and the giving up (ERROR)."""
+        retrying = Retrying(
+            retry=retry_if_exception_type((requests.RequestException, _Refused)),
+            wait=wait_exponential(multiplier=0.2, max=10),  # 0.2 s, doubling, at most 10 s
+            stop=stop_after_attempt(self.max_attempts),
+            retry_error_callback=lambda _: logs.error("push delivery gave up", job_id=job_id))
+        for attempt in retrying:
+            with attempt:
+                n = attempt.retry_state.attempt_number
+                try:
+                    r = requests.post(self.push_url, json=body, timeout=60)
+                except requests.RequestException as exc:
+                    logs.warning("push delivery failed; retrying", job_id=job_id, reason=type(exc).__name__,
+                                 attempt=n)
+                    raise
+                if r.status_code >= 300:
+                    logs.warning("push delivery refused; retrying", job_id=job_id, httpStatus=r.status_code,
+                                 attempt=n)
+                    raise _Refused(r.status_code)

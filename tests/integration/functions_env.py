@@ -9,10 +9,9 @@ from pathlib import Path
 from functions_framework import create_app
 
 from shared import bootstrap
-from shared.adapters.local_launcher import RecordingLauncher
-from shared.adapters.local_pubsub import RecordingPublisher
 from shared.adapters.local_storage import LocalStorage
 from shared.config import Settings
+from tests.fakes import RecordingLauncher, RecordingPublisher
 
 SOURCE = str(Path(__file__).resolve().parents[2] / "functions" / "main.py")
 FUNCTIONS = ("export_start", "export_status", "export_complete", "export_cancel", "reconcile_exports",

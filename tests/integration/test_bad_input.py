@@ -18,11 +18,10 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 
 from infra.local.eventarc import binary_event, pubsub_source, storage_source
 from shared import bootstrap
-from shared.adapters.local_launcher import RecordingLauncher
-from shared.adapters.local_pubsub import RecordingPublisher
 from shared.adapters.local_storage import LocalStorage
 from shared.config import Settings
 from shared.events import FINALIZED_TYPE
+from tests.fakes import RecordingLauncher, RecordingPublisher
 from tests.integration.functions_env import SOURCE, make_functions_env
 from shared.clock import utcnow
 from shared.states import NON_TERMINAL, JobStatus

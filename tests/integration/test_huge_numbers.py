@@ -11,13 +11,12 @@ import pytest
 from functions_framework import create_app
 
 from shared import bootstrap
-from shared.adapters.local_launcher import RecordingLauncher
-from shared.adapters.local_pubsub import RecordingPublisher
 from shared.adapters.local_storage import LocalStorage
 from shared.config import Settings
 from shared.errors import TransientError
 from shared.spec import json_schema
 from shared.states import JobStatus
+from tests.fakes import RecordingLauncher, RecordingPublisher
 from tests.integration.functions_env import SOURCE
 
 HUGE = 10**400  # json.dumps writes all 401 digits; float(HUGE) overflows

@@ -11,12 +11,11 @@ from datetime import timedelta
 import pytest
 
 from shared import bootstrap
-from shared.adapters.local_launcher import RecordingLauncher
-from shared.adapters.local_pubsub import RecordingPublisher
 from shared.adapters.local_storage import LocalStorage
 from shared.config import Settings
 from shared.clock import utcnow
 from shared.states import NON_TERMINAL
+from tests.fakes import RecordingLauncher, RecordingPublisher
 from tests.integration.functions_env import make_functions_env
 
 SPEC = {"scenes": [{"id": "s1", "visual": {"type": "image", "src": "a.png"}, "narration": {"src": "n.wav"}}]}

@@ -9,8 +9,6 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import inspect, select, update
 
-from shared.adapters.local_launcher import RecordingLauncher
-from shared.adapters.local_pubsub import RecordingPublisher
 from shared.adapters.local_storage import LocalStorage
 from shared.bootstrap import build_repository
 from shared.config import Settings
@@ -19,6 +17,7 @@ from shared.errors import NotFound
 from shared.models import ExportJob, ExportJobEvent
 from shared.service import ExportService
 from shared.states import JobStatus as S
+from tests.fakes import RecordingLauncher, RecordingPublisher
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

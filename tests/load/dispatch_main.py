@@ -12,8 +12,8 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from shared import bootstrap  # noqa: E402
-from shared.adapters.local_launcher import RecordingLauncher  # noqa: E402
 from shared.config import get_settings  # noqa: E402
+from tests.fakes import RecordingLauncher  # noqa: E402
 
 bootstrap.use_service(bootstrap.build_service(get_settings(), launcher=RecordingLauncher()))
 

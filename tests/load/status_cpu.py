@@ -19,12 +19,11 @@ ROOT = str(Path(__file__).resolve().parents[2])
 sys.path.insert(0, ROOT)
 from functions_framework import create_app  # noqa: E402
 from shared import bootstrap  # noqa: E402
-from shared.adapters.local_launcher import RecordingLauncher  # noqa: E402
-from shared.adapters.local_pubsub import RecordingPublisher  # noqa: E402
 from shared.adapters.local_storage import LocalStorage  # noqa: E402
 from shared.config import Settings  # noqa: E402
 from shared.states import JobStatus as S  # noqa: E402
 from infra.local.stack import fresh_postgres_database  # noqa: E402
+from tests.fakes import RecordingLauncher, RecordingPublisher  # noqa: E402
 
 pg = sys.argv[1]
 N = int(sys.argv[2]) if len(sys.argv) > 2 and sys.argv[2].isdigit() else 2000

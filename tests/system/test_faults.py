@@ -11,7 +11,7 @@ d. 50 concurrent deliveries of one Pub/Sub push body start exactly one execution
 
 Every job a test creates ends succeeded, failed or canceled (asserted). Nothing here adds a
 test-only path to production code: faults come from a wrapper interpreter script, a failing
-RecordingLauncher (shared.adapters.local_launcher), and pg_ctl.
+RecordingLauncher (tests/fakes.py), and pg_ctl.
 """
 from __future__ import annotations
 
@@ -34,10 +34,10 @@ from infra.local.postgres import Postgres, postgres_available
 from infra.local.stack import EmbeddedStack, fresh_postgres_database, migrate
 from sceneflow_flows import wait_for_condition
 from shared import bootstrap
-from shared.adapters.local_launcher import RecordingLauncher
-from shared.adapters.local_pubsub import HttpPushPublisher, RecordingPublisher, push_body
+from shared.adapters.local_pubsub import HttpPushPublisher, push_body
 from shared.adapters.local_storage import LocalStorage
 from shared.config import Settings
+from tests.fakes import RecordingLauncher, RecordingPublisher
 from tests.invariants import check_service, check_stack
 
 ROOT = Path(__file__).resolve().parents[2]

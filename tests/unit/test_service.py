@@ -1,5 +1,5 @@
 """Every use case of shared.service.ExportService on in-memory fakes of its ports (tests/fakes.py:
-FakeRepository, FakeStorage; the adapters' RecordingPublisher and RecordingLauncher), asserting the
+FakeRepository, FakeStorage, RecordingPublisher, RecordingLauncher), asserting the
 states and values it leaves behind. No database, no folder, no HTTP: milliseconds per test. The
 HTTP-level tests of the same rules are in tests/integration (test_functions.py, test_bad_input.py...)."""
 from __future__ import annotations
@@ -9,14 +9,12 @@ import json
 
 import pytest
 
-from shared.adapters.local_launcher import RecordingLauncher
-from shared.adapters.local_pubsub import RecordingPublisher
 from shared.config import Settings
 from shared.errors import Conflict, Forbidden, InvalidRequest, NotFound, TransientError, Unauthorized
 from shared.ports import ExecutionStatus
 from shared.service import ExportService, Started
 from shared.states import JobStatus as S
-from tests.fakes import FailingStatusLauncher, FakeRepository, FakeStorage
+from tests.fakes import FailingStatusLauncher, FakeRepository, FakeStorage, RecordingLauncher, RecordingPublisher
 
 SPEC = {"title": "Moon walk", "scenes": [
     {"id": "a", "visual": {"type": "image", "src": "a.png"}, "narration": {"src": "n.wav"}},

@@ -109,11 +109,10 @@ def test_a_start_with_401_uploads_refreshes_once_and_signs_concurrently(keyless,
     run on a bounded pool (service.SIGN_WORKERS) and the token is refreshed once, not once per URL."""
     import time
 
-    from shared.adapters.local_launcher import RecordingLauncher
-    from shared.adapters.local_pubsub import RecordingPublisher
     from shared.adapters.local_storage import LocalStorage
     from shared.bootstrap import build_service
     from shared.config import Settings
+    from tests.fakes import RecordingLauncher, RecordingPublisher
     from tests.integration.test_limits import max_storyboard
 
     class KeylessSignedFolder(LocalStorage):

@@ -13,12 +13,12 @@ from functions_framework import create_app
 
 from infra.local.eventarc import binary_event, pubsub_source
 from shared import bootstrap, logs
-from shared.adapters.local_launcher import RecordingLauncher, SubprocessLauncher
-from shared.adapters.local_pubsub import RecordingPublisher
+from shared.adapters.local_launcher import SubprocessLauncher
 from shared.adapters.local_storage import LocalStorage
 from shared.config import Settings, get_settings
 from shared.events import PUBSUB_TYPE
 from shared.ports import ExecutionStatus
+from tests.fakes import RecordingLauncher, RecordingPublisher
 
 SOURCE = str(Path(__file__).resolve().parents[2] / "functions" / "main.py")
 TRACE = "105445aa7843bc8bf206b12000100000"
