@@ -8,7 +8,6 @@ Clients are created lazily inside the adapters and reused by warm invocations.
 """
 from __future__ import annotations
 
-import os
 import threading
 
 from shared.config import Settings, get_settings
@@ -23,7 +22,7 @@ def get_storage(settings: Settings | None = None) -> ObjectStorage:
     if s.storage_backend == "local":
         from shared.adapters.local_storage import LocalStorage
 
-        return LocalStorage(os.environ.get("EXPORT_LOCAL_STORAGE_DIR", ".local/storage"))
+        return LocalStorage(s.local_storage_dir)
     from shared.adapters.google_storage import GoogleStorage
 
     return GoogleStorage(project=s.project, credentials_info=s.credentials_info())
@@ -78,7 +77,7 @@ def build_service(s: Settings, *, storage: ObjectStorage | None = None, publishe
     from shared.service import ExportService
 
     engine = make_engine(s)
-    if migrate_db if migrate_db is not None else os.environ.get("EXPORT_AUTO_MIGRATE") == "1":
+    if migrate_db if migrate_db is not None else s.auto_migrate:
         migrate(engine)
     reads = make_engine(s, autocommit=True) if engine.dialect.name == "postgresql" else None
     return ExportService(settings=s, repo=build_repository(engine, reads),

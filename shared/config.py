@@ -1,4 +1,4 @@
-"""Settings, read from the environment when asked (never at import).
+"""Settings, read from the environment when asked (never at import), with pydantic-settings.
 
 Every variable is documented in env.example. `get_settings()` is cached per process so warm
 Cloud Functions invocations reuse it; tests call `get_settings.cache_clear()` after changing the
@@ -11,9 +11,12 @@ import json
 import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
+
+from pydantic import AliasChoices, AliasGenerator, ValidationError, field_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 from shared.limits import MAX_UPLOADS
 from shared.ports import MAX_OBJECT_BYTES
@@ -132,6 +135,28 @@ CHOICES: dict[str, tuple[str, tuple[str, ...]]] = {
     "publisher_backend": ("EXPORT_PUBLISHER_BACKEND", BACKENDS),
     "launcher_backend": ("EXPORT_LAUNCHER_BACKEND", BACKENDS),
 }
+# Settings field -> its variable, for the settings that are neither NUMBERS nor CHOICES
+VARIABLES: dict[str, str | AliasChoices] = {
+    "project": AliasChoices("GOOGLE_CLOUD_PROJECT", "GCP_PROJECT"),  # the first one set and not empty
+    "region": "GOOGLE_CLOUD_REGION", "credentials_json": "GOOGLE_APPLICATION_CREDENTIALS_JSON",
+    "input_bucket": "EXPORT_INPUT_BUCKET", "output_bucket": "EXPORT_OUTPUT_BUCKET", "jobs_topic": "EXPORT_JOBS_TOPIC",
+    "worker_token": "EXPORT_WORKER_TOKEN", "api_base": "EXPORT_API_BASE", "status_url_base": "EXPORT_STATUS_URL_BASE",
+    "complete_url_override": "EXPORT_COMPLETE_URL", "status_url_override": "EXPORT_STATUS_URL",
+    "client_token": "EXPORT_CLIENT_TOKEN", "database_url": "DATABASE_URL",
+    "instance_connection_name": "INSTANCE_CONNECTION_NAME", "db_user": "DB_USER", "db_password": "DB_PASSWORD",
+    "db_name": "DB_NAME", "db_iam_auth": "DB_IAM_AUTH", "auto_migrate": "EXPORT_AUTO_MIGRATE",
+    "local_storage_dir": "EXPORT_LOCAL_STORAGE_DIR", "local_push_url": "EXPORT_LOCAL_PUSH_URL",
+    "render_job_name": "RENDER_JOB_NAME", "render_python": "RENDER_PYTHON",
+    "render_container_image": "RENDER_CONTAINER_IMAGE", "render_workdir": "RENDER_WORKDIR",
+    "render_log_dir": "RENDER_LOG_DIR", "ffmpeg_binary": "FFMPEG_BINARY",
+}
+
+
+def variable(field: str) -> str | AliasChoices:
+    """The environment variable of a Settings field (NUMBERS, CHOICES or VARIABLES)."""
+    if field in NUMBERS:
+        return NUMBERS[field].env
+    return CHOICES[field][0] if field in CHOICES else VARIABLES[field]
 
 
 def _num(value: float) -> str:
@@ -146,9 +171,15 @@ def _shown(name: str, raw: object) -> str:
     return f"{name}={text!r}"
 
 
-@dataclass(frozen=True)
-class Settings:
-    """All configuration of SceneFlow Export. Units are in the field names (seconds, bytes)."""
+class Settings(BaseSettings):
+    """All configuration of SceneFlow Export. Units are in the field names (seconds, bytes).
+
+    Settings(field=value, ...) takes its arguments only (tests and tools); Settings.from_env() reads
+    the environment (variable(field) names each variable). Either raises ConfigError, never ValidationError.
+    """
+
+    model_config = SettingsConfigDict(frozen=True, case_sensitive=True, extra="forbid", validate_by_name=True,
+                                      alias_generator=AliasGenerator(validation_alias=variable))
 
     # Google Cloud
     project: str = "sceneflow-local"
@@ -186,10 +217,12 @@ class Settings:
     db_password: str | None = None
     db_name: str = "sceneflow"
     db_iam_auth: bool = False
+    auto_migrate: bool = False  # EXPORT_AUTO_MIGRATE: on only when exactly "1" (local modes)
     # Adapters: "google" talks to Google APIs (or their emulators); "local" uses loopback stand-ins.
     storage_backend: str = "google"
     publisher_backend: str = "google"
     launcher_backend: str = "google"
+    local_storage_dir: str = ".local/storage"  # local storage: one folder per bucket
     local_push_url: str | None = None  # local publisher: URL of dispatch_export
     # Render job (Cloud Run Job)
     render_job_name: str = "sceneflow-render"
@@ -211,18 +244,62 @@ class Settings:
     render_timeout_base_s: float = 60.0  # FFmpeg time limit = base + per_output_s x output seconds
     render_timeout_per_output_s: float = 1.5  # 60 + 1.5 x 1800 s fits the 3600 s task timeout
     render_segment_scenes: int = 24  # scenes per FFmpeg graph; more are rendered in segments (memory)
-    extra: dict = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        """Raises ConfigError when a number is out of its range (NUMBERS) or a choice unknown (CHOICES),
-        however the Settings were made (get_settings, or tests and tools building them directly)."""
-        defaults = Settings.__dataclass_fields__
-        problems = [f"{_shown(rule.env, getattr(self, name))}: expected {rule.expected(defaults[name].default)}"
-                    for name, rule in NUMBERS.items() if not rule.allows(getattr(self, name))]
-        problems += [f"{_shown(env, getattr(self, name))}: expected one of {', '.join(allowed)}"
-                     for name, (env, allowed) in CHOICES.items() if getattr(self, name) not in allowed]
-        if problems:
-            raise ConfigError(problems)
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:  # one line per bad variable, as ConfigError promises
+            unknown = [e["loc"][0] for e in exc.errors() if e["type"] == "extra_forbidden"]
+            if unknown:  # a caller's mistake, not a setting's
+                raise TypeError(f"Settings() got unexpected keyword arguments {unknown}") from None
+            raise ConfigError(_problems(exc)) from None
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with `changes`, checked like any Settings."""
+        return Settings(**{**self.model_dump(), **changes})
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, **_sources):
+        return (init_settings,)  # the environment only through from_env(), never by surprise in Settings()
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """Settings from os.environ; an unset variable keeps the field's default (see _Environment)."""
+        return cls(**_Environment(cls)())
+
+    @field_validator(*NUMBERS, mode="before")
+    @classmethod
+    def _number(cls, value: Any, info) -> Any:
+        """A variable's text is parsed by its rule (plain digits; seconds may have decimals); any
+        number must be in the rule's range."""
+        rule = NUMBERS[info.field_name]
+        if isinstance(value, str):
+            value = rule.parse(value)
+        if value is None or not rule.allows(value):
+            raise ValueError("out of range")  # the message is rule.expected (_problems)
+        return value
+
+    @field_validator(*CHOICES)
+    @classmethod
+    def _choice(cls, value: str, info) -> str:
+        if value not in CHOICES[info.field_name][1]:
+            raise ValueError("not a choice")
+        return value
+
+    @field_validator("db_iam_auth", mode="before")
+    @classmethod
+    def _switch(cls, value: Any) -> Any:
+        """1/true/yes/on or 0/false/no/off, in any case, around spaces; nothing else."""
+        if isinstance(value, str):
+            if value.strip().lower() not in _TRUE | _FALSE:
+                raise ValueError("not a switch")
+            return value.strip().lower() in _TRUE
+        return value
+
+    @field_validator("auto_migrate", mode="before")
+    @classmethod
+    def _exactly_one(cls, value: Any) -> Any:
+        return value == "1" if isinstance(value, str) else value
 
     @property
     def public_status_base(self) -> str:
@@ -260,35 +337,50 @@ def complete_url(api_base: str, override: str | None) -> str:
 def report_target(environ: Mapping[str, str] = os.environ) -> tuple[str, str]:
     """(export_complete URL, worker token) read straight from `environ`: both are strings, never
     invalid, so the render task can still report its job failed when the other settings are."""
-    return (complete_url(environ.get("EXPORT_API_BASE", Settings.api_base), environ.get("EXPORT_COMPLETE_URL") or None),
-            environ.get("EXPORT_WORKER_TOKEN", ""))
+    api_base = environ.get("EXPORT_API_BASE", Settings.model_fields["api_base"].default)
+    return complete_url(api_base, environ.get("EXPORT_COMPLETE_URL") or None), environ.get("EXPORT_WORKER_TOKEN", "")
 
 
-def _read(environ: Mapping[str, str]) -> tuple[dict, list[str]]:
-    """({field: value} of the numbers, switches and choices set in `environ`, [problems]); an unset
-    or empty variable keeps the field's default. Ranges are checked too, so that one ConfigError
-    names every bad variable, whether it does not parse or is out of range."""
-    defaults, values, problems = Settings.__dataclass_fields__, {}, []
-    for name, rule in NUMBERS.items():
-        raw = environ.get(rule.env)
-        if raw in (None, ""):
+class _Environment(EnvSettingsSource):
+    """os.environ as Settings.from_env reads it: the settings' variables only (not the fields' names;
+    case-sensitive, so lower-case names are not read). An empty variable counts as unset, except a
+    plain string's of VARIABLES with one variable, which keeps "" (as os.environ.get(NAME, default) did)."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        fields = Settings.model_fields
+        names = {n for field in fields for n in _names(variable(field))}
+        keep = {env for field, env in VARIABLES.items() if fields[field].annotation is str and isinstance(env, str)}
+        return {name: value for name, value in super()._load_env_vars().items()
+                if name in names and (value != "" or name in keep)}
+
+
+def _names(env: str | AliasChoices) -> list[str]:
+    return [env] if isinstance(env, str) else [str(choice) for choice in env.choices]
+
+
+def _problems(exc: ValidationError) -> list[str]:
+    """pydantic's errors as ConfigError lines, one per bad variable ("NAME='value': expected ..."),
+    in the order NUMBERS, CHOICES, then the fields'."""
+    fields = Settings.model_fields
+    field_of = {name: name for name in fields}
+    for name in fields:
+        field_of[_names(variable(name))[0]] = name
+    order = list(dict.fromkeys([*NUMBERS, *CHOICES, *fields]))
+    lines: dict[str, str] = {}
+    for error in exc.errors():
+        name = field_of.get(error["loc"][0]) if error["loc"] else None
+        if name is None or name in lines:
             continue
-        value = rule.parse(raw)
-        if value is None or not rule.allows(value):
-            problems.append(f"{_shown(rule.env, raw)}: expected {rule.expected(defaults[name].default)}")
-        values[name] = value
-    for name, (env, allowed) in CHOICES.items():
-        raw = environ.get(env)
-        if raw not in (None, ""):
-            values[name] = raw
-            if raw not in allowed:
-                problems.append(f"{_shown(env, raw)}: expected one of {', '.join(allowed)}")
-    raw = environ.get("DB_IAM_AUTH", "")
-    if raw.strip().lower() in _TRUE | _FALSE:
-        values["db_iam_auth"] = raw.strip().lower() in _TRUE
-    elif raw:
-        problems.append(f"{_shown('DB_IAM_AUTH', raw)}: expected true or false")
-    return values, problems
+        shown = _shown(_names(variable(name))[0], error["input"])
+        if name in NUMBERS:
+            lines[name] = f"{shown}: expected {NUMBERS[name].expected(fields[name].default)}"
+        elif name in CHOICES:
+            lines[name] = f"{shown}: expected one of {', '.join(CHOICES[name][1])}"
+        elif name == "db_iam_auth":
+            lines[name] = f"{shown}: expected true or false"
+        else:
+            lines[name] = f"{shown}: {error['msg']}"
+    return [lines[name] for name in sorted(lines, key=order.index)]
 
 
 @lru_cache(maxsize=1)
@@ -300,34 +392,4 @@ def get_settings() -> Settings:
             DB_IAM_AUTH is not one of its values; every bad variable is named (not cached: the next
             call reads the environment again).
     """
-    e = os.environ.get
-    values, problems = _read(os.environ)
-    if problems:
-        raise ConfigError(problems)
-    return Settings(
-        project=e("GOOGLE_CLOUD_PROJECT") or e("GCP_PROJECT") or "sceneflow-local",
-        region=e("GOOGLE_CLOUD_REGION", "us-central1"),
-        credentials_json=e("GOOGLE_APPLICATION_CREDENTIALS_JSON") or None,
-        input_bucket=e("EXPORT_INPUT_BUCKET", "sceneflow-input"),
-        output_bucket=e("EXPORT_OUTPUT_BUCKET", "sceneflow-output"),
-        jobs_topic=e("EXPORT_JOBS_TOPIC", "export-jobs"),
-        worker_token=e("EXPORT_WORKER_TOKEN", ""),
-        api_base=e("EXPORT_API_BASE", "http://127.0.0.1:8080"),
-        status_url_base=e("EXPORT_STATUS_URL_BASE") or None,
-        complete_url_override=e("EXPORT_COMPLETE_URL") or None,
-        status_url_override=e("EXPORT_STATUS_URL") or None,
-        client_token=e("EXPORT_CLIENT_TOKEN", ""),
-        database_url=e("DATABASE_URL", "sqlite:///.local/sceneflow.db"),
-        instance_connection_name=e("INSTANCE_CONNECTION_NAME") or None,
-        db_user=e("DB_USER", "postgres"),
-        db_password=e("DB_PASSWORD") or None,
-        db_name=e("DB_NAME", "sceneflow"),
-        local_push_url=e("EXPORT_LOCAL_PUSH_URL") or None,
-        render_job_name=e("RENDER_JOB_NAME", "sceneflow-render"),
-        render_python=e("RENDER_PYTHON") or None,
-        render_container_image=e("RENDER_CONTAINER_IMAGE") or None,
-        render_workdir=e("RENDER_WORKDIR") or None,
-        render_log_dir=e("RENDER_LOG_DIR") or None,
-        ffmpeg_binary=e("FFMPEG_BINARY") or None,
-        **values,  # numbers, backends, DB_IAM_AUTH: checked by _read
-    )
+    return Settings.from_env()

@@ -2,7 +2,6 @@
 comes out frame for frame and sample for sample the same as the single-graph render; a failing or
 hanging segment fails the render with its reason (real FFmpeg, run_export + LocalStorage)."""
 import array
-import dataclasses
 import json
 import math
 import os
@@ -248,4 +247,4 @@ def test_hanging_segment_is_killed_by_the_stall_detector(tmp_path):
 
 def test_settings_default_segments_above_24_scenes():
     assert Settings().render_segment_scenes == 24
-    assert dataclasses.replace(Settings(), render_segment_scenes=0).render_segment_scenes == 0
+    assert Settings().replace(render_segment_scenes=0).render_segment_scenes == 0

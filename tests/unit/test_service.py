@@ -4,7 +4,6 @@ states and values it leaves behind. No database, no folder, no HTTP: millisecond
 HTTP-level tests of the same rules are in tests/integration (test_functions.py, test_bad_input.py...)."""
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pytest
@@ -211,7 +210,7 @@ def test_worker_and_client_tokens(svc):
     with pytest.raises(Forbidden, match="invalid worker token"):
         svc.check_worker_token("Bearer wrong")
     svc.check_client_token(None)  # no EXPORT_CLIENT_TOKEN: open
-    svc.settings = dataclasses.replace(svc.settings, client_token="client")
+    svc.settings = svc.settings.replace(client_token="client")
     with pytest.raises(Forbidden, match="invalid token"):
         svc.check_client_token("Bearer wrong")
     svc.check_client_token("Bearer client")
