@@ -107,16 +107,17 @@ def _http_in_context(request: flask.Request, method: str,
 
 
 def _client(request: flask.Request):
+    """(service, caller): the caller authenticated (ExportService.authenticate) before anything else."""
     service = get_service()
-    service.check_client_token(request.headers.get("Authorization"))
-    return service
+    return service, service.authenticate(request.headers.get("Authorization"))
 
 
 @functions_framework.http
 def export_start(request: flask.Request) -> flask.Response:
     """POST {spec, uploads?, idempotencyKey?} -> 202 {jobId, status, statusUrl, uploads} (200 for a replay)."""
     def handle() -> tuple[int, dict]:
-        started = _client(request).start(_json_body(request), request.headers.get("Idempotency-Key"))
+        service, caller = _client(request)
+        started = service.start(_json_body(request), request.headers.get("Idempotency-Key"), caller)
         return (202 if started.created else 200), started.body  # 200: an idempotent replay
 
     return _http(request, "POST", handle)
@@ -125,13 +126,21 @@ def export_start(request: flask.Request) -> flask.Response:
 @functions_framework.http
 def export_status(request: flask.Request) -> flask.Response:
     """GET ?jobId= -> 200 {jobId, status, stage, progress, ..., output?}; 404 when unknown."""
-    return _http(request, "GET", lambda: (200, _client(request).status(request.args.get("jobId"))))
+    def handle() -> tuple[int, dict]:
+        service, caller = _client(request)
+        return 200, service.status(request.args.get("jobId"), caller)
+
+    return _http(request, "GET", handle)
 
 
 @functions_framework.http
 def export_cancel(request: flask.Request) -> flask.Response:
     """POST {jobId} -> 200 {jobId, status: "canceled"}; 409 when already succeeded or failed."""
-    return _http(request, "POST", lambda: (200, _client(request).cancel(_json_body(request))))
+    def handle() -> tuple[int, dict]:
+        service, caller = _client(request)
+        return 200, service.cancel(_json_body(request), caller)
+
+    return _http(request, "POST", handle)
 
 
 @functions_framework.http

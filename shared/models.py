@@ -19,14 +19,16 @@ class Base(DeclarativeBase):
 
 class ExportJob(Base):
     __tablename__ = "export_jobs"
+    __table_args__ = (UniqueConstraint("owner", "idempotency_key", name="uq_export_jobs_owner_idempotency_key"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(128), server_default="default")  # shared.identity
     status: Mapped[str] = mapped_column(String(20), index=True)
     stage: Mapped[str | None] = mapped_column(String(20))
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     spec: Mapped[dict] = mapped_column(JSON)
     spec_sha256: Mapped[str] = mapped_column(String(64))
-    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))  # unique per owner
     uploads_expected: Mapped[list] = mapped_column(JSON, default=list)
     execution_name: Mapped[str | None] = mapped_column(String(500))
     execution_log_uri: Mapped[str | None] = mapped_column(String(2000))

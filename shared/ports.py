@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
+from shared.identity import DEFAULT_OWNER
 from shared.states import JobStatus
 
 
@@ -152,6 +153,7 @@ class JobRecord:
     last_report_at: datetime | None
     history: list[tuple[str, datetime]] = field(default_factory=list)
     uploads_received: list[str] = field(default_factory=list)
+    owner: str = DEFAULT_OWNER  # shared.identity
 
 
 class UploadRecorded(NamedTuple):
@@ -166,15 +168,18 @@ class JobRepository(Protocol):
     """Export jobs: every read and conditional write. A transition applies only from its allowed
     source states (states.sources_for), and a winning one appends (status, at) to the history."""
 
-    def get(self, job_id: str, *, with_spec: bool = True) -> JobRecord | None:
-        """The job, or None. with_spec=False leaves `spec` None (status polls do not need it)."""
+    def get(self, job_id: str, *, with_spec: bool = True, owner: str | None = None) -> JobRecord | None:
+        """The job, or None (also when `owner` is given and the job is another owner's).
+        with_spec=False leaves `spec` None (status polls do not need it)."""
         ...
 
-    def status_view(self, job_id: str) -> dict[str, Any] | None:
-        """export_status's view of the job (shared.status_view), or None when no such id exists."""
+    def status_view(self, job_id: str, owner: str | None = None) -> dict[str, Any] | None:
+        """export_status's view of the job (shared.status_view), or None when no such id exists
+        (or, with `owner`, it is another owner's)."""
         ...
 
-    def get_by_idempotency_key(self, key: str) -> JobRecord | None:
+    def get_by_idempotency_key(self, key: str, owner: str = DEFAULT_OWNER) -> JobRecord | None:
+        """The owner's job started with this idempotency key (keys are unique per owner)."""
         ...
 
     def list_stale(self, statuses: list[JobStatus], before: datetime, limit: int = 100) -> list[JobRecord]:
@@ -187,8 +192,10 @@ class JobRepository(Protocol):
         ...
 
     def create(self, *, spec: dict, spec_sha256: str, status: JobStatus, uploads_expected: list[str],
-               idempotency_key: str | None, job_id: str | None = None) -> tuple[JobRecord, bool]:
-        """Insert a job; (job, created): created is False when `idempotency_key` named a job already."""
+               idempotency_key: str | None, job_id: str | None = None,
+               owner: str = DEFAULT_OWNER) -> tuple[JobRecord, bool]:
+        """Insert the owner's job; (job, created): created is False when the owner's `idempotency_key`
+        named a job already."""
         ...
 
     def transition(self, job_id: str, target: JobStatus, *, sources: frozenset[JobStatus] | None = None,

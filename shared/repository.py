@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, defer, sessionmaker
 
 from shared.clock import utcnow
 from shared.errors import TransientError
+from shared.identity import DEFAULT_OWNER
 from shared.limits import JOB_TOO_LARGE, job_bytes_problem
 from shared.messages import bounded
 from shared.models import ExportJob, ExportJobEvent, ExportJobUpload
@@ -165,11 +166,11 @@ class SqlJobRepository:
             attempts=job.attempts or 0, error_code=job.error_code, error_message=job.error_message,
             output=job.output, created_at=_aware(job.created_at), updated_at=_aware(job.updated_at),
             started_at=_aware(job.started_at), finished_at=_aware(job.finished_at),
-            last_report_at=_aware(job.last_report_at),
+            last_report_at=_aware(job.last_report_at), owner=job.owner,
             history=[(s, _aware(a)) for s, a in history], uploads_received=list(received))
 
-    def get(self, job_id: str, *, with_spec: bool = True) -> JobRecord | None:
-        """The job, or None when no such id exists. with_spec=False leaves `spec` None (export_status
+    def get(self, job_id: str, *, with_spec: bool = True, owner: str | None = None) -> JobRecord | None:
+        """The job, or None when no such id exists (or, with `owner`, it is another owner's). with_spec=False leaves `spec` None (export_status
         does not need it, and decoding it on every row of every poll is its largest cost).
 
         One statement (export_status runs this on every poll): the job row LEFT JOINed to the union
@@ -181,12 +182,15 @@ class SqlJobRepository:
             if not rows:
                 return None
             job = rows[0][0]
+            if owner is not None and job.owner != owner:
+                return None
             history = [(value, at) for _, kind, value, at in rows if kind == "e"]
             received = [value for _, kind, value, _ in rows if kind == "u"]
             return self._build(job, history, received)
 
-    def status_view(self, job_id: str) -> dict[str, Any] | None:
-        """What export_status shows of a job, or None when no such id exists (or it is not a UUID).
+    def status_view(self, job_id: str, owner: str | None = None) -> dict[str, Any] | None:
+        """What export_status shows of a job, or None when no such id exists (or it is not a UUID, or,
+        with `owner`, it is another owner's).
 
         A dict: jobId, status, stage, progress (float, not rounded), createdAt, updatedAt, startedAt,
         finishedAt (iso() strings or None), attempts, executionName, executionLogUri, history
@@ -197,7 +201,7 @@ class SqlJobRepository:
         Raises TransientError when the database is unreachable.
         """
         if not self._status_sql:
-            job = self.get(job_id, with_spec=False)
+            job = self.get(job_id, with_spec=False, owner=owner)
             return status_fields(job) if job else None
         if not _JOB_ID.fullmatch(job_id):
             return None
@@ -206,12 +210,15 @@ class SqlJobRepository:
             if "status_view" not in info:
                 conn.exec_driver_sql(STATUS_PREPARE)
                 info["status_view"] = True
-            # no parameters: pg8000 sends it as one simple query (a single round trip)
-            return conn.exec_driver_sql(f"EXECUTE sceneflow_status_view('{job_id}')").scalar()
+            # no parameters: pg8000 sends it as one simple query (a single round trip); the owner is
+            # compared here, never written into SQL text
+            view = conn.exec_driver_sql(f"EXECUTE sceneflow_status_view('{job_id}')").scalar()
+        return view if view is not None and (owner is None or view["owner"] == owner) else None
 
-    def get_by_idempotency_key(self, key: str) -> JobRecord | None:
+    def get_by_idempotency_key(self, key: str, owner: str = DEFAULT_OWNER) -> JobRecord | None:
         with self._tx() as s:
-            job = s.execute(select(ExportJob).where(ExportJob.idempotency_key == key)).scalar_one_or_none()
+            job = s.execute(select(ExportJob).where(ExportJob.owner == owner, ExportJob.idempotency_key == key)
+                            ).scalar_one_or_none()
             return self._record(s, job) if job else None
 
     def list_stale(self, statuses: list[JobStatus], before: datetime, limit: int = 100) -> list[JobRecord]:
@@ -243,25 +250,26 @@ class SqlJobRepository:
 
     # -- writes ------------------------------------------------------------------------------
     def create(self, *, spec: dict, spec_sha256: str, status: JobStatus, uploads_expected: list[str],
-               idempotency_key: str | None, job_id: str | None = None) -> tuple[JobRecord, bool]:
-        """Insert a job in its initial state (awaiting_upload or queued).
+               idempotency_key: str | None, job_id: str | None = None,
+               owner: str = DEFAULT_OWNER) -> tuple[JobRecord, bool]:
+        """Insert the owner's job in its initial state (awaiting_upload or queued).
 
         Returns:
-            (job, created): created is False when `idempotency_key` already named a job, which is
-            returned instead (the caller compares specs).
+            (job, created): created is False when the owner's `idempotency_key` already named a job,
+            which is returned instead (the caller compares specs).
         """
         now = utcnow()
         job_id = job_id or str(uuid.uuid4())
         try:
             with self._tx() as s:
-                s.add(ExportJob(id=job_id, status=status.value, stage=None, progress=0.0, spec=spec,
+                s.add(ExportJob(id=job_id, owner=owner, status=status.value, stage=None, progress=0.0, spec=spec,
                                 spec_sha256=spec_sha256, idempotency_key=idempotency_key,
                                 uploads_expected=uploads_expected, attempts=0, created_at=now, updated_at=now))
                 s.flush()
                 s.add(ExportJobEvent(job_id=job_id, status=status.value, at=now))
         except IntegrityError:
             if idempotency_key:
-                existing = self.get_by_idempotency_key(idempotency_key)
+                existing = self.get_by_idempotency_key(idempotency_key, owner)
                 if existing:
                     return existing, False
             raise
@@ -271,7 +279,7 @@ class SqlJobRepository:
                          idempotency_key=idempotency_key, uploads_expected=list(uploads_expected),
                          execution_name=None, execution_log_uri=None, attempts=0, error_code=None, error_message=None, output=None,
                          created_at=now, updated_at=now, started_at=None, finished_at=None, last_report_at=None,
-                         history=[(status.value, now)], uploads_received=[]), True
+                         history=[(status.value, now)], uploads_received=[], owner=owner), True
 
     def _transition(self, s: Session, job_id: str, target: JobStatus, values: dict[str, Any],
                     sources: frozenset[JobStatus] | None = None, attempt: int | None = None) -> bool:

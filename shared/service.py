@@ -25,6 +25,7 @@ from shared.clock import iso, utcnow
 from shared.config import Settings
 from shared.errors import Conflict, InvalidRequest, NotFound, TransientError
 from shared.finite import check_metadata_numbers
+from shared.identity import DEFAULT_CALLER, DEFAULT_OWNER, Caller
 from shared.limits import JOB_TOO_LARGE
 from shared.outputs import clean_warnings
 from shared.parallel import in_parallel
@@ -62,9 +63,9 @@ class ExportService(Reconcile):
     launcher: JobLauncher
 
     # -- export_start --------------------------------------------------------------------------
-    def start(self, body: Any, idempotency_key: str | None = None) -> Started:
-        """Create an export job. Returns Started(created=True, response), or created=False for an
-        idempotent replay (same key, same spec and uploads).
+    def start(self, body: Any, idempotency_key: str | None = None, caller: Caller = DEFAULT_CALLER) -> Started:
+        """Create an export job owned by `caller.owner`. Returns Started(created=True, response), or
+        created=False for an idempotent replay (same owner and key, same spec and uploads).
 
         body: {spec, uploads?: [{name, contentType}], idempotencyKey?}. Raises InvalidRequest
         (every problem at once, api.parse_start), Conflict (same key, other spec), TransientError.
@@ -78,7 +79,7 @@ class ExportService(Reconcile):
         digest = spec_digest({"spec": canonical, "uploads": sorted(
             (u.model_dump(by_alias=True) for u in req.uploads), key=lambda u: u["name"])})
         if key:
-            existing = self.repo.get_by_idempotency_key(key)
+            existing = self.repo.get_by_idempotency_key(key, caller.owner)
             if existing:
                 return self._replay(existing, digest, req)
         job_id = str(uuid.uuid4())
@@ -89,7 +90,8 @@ class ExportService(Reconcile):
         status = JobStatus.AWAITING_UPLOAD if names else JobStatus.QUEUED
         try:
             job, created = self.repo.create(spec=canonical, spec_sha256=digest, status=status,
-                                            uploads_expected=names, idempotency_key=key, job_id=job_id)
+                                            uploads_expected=names, idempotency_key=key, job_id=job_id,
+                                            owner=caller.owner)
         except BaseException:  # no row names this job id: nobody will read its spec.json
             self._delete_quietly(self.settings.input_bucket, spec_name)
             raise
@@ -141,17 +143,19 @@ class ExportService(Reconcile):
             logs.error("publish failed; job stays queued", job_id=job_id, reason=exc.message)
 
     # -- export_status -------------------------------------------------------------------------
-    def status(self, job_id: str | None) -> dict:
-        """The job's public view (DESIGN §4): {jobId, status, stage, progress (4 decimals), createdAt,
+    def status(self, job_id: str | None, caller: Caller = DEFAULT_CALLER) -> dict:
+        """The caller's job's public view (DESIGN §4): {jobId, owner, status, stage, progress (4 decimals), createdAt,
         updatedAt, startedAt, finishedAt, attempts, executionName, executionLogUri, history
         [{status, at}], uploads? (awaiting_upload), error? {code, message}, output? (succeeded, with
-        signed URLs)}. Raises InvalidRequest for a malformed id, NotFound, TransientError."""
+        signed URLs)}. Raises InvalidRequest for a malformed id, NotFound (also for another owner's
+        job: its existence is not revealed), TransientError."""
         job_id = api.job_id(job_id)
-        body = self.repo.status_view(job_id)  # on PostgreSQL one prepared statement (status_view.py)
+        # on PostgreSQL one prepared statement (status_view.py)
+        body = self.repo.status_view(job_id, caller.owner)
         if body is None:
             raise NotFound(f"no export job {job_id}")
         if body["status"] == JobStatus.AWAITING_UPLOAD.value and self._expire_if_due(job_id, body):
-            body = self.repo.status_view(job_id) or body  # never shown waiting past its expiry
+            body = self.repo.status_view(job_id, caller.owner) or body  # never shown waiting past its expiry
         body["progress"] = round(float(body["progress"]), 4)
         for key in ("uploads", "error"):
             if body[key] is None:
@@ -171,26 +175,30 @@ class ExportService(Reconcile):
         except Exception:  # noqa: BLE001 - TransientError or a stand-in's failure: leave it out
             return None
 
-    def _get(self, job_id: str | None, *, with_spec: bool = True) -> JobRecord:
+    def _get(self, job_id: str | None, *, with_spec: bool = True, owner: str | None = None) -> JobRecord:
+        """The job (with `owner`: only that owner's). Raises InvalidRequest (not a UUID), NotFound."""
         job_id = api.job_id(job_id)
-        job = self.repo.get(job_id, with_spec=with_spec)
+        job = self.repo.get(job_id, with_spec=with_spec, owner=owner)
         if job is None:
             raise NotFound(f"no export job {job_id}")
         return job
 
-    def check_client_token(self, authorization: str | None) -> None:
-        """When EXPORT_CLIENT_TOKEN is set, require it as a bearer token (api.check_bearer). Raises
-        Unauthorized (missing) or Forbidden (wrong). IAM guards the deployed functions too."""
+    def authenticate(self, authorization: str | None) -> Caller:
+        """The caller of a client request. When EXPORT_CLIENT_TOKEN is set, require it as a bearer
+        token (api.check_bearer; Unauthorized when missing, Forbidden when wrong). The caller is the
+        single trusted client: owner DEFAULT_OWNER. IAM guards the deployed functions too."""
         if self.settings.client_token:
             api.check_bearer(authorization, self.settings.client_token)
+            return Caller(DEFAULT_OWNER, "client_token")
+        return DEFAULT_CALLER
 
     # -- export_cancel -------------------------------------------------------------------------
-    def cancel(self, body: Any) -> dict:
-        """Cancel a non-terminal job: {jobId} -> {jobId, status: "canceled"}. Idempotent for a
-        canceled job; Conflict (409) for a succeeded or failed one. The Cloud Run execution is
+    def cancel(self, body: Any, caller: Caller = DEFAULT_CALLER) -> dict:
+        """Cancel the caller's non-terminal job: {jobId} -> {jobId, status: "canceled"}. Idempotent
+        for a canceled job; Conflict (409) for a succeeded or failed one; NotFound for another owner's. The Cloud Run execution is
         asked to stop; the render job sees 409 on its next report and publishes no output."""
         job_id = body.get("jobId") if isinstance(body, dict) else None
-        job = self._get(job_id)
+        job = self._get(job_id, with_spec=False, owner=caller.owner)
         if job.status == JobStatus.CANCELED:
             return {"jobId": job.id, "status": job.status.value}
         if not self.repo.transition(job.id, JobStatus.CANCELED, finished_at=utcnow(), stage=None,

@@ -2,7 +2,7 @@
 Python from a JobRecord (status_fields: SQLite, the fakes) and, on PostgreSQL, by the server as one
 JSON object (STATUS_PREPARE). tests/integration/test_repository.py keeps the two equal.
 
-Shape: {jobId, status, stage, progress (float, not rounded), createdAt, updatedAt, startedAt,
+Shape: {jobId, owner, status, stage, progress (float, not rounded), createdAt, updatedAt, startedAt,
 finishedAt (clock.iso() strings or None), attempts, executionName, executionLogUri, history
 [{status, at}], uploads {expected, received} | None, error {code, message} | None, output | None}.
 """
@@ -19,7 +19,7 @@ def status_fields(job: JobRecord) -> dict[str, Any]:
     """The view JobRepository.status_view returns, built from a record (the SQLite path, and the
     reference the PostgreSQL query must match; tests/integration/test_repository.py compares them)."""
     return {
-        "jobId": job.id, "status": job.status.value, "stage": job.stage, "progress": job.progress,
+        "jobId": job.id, "owner": job.owner, "status": job.status.value, "stage": job.stage, "progress": job.progress,
         "createdAt": iso(job.created_at), "updatedAt": iso(job.updated_at), "startedAt": iso(job.started_at),
         "finishedAt": iso(job.finished_at), "attempts": job.attempts, "executionName": job.execution_name,
         "executionLogUri": job.execution_log_uri, "history": [{"status": s, "at": iso(a)} for s, a in job.history],
@@ -44,7 +44,7 @@ def _iso_sql(column: str) -> str:
 # does by default).
 STATUS_PREPARE = (
     "SET extra_float_digits = 3; PREPARE sceneflow_status_view(text) AS SELECT json_build_object("
-    "'jobId', j.id, 'status', j.status, 'stage', j.stage, 'progress', coalesce(j.progress, 0), "
+    "'jobId', j.id, 'owner', j.owner, 'status', j.status, 'stage', j.stage, 'progress', coalesce(j.progress, 0), "
     f"'createdAt', {_iso_sql('j.created_at')}, 'updatedAt', {_iso_sql('j.updated_at')}, "
     f"'startedAt', {_iso_sql('j.started_at')}, 'finishedAt', {_iso_sql('j.finished_at')}, "
     "'attempts', coalesce(j.attempts, 0), 'executionName', j.execution_name, "

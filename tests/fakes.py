@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 from shared.clock import utcnow
 from shared.errors import Conflict, NotFound, TransientError
+from shared.identity import DEFAULT_OWNER
 from shared.limits import JOB_TOO_LARGE, job_bytes_problem
 from shared.messages import bounded
 from shared.ports import ExecutionStatus, JobRecord, ObjectInfo, SignedUrl, UploadRecorded, content_length_range
@@ -66,16 +67,17 @@ class FakeRepository:
                       uploads_expected=list(row["uploads_expected"]), spec=row["spec"] if with_spec else None)
         return JobRecord(**values)
 
-    def get(self, job_id: str, *, with_spec: bool = True) -> JobRecord | None:
+    def get(self, job_id: str, *, with_spec: bool = True, owner: str | None = None) -> JobRecord | None:
         row = self.rows.get(job_id)
-        return self._record(row, with_spec) if row else None
+        return self._record(row, with_spec) if row and owner in (None, row["owner"]) else None
 
-    def status_view(self, job_id: str) -> dict | None:
-        job = self.get(job_id, with_spec=False)
+    def status_view(self, job_id: str, owner: str | None = None) -> dict | None:
+        job = self.get(job_id, with_spec=False, owner=owner)
         return status_fields(job) if job else None
 
-    def get_by_idempotency_key(self, key: str) -> JobRecord | None:
-        return next((self._record(r) for r in self.rows.values() if r["idempotency_key"] == key), None)
+    def get_by_idempotency_key(self, key: str, owner: str = DEFAULT_OWNER) -> JobRecord | None:
+        return next((self._record(r) for r in self.rows.values()
+                     if r["idempotency_key"] == key and r["owner"] == owner), None)
 
     def list_stale(self, statuses, before, limit=100):
         rows = [r for r in self.rows.values() if r["status"] in statuses
@@ -93,14 +95,15 @@ class FakeRepository:
             if row[key] is not None:
                 row[key] -= timedelta(seconds=seconds)
 
-    def create(self, *, spec, spec_sha256, status, uploads_expected, idempotency_key, job_id=None):
+    def create(self, *, spec, spec_sha256, status, uploads_expected, idempotency_key, job_id=None,
+               owner=DEFAULT_OWNER):
         if self.fail_create is not None:
             raise self.fail_create
-        if idempotency_key and (existing := self.get_by_idempotency_key(idempotency_key)):
+        if idempotency_key and (existing := self.get_by_idempotency_key(idempotency_key, owner)):
             return existing, False
         now = self._now()
         self.rows[job_id] = {
-            "id": job_id, "status": JobStatus(status), "stage": None, "progress": 0.0, "spec": spec,
+            "id": job_id, "owner": owner, "status": JobStatus(status), "stage": None, "progress": 0.0, "spec": spec,
             "spec_sha256": spec_sha256, "idempotency_key": idempotency_key, "uploads_expected": list(uploads_expected),
             "execution_name": None, "execution_log_uri": None, "attempts": 0, "error_code": None,
             "error_message": None, "output": None, "created_at": now, "updated_at": now, "started_at": None,

@@ -220,7 +220,7 @@ def expected_bodies(ids) -> dict[str, dict]:
     """The export_status bodies, written out (key order included)."""
     def base(name, status, *, stage=None, progress=0.0, started=None, finished=None, attempts=0, history=()):
         execution = name in ("running", "failed", "succeeded")
-        return {"jobId": ids[name], "status": status, "stage": stage, "progress": progress,
+        return {"jobId": ids[name], "owner": "default", "status": status, "stage": stage, "progress": progress,
                 "createdAt": at(0), "updatedAt": at(9), "startedAt": started, "finishedAt": finished,
                 "attempts": attempts,
                 "executionName": f"projects/p/locations/r/jobs/render/executions/{name}-1" if execution else None,

@@ -10,6 +10,7 @@ import pytest
 
 from shared.config import Settings
 from shared.errors import Conflict, Forbidden, InvalidRequest, NotFound, TransientError, Unauthorized
+from shared.identity import Caller
 from shared.ports import ExecutionStatus
 from shared.service import ExportService, Started
 from shared.states import JobStatus as S
@@ -202,6 +203,22 @@ def test_dispatch_whose_launch_fails_releases_the_claim(svc):
     assert svc.dispatch(job_id) and status_of(svc, job_id) == S.DISPATCHED  # the redelivery
 
 
+def test_another_owners_job_is_not_found_and_keys_are_per_owner(svc):
+    alice, bob = Caller("alice", "server_key"), Caller("bob", "id_token")
+    started = svc.start({"spec": COLOR_SPEC}, "key-1", alice)
+    job_id = started.body["jobId"]
+    assert svc.status(job_id, alice)["owner"] == "alice"
+    with pytest.raises(NotFound, match=job_id):
+        svc.status(job_id, bob)
+    with pytest.raises(NotFound, match=job_id):
+        svc.cancel({"jobId": job_id}, bob)
+    assert status_of(svc, job_id) == S.QUEUED
+    other = svc.start({"spec": COLOR_SPEC}, "key-1", bob)  # the same key is bob's own: a new job
+    assert other.created and other.body["jobId"] != job_id
+    assert svc.start({"spec": COLOR_SPEC}, "key-1", alice) == Started(False, started.body)
+    assert svc.cancel({"jobId": job_id}, alice)["status"] == "canceled"
+
+
 # -- complete ----------------------------------------------------------------------------------------------
 def test_worker_and_client_tokens(svc):
     svc.check_worker_token(f"bearer {TOKEN}")
@@ -209,11 +226,11 @@ def test_worker_and_client_tokens(svc):
         svc.check_worker_token(None)
     with pytest.raises(Forbidden, match="invalid worker token"):
         svc.check_worker_token("Bearer wrong")
-    svc.check_client_token(None)  # no EXPORT_CLIENT_TOKEN: open
+    svc.authenticate(None)  # no EXPORT_CLIENT_TOKEN: open
     svc.settings = svc.settings.replace(client_token="client")
     with pytest.raises(Forbidden, match="invalid token"):
-        svc.check_client_token("Bearer wrong")
-    svc.check_client_token("Bearer client")
+        svc.authenticate("Bearer wrong")
+    svc.authenticate("Bearer client")
 
 
 def test_running_reports_raise_progress_and_stage_only(svc):

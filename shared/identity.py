@@ -1,0 +1,34 @@
+"""Who calls the client API (export_start, export_status, export_cancel, export_list): a Caller names
+the owner whose jobs it may create and see. Every job has exactly one owner; a job of another owner
+is answered as if it did not exist (404, never 403). Pure: no I/O.
+
+How a request becomes a Caller (server keys, OpenID Connect ID tokens, the deployment's single
+trusted client) is decided by ExportService.authenticate; this module only holds the shape.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# The owner of jobs made by the single trusted client (EXPORT_CLIENT_TOKEN or IAM only, no per-user
+# identity), and of every job created before owners existed (migration 0004).
+DEFAULT_OWNER = "default"
+OWNER_MAX_CHARS = 128
+_OWNER = re.compile(r"^[\x21-\x7e]{1,128}$")  # printable ASCII, no spaces: an OIDC `sub` fits (<= 255 in theory)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """owner: the owner id (printable ASCII, 1..128 chars). via: how it was established
+    ("client_token", "server_key", "id_token", "open")."""
+
+    owner: str
+    via: str = "open"
+
+
+DEFAULT_CALLER = Caller(DEFAULT_OWNER, "open")
+
+
+def is_owner(value: object) -> bool:
+    """True for a usable owner id: 1..128 printable ASCII characters without spaces."""
+    return isinstance(value, str) and _OWNER.fullmatch(value) is not None
