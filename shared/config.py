@@ -207,12 +207,12 @@ class Settings(BaseSettings):
     client_token: str = ""  # EXPORT_CLIENT_TOKEN: the single trusted client's bearer token (EXPORT_AUTH)
     # Client authentication (shared/auth.py): OpenID Connect ID tokens of end users
     oidc_issuer: str = ""  # EXPORT_OIDC_ISSUER, e.g. https://securetoken.google.com/PROJECT (Firebase Auth)
-    oidc_audience: str = ""  # EXPORT_OIDC_AUDIENCE: comma-separated; a token's aud must be one of them
+    oidc_audience: str = ""  # EXPORT_OIDC_AUDIENCE: a list (words); a token's aud must be one of them
     oidc_jwks_url: str = ""  # EXPORT_OIDC_JWKS_URL; empty: jwks_uri of {issuer}/.well-known/openid-configuration
-    oidc_algorithms: str = "RS256"  # EXPORT_OIDC_ALGORITHMS: comma-separated, of OIDC_ALGORITHMS
+    oidc_algorithms: str = "RS256"  # EXPORT_OIDC_ALGORITHMS: a list (words) of OIDC_ALGORITHMS
     oidc_clock_skew_s: int = 60  # leeway on exp, iat and nbf, seconds
     deployed_service: str | None = None  # K_SERVICE, set by Cloud Run and Cloud Functions gen2 (not by us)
-    auth: str = ""  # EXPORT_AUTH: enabled methods, comma-separated (after the fields its check reads)
+    auth: str = ""  # EXPORT_AUTH: enabled methods, a list (words; after the fields its check reads)
     # Limits (each a setting; see env.example)
     max_scenes: int = 200
     max_total_s: float = 1800.0  # output length: the plan as far as the spec fixes it at start; the probed plan in the job
@@ -306,7 +306,7 @@ class Settings(BaseSettings):
     @field_validator("oidc_algorithms")
     @classmethod
     def _algorithms(cls, value: str) -> str:
-        names = [a.strip() for a in value.split(",") if a.strip()]
+        names = words(value)
         if not names or any(a not in OIDC_ALGORITHMS for a in names):
             raise ValueError(f"expected a comma-separated list of {', '.join(OIDC_ALGORITHMS)} (no HS*, no none)")
         return ",".join(names)
@@ -316,7 +316,7 @@ class Settings(BaseSettings):
     def _auth(cls, value: str, info) -> str:
         """Known methods only; "open" alone; each method's own settings present; and never left unset
         on a deployed function (K_SERVICE), so that a deployment is not open by accident."""
-        names = [m.strip() for m in value.split(",") if m.strip()]
+        names = words(value)
         data = info.data
         if not names:
             if data.get("deployed_service"):
@@ -348,6 +348,10 @@ class Settings(BaseSettings):
     @classmethod
     def _exactly_one(cls, value: Any) -> Any:
         return value == "1" if isinstance(value, str) else value
+
+    @property
+    def oidc_audiences(self) -> list[str]:
+        return words(self.oidc_audience)
 
     @property
     def auth_methods(self) -> tuple[str, ...]:
@@ -383,6 +387,12 @@ class Settings(BaseSettings):
         if not isinstance(info, dict):
             raise ValueError("GOOGLE_APPLICATION_CREDENTIALS_JSON must be a JSON object")
         return info
+
+
+def words(value: str) -> list[str]:
+    """The items of a list setting, separated by commas or spaces (gcloud's --set-env-vars splits
+    at commas, so infra/deploy.sh writes lists with spaces): "a, b c" -> ["a", "b", "c"]."""
+    return [w for w in re.split(r"[,\s]+", value) if w]
 
 
 def complete_url(api_base: str, override: str | None) -> str:

@@ -70,8 +70,8 @@ class IdTokenVerifier:
     @classmethod
     def from_settings(cls, settings) -> IdTokenVerifier:
         """From EXPORT_OIDC_* (shared.config.Settings)."""
-        return cls(settings.oidc_issuer, [a.strip() for a in settings.oidc_audience.split(",") if a.strip()],
-                   settings.oidc_algorithms.split(","), settings.oidc_clock_skew_s, settings.oidc_jwks_url)
+        return cls(settings.oidc_issuer, settings.oidc_audiences, settings.oidc_algorithms.split(","),
+                   settings.oidc_clock_skew_s, settings.oidc_jwks_url)
 
     def _keys(self) -> jwt.PyJWKClient:
         with self._lock:

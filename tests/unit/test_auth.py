@@ -246,6 +246,8 @@ def test_export_auth_settings():
     assert Settings(client_token="t").auth_methods == ("client_token",)
     assert Settings(auth=" server_key , id_token,server_key", oidc_issuer=ISS,
                     oidc_audience=AUD).auth_methods == ("server_key", "id_token")
+    both = Settings(auth="server_key id_token", oidc_issuer=ISS, oidc_audience="a b,c")  # as deploy.sh writes lists
+    assert both.auth_methods == ("server_key", "id_token") and both.oidc_audiences == ["a", "b", "c"]
     problems = {"bogus": "expected a comma-separated list of server_key, id_token, client_token, open",
                 "open,server_key": "open cannot be combined",
                 "id_token": "id_token needs EXPORT_OIDC_ISSUER and EXPORT_OIDC_AUDIENCE",
