@@ -4,7 +4,8 @@
     .venv/bin/python examples/demo.py --storyboard my.json --assets my-media/ --out my-out/
 
 It starts the embedded stack (SQLite, the gcp-storage-emulator, loopback events, the render job as
-a subprocess; see infra/local/stack.py), then acts like a client app: POST export_start with one
+a subprocess; see infra/local/stack.py) with authentication on, then acts like a client app signed in
+as the author "demo-author" (an ID token of the stack's local issuer): POST export_start with one
 upload per asset, PUT every file to its signed URL, poll export_status with a progress line,
 download the MP4, poster and subtitles into ./out/, print the time spent in each state, the
 measured loudness against the spec's target, every `output.warnings` entry (what the storyboard
@@ -160,11 +161,13 @@ def run(args: argparse.Namespace) -> int:
     t_start = time.monotonic()
     cls = EmbeddedStack if args.mode == "embedded" else EmulatedStack
     print(f"starting the {args.mode} stack...", flush=True)
-    with cls() as stack:
+    with cls(auth=True) as stack:
         t_ready = time.monotonic()
         print(f"  {stack.describe()}  [{t_ready - t_start:.1f} s]", flush=True)
+        # an author's ID token, as a browser signed in with Firebase Auth would send it (README: Authenticate)
+        auth = {"Authorization": f"Bearer {stack.id_token('demo-author')}"}
 
-        job = client.start_export(stack.base, spec, files, content_types=types)
+        job = client.start_export(stack.base, spec, files, content_types=types, headers=auth)
         job_id = job["jobId"]
         print(f"export {job_id}: {job['status']}; uploading {plural(len(files), 'file')} "
               f"({sum(f.stat().st_size for f in files) / 1e6:.1f} MB) to signed URLs", flush=True)
@@ -178,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
             line(st)
 
         try:
-            final = client.wait_for(stack.base, job_id, timeout_s=args.timeout, on_status=on_status)
+            final = client.wait_for(stack.base, job_id, timeout_s=args.timeout, on_status=on_status, headers=auth)
         finally:
             line.done()
         t_done = time.monotonic()

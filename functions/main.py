@@ -1,8 +1,8 @@
 """Cloud Functions (gen2) entry points: decode the trigger, call one service function, map the
 result or error. Nothing else lives here (DESIGN §2).
 
-HTTP: export_start, export_status, export_cancel (clients; IAM when deployed, plus
-EXPORT_CLIENT_TOKEN when set), export_complete (the render job; worker token), reconcile_exports
+HTTP: export_start, export_status, export_cancel (clients: server keys, ID tokens or the client
+token by EXPORT_AUTH, shared/auth.py; 401 with WWW-Authenticate when refused), export_complete (the render job; worker token), reconcile_exports
 (Cloud Scheduler; IAM). CloudEvent: dispatch_export (Pub/Sub), on_object_finalized (Cloud Storage
 finalize, input and output buckets).
 Event functions acknowledge (return) on permanent errors and raise on transient ones, so that
@@ -22,6 +22,7 @@ import functions_framework
 from werkzeug.exceptions import ClientDisconnected
 
 from shared import framing, logs
+from shared.auth import OWNER_HEADER
 from shared.bootstrap import get_service
 from shared.config import ConfigError, get_settings
 from shared.errors import ExportError, InvalidRequest, PayloadTooLarge, TransientError, UnsupportedMediaType
@@ -33,8 +34,8 @@ EVENT_FUNCTIONS = frozenset({"dispatch_export", "on_object_finalized"})
 framing.install(getattr(functions_framework, "errorhandler", None), EVENT_FUNCTIONS)
 
 
-def _respond(status: int, body: dict) -> flask.Response:
-    return framing.json_response(status, body)
+def _respond(status: int, body: dict, headers: dict | None = None) -> flask.Response:
+    return framing.json_response(status, body, headers)
 
 
 def _json_body(request: flask.Request) -> object:
@@ -98,7 +99,7 @@ def _http_in_context(request: flask.Request, method: str,
     except ExportError as exc:
         if exc.http_status >= 500:
             logs.error("request failed", code=exc.code, reason=exc.message)
-        return _respond(exc.http_status, exc.to_body())
+        return _respond(exc.http_status, exc.to_body(), getattr(exc, "headers", None))  # 401: WWW-Authenticate
     except ConfigError as exc:  # a setting, not the request: 503 naming it
         return framing.misconfigured(exc)
     except Exception as exc:  # never a stack trace to the client
@@ -107,9 +108,10 @@ def _http_in_context(request: flask.Request, method: str,
 
 
 def _client(request: flask.Request):
-    """(service, caller): the caller authenticated (ExportService.authenticate) before anything else."""
+    """(service, caller): the caller authenticated (ExportService.authenticate: Authorization and
+    X-SceneFlow-Owner) before anything else."""
     service = get_service()
-    return service, service.authenticate(request.headers.get("Authorization"))
+    return service, service.authenticate(request.headers.get("Authorization"), request.headers.get(OWNER_HEADER))
 
 
 @functions_framework.http

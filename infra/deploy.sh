@@ -86,6 +86,24 @@ ENV="EXPORT_INPUT_BUCKET=$IN,EXPORT_OUTPUT_BUCKET=$OUT,EXPORT_JOBS_TOPIC=$TOPIC,
 ENV="$ENV,GOOGLE_CLOUD_REGION=$REGION,RENDER_JOB_NAME=$JOB,INSTANCE_CONNECTION_NAME=$INSTANCE,EXPORT_API_BASE=$API_BASE"
 ENV="$ENV,EXPORT_COMPLETE_URL=$API_BASE/export-complete,EXPORT_STATUS_URL=$API_BASE/export-status"
 ENV="$ENV,DB_NAME=${DB_NAME:-sceneflow},DB_IAM_AUTH=true,$LIMITS,$FN_LIMITS"
+# Client authentication (README: Authenticate). Every deployed function must be told EXPORT_AUTH (it
+# refuses to start open by accident). CLIENT_ACCESS=iam (default) keeps export-start/status/cancel
+# private: the app's backend sends its Google ID token in X-Serverless-Authorization (Cloud Run checks
+# and strips it) and, with server_key, its sfk_ key in Authorization. CLIENT_ACCESS=public lets
+# browsers call them with ID tokens; then our own check is the gate, so EXPORT_AUTH must not be open.
+AUTH=${EXPORT_AUTH:-open}
+CLIENT_ACCESS=${CLIENT_ACCESS:-iam}
+case $CLIENT_ACCESS in
+  iam) CLIENT_INVOKE=--no-allow-unauthenticated ;;
+  public) CLIENT_INVOKE=--allow-unauthenticated
+          if [[ $AUTH == open ]]; then echo "CLIENT_ACCESS=public needs EXPORT_AUTH (server_key, id_token), not open" >&2; exit 2; fi ;;
+  *) echo "CLIENT_ACCESS must be iam or public, not $CLIENT_ACCESS" >&2; exit 2 ;;
+esac
+# gcloud splits --set-env-vars at commas: lists go space-separated (the settings take either)
+ENV="$ENV,EXPORT_AUTH=${AUTH//,/ }"
+for v in EXPORT_OIDC_ISSUER EXPORT_OIDC_AUDIENCE EXPORT_OIDC_JWKS_URL EXPORT_OIDC_ALGORITHMS EXPORT_OIDC_CLOCK_SKEW_S; do
+  if [[ -n ${!v:-} ]]; then value=${!v}; ENV="$ENV,$v=${value//,/ }"; fi
+done
 # Cloud SQL IAM database users of service accounts drop the ".gserviceaccount.com" suffix.
 db_user() { echo "${DB_USER:-${1%.gserviceaccount.com}}"; }
 SECRETS="EXPORT_WORKER_TOKEN=$SECRET:latest"
@@ -163,9 +181,10 @@ common=(--project="$PROJECT" --region="$REGION" --gen2 --runtime=python311 --sou
 # the API account runs the client functions, export-complete, reconcile and finalize (worker token
 # as a secret); the dispatcher account only claims jobs and starts executions (no storage, no secret)
 api=("${common[@]}" --service-account="$FN_SA" --set-env-vars="$ENV,DB_USER=$(db_user "$FN_SA")" --set-secrets="$SECRETS")
-for fn in export_start export_status export_cancel reconcile_exports; do
-  run gcloud functions deploy "${fn//_/-}" "${api[@]}" --entry-point="$fn" --trigger-http --no-allow-unauthenticated
+for fn in export_start export_status export_cancel; do
+  run gcloud functions deploy "${fn//_/-}" "${api[@]}" --entry-point="$fn" --trigger-http "$CLIENT_INVOKE"
 done
+run gcloud functions deploy reconcile-exports "${api[@]}" --entry-point=reconcile_exports --trigger-http --no-allow-unauthenticated
 # export_complete is called by the render job with the worker token (Authorization: Bearer), which
 # the function checks in constant time; it carries no Google ID token, so the platform must not
 # require IAM for this one function.

@@ -82,7 +82,16 @@ def build_service(s: Settings, *, storage: ObjectStorage | None = None, publishe
     reads = make_engine(s, autocommit=True) if engine.dialect.name == "postgresql" else None
     return ExportService(settings=s, repo=build_repository(engine, reads),
                          storage=storage or get_storage(s), publisher=publisher or get_publisher(s),
-                         launcher=launcher or get_launcher(s))
+                         launcher=launcher or get_launcher(s), authenticator=build_authenticator(s, engine))
+
+
+def build_authenticator(s: Settings, engine):
+    """The client API's Authenticator (shared.auth): server keys in `engine`'s api_keys table."""
+    from shared.auth import Authenticator
+    from shared.db import session_factory
+    from shared.key_store import SqlApiKeyStore
+
+    return Authenticator(s, keys=SqlApiKeyStore(session_factory(engine)))
 
 
 def build_repository(engine, read_engine=None):

@@ -128,6 +128,8 @@ NUMBERS: dict[str, Number] = {
     "render_timeout_base_s": Number("RENDER_TIMEOUT_BASE_S", float, "seconds", low=0),
     "render_timeout_per_output_s": Number("RENDER_TIMEOUT_PER_OUTPUT_S", **_POSITIVE_S),
     "render_segment_scenes": Number("RENDER_SEGMENT_SCENES", int, "scenes", low=0, zero="never segment"),
+    "oidc_clock_skew_s": Number("EXPORT_OIDC_CLOCK_SKEW_S", int, "seconds", low=0, zero="none", high=600,
+                                high_why="10 minutes (a clock further off is broken, not skewed)"),
 }
 # Settings field -> (variable, allowed values): anything else is refused, not taken as the default
 CHOICES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -149,7 +151,14 @@ VARIABLES: dict[str, str | AliasChoices] = {
     "render_job_name": "RENDER_JOB_NAME", "render_python": "RENDER_PYTHON",
     "render_container_image": "RENDER_CONTAINER_IMAGE", "render_workdir": "RENDER_WORKDIR",
     "render_log_dir": "RENDER_LOG_DIR", "ffmpeg_binary": "FFMPEG_BINARY",
+    "auth": "EXPORT_AUTH", "oidc_issuer": "EXPORT_OIDC_ISSUER", "oidc_audience": "EXPORT_OIDC_AUDIENCE",
+    "oidc_jwks_url": "EXPORT_OIDC_JWKS_URL", "oidc_algorithms": "EXPORT_OIDC_ALGORITHMS",
+    "deployed_service": "K_SERVICE",
 }
+# EXPORT_AUTH: the client API's methods (shared/auth.py); "open" stands alone
+AUTH_METHODS = ("server_key", "id_token", "client_token", "open")
+# ID token algorithms a deployment may allow: asymmetric only (an HMAC "key" would be the public JWKS)
+OIDC_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 
 
 def variable(field: str) -> str | AliasChoices:
@@ -195,7 +204,15 @@ class Settings(BaseSettings):
     complete_url_override: str | None = None  # EXPORT_COMPLETE_URL
     status_url_override: str | None = None  # EXPORT_STATUS_URL
     max_body_bytes: int = 1_000_000
-    client_token: str = ""  # EXPORT_CLIENT_TOKEN: when set, start/status/cancel need this bearer token
+    client_token: str = ""  # EXPORT_CLIENT_TOKEN: the single trusted client's bearer token (EXPORT_AUTH)
+    # Client authentication (shared/auth.py): OpenID Connect ID tokens of end users
+    oidc_issuer: str = ""  # EXPORT_OIDC_ISSUER, e.g. https://securetoken.google.com/PROJECT (Firebase Auth)
+    oidc_audience: str = ""  # EXPORT_OIDC_AUDIENCE: a list (words); a token's aud must be one of them
+    oidc_jwks_url: str = ""  # EXPORT_OIDC_JWKS_URL; empty: jwks_uri of {issuer}/.well-known/openid-configuration
+    oidc_algorithms: str = "RS256"  # EXPORT_OIDC_ALGORITHMS: a list (words) of OIDC_ALGORITHMS
+    oidc_clock_skew_s: int = 60  # leeway on exp, iat and nbf, seconds
+    deployed_service: str | None = None  # K_SERVICE, set by Cloud Run and Cloud Functions gen2 (not by us)
+    auth: str = ""  # EXPORT_AUTH: enabled methods, a list (words; after the fields its check reads)
     # Limits (each a setting; see env.example)
     max_scenes: int = 200
     max_total_s: float = 1800.0  # output length: the plan as far as the spec fixes it at start; the probed plan in the job
@@ -286,6 +303,37 @@ class Settings(BaseSettings):
             raise ValueError("not a choice")
         return value
 
+    @field_validator("oidc_algorithms")
+    @classmethod
+    def _algorithms(cls, value: str) -> str:
+        names = words(value)
+        if not names or any(a not in OIDC_ALGORITHMS for a in names):
+            raise ValueError(f"expected a comma-separated list of {', '.join(OIDC_ALGORITHMS)} (no HS*, no none)")
+        return ",".join(names)
+
+    @field_validator("auth")
+    @classmethod
+    def _auth(cls, value: str, info) -> str:
+        """Known methods only; "open" alone; each method's own settings present; and never left unset
+        on a deployed function (K_SERVICE), so that a deployment is not open by accident."""
+        names = words(value)
+        data = info.data
+        if not names:
+            if data.get("deployed_service"):
+                raise ValueError("must be set on a deployed function (K_SERVICE is set): name the methods, "
+                                 "e.g. server_key,id_token (or open, when IAM alone guards the functions)")
+            return ""
+        unknown = [m for m in names if m not in AUTH_METHODS]
+        if unknown:
+            raise ValueError(f"expected a comma-separated list of {', '.join(AUTH_METHODS)}")
+        if "open" in names and len(names) > 1:
+            raise ValueError("open cannot be combined with other methods")
+        if "id_token" in names and not (data.get("oidc_issuer") and data.get("oidc_audience")):
+            raise ValueError("id_token needs EXPORT_OIDC_ISSUER and EXPORT_OIDC_AUDIENCE")
+        if "client_token" in names and not data.get("client_token"):
+            raise ValueError("client_token needs EXPORT_CLIENT_TOKEN")
+        return ",".join(dict.fromkeys(names))
+
     @field_validator("db_iam_auth", mode="before")
     @classmethod
     def _switch(cls, value: Any) -> Any:
@@ -300,6 +348,18 @@ class Settings(BaseSettings):
     @classmethod
     def _exactly_one(cls, value: Any) -> Any:
         return value == "1" if isinstance(value, str) else value
+
+    @property
+    def oidc_audiences(self) -> list[str]:
+        return words(self.oidc_audience)
+
+    @property
+    def auth_methods(self) -> tuple[str, ...]:
+        """The client API's enabled methods (shared/auth.py): EXPORT_AUTH; unset (local development
+        only, see _auth): ("client_token",) when EXPORT_CLIENT_TOKEN is set, else ("open",)."""
+        if self.auth:
+            return tuple(self.auth.split(","))
+        return ("client_token",) if self.client_token else ("open",)
 
     @property
     def public_status_base(self) -> str:
@@ -327,6 +387,12 @@ class Settings(BaseSettings):
         if not isinstance(info, dict):
             raise ValueError("GOOGLE_APPLICATION_CREDENTIALS_JSON must be a JSON object")
         return info
+
+
+def words(value: str) -> list[str]:
+    """The items of a list setting, separated by commas or spaces (gcloud's --set-env-vars splits
+    at commas, so infra/deploy.sh writes lists with spaces): "a, b c" -> ["a", "b", "c"]."""
+    return [w for w in re.split(r"[,\s]+", value) if w]
 
 
 def complete_url(api_base: str, override: str | None) -> str:
@@ -379,7 +445,7 @@ def _problems(exc: ValidationError) -> list[str]:
         elif name == "db_iam_auth":
             lines[name] = f"{shown}: expected true or false"
         else:
-            lines[name] = f"{shown}: {error['msg']}"
+            lines[name] = f"{shown}: {error['msg'].removeprefix('Value error, ')}"
     return [lines[name] for name in sorted(lines, key=order.index)]
 
 

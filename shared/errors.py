@@ -40,8 +40,21 @@ class InvalidRequest(ExportError):
 
 
 class Unauthorized(ExportError):
+    """No usable credential (401). `headers`: the RFC 6750 challenge, WWW-Authenticate: Bearer with
+    error="invalid_token" when a credential was sent but refused (invalid, expired, revoked), none
+    when nothing was sent (RFC 6750 section 3.1: "SHOULD NOT include an error code")."""
+
     code = "unauthorized"
     http_status = 401
+    REALM = "sceneflow-export"
+
+    def __init__(self, message: str, *, invalid_token: bool = False, **kw):
+        super().__init__(message, **kw)
+        challenge = f'Bearer realm="{self.REALM}"'
+        if invalid_token:  # a quoted-string: no quote or backslash (the messages are ours, ASCII)
+            text = "".join(c for c in message if 0x20 <= ord(c) < 0x7f and c not in '"\\')
+            challenge += f', error="invalid_token", error_description="{text[:200]}"'
+        self.headers = {"WWW-Authenticate": challenge}
 
 
 class Forbidden(ExportError):

@@ -4,6 +4,7 @@ never by `create_all` on the production path.
 - export_jobs: one row per export (DESIGN §3, §4).
 - export_job_events: one row per state transition (status, at): the job's history.
 - export_job_uploads: one row per declared upload that has arrived (job_id, name, generation).
+- api_keys: one row per server key (key id, name, SHA-256 of the secret, created, revoked, last used).
 """
 from __future__ import annotations
 
@@ -62,3 +63,17 @@ class ExportJobUpload(Base):
     generation: Mapped[str] = mapped_column(String(40))
     size_bytes: Mapped[int | None] = mapped_column(BigInteger)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ApiKey(Base):
+    """A server key of an app's backend (shared/auth.py): only the SHA-256 of its secret is kept."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (UniqueConstraint("name", name="uq_api_keys_name"),)
+
+    key_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -215,3 +215,29 @@ class JobRepository(Protocol):
     def report_progress(self, job_id: str, *, stage: str | None, progress: float | None, attempt: int) -> bool:
         """Record a running job's stage and progress (neither goes back); False when not applied."""
         ...
+
+
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    """A server key as stored (never its secret): key_id (public, in the key's text), name (unique;
+    the owner the key acts for without X-SceneFlow-Owner), secret_sha256 (hex), times in UTC."""
+
+    key_id: str
+    name: str
+    secret_sha256: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None
+
+
+class ApiKeyStore(Protocol):
+    """Server keys (shared/auth.py). SQL: shared.key_store.SqlApiKeyStore. Errors: TransientError
+    for a lost database; Conflict from create for a name already taken."""
+
+    def find(self, key_id: str) -> ApiKeyRecord | None:
+        """The key with this id, revoked or not; None when there is none."""
+        ...
+
+    def touch(self, key_id: str, at: datetime) -> None:
+        """Record a use (last_used_at = at)."""
+        ...

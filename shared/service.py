@@ -21,11 +21,12 @@ from shared import api, logs
 from shared.api import ErrorBody, ReportOutput, StartRequest, UploadDecl
 from shared.artifacts import (INPUT_ASSET_RE, OUTPUT_VIDEO_RE, OutputRecord, asset_object, event_generation,
                               object_not_current, spec_object, video_not_ours)
+from shared.auth import Authenticator
 from shared.clock import iso, utcnow
 from shared.config import Settings
 from shared.errors import Conflict, InvalidRequest, NotFound, TransientError
 from shared.finite import check_metadata_numbers
-from shared.identity import DEFAULT_CALLER, DEFAULT_OWNER, Caller
+from shared.identity import DEFAULT_CALLER, Caller
 from shared.limits import JOB_TOO_LARGE
 from shared.outputs import clean_warnings
 from shared.parallel import in_parallel
@@ -61,6 +62,7 @@ class ExportService(Reconcile):
     storage: ObjectStorage
     publisher: Publisher
     launcher: JobLauncher
+    authenticator: Authenticator | None = None
 
     # -- export_start --------------------------------------------------------------------------
     def start(self, body: Any, idempotency_key: str | None = None, caller: Caller = DEFAULT_CALLER) -> Started:
@@ -183,14 +185,12 @@ class ExportService(Reconcile):
             raise NotFound(f"no export job {job_id}")
         return job
 
-    def authenticate(self, authorization: str | None) -> Caller:
-        """The caller of a client request. When EXPORT_CLIENT_TOKEN is set, require it as a bearer
-        token (api.check_bearer; Unauthorized when missing, Forbidden when wrong). The caller is the
-        single trusted client: owner DEFAULT_OWNER. IAM guards the deployed functions too."""
-        if self.settings.client_token:
-            api.check_bearer(authorization, self.settings.client_token)
-            return Caller(DEFAULT_OWNER, "client_token")
-        return DEFAULT_CALLER
+    def authenticate(self, authorization: str | None, owner: str | None = None) -> Caller:
+        """The caller of a client request, from its Authorization and X-SceneFlow-Owner headers, by
+        EXPORT_AUTH (shared.auth.Authenticator). Raises Unauthorized, InvalidRequest, TransientError."""
+        if self.authenticator is None:  # a service built without bootstrap (tests): no key store
+            self.authenticator = Authenticator(self.settings)
+        return self.authenticator.authenticate(authorization, owner)
 
     # -- export_cancel -------------------------------------------------------------------------
     def cancel(self, body: Any, caller: Caller = DEFAULT_CALLER) -> dict:

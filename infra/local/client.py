@@ -2,7 +2,7 @@
 
 It does what a user's app does: POST export_start with the declared uploads, PUT each file to its
 signed URL with exactly the returned headers, poll export_status, download the outputs through
-their signed GET URLs.
+their signed GET URLs. `headers` (e.g. {"Authorization": "Bearer <ID token>"}) go with every API call.
 """
 from __future__ import annotations
 
@@ -63,7 +63,8 @@ def _check(r: requests.Response, *ok: int) -> dict:
 
 
 def start_export(base: str, spec: dict, files: list[Path], idempotency_key: str | None = None,
-                 timeout_s: float = 30, content_types: Mapping[str, str] | None = None) -> dict:
+                 timeout_s: float = 30, content_types: Mapping[str, str] | None = None,
+                 headers: Mapping[str, str] | None = None) -> dict:
     """POST {base}/export_start declaring `files` as uploads; returns the 202 body. Each upload's
     content type is `content_types[name]`, else chosen by extension and role (upload_types)."""
     types = {**upload_types(spec, [f.name for f in files]), **(content_types or {})}
@@ -71,7 +72,7 @@ def start_export(base: str, spec: dict, files: list[Path], idempotency_key: str 
                             "uploads": [{"name": f.name, "contentType": types[f.name]} for f in files]}
     if idempotency_key:
         body["idempotencyKey"] = idempotency_key
-    return _check(requests.post(f"{base}/export_start", json=body, timeout=timeout_s), 202, 200)
+    return _check(requests.post(f"{base}/export_start", json=body, headers=headers, timeout=timeout_s), 202, 200)
 
 
 def upload_all(uploads: list[dict], files: list[Path], workers: int = 4, timeout_s: float = 120) -> None:
@@ -90,16 +91,17 @@ def upload_all(uploads: list[dict], files: list[Path], workers: int = 4, timeout
         list(pool.map(put, uploads))
 
 
-def get_status(base: str, job_id: str, timeout_s: float = 30) -> dict:
-    return _check(requests.get(f"{base}/export_status", params={"jobId": job_id}, timeout=timeout_s), 200)
+def get_status(base: str, job_id: str, timeout_s: float = 30, headers: Mapping[str, str] | None = None) -> dict:
+    return _check(requests.get(f"{base}/export_status", params={"jobId": job_id}, headers=headers,
+                               timeout=timeout_s), 200)
 
 
 def wait_for(base: str, job_id: str, timeout_s: float = 600, interval_s: float = 0.3,
-             on_status: Callable[[dict], None] | None = None) -> dict:
+             on_status: Callable[[dict], None] | None = None, headers: Mapping[str, str] | None = None) -> dict:
     """Poll export_status until a terminal state; returns the last body. Raises TimeoutError."""
     deadline = time.monotonic() + timeout_s
     while True:
-        body = get_status(base, job_id)
+        body = get_status(base, job_id, headers=headers)
         if on_status:
             on_status(body)
         if body.get("status") in TERMINAL:

@@ -8,6 +8,9 @@ One threaded werkzeug server mounts `functions_framework.create_app(target=NAME,
 URLs of deployed gen2 functions. Paths below a function reach it too (functions-framework routes
 `/<path>`), which lets a Pub/Sub push endpoint carry `/projects/P/topics/T` for the framework's
 Pub/Sub-to-CloudEvent conversion. `GET /healthz` answers 200 once every function is loaded.
+With `--issuer FILE` (infra/local/issuer.py, LocalIssuer.write_public) the local OpenID Connect
+issuer is served under `/issuer` too: `{base}/issuer/.well-known/openid-configuration` and
+`{base}/issuer/jwks.json`, so ID tokens are verified over the same loopback base URL.
 
 Settings come from the environment (shared.config), so start it with the stack's env.
 """
@@ -49,13 +52,18 @@ def _slash(app):
     return wrapped
 
 
-def build_app(source: str, names: tuple[str, ...] = FUNCTION_NAMES):
-    """A WSGI app dispatching `/{name}` to each function's functions-framework app."""
+def build_app(source: str, names: tuple[str, ...] = FUNCTION_NAMES, issuer: str | None = None):
+    """A WSGI app dispatching `/{name}` to each function's functions-framework app, and `/issuer`
+    to the local issuer whose public keys the file `issuer` holds (when given)."""
     import functions_framework
     from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
     mounts = {f"/{name}": _slash(functions_framework.create_app(target=name, source=source))
               for name in names}
+    if issuer:
+        from infra.local.issuer import MOUNT, public_app
+
+        mounts[MOUNT] = public_app(issuer)
     return DispatcherMiddleware(_root_app(list(names)), mounts)
 
 
@@ -84,12 +92,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--source", default=os.path.join("functions", "main.py"))
     p.add_argument("--functions", default=",".join(FUNCTION_NAMES),
                    help="comma-separated targets to mount (default: all five)")
+    p.add_argument("--issuer", help="serve this local issuer's public keys (JSON of LocalIssuer.write_public) at /issuer")
     args = p.parse_args(argv)
 
     from werkzeug.serving import run_simple
 
     names = tuple(n for n in args.functions.split(",") if n)
-    app = build_app(args.source, names)
+    app = build_app(args.source, names, args.issuer)
     if os.path.realpath(args.source) == os.path.realpath(DEFAULT_SOURCE):
         warm_up()
     print(json.dumps({"severity": "INFO", "message": f"gateway on http://{args.host}:{args.port}",

@@ -22,7 +22,7 @@ class Gateway(ProcessService):
     def __init__(self, env: dict[str, str], run_dir=None, port: int | None = None,
                  source: str | os.PathLike | None = None, python: str | None = None,
                  timeout_s: float = 60, functions: list[str] | tuple[str, ...] | None = None,
-                 name: str | None = None) -> None:
+                 name: str | None = None, issuer: str | os.PathLike | None = None) -> None:
         if name:
             self.name = name  # log file run_dir/NAME.log (several gateways in one run folder)
         super().__init__(run_dir)
@@ -33,6 +33,7 @@ class Gateway(ProcessService):
         self.python = python or sys.executable
         self.timeout_s = timeout_s
         self.functions = list(functions) if functions else None  # None: every function of the gateway
+        self.issuer = str(issuer) if issuer else None  # a local issuer's public keys, served at /issuer
 
     def start(self) -> "Gateway":
         env = dict(self.env)
@@ -41,6 +42,8 @@ class Gateway(ProcessService):
         argv = [self.python, "-m", "infra.local.gateway", "--port", str(self.port), "--source", self.source]
         if self.functions:
             argv += ["--functions", ",".join(self.functions)]
+        if self.issuer:
+            argv += ["--issuer", self.issuer]
         self._spawn(argv, env=env, cwd=REPO_ROOT)
         wait_until(lambda: requests.get(f"{self.base}/healthz", timeout=1).ok, self.timeout_s,
                    "functions gateway", self.proc, self.log_path)

@@ -15,6 +15,11 @@ poller posting `google.cloud.storage.object.v1.finalized` CloudEvents to on_obje
 the local publisher POSTs Pub/Sub push bodies to dispatch_export; the local launcher runs
 `python -m render_job` as a subprocess.
 
+Both serve a local OpenID Connect issuer at `{base}/issuer` (infra/local/issuer.py; `stack.issuer`
+mints ID tokens for `stack.audience`) and set EXPORT_OIDC_ISSUER/AUDIENCE to it. `auth=True` turns
+authentication on (EXPORT_AUTH=server_key,id_token): `stack.id_token(sub)` and
+`stack.server_key(name)` give credentials; otherwise the functions stay open (EXPORT_AUTH unset).
+
 Emulated cloud: PostgreSQL (a throwaway cluster, or a fresh database on `database_url`'s server),
 the Pub/Sub emulator with topic EXPORT_JOBS_TOPIC pushed to dispatch_export and topic
 `gcs-notifications` pushed to on_object_finalized, fake-gcs-server publishing finalize
@@ -34,6 +39,8 @@ from typing import Any
 from infra.local.eventarc import FinalizePoller
 from infra.local.fake_gcs import FakeGcs, fake_gcs_available
 from infra.local.gateway_process import Gateway
+from infra.local.issuer import MOUNT as ISSUER_MOUNT
+from infra.local.issuer import LocalIssuer
 from infra.local.postgres import Postgres, postgres_available
 from infra.local.process import Service, free_port, make_run_dir
 from infra.local.pubsub_emulator import PubSubEmulator, pubsub_emulator_available
@@ -49,7 +56,7 @@ GCS_TOPIC = "gcs-notifications"
 
 # variables a stack sets or must not inherit from the caller's environment
 _MANAGED = ("DATABASE_URL", "STORAGE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "EXPORT_LOCAL_PUSH_URL",
-            "GOOGLE_APPLICATION_CREDENTIALS", "INSTANCE_CONNECTION_NAME")
+            "GOOGLE_APPLICATION_CREDENTIALS", "INSTANCE_CONNECTION_NAME", "EXPORT_AUTH")
 
 
 def migrate(database_url: str) -> None:
@@ -103,7 +110,7 @@ class Stack(Service):
     def __init__(self, run_dir: str | os.PathLike | None = None, project: str = PROJECT,
                  input_bucket: str = INPUT_BUCKET, output_bucket: str = OUTPUT_BUCKET,
                  jobs_topic: str = JOBS_TOPIC, render_max_retries: int = 2,
-                 extra_env: dict[str, str] | None = None, source: str | None = None) -> None:
+                 extra_env: dict[str, str] | None = None, source: str | None = None, auth: bool = False) -> None:
         self.run_dir = Path(run_dir) if run_dir else make_run_dir(self.mode)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.project = project
@@ -115,6 +122,9 @@ class Stack(Service):
         self.source = source
         self.gateway_port = free_port()
         self.base = f"http://127.0.0.1:{self.gateway_port}"
+        self.auth = auth
+        self.issuer = LocalIssuer(self.base + ISSUER_MOUNT)  # served by the gateway: same base URL
+        self.audience = project  # as Firebase Auth's: the project id
         self.env: dict[str, str] = {}
         self.gateway: Gateway | None = None
         self._started: list[Any] = []
@@ -142,6 +152,9 @@ class Stack(Service):
             "RENDER_REPORT_INTERVAL_S": "0.5",
             "RENDER_LOG_DIR": str(self.run_dir / "render"),
             "PYTHONUNBUFFERED": "1",
+            "EXPORT_OIDC_ISSUER": self.issuer.issuer,
+            "EXPORT_OIDC_AUDIENCE": self.audience,
+            **({"EXPORT_AUTH": "server_key,id_token"} if self.auth else {}),
         }
 
     def process_env(self) -> dict[str, str]:
@@ -155,9 +168,27 @@ class Stack(Service):
         return service
 
     def _start_gateway(self) -> None:
-        self.gateway = self._add(Gateway(self.process_env(), run_dir=self.run_dir,
-                                         port=self.gateway_port, source=self.source))
+        self.gateway = self._add(Gateway(self.process_env(), run_dir=self.run_dir, port=self.gateway_port,
+                                         source=self.source,
+                                         issuer=self.issuer.write_public(self.run_dir / "issuer.json")))
         self.gateway.start()
+
+    def id_token(self, sub: str, **kwargs) -> str:
+        """A signed ID token of the stack's issuer for `sub` (LocalIssuer.mint; audience: the stack's)."""
+        return self.issuer.mint(sub, kwargs.pop("audience", self.audience), **kwargs)
+
+    def server_key(self, name: str) -> str:
+        """A new server key named `name` in the stack's database (as `python -m infra.api_keys create`)."""
+        from shared.auth import new_server_key
+        from shared.db import engine_for_url, session_factory
+        from shared.key_store import SqlApiKeyStore
+
+        key, engine = new_server_key(), engine_for_url(self.env["DATABASE_URL"])
+        try:
+            SqlApiKeyStore(session_factory(engine)).create(key.key_id, name, key.secret_sha256)
+        finally:
+            engine.dispose()
+        return key.text
 
     def url(self, function: str) -> str:
         return f"{self.base}/{function}"

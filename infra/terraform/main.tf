@@ -27,6 +27,9 @@ locals {
     EXPORT_API_BASE          = local.api_base
     EXPORT_COMPLETE_URL      = "${local.api_base}/export-complete"
     EXPORT_STATUS_URL        = "${local.api_base}/export-status"
+    EXPORT_AUTH              = var.client_auth
+    EXPORT_OIDC_ISSUER       = var.oidc_issuer
+    EXPORT_OIDC_AUDIENCE     = var.oidc_audience
   }
   # name => entry point, account, trigger (http | bucket name), public (no IAM), worker-token secret
   functions = {
@@ -546,6 +549,21 @@ resource "google_cloud_run_service_iam_member" "complete_public" {
   service  = google_cloudfunctions2_function.fn["export-complete"].service_config[0].service
   role     = "roles/run.invoker"
   member   = "allUsers"
+}
+
+# client_access = "public": browsers call the client functions with ID tokens; EXPORT_AUTH is the gate
+resource "google_cloud_run_service_iam_member" "clients_public" {
+  for_each = var.client_access == "public" ? toset(["export-start", "export-status", "export-cancel"]) : toset([])
+  location = var.region
+  service  = google_cloudfunctions2_function.fn[each.value].service_config[0].service
+  role     = "roles/run.invoker"
+  member   = "allUsers"
+  lifecycle {
+    precondition {
+      condition     = trimspace(var.client_auth) != "open"
+      error_message = "client_access = \"public\" needs client_auth (server_key, id_token), not open."
+    }
+  }
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -212,3 +212,35 @@ variable "notification_channels" {
   type        = list(string)
   default     = []
 }
+
+variable "client_auth" {
+  description = "EXPORT_AUTH of the functions: server_key, id_token (a list), or open (README: Authenticate). Every deployed function must have it."
+  type        = string
+  default     = "open"
+  validation {
+    condition     = length(regexall("^(open|((server_key|id_token|client_token)([ ,]+(server_key|id_token|client_token))*))$", trimspace(var.client_auth))) == 1
+    error_message = "client_auth: open, or a list of server_key, id_token, client_token."
+  }
+}
+
+variable "client_access" {
+  description = "Who may invoke export-start/status/cancel: iam (default; the app's backend sends its Google ID token in X-Serverless-Authorization) or public (browsers with ID tokens; client_auth is then the only gate and must not be open)."
+  type        = string
+  default     = "iam"
+  validation {
+    condition     = contains(["iam", "public"], var.client_access)
+    error_message = "client_access: iam or public."
+  }
+}
+
+variable "oidc_issuer" {
+  description = "EXPORT_OIDC_ISSUER for id_token, e.g. https://securetoken.google.com/PROJECT_ID (Firebase Auth)."
+  type        = string
+  default     = ""
+}
+
+variable "oidc_audience" {
+  description = "EXPORT_OIDC_AUDIENCE for id_token, e.g. the Firebase project id."
+  type        = string
+  default     = ""
+}

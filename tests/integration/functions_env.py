@@ -35,8 +35,9 @@ CREATED: list[FunctionsEnv] = []
 
 
 def make_functions_env(tmp_path: Path, **settings) -> FunctionsEnv:
-    """Build and install (bootstrap.use_service) a service on tmp_path; call bootstrap.use_service(None) after."""
-    s = Settings(database_url=f"sqlite:///{tmp_path}/jobs.db", **settings)
+    """Build and install (bootstrap.use_service) a service on tmp_path (SQLite there unless
+    `database_url` is given); call bootstrap.use_service(None) after."""
+    s = Settings(**{"database_url": f"sqlite:///{tmp_path}/jobs.db", **settings})
     storage, publisher, launcher = LocalStorage(tmp_path / "gcs"), RecordingPublisher(), RecordingLauncher()
     service = bootstrap.build_service(s, storage=storage, publisher=publisher, launcher=launcher, migrate_db=True)
     bootstrap.use_service(service)

@@ -111,7 +111,7 @@ def test_client_token(tmp_path):
     try:
         body = {"spec": COLOR}
         assert env.c["export_start"].post("/", json=body).status_code == 401
-        assert env.c["export_start"].post("/", json=body, headers={"Authorization": "Bearer nope"}).status_code == 403
+        assert env.c["export_start"].post("/", json=body, headers={"Authorization": "Bearer nope"}).status_code == 401
         ok = env.c["export_start"].post("/", json=body, headers={"Authorization": "Bearer client-secret"})
         assert ok.status_code == 202
         jid = ok.json["jobId"]

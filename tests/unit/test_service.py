@@ -10,7 +10,7 @@ import pytest
 
 from shared.config import Settings
 from shared.errors import Conflict, Forbidden, InvalidRequest, NotFound, TransientError, Unauthorized
-from shared.identity import Caller
+from shared.identity import DEFAULT_OWNER, Caller
 from shared.ports import ExecutionStatus
 from shared.service import ExportService, Started
 from shared.states import JobStatus as S
@@ -226,11 +226,11 @@ def test_worker_and_client_tokens(svc):
         svc.check_worker_token(None)
     with pytest.raises(Forbidden, match="invalid worker token"):
         svc.check_worker_token("Bearer wrong")
-    svc.authenticate(None)  # no EXPORT_CLIENT_TOKEN: open
-    svc.settings = svc.settings.replace(client_token="client")
-    with pytest.raises(Forbidden, match="invalid token"):
+    assert svc.authenticate(None) == Caller(DEFAULT_OWNER, "open")  # no EXPORT_CLIENT_TOKEN: open
+    svc.settings, svc.authenticator = svc.settings.replace(client_token="client"), None
+    with pytest.raises(Unauthorized, match="invalid token"):  # RFC 6750 invalid_token: 401 (403 before issue 18)
         svc.authenticate("Bearer wrong")
-    svc.authenticate("Bearer client")
+    assert svc.authenticate("Bearer client") == Caller(DEFAULT_OWNER, "client_token")
 
 
 def test_running_reports_raise_progress_and_stage_only(svc):
