@@ -163,7 +163,7 @@ common=(--project="$PROJECT" --region="$REGION" --gen2 --runtime=python311 --sou
 # the API account runs the client functions, export-complete, reconcile and finalize (worker token
 # as a secret); the dispatcher account only claims jobs and starts executions (no storage, no secret)
 api=("${common[@]}" --service-account="$FN_SA" --set-env-vars="$ENV,DB_USER=$(db_user "$FN_SA")" --set-secrets="$SECRETS")
-for fn in export_start export_status export_cancel reconcile_exports; do
+for fn in export_start export_status export_cancel export_list reconcile_exports; do
   run gcloud functions deploy "${fn//_/-}" "${api[@]}" --entry-point="$fn" --trigger-http --no-allow-unauthenticated
 done
 # export_complete is called by the render job with the worker token (Authorization: Bearer), which

@@ -33,6 +33,7 @@ locals {
     "export-start"        = { entry = "export_start", sa = "api", bucket = null, public = false, secret = true }
     "export-status"       = { entry = "export_status", sa = "api", bucket = null, public = false, secret = true }
     "export-cancel"       = { entry = "export_cancel", sa = "api", bucket = null, public = false, secret = true }
+    "export-list"         = { entry = "export_list", sa = "api", bucket = null, public = false, secret = true }
     "export-complete"     = { entry = "export_complete", sa = "api", bucket = null, public = true, secret = true }
     "reconcile-exports"   = { entry = "reconcile_exports", sa = "api", bucket = null, public = false, secret = true }
     "dispatch-export"     = { entry = "dispatch_export", sa = "dispatch", bucket = null, public = false, secret = false }
