@@ -198,7 +198,7 @@ def summary(row: JobSummary) -> ExportSummary:
     """A row as the list shows it: progress to 4 decimals, labels in key order, error when set."""
     error = ErrorBody.model_construct(code=row.error_code, message=row.error_message or "") if row.error_code else None
     return ExportSummary.model_construct(
-        job_id=row.id, status=row.status, stage=row.stage, progress=round(float(row.progress), 4),
+        job_id=row.id, status=JobStatus(row.status), stage=row.stage, progress=round(float(row.progress), 4),
         labels=sorted_labels(row.labels), external_ref=row.external_ref, created_at=iso(row.created_at),
         updated_at=iso(row.updated_at), finished_at=iso(row.finished_at), error=error)
 
