@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import uuid
 from datetime import timedelta
 
 import pytest
@@ -25,6 +24,7 @@ from shared.list_sql import list_statement
 from shared.ports import JobFilter
 from shared.service import ExportService
 from shared.states import JobStatus as S
+from tests.bulk_jobs import insert_jobs
 from tests.fakes import FakeStorage, RecordingLauncher, RecordingPublisher
 from tests.integration.functions_env import make_functions_env
 
@@ -142,24 +142,6 @@ def plan_nodes(plan: dict):
         yield from plan_nodes(child)
 
 
-# 100,000 jobs of OWNER and 10,000 of ten others in one statement: three rows per created_at (the id
-# breaks the tie), statuses in turn, labels book (100 values) and lang, a rare label on 1 in 1,000
-BULK = """
-WITH p AS (SELECT CAST(:salt AS text) AS salt, CAST(:n AS int) AS n, CAST(:others AS int) AS others,
-                  CAST(:owner AS text) AS owner, CAST(:t0 AS timestamptz) AS t0)
-INSERT INTO export_jobs (id, owner, status, progress, spec, spec_sha256, uploads_expected, attempts,
-                         created_at, updated_at, labels, external_ref)
-SELECT md5(p.salt || i)::uuid::text,
-       CASE WHEN i <= p.n THEN p.owner ELSE 'other-' || mod(i, 10) END,
-       (ARRAY['queued','running','succeeded','failed','canceled'])[1 + mod(i, 5)], 0, '{}'::json, repeat('0', 64),
-       '[]'::json, 0, p.t0 - (i / 3) * interval '1 second', p.t0,
-       jsonb_build_object('book', 'b' || mod(i, 100), 'lang', CASE WHEN mod(i, 2) = 0 THEN 'en' ELSE 'fr' END)
-         || CASE WHEN mod(i, 1000) = 0 THEN '{"rare": "yes"}'::jsonb ELSE '{}'::jsonb END,
-       'ref-' || i
-FROM p, generate_series(1, p.n + p.others) AS i
-"""
-
-
 @pytest.fixture(scope="module")
 def big(pg_url):
     """(service, engine, owner, start time) on a fresh database holding 110,000 jobs."""
@@ -170,8 +152,7 @@ def big(pg_url):
     engine, reads = engine_for_url(url), engine_for_url(url, autocommit=True)
     owner, t0 = "author-100k", utcnow() - timedelta(days=1)
     with engine.begin() as c:
-        c.execute(text(BULK), {"salt": uuid.uuid4().hex, "n": 100_000, "others": 10_000, "owner": owner, "t0": t0})
-        c.execute(text("ANALYZE export_jobs"))
+        insert_jobs(c, owner, 100_000, 10_000, t0)
     svc = ExportService(settings=Settings(input_bucket="in", output_bucket="out"),
                         repo=build_repository(engine, reads), storage=FakeStorage(),
                         publisher=RecordingPublisher(), launcher=RecordingLauncher())
@@ -257,3 +238,18 @@ def test_a_page_is_one_index_scan_without_sort(big, where, index, deep):
     assert [n["Index Name"] for n in scans] == [index], kinds
     if deep:
         assert "created_at" in scans[0]["Index Cond"], scans[0]
+
+
+@pytest.mark.parametrize("label", [("book", "b7"), ("rare", "yes")])
+def test_a_label_page_reads_no_whole_table(big, label):
+    """Labels: a common one (1 in 100) walks the owner's index, filtering; a rare one (1 in 1,000) is
+    found through the GIN index and its few rows sorted; the planner chooses by its statistics.
+    Either way no Seq Scan (BENCHMARKS.md, "Listing", has the times)."""
+    svc, engine, owner = big
+    stmt = list_statement("postgresql", owner, JobFilter(labels=(label,)), None, 21)
+    with engine.connect() as c:
+        plan = c.execute(Explain(stmt)).scalar()[0]["Plan"]
+    nodes = list(plan_nodes(plan))
+    print(label, [(n["Node Type"], n.get("Index Name")) for n in nodes])
+    assert "Seq Scan" not in [n["Node Type"] for n in nodes]
+    assert {n.get("Index Name") for n in nodes} & {"ix_export_jobs_owner_created", "ix_export_jobs_labels"}
