@@ -9,8 +9,9 @@ tests/bulk_jobs.py (one INSERT ... SELECT generate_series, then ANALYZE), then t
 - deep page: pageSize 20 from tokens taken all along the walk (a page anywhere in the list);
 - status: pageSize 20 of status=running (one status: its own index);
 - label, common: label=book:b7 (1 job in 100); label, rare: label=rare:yes (1 in 1,000).
-Timed phases have 8 requests in flight (the walk: 1). For each: requests, p50 and p99 latency (ms), wall seconds, and the CPU seconds the functions
-gateway process and the stack's PostgreSQL (postmaster and its children) spent meanwhile.
+Timed phases have 8 requests in flight (the walk: 1). For each: requests, p50 and p99 latency
+(ms), wall seconds, and the CPU seconds the functions gateway process and the stack's PostgreSQL
+(postmaster and its children) spent meanwhile.
 """
 from __future__ import annotations
 
