@@ -149,8 +149,8 @@ class ExportService(Reconcile, Listing):
     # -- export_status -------------------------------------------------------------------------
     def status(self, job_id: str | None, caller: Caller = DEFAULT_CALLER) -> dict:
         """The caller's job's public view (DESIGN §4): {jobId, owner, status, stage, progress (4 decimals), createdAt,
-        updatedAt, startedAt, finishedAt, attempts, executionName, executionLogUri, history
-        [{status, at}], uploads? (awaiting_upload), error? {code, message}, output? (succeeded, with
+        updatedAt, startedAt, finishedAt, attempts, executionName, executionLogUri, labels, externalRef,
+        history [{status, at}], uploads? (awaiting_upload), error? {code, message}, output? (succeeded, with
         signed URLs)}. Raises InvalidRequest for a malformed id, NotFound (also for another owner's
         job: its existence is not revealed), TransientError."""
         job_id = api.job_id(job_id)
