@@ -11,7 +11,8 @@
 #   make bench-long  1, 10 and 30 minutes through the embedded stack: CPU, wall, memory, loudness, frames
 #   make bench-image  the render image before/after issue 16: size, podman run to first progress report (podman)
 #   make schema   regenerate shared/schema/export_spec_v1.schema.json
-#   make load     API load test: 2,000 starts + 10,000 status reads vs a bare handler (RELIABILITY.md; LOAD_ARGS=...)
+#   make load     API load test: 2,000 starts + 10,000 status reads vs a bare handler (RELIABILITY.md), then
+#                 export_list on 100,000 jobs (BENCHMARKS.md "Listing"; LOAD_ARGS=--list-only runs that alone)
 #   make clean    remove caches, ./out and .local/runs (keeps .venv)
 
 PYTHON ?= python3.11

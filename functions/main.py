@@ -1,7 +1,7 @@
 """Cloud Functions (gen2) entry points: decode the trigger, call one service function, map the
 result or error. Nothing else lives here (DESIGN §2).
 
-HTTP: export_start, export_status, export_cancel (clients: server keys, ID tokens or the client
+HTTP: export_start, export_status, export_cancel, export_list (clients: server keys, ID tokens or the client
 token by EXPORT_AUTH, shared/auth.py; 401 with WWW-Authenticate when refused), export_complete (the render job; worker token), reconcile_exports
 (Cloud Scheduler; IAM). CloudEvent: dispatch_export (Pub/Sub), on_object_finalized (Cloud Storage
 finalize, input and output buckets).
@@ -143,6 +143,17 @@ def export_cancel(request: flask.Request) -> flask.Response:
         return 200, service.cancel(_json_body(request), caller)
 
     return _http(request, "POST", handle)
+
+
+@functions_framework.http
+def export_list(request: flask.Request) -> flask.Response:
+    """GET ?status=&label=&externalRef=&createdAfter=&createdBefore=&pageSize=&pageToken= ->
+    200 {exports: [summary], nextPageToken?}: the caller's exports, newest first (shared.listing)."""
+    def handle() -> tuple[int, dict]:
+        service, caller = _client(request)
+        return 200, service.list_exports(request.args.to_dict(flat=False), caller)
+
+    return _http(request, "GET", handle)
 
 
 @functions_framework.http

@@ -181,7 +181,7 @@ common=(--project="$PROJECT" --region="$REGION" --gen2 --runtime=python311 --sou
 # the API account runs the client functions, export-complete, reconcile and finalize (worker token
 # as a secret); the dispatcher account only claims jobs and starts executions (no storage, no secret)
 api=("${common[@]}" --service-account="$FN_SA" --set-env-vars="$ENV,DB_USER=$(db_user "$FN_SA")" --set-secrets="$SECRETS")
-for fn in export_start export_status export_cancel; do
+for fn in export_start export_status export_cancel export_list; do
   run gcloud functions deploy "${fn//_/-}" "${api[@]}" --entry-point="$fn" --trigger-http "$CLIENT_INVOKE"
 done
 run gcloud functions deploy reconcile-exports "${api[@]}" --entry-point=reconcile_exports --trigger-http --no-allow-unauthenticated

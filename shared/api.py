@@ -32,6 +32,16 @@ _UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _KEY_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # every Unicode control character (category Cc)
 
+# Labels (DESIGN §4): keys as Google Cloud's labels (https://cloud.google.com/resource-manager/docs/
+# labels-overview#requirements; ASCII only), values a little wider (upper case and '.': user ids,
+# versions "v1.2"); none of these characters needs escaping in `label=key:value` of export_list.
+MAX_LABELS = 16
+LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
+LABEL_VALUE = re.compile(r"[A-Za-z0-9_.-]{0,63}")
+LABEL_KEY_RULE = "1-63 characters of a-z, 0-9, '_', '-', starting with a letter"
+LABEL_VALUE_RULE = "0-63 characters of A-Z, a-z, 0-9, '_', '-', '.'"
+MAX_EXTERNAL_REF = 200
+
 
 # -- export_start -----------------------------------------------------------------------------------------
 class _Wire(BaseModel):
@@ -53,6 +63,30 @@ class StartRequest(_Wire):
     # a ceiling for the body's sake, above EXPORT_MAX_ASSETS (401), whose own message names the setting
     uploads: list[UploadDecl] = Field(default_factory=list, max_length=MAX_UPLOADS)
     idempotency_key: str | None = Field(None, min_length=1, max_length=200)
+    # the app's own names for the job (label_problems, external_ref_problems): shown, listed, filtered
+    labels: dict[str, str] = Field(default_factory=dict, max_length=MAX_LABELS)
+    external_ref: str | None = Field(None, min_length=1, max_length=MAX_EXTERNAL_REF)
+
+
+def label_problems(labels: dict[str, str], path: str = "labels") -> list[dict[str, str]]:
+    """Every key and value against LABEL_KEY / LABEL_VALUE, as [{path: "labels.KEY", message}]."""
+    problems = []
+    for key, value in labels.items():
+        where = f"{path}.{key[:63]}"
+        if not LABEL_KEY.fullmatch(key):
+            problems.append({"path": where, "message": f"label key {shown(key)}: {LABEL_KEY_RULE}"})
+        if not LABEL_VALUE.fullmatch(value):
+            problems.append({"path": where, "message": f"label value {shown(value)}: {LABEL_VALUE_RULE}"})
+    return problems
+
+
+def external_ref_problems(ref: str | None, path: str = "externalRef") -> list[dict[str, str]]:
+    """An external reference: 1-MAX_EXTERNAL_REF characters, no control characters."""
+    if ref is None:
+        return []
+    if not 1 <= len(ref) <= MAX_EXTERNAL_REF:
+        return [{"path": path, "message": f"1 to {MAX_EXTERNAL_REF} characters"}]
+    return [{"path": path, "message": "must not contain control characters"}] if _KEY_CONTROL.search(ref) else []
 
 
 # -- export_complete ----------------------------------------------------------------------------------------
@@ -175,7 +209,8 @@ def _under_spec(problems: list[dict[str, str]]) -> list[dict[str, str]]:
 
 
 def parse_start(body: Any, header_key: str | None, settings: Settings) -> tuple[StartRequest, ExportSpec]:
-    """Validate a start request {spec, uploads?: [{name, contentType}], idempotencyKey?} and its
+    """Validate a start request {spec, uploads?: [{name, contentType}], idempotencyKey?, labels?,
+    externalRef?} and its
     Idempotency-Key header against the spec rules and the configured limits. Returns (request, spec).
     Raises InvalidRequest listing every problem at once."""
     if not isinstance(body, dict):
@@ -199,6 +234,7 @@ def parse_start(body: Any, header_key: str | None, settings: Settings) -> tuple[
         problems.append({"path": "idempotencyKey", "message": "must not contain control characters"})
     if header_key and req.idempotency_key and header_key != req.idempotency_key:
         problems.append({"path": "idempotencyKey", "message": "differs from the Idempotency-Key header"})
+    problems += label_problems(req.labels) + external_ref_problems(req.external_ref)
     spec = None
     try:
         spec = parse_spec(req.spec)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -21,6 +22,7 @@ class Base(DeclarativeBase):
 class ExportJob(Base):
     __tablename__ = "export_jobs"
     __table_args__ = (UniqueConstraint("owner", "idempotency_key", name="uq_export_jobs_owner_idempotency_key"),)
+    # indexes of export_list (migration 0006) are created by Alembic only
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     owner: Mapped[str] = mapped_column(String(128), server_default="default")  # shared.identity
@@ -37,6 +39,9 @@ class ExportJob(Base):
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
     output: Mapped[dict | None] = mapped_column(JSON)
+    # shared.api.StartRequest's limits; JSONB on PostgreSQL so `labels @> {...}` uses a GIN index
+    labels: Mapped[dict] = mapped_column(JSON().with_variant(JSONB(), "postgresql"), default=dict)
+    external_ref: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -154,6 +154,38 @@ class JobRecord:
     history: list[tuple[str, datetime]] = field(default_factory=list)
     uploads_received: list[str] = field(default_factory=list)
     owner: str = DEFAULT_OWNER  # shared.identity
+    labels: dict[str, str] = field(default_factory=dict)  # shared.api.StartRequest's limits
+    external_ref: str | None = None
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    """Which of an owner's jobs export_list shows (shared.listing): every given condition holds.
+    statuses: any of them (empty: all); labels: every (key, value) pair is among the job's labels;
+    created_after (inclusive) and created_before (exclusive): UTC datetimes."""
+
+    statuses: tuple[str, ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+    external_ref: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    """One row of export_list: the job's columns a list shows (no spec, history or output)."""
+
+    id: str
+    status: str
+    stage: str | None
+    progress: float
+    labels: dict[str, str]
+    external_ref: str | None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    error_code: str | None
+    error_message: str | None
 
 
 class UploadRecorded(NamedTuple):
@@ -182,6 +214,13 @@ class JobRepository(Protocol):
         """The owner's job started with this idempotency key (keys are unique per owner)."""
         ...
 
+    def list_jobs(self, owner: str, where: JobFilter, after: tuple[datetime, str] | None,
+                  limit: int) -> list[JobSummary]:
+        """The owner's jobs matching `where`, newest first (created_at DESC, id DESC), at most
+        `limit`; with `after` = (created_at, id) of a row, only the rows after it in that order
+        (keyset pagination: rows inserted meanwhile never shift a page)."""
+        ...
+
     def list_stale(self, statuses: list[JobStatus], before: datetime, limit: int = 100) -> list[JobRecord]:
         """Jobs in `statuses` last seen (last report, else last update) before `before`, at most
         `limit`, least recently updated first."""
@@ -192,10 +231,10 @@ class JobRepository(Protocol):
         ...
 
     def create(self, *, spec: dict, spec_sha256: str, status: JobStatus, uploads_expected: list[str],
-               idempotency_key: str | None, job_id: str | None = None,
-               owner: str = DEFAULT_OWNER) -> tuple[JobRecord, bool]:
-        """Insert the owner's job; (job, created): created is False when the owner's `idempotency_key`
-        named a job already."""
+               idempotency_key: str | None, job_id: str | None = None, owner: str = DEFAULT_OWNER,
+               labels: dict[str, str] | None = None, external_ref: str | None = None) -> tuple[JobRecord, bool]:
+        """Insert the owner's job (with its labels and external reference); (job, created): created
+        is False when the owner's `idempotency_key` named a job already."""
         ...
 
     def transition(self, job_id: str, target: JobStatus, *, sources: frozenset[JobStatus] | None = None,

@@ -27,7 +27,8 @@ from shared.identity import DEFAULT_OWNER
 from shared.limits import JOB_TOO_LARGE, job_bytes_problem
 from shared.messages import bounded
 from shared.models import ExportJob, ExportJobEvent, ExportJobUpload
-from shared.ports import JobRecord, UploadRecorded
+from shared.list_sql import list_statement
+from shared.ports import JobFilter, JobRecord, JobSummary, UploadRecorded
 from shared.states import JobStatus, sources_for
 from shared.status_view import STATUS_PREPARE, status_fields
 
@@ -167,6 +168,7 @@ class SqlJobRepository:
             output=job.output, created_at=_aware(job.created_at), updated_at=_aware(job.updated_at),
             started_at=_aware(job.started_at), finished_at=_aware(job.finished_at),
             last_report_at=_aware(job.last_report_at), owner=job.owner,
+            labels=dict(job.labels or {}), external_ref=job.external_ref,
             history=[(s, _aware(a)) for s, a in history], uploads_received=list(received))
 
     def get(self, job_id: str, *, with_spec: bool = True, owner: str | None = None) -> JobRecord | None:
@@ -221,6 +223,18 @@ class SqlJobRepository:
                             ).scalar_one_or_none()
             return self._record(s, job) if job else None
 
+    def list_jobs(self, owner: str, where: JobFilter, after: tuple[datetime, str] | None,
+                  limit: int) -> list[JobSummary]:
+        """The owner's jobs matching `where`, newest first, after the keyset `after`, at most `limit`
+        (one statement: shared.list_sql). Raises TransientError when the database is unreachable."""
+        with self._tx(read_only=True) as s:
+            stmt = list_statement(s.get_bind().dialect.name, owner, where, after, limit)
+            return [JobSummary(id=r.id, status=r.status, stage=r.stage, progress=r.progress or 0.0,
+                               labels=dict(r.labels or {}), external_ref=r.external_ref,
+                               created_at=_aware(r.created_at), updated_at=_aware(r.updated_at),
+                               finished_at=_aware(r.finished_at), error_code=r.error_code,
+                               error_message=r.error_message) for r in s.execute(stmt)]
+
     def list_stale(self, statuses: list[JobStatus], before: datetime, limit: int = 100) -> list[JobRecord]:
         """Jobs in `statuses` whose last sign of life (last report, else last update) is before `before`,
         at most `limit`, least recently updated first: a job touch()ed by reconcile goes behind the
@@ -250,9 +264,10 @@ class SqlJobRepository:
 
     # -- writes ------------------------------------------------------------------------------
     def create(self, *, spec: dict, spec_sha256: str, status: JobStatus, uploads_expected: list[str],
-               idempotency_key: str | None, job_id: str | None = None,
-               owner: str = DEFAULT_OWNER) -> tuple[JobRecord, bool]:
-        """Insert the owner's job in its initial state (awaiting_upload or queued).
+               idempotency_key: str | None, job_id: str | None = None, owner: str = DEFAULT_OWNER,
+               labels: dict[str, str] | None = None, external_ref: str | None = None) -> tuple[JobRecord, bool]:
+        """Insert the owner's job in its initial state (awaiting_upload or queued), with its labels
+        (validated by shared.api) and external reference.
 
         Returns:
             (job, created): created is False when the owner's `idempotency_key` already named a job,
@@ -260,11 +275,13 @@ class SqlJobRepository:
         """
         now = utcnow()
         job_id = job_id or str(uuid.uuid4())
+        labels = dict(labels or {})
         try:
             with self._tx() as s:
                 s.add(ExportJob(id=job_id, owner=owner, status=status.value, stage=None, progress=0.0, spec=spec,
                                 spec_sha256=spec_sha256, idempotency_key=idempotency_key,
-                                uploads_expected=uploads_expected, attempts=0, created_at=now, updated_at=now))
+                                uploads_expected=uploads_expected, attempts=0, created_at=now, updated_at=now,
+                                labels=labels, external_ref=external_ref))
                 s.flush()
                 s.add(ExportJobEvent(job_id=job_id, status=status.value, at=now))
         except IntegrityError:
@@ -279,7 +296,8 @@ class SqlJobRepository:
                          idempotency_key=idempotency_key, uploads_expected=list(uploads_expected),
                          execution_name=None, execution_log_uri=None, attempts=0, error_code=None, error_message=None, output=None,
                          created_at=now, updated_at=now, started_at=None, finished_at=None, last_report_at=None,
-                         history=[(status.value, now)], uploads_received=[], owner=owner), True
+                         history=[(status.value, now)], uploads_received=[], owner=owner, labels=labels,
+                         external_ref=external_ref), True
 
     def _transition(self, s: Session, job_id: str, target: JobStatus, values: dict[str, Any],
                     sources: frozenset[JobStatus] | None = None, attempt: int | None = None) -> bool:

@@ -28,6 +28,7 @@ from shared.errors import Conflict, InvalidRequest, NotFound, TransientError
 from shared.finite import check_metadata_numbers
 from shared.identity import DEFAULT_CALLER, Caller
 from shared.limits import JOB_TOO_LARGE
+from shared.listing import Listing
 from shared.outputs import clean_warnings
 from shared.parallel import in_parallel
 from shared.ports import JobLauncher, JobRecord, JobRepository, ObjectStorage, Publisher
@@ -53,9 +54,9 @@ class Started(NamedTuple):
 
 
 @dataclass
-class ExportService(Reconcile):
-    """Use cases of SceneFlow Export (reconcile_exports: shared.reconcile). Construct through
-    shared.bootstrap.get_service()."""
+class ExportService(Reconcile, Listing):
+    """Use cases of SceneFlow Export (reconcile_exports: shared.reconcile; export_list:
+    shared.listing). Construct through shared.bootstrap.get_service()."""
 
     settings: Settings
     repo: JobRepository
@@ -69,7 +70,7 @@ class ExportService(Reconcile):
         """Create an export job owned by `caller.owner`. Returns Started(created=True, response), or
         created=False for an idempotent replay (same owner and key, same spec and uploads).
 
-        body: {spec, uploads?: [{name, contentType}], idempotencyKey?}. Raises InvalidRequest
+        body: {spec, uploads?: [{name, contentType}], idempotencyKey?, labels?, externalRef?}. Raises InvalidRequest
         (every problem at once, api.parse_start), Conflict (same key, other spec), TransientError.
         """
         req, spec = api.parse_start(body, idempotency_key, self.settings)
@@ -77,9 +78,12 @@ class ExportService(Reconcile):
         key = idempotency_key or req.idempotency_key
         canonical = spec.model_dump(mode="json", by_alias=True)
         # a replay must match the spec and the declared uploads (their content types are signed);
-        # the same uploads in another order are the same request (content types already lower-case)
+        # the same uploads in another order are the same request (content types already lower-case);
+        # labels and externalRef count when given (so a start without them keeps its earlier digest)
         digest = spec_digest({"spec": canonical, "uploads": sorted(
-            (u.model_dump(by_alias=True) for u in req.uploads), key=lambda u: u["name"])})
+            (u.model_dump(by_alias=True) for u in req.uploads), key=lambda u: u["name"])}
+            | ({"labels": req.labels} if req.labels else {})
+            | ({"externalRef": req.external_ref} if req.external_ref is not None else {}))
         if key:
             existing = self.repo.get_by_idempotency_key(key, caller.owner)
             if existing:
@@ -93,7 +97,7 @@ class ExportService(Reconcile):
         try:
             job, created = self.repo.create(spec=canonical, spec_sha256=digest, status=status,
                                             uploads_expected=names, idempotency_key=key, job_id=job_id,
-                                            owner=caller.owner)
+                                            owner=caller.owner, labels=req.labels, external_ref=req.external_ref)
         except BaseException:  # no row names this job id: nobody will read its spec.json
             self._delete_quietly(self.settings.input_bucket, spec_name)
             raise
@@ -107,7 +111,7 @@ class ExportService(Reconcile):
 
     def _replay(self, job: JobRecord, digest: str, req: StartRequest) -> Started:
         if job.spec_sha256 != digest:
-            raise Conflict("this idempotency key was used with a different spec or uploads")
+            raise Conflict("this idempotency key was used with a different spec, uploads, labels or externalRef")
         return Started(False, self._start_response(job, req))
 
     def _delete_quietly(self, bucket: str, name: str) -> None:
@@ -147,8 +151,8 @@ class ExportService(Reconcile):
     # -- export_status -------------------------------------------------------------------------
     def status(self, job_id: str | None, caller: Caller = DEFAULT_CALLER) -> dict:
         """The caller's job's public view (DESIGN §4): {jobId, owner, status, stage, progress (4 decimals), createdAt,
-        updatedAt, startedAt, finishedAt, attempts, executionName, executionLogUri, history
-        [{status, at}], uploads? (awaiting_upload), error? {code, message}, output? (succeeded, with
+        updatedAt, startedAt, finishedAt, attempts, executionName, executionLogUri, labels, externalRef,
+        history [{status, at}], uploads? (awaiting_upload), error? {code, message}, output? (succeeded, with
         signed URLs)}. Raises InvalidRequest for a malformed id, NotFound (also for another owner's
         job: its existence is not revealed), TransientError."""
         job_id = api.job_id(job_id)

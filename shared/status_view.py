@@ -3,8 +3,9 @@ Python from a JobRecord (status_fields: SQLite, the fakes) and, on PostgreSQL, b
 JSON object (STATUS_PREPARE). tests/integration/test_repository.py keeps the two equal.
 
 Shape: {jobId, owner, status, stage, progress (float, not rounded), createdAt, updatedAt, startedAt,
-finishedAt (clock.iso() strings or None), attempts, executionName, executionLogUri, history
-[{status, at}], uploads {expected, received} | None, error {code, message} | None, output | None}.
+finishedAt (clock.iso() strings or None), attempts, executionName, executionLogUri, labels
+{key: value} (keys in code-point order), externalRef | None, history [{status, at}], uploads
+{expected, received} | None, error {code, message} | None, output | None}.
 """
 from __future__ import annotations
 
@@ -22,12 +23,25 @@ def status_fields(job: JobRecord) -> dict[str, Any]:
         "jobId": job.id, "owner": job.owner, "status": job.status.value, "stage": job.stage, "progress": job.progress,
         "createdAt": iso(job.created_at), "updatedAt": iso(job.updated_at), "startedAt": iso(job.started_at),
         "finishedAt": iso(job.finished_at), "attempts": job.attempts, "executionName": job.execution_name,
-        "executionLogUri": job.execution_log_uri, "history": [{"status": s, "at": iso(a)} for s, a in job.history],
+        "executionLogUri": job.execution_log_uri,
+        "labels": sorted_labels(job.labels), "externalRef": job.external_ref,
+        "history": [{"status": s, "at": iso(a)} for s, a in job.history],
         "uploads": ({"expected": job.uploads_expected, "received": job.uploads_received}
                     if job.status == JobStatus.AWAITING_UPLOAD else None),
         "error": {"code": job.error_code, "message": job.error_message} if job.error_code else None,
         "output": job.output if job.status == JobStatus.SUCCEEDED else None,
     }
+
+
+def sorted_labels(labels: dict[str, str] | None) -> dict[str, str]:
+    """Labels in code-point order of their keys (keys are ASCII: LABELS_SQL's COLLATE "C" agrees), so
+    every builder and backend shows them alike (JSONB keeps its own key order, not the client's)."""
+    return dict(sorted((labels or {}).items()))
+
+
+# labels as a JSON object in sorted_labels' order ('{}' when none)
+LABELS_SQL = ("coalesce((SELECT json_object_agg(l.key, l.value ORDER BY l.key COLLATE \"C\") "
+              "FROM jsonb_each_text(j.labels) l), '{}'::json)")
 
 
 def _iso_sql(column: str) -> str:
@@ -49,6 +63,7 @@ STATUS_PREPARE = (
     f"'startedAt', {_iso_sql('j.started_at')}, 'finishedAt', {_iso_sql('j.finished_at')}, "
     "'attempts', coalesce(j.attempts, 0), 'executionName', j.execution_name, "
     "'executionLogUri', j.execution_log_uri, "
+    f"'labels', {LABELS_SQL}, 'externalRef', j.external_ref, "
     "'history', coalesce((SELECT json_agg(json_build_object('status', e.status, 'at', "
     f"{_iso_sql('e.at')}) ORDER BY e.id) FROM export_job_events e WHERE e.job_id = j.id), '[]'), "
     "'uploads', CASE WHEN j.status = 'awaiting_upload' THEN json_build_object('expected', j.uploads_expected, "

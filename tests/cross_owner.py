@@ -34,12 +34,20 @@ def _status(call: Call, job_id: str, headers: dict) -> int:
     return call("GET", "export_status", headers, params={"jobId": job_id}).status_code
 
 
+def _list(call: Call, job_id: str, headers: dict) -> int:
+    r = call("GET", "export_list", headers, params={"pageSize": 100})
+    if r.status_code != 200:
+        return r.status_code
+    return 200 if job_id in [e["jobId"] for e in r.json()["exports"]] else 404
+
+
 def _cancel(call: Call, job_id: str, headers: dict) -> int:
     return call("POST", "export_cancel", headers, json={"jobId": job_id}).status_code
 
 
 ROUTES: dict[str, Callable[[Call, str, dict], int]] = {
     "export_status": _status,
+    "export_list": _list,
     "export_cancel": _cancel,
 }
 
@@ -132,7 +140,8 @@ def run_table(call: Call, job_id: str, creds: dict[str, dict]) -> dict[tuple[str
         if status == 200:
             run(name)
     for route in ROUTES:  # the challenge, once per route
-        r = (call("GET", route, {}, params={"jobId": job_id}) if route == "export_status"
+        r = (call("GET", route, {}, params={"jobId": job_id} if route == "export_status" else None)
+             if route in ("export_status", "export_list")
              else call("POST", route, {}, json={"jobId": job_id}))
         assert r.status_code == 401 and r.headers.get("WWW-Authenticate", "").startswith("Bearer "), route
     return got

@@ -9,7 +9,8 @@ from shared.errors import Conflict, NotFound, TransientError
 from shared.identity import DEFAULT_OWNER
 from shared.limits import JOB_TOO_LARGE, job_bytes_problem
 from shared.messages import bounded
-from shared.ports import ExecutionStatus, JobRecord, ObjectInfo, SignedUrl, UploadRecorded, content_length_range
+from shared.ports import (ExecutionStatus, JobRecord, JobSummary, ObjectInfo, SignedUrl, UploadRecorded,
+                          content_length_range)
 from shared.states import JobStatus, sources_for
 from shared.status_view import status_fields
 
@@ -79,6 +80,22 @@ class FakeRepository:
         return next((self._record(r) for r in self.rows.values()
                      if r["idempotency_key"] == key and r["owner"] == owner), None)
 
+    def list_jobs(self, owner, where, after, limit):
+        """SqlJobRepository.list_jobs over the dict (shared.list_sql's conditions, in Python)."""
+        w = where
+        rows = [r for r in self.rows.values() if r["owner"] == owner
+                and (not w.statuses or r["status"].value in w.statuses)
+                and all(r["labels"].get(k) == v for k, v in w.labels)
+                and (w.external_ref is None or r["external_ref"] == w.external_ref)
+                and (w.created_after is None or r["created_at"] >= w.created_after)
+                and (w.created_before is None or r["created_at"] < w.created_before)
+                and (after is None or (r["created_at"], r["id"]) < after)]
+        rows.sort(key=lambda r: (r["created_at"], r["id"]), reverse=True)
+        return [JobSummary(id=r["id"], status=r["status"].value, stage=r["stage"], progress=r["progress"],
+                           labels=dict(r["labels"]), external_ref=r["external_ref"], created_at=r["created_at"],
+                           updated_at=r["updated_at"], finished_at=r["finished_at"], error_code=r["error_code"],
+                           error_message=r["error_message"]) for r in rows[:limit]]
+
     def list_stale(self, statuses, before, limit=100):
         rows = [r for r in self.rows.values() if r["status"] in statuses
                 and (r["last_report_at"] or r["updated_at"]) < before]
@@ -96,7 +113,7 @@ class FakeRepository:
                 row[key] -= timedelta(seconds=seconds)
 
     def create(self, *, spec, spec_sha256, status, uploads_expected, idempotency_key, job_id=None,
-               owner=DEFAULT_OWNER):
+               owner=DEFAULT_OWNER, labels=None, external_ref=None):
         if self.fail_create is not None:
             raise self.fail_create
         if idempotency_key and (existing := self.get_by_idempotency_key(idempotency_key, owner)):
@@ -108,7 +125,7 @@ class FakeRepository:
             "execution_name": None, "execution_log_uri": None, "attempts": 0, "error_code": None,
             "error_message": None, "output": None, "created_at": now, "updated_at": now, "started_at": None,
             "finished_at": None, "last_report_at": None, "history": [(JobStatus(status).value, now)],
-            "uploads": {}}
+            "uploads": {}, "labels": dict(labels or {}), "external_ref": external_ref}
         return self.get(job_id), True
 
     def transition(self, job_id, target, *, sources=None, attempt=None, **values) -> bool:

@@ -21,8 +21,8 @@ import json
 import os
 import sys
 
-FUNCTION_NAMES = ("export_start", "export_status", "export_complete", "export_cancel", "reconcile_exports",
-                  "dispatch_export", "on_object_finalized")
+FUNCTION_NAMES = ("export_start", "export_status", "export_complete", "export_cancel", "export_list",
+                  "reconcile_exports", "dispatch_export", "on_object_finalized")
 
 
 def _root_app(names: list[str]):

@@ -36,6 +36,7 @@ locals {
     "export-start"        = { entry = "export_start", sa = "api", bucket = null, public = false, secret = true }
     "export-status"       = { entry = "export_status", sa = "api", bucket = null, public = false, secret = true }
     "export-cancel"       = { entry = "export_cancel", sa = "api", bucket = null, public = false, secret = true }
+    "export-list"         = { entry = "export_list", sa = "api", bucket = null, public = false, secret = true }
     "export-complete"     = { entry = "export_complete", sa = "api", bucket = null, public = true, secret = true }
     "reconcile-exports"   = { entry = "reconcile_exports", sa = "api", bucket = null, public = false, secret = true }
     "dispatch-export"     = { entry = "dispatch_export", sa = "dispatch", bucket = null, public = false, secret = false }
@@ -553,7 +554,7 @@ resource "google_cloud_run_service_iam_member" "complete_public" {
 
 # client_access = "public": browsers call the client functions with ID tokens; EXPORT_AUTH is the gate
 resource "google_cloud_run_service_iam_member" "clients_public" {
-  for_each = var.client_access == "public" ? toset(["export-start", "export-status", "export-cancel"]) : toset([])
+  for_each = var.client_access == "public" ? toset(["export-start", "export-status", "export-cancel", "export-list"]) : toset([])
   location = var.region
   service  = google_cloudfunctions2_function.fn[each.value].service_config[0].service
   role     = "roles/run.invoker"

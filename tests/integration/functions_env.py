@@ -14,8 +14,8 @@ from shared.config import Settings
 from tests.fakes import RecordingLauncher, RecordingPublisher
 
 SOURCE = str(Path(__file__).resolve().parents[2] / "functions" / "main.py")
-FUNCTIONS = ("export_start", "export_status", "export_complete", "export_cancel", "reconcile_exports",
-             "dispatch_export", "on_object_finalized")
+FUNCTIONS = ("export_start", "export_status", "export_complete", "export_cancel", "export_list",
+             "reconcile_exports", "dispatch_export", "on_object_finalized")
 
 
 @dataclass

@@ -43,10 +43,10 @@ def repo(db):
     return db[0]
 
 
-def new_job(repo, uploads=("a.png", "n.wav"), key=None):
+def new_job(repo, uploads=("a.png", "n.wav"), key=None, **labelled):
     job, created = repo.create(spec={"scenes": []}, spec_sha256="0" * 64,
                                status=S.AWAITING_UPLOAD if uploads else S.QUEUED,
-                               uploads_expected=list(uploads), idempotency_key=key)
+                               uploads_expected=list(uploads), idempotency_key=key, **labelled)
     assert created
     return job
 
@@ -174,8 +174,8 @@ def make_jobs_in_every_state(repo) -> dict[str, str]:
     """One job per state through the repository's real transitions; returns {name: job id}."""
     ids = {}
 
-    def new(name, uploads=()):
-        ids[name] = new_job(repo, uploads=uploads).id
+    def new(name, uploads=(), **labelled):
+        ids[name] = new_job(repo, uploads=uploads, **labelled).id
         return ids[name]
 
     j = new("awaiting_upload", ("a.png", "n.wav"))
@@ -183,7 +183,8 @@ def make_jobs_in_every_state(repo) -> dict[str, str]:
     j = new("queued", ("x.png",))
     assert repo.record_upload(j, "x.png", "1", 10) == (True, True, None)
     for name in ("running", "failed", "succeeded"):
-        j = new(name)
+        # labels given out of order (JSONB would keep its own: shorter keys first), shown sorted by key
+        j = new(name, **(LABELLED if name == "succeeded" else {}))
         assert repo.transition(j, S.DISPATCHED)
         repo.set_execution(j, f"projects/p/locations/r/jobs/render/executions/{name}-1",
                            f"https://console.cloud.google.com/run/jobs/executions/details/r/{name}-1/logs")
@@ -198,6 +199,9 @@ def make_jobs_in_every_state(repo) -> dict[str, str]:
     assert repo.transition(j, S.CANCELED, finished_at=T0, stage=None, error_code="canceled",
                            error_message="canceled by the client")
     return ids
+
+
+LABELLED = {"labels": {"zone": "eu-1", "b": "", "app": "Story.v2"}, "external_ref": "book 7/ch. 3 ✓"}
 
 
 def pin_timestamps(engine, ids) -> None:
@@ -226,6 +230,8 @@ def expected_bodies(ids) -> dict[str, dict]:
                 "executionName": f"projects/p/locations/r/jobs/render/executions/{name}-1" if execution else None,
                 "executionLogUri": f"https://console.cloud.google.com/run/jobs/executions/details/r/{name}-1/logs"
                 if execution else None,
+                "labels": {"app": "Story.v2", "b": "", "zone": "eu-1"} if name == "succeeded" else {},
+                "externalRef": LABELLED["external_ref"] if name == "succeeded" else None,
                 "history": [{"status": s, "at": at(k)} for k, s in enumerate(history)]}
 
     ran = ["queued", "dispatched", "running"]

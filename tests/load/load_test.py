@@ -2,6 +2,7 @@
 
     .venv/bin/python tests/load/load_test.py [--starts 2000] [--reads 10000] [--concurrency 32]
                                              [--rounds 5] [--json FILE] [--no-strict]
+                                             [--list-jobs 100000] [--list-samples 1000] [--list-only]
 
 What runs (all on this machine, each on a free loopback port):
 - a throwaway PostgreSQL cluster (or a fresh database on --database-url's server), the Pub/Sub
@@ -23,6 +24,10 @@ Phases:
    the run) == starts, one per job; zero errors (any non-2xx or exception);
 4. duplicates: every pulled message delivered twice, concurrently, to dispatch_export;
    "render execution started" must appear exactly once per job.
+
+5. listing (issue 18, tests/load/list_load.py): --list-jobs jobs inserted, then export_list pages
+   timed (first, a walk through all, deep, status, labels) with the gateway's and PostgreSQL's CPU
+   seconds next to wall (BENCHMARKS.md, "Listing"); --list-only runs this phase alone.
 
 Prints throughput (req/s), p50 and p99 (ms) per phase, status/bare throughput ratio and p99 ratio,
 and the 1-minute load average before and after. Targets: status throughput >= 0.5 x bare, status
@@ -51,6 +56,7 @@ import aiohttp  # noqa: E402
 from infra.local.gateway_process import Gateway  # noqa: E402
 from infra.local.process import make_run_dir  # noqa: E402
 from infra.local.stack import EmulatedStack  # noqa: E402
+from tests.load.list_load import measure_listing, report_listing  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SPEC = {"version": 1, "title": "Load",
@@ -320,6 +326,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", help="py-spy the functions gateway during the status reads into this file "
                                       "(collapsed stacks; needs py-spy, e.g. .venv/bin/pip install py-spy)")
     p.add_argument("--idle", action="store_true", help="with --profile: include threads waiting on I/O")
+    p.add_argument("--list-jobs", type=int, default=100_000, help="jobs of the listing phase (0: no listing)")
+    p.add_argument("--list-samples", type=int, default=1000, help="requests per timed listing phase")
+    p.add_argument("--list-only", action="store_true", help="run the listing phase alone")
     args = p.parse_args(argv)
 
     ok, reason = EmulatedStack.available()
@@ -338,11 +347,15 @@ def main(argv: list[str] | None = None) -> int:
             bare.start()
             dispatch.start()
             print(stack.describe(), flush=True)
-            res = asyncio.run(measure(args, stack, bare, dispatch, sub))
+            res = {} if args.list_only else asyncio.run(measure(args, stack, bare, dispatch, sub))
+            if args.list_jobs > 0:
+                res["listing"] = asyncio.run(measure_listing(stack, run_phase, args.list_jobs, 8, args.list_samples))
         finally:
             dispatch.stop()
             bare.stop()
-    passed = report(res, args)
+    passed = args.list_only or report(res, args)
+    if "listing" in res:
+        passed = report_listing(res["listing"]) and passed
     res["passed"] = passed
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2) + "\n")

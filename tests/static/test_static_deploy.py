@@ -72,9 +72,9 @@ def test_deploy_runs_the_whole_deployment(recorded):
     calls, tmp = recorded
     gcloud = [c[1:] for c in calls if c[0] == "gcloud"]
     deployed = [c[2] for c in gcloud if c[:2] == ["functions", "deploy"]]
-    assert sorted(deployed) == sorted(["export-start", "export-status", "export-cancel", "reconcile-exports",
-                                       "export-complete", "dispatch-export", "on-finalized-input",
-                                       "on-finalized-output"])
+    assert sorted(deployed) == sorted(["export-start", "export-status", "export-cancel", "export-list",
+                                       "reconcile-exports", "export-complete", "dispatch-export",
+                                       "on-finalized-input", "on-finalized-output"])
     for c in gcloud:
         if c[:2] == ["functions", "deploy"]:
             assert f"--source={tmp / 'bundle'}" in c and "--gen2" in c

@@ -52,6 +52,10 @@ def test_gateway_routes(embedded_stack):
     assert r.status_code == 404
     r = requests.post(f"{base}/export_start", json={"spec": {"version": 1, "scenes": []}}, timeout=5)
     assert r.status_code == 400 and r.json()["error"]["details"]
+    r = requests.get(f"{base}/export_list", params={"pageSize": "1"}, timeout=5)
+    assert r.status_code == 200 and isinstance(r.json()["exports"], list)
+    r = requests.get(f"{base}/export_list", params={"pageSize": "0"}, timeout=5)
+    assert r.status_code == 400 and r.json()["error"]["details"][0]["path"] == "pageSize"
     # no redirect for the bare function path (Pub/Sub push and Eventarc do not follow redirects)
     r = requests.post(f"{base}/export_complete", json={}, timeout=5, allow_redirects=False)
     assert r.status_code == 401
