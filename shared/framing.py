@@ -39,6 +39,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from shared import logs
 from shared.config import ConfigError
 from shared.errors import TransientError
+from shared.responses import ErrorResponse
 
 EVENT_ENTERED = "sceneflow_event_entered"  # flask.g flag: our event function was called
 BODY_UNREADABLE = "request body could not be read"
@@ -56,7 +57,7 @@ def json_response(status: int, body: dict, headers: dict | None = None) -> flask
 
 
 def _error(status: int, code: str, message: str, headers: dict | None = None) -> flask.Response:
-    return json_response(status, {"error": {"code": code, "message": message}}, headers)
+    return json_response(status, ErrorResponse.of(code, message), headers)
 
 
 def misconfigured(exc: ConfigError) -> flask.Response:
