@@ -93,7 +93,8 @@ def _http(request: flask.Request, op: Operation, handler: Callable[[], tuple[int
 def _http_in_context(request: flask.Request, op: Operation,
                      handler: Callable[[], tuple[int, dict]]) -> flask.Response:
     if request.method != op.method:
-        return _respond(405, ErrorResponse.of("method_not_allowed", f"use {op.method}"))
+        return framing.json_response(405, ErrorResponse.of("method_not_allowed", f"use {op.method}"),
+                                     {"Allow": op.method})  # RFC 9110 §15.5.6: a 405 names the allowed methods
     try:
         status, body = handler()
         return _respond(status, op.wire(status, body))  # through the published model (shared.operations)

@@ -69,16 +69,20 @@ class StartHeaders(BaseModel):
 
 
 # -- export_status, export_cancel ---------------------------------------------------------------------------
+# a UUID; job_id also takes one in upper case or with surrounding blanks
+_JOB_ID_DOC = {"description": "the job id (a UUID)", "json_schema_extra": {"format": "uuid"}}
+
+
 class StatusQuery(_Wire):
     """export_status's query: ?jobId= (checked by job_id)."""
 
-    job_id: str = Field(description="the job id (a UUID)")
+    job_id: str = Field(**_JOB_ID_DOC)
 
 
 class CancelRequest(_Wire):
     """export_cancel's body (parse_cancel)."""
 
-    job_id: str = Field(description="the job id (a UUID)")
+    job_id: str = Field(**_JOB_ID_DOC)
 
 
 # -- export_complete ----------------------------------------------------------------------------------------
@@ -131,7 +135,7 @@ class ReportOutput(BaseModel):
 class CompleteReport(_Wire):
     """What the render job sends to export_complete (DESIGN §4)."""
 
-    job_id: str
+    job_id: str = Field(**_JOB_ID_DOC)
     status: Literal["running", "succeeded", "failed"]
     stage: Literal["preparing", "rendering", "uploading"] | None = None
     progress: float | None = Field(None, ge=0, le=1)

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from shared.operations import CLIENT, OPERATIONS, SCHEDULER, WORKER, Operation
+from shared.operations import CLIENT, OPERATIONS, SCHEDULER, WORKER, Link, Operation
 from shared.responses import ErrorResponse
 
 OPENAPI_VERSION = "3.1.0"
@@ -90,11 +90,23 @@ def _parameters(model: type[BaseModel] | None, where: str) -> list[dict[str, Any
     return out
 
 
+def _link(link: Link) -> dict[str, Any]:
+    doc: dict[str, Any] = {"operationId": link.operation}
+    if link.parameters:
+        doc["parameters"] = dict(link.parameters)
+    if link.body is not None:
+        doc["requestBody"] = dict(link.body)
+    return doc
+
+
 def _operation(op: Operation, refs: dict[tuple[type[BaseModel], str], dict]) -> dict[str, Any]:
     responses: dict[str, Any] = {}
+    links = {link.name: _link(link) for link in op.links}
     for status, model in sorted(op.responses.items()):
         responses[str(status)] = {"description": HTTPStatus(status).phrase,
                                   "content": {JSON: {"schema": refs[(model, "serialization")]}}}
+        if links:
+            responses[str(status)]["links"] = links
     error = {JSON: {"schema": refs[(ErrorResponse, "serialization")]}}
     for status in sorted(op.errors):
         responses[str(status)] = {"description": _ERROR_TEXT[status], "content": error}

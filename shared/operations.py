@@ -22,6 +22,18 @@ CLIENT, WORKER, SCHEDULER = "clientBearer", "workerToken", "schedulerIam"
 
 
 @dataclass(frozen=True)
+class Link:
+    """An OpenAPI link from an operation's success answer to another operation: `parameters` and
+    `body` map that operation's inputs to runtime expressions ($response.body#/jobId). Client
+    generators show them; Schemathesis follows them (stateful tests)."""
+
+    name: str
+    operation: str
+    parameters: Mapping[str, str] = field(default_factory=dict)
+    body: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
 class Operation:
     """One HTTP function. `name` is the function and its URL path (/{name}); `responses` maps each
     success status to its body model; `errors` are the error statuses it documents (every one with
@@ -38,6 +50,7 @@ class Operation:
     security: str = CLIENT
     internal: bool = False
     description: str = field(default="", compare=False)
+    links: tuple[Link, ...] = ()
 
     @property
     def path(self) -> str:
@@ -63,6 +76,8 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("export_start", "POST", "Start an export",
               {202: StartResponse, 200: StartResponse}, _CLIENT_ERRORS + (409,) + _BODY_ERRORS,
               body=StartRequest, headers=StartHeaders,
+              links=(Link("status", "export_status", parameters={"jobId": "$response.body#/jobId"}),
+                     Link("cancel", "export_cancel", body={"jobId": "$response.body#/jobId"})),
               description="Creates an export job of the caller from a storyboard (`spec`) and answers a signed PUT "
                           "URL per declared upload. 200: the same job again for the same idempotency key and "
                           "request; 409: that key was used with another request."),
@@ -72,6 +87,7 @@ OPERATIONS: tuple[Operation, ...] = (
                           "404 for an unknown job and for another owner's."),
     Operation("export_cancel", "POST", "Cancel an export",
               {200: CancelResponse}, _CLIENT_ERRORS + (404, 409) + _BODY_ERRORS, body=CancelRequest,
+              links=(Link("status", "export_status", parameters={"jobId": "$response.body#/jobId"}),),
               description="Cancels the caller's job unless it already finished (409); idempotent."),
     Operation("export_complete", "POST", "Report a render's progress or result (render job only)",
               {200: CompleteResponse}, (400, 401, 403, 404, 409, 503) + _BODY_ERRORS, body=CompleteReport,
