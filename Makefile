@@ -10,7 +10,7 @@
 #   make bench-segments  memory of a 72-scene storyboard: one FFmpeg graph vs segmented renders
 #   make bench-long  1, 10 and 30 minutes through the embedded stack: CPU, wall, memory, loudness, frames
 #   make bench-image  the render image before/after issue 16: size, podman run to first progress report (podman)
-#   make schema   regenerate shared/schema/export_spec_v1.schema.json
+#   make schema   regenerate shared/schema/export_spec_v1.schema.json and the API's shared/schema/openapi.json
 #   make load     API load test: 2,000 starts + 10,000 status reads vs a bare handler (RELIABILITY.md), then
 #                 export_list on 100,000 jobs (BENCHMARKS.md "Listing"; LOAD_ARGS=--list-only runs that alone)
 #   make clean    remove caches, ./out and .local/runs (keeps .venv)
@@ -100,6 +100,8 @@ schema: $(STAMP)
 	$(PY) -c "import json; from shared.spec import json_schema; \
 	open('shared/schema/export_spec_v1.schema.json', 'w').write(json.dumps(json_schema(), indent=2, ensure_ascii=False) + '\n')"
 	@echo wrote shared/schema/export_spec_v1.schema.json
+	$(PY) -c "from shared.openapi import DOCUMENT_PATH, render; open(DOCUMENT_PATH, 'w').write(render())"
+	@echo wrote shared/schema/openapi.json
 
 clean:
 	rm -rf out .local/runs .pytest_cache

@@ -27,6 +27,7 @@ if str(ROOT) not in sys.path:
 from infra.local import client  # noqa: E402
 from infra.local.upload_types import parse_override, upload_types  # noqa: E402
 from infra.local.verify import check_history, check_mp4, check_timeline, heard_seconds  # noqa: E402
+from shared.responses import StatusResponse  # noqa: E402
 from shared.spec import FRAME_SIZES, Audio  # noqa: E402
 
 
@@ -164,34 +165,35 @@ def run(args: argparse.Namespace) -> int:
     with cls(auth=True) as stack:
         t_ready = time.monotonic()
         print(f"  {stack.describe()}  [{t_ready - t_start:.1f} s]", flush=True)
-        # an author's ID token, as a browser signed in with Firebase Auth would send it (README: Authenticate)
-        auth = {"Authorization": f"Bearer {stack.id_token('demo-author')}"}
-
-        job = client.start_export(stack.base, spec, files, content_types=types, headers=auth)
-        job_id = job["jobId"]
-        print(f"export {job_id}: {job['status']}; uploading {plural(len(files), 'file')} "
+        # the typed client (models of the published contract), signed in as an author with an ID token,
+        # as a browser signed in with Firebase Auth would be (README: Authenticate)
+        api = client.ExportClient(stack.base, token=stack.id_token("demo-author"))
+        job = api.start(spec, files, content_types=types)
+        job_id = job.job_id
+        print(f"export {job_id}: {job.status}; uploading {plural(len(files), 'file')} "
               f"({sum(f.stat().st_size for f in files) / 1e6:.1f} MB) to signed URLs", flush=True)
-        client.upload_all(job["uploads"], files)
+        client.upload_all(job.uploads, files)
 
         line = ProgressLine()
         progress_seen: list[float] = []
 
-        def on_status(st: dict) -> None:
-            progress_seen.append(float(st.get("progress") or 0.0))
-            line(st)
+        def on_status(st: StatusResponse) -> None:
+            progress_seen.append(st.progress)
+            line(st.wire())
 
         try:
-            final = client.wait_for(stack.base, job_id, timeout_s=args.timeout, on_status=on_status, headers=auth)
+            answer = api.wait(job_id, timeout_s=args.timeout, on_status=on_status)
         finally:
             line.done()
+        final = answer.wire()  # the JSON body, as the checks below (infra/local/verify.py) read it
         t_done = time.monotonic()
 
         print("time in each state:")
         for state, secs in client.state_durations(final):
             print(f"  {state:<16} {secs:7.2f} s")
-        if final["status"] != "succeeded":
-            print(f"export {final['status']}: {json.dumps(final.get('error'), indent=2, ensure_ascii=False)}",
-                  file=sys.stderr)
+        if answer.status != "succeeded":
+            error = answer.error.wire() if answer.error else None
+            print(f"export {answer.status}: {json.dumps(error, indent=2, ensure_ascii=False)}", file=sys.stderr)
             print(f"logs: {stack.run_dir}", file=sys.stderr)
             return 1
 
@@ -211,7 +213,7 @@ def run(args: argparse.Namespace) -> int:
         print(loudness_line(output, spec))
         narration = {n: heard_seconds(assets / n) for n in
                      {(sc.get("narration") or {}).get("src") for sc in spec["scenes"]} & set(asset_names(spec))}
-        problems += check_history(final, progress_seen, with_uploads=bool(job["uploads"]))
+        problems += check_history(final, progress_seen, with_uploads=bool(job.uploads))
         total, timeline_problems = check_timeline(spec, output, info.video_s, narration, subtitles, fps)
         problems += timeline_problems
         print(f"plan: {plural(len(output['scenes']), 'scene')}, total {total:.3f} s (scene durations minus "

@@ -27,6 +27,8 @@ from shared.bootstrap import get_service
 from shared.config import ConfigError, get_settings
 from shared.errors import ExportError, InvalidRequest, PayloadTooLarge, TransientError, UnsupportedMediaType
 from shared.events import decode_finalized, decode_job_message
+from shared.operations import BY_NAME, Operation
+from shared.responses import ErrorResponse
 
 
 EVENT_FUNCTIONS = frozenset({"dispatch_export", "on_object_finalized"})
@@ -75,7 +77,7 @@ def _project() -> str | None:
         return None
 
 
-def _http(request: flask.Request, method: str, handler: Callable[[], tuple[int, dict]]) -> flask.Response:
+def _http(request: flask.Request, op: Operation, handler: Callable[[], tuple[int, dict]]) -> flask.Response:
     # Log context: the trace of this request (X-Cloud-Trace-Context, else traceparent) and the job id
     # of a GET ?jobId=, so every line written while handling it is grouped under the request.
     try:
@@ -86,16 +88,17 @@ def _http(request: flask.Request, method: str, handler: Callable[[], tuple[int, 
         logs.warning("request framing unreadable; no trace context", error=type(exc).__name__)
         trace, job_id = None, None
     with logs.request_context(project=_project(), trace=trace, job_id=job_id if isinstance(job_id, str) else None):
-        return _http_in_context(request, method, handler)
+        return _http_in_context(request, op, handler)
 
 
-def _http_in_context(request: flask.Request, method: str,
+def _http_in_context(request: flask.Request, op: Operation,
                      handler: Callable[[], tuple[int, dict]]) -> flask.Response:
-    if request.method != method:
-        return _respond(405, {"error": {"code": "method_not_allowed", "message": f"use {method}"}})
+    if request.method != op.method:
+        return framing.json_response(405, ErrorResponse.of("method_not_allowed", f"use {op.method}"),
+                                     {"Allow": op.method})  # RFC 9110 §15.5.6: a 405 names the allowed methods
     try:
         status, body = handler()
-        return _respond(status, body)
+        return _respond(status, op.wire(status, body))  # through the published model (shared.operations)
     except ExportError as exc:
         if exc.http_status >= 500:
             logs.error("request failed", code=exc.code, reason=exc.message)
@@ -104,7 +107,7 @@ def _http_in_context(request: flask.Request, method: str,
         return framing.misconfigured(exc)
     except Exception as exc:  # never a stack trace to the client
         logs.error("unexpected error", error=type(exc).__name__)
-        return _respond(500, {"error": {"code": "internal", "message": "internal error"}})
+        return _respond(500, ErrorResponse.of("internal", "internal error"))
 
 
 def _client(request: flask.Request):
@@ -122,7 +125,7 @@ def export_start(request: flask.Request) -> flask.Response:
         started = service.start(_json_body(request), request.headers.get("Idempotency-Key"), caller)
         return (202 if started.created else 200), started.body  # 200: an idempotent replay
 
-    return _http(request, "POST", handle)
+    return _http(request, BY_NAME["export_start"], handle)
 
 
 @functions_framework.http
@@ -132,7 +135,7 @@ def export_status(request: flask.Request) -> flask.Response:
         service, caller = _client(request)
         return 200, service.status(request.args.get("jobId"), caller)
 
-    return _http(request, "GET", handle)
+    return _http(request, BY_NAME["export_status"], handle)
 
 
 @functions_framework.http
@@ -142,7 +145,7 @@ def export_cancel(request: flask.Request) -> flask.Response:
         service, caller = _client(request)
         return 200, service.cancel(_json_body(request), caller)
 
-    return _http(request, "POST", handle)
+    return _http(request, BY_NAME["export_cancel"], handle)
 
 
 @functions_framework.http
@@ -153,13 +156,13 @@ def export_list(request: flask.Request) -> flask.Response:
         service, caller = _client(request)
         return 200, service.list_exports(request.args.to_dict(flat=False), caller)
 
-    return _http(request, "GET", handle)
+    return _http(request, BY_NAME["export_list"], handle)
 
 
 @functions_framework.http
 def reconcile_exports(request: flask.Request) -> flask.Response:
     """POST (Cloud Scheduler) -> 200 {republished, failed, succeeded, checked}."""
-    return _http(request, "POST", lambda: (200, get_service().reconcile()))
+    return _http(request, BY_NAME["reconcile_exports"], lambda: (200, get_service().reconcile()))
 
 
 @functions_framework.http
@@ -170,7 +173,7 @@ def export_complete(request: flask.Request) -> flask.Response:
         service.check_worker_token(request.headers.get("Authorization"))
         return 200, service.complete(_json_body(request))
 
-    return _http(request, "POST", handle)
+    return _http(request, BY_NAME["export_complete"], handle)
 
 
 def _event(kind: str, cloud_event, handler: Callable[[], object]) -> None:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import hmac
 import json
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 from shared.artifacts import MAX_DURATION_S, MAX_SIDE_PX, OUTPUT_NAME, own_object
@@ -20,6 +20,7 @@ from shared.assets import AssetRef, check_upload_name
 from shared.config import Settings
 from shared.errors import MESSAGE_MAX_CHARS, Forbidden, InvalidRequest, Unauthorized
 from shared.finite import nonfinite_problem
+from shared.identity import OWNER_HEADER
 from shared.limits import MAX_UPLOADS, scene_label, scenes_problem, total_problem
 from shared.messages import shown
 from shared.spec import ExportSpec, parse_spec
@@ -58,13 +59,21 @@ class UploadDecl(_Wire):
         return v.lower()  # media types are case-insensitive (RFC 2045): Image/PNG is image/png
 
 
+def _object_documented_as(model: type[BaseModel]) -> BeforeValidator:
+    """A field validated as a plain JSON object here (its own parser gives the error paths) and
+    published with `model`'s JSON Schema (a $ref in the OpenAPI document)."""
+    return BeforeValidator(lambda value: value, json_schema_input_type=model)
+
+
 class StartRequest(_Wire):
-    spec: dict
+    spec: Annotated[dict, _object_documented_as(ExportSpec)]  # parse_spec validates it, paths under spec.
     # a ceiling for the body's sake, above EXPORT_MAX_ASSETS (401), whose own message names the setting
     uploads: list[UploadDecl] = Field(default_factory=list, max_length=MAX_UPLOADS)
     idempotency_key: str | None = Field(None, min_length=1, max_length=200)
     # the app's own names for the job (label_problems, external_ref_problems): shown, listed, filtered
-    labels: dict[str, str] = Field(default_factory=dict, max_length=MAX_LABELS)
+    labels: dict[str, str] = Field(default_factory=dict, max_length=MAX_LABELS, json_schema_extra={
+        "propertyNames": {"pattern": f"^{LABEL_KEY.pattern}$"},  # published; checked by label_problems
+        "additionalProperties": {"type": "string", "pattern": f"^{LABEL_VALUE.pattern}$"}})
     external_ref: str | None = Field(None, min_length=1, max_length=MAX_EXTERNAL_REF)
 
 
@@ -89,22 +98,43 @@ def external_ref_problems(ref: str | None, path: str = "externalRef") -> list[di
     return [{"path": path, "message": "must not contain control characters"}] if _KEY_CONTROL.search(ref) else []
 
 
+class ClientHeaders(BaseModel):
+    """The request headers of every client operation (shared.auth checks them)."""
+
+    owner: str | None = Field(None, alias=OWNER_HEADER, min_length=1, max_length=128,
+                              pattern=r"^[\x21-\x7e]+$",
+                              description="with a server key: the owner (author) the key acts for; default: the "
+                                          "owner named like the key. A 400 with an ID token or the client token.")
+
+
+class StartHeaders(ClientHeaders):
+    """export_start's request headers (parse_start checks them)."""
+
+    idempotency_key: str | None = Field(None, alias="Idempotency-Key", min_length=1, max_length=200,
+                                        description="the same as the body's idempotencyKey (either, or both equal)")
+
+
+# -- export_status, export_cancel ---------------------------------------------------------------------------
+# a UUID; job_id also takes one in upper case or with surrounding blanks
+_JOB_ID_DOC = {"description": "the job id (a UUID)", "json_schema_extra": {"format": "uuid"}}
+
+
+class StatusQuery(_Wire):
+    """export_status's query: ?jobId= (checked by job_id)."""
+
+    job_id: str = Field(**_JOB_ID_DOC)
+
+
+class CancelRequest(_Wire):
+    """export_cancel's body (parse_cancel)."""
+
+    job_id: str = Field(**_JOB_ID_DOC)
+
+
 # -- export_complete ----------------------------------------------------------------------------------------
 class ErrorBody(_Wire):
     code: str = Field(min_length=1, max_length=64)
     message: str = Field(min_length=1, max_length=MESSAGE_MAX_CHARS)
-
-
-class CompleteReport(_Wire):
-    """What the render job sends to export_complete (DESIGN §4)."""
-
-    job_id: str
-    status: Literal["running", "succeeded", "failed"]
-    stage: Literal["preparing", "rendering", "uploading"] | None = None
-    progress: float | None = Field(None, ge=0, le=1)
-    output: dict[str, Any] | None = None
-    error: ErrorBody | None = None
-    attempt: int = Field(0, ge=0, le=100)
 
 
 class _Strict(BaseModel):
@@ -125,7 +155,7 @@ class Loudness(_Strict):
 _OBJECT_NAME = rf"^exports/[0-9a-f-]{{36}}/{OUTPUT_NAME}$"
 
 
-class Captions(_Strict):
+class ReportCaptions(_Strict):
     srt: str | None = Field(None, max_length=300, pattern=_OBJECT_NAME)
     vtt: str | None = Field(None, max_length=300, pattern=_OBJECT_NAME)
 
@@ -142,10 +172,22 @@ class ReportOutput(BaseModel):
     width: int | None = Field(None, ge=1, le=MAX_SIDE_PX)
     height: int | None = Field(None, ge=1, le=MAX_SIDE_PX)
     poster: str | None = Field(None, max_length=300, pattern=_OBJECT_NAME)
-    captions: Captions | None = None
+    captions: ReportCaptions | None = None
     scenes: list[TimelineEntry] | None = Field(None, max_length=1000)
     loudness: Loudness | None = None
     warnings: list[dict[str, Any]] | None = Field(None, max_length=100)  # bounded by clean_warnings
+
+
+class CompleteReport(_Wire):
+    """What the render job sends to export_complete (DESIGN §4)."""
+
+    job_id: str = Field(**_JOB_ID_DOC)
+    status: Literal["running", "succeeded", "failed"]
+    stage: Literal["preparing", "rendering", "uploading"] | None = None
+    progress: float | None = Field(None, ge=0, le=1)
+    output: Annotated[dict[str, Any], _object_documented_as(ReportOutput)] | None = None  # parse_report checks it
+    error: ErrorBody | None = None
+    attempt: int = Field(0, ge=0, le=100)
 
 
 # -- validation helpers ---------------------------------------------------------------------------------------
@@ -335,6 +377,19 @@ def _caption_texts(scene) -> list[tuple[str, str]]:
     for k, cue in enumerate(getattr(cap, "cues", None) or []):
         out.append((f"caption.cues[{k}].text", cue.text))
     return out
+
+
+# -- export_cancel -------------------------------------------------------------------------------------------
+def parse_cancel(body: Any) -> str:
+    """The job id of a cancel request {jobId} (canonical, see job_id). Raises InvalidRequest."""
+    if not isinstance(body, dict):
+        raise InvalidRequest("request body must be a JSON object",
+                             details=[{"path": "$", "message": "must be a JSON object"}])
+    try:
+        req = strict(CancelRequest, body)
+    except ValidationError as exc:
+        raise InvalidRequest("request is invalid", details=details(exc)) from None
+    return job_id(req.job_id)
 
 
 # -- export_complete ----------------------------------------------------------------------------------------

@@ -35,10 +35,9 @@ from shared.api import bearer
 from shared.clock import utcnow
 from shared.errors import InvalidRequest, Unauthorized
 from shared.id_tokens import IdTokenVerifier, looks_like_jwt
-from shared.identity import DEFAULT_OWNER, Caller, is_owner
+from shared.identity import DEFAULT_OWNER, OWNER_HEADER, Caller, is_owner
 from shared.ports import ApiKeyStore
 
-OWNER_HEADER = "X-SceneFlow-Owner"
 KEY_PREFIX = "sfk_"
 # sfk_ + 12 hex digits of key id + _ + 43 base64url characters of secret (32 bytes = 256 bits)
 _KEY_RE = re.compile(r"sfk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")

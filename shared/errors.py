@@ -4,6 +4,8 @@ Each carries a machine `code` and a human `message`; none carries a stack trace 
 """
 from __future__ import annotations
 
+from shared.responses import ErrorResponse  # the published model of every error body
+
 MESSAGE_MAX_CHARS = 2000  # longest error message a job keeps (export_complete reports, job records)
 MAX_DETAILS = 100  # details an error body lists; the rest are counted in one last entry
 
@@ -24,12 +26,12 @@ class ExportError(Exception):
     def to_body(self) -> dict:
         """The JSON error body of DESIGN §4: {error: {code, message, details?}}; details: the first
         MAX_DETAILS, then {"path": "$", "message": "and N more problems"} when there are more."""
-        err: dict = {"code": self.code, "message": self.message}
+        details = None
         if self.details:
             rest = len(self.details) - MAX_DETAILS
-            err["details"] = self.details if rest <= 0 else self.details[:MAX_DETAILS] + [
+            details = self.details if rest <= 0 else self.details[:MAX_DETAILS] + [
                 {"path": "$", "message": f"and {rest} more problem{'s' if rest != 1 else ''}"}]
-        return {"error": err}
+        return ErrorResponse.of(self.code, self.message, details)
 
 
 class InvalidRequest(ExportError):

@@ -39,6 +39,8 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from shared import logs
 from shared.config import ConfigError
 from shared.errors import TransientError
+from shared.operations import BY_NAME
+from shared.responses import ErrorResponse
 
 EVENT_ENTERED = "sceneflow_event_entered"  # flask.g flag: our event function was called
 BODY_UNREADABLE = "request body could not be read"
@@ -56,7 +58,7 @@ def json_response(status: int, body: dict, headers: dict | None = None) -> flask
 
 
 def _error(status: int, code: str, message: str, headers: dict | None = None) -> flask.Response:
-    return json_response(status, {"error": {"code": code, "message": message}}, headers)
+    return json_response(status, ErrorResponse.of(code, message), headers)
 
 
 def misconfigured(exc: ConfigError) -> flask.Response:
@@ -83,7 +85,7 @@ def answer_framework_error(exc: BaseException, event_functions: frozenset[str]) 
         if is_event and 400 <= code < 500 and code not in (404, 405) and not entered:
             return _acknowledge(f"{type(exc).__name__} ({code})")
         name = (exc.name or "error").lower().replace(" ", "_")
-        return _error(code, name, exc.name or "error")
+        return _error(code, name, exc.name or "error", _allow(exc) if code == 405 else None)
     if isinstance(exc, ConfigError):  # from our function or the framework's hooks alike
         return misconfigured(exc)
     if isinstance(exc, TransientError):  # raised on purpose: the delivery is retried
@@ -92,6 +94,13 @@ def answer_framework_error(exc: BaseException, event_functions: frozenset[str]) 
         return _acknowledge(type(exc).__name__, str(exc))
     logs.error("unexpected error", error=type(exc).__name__)
     return _error(500, "internal", "internal error", {"X-Google-Status": "crash"})
+
+
+def _allow(exc: HTTPException) -> dict:
+    """The Allow header of a 405 (RFC 9110 §15.5.6): an HTTP function's one method, else the routes'."""
+    op = BY_NAME.get(flask.current_app.name) if flask.has_app_context() else None
+    methods = [op.method] if op else list(getattr(exc, "valid_methods", None) or [])
+    return {"Allow": ", ".join(methods)} if methods else {}
 
 
 def _acknowledge(error: str, detail: str = "") -> flask.Response:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 # The owner of jobs made by the single trusted client (EXPORT_CLIENT_TOKEN or IAM only, no per-user
 # identity), and of every job created before owners existed (migration 0004).
 DEFAULT_OWNER = "default"
+# the request header with which a server key names the owner it acts for (shared.auth)
+OWNER_HEADER = "X-SceneFlow-Owner"
 OWNER_MAX_CHARS = 128
 _OWNER = re.compile(r"^[\x21-\x7e]{1,128}$")  # printable ASCII, no spaces: an OIDC `sub` fits (<= 255 in theory)
 

@@ -32,11 +32,12 @@ from typing import Annotated, Any, Mapping
 
 from pydantic import BeforeValidator, Field, ValidationError
 
-from shared.api import ErrorBody, _Wire, details, external_ref_problems, label_problems
+from shared.api import _Wire, details, external_ref_problems, label_problems
 from shared.clock import iso
 from shared.errors import InvalidRequest
 from shared.identity import DEFAULT_CALLER, Caller
 from shared.ports import JobFilter, JobSummary
+from shared.responses import ExportList, ExportSummary, JobError, JobState
 from shared.states import JobStatus
 from shared.status_view import sorted_labels
 
@@ -67,35 +68,13 @@ DateTime = Annotated[datetime, BeforeValidator(rfc3339)]
 class ListQuery(_Wire):
     """export_list's query parameters (camelCase on the wire)."""
 
-    status: list[JobStatus] = Field(default_factory=list, max_length=len(JobStatus))
+    status: list[JobState] = Field(default_factory=list, max_length=len(JobStatus))
     label: list[str] = Field(default_factory=list, max_length=16, description="key:value; all must match")
     external_ref: str | None = Field(None, min_length=1, max_length=200)
     created_after: DateTime | None = Field(None, description="inclusive, RFC 3339")
     created_before: DateTime | None = Field(None, description="exclusive, RFC 3339")
     page_size: int = Field(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
     page_token: str | None = Field(None, min_length=1, max_length=MAX_TOKEN_CHARS)
-
-
-class ExportSummary(_Wire):
-    """One export in a list: no signed URLs (export_status gives them). Times: clock.iso() strings."""
-
-    job_id: str
-    status: JobStatus
-    stage: str | None
-    progress: float = Field(ge=0, le=1)
-    labels: dict[str, str]
-    external_ref: str | None
-    created_at: str
-    updated_at: str
-    finished_at: str | None
-    error: ErrorBody | None = None
-
-
-class ExportList(_Wire):
-    """export_list's answer: one page, newest first; nextPageToken when more rows follow."""
-
-    exports: list[ExportSummary]
-    next_page_token: str | None = None
 
 
 _REPEATABLE = frozenset({"status", "label"})
@@ -150,7 +129,7 @@ def parse_list_query(args: Mapping[str, list[str]]) -> PageRequest:
         problems.append({"path": "createdBefore", "message": "must be later than createdAfter"})
     if problems:
         raise _bad(problems)
-    where = JobFilter(statuses=tuple(sorted({s.value for s in q.status})), labels=tuple(sorted(labels.items())),
+    where = JobFilter(statuses=tuple(sorted(set(q.status))), labels=tuple(sorted(labels.items())),
                       external_ref=q.external_ref, created_after=q.created_after, created_before=q.created_before)
     digest = filter_digest(where)
     return PageRequest(where, decode_token(q.page_token, digest) if q.page_token else None, q.page_size, digest)
@@ -196,9 +175,9 @@ def decode_token(token: str, digest: str) -> tuple[datetime, str]:
 
 def summary(row: JobSummary) -> ExportSummary:
     """A row as the list shows it: progress to 4 decimals, labels in key order, error when set."""
-    error = ErrorBody.model_construct(code=row.error_code, message=row.error_message or "") if row.error_code else None
+    error = JobError.model_construct(code=row.error_code, message=row.error_message or "") if row.error_code else None
     return ExportSummary.model_construct(
-        job_id=row.id, status=JobStatus(row.status), stage=row.stage, progress=round(float(row.progress), 4),
+        job_id=row.id, status=JobStatus(row.status).value, stage=row.stage, progress=round(float(row.progress), 4),
         labels=sorted_labels(row.labels), external_ref=row.external_ref, created_at=iso(row.created_at),
         updated_at=iso(row.updated_at), finished_at=iso(row.finished_at), error=error)
 

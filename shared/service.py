@@ -201,8 +201,7 @@ class ExportService(Reconcile, Listing):
         """Cancel the caller's non-terminal job: {jobId} -> {jobId, status: "canceled"}. Idempotent
         for a canceled job; Conflict (409) for a succeeded or failed one; NotFound for another owner's. The Cloud Run execution is
         asked to stop; the render job sees 409 on its next report and publishes no output."""
-        job_id = body.get("jobId") if isinstance(body, dict) else None
-        job = self._get(job_id, with_spec=False, owner=caller.owner)
+        job = self._get(api.parse_cancel(body), with_spec=False, owner=caller.owner)
         if job.status == JobStatus.CANCELED:
             return {"jobId": job.id, "status": job.status.value}
         if not self.repo.transition(job.id, JobStatus.CANCELED, finished_at=utcnow(), stage=None,

@@ -1,8 +1,14 @@
-"""A small HTTP client of the SceneFlow Export API, used by examples/demo.py and the system tests.
+"""The typed Python client of the SceneFlow Export API, used by examples/demo.py and the system tests.
 
 It does what a user's app does: POST export_start with the declared uploads, PUT each file to its
 signed URL with exactly the returned headers, poll export_status, download the outputs through
-their signed GET URLs. `headers` (e.g. {"Authorization": "Bearer <ID token>"}) go with every API call.
+their signed GET URLs. `ExportClient` sends the request models of shared/api.py and returns the
+response models of shared/responses.py, the models the published OpenAPI document is built from
+(shared/schema/openapi.json); each answer is parsed strictly, so a body outside the document is an
+error here too. tests/integration/test_typed_client.py checks every method against the committed
+document (path, method, parameters, body schema, response schema). The module functions below
+(start_export, get_status, wait_for) are the same calls answering the JSON dicts. `headers` (e.g.
+{"Authorization": "Bearer <ID token>"}) go with every API call.
 """
 from __future__ import annotations
 
@@ -12,17 +18,26 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Callable, Mapping
 
 import requests
+from pydantic import BaseModel, ValidationError
 
 from infra.local.upload_types import upload_types
+from shared.api import CancelRequest, StartRequest, UploadDecl
+from shared.operations import BY_NAME
+from shared.responses import CancelResponse, ErrorResponse, ExportList, StartResponse, StatusResponse, UploadTarget
 
 TERMINAL = {"succeeded", "failed", "canceled"}
 
 
 class ApiError(RuntimeError):
-    """An unexpected HTTP answer (the message carries status and the whole body)."""
+    """An unexpected HTTP answer (the message carries status and the whole body); `status` and, when
+    the body is the documented error body, `error` (shared.responses.ErrorResponse)."""
+
+    def __init__(self, message: str, status: int | None = None, error: ErrorResponse | None = None) -> None:
+        super().__init__(message)
+        self.status, self.error = status, error
 
 
 class UnsafeName(ValueError):
@@ -58,57 +73,134 @@ def whole_body(r: requests.Response) -> str:
 
 def _check(r: requests.Response, *ok: int) -> dict:
     if r.status_code not in ok:
-        raise ApiError(f"{r.request.method} {r.url.split('?')[0]} -> {r.status_code}:\n{whole_body(r)}")
+        raise _api_error(r)
     return r.json() if r.content else {}
+
+
+def _api_error(r: requests.Response) -> ApiError:
+    try:
+        error = ErrorResponse.model_validate_json(r.content)
+    except ValidationError:
+        error = None
+    return ApiError(f"{r.request.method} {r.url.split('?')[0]} -> {r.status_code}:\n{whole_body(r)}",
+                    r.status_code, error)
+
+
+class ExportClient:
+    """The client API of one deployment at `base` (the gateway's URL, or the functions' base URL).
+
+    token: sent as `Authorization: Bearer <token>` (a server key, an ID token, EXPORT_CLIENT_TOKEN);
+    headers: sent with every call (e.g. X-SceneFlow-Owner with a server key). Every method
+    names its operation in OPERATIONS (shared/operations.py), answers that operation's response
+    model, and raises ApiError for any other status (documented errors carry `.error`)."""
+
+    OPERATIONS = {"start": "export_start", "status": "export_status", "list": "export_list",
+                  "cancel": "export_cancel"}
+
+    def __init__(self, base: str, token: str | None = None, timeout_s: float = 30,
+                 session: requests.Session | None = None, headers: Mapping[str, str] | None = None) -> None:
+        self.base, self.token, self.timeout_s = base.rstrip("/"), token, timeout_s
+        self.headers = dict(headers or {})
+        self.http = session or requests.Session()
+
+    def _call(self, name: str, *, params: dict | None = None, body: BaseModel | None = None,
+              headers: dict | None = None) -> BaseModel:
+        op = BY_NAME[name]
+        sent = {**self.headers, **(headers or {})}
+        if self.token:
+            sent["Authorization"] = f"Bearer {self.token}"
+        r = self.http.request(op.method, self.base + op.path, params=params, headers=sent, timeout=self.timeout_s,
+                              json=body.model_dump(mode="json", by_alias=True, exclude_none=True) if body else None)
+        model = op.responses.get(r.status_code)
+        if model is None:
+            raise _api_error(r)
+        try:
+            return model.model_validate_json(r.content, strict=True)
+        except ValidationError as exc:  # a body outside the document
+            raise ApiError(f"{op.method} {op.path} -> {r.status_code}: the body breaks {model.__name__}: {exc}\n"
+                           f"{whole_body(r)}", r.status_code) from None
+
+    def start(self, spec: dict, files: list[Path] = (), idempotency_key: str | None = None,
+              content_types: Mapping[str, str] | None = None) -> StartResponse:
+        """POST export_start declaring `files` as uploads (content type `content_types[name]`, else
+        chosen by extension and role: upload_types). 202 for a new job, 200 for a replay."""
+        files = list(files)
+        types = {**upload_types(spec, [f.name for f in files]), **(content_types or {})}
+        # not validated here: the service checks the request and names every problem at once (400)
+        body = StartRequest.model_construct(spec=spec, idempotency_key=idempotency_key, uploads=[
+            UploadDecl.model_construct(name=f.name, content_type=types[f.name]) for f in files])
+        return self._call("export_start", body=body)  # type: ignore[return-value]
+
+    def status(self, job_id: str) -> StatusResponse:
+        """GET export_status?jobId=."""
+        return self._call("export_status", params={"jobId": job_id})  # type: ignore[return-value]
+
+    def list(self, *, status: list[str] | None = None, labels: Mapping[str, str] | None = None,
+             external_ref: str | None = None, created_after: str | None = None, created_before: str | None = None,
+             page_size: int | None = None, page_token: str | None = None) -> ExportList:
+        """GET export_list: one page of the caller's exports, newest first (labels: all must match;
+        times RFC 3339). Pass the answer's next_page_token as page_token for the next page."""
+        params = {"status": list(status or []) or None,
+                  "label": [f"{k}:{v}" for k, v in (labels or {}).items()] or None,
+                  "externalRef": external_ref, "createdAfter": created_after, "createdBefore": created_before,
+                  "pageSize": page_size, "pageToken": page_token}
+        return self._call("export_list", params={k: v for k, v in params.items() if v is not None})  # type: ignore[return-value]
+
+    def cancel(self, job_id: str) -> CancelResponse:
+        """POST export_cancel {jobId}."""
+        return self._call("export_cancel", body=CancelRequest.model_construct(job_id=job_id))  # type: ignore[return-value]
+
+    def wait(self, job_id: str, timeout_s: float = 600, interval_s: float = 0.3,
+             on_status: Callable[[StatusResponse], None] | None = None) -> StatusResponse:
+        """Poll status until a terminal state; returns the last answer. Raises TimeoutError."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            st = self.status(job_id)
+            if on_status:
+                on_status(st)
+            if st.status in TERMINAL:
+                return st
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} still {st.status} after {timeout_s:.0f} s")
+            time.sleep(interval_s)
 
 
 def start_export(base: str, spec: dict, files: list[Path], idempotency_key: str | None = None,
                  timeout_s: float = 30, content_types: Mapping[str, str] | None = None,
                  headers: Mapping[str, str] | None = None) -> dict:
-    """POST {base}/export_start declaring `files` as uploads; returns the 202 body. Each upload's
-    content type is `content_types[name]`, else chosen by extension and role (upload_types)."""
-    types = {**upload_types(spec, [f.name for f in files]), **(content_types or {})}
-    body: dict[str, Any] = {"spec": spec,
-                            "uploads": [{"name": f.name, "contentType": types[f.name]} for f in files]}
-    if idempotency_key:
-        body["idempotencyKey"] = idempotency_key
-    return _check(requests.post(f"{base}/export_start", json=body, headers=headers, timeout=timeout_s), 202, 200)
+    """ExportClient.start as the JSON body (202 or 200)."""
+    return ExportClient(base, timeout_s=timeout_s, headers=headers).start(spec, files, idempotency_key, content_types).wire()
 
 
-def upload_all(uploads: list[dict], files: list[Path], workers: int = 4, timeout_s: float = 120) -> None:
+def upload_all(uploads: list[dict] | list[UploadTarget], files: list[Path], workers: int = 4,
+               timeout_s: float = 120) -> None:
     """PUT each file to its signed URL with the returned method and headers."""
     by_name = {f.name: f for f in files}
 
-    def put(u: dict) -> None:
+    def put(u: dict | UploadTarget) -> None:
+        u = u.wire() if isinstance(u, UploadTarget) else u
         path = by_name[u["name"]]
         with open(path, "rb") as fh:
             r = requests.request(u.get("method", "PUT"), u["url"], data=fh,
                                  headers=u.get("headers") or {}, timeout=timeout_s)
         if r.status_code >= 300:
-            raise ApiError(f"upload of {u['name']} -> {r.status_code}:\n{whole_body(r)}")
+            raise ApiError(f"upload of {u['name']} -> {r.status_code}:\n{whole_body(r)}", r.status_code)
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(put, uploads))
 
 
 def get_status(base: str, job_id: str, timeout_s: float = 30, headers: Mapping[str, str] | None = None) -> dict:
-    return _check(requests.get(f"{base}/export_status", params={"jobId": job_id}, headers=headers,
-                               timeout=timeout_s), 200)
+    """ExportClient.status as the JSON body."""
+    return ExportClient(base, timeout_s=timeout_s, headers=headers).status(job_id).wire()
 
 
 def wait_for(base: str, job_id: str, timeout_s: float = 600, interval_s: float = 0.3,
              on_status: Callable[[dict], None] | None = None, headers: Mapping[str, str] | None = None) -> dict:
-    """Poll export_status until a terminal state; returns the last body. Raises TimeoutError."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        body = get_status(base, job_id, headers=headers)
-        if on_status:
-            on_status(body)
-        if body.get("status") in TERMINAL:
-            return body
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"job {job_id} still {body.get('status')} after {timeout_s:.0f} s")
-        time.sleep(interval_s)
+    """ExportClient.wait with JSON bodies: poll until a terminal state; returns the last body."""
+    final = ExportClient(base, headers=headers).wait(job_id, timeout_s, interval_s,
+                                    (lambda st: on_status(st.wire())) if on_status else None)
+    return final.wire()
 
 
 def download(url: str, dest: Path, timeout_s: float = 120) -> Path:

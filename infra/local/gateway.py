@@ -7,7 +7,9 @@ One threaded werkzeug server mounts `functions_framework.create_app(target=NAME,
 `{base}/export_complete`, `{base}/dispatch_export` and `{base}/on_object_finalized` look like the
 URLs of deployed gen2 functions. Paths below a function reach it too (functions-framework routes
 `/<path>`), which lets a Pub/Sub push endpoint carry `/projects/P/topics/T` for the framework's
-Pub/Sub-to-CloudEvent conversion. `GET /healthz` answers 200 once every function is loaded.
+Pub/Sub-to-CloudEvent conversion. `GET /healthz` answers 200 once every function is loaded;
+`GET /openapi.json` serves the API's OpenAPI 3.1 document (shared/openapi.py, the one committed as
+shared/schema/openapi.json).
 With `--issuer FILE` (infra/local/issuer.py, LocalIssuer.write_public) the local OpenID Connect
 issuer is served under `/issuer` too: `{base}/issuer/.well-known/openid-configuration` and
 `{base}/issuer/jwks.json`, so ID tokens are verified over the same loopback base URL.
@@ -26,8 +28,18 @@ FUNCTION_NAMES = ("export_start", "export_status", "export_complete", "export_ca
 
 
 def _root_app(names: list[str]):
+    openapi: list[bytes] = []  # built once, from the models the mounted functions use
+
     def app(environ, start_response):
         path = environ.get("PATH_INFO", "")
+        if path == "/openapi.json" and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+            if not openapi:
+                from shared.openapi import render
+
+                openapi.append(render().encode())
+            start_response("200 OK", [("Content-Type", "application/json"),
+                                      ("Content-Length", str(len(openapi[0])))])
+            return [openapi[0]]
         if path in ("/healthz", "/"):
             body = json.dumps({"ok": True, "functions": names}).encode()
             start_response("200 OK", [("Content-Type", "application/json"),

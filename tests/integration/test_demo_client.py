@@ -176,9 +176,14 @@ def test_demo_help_shows_every_default(capsys, monkeypatch):
 # --- upload content types (trial 5: .ts went up as text/vnd.trolltech.linguist, .3gp as audio, .tga and
 # .qoi as application/octet-stream, .mts as model/vnd.mts: export_start refused them) ---
 
+JOB_ID = "0b2f1c1e-8a7e-4a51-9a8d-2f1f0c0a1b2c"
+STARTED = {"jobId": JOB_ID, "status": "awaiting_upload", "statusUrl": f"http://x/export_status?jobId={JOB_ID}",
+           "uploads": []}
+
+
 def _declared(spec: dict, names: list[str], **kwargs) -> dict[str, str]:
     """{name: contentType} as client.start_export POSTs them for `names` used by `spec`."""
-    server = _Server(202, b'{"jobId": "j", "status": "awaiting_upload", "uploads": []}')
+    server = _Server(202, json.dumps(STARTED).encode())  # a body of the published contract
     try:
         client.start_export(server.base, spec, [Path("/nowhere") / n for n in names], **kwargs)
     finally:

@@ -1,5 +1,7 @@
 """In-process CPU per export_status (RELIABILITY.md, "Where the time of a status read goes"):
-ExportService.status and the functions-framework request path, against the bare handler.
+ExportService.status and the functions-framework request path, against the bare handler; and the
+share of it that sending the body through its published model costs (shared.operations
+Operation.wire, on this queued job's body and on a succeeded body with output).
 
     .venv/bin/python tests/load/status_cpu.py POSTGRES_URL [N] [--profile]
 
@@ -21,6 +23,7 @@ from functions_framework import create_app  # noqa: E402
 from shared import bootstrap  # noqa: E402
 from shared.adapters.local_storage import LocalStorage  # noqa: E402
 from shared.config import Settings  # noqa: E402
+from shared.operations import BY_NAME  # noqa: E402
 from shared.states import JobStatus as S  # noqa: E402
 from infra.local.stack import fresh_postgres_database  # noqa: E402
 from tests.fakes import RecordingLauncher, RecordingPublisher  # noqa: E402
@@ -86,7 +89,20 @@ def http_call():
 def bare_call():
     bare.get("/")
 
-for name, fn in (("service.status", status_call), ("http export_status", http_call), ("http bare", bare_call)):
+
+STATUS_OP = BY_NAME["export_status"]
+queued_body = svc.status(jid)
+succeeded_body = {**queued_body, "status": "succeeded", "progress": 1.0, "history": [
+    {"status": st, "at": queued_body["createdAt"]} for st in ("queued", "dispatched", "running", "succeeded")],
+    "output": {"uri": "gs://b/exports/x/v.mp4", "filename": "v.mp4", "url": "https://s/" + "a" * 600,
+               "durationS": 30.0, "sizeBytes": 10 ** 7, "width": 1920, "height": 1080, "posterUrl": "https://s/p",
+               "captions": {"srt": "https://s/s", "vtt": "https://s/v"},
+               "scenes": [{"startS": 5.0 * i, "durationS": 5.0} for i in range(6)],
+               "loudness": {"integratedLufs": -16.0, "truePeakDb": -1.5, "lra": 4.0}, "warnings": []}}
+
+for name, fn in (("service.status", status_call), ("http export_status", http_call), ("http bare", bare_call),
+                 ("wire queued body", lambda: STATUS_OP.wire(200, queued_body)),
+                 ("wire succeeded body", lambda: STATUS_OP.wire(200, succeeded_body))):
     cpu, wall, pg = per_call(fn)
     print(f"[{ROOT}] {name:<22} cpu {cpu:.3f} ms/call  postgres cpu {pg:.3f} ms/call  wall {wall:.3f} ms/call  (n={N})")
 if prof:
