@@ -128,6 +128,10 @@ NUMBERS: dict[str, Number] = {
     "render_timeout_base_s": Number("RENDER_TIMEOUT_BASE_S", float, "seconds", low=0),
     "render_timeout_per_output_s": Number("RENDER_TIMEOUT_PER_OUTPUT_S", **_POSITIVE_S),
     "render_segment_scenes": Number("RENDER_SEGMENT_SCENES", int, "scenes", low=0, zero="never segment"),
+    "render_vcpus": Number("RENDER_VCPUS", float, "vCPUs", low=0, zero="the CPUs this process may use",
+                           high=1024, high_why="the most a report may name (shared.api.ReportUsage)"),
+    "price_vcpu_second_usd": Number("EXPORT_PRICE_VCPU_SECOND_USD", float, "US dollars", low=0, zero="free"),
+    "price_gib_second_usd": Number("EXPORT_PRICE_GIB_SECOND_USD", float, "US dollars", low=0, zero="free"),
 }
 # Settings field -> (variable, allowed values): anything else is refused, not taken as the default
 CHOICES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -148,7 +152,7 @@ VARIABLES: dict[str, str | AliasChoices] = {
     "local_storage_dir": "EXPORT_LOCAL_STORAGE_DIR", "local_push_url": "EXPORT_LOCAL_PUSH_URL",
     "render_job_name": "RENDER_JOB_NAME", "render_python": "RENDER_PYTHON",
     "render_container_image": "RENDER_CONTAINER_IMAGE", "render_workdir": "RENDER_WORKDIR",
-    "render_log_dir": "RENDER_LOG_DIR", "ffmpeg_binary": "FFMPEG_BINARY",
+    "render_log_dir": "RENDER_LOG_DIR", "ffmpeg_binary": "FFMPEG_BINARY", "price_source": "EXPORT_PRICE_SOURCE",
 }
 
 
@@ -244,6 +248,11 @@ class Settings(BaseSettings):
     render_timeout_base_s: float = 60.0  # FFmpeg time limit = base + per_output_s x output seconds
     render_timeout_per_output_s: float = 1.5  # 60 + 1.5 x 1800 s fits the 3600 s task timeout
     render_segment_scenes: int = 24  # scenes per FFmpeg graph; more are rendered in segments (memory)
+    render_vcpus: float = 0.0  # the task's vCPUs (= Cloud Run --cpu); 0: the CPUs this process may use
+    # Cost estimate (shared.cost): Cloud Run jobs, Tier 1 list prices (source and date: env.example)
+    price_vcpu_second_usd: float = 0.000018
+    price_gib_second_usd: float = 0.000002
+    price_source: str = "https://cloud.google.com/run/pricing (jobs, Tier 1, read 2026-12-05)"
 
     def __init__(self, **values: Any) -> None:
         try:
