@@ -104,3 +104,33 @@ def test_a_malformed_usage_is_refused_naming_its_field(svc, bad, path):
         svc.complete({"jobId": job_id, "status": "running", "attempt": 0, "usage": {**usage(1.0), **bad}})
     assert path in [d["path"] for d in err.value.details]
     assert svc.repo.usage_of(job_id) == []
+
+
+# -- the render task's side: what it measures and sends (render_job.usage, render_job.reporter) -----------
+class _Session:
+    def __init__(self, status_code=200):
+        self.sent, self.status_code = [], status_code
+
+    def post(self, url, json, headers, timeout):
+        self.sent.append(json)
+        return type("Resp", (), {"status_code": self.status_code})()
+
+
+def test_the_task_measures_from_its_process_start_and_every_report_carries_it():
+    from render_job.reporter import Reporter
+    from render_job.usage import TaskUsage, allocated_vcpus, process_age_s
+
+    now = [100.0]
+    task = TaskUsage(vcpu=4.0, memory_bytes=8 * 2**30, clock=lambda: now[0], age_s=0.75, cpu=lambda: 2.5)
+    now[0] = 110.0
+    assert task.snapshot() == {"wallS": 10.75, "cpuS": 2.5, "vcpu": 4.0, "memoryGib": 8.0}
+    session = _Session(status_code=409)  # a canceled job: the report is refused, its usage still sent
+    reporter = Reporter("http://api/export_complete", "t", "job", 1, session=session, usage=task.snapshot)
+    reporter.running("rendering", 0.5)
+    now[0] = 111.0
+    reporter.stopping()
+    assert [(b["status"], b["stage"], b["usage"]["wallS"]) for b in session.sent] == [
+        ("running", "rendering", 10.75), ("running", "rendering", 11.75)]
+    assert reporter.rejected
+    assert allocated_vcpus(2.0) == 2.0 and allocated_vcpus(0) >= 1  # 0: the CPUs this process may use
+    assert 0 < process_age_s() < 24 * 3600  # this test process started a moment ago
