@@ -315,3 +315,20 @@ def test_a_touched_job_is_listed_after_the_others_even_when_it_reported(repo):
     assert listed() == [j.id for j in jobs]
     repo.touch(jobs[0].id)
     assert listed() == [jobs[1].id, jobs[2].id, jobs[0].id]
+
+
+def test_usage_is_the_largest_per_attempt_summed_and_the_invariant_sees_a_job_without_it(db):
+    from tests.invariants import finished_without_cost
+
+    repo, engine = db
+    paid, unpaid = new_job(repo, uploads=()), new_job(repo, uploads=())
+    for j in (paid, unpaid):
+        assert repo.transition(j.id, S.DISPATCHED) and repo.transition(j.id, S.RUNNING, attempt=0)
+        assert repo.transition(j.id, S.FAILED, error_code="render_failed", error_message="no")
+    for wall in (3.0, 1.0, 3.0):  # cumulative reports of attempt 0, one late and one repeated
+        repo.record_usage(paid.id, 0, billed(wall, wall / 2, 2, 4))
+    repo.record_usage(paid.id, 2, billed(0.5, 0.25, 2, 4))
+    assert repo.usage_of(paid.id) == [billed(3.0, 1.5, 2, 4), billed(0.5, 0.25, 2, 4)]
+    assert repo.usage_of(unpaid.id) == []
+    listed = finished_without_cost(engine)  # the PostgreSQL database holds other tests' jobs too
+    assert unpaid.id in listed and paid.id not in listed
