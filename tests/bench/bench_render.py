@@ -188,7 +188,7 @@ def run_pipeline(out: Path, story: sb.Storyboard, ffmpeg: str) -> tuple[Measurem
     wrapper = outputs.make_logging_ffmpeg(ffmpeg, d / "ffmpeg", d / "calls")
     t_boot = time.perf_counter()
     # the deployed report interval (shared.config, env.example), not the local modes' 0.5 s
-    interval = str(Settings.render_report_interval_s)
+    interval = str(Settings.model_fields["render_report_interval_s"].default)
     with EmbeddedStack(run_dir=d / "run", render_max_retries=0,
                        extra_env={"RENDER_REPORT_INTERVAL_S": interval, "FFMPEG_BINARY": str(wrapper)}) as stack:
         boot_s = time.perf_counter() - t_boot
