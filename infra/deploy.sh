@@ -59,6 +59,9 @@ printf '{"rule": [{"action": {"type": "Delete"}, "condition": {"age": %d}}]}\n' 
 # the job's files with it); RENDER_MEMORY takes the forms Terraform's render_memory takes.
 RENDER_CPU=${RENDER_CPU:-4}
 RENDER_MEMORY=${RENDER_MEMORY:-8Gi}
+if [[ ! $RENDER_CPU =~ ^[0-9]+(\.[0-9]+)?$ ]]; then  # the task gets it as RENDER_VCPUS (its cost)
+  echo "RENDER_CPU must be a number of vCPUs (e.g. 4 or 0.5), not $RENDER_CPU" >&2; exit 2
+fi
 if [[ ! $RENDER_MEMORY =~ ^[0-9]+(Gi|Mi)$ ]]; then
   echo "RENDER_MEMORY must be a whole number of Gi or Mi (e.g. 8Gi, 6144Mi), not $RENDER_MEMORY" >&2; exit 2
 fi
@@ -76,8 +79,8 @@ LIMITS="$LIMITS,EXPORT_MAX_BODY_BYTES=${EXPORT_MAX_BODY_BYTES:-1000000},EXPORT_M
 # the functions only: signed URL lifetimes, the upload deadline, each execution's task timeout
 FN_LIMITS="EXPORT_UPLOAD_URL_TTL_S=${EXPORT_UPLOAD_URL_TTL_S:-900},EXPORT_DOWNLOAD_URL_TTL_S=${EXPORT_DOWNLOAD_URL_TTL_S:-900}"
 FN_LIMITS="$FN_LIMITS,EXPORT_UPLOAD_TTL_S=${EXPORT_UPLOAD_TTL_S:-3600},RENDER_TASK_TIMEOUT_S=$TASK_TIMEOUT_S"
-# the render job only: its memory, preflight and FFmpeg's time limit
-RENDER_LIMITS="RENDER_MEMORY_BYTES=$MEMORY_BYTES,RENDER_TASK_TIMEOUT_S=$TASK_TIMEOUT_S"
+# the render job only: its memory and vCPUs, preflight and FFmpeg's time limit
+RENDER_LIMITS="RENDER_MEMORY_BYTES=$MEMORY_BYTES,RENDER_VCPUS=$RENDER_CPU,RENDER_TASK_TIMEOUT_S=$TASK_TIMEOUT_S"
 RENDER_LIMITS="$RENDER_LIMITS,RENDER_TIMEOUT_BASE_S=${RENDER_TIMEOUT_BASE_S:-60},RENDER_TIMEOUT_PER_OUTPUT_S=${RENDER_TIMEOUT_PER_OUTPUT_S:-1.5}"
 RENDER_LIMITS="$RENDER_LIMITS,RENDER_MAX_IMAGE_PIXELS=${RENDER_MAX_IMAGE_PIXELS:-400000000}"
 RENDER_LIMITS="$RENDER_LIMITS,RENDER_MAX_DECODE_PIXELS=${RENDER_MAX_DECODE_PIXELS:-50000000},RENDER_MAX_MEDIA_S=${RENDER_MAX_MEDIA_S:-3600}"

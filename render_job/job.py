@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import resource
 import shutil
 import tempfile
 import time
@@ -51,6 +50,7 @@ from render_job.probe import probe
 from render_job.runner import SegmentFeed, default_timeout_s, find_ffmpeg, run_ffmpeg
 from render_job.subtitles import ASS_FILE, FONTS_DIR, fit_warnings, write_captions
 from render_job.upload import already_uploaded, upload_outputs
+from render_job.usage import STOPPED_EXIT, Stopped, TaskUsage, stop_on_sigterm, task_cpu_s
 
 _JOB_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 OUT_MP4 = "output.mp4"  # the rendered video and its poster frame, in the work directory
@@ -335,7 +335,8 @@ def main() -> int:
     CLOUD_RUN_TASK_ATTEMPT (default 0) / CLOUD_RUN_EXECUTION, plus the settings of shared.config.
     Returns:
         The process exit code: 0 done (succeeded or permanently failed, or a setting that cannot be
-        used reported as failed "misconfigured"), 1 retry, 2 misconfigured and not reported.
+        used reported as failed "misconfigured"), 1 retry, 2 misconfigured and not reported,
+        STOPPED_EXIT (143) stopped by SIGTERM after its last report (render_job.usage).
     """
     job_id = os.environ.get("EXPORT_JOB_ID", "")
     task_index = _env_int("CLOUD_RUN_TASK_INDEX", 0)
@@ -360,23 +361,19 @@ def main() -> int:
 
     storage = get_storage(settings)
     reporter = Reporter(settings.complete_url, settings.worker_token, job_id, attempt,
-                        min_interval_s=settings.render_report_interval_s)
+                        min_interval_s=settings.render_report_interval_s, usage=TaskUsage.of(settings).snapshot)
     if settings.render_workdir:
         os.makedirs(settings.render_workdir, exist_ok=True)
     workdir = tempfile.mkdtemp(prefix=f"render-{job_id}-", dir=settings.render_workdir)
+    stop_on_sigterm()
     try:
         result = run_export(job_id, storage, reporter, settings, workdir, attempt)
+    except Stopped:  # canceled (a cancel stops the execution) or out of time: the usage up to now counts
+        logs.warning("render task told to stop (SIGTERM); reporting its usage", job_id=job_id, attempt=attempt)
+        reporter.stopping()
+        result = RenderResult(STOPPED_EXIT, "stopped")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     logs.info("render task finished", job_id=job_id, attempt=attempt, status=result.status,
               exitCode=result.exit_code, **task_cpu_s())
     return result.exit_code
-
-
-def task_cpu_s() -> dict[str, float]:
-    """CPU seconds (user + sys) this task has used so far: {"cpuS": this Python process,
-    "childCpuS": every child it has waited for (FFmpeg, ffprobe)}; getrusage(2). Cloud Run bills
-    vCPU-seconds of the instance, so this is what one export costs in compute; the benchmark also
-    uses it to tell the render task's CPU from the rest of the local pipeline's."""
-    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return {"cpuS": round(me.ru_utime + me.ru_stime, 3), "childCpuS": round(kids.ru_utime + kids.ru_stime, 3)}

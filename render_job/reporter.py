@@ -1,7 +1,8 @@
 """Progress and result reports to the API's `export_complete` endpoint (DESIGN §4).
 
-Body (camelCase): {jobId, status: running|succeeded|failed, stage?, progress?, output?, error?, attempt}
-with `Authorization: Bearer <EXPORT_WORKER_TOKEN>`. The token is never logged.
+Body (camelCase): {jobId, status: running|succeeded|failed, stage?, progress?, output?, error?, attempt,
+usage?} with `Authorization: Bearer <EXPORT_WORKER_TOKEN>`. The token is never logged. `usage` is the
+attempt's usage so far (render_job.usage), in every report when the reporter is given one.
 """
 from __future__ import annotations
 
@@ -36,6 +37,8 @@ class Reporter:
         attempt: the Cloud Run task attempt (0-based).
         min_interval_s: at most one `running` report per this many seconds, unless the stage changed.
         session: a requests.Session-like object with `.post` (tests may pass a fake).
+        usage: returns the attempt's usage so far (render_job.usage.TaskUsage.snapshot), sent with
+            every report, throttled running reports aside (None: no usage is sent).
 
     `running` reports are throttled and their progress never decreases; `succeeded` and `failed`
     are always sent. Network errors and 5xx are retried 3 times with backoff; a 4xx (e.g. 409: the
@@ -44,7 +47,8 @@ class Reporter:
 
     def __init__(self, complete_url: str, token: str, job_id: str, attempt: int = 0, min_interval_s: float = 2.0,
                  session: Any = None, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 usage: Callable[[], dict] | None = None) -> None:
         self.url = complete_url
         self._token = token
         self.job_id = job_id
@@ -53,6 +57,7 @@ class Reporter:
         self._session = session or requests.Session()
         self._clock = clock
         self._sleep = sleep
+        self._usage = usage
         self._last_sent: float | None = None
         self._last_stage: str | None = None
         self._progress = 0.0
@@ -84,12 +89,20 @@ class Reporter:
         self._progress = 1.0
         return self._post({"status": "succeeded", "progress": 1.0, "output": output})
 
+    def stopping(self) -> bool:
+        """The attempt's last report as its process is told to stop (SIGTERM: a cancel, a task
+        timeout): `running` in the last stage, for its usage (a canceled job answers 409 and keeps it)."""
+        return self._post({"status": "running", "stage": self._last_stage or "preparing",
+                           "progress": round(self._progress, 4)})
+
     def failed(self, code: str, message: str) -> bool:
         """Report failure with error {code, message} (message: human readable, no stack trace)."""
         return self._post({"status": "failed", "error": {"code": code, "message": message[:MESSAGE_MAX_CHARS]}})
 
     def _post(self, body: dict) -> bool:
         payload = {"jobId": self.job_id, "attempt": self.attempt, **body}
+        if self._usage is not None:
+            payload["usage"] = self._usage()
         headers = {"Authorization": f"Bearer {self._token}", "Content-Type": "application/json"}
         retrying = Retrying(retry=retry_if_exception_type((requests.RequestException, _ServerError)),
                             wait=wait_chain(*map(wait_fixed, BACKOFF_S)), sleep=self._sleep,

@@ -137,6 +137,20 @@ class ErrorBody(_Wire):
     message: str = Field(min_length=1, max_length=MESSAGE_MAX_CHARS)
 
 
+MAX_USAGE_S = 8 * 86400.0  # above Cloud Run's longest task (7 days): a larger figure is a bug, refused
+
+
+class ReportUsage(_Wire):
+    """A render task attempt's usage so far, cumulative from the task's start (shared.cost): wallS
+    (seconds since the process started), cpuS (user + sys seconds of the task and the FFmpeg runs it
+    has waited for), vcpu and memoryGib (what the task is allocated: RENDER_VCPUS, RENDER_MEMORY_BYTES)."""
+
+    wall_s: float = Field(ge=0, le=MAX_USAGE_S, allow_inf_nan=False)
+    cpu_s: float = Field(ge=0, le=MAX_USAGE_S * 1024, allow_inf_nan=False)
+    vcpu: float = Field(gt=0, le=1024, allow_inf_nan=False)
+    memory_gib: float = Field(gt=0, le=1024, allow_inf_nan=False)
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -188,6 +202,7 @@ class CompleteReport(_Wire):
     output: Annotated[dict[str, Any], _object_documented_as(ReportOutput)] | None = None  # parse_report checks it
     error: ErrorBody | None = None
     attempt: int = Field(0, ge=0, le=100)
+    usage: ReportUsage | None = None  # every report of a task that measures it (older tasks: none)
 
 
 # -- validation helpers ---------------------------------------------------------------------------------------

@@ -130,6 +130,10 @@ NUMBERS: dict[str, Number] = {
     "render_segment_scenes": Number("RENDER_SEGMENT_SCENES", int, "scenes", low=0, zero="never segment"),
     "oidc_clock_skew_s": Number("EXPORT_OIDC_CLOCK_SKEW_S", int, "seconds", low=0, zero="none", high=600,
                                 high_why="10 minutes (a clock further off is broken, not skewed)"),
+    "render_vcpus": Number("RENDER_VCPUS", float, "vCPUs", low=0, zero="the CPUs this process may use",
+                           high=1024, high_why="the most a report may name (shared.api.ReportUsage)"),
+    "price_vcpu_second_usd": Number("EXPORT_PRICE_VCPU_SECOND_USD", float, "US dollars", low=0, zero="free"),
+    "price_gib_second_usd": Number("EXPORT_PRICE_GIB_SECOND_USD", float, "US dollars", low=0, zero="free"),
 }
 # Settings field -> (variable, allowed values): anything else is refused, not taken as the default
 CHOICES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -154,6 +158,7 @@ VARIABLES: dict[str, str | AliasChoices] = {
     "auth": "EXPORT_AUTH", "oidc_issuer": "EXPORT_OIDC_ISSUER", "oidc_audience": "EXPORT_OIDC_AUDIENCE",
     "oidc_jwks_url": "EXPORT_OIDC_JWKS_URL", "oidc_algorithms": "EXPORT_OIDC_ALGORITHMS",
     "deployed_service": "K_SERVICE",
+    "price_source": "EXPORT_PRICE_SOURCE",
 }
 # EXPORT_AUTH: the client API's methods (shared/auth.py); "open" stands alone
 AUTH_METHODS = ("server_key", "id_token", "client_token", "open")
@@ -261,6 +266,11 @@ class Settings(BaseSettings):
     render_timeout_base_s: float = 60.0  # FFmpeg time limit = base + per_output_s x output seconds
     render_timeout_per_output_s: float = 1.5  # 60 + 1.5 x 1800 s fits the 3600 s task timeout
     render_segment_scenes: int = 24  # scenes per FFmpeg graph; more are rendered in segments (memory)
+    render_vcpus: float = 0.0  # the task's vCPUs (= Cloud Run --cpu); 0: the CPUs this process may use
+    # Cost estimate (shared.cost): Cloud Run jobs, Tier 1 list prices (source and date: env.example)
+    price_vcpu_second_usd: float = 0.000018
+    price_gib_second_usd: float = 0.000002
+    price_source: str = "https://cloud.google.com/run/pricing (jobs, Tier 1, read 2026-12-05)"
 
     def __init__(self, **values: Any) -> None:
         try:

@@ -5,6 +5,7 @@ never by `create_all` on the production path.
 - export_job_events: one row per state transition (status, at): the job's history.
 - export_job_uploads: one row per declared upload that has arrived (job_id, name, generation).
 - api_keys: one row per server key (key id, name, SHA-256 of the secret, created, revoked, last used).
+- export_job_usage: one row per render task attempt that reported its usage (shared.cost).
 """
 from __future__ import annotations
 
@@ -82,3 +83,18 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ExportJobUsage(Base):
+    """One render task attempt's usage (shared.cost.AttemptUsage), each amount the largest any of the
+    attempt's reports carried: wall and CPU seconds, vCPU- and GiB-seconds billed."""
+
+    __tablename__ = "export_job_usage"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("export_jobs.id", ondelete="CASCADE"), primary_key=True)
+    attempt: Mapped[int] = mapped_column(Integer, primary_key=True)
+    wall_s: Mapped[float] = mapped_column(Float)
+    cpu_s: Mapped[float] = mapped_column(Float)
+    vcpu_s: Mapped[float] = mapped_column(Float)
+    gib_s: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
+from shared.cost import AttemptUsage
 from shared.identity import DEFAULT_OWNER
 from shared.states import JobStatus
 
@@ -255,6 +256,14 @@ class JobRepository(Protocol):
         """Record a running job's stage and progress (neither goes back); False when not applied."""
         ...
 
+    def record_usage(self, job_id: str, attempt: int, usage: AttemptUsage) -> None:
+        """Note a render task attempt's usage so far (shared.cost): each amount becomes the larger of
+        the stored one and `usage`'s, so repeated reports of one attempt never add up."""
+        ...
+
+    def usage_of(self, job_id: str) -> list[AttemptUsage]:
+        """The job's usage per attempt, in attempt order."""
+        ...
 
 @dataclass(frozen=True)
 class ApiKeyRecord:

@@ -31,6 +31,7 @@ from shared.list_sql import list_statement
 from shared.ports import JobFilter, JobRecord, JobSummary, UploadRecorded
 from shared.states import JobStatus, sources_for
 from shared.status_view import STATUS_PREPARE, status_fields
+from shared.usage_records import UsageRecords
 
 
 def _aware(dt: datetime | None) -> datetime | None:
@@ -126,8 +127,9 @@ _GET_WITHOUT_SPEC = _GET_WITH_SPEC.options(defer(ExportJob.spec, raiseload=True)
 _JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
-class SqlJobRepository:
-    """The JobRepository port (shared.ports) in SQL (SQLite or PostgreSQL) through a SQLAlchemy sessionmaker."""
+class SqlJobRepository(UsageRecords):
+    """The JobRepository port (shared.ports) in SQL (SQLite or PostgreSQL) through a SQLAlchemy sessionmaker;
+    usage records (the export's cost): shared.usage_records."""
 
     def __init__(self, sessions: sessionmaker[Session], read_engine: Engine | None = None) -> None:
         """sessions: for transactions. read_engine: optional autocommit Engine for single-statement
@@ -204,7 +206,7 @@ class SqlJobRepository:
         """
         if not self._status_sql:
             job = self.get(job_id, with_spec=False, owner=owner)
-            return status_fields(job) if job else None
+            return status_fields(job, self.usage_of(job_id)) if job else None
         if not _JOB_ID.fullmatch(job_id):
             return None
         with _database_errors(), self._read_engine.connect() as conn:

@@ -131,6 +131,27 @@ class OutputView(WireModel):
     warnings: list[Problem] = Field(description="what the spec asked for that does not show in the video")
 
 
+class Pricing(WireModel):
+    """The prices the estimate used: USD per vCPU-second and per GiB-second (settings
+    EXPORT_PRICE_VCPU_SECOND_USD, EXPORT_PRICE_GIB_SECOND_USD), and where they come from."""
+
+    vcpu_second_usd: float
+    gib_second_usd: float
+    source: str | None = None
+
+
+class Cost(WireModel):
+    """export_status `cost`: vcpuSeconds and gibSeconds billed for the render tasks (every attempt that
+    reported), cpuSeconds they used, estimatedUsd = vcpuSeconds x vcpuSecondUsd + gibSeconds x
+    gibSecondUsd (list price, before the free tier and discounts), and the pricing used."""
+
+    vcpu_seconds: float
+    gib_seconds: float
+    cpu_seconds: float
+    estimated_usd: float
+    pricing: Pricing
+
+
 class StatusResponse(WireModel):
     """export_status's view of a job. `uploads` only while awaiting_upload, `error` once failed or
     canceled, `output` once succeeded."""
@@ -152,6 +173,7 @@ class StatusResponse(WireModel):
     history: list[HistoryEntry]
     uploads: UploadProgress | None = None
     error: JobError | None = None
+    cost: Cost
     output: OutputView | None = None
 
 

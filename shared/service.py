@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from shared import api, logs
+from shared import api, cost, logs
 from shared.api import ErrorBody, ReportOutput, StartRequest, UploadDecl
 from shared.artifacts import (INPUT_ASSET_RE, OUTPUT_VIDEO_RE, OutputRecord, asset_object, event_generation,
                               object_not_current, spec_object, video_not_ours)
@@ -152,8 +152,8 @@ class ExportService(Reconcile, Listing):
     def status(self, job_id: str | None, caller: Caller = DEFAULT_CALLER) -> dict:
         """The caller's job's public view (DESIGN §4): {jobId, owner, status, stage, progress (4 decimals), createdAt,
         updatedAt, startedAt, finishedAt, attempts, executionName, executionLogUri, labels, externalRef,
-        history [{status, at}], uploads? (awaiting_upload), error? {code, message}, output? (succeeded, with
-        signed URLs)}. Raises InvalidRequest for a malformed id, NotFound (also for another owner's
+        history [{status, at}], uploads? (awaiting_upload), error? {code, message}, cost (shared.cost.Cost),
+        output? (succeeded, with signed URLs)}. Raises InvalidRequest for a malformed id, NotFound (also for another owner's
         job: its existence is not revealed), TransientError."""
         job_id = api.job_id(job_id)
         # on PostgreSQL one prepared statement (status_view.py)
@@ -166,6 +166,8 @@ class ExportService(Reconcile, Listing):
         for key in ("uploads", "error"):
             if body[key] is None:
                 del body[key]
+        s = self.settings
+        body["cost"] = cost.cost_view(body["cost"], s.price_vcpu_second_usd, s.price_gib_second_usd, s.price_source)
         output = body.pop("output")
         if output:
             bucket, ttl = self.settings.output_bucket, self.settings.download_url_ttl_s
@@ -231,7 +233,9 @@ class ExportService(Reconcile, Listing):
 
         A report is tied to the job's current attempt: `attempts` is 1 + the highest `attempt` any
         report carried (CLOUD_RUN_TASK_ATTEMPT, 0-based; Cloud Run runs a task's attempts one after
-        another). Raises InvalidRequest (400: a malformed report; a succeeded report whose
+        another). A report's `usage` is recorded for its attempt (the largest per attempt; shared.cost)
+        once the job was dispatched, also when the report is then refused as late. Raises
+        InvalidRequest (400: a malformed report; a succeeded report whose
         output.uri is not this job's non-empty video in the output bucket), NotFound, Conflict
         (409, the worker stops: a running report for a terminal job, a report for a job never
         dispatched, a report from an attempt older than the current one).
@@ -241,6 +245,9 @@ class ExportService(Reconcile, Listing):
         if job.status in (JobStatus.AWAITING_UPLOAD, JobStatus.QUEUED):
             raise Conflict(f"export {job.id} is {job.status.value}: it was never dispatched, so no render "
                            "task may report on it")
+        if report.usage is not None:  # counted whatever follows: a canceled or older attempt cost too
+            u = report.usage
+            self.repo.record_usage(job.id, report.attempt, cost.billed(u.wall_s, u.cpu_s, u.vcpu, u.memory_gib))
         if is_terminal(job.status):
             if report.status == "running":
                 raise Conflict(f"export {job.id} is {job.status.value}; stop rendering")

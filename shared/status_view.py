@@ -5,20 +5,25 @@ JSON object (STATUS_PREPARE). tests/integration/test_repository.py keeps the two
 Shape: {jobId, owner, status, stage, progress (float, not rounded), createdAt, updatedAt, startedAt,
 finishedAt (clock.iso() strings or None), attempts, executionName, executionLogUri, labels
 {key: value} (keys in code-point order), externalRef | None, history [{status, at}], uploads
-{expected, received} | None, error {code, message} | None, output | None}.
+{expected, received} | None, error {code, message} | None, output | None, cost {vcpuSeconds,
+gibSeconds, cpuSeconds}: the sums over the job's usage records, added in attempt order
+(shared.cost.totals; 0 when none), which the service turns into the public `cost`}.
 """
 from __future__ import annotations
 
 from typing import Any
 
 from shared.clock import iso
+from shared.cost import AttemptUsage, totals
 from shared.ports import JobRecord
 from shared.states import JobStatus
 
 
-def status_fields(job: JobRecord) -> dict[str, Any]:
-    """The view JobRepository.status_view returns, built from a record (the SQLite path, and the
-    reference the PostgreSQL query must match; tests/integration/test_repository.py compares them)."""
+def status_fields(job: JobRecord, usage: list[AttemptUsage] = ()) -> dict[str, Any]:
+    """The view JobRepository.status_view returns, built from a record and its usage per attempt
+    (attempt order) (the SQLite path, and the reference the PostgreSQL query must match;
+    tests/integration/test_repository.py compares them)."""
+    spent = totals(list(usage))
     return {
         "jobId": job.id, "owner": job.owner, "status": job.status.value, "stage": job.stage, "progress": job.progress,
         "createdAt": iso(job.created_at), "updatedAt": iso(job.updated_at), "startedAt": iso(job.started_at),
@@ -30,6 +35,7 @@ def status_fields(job: JobRecord) -> dict[str, Any]:
                     if job.status == JobStatus.AWAITING_UPLOAD else None),
         "error": {"code": job.error_code, "message": job.error_message} if job.error_code else None,
         "output": job.output if job.status == JobStatus.SUCCEEDED else None,
+        "cost": {"vcpuSeconds": spent.vcpu_s, "gibSeconds": spent.gib_s, "cpuSeconds": spent.cpu_s},
     }
 
 
@@ -71,4 +77,9 @@ STATUS_PREPARE = (
     "WHERE u.job_id = j.id), '[]')) END, "
     "'error', CASE WHEN j.error_code <> '' THEN json_build_object('code', j.error_code, "
     "'message', j.error_message) END, "
-    "'output', CASE WHEN j.status = 'succeeded' THEN j.output END) FROM export_jobs j WHERE j.id = $1")
+    "'output', CASE WHEN j.status = 'succeeded' THEN j.output END, "
+    # float sums in attempt order, as shared.cost.totals adds them: the same floats
+    "'cost', (SELECT json_build_object('vcpuSeconds', coalesce(sum(c.vcpu_s ORDER BY c.attempt), 0), "
+    "'gibSeconds', coalesce(sum(c.gib_s ORDER BY c.attempt), 0), "
+    "'cpuSeconds', coalesce(sum(c.cpu_s ORDER BY c.attempt), 0)) FROM export_job_usage c WHERE c.job_id = j.id)"
+    ") FROM export_jobs j WHERE j.id = $1")

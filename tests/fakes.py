@@ -5,6 +5,7 @@ import dataclasses
 from datetime import datetime, timedelta, timezone
 
 from shared.clock import utcnow
+from shared.cost import merged
 from shared.errors import Conflict, NotFound, TransientError
 from shared.identity import DEFAULT_OWNER
 from shared.limits import JOB_TOO_LARGE, job_bytes_problem
@@ -74,7 +75,7 @@ class FakeRepository:
 
     def status_view(self, job_id: str, owner: str | None = None) -> dict | None:
         job = self.get(job_id, with_spec=False, owner=owner)
-        return status_fields(job) if job else None
+        return status_fields(job, self.usage_of(job_id)) if job else None
 
     def get_by_idempotency_key(self, key: str, owner: str = DEFAULT_OWNER) -> JobRecord | None:
         return next((self._record(r) for r in self.rows.values()
@@ -164,6 +165,14 @@ class FakeRepository:
 
     def set_execution(self, job_id, execution_name, log_uri=None) -> None:
         self.rows[job_id].update(execution_name=execution_name, execution_log_uri=log_uri, updated_at=self._now())
+
+    def record_usage(self, job_id, attempt, usage) -> None:
+        spent = self.rows[job_id].setdefault("usage", {})
+        spent[attempt] = merged(spent.get(attempt), usage)
+
+    def usage_of(self, job_id):
+        spent = self.rows.get(job_id, {}).get("usage", {})
+        return [spent[k] for k in sorted(spent)]
 
     def report_progress(self, job_id, *, stage, progress, attempt) -> bool:
         row = self.rows.get(job_id)

@@ -1,6 +1,8 @@
 """Invariants every test that creates jobs checks at teardown (issue 14): a succeeded job has its
 own video. `succeeded_without_their_video(outputs, stat)` lists the jobs that break it; the
-fixtures in tests/integration/conftest.py and tests/system/conftest.py call it.
+fixtures in tests/integration/conftest.py and tests/system/conftest.py call it. The system tests'
+stacks also check that every finished job a render task reported on has a cost (issue 18:
+`finished_without_cost`).
 
 Cheap: one SELECT of the succeeded jobs' outputs and one stat per such job.
 """
@@ -54,6 +56,22 @@ def emulator_stat(emulator_url: str, bucket: str) -> Callable[[str], ObjectInfo 
     return stat
 
 
+def finished_without_cost(engine) -> list[str]:
+    """Ids of succeeded, failed or canceled jobs that were `running` (a render task reported, and every
+    report carries its usage) but have no positive vCPU-seconds (shared.cost)."""
+    from sqlalchemy import func, select
+
+    from shared.models import ExportJob, ExportJobEvent, ExportJobUsage
+
+    ran = select(ExportJobEvent.job_id).where(ExportJobEvent.status == "running")
+    spent = (select(ExportJobUsage.job_id, func.sum(ExportJobUsage.vcpu_s).label("vcpu_s"))
+             .group_by(ExportJobUsage.job_id).subquery())
+    with engine.connect() as c:
+        return list(c.execute(select(ExportJob.id).outerjoin(spent, spent.c.job_id == ExportJob.id).where(
+            ExportJob.status.in_(["succeeded", "failed", "canceled"]), ExportJob.id.in_(ran),
+            func.coalesce(spent.c.vcpu_s, 0) <= 0)).scalars())
+
+
 def check_stack(stack) -> None:
     """Assert the invariant for a started infra.local.stack Stack (its database and storage emulator)."""
     from shared.bootstrap import build_repository
@@ -62,8 +80,10 @@ def check_stack(stack) -> None:
     engine = engine_for_url(stack.env["DATABASE_URL"])
     try:
         outputs = build_repository(engine).succeeded_outputs()
+        no_cost = finished_without_cost(engine)
     finally:
         engine.dispose()
     bad = succeeded_without_their_video(outputs, emulator_stat(stack.env["STORAGE_EMULATOR_HOST"],
                                                                stack.output_bucket))
     assert not bad, f"succeeded jobs without their own video: {bad}"
+    assert not no_cost, f"finished jobs a render task reported on, without a cost: {no_cost}"

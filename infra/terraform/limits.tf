@@ -14,9 +14,10 @@ locals {
     EXPORT_UPLOAD_TTL_S       = tostring(var.export_upload_ttl_s)
     RENDER_TASK_TIMEOUT_S     = tostring(var.render_task_timeout_s)
   })
-  # the render job only: its memory, preflight and FFmpeg's time limit
+  # the render job only: its memory and vCPUs, preflight and FFmpeg's time limit
   render_env = merge(local.limits_env, {
     RENDER_MEMORY_BYTES         = tostring(local.render_memory_bytes)
+    RENDER_VCPUS                = var.render_cpu # the task's allocation, for its cost (shared.cost)
     RENDER_TASK_TIMEOUT_S       = tostring(var.render_task_timeout_s)
     RENDER_TIMEOUT_BASE_S       = tostring(var.render_timeout_base_s)
     RENDER_TIMEOUT_PER_OUTPUT_S = tostring(var.render_timeout_per_output_s)

@@ -87,9 +87,13 @@ variable "render_image" {
 }
 
 variable "render_cpu" {
-  description = "CPU of a render task."
+  description = "vCPUs of a render task, a number as infra/deploy.sh's RENDER_CPU; the task gets it as RENDER_VCPUS too (its cost)."
   type        = string
   default     = "4"
+  validation {
+    condition     = can(regex("^[0-9]+(\\.[0-9]+)?$", var.render_cpu))
+    error_message = "render_cpu must be a number of vCPUs (e.g. 4 or 0.5), not millicores."
+  }
 }
 
 variable "render_memory" {

@@ -174,7 +174,7 @@ def run_length(minutes: int, ffmpeg: str, media: Path, out: Path, motion: bool, 
     work = d / "work"
     work.mkdir(parents=True)
     env = {"EXPORT_MAX_ASSETS": "401", "RENDER_WORKDIR": str(work),
-           "RENDER_REPORT_INTERVAL_S": str(Settings.render_report_interval_s)}
+           "RENDER_REPORT_INTERVAL_S": str(Settings.model_fields["render_report_interval_s"].default)}
     with EmbeddedStack(run_dir=d / "run", render_max_retries=0, extra_env=env) as stack:
         time.sleep(1.0)  # let the gateway settle
         log(f"{minutes} min: export_start, {len(files)} uploads "

@@ -171,12 +171,15 @@ def run_pipeline(out: Path, story: sb.Storyboard, ffmpeg: str) -> tuple[Measurem
     (`render task finished`): Measurement.extra render_step_s, task_cpu_s, others_cpu_s (the CPU
     seconds every process but the render task used while its FFmpeg render step ran: gateway,
     storage emulator, client; measure.RssSampler), others_run_cpu_s (the same over the whole run,
-    less the RSS sampler's thread, which samples (a) too) and render_argv.
+    less the RSS sampler's thread, which samples (a) too) and render_argv; and the cost export_status
+    reports once the task has exited (reported_vcpu_s, reported_cpu_s, reported_usd; vcpus: the
+    task's allocation, this machine's CPUs) to compare with the task's lifetime x vcpus.
     """
     import psutil
 
     from infra.local import client
     from infra.local.stack import EmbeddedStack
+    from render_job.usage import allocated_vcpus
     from shared.config import Settings
 
     d = out / "b"
@@ -185,7 +188,7 @@ def run_pipeline(out: Path, story: sb.Storyboard, ffmpeg: str) -> tuple[Measurem
     wrapper = outputs.make_logging_ffmpeg(ffmpeg, d / "ffmpeg", d / "calls")
     t_boot = time.perf_counter()
     # the deployed report interval (shared.config, env.example), not the local modes' 0.5 s
-    interval = str(Settings.render_report_interval_s)
+    interval = str(Settings.model_fields["render_report_interval_s"].default)
     with EmbeddedStack(run_dir=d / "run", render_max_retries=0,
                        extra_env={"RENDER_REPORT_INTERVAL_S": interval, "FFMPEG_BINARY": str(wrapper)}) as stack:
         boot_s = time.perf_counter() - t_boot
@@ -222,6 +225,8 @@ def run_pipeline(out: Path, story: sb.Storyboard, ffmpeg: str) -> tuple[Measurem
         if final.get("status") != "succeeded":
             raise RuntimeError(f"pipeline export {final.get('status')}: {final.get('error')} (logs {d})")
         states = client.state_durations(final)
+        # what export_status reports the render cost (issue 18), read once the task has exited
+        cost = client.get_status(stack.base, job["jobId"]).get("cost") or {}
     # the render task's process lifetime inside (b) (the local launcher logs it when the process exits):
     # b minus it = the pipeline's time before the task starts (export_start, uploads, finalize, queue,
     # dispatch) minus the task's time after `succeeded` (report, clean-up, exit), within one run
@@ -244,12 +249,25 @@ def run_pipeline(out: Path, story: sb.Storyboard, ffmpeg: str) -> tuple[Measurem
                            "upload_s": t_uploaded - t_started, "states": states, "render_task_s": task_s,
                            "render_step_s": (rendered.get("timings") or {}).get("render_s"),
                            "task_cpu_s": task_cpu, "ffmpeg_cpu_s": finished.get("childCpuS"),
+                           "reported_vcpu_s": cost.get("vcpuSeconds"), "reported_cpu_s": cost.get("cpuSeconds"),
+                           "reported_usd": cost.get("estimatedUsd"), "vcpus": allocated_vcpus(0),
                            # over the whole run; the RSS sampler's thread runs in (a) too, where it is not counted
                            "others_run_cpu_s": (u1 - u0 + s1 - s0 - task_cpu - sampler.cpu_s)
                            if task_cpu is not None else None,
                            "others_cpu_s": sampler.others_step_cpu_s,
                            "render_argv": render_argv(d / "calls")})
     return m, final
+
+
+def cost_line(ex: dict) -> str:
+    """(b)'s cost as export_status reports it next to the benchmark's own measurement of the same render."""
+    if not (ex.get("reported_vcpu_s") and ex.get("render_task_s")):
+        return "(b) cost: not reported"
+    measured = ex["render_task_s"] * ex["vcpus"]
+    return (f"(b) cost: export_status reports {ex['reported_vcpu_s']:.2f} vCPU-s (~${ex['reported_usd']:.5f} at list "
+            f"price); measured {measured:.2f} vCPU-s (the task's lifetime {ex['render_task_s']:.2f} s x "
+            f"{ex['vcpus']:g} vCPUs); ratio {ex['reported_vcpu_s'] / measured:.3f}. CPU used: reported "
+            f"{ex['reported_cpu_s']:.2f} s, the task's last log line {ex.get('task_cpu_s') or 0:.2f} s")
 
 
 def render_argv(calls: Path) -> list[str] | None:
@@ -698,6 +716,15 @@ def main(argv: list[str] | None = None) -> int:
         ratios.append(("b - its render task's lifetime (s), median", statistics.median(outside), "info", None))
     if render_s:
         ratios.append(("a(FFmpeg step only)/c", render_s / m_c.wall_s, "info", None))
+    # issue 18: the vCPU-seconds export_status reports against the task's lifetime the local launcher
+    # measured (process start to exit) x the vCPUs it was given: billed time, like with like
+    cost_ratio = [ex["reported_vcpu_s"] / (ex["render_task_s"] * ex["vcpus"]) for ex in (r[0].extra for r in runs_b)
+                  if ex.get("reported_vcpu_s") and ex.get("render_task_s")]
+    if cost_ratio:
+        per_round["reported/measured vCPU-s"] = cost_ratio
+        med = statistics.median(cost_ratio)
+        ratios.append(("(b) reported vCPU-s / (task lifetime x vCPUs), median", med, "0.90..1.10",
+                       abs(med - 1) <= 0.10))
 
     # --- output quality
     log("checking outputs (loudness, durations, Ken Burns smoothness) ...")
@@ -762,6 +789,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{ex['seen_by_client_s']:.2f} s (polling every {POLL_S:g} s); export_start {ex['export_start_s']:.2f} s, "
               f"uploads {ex['upload_s']:.2f} s; time per state: " +
               ", ".join(f"{s} {v:.2f} s" for s, v in ex["states"]))
+        print(cost_line(ex))
     print()
     rt = [["ratio / check", "value", "target", "verdict"]]
     for name, val, target, ok in ratios + quality:
@@ -808,6 +836,7 @@ def main(argv: list[str] | None = None) -> int:
             ex = m_b.extra
             sec.append(f"- (b) is timed from export_start to `succeeded`; stack start-up ({ex['stack_start_s']:.2f} s) "
                        f"is not included. Time per state: " + ", ".join(f"{s} {v:.2f} s" for s, v in ex["states"]) + ".")
+            sec.append(f"- {cost_line(ex)}")
         sec += ["", md_table(rt), "", md_table(ot), "", md_table(st)]
         if pt:
             sec += ["", "Where the time goes: CPU seconds (decode + filters into a null output; the last column "

@@ -81,7 +81,7 @@ def main(argv: list[str]) -> int:
                         # a busy machine must not turn the measurement into a watchdog kill
                         render_timeout_base_s=float(os.environ.get("RENDER_TIMEOUT_BASE_S") or 900),
                         render_segment_scenes=int(os.environ.get("RENDER_SEGMENT_SCENES") or
-                                                  Settings.render_segment_scenes))
+                                                  Settings.model_fields["render_segment_scenes"].default))
     reporter = RecordingReporter()
     if keep:
         os.makedirs(keep, exist_ok=True)

@@ -12,6 +12,7 @@ from sqlalchemy import inspect, select, update
 from shared.adapters.local_storage import LocalStorage
 from shared.bootstrap import build_repository
 from shared.config import Settings
+from shared.cost import billed
 from shared.db import engine_for_url, migrate
 from shared.errors import NotFound
 from shared.models import ExportJob, ExportJobEvent
@@ -190,6 +191,10 @@ def make_jobs_in_every_state(repo) -> dict[str, str]:
                            f"https://console.cloud.google.com/run/jobs/executions/details/r/{name}-1/logs")
         assert repo.transition(j, S.RUNNING, started_at=T0)
         assert repo.report_progress(j, stage="rendering", progress=0.4567891, attempt=1)
+        # two attempts' usage, the second reported twice (a smaller duplicate counts once, as its largest)
+        repo.record_usage(j, 0, billed(2.5, 1.25, 4, 8))
+        repo.record_usage(j, 1, billed(1.5, 0.75, 4, 8))
+        repo.record_usage(j, 1, billed(1.0, 0.5, 4, 8))
     assert repo.transition(ids["failed"], S.FAILED, error_code="render_failed", finished_at=T0, stage=None,
                            error_message="scenes[0].visual: a.png is not a decodable image")
     j = ids["succeeded"]
@@ -234,20 +239,27 @@ def expected_bodies(ids) -> dict[str, dict]:
                 "externalRef": LABELLED["external_ref"] if name == "succeeded" else None,
                 "history": [{"status": s, "at": at(k)} for k, s in enumerate(history)]}
 
+    def cost(vcpu_s=0.0, gib_s=0.0, cpu_s=0.0, usd=0.0):
+        return {"cost": {"vcpuSeconds": vcpu_s, "gibSeconds": gib_s, "cpuSeconds": cpu_s, "estimatedUsd": usd,
+                         "pricing": {"vcpuSecondUsd": 1.8e-05, "gibSecondUsd": 2e-06,
+                                     "source": "https://cloud.google.com/run/pricing (jobs, Tier 1, read 2026-12-05)"}}}
+
+    # 4 vCPUs and 8 GiB for 2.5 s + 1.5 s: 16 vCPU-s and 32 GiB-s, 0.000352 USD at 0.000018 and 0.000002
+    spent = cost(16.0, 32.0, 2.0, 0.000352)
     ran = ["queued", "dispatched", "running"]
     succeeded_id = ids["succeeded"]
     url = "http://storage.local/sceneflow-output/exports/" + succeeded_id + "/{}?X-Goog-Expires=900"
     return {
         "awaiting_upload": base("awaiting_upload", "awaiting_upload", history=["awaiting_upload"])
-        | {"uploads": {"expected": ["a.png", "n.wav"], "received": ["a.png"]}},
-        "queued": base("queued", "queued", history=["awaiting_upload", "queued"]),
+        | {"uploads": {"expected": ["a.png", "n.wav"], "received": ["a.png"]}} | cost(),
+        "queued": base("queued", "queued", history=["awaiting_upload", "queued"]) | cost(),
         "running": base("running", "running", stage="rendering", progress=0.4568, started=at(3), attempts=2,
-                        history=ran),
+                        history=ran) | spent,
         "failed": base("failed", "failed", progress=0.4568, started=at(3), finished=at(8), attempts=2,
                        history=ran + ["failed"])
-        | {"error": {"code": "render_failed", "message": "scenes[0].visual: a.png is not a decodable image"}},
+        | {"error": {"code": "render_failed", "message": "scenes[0].visual: a.png is not a decodable image"}} | spent,
         "succeeded": base("succeeded", "succeeded", progress=1.0, started=at(3), finished=at(8), attempts=2,
-                          history=ran + ["succeeded"])
+                          history=ran + ["succeeded"]) | spent
         | {"output": {"uri": f"gs://sceneflow-output/exports/{succeeded_id}/status-test.mp4",
                       "filename": "status-test.mp4", "url": url.format("status-test.mp4"), "durationS": 12.5,
                       "sizeBytes": 1234567, "width": 1280, "height": 720, "posterUrl": url.format("poster.jpg"),
@@ -255,7 +267,7 @@ def expected_bodies(ids) -> dict[str, dict]:
                       "scenes": [{"startS": 0.0, "durationS": 6.4}, {"startS": 5.9, "durationS": 6.6}],
                       "loudness": {"integratedLufs": -16.02, "truePeakDb": -1.5, "lra": 4.25}, "warnings": []}},
         "canceled": base("canceled", "canceled", finished=at(8), history=["awaiting_upload", "canceled"])
-        | {"error": {"code": "canceled", "message": "canceled by the client"}},
+        | {"error": {"code": "canceled", "message": "canceled by the client"}} | cost(),
     }
 
 
@@ -309,3 +321,20 @@ def test_a_touched_job_is_listed_after_the_others_even_when_it_reported(repo):
     assert listed() == [j.id for j in jobs]
     repo.touch(jobs[0].id)
     assert listed() == [jobs[1].id, jobs[2].id, jobs[0].id]
+
+
+def test_usage_is_the_largest_per_attempt_summed_and_the_invariant_sees_a_job_without_it(db):
+    from tests.invariants import finished_without_cost
+
+    repo, engine = db
+    paid, unpaid = new_job(repo, uploads=()), new_job(repo, uploads=())
+    for j in (paid, unpaid):
+        assert repo.transition(j.id, S.DISPATCHED) and repo.transition(j.id, S.RUNNING, attempt=0)
+        assert repo.transition(j.id, S.FAILED, error_code="render_failed", error_message="no")
+    for wall in (3.0, 1.0, 3.0):  # cumulative reports of attempt 0, one late and one repeated
+        repo.record_usage(paid.id, 0, billed(wall, wall / 2, 2, 4))
+    repo.record_usage(paid.id, 2, billed(0.5, 0.25, 2, 4))
+    assert repo.usage_of(paid.id) == [billed(3.0, 1.5, 2, 4), billed(0.5, 0.25, 2, 4)]
+    assert repo.usage_of(unpaid.id) == []
+    listed = finished_without_cost(engine)  # the PostgreSQL database holds other tests' jobs too
+    assert unpaid.id in listed and paid.id not in listed

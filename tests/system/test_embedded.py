@@ -2,12 +2,15 @@
 gcp-storage-emulator with the finalize poller, loopback Pub/Sub pushes, the local launcher."""
 from __future__ import annotations
 
+import time
+
 import pytest
 import requests
 
 from infra.local import client
 from infra.local.stack import EmbeddedStack
 from infra.local.verify import check_mp4
+from render_job.usage import STOPPED_EXIT, allocated_vcpus
 from sceneflow_flows import FLOW, SMALL_FILES, small_spec, wait_for_condition
 
 pytestmark = [pytest.mark.slow]
@@ -21,6 +24,7 @@ def embedded_stack(run_dir):
 
 def test_embedded_export_succeeds(embedded_stack, tmp_path):
     stack = embedded_stack
+    t0 = time.monotonic()
     started = client.start_export(stack.base, small_spec("Embedded"), list(SMALL_FILES))
     assert started["status"] == "awaiting_upload"
     client.upload_all(started["uploads"], list(SMALL_FILES))
@@ -36,11 +40,63 @@ def test_embedded_export_succeeds(embedded_stack, tmp_path):
     # the poller delivered one finalize per object: 4 uploads + the outputs, each exactly once
     wait_for_condition(lambda: len(stack.poller.delivered) >= 5, 10, "finalize deliveries")
     assert len(stack.poller.delivered) == len(set(stack.poller.delivered))
-    # the task logs the CPU seconds it cost: its own and its FFmpeg runs' (render_job.job.task_cpu_s)
+    # the task logs the CPU seconds it used: its own and its FFmpeg runs' (render_job.usage.task_cpu_s)
     finished = wait_for_condition(lambda: stack.render_log_entries("render task finished", started["jobId"]),
                                   10, "the render task's last log line")
     assert finished[0]["status"] == "succeeded" and finished[0]["exitCode"] == 0
     assert 0 < finished[0]["cpuS"] < finished[0]["childCpuS"], finished[0]  # FFmpeg does the work
+    cost = check_cost(client.get_status(stack.base, started["jobId"]), time.monotonic() - t0)
+    assert cost["cpuSeconds"] <= finished[0]["cpuS"] + finished[0]["childCpuS"]  # measured before this line
+
+
+def check_cost(status: dict, within_s: float) -> dict:
+    """The export's cost is positive and sane: one attempt of a task of this machine's CPUs and the
+    default 8 GiB, billed no longer than the test has run, priced at the default list prices."""
+    cost, vcpu = status["cost"], allocated_vcpus(0)
+    assert 0 < cost["vcpuSeconds"] <= vcpu * within_s, (cost, within_s)
+    assert cost["gibSeconds"] == pytest.approx(cost["vcpuSeconds"] * 8 / vcpu, rel=1e-3)
+    assert 0 < cost["cpuSeconds"] <= vcpu * within_s
+    assert cost["estimatedUsd"] == pytest.approx(cost["vcpuSeconds"] * 0.000018 + cost["gibSeconds"] * 0.000002,
+                                                 abs=1e-6)
+    assert cost["pricing"]["vcpuSecondUsd"] == 0.000018 and "cloud.google.com/run/pricing" in cost["pricing"]["source"]
+    return cost
+
+
+def test_a_failed_export_has_its_cost(embedded_stack, tmp_path):
+    """A picture that is no picture: the task fails the job at preflight; the time it ran is counted."""
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a picture at all")
+    spec = {"version": 1, "output": {"resolution": "720p", "quality": "draft"},
+            "scenes": [{"id": "a", "visual": {"type": "image", "src": "broken.png"}, "duration": 1}]}
+    t0 = time.monotonic()
+    started = client.start_export(embedded_stack.base, spec, [broken])
+    client.upload_all(started["uploads"], [broken])
+    final = client.wait_for(embedded_stack.base, started["jobId"], timeout_s=120, interval_s=0.2)
+    assert final["status"] == "failed", final
+    check_cost(final, time.monotonic() - t0)
+
+
+def test_a_canceled_export_has_its_cost_up_to_its_last_report(embedded_stack):
+    """Canceled while rendering: the task, stopped by SIGTERM, reports its usage once more (409) and
+    exits 143; the cost then covers its time until it stopped."""
+    stack = embedded_stack
+    spec = small_spec("Canceled")
+    spec["scenes"][1]["duration"] = 120.0  # long enough to be canceled while it renders
+    t0 = time.monotonic()
+    started = client.start_export(stack.base, spec, list(SMALL_FILES))
+    job_id = started["jobId"]
+    client.upload_all(started["uploads"], list(SMALL_FILES))
+    wait_for_condition(lambda: client.get_status(stack.base, job_id).get("stage") == "rendering", 120, "rendering")
+    before = client.get_status(stack.base, job_id)["cost"]
+    r = requests.post(f"{stack.base}/export_cancel", json={"jobId": job_id}, timeout=30)
+    assert r.json()["status"] == "canceled", r.text
+    exited = wait_for_condition(lambda: stack.log_entries("render task exited", job_id=job_id), 30, "the task's exit")
+    assert exited[-1]["exitCode"] == STOPPED_EXIT, exited  # the SIGTERM path: one last report, then exit
+    final = client.get_status(stack.base, job_id)
+    assert final["status"] == "canceled"
+    cost = check_cost(final, time.monotonic() - t0)
+    assert cost["vcpuSeconds"] > before["vcpuSeconds"] > 0, (before, cost)  # the last report counted
+    assert stack.render_log_entries("render task told to stop (SIGTERM); reporting its usage", job_id)
 
 
 

@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 QUEUED = {"jobId": "0b2f1c1e-8a7e-4a51-9a8d-2f1f0c0a1b2c", "owner": "default", "status": "queued", "stage": None,
           "progress": 0.0, "createdAt": "2026-01-01T12:00:00.000Z", "updatedAt": "2026-01-01T12:00:00.000Z",
           "startedAt": None, "finishedAt": None, "attempts": 0, "executionName": None, "executionLogUri": None,
-          "labels": {}, "externalRef": None, "history": [{"status": "queued", "at": "2026-01-01T12:00:00.000Z"}]}
+          "labels": {}, "externalRef": None, "cost": {"vcpuSeconds": 0.0, "gibSeconds": 0.0, "cpuSeconds": 0.0, "estimatedUsd": 0.0,
+                   "pricing": {"vcpuSecondUsd": 1.8e-05, "gibSecondUsd": 2e-06}}, "history": [{"status": "queued", "at": "2026-01-01T12:00:00.000Z"}]}
 
 
 def test_committed_document_is_current():
