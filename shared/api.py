@@ -53,6 +53,8 @@ class StartRequest(_Wire):
     # a ceiling for the body's sake, above EXPORT_MAX_ASSETS (401), whose own message names the setting
     uploads: list[UploadDecl] = Field(default_factory=list, max_length=MAX_UPLOADS)
     idempotency_key: str | None = Field(None, min_length=1, max_length=200)
+    # where the job's events are POSTed, signed (shared.webhooks); checked by shared.webhook_url
+    webhook_url: str | None = Field(None, min_length=1, max_length=2000)
 
 
 # -- export_complete ----------------------------------------------------------------------------------------

@@ -128,6 +128,12 @@ NUMBERS: dict[str, Number] = {
     "render_timeout_base_s": Number("RENDER_TIMEOUT_BASE_S", float, "seconds", low=0),
     "render_timeout_per_output_s": Number("RENDER_TIMEOUT_PER_OUTPUT_S", **_POSITIVE_S),
     "render_segment_scenes": Number("RENDER_SEGMENT_SCENES", int, "scenes", low=0, zero="never segment"),
+    "webhook_timeout_s": Number("EXPORT_WEBHOOK_TIMEOUT_S", **_POSITIVE_S, high=60, high_why="a push's ack deadline"),
+    "webhook_progress_interval_s": Number("EXPORT_WEBHOOK_PROGRESS_INTERVAL_S", float, "seconds", low=0,
+                                          zero="every applied progress report"),
+    "local_push_max_attempts": Number("EXPORT_LOCAL_PUSH_MAX_ATTEMPTS", int, "attempts", high=100,
+                                      high_why="Pub/Sub's most delivery attempts"),
+    "local_push_backoff_s": Number("EXPORT_LOCAL_PUSH_BACKOFF_S", **_POSITIVE_S),
 }
 # Settings field -> (variable, allowed values): anything else is refused, not taken as the default
 CHOICES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -149,6 +155,10 @@ VARIABLES: dict[str, str | AliasChoices] = {
     "render_job_name": "RENDER_JOB_NAME", "render_python": "RENDER_PYTHON",
     "render_container_image": "RENDER_CONTAINER_IMAGE", "render_workdir": "RENDER_WORKDIR",
     "render_log_dir": "RENDER_LOG_DIR", "ffmpeg_binary": "FFMPEG_BINARY",
+    "events_topic": "EXPORT_EVENTS_TOPIC", "webhook_default_url": "EXPORT_WEBHOOK_DEFAULT_URL",
+    "webhook_allow_http": "EXPORT_WEBHOOK_ALLOW_HTTP", "webhook_allow_private_hosts": "EXPORT_WEBHOOK_ALLOW_PRIVATE_HOSTS",
+    "webhook_ca_file": "EXPORT_WEBHOOK_CA_FILE", "local_events_push_url": "EXPORT_LOCAL_EVENTS_PUSH_URL",
+    "local_dead_letter_file": "EXPORT_LOCAL_DEAD_LETTER_FILE",
 }
 
 
@@ -244,6 +254,18 @@ class Settings(BaseSettings):
     render_timeout_base_s: float = 60.0  # FFmpeg time limit = base + per_output_s x output seconds
     render_timeout_per_output_s: float = 1.5  # 60 + 1.5 x 1800 s fits the 3600 s task timeout
     render_segment_scenes: int = 24  # scenes per FFmpeg graph; more are rendered in segments (memory)
+    # Webhooks (shared.webhooks; env.example): the events topic, SSRF rules, delivery
+    events_topic: str = "export-events"
+    webhook_default_url: str | None = None  # used when a start names no webhookUrl
+    webhook_allow_http: bool = False  # local stacks only: deployed webhooks are https
+    webhook_allow_private_hosts: str = ""  # local only (deploy.sh refuses it): "host:port" or CIDR, comma-separated
+    webhook_ca_file: str | None = None  # local only: a CA bundle trusted for webhook receivers (the tests' own)
+    webhook_timeout_s: float = 5.0
+    webhook_progress_interval_s: float = 5.0  # at most one progress event per job per this many seconds
+    local_events_push_url: str | None = None  # local publisher: URL of deliver_webhook
+    local_push_max_attempts: int = 8  # local publisher: attempts before giving up (events: then dead-lettered)
+    local_push_backoff_s: float = 0.2  # local publisher: first wait between attempts, doubling to 10 s
+    local_dead_letter_file: str | None = None  # local publisher: JSON lines of dead-lettered events
 
     def __init__(self, **values: Any) -> None:
         try:
@@ -286,7 +308,7 @@ class Settings(BaseSettings):
             raise ValueError("not a choice")
         return value
 
-    @field_validator("db_iam_auth", mode="before")
+    @field_validator("db_iam_auth", "webhook_allow_http", mode="before")
     @classmethod
     def _switch(cls, value: Any) -> Any:
         """1/true/yes/on or 0/false/no/off, in any case, around spaces; nothing else."""
@@ -314,6 +336,11 @@ class Settings(BaseSettings):
     def status_url(self) -> str:
         """Public export_status URL (statusUrl): EXPORT_STATUS_URL, else {base}/export_status."""
         return self.status_url_override or self.public_status_base + "/export_status"
+
+    @property
+    def webhook_allow(self) -> tuple[str, ...]:
+        """EXPORT_WEBHOOK_ALLOW_PRIVATE_HOSTS as entries ("host:port" or a CIDR), lower case."""
+        return tuple(e.strip().lower() for e in self.webhook_allow_private_hosts.split(",") if e.strip())
 
     def credentials_info(self) -> dict | None:
         """The parsed GOOGLE_APPLICATION_CREDENTIALS_JSON, or None when unset.
@@ -376,7 +403,7 @@ def _problems(exc: ValidationError) -> list[str]:
             lines[name] = f"{shown}: expected {NUMBERS[name].expected(fields[name].default)}"
         elif name in CHOICES:
             lines[name] = f"{shown}: expected one of {', '.join(CHOICES[name][1])}"
-        elif name == "db_iam_auth":
+        elif name in ("db_iam_auth", "webhook_allow_http"):
             lines[name] = f"{shown}: expected true or false"
         else:
             lines[name] = f"{shown}: {error['msg']}"

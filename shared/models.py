@@ -4,12 +4,14 @@ never by `create_all` on the production path.
 - export_jobs: one row per export (DESIGN §3, §4).
 - export_job_events: one row per state transition (status, at): the job's history.
 - export_job_uploads: one row per declared upload that has arrived (job_id, name, generation).
+- webhook_secrets: one signing secret per owner; webhook_deliveries: one row per delivery attempt
+  (shared.webhooks). export_job_events doubles as the webhook outbox (publish_pending).
 """
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -41,6 +43,8 @@ class ExportJob(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_report_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    webhook_url: Mapped[str | None] = mapped_column(String(2000))  # checked at start (shared.webhook_url)
+    webhook_progress_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # last progress event
 
 
 class ExportJobEvent(Base):
@@ -50,6 +54,9 @@ class ExportJobEvent(Base):
     job_id: Mapped[str] = mapped_column(ForeignKey("export_jobs.id", ondelete="CASCADE"), index=True)
     status: Mapped[str] = mapped_column(String(20))
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # the webhook outbox: True until the event reached the events topic (shared.webhooks)
+    publish_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0", index=True)
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ExportJobUpload(Base):
@@ -62,3 +69,25 @@ class ExportJobUpload(Base):
     generation: Mapped[str] = mapped_column(String(40))
     size_bytes: Mapped[int | None] = mapped_column(BigInteger)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class WebhookSecret(Base):
+    __tablename__ = "webhook_secrets"
+
+    owner: Mapped[str] = mapped_column(String(128), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(200))  # whsec_<base64>; HMAC needs it in clear
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class WebhookDelivery(Base):
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("export_jobs.id", ondelete="CASCADE"))
+    event_id: Mapped[str] = mapped_column(String(100), index=True)
+    event_type: Mapped[str] = mapped_column(String(40))
+    attempt: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(300))
+    duration_ms: Mapped[int] = mapped_column(Integer)

@@ -96,6 +96,26 @@ class Publisher(Protocol):
         ...
 
 
+class EventPublisher(Protocol):
+    """Publishes job events to the events topic (EXPORT_EVENTS_TOPIC or a stand-in), whose
+    subscription feeds deliver_webhook (shared.webhooks)."""
+
+    def publish_event(self, data: bytes, attributes: dict[str, str]) -> str:
+        """Publish one event (data: its JSON body; attributes: eventId, jobId, type); returns the
+        message id. Raises TransientError."""
+        ...
+
+
+class WebhookSender(Protocol):
+    """POSTs one signed webhook (shared.adapters.webhook_http)."""
+
+    def post(self, target: Any, body: bytes, headers: dict[str, str], timeout_s: float) -> int:
+        """POST `body` to target.url, connecting to target.address only (shared.webhook_url.Target;
+        TLS checked against target.host), following no redirect. Returns the HTTP status. Raises
+        OSError (or a subclass) when no answer came within timeout_s."""
+        ...
+
+
 @dataclass(frozen=True)
 class ExecutionStatus:
     """What the launcher knows of one execution.
@@ -154,6 +174,7 @@ class JobRecord:
     history: list[tuple[str, datetime]] = field(default_factory=list)
     uploads_received: list[str] = field(default_factory=list)
     owner: str = DEFAULT_OWNER  # shared.identity
+    webhook_url: str | None = None  # shared.webhooks
 
 
 class UploadRecorded(NamedTuple):
@@ -193,9 +214,9 @@ class JobRepository(Protocol):
 
     def create(self, *, spec: dict, spec_sha256: str, status: JobStatus, uploads_expected: list[str],
                idempotency_key: str | None, job_id: str | None = None,
-               owner: str = DEFAULT_OWNER) -> tuple[JobRecord, bool]:
+               owner: str = DEFAULT_OWNER, webhook_url: str | None = None) -> tuple[JobRecord, bool]:
         """Insert the owner's job; (job, created): created is False when the owner's `idempotency_key`
-        named a job already."""
+        named a job already. With a webhook_url, its events go to the outbox (shared.webhooks)."""
         ...
 
     def transition(self, job_id: str, target: JobStatus, *, sources: frozenset[JobStatus] | None = None,

@@ -30,6 +30,7 @@ from shared.models import ExportJob, ExportJobEvent, ExportJobUpload
 from shared.ports import JobRecord, UploadRecorded
 from shared.states import JobStatus, sources_for
 from shared.status_view import STATUS_PREPARE, status_fields
+from shared.webhook_store import publish_pending, recent_deliveries
 
 
 def _aware(dt: datetime | None) -> datetime | None:
@@ -166,7 +167,7 @@ class SqlJobRepository:
             attempts=job.attempts or 0, error_code=job.error_code, error_message=job.error_message,
             output=job.output, created_at=_aware(job.created_at), updated_at=_aware(job.updated_at),
             started_at=_aware(job.started_at), finished_at=_aware(job.finished_at),
-            last_report_at=_aware(job.last_report_at), owner=job.owner,
+            last_report_at=_aware(job.last_report_at), owner=job.owner, webhook_url=job.webhook_url,
             history=[(s, _aware(a)) for s, a in history], uploads_received=list(received))
 
     def get(self, job_id: str, *, with_spec: bool = True, owner: str | None = None) -> JobRecord | None:
@@ -202,7 +203,12 @@ class SqlJobRepository:
         """
         if not self._status_sql:
             job = self.get(job_id, with_spec=False, owner=owner)
-            return status_fields(job) if job else None
+            if job is None:
+                return None
+            if job.webhook_url is None:
+                return status_fields(job)
+            with self._tx(read_only=True) as s:
+                return status_fields(job, recent_deliveries(s, job_id))
         if not _JOB_ID.fullmatch(job_id):
             return None
         with _database_errors(), self._read_engine.connect() as conn:
@@ -251,8 +257,9 @@ class SqlJobRepository:
     # -- writes ------------------------------------------------------------------------------
     def create(self, *, spec: dict, spec_sha256: str, status: JobStatus, uploads_expected: list[str],
                idempotency_key: str | None, job_id: str | None = None,
-               owner: str = DEFAULT_OWNER) -> tuple[JobRecord, bool]:
-        """Insert the owner's job in its initial state (awaiting_upload or queued).
+               owner: str = DEFAULT_OWNER, webhook_url: str | None = None) -> tuple[JobRecord, bool]:
+        """Insert the owner's job in its initial state (awaiting_upload or queued); with a webhook_url
+        its first event goes to the outbox in the same transaction (webhook_store.publish_pending).
 
         Returns:
             (job, created): created is False when the owner's `idempotency_key` already named a job,
@@ -264,9 +271,11 @@ class SqlJobRepository:
             with self._tx() as s:
                 s.add(ExportJob(id=job_id, owner=owner, status=status.value, stage=None, progress=0.0, spec=spec,
                                 spec_sha256=spec_sha256, idempotency_key=idempotency_key,
-                                uploads_expected=uploads_expected, attempts=0, created_at=now, updated_at=now))
+                                uploads_expected=uploads_expected, attempts=0, created_at=now, updated_at=now,
+                                webhook_url=webhook_url))
                 s.flush()
-                s.add(ExportJobEvent(job_id=job_id, status=status.value, at=now))
+                s.add(ExportJobEvent(job_id=job_id, status=status.value, at=now,
+                                     publish_pending=publish_pending(status, webhook_url)))
         except IntegrityError:
             if idempotency_key:
                 existing = self.get_by_idempotency_key(idempotency_key, owner)
@@ -279,7 +288,8 @@ class SqlJobRepository:
                          idempotency_key=idempotency_key, uploads_expected=list(uploads_expected),
                          execution_name=None, execution_log_uri=None, attempts=0, error_code=None, error_message=None, output=None,
                          created_at=now, updated_at=now, started_at=None, finished_at=None, last_report_at=None,
-                         history=[(status.value, now)], uploads_received=[], owner=owner), True
+                         history=[(status.value, now)], uploads_received=[], owner=owner,
+                         webhook_url=webhook_url), True
 
     def _transition(self, s: Session, job_id: str, target: JobStatus, values: dict[str, Any],
                     sources: frozenset[JobStatus] | None = None, attempt: int | None = None) -> bool:
@@ -291,9 +301,12 @@ class SqlJobRepository:
         if attempt is not None:
             where.append(_current_attempt(attempt))
             values = {**values, "attempts": _attempts_seen(attempt)}
-        result = s.execute(update(ExportJob).where(*where).values(status=target.value, updated_at=now, **values))
-        if result.rowcount == 1:
-            s.add(ExportJobEvent(job_id=job_id, status=target.value, at=now))
+        # RETURNING: the job's webhook decides, in this transaction, whether the event is an outbox row
+        won = s.execute(update(ExportJob).where(*where).values(status=target.value, updated_at=now, **values)
+                        .returning(ExportJob.webhook_url)).all()
+        if len(won) == 1:
+            s.add(ExportJobEvent(job_id=job_id, status=target.value, at=now,
+                                 publish_pending=publish_pending(target, won[0][0])))
             return True
         return False
 

@@ -4,7 +4,9 @@ JSON object (STATUS_PREPARE). tests/integration/test_repository.py keeps the two
 
 Shape: {jobId, owner, status, stage, progress (float, not rounded), createdAt, updatedAt, startedAt,
 finishedAt (clock.iso() strings or None), attempts, executionName, executionLogUri, history
-[{status, at}], uploads {expected, received} | None, error {code, message} | None, output | None}.
+[{status, at}], uploads {expected, received} | None, error {code, message} | None, output | None,
+webhook {url, deliveries: [{eventId, type, attempt, at, httpStatus, error, durationMs}] (the last
+webhook_store.SHOWN_DELIVERIES attempts, oldest first)} | None (a job without a webhook)}.
 """
 from __future__ import annotations
 
@@ -14,10 +16,13 @@ from shared.clock import iso
 from shared.ports import JobRecord
 from shared.states import JobStatus
 
+SHOWN_DELIVERIES = 10  # the last webhook delivery attempts a status shows
 
-def status_fields(job: JobRecord) -> dict[str, Any]:
-    """The view JobRepository.status_view returns, built from a record (the SQLite path, and the
-    reference the PostgreSQL query must match; tests/integration/test_repository.py compares them)."""
+
+def status_fields(job: JobRecord, deliveries: list[dict] | None = None) -> dict[str, Any]:
+    """The view JobRepository.status_view returns, built from a record and its last webhook delivery
+    attempts (the SQLite path, and the reference the PostgreSQL query must match;
+    tests/integration/test_repository.py compares them)."""
     return {
         "jobId": job.id, "owner": job.owner, "status": job.status.value, "stage": job.stage, "progress": job.progress,
         "createdAt": iso(job.created_at), "updatedAt": iso(job.updated_at), "startedAt": iso(job.started_at),
@@ -27,6 +32,7 @@ def status_fields(job: JobRecord) -> dict[str, Any]:
                     if job.status == JobStatus.AWAITING_UPLOAD else None),
         "error": {"code": job.error_code, "message": job.error_message} if job.error_code else None,
         "output": job.output if job.status == JobStatus.SUCCEEDED else None,
+        "webhook": {"url": job.webhook_url, "deliveries": deliveries or []} if job.webhook_url else None,
     }
 
 
@@ -56,4 +62,10 @@ STATUS_PREPARE = (
     "WHERE u.job_id = j.id), '[]')) END, "
     "'error', CASE WHEN j.error_code <> '' THEN json_build_object('code', j.error_code, "
     "'message', j.error_message) END, "
-    "'output', CASE WHEN j.status = 'succeeded' THEN j.output END) FROM export_jobs j WHERE j.id = $1")
+    "'output', CASE WHEN j.status = 'succeeded' THEN j.output END, "
+    "'webhook', CASE WHEN j.webhook_url IS NOT NULL THEN json_build_object('url', j.webhook_url, 'deliveries', "
+    "coalesce((SELECT json_agg(json_build_object('eventId', d.event_id, 'type', d.event_type, 'attempt', "
+    f"d.attempt, 'at', {_iso_sql('d.at')}, 'httpStatus', d.http_status, 'error', d.error, 'durationMs', "
+    "d.duration_ms) ORDER BY d.id) FROM (SELECT * FROM webhook_deliveries w WHERE w.job_id = j.id "
+    f"ORDER BY w.id DESC LIMIT {SHOWN_DELIVERIES}) d), '[]')) END"
+    ") FROM export_jobs j WHERE j.id = $1")

@@ -15,7 +15,7 @@ from tests.fakes import RecordingLauncher, RecordingPublisher
 
 SOURCE = str(Path(__file__).resolve().parents[2] / "functions" / "main.py")
 FUNCTIONS = ("export_start", "export_status", "export_complete", "export_cancel", "reconcile_exports",
-             "dispatch_export", "on_object_finalized")
+             "export_webhook_secret", "dispatch_export", "deliver_webhook", "on_object_finalized")
 
 
 @dataclass
