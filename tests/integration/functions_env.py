@@ -34,11 +34,13 @@ class FunctionsEnv:
 CREATED: list[FunctionsEnv] = []
 
 
-def make_functions_env(tmp_path: Path, **settings) -> FunctionsEnv:
-    """Build and install (bootstrap.use_service) a service on tmp_path; call bootstrap.use_service(None) after."""
+def make_functions_env(tmp_path: Path, events=None, **settings) -> FunctionsEnv:
+    """Build and install (bootstrap.use_service) a service on tmp_path; call bootstrap.use_service(None) after.
+    events: the job events' EventPublisher (shared.webhooks), None for none."""
     s = Settings(database_url=f"sqlite:///{tmp_path}/jobs.db", **settings)
     storage, publisher, launcher = LocalStorage(tmp_path / "gcs"), RecordingPublisher(), RecordingLauncher()
-    service = bootstrap.build_service(s, storage=storage, publisher=publisher, launcher=launcher, migrate_db=True)
+    service = bootstrap.build_service(s, storage=storage, publisher=publisher, launcher=launcher, migrate_db=True,
+                                      events=events)
     bootstrap.use_service(service)
     clients = {name: create_app(target=name, source=SOURCE).test_client() for name in FUNCTIONS}
     env = FunctionsEnv(s, storage, publisher, launcher, service, clients)
