@@ -148,7 +148,7 @@ def dry_run(**settings: str) -> dict:
             out["job"] = deployed_
         else:
             out["functions"][argv[3]] = deployed_
-    assert "job" in out and len(out["functions"]) == 8, out["functions"].keys()
+    assert "job" in out and len(out["functions"]) == 10, out["functions"].keys()
     return out
 
 
