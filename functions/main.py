@@ -1,10 +1,11 @@
 """Cloud Functions (gen2) entry points: decode the trigger, call one service function, map the
 result or error. Nothing else lives here (DESIGN §2).
 
-HTTP: export_start, export_status, export_cancel, export_list (clients: server keys, ID tokens or the client
-token by EXPORT_AUTH, shared/auth.py; 401 with WWW-Authenticate when refused), export_complete (the render job; worker token), reconcile_exports
-(Cloud Scheduler; IAM). CloudEvent: dispatch_export (Pub/Sub), on_object_finalized (Cloud Storage
-finalize, input and output buckets).
+HTTP: export_start, export_status, export_cancel, export_list, export_webhook_secret (clients: server
+keys, ID tokens or the client token by EXPORT_AUTH, shared/auth.py; 401 with WWW-Authenticate when
+refused), export_complete (the render job; worker token), reconcile_exports (Cloud Scheduler; IAM).
+CloudEvent: dispatch_export (Pub/Sub), deliver_webhook (Pub/Sub, the events topic),
+on_object_finalized (Cloud Storage finalize, input and output buckets).
 Event functions acknowledge (return) on permanent errors and raise on transient ones, so that
 Eventarc/Pub/Sub redeliver (deployed with --retry). What functions-framework does before our code
 runs (an envelope it cannot read) is answered by shared.framing: acknowledged with a log line.
@@ -26,12 +27,12 @@ from shared.auth import OWNER_HEADER
 from shared.bootstrap import get_service
 from shared.config import ConfigError, get_settings
 from shared.errors import ExportError, InvalidRequest, PayloadTooLarge, TransientError, UnsupportedMediaType
-from shared.events import decode_finalized, decode_job_message
+from shared.events import decode_event_message, decode_finalized, decode_job_message
 from shared.operations import BY_NAME, Operation
 from shared.responses import ErrorResponse
 
 
-EVENT_FUNCTIONS = frozenset({"dispatch_export", "on_object_finalized"})
+EVENT_FUNCTIONS = frozenset({"dispatch_export", "deliver_webhook", "on_object_finalized"})
 # Error handler of the app functions-framework is creating for this module (see shared/framing.py).
 framing.install(getattr(functions_framework, "errorhandler", None), EVENT_FUNCTIONS)
 
@@ -160,6 +161,16 @@ def export_list(request: flask.Request) -> flask.Response:
 
 
 @functions_framework.http
+def export_webhook_secret(request: flask.Request) -> flask.Response:
+    """GET -> 200 {owner, secret}: the caller's webhook signing secret (whsec_..., created on first use)."""
+    def handle() -> tuple[int, dict]:
+        service, caller = _client(request)
+        return 200, service.webhook_secret(caller)
+
+    return _http(request, BY_NAME["export_webhook_secret"], handle)
+
+
+@functions_framework.http
 def reconcile_exports(request: flask.Request) -> flask.Response:
     """POST (Cloud Scheduler) -> 200 {republished, failed, succeeded, checked}."""
     return _http(request, BY_NAME["reconcile_exports"], lambda: (200, get_service().reconcile()))
@@ -239,6 +250,17 @@ def dispatch_export(cloud_event) -> None:
     """Pub/Sub messagePublished {"jobId"} -> claim the job and start one Cloud Run execution."""
     _event("dispatch", cloud_event,
            lambda: get_service().dispatch(_job_label(_decode(decode_job_message, cloud_event.data))))
+
+
+@functions_framework.cloud_event
+def deliver_webhook(cloud_event) -> None:
+    """Pub/Sub messagePublished on the events topic -> one signed POST to the job's webhook; raises
+    (redelivery, then the dead-letter topic) when the receiver did not answer 2xx."""
+    def handle() -> object:
+        event = _decode(decode_event_message, cloud_event.data)
+        return get_service().deliver(event.event_id, _job_label(event.job_id), event.type, event.body)
+
+    _event("deliver", cloud_event, handle)
 
 
 @functions_framework.cloud_event

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Deploy SceneFlow Export with gcloud (the same deployment as infra/terraform, for teams without
 # Terraform): buckets (CORS, lifecycle), jobs topic + dead-letter topic, Artifact Registry, the render
-# image, the worker-token secret, the Cloud Run render job, the seven functions from the bundle of
-# infra/bundle.sh, the Pub/Sub push subscription with its dead-letter policy, Cloud Scheduler,
-# log-based metrics, then the database migration.
+# image, the worker-token secret, the Cloud Run render job, the nine functions from the bundle of
+# infra/bundle.sh, the Pub/Sub push subscriptions (jobs, webhook events) with their dead-letter
+# policies, Cloud Scheduler, log-based metrics, then the database migration.
 #   infra/deploy.sh [--dry-run]        (--dry-run prints every command instead of running it)
 # Settings come from the environment (see env.example); required for a real run:
 # GOOGLE_CLOUD_PROJECT, INSTANCE_CONNECTION_NAME and DB_MIGRATE_USER (with --dry-run, placeholders).
@@ -28,6 +28,14 @@ IN=${EXPORT_INPUT_BUCKET:-$PROJECT-sceneflow-input}
 OUT=${EXPORT_OUTPUT_BUCKET:-$PROJECT-sceneflow-output}
 TOPIC=${EXPORT_JOBS_TOPIC:-export-jobs}
 DLQ=${EXPORT_DEAD_LETTER_TOPIC:-$TOPIC-dead-letter}
+EVENTS=${EXPORT_EVENTS_TOPIC:-export-events}
+EVENTS_DLQ=$EVENTS-dead-letter
+WEBHOOK_ATTEMPTS=${WEBHOOK_MAX_DELIVERY_ATTEMPTS:-8}
+# local-only webhook settings: a deployment must never let webhooks reach private addresses or trust
+# a CA of its own choosing (shared/webhook_url.py), nor send them over plain http
+for var in EXPORT_WEBHOOK_ALLOW_PRIVATE_HOSTS EXPORT_WEBHOOK_CA_FILE EXPORT_WEBHOOK_ALLOW_HTTP; do
+  if [[ -n "${!var:-}" ]]; then echo "deploy.sh: $var is for the local stacks only; unset it" >&2; exit 2; fi
+done
 JOB=${RENDER_JOB_NAME:-sceneflow-render}
 REPO=${ARTIFACT_REPOSITORY:-sceneflow}
 IMAGE=${RENDER_IMAGE:-$REGION-docker.pkg.dev/$PROJECT/$REPO/render:$(git -C "$(dirname "$0")" rev-parse --short=12 HEAD 2>/dev/null || echo latest)}
@@ -86,6 +94,7 @@ RENDER_LIMITS="$RENDER_LIMITS,RENDER_MAX_IMAGE_PIXELS=${RENDER_MAX_IMAGE_PIXELS:
 RENDER_LIMITS="$RENDER_LIMITS,RENDER_MAX_DECODE_PIXELS=${RENDER_MAX_DECODE_PIXELS:-50000000},RENDER_MAX_MEDIA_S=${RENDER_MAX_MEDIA_S:-3600}"
 
 ENV="EXPORT_INPUT_BUCKET=$IN,EXPORT_OUTPUT_BUCKET=$OUT,EXPORT_JOBS_TOPIC=$TOPIC,GOOGLE_CLOUD_PROJECT=$PROJECT"
+ENV="$ENV,EXPORT_EVENTS_TOPIC=$EVENTS${EXPORT_WEBHOOK_DEFAULT_URL:+,EXPORT_WEBHOOK_DEFAULT_URL=$EXPORT_WEBHOOK_DEFAULT_URL}"
 ENV="$ENV,GOOGLE_CLOUD_REGION=$REGION,RENDER_JOB_NAME=$JOB,INSTANCE_CONNECTION_NAME=$INSTANCE,EXPORT_API_BASE=$API_BASE"
 ENV="$ENV,EXPORT_COMPLETE_URL=$API_BASE/export-complete,EXPORT_STATUS_URL=$API_BASE/export-status"
 ENV="$ENV,DB_NAME=${DB_NAME:-sceneflow},DB_IAM_AUTH=true,$LIMITS,$FN_LIMITS"
@@ -119,11 +128,15 @@ for b in "$IN" "$OUT"; do
 done
 run gcloud storage buckets update "gs://$IN" --project="$PROJECT" --cors-file="$CONF/cors.json"
 exists gcloud pubsub topics describe "$TOPIC" --project="$PROJECT" || run gcloud pubsub topics create "$TOPIC" --project="$PROJECT"
-exists gcloud pubsub topics describe "$DLQ" --project="$PROJECT" || run gcloud pubsub topics create "$DLQ" --project="$PROJECT"
-# a pull subscription keeps dead-lettered messages for inspection and replay (README: Runbook)
-exists gcloud pubsub subscriptions describe "$DLQ-hold" --project="$PROJECT" ||
-  run gcloud pubsub subscriptions create "$DLQ-hold" --project="$PROJECT" --topic="$DLQ" \
-    --message-retention-duration=7d --expiration-period=never
+for t in "$DLQ" "$EVENTS" "$EVENTS_DLQ"; do
+  exists gcloud pubsub topics describe "$t" --project="$PROJECT" || run gcloud pubsub topics create "$t" --project="$PROJECT"
+done
+# pull subscriptions keep dead-lettered messages for inspection and replay (README: Runbook)
+for t in "$DLQ" "$EVENTS_DLQ"; do
+  exists gcloud pubsub subscriptions describe "$t-hold" --project="$PROJECT" ||
+    run gcloud pubsub subscriptions create "$t-hold" --project="$PROJECT" --topic="$t" \
+      --message-retention-duration=7d --expiration-period=never
+done
 exists gcloud artifacts repositories describe "$REPO" --project="$PROJECT" --location="$REGION" ||
   run gcloud artifacts repositories create "$REPO" --project="$PROJECT" --location="$REGION" --repository-format=docker
 # the one image build (infra/image.sh, as make image); CONTAINER_ENGINE=podman to build and push with podman
@@ -163,6 +176,10 @@ for role in roles/storage.objectCreator roles/storage.objectViewer; do
 done
 run gcloud pubsub topics add-iam-policy-binding "$TOPIC" --project="$PROJECT" --member="serviceAccount:$FN_SA" \
   --role=roles/pubsub.publisher
+for sa in "$FN_SA" "$DISPATCH_SA"; do  # every function applying a transition publishes its event
+  run gcloud pubsub topics add-iam-policy-binding "$EVENTS" --project="$PROJECT" --member="serviceAccount:$sa" \
+    --role=roles/pubsub.publisher
+done
 for sa in "$FN_SA" "$JOB_SA"; do
   run gcloud secrets add-iam-policy-binding "$SECRET" --project="$PROJECT" --member="serviceAccount:$sa" \
     --role=roles/secretmanager.secretAccessor
@@ -184,7 +201,7 @@ common=(--project="$PROJECT" --region="$REGION" --gen2 --runtime=python311 --sou
 # the API account runs the client functions, export-complete, reconcile and finalize (worker token
 # as a secret); the dispatcher account only claims jobs and starts executions (no storage, no secret)
 api=("${common[@]}" --service-account="$FN_SA" --set-env-vars="$ENV,DB_USER=$(db_user "$FN_SA")" --set-secrets="$SECRETS")
-for fn in export_start export_status export_cancel export_list; do
+for fn in export_start export_status export_cancel export_list export_webhook_secret; do
   run gcloud functions deploy "${fn//_/-}" "${api[@]}" --entry-point="$fn" --trigger-http "$CLIENT_INVOKE"
 done
 run gcloud functions deploy reconcile-exports "${api[@]}" --entry-point=reconcile_exports --trigger-http --no-allow-unauthenticated
@@ -196,6 +213,10 @@ run gcloud functions deploy export-complete "${api[@]}" --entry-point=export_com
 # dead-letter policy: Pub/Sub retries with backoff and, after 10 attempts, moves the message to $DLQ.
 run gcloud functions deploy dispatch-export "${common[@]}" --service-account="$DISPATCH_SA" \
   --set-env-vars="$ENV,DB_USER=$(db_user "$DISPATCH_SA")" --entry-point=dispatch_export --trigger-http --no-allow-unauthenticated
+# deliver_webhook likewise (its subscription retries each webhook with backoff, then dead-letters);
+# it needs the database only, as the dispatcher does
+run gcloud functions deploy deliver-webhook "${common[@]}" --service-account="$DISPATCH_SA" \
+  --set-env-vars="$ENV,DB_USER=$(db_user "$DISPATCH_SA")" --entry-point=deliver_webhook --trigger-http --no-allow-unauthenticated
 # One Eventarc trigger per bucket: the same entry point serves the input and the output bucket.
 for b in "$IN" "$OUT"; do
   name=on-finalized-$([[ $b == "$IN" ]] && echo input || echo output)
@@ -219,6 +240,18 @@ exists gcloud pubsub subscriptions describe "$TOPIC-dispatch" --project="$PROJEC
 # the Pub/Sub service agent forwards undeliverable messages: publisher on $DLQ, subscriber on the source
 run gcloud pubsub topics add-iam-policy-binding "$DLQ" --project="$PROJECT" --member="$PUBSUB_AGENT" --role=roles/pubsub.publisher
 run gcloud pubsub subscriptions add-iam-policy-binding "$TOPIC-dispatch" --project="$PROJECT" \
+  --member="$PUBSUB_AGENT" --role=roles/pubsub.subscriber
+# --- Pub/Sub -> deliver-webhook (job events as signed webhooks), dead-lettered after $WEBHOOK_ATTEMPTS
+run gcloud functions add-invoker-policy-binding deliver-webhook --project="$PROJECT" --region="$REGION" \
+  --member="serviceAccount:$INVOKER_SA"
+exists gcloud pubsub subscriptions describe "$EVENTS-deliver" --project="$PROJECT" ||
+  run gcloud pubsub subscriptions create "$EVENTS-deliver" --project="$PROJECT" --topic="$EVENTS" \
+    --push-endpoint="$API_BASE/deliver-webhook/projects/$PROJECT/topics/$EVENTS" \
+    --push-auth-service-account="$INVOKER_SA" --push-auth-token-audience="$API_BASE/deliver-webhook" \
+    --ack-deadline=60 --min-retry-delay=10s --max-retry-delay=600s \
+    --dead-letter-topic="$EVENTS_DLQ" --max-delivery-attempts="$WEBHOOK_ATTEMPTS"
+run gcloud pubsub topics add-iam-policy-binding "$EVENTS_DLQ" --project="$PROJECT" --member="$PUBSUB_AGENT" --role=roles/pubsub.publisher
+run gcloud pubsub subscriptions add-iam-policy-binding "$EVENTS-deliver" --project="$PROJECT" \
   --member="$PUBSUB_AGENT" --role=roles/pubsub.subscriber
 
 # --- Cloud Scheduler: reconcile-exports every 5 minutes (OIDC token of the invoker account)

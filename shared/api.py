@@ -75,6 +75,8 @@ class StartRequest(_Wire):
         "propertyNames": {"pattern": f"^{LABEL_KEY.pattern}$"},  # published; checked by label_problems
         "additionalProperties": {"type": "string", "pattern": f"^{LABEL_VALUE.pattern}$"}})
     external_ref: str | None = Field(None, min_length=1, max_length=MAX_EXTERNAL_REF)
+    # where the job's events are POSTed, signed (shared.webhooks); checked by shared.webhook_url
+    webhook_url: str | None = Field(None, min_length=1, max_length=2000)
 
 
 def label_problems(labels: dict[str, str], path: str = "labels") -> list[dict[str, str]]:

@@ -4,6 +4,8 @@ Adapters by setting (env):
 - storage   EXPORT_STORAGE_BACKEND   google (Cloud Storage; emulators via STORAGE_EMULATOR_HOST) | local (folder)
 - publisher EXPORT_PUBLISHER_BACKEND google (Pub/Sub; emulator via PUBSUB_EMULATOR_HOST) | local (HTTP push)
 - launcher  EXPORT_LAUNCHER_BACKEND  google (Cloud Run Jobs) | local (subprocess `python -m render_job`)
+- events    EXPORT_PUBLISHER_BACKEND google (topic EXPORT_EVENTS_TOPIC) | local (HTTP push to
+            EXPORT_LOCAL_EVENTS_PUSH_URL, dead-lettered to EXPORT_LOCAL_DEAD_LETTER_FILE; unset: no events)
 Clients are created lazily inside the adapters and reused by warm invocations.
 """
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import threading
 
 from shared.config import Settings, get_settings
-from shared.ports import JobLauncher, ObjectStorage, Publisher
+from shared.ports import EventPublisher, JobLauncher, ObjectStorage, Publisher
 
 _lock = threading.Lock()
 
@@ -39,6 +41,22 @@ def get_publisher(settings: Settings | None = None) -> Publisher:
     from shared.adapters.google_pubsub import PubSubPublisher
 
     return PubSubPublisher(s.project, s.jobs_topic)
+
+
+def get_event_publisher(settings: Settings | None = None) -> EventPublisher | None:
+    """Where job events go (shared.webhooks); None when the local publisher has no events URL."""
+    s = settings or get_settings()
+    if s.publisher_backend == "local":
+        from shared.adapters.local_pubsub import HttpPushPublisher
+
+        if not s.local_events_push_url:
+            return None
+        return HttpPushPublisher(s.local_events_push_url, s.project, max_attempts=s.local_push_max_attempts,
+                                 backoff_s=s.local_push_backoff_s, dead_letter_file=s.local_dead_letter_file,
+                                 subscription="local-events")
+    from shared.adapters.google_pubsub import PubSubPublisher
+
+    return PubSubPublisher(s.project, s.events_topic)
 
 
 def get_launcher(settings: Settings | None = None) -> JobLauncher:
@@ -70,11 +88,18 @@ def get_service():
     return _service
 
 
+_FROM_SETTINGS: object = object()  # build_service: "the configured event publisher"
+
+
 def build_service(s: Settings, *, storage: ObjectStorage | None = None, publisher: Publisher | None = None,
-                  launcher: JobLauncher | None = None, migrate_db: bool | None = None):
-    """Wire an ExportService from settings; any adapter may be passed in instead (tests)."""
-    from shared.db import make_engine, migrate
+                  launcher: JobLauncher | None = None, migrate_db: bool | None = None,
+                  events: EventPublisher | None | object = _FROM_SETTINGS):
+    """Wire an ExportService from settings; any adapter may be passed in instead (tests; events=None:
+    no job events)."""
+    from shared.adapters.webhook_http import HttpsWebhookSender
+    from shared.db import make_engine, migrate, session_factory
     from shared.service import ExportService
+    from shared.webhook_store import SqlWebhookStore
 
     engine = make_engine(s)
     if migrate_db if migrate_db is not None else s.auto_migrate:
@@ -82,7 +107,10 @@ def build_service(s: Settings, *, storage: ObjectStorage | None = None, publishe
     reads = make_engine(s, autocommit=True) if engine.dialect.name == "postgresql" else None
     return ExportService(settings=s, repo=build_repository(engine, reads),
                          storage=storage or get_storage(s), publisher=publisher or get_publisher(s),
-                         launcher=launcher or get_launcher(s), authenticator=build_authenticator(s, engine))
+                         launcher=launcher or get_launcher(s), authenticator=build_authenticator(s, engine),
+                         events=get_event_publisher(s) if events is _FROM_SETTINGS else events,
+                         webhooks=SqlWebhookStore(session_factory(engine)),
+                         sender=HttpsWebhookSender(s.webhook_ca_file))
 
 
 def build_authenticator(s: Settings, engine):

@@ -134,6 +134,12 @@ NUMBERS: dict[str, Number] = {
                            high=1024, high_why="the most a report may name (shared.api.ReportUsage)"),
     "price_vcpu_second_usd": Number("EXPORT_PRICE_VCPU_SECOND_USD", float, "US dollars", low=0, zero="free"),
     "price_gib_second_usd": Number("EXPORT_PRICE_GIB_SECOND_USD", float, "US dollars", low=0, zero="free"),
+    "webhook_timeout_s": Number("EXPORT_WEBHOOK_TIMEOUT_S", **_POSITIVE_S, high=60, high_why="a push's ack deadline"),
+    "webhook_progress_interval_s": Number("EXPORT_WEBHOOK_PROGRESS_INTERVAL_S", float, "seconds", low=0,
+                                          zero="every applied progress report"),
+    "local_push_max_attempts": Number("EXPORT_LOCAL_PUSH_MAX_ATTEMPTS", int, "attempts", high=100,
+                                      high_why="Pub/Sub's most delivery attempts"),
+    "local_push_backoff_s": Number("EXPORT_LOCAL_PUSH_BACKOFF_S", **_POSITIVE_S),
 }
 # Settings field -> (variable, allowed values): anything else is refused, not taken as the default
 CHOICES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -159,6 +165,10 @@ VARIABLES: dict[str, str | AliasChoices] = {
     "oidc_jwks_url": "EXPORT_OIDC_JWKS_URL", "oidc_algorithms": "EXPORT_OIDC_ALGORITHMS",
     "deployed_service": "K_SERVICE",
     "price_source": "EXPORT_PRICE_SOURCE",
+    "events_topic": "EXPORT_EVENTS_TOPIC", "webhook_default_url": "EXPORT_WEBHOOK_DEFAULT_URL",
+    "webhook_allow_http": "EXPORT_WEBHOOK_ALLOW_HTTP", "webhook_allow_private_hosts": "EXPORT_WEBHOOK_ALLOW_PRIVATE_HOSTS",
+    "webhook_ca_file": "EXPORT_WEBHOOK_CA_FILE", "local_events_push_url": "EXPORT_LOCAL_EVENTS_PUSH_URL",
+    "local_dead_letter_file": "EXPORT_LOCAL_DEAD_LETTER_FILE",
 }
 # EXPORT_AUTH: the client API's methods (shared/auth.py); "open" stands alone
 AUTH_METHODS = ("server_key", "id_token", "client_token", "open")
@@ -271,6 +281,18 @@ class Settings(BaseSettings):
     price_vcpu_second_usd: float = 0.000018
     price_gib_second_usd: float = 0.000002
     price_source: str = "https://cloud.google.com/run/pricing (jobs, Tier 1, read 2026-12-05)"
+    # Webhooks (shared.webhooks; env.example): the events topic, SSRF rules, delivery
+    events_topic: str = "export-events"
+    webhook_default_url: str | None = None  # used when a start names no webhookUrl
+    webhook_allow_http: bool = False  # local stacks only: deployed webhooks are https
+    webhook_allow_private_hosts: str = ""  # local only (deploy.sh refuses it): "host:port" or CIDR, comma-separated
+    webhook_ca_file: str | None = None  # local only: a CA bundle trusted for webhook receivers (the tests' own)
+    webhook_timeout_s: float = 5.0
+    webhook_progress_interval_s: float = 5.0  # at most one progress event per job per this many seconds
+    local_events_push_url: str | None = None  # local publisher: URL of deliver_webhook
+    local_push_max_attempts: int = 8  # local publisher: attempts before giving up (events: then dead-lettered)
+    local_push_backoff_s: float = 0.2  # local publisher: first wait between attempts, doubling to 10 s
+    local_dead_letter_file: str | None = None  # local publisher: JSON lines of dead-lettered events
 
     def __init__(self, **values: Any) -> None:
         try:
@@ -344,7 +366,7 @@ class Settings(BaseSettings):
             raise ValueError("client_token needs EXPORT_CLIENT_TOKEN")
         return ",".join(dict.fromkeys(names))
 
-    @field_validator("db_iam_auth", mode="before")
+    @field_validator("db_iam_auth", "webhook_allow_http", mode="before")
     @classmethod
     def _switch(cls, value: Any) -> Any:
         """1/true/yes/on or 0/false/no/off, in any case, around spaces; nothing else."""
@@ -384,6 +406,11 @@ class Settings(BaseSettings):
     def status_url(self) -> str:
         """Public export_status URL (statusUrl): EXPORT_STATUS_URL, else {base}/export_status."""
         return self.status_url_override or self.public_status_base + "/export_status"
+
+    @property
+    def webhook_allow(self) -> tuple[str, ...]:
+        """EXPORT_WEBHOOK_ALLOW_PRIVATE_HOSTS as entries ("host:port" or a CIDR), lower case."""
+        return tuple(e.strip().lower() for e in self.webhook_allow_private_hosts.split(",") if e.strip())
 
     def credentials_info(self) -> dict | None:
         """The parsed GOOGLE_APPLICATION_CREDENTIALS_JSON, or None when unset.
@@ -452,7 +479,7 @@ def _problems(exc: ValidationError) -> list[str]:
             lines[name] = f"{shown}: expected {NUMBERS[name].expected(fields[name].default)}"
         elif name in CHOICES:
             lines[name] = f"{shown}: expected one of {', '.join(CHOICES[name][1])}"
-        elif name == "db_iam_auth":
+        elif name in ("db_iam_auth", "webhook_allow_http"):
             lines[name] = f"{shown}: expected true or false"
         else:
             lines[name] = f"{shown}: {error['msg'].removeprefix('Value error, ')}"

@@ -83,6 +83,33 @@ def decode_job_message(data: Any) -> str:
     return job_id
 
 
+@dataclass(frozen=True)
+class JobEvent:
+    """A job event on the events topic (shared.webhooks): its id, job, type, and body bytes as published."""
+
+    event_id: str
+    job_id: str
+    type: str
+    body: bytes
+
+
+def decode_event_message(data: Any) -> JobEvent:
+    """The JobEvent of an events-topic message: attributes eventId, jobId, type; data = the body."""
+    message = _message(data)
+    attrs = message.get("attributes") or {}
+    values = [attrs.get(k) for k in ("eventId", "jobId", "type")]
+    if not all(isinstance(v, str) and 0 < len(v) <= 100 for v in values):
+        raise InvalidRequest("event message lacks eventId, jobId or type")
+    raw = message.get("data")
+    try:
+        body = base64.b64decode(raw, validate=True) if isinstance(raw, str) and raw else b""
+    except binascii.Error:
+        raise InvalidRequest("event message data is not base64") from None
+    if not body:
+        raise InvalidRequest("event message has no body")
+    return JobEvent(values[0], values[1], values[2], body)
+
+
 def decode_finalized(event_type: str | None, data: Any) -> Finalized | None:
     """A Finalized from either event shape, or None for another event kind (e.g. a delete)."""
     if event_type == PUBSUB_TYPE:

@@ -6,12 +6,14 @@ never by `create_all` on the production path.
 - export_job_uploads: one row per declared upload that has arrived (job_id, name, generation).
 - api_keys: one row per server key (key id, name, SHA-256 of the secret, created, revoked, last used).
 - export_job_usage: one row per render task attempt that reported its usage (shared.cost).
+- webhook_secrets: one signing secret per owner; webhook_deliveries: one row per delivery attempt
+  (shared.webhooks). export_job_events doubles as the webhook outbox (publish_pending).
 """
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -48,6 +50,8 @@ class ExportJob(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_report_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    webhook_url: Mapped[str | None] = mapped_column(String(2000))  # checked at start (shared.webhook_url)
+    webhook_progress_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # last progress event
 
 
 class ExportJobEvent(Base):
@@ -57,6 +61,9 @@ class ExportJobEvent(Base):
     job_id: Mapped[str] = mapped_column(ForeignKey("export_jobs.id", ondelete="CASCADE"), index=True)
     status: Mapped[str] = mapped_column(String(20))
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # the webhook outbox: True until the event reached the events topic (shared.webhooks)
+    publish_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0", index=True)
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ExportJobUpload(Base):
@@ -98,3 +105,25 @@ class ExportJobUsage(Base):
     vcpu_s: Mapped[float] = mapped_column(Float)
     gib_s: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class WebhookSecret(Base):
+    __tablename__ = "webhook_secrets"
+
+    owner: Mapped[str] = mapped_column(String(128), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(200))  # whsec_<base64>; HMAC needs it in clear
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class WebhookDelivery(Base):
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("export_jobs.id", ondelete="CASCADE"))
+    event_id: Mapped[str] = mapped_column(String(100), index=True)
+    event_type: Mapped[str] = mapped_column(String(40))
+    attempt: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(300))
+    duration_ms: Mapped[int] = mapped_column(Integer)

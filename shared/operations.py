@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from shared.api import CancelRequest, ClientHeaders, CompleteReport, StartHeaders, StartRequest, StatusQuery
 from shared.listing import ListQuery
 from shared.responses import (CancelResponse, CompleteResponse, ExportList, ReconcileResponse, StartResponse,
-                              StatusResponse)
+                              StatusResponse, WebhookSecretResponse)
 
 # security schemes (shared/openapi.py describes them): the client API's bearer credential, the render
 # job's worker token, and Google's IAM alone (Cloud Scheduler's OIDC token; nothing checked in code)
@@ -95,6 +95,10 @@ OPERATIONS: tuple[Operation, ...] = (
               headers=ClientHeaders,
               links=(Link("status", "export_status", parameters={"jobId": "$response.body#/jobId"}),),
               description="Cancels the caller's job unless it already finished (409); idempotent."),
+    Operation("export_webhook_secret", "GET", "Read the caller's webhook signing secret",
+              {200: WebhookSecretResponse}, _CLIENT_ERRORS, headers=ClientHeaders,
+              description="The Standard Webhooks secret (whsec_...) with which the caller's webhook calls are "
+                          "signed (one per owner, made on first use): verify webhook-signature with it."),
     Operation("export_complete", "POST", "Report a render's progress or result (render job only)",
               {200: CompleteResponse}, (400, 401, 403, 404, 409, 503) + _BODY_ERRORS, body=CompleteReport,
               security=WORKER, internal=True,

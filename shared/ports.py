@@ -97,6 +97,26 @@ class Publisher(Protocol):
         ...
 
 
+class EventPublisher(Protocol):
+    """Publishes job events to the events topic (EXPORT_EVENTS_TOPIC or a stand-in), whose
+    subscription feeds deliver_webhook (shared.webhooks)."""
+
+    def publish_event(self, data: bytes, attributes: dict[str, str]) -> str:
+        """Publish one event (data: its JSON body; attributes: eventId, jobId, type); returns the
+        message id. Raises TransientError."""
+        ...
+
+
+class WebhookSender(Protocol):
+    """POSTs one signed webhook (shared.adapters.webhook_http)."""
+
+    def post(self, target: Any, body: bytes, headers: dict[str, str], timeout_s: float) -> int:
+        """POST `body` to target.url, connecting to target.address only (shared.webhook_url.Target;
+        TLS checked against target.host), following no redirect. Returns the HTTP status. Raises
+        OSError (or a subclass) when no answer came within timeout_s."""
+        ...
+
+
 @dataclass(frozen=True)
 class ExecutionStatus:
     """What the launcher knows of one execution.
@@ -157,6 +177,7 @@ class JobRecord:
     owner: str = DEFAULT_OWNER  # shared.identity
     labels: dict[str, str] = field(default_factory=dict)  # shared.api.StartRequest's limits
     external_ref: str | None = None
+    webhook_url: str | None = None  # shared.webhooks
 
 
 @dataclass(frozen=True)
@@ -233,9 +254,11 @@ class JobRepository(Protocol):
 
     def create(self, *, spec: dict, spec_sha256: str, status: JobStatus, uploads_expected: list[str],
                idempotency_key: str | None, job_id: str | None = None, owner: str = DEFAULT_OWNER,
-               labels: dict[str, str] | None = None, external_ref: str | None = None) -> tuple[JobRecord, bool]:
+               labels: dict[str, str] | None = None, external_ref: str | None = None,
+               webhook_url: str | None = None) -> tuple[JobRecord, bool]:
         """Insert the owner's job (with its labels and external reference); (job, created): created
-        is False when the owner's `idempotency_key` named a job already."""
+        is False when the owner's `idempotency_key` named a job already. With a webhook_url, its events
+        go to the outbox (shared.webhooks)."""
         ...
 
     def transition(self, job_id: str, target: JobStatus, *, sources: frozenset[JobStatus] | None = None,

@@ -35,7 +35,9 @@ class Reconcile:
         that raises anything else is logged, counted as skipped and touched, so that the next runs
         list the jobs behind it first (list_stale: at most 100, least recently touched first). Only
         a failed listing ends the run with TransientError (503; Cloud Scheduler retries, every step is
-        idempotent). Returns counts: {republished, failed, succeeded, checked, skipped, deferred}.
+        idempotent). Webhook events still in the outbox a minute after their transition are published
+        (shared.webhooks.republish_events). Returns counts: {republished, failed, succeeded, checked,
+        skipped, deferred}, and eventsRepublished when there were any.
         """
         now = now or utcnow()
         s = self.settings
@@ -76,6 +78,12 @@ class Reconcile:
         for job in self.repo.list_stale([JobStatus.AWAITING_UPLOAD], now - timedelta(seconds=s.upload_ttl_s)):
             isolated(job.id, lambda job=job: "failed" if self._expire_uploads(
                 job.id, job.uploads_expected, job.uploads_received) else None)
+        # webhook events a crash left in the outbox (shared.webhooks); a minute old: not one in flight
+        try:
+            if published := self.republish_events(now - timedelta(seconds=60)):
+                counts["eventsRepublished"] = published
+        except TransientError as exc:
+            logs.warning("reconcile deferred the webhook outbox", reason=exc.message[:300])
         logs.info("reconcile done", **counts)
         return counts
 
@@ -98,6 +106,7 @@ class Reconcile:
         if self.repo.transition(job.id, JobStatus.FAILED, error_code=f"execution_{state}",
                                 error_message=f"{message}: {reason}" if reason else message,
                                 finished_at=utcnow(), stage=None):
+            self._events(job.id)
             logs.warning("reconcile failed a stale export", job_id=job.id, execution=job.execution_name,
                          state=state, reason=reason and bounded(reason))
             return "failed"
@@ -106,9 +115,12 @@ class Reconcile:
     def _expire_uploads(self, job_id: str, expected: list[str], received: list[str]) -> bool:
         """Fail an awaiting_upload job whose uploads did not all arrive in time (upload_expired)."""
         missing = [n for n in expected if n not in received]
-        return self.repo.transition(job_id, JobStatus.FAILED, error_code="upload_expired",
+        if not self.repo.transition(job_id, JobStatus.FAILED, error_code="upload_expired",
                                     error_message=listing("uploads never arrived: ", missing),
-                                    finished_at=utcnow())
+                                    finished_at=utcnow()):
+            return False
+        self._events(job_id)
+        return True
 
     def _expire_if_due(self, job_id: str, view: dict) -> bool:
         """Expire the awaiting_upload job of status view `view` once EXPORT_UPLOAD_TTL_S has passed

@@ -32,6 +32,7 @@ from shared.ports import JobFilter, JobRecord, JobSummary, UploadRecorded
 from shared.states import JobStatus, sources_for
 from shared.status_view import STATUS_PREPARE, status_fields
 from shared.usage_records import UsageRecords
+from shared.webhook_store import publish_pending, recent_deliveries
 
 
 def _aware(dt: datetime | None) -> datetime | None:
@@ -169,7 +170,7 @@ class SqlJobRepository(UsageRecords):
             attempts=job.attempts or 0, error_code=job.error_code, error_message=job.error_message,
             output=job.output, created_at=_aware(job.created_at), updated_at=_aware(job.updated_at),
             started_at=_aware(job.started_at), finished_at=_aware(job.finished_at),
-            last_report_at=_aware(job.last_report_at), owner=job.owner,
+            last_report_at=_aware(job.last_report_at), owner=job.owner, webhook_url=job.webhook_url,
             labels=dict(job.labels or {}), external_ref=job.external_ref,
             history=[(s, _aware(a)) for s, a in history], uploads_received=list(received))
 
@@ -206,7 +207,12 @@ class SqlJobRepository(UsageRecords):
         """
         if not self._status_sql:
             job = self.get(job_id, with_spec=False, owner=owner)
-            return status_fields(job, self.usage_of(job_id)) if job else None
+            if job is None:
+                return None
+            if job.webhook_url is None:
+                return status_fields(job, self.usage_of(job_id))
+            with self._tx(read_only=True) as s:
+                return status_fields(job, self.usage_of(job_id), recent_deliveries(s, job_id))
         if not _JOB_ID.fullmatch(job_id):
             return None
         with _database_errors(), self._read_engine.connect() as conn:
@@ -267,9 +273,11 @@ class SqlJobRepository(UsageRecords):
     # -- writes ------------------------------------------------------------------------------
     def create(self, *, spec: dict, spec_sha256: str, status: JobStatus, uploads_expected: list[str],
                idempotency_key: str | None, job_id: str | None = None, owner: str = DEFAULT_OWNER,
-               labels: dict[str, str] | None = None, external_ref: str | None = None) -> tuple[JobRecord, bool]:
+               labels: dict[str, str] | None = None, external_ref: str | None = None,
+               webhook_url: str | None = None) -> tuple[JobRecord, bool]:
         """Insert the owner's job in its initial state (awaiting_upload or queued), with its labels
-        (validated by shared.api) and external reference.
+        (validated by shared.api) and external reference; with a webhook_url its first event goes to
+        the outbox in the same transaction (webhook_store.publish_pending).
 
         Returns:
             (job, created): created is False when the owner's `idempotency_key` already named a job,
@@ -283,9 +291,10 @@ class SqlJobRepository(UsageRecords):
                 s.add(ExportJob(id=job_id, owner=owner, status=status.value, stage=None, progress=0.0, spec=spec,
                                 spec_sha256=spec_sha256, idempotency_key=idempotency_key,
                                 uploads_expected=uploads_expected, attempts=0, created_at=now, updated_at=now,
-                                labels=labels, external_ref=external_ref))
+                                labels=labels, external_ref=external_ref, webhook_url=webhook_url))
                 s.flush()
-                s.add(ExportJobEvent(job_id=job_id, status=status.value, at=now))
+                s.add(ExportJobEvent(job_id=job_id, status=status.value, at=now,
+                                     publish_pending=publish_pending(status, webhook_url)))
         except IntegrityError:
             if idempotency_key:
                 existing = self.get_by_idempotency_key(idempotency_key, owner)
@@ -299,7 +308,7 @@ class SqlJobRepository(UsageRecords):
                          execution_name=None, execution_log_uri=None, attempts=0, error_code=None, error_message=None, output=None,
                          created_at=now, updated_at=now, started_at=None, finished_at=None, last_report_at=None,
                          history=[(status.value, now)], uploads_received=[], owner=owner, labels=labels,
-                         external_ref=external_ref), True
+                         external_ref=external_ref, webhook_url=webhook_url), True
 
     def _transition(self, s: Session, job_id: str, target: JobStatus, values: dict[str, Any],
                     sources: frozenset[JobStatus] | None = None, attempt: int | None = None) -> bool:
@@ -311,9 +320,12 @@ class SqlJobRepository(UsageRecords):
         if attempt is not None:
             where.append(_current_attempt(attempt))
             values = {**values, "attempts": _attempts_seen(attempt)}
-        result = s.execute(update(ExportJob).where(*where).values(status=target.value, updated_at=now, **values))
-        if result.rowcount == 1:
-            s.add(ExportJobEvent(job_id=job_id, status=target.value, at=now))
+        # RETURNING: the job's webhook decides, in this transaction, whether the event is an outbox row
+        won = s.execute(update(ExportJob).where(*where).values(status=target.value, updated_at=now, **values)
+                        .returning(ExportJob.webhook_url)).all()
+        if len(won) == 1:
+            s.add(ExportJobEvent(job_id=job_id, status=target.value, at=now,
+                                 publish_pending=publish_pending(target, won[0][0])))
             return True
         return False
 

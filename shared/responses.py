@@ -152,6 +152,26 @@ class Cost(WireModel):
     pricing: Pricing
 
 
+class WebhookDelivery(WireModel):
+    """One delivery attempt of one event: httpStatus of the receiver's answer (null when none came),
+    error (why the attempt failed, null when it was acknowledged), durationMs."""
+
+    event_id: str = Field(description="the webhook-id header: the same on every attempt of an event")
+    type: str = Field(description="export.<status> or export.progress")
+    attempt: int = Field(ge=1)
+    at: Timestamp
+    http_status: int | None
+    error: str | None
+    duration_ms: int = Field(ge=0)
+
+
+class WebhookView(WireModel):
+    """The job's webhook and its last delivery attempts, oldest first."""
+
+    url: str
+    deliveries: list[WebhookDelivery]
+
+
 class StatusResponse(WireModel):
     """export_status's view of a job. `uploads` only while awaiting_upload, `error` once failed or
     canceled, `output` once succeeded."""
@@ -174,6 +194,7 @@ class StatusResponse(WireModel):
     uploads: UploadProgress | None = None
     error: JobError | None = None
     cost: Cost
+    webhook: WebhookView | None = Field(None, description="present when the job names a webhook")
     output: OutputView | None = None
 
 
@@ -201,6 +222,14 @@ class ExportList(WireModel):
     next_page_token: str | None = None
 
 
+# -- export_webhook_secret ----------------------------------------------------------------------------------
+class WebhookSecretResponse(WireModel):
+    """The caller's Standard Webhooks signing secret (whsec_ + base64), made on first use."""
+
+    owner: str
+    secret: str = Field(pattern=r"^whsec_[A-Za-z0-9+/=]+$")
+
+
 # -- export_cancel, export_complete, reconcile_exports ---------------------------------------------------
 class CancelResponse(WireModel):
     job_id: JobId
@@ -222,3 +251,4 @@ class ReconcileResponse(WireModel):
     checked: int
     skipped: int
     deferred: int
+    events_republished: int | None = Field(None, description="job events left unpublished, sent again (when any)")

@@ -15,7 +15,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 from shared import api, cost, logs
 from shared.api import ErrorBody, ReportOutput, StartRequest, UploadDecl
@@ -31,8 +31,10 @@ from shared.limits import JOB_TOO_LARGE
 from shared.listing import Listing
 from shared.outputs import clean_warnings
 from shared.parallel import in_parallel
-from shared.ports import JobLauncher, JobRecord, JobRepository, ObjectStorage, Publisher
+from shared.ports import EventPublisher, JobLauncher, JobRecord, JobRepository, ObjectStorage, Publisher, WebhookSender
 from shared.reconcile import Reconcile
+from shared.webhook_url import system_resolver
+from shared.webhooks import Webhooks
 from shared.states import JobStatus, is_terminal
 
 # URLs signed at once for one response: keyless signing costs one IAM signBlob round trip per URL
@@ -54,9 +56,9 @@ class Started(NamedTuple):
 
 
 @dataclass
-class ExportService(Reconcile, Listing):
+class ExportService(Reconcile, Listing, Webhooks):
     """Use cases of SceneFlow Export (reconcile_exports: shared.reconcile; export_list:
-    shared.listing). Construct through shared.bootstrap.get_service()."""
+    shared.listing; webhooks: shared.webhooks). Construct through shared.bootstrap.get_service()."""
 
     settings: Settings
     repo: JobRepository
@@ -64,16 +66,22 @@ class ExportService(Reconcile, Listing):
     publisher: Publisher
     launcher: JobLauncher
     authenticator: Authenticator | None = None
+    events: EventPublisher | None = None  # None: no job events are published (webhooks off)
+    webhooks: Any = None  # shared.webhook_store.SqlWebhookStore (with `events`)
+    resolver: Callable[[str, int], list[str]] = system_resolver  # shared.webhook_url.Resolver
+    sender: WebhookSender | None = None
 
     # -- export_start --------------------------------------------------------------------------
     def start(self, body: Any, idempotency_key: str | None = None, caller: Caller = DEFAULT_CALLER) -> Started:
         """Create an export job owned by `caller.owner`. Returns Started(created=True, response), or
         created=False for an idempotent replay (same owner and key, same spec and uploads).
 
-        body: {spec, uploads?: [{name, contentType}], idempotencyKey?, labels?, externalRef?}. Raises InvalidRequest
-        (every problem at once, api.parse_start), Conflict (same key, other spec), TransientError.
+        body: {spec, uploads?: [{name, contentType}], idempotencyKey?, labels?, externalRef?, webhookUrl?}.
+        Raises InvalidRequest (every problem at once, api.parse_start; webhookUrl refused by
+        shared.webhook_url), Conflict (same key, other spec), TransientError.
         """
         req, spec = api.parse_start(body, idempotency_key, self.settings)
+        webhook_url = self._webhook_url(req.webhook_url)
         names = [up.name for up in req.uploads]
         key = idempotency_key or req.idempotency_key
         canonical = spec.model_dump(mode="json", by_alias=True)
@@ -83,7 +91,8 @@ class ExportService(Reconcile, Listing):
         digest = spec_digest({"spec": canonical, "uploads": sorted(
             (u.model_dump(by_alias=True) for u in req.uploads), key=lambda u: u["name"])}
             | ({"labels": req.labels} if req.labels else {})
-            | ({"externalRef": req.external_ref} if req.external_ref is not None else {}))
+            | ({"externalRef": req.external_ref} if req.external_ref is not None else {})
+            | ({"webhookUrl": webhook_url} if webhook_url else {}))  # without them: digests as before
         if key:
             existing = self.repo.get_by_idempotency_key(key, caller.owner)
             if existing:
@@ -97,7 +106,8 @@ class ExportService(Reconcile, Listing):
         try:
             job, created = self.repo.create(spec=canonical, spec_sha256=digest, status=status,
                                             uploads_expected=names, idempotency_key=key, job_id=job_id,
-                                            owner=caller.owner, labels=req.labels, external_ref=req.external_ref)
+                                            owner=caller.owner, labels=req.labels, external_ref=req.external_ref,
+                                            webhook_url=webhook_url)
         except BaseException:  # no row names this job id: nobody will read its spec.json
             self._delete_quietly(self.settings.input_bucket, spec_name)
             raise
@@ -107,6 +117,7 @@ class ExportService(Reconcile, Listing):
         logs.info("export created", job_id=job.id, status=job.status.value, uploads=len(names))
         if status == JobStatus.QUEUED:
             self._publish(job.id)
+            self._events(job.id)
         return Started(True, self._start_response(job, req))
 
     def _replay(self, job: JobRecord, digest: str, req: StartRequest) -> Started:
@@ -163,7 +174,7 @@ class ExportService(Reconcile, Listing):
         if body["status"] == JobStatus.AWAITING_UPLOAD.value and self._expire_if_due(job_id, body):
             body = self.repo.status_view(job_id, caller.owner) or body  # never shown waiting past its expiry
         body["progress"] = round(float(body["progress"]), 4)
-        for key in ("uploads", "error"):
+        for key in ("uploads", "error", "webhook"):
             if body[key] is None:
                 del body[key]
         s = self.settings
@@ -213,6 +224,7 @@ class ExportService(Reconcile, Listing):
                 return {"jobId": job.id, "status": "canceled"}
             raise Conflict(f"export {job.id} is already {current.status.value if current else 'gone'}")
         logs.info("export canceled", job_id=job.id)
+        self._events(job.id)
         current = self.repo.get(job.id)
         if current and current.execution_name:
             try:
@@ -259,6 +271,8 @@ class ExportService(Reconcile, Listing):
             started = self.repo.transition(job.id, JobStatus.RUNNING, attempt=report.attempt, started_at=utcnow())
             applied = self.repo.report_progress(job.id, stage=report.stage, progress=report.progress,
                                                 attempt=report.attempt) or started
+            if applied and not started:
+                self._progress_event(job.id)
         elif report.status == "succeeded":
             if output is None:
                 raise InvalidRequest("a succeeded report needs output",
@@ -272,6 +286,7 @@ class ExportService(Reconcile, Listing):
                                            error_message=api.clean_text(err.message), finished_at=utcnow(), stage=None)
             if applied:
                 logs.warning("export failed", job_id=job.id, code=err.code, reason=err.message)
+        self._events(job.id)
         current = self.repo.get(job.id, with_spec=False)
         return {"jobId": job.id, "status": current.status.value if current else None, "applied": applied}
 
@@ -293,6 +308,7 @@ class ExportService(Reconcile, Listing):
         applied = self.repo.transition(job_id, JobStatus.SUCCEEDED, attempt=attempt, **values)
         if applied:
             logs.info("export succeeded", job_id=job_id, object=output.get("object"))
+            self._events(job_id)
         return applied
 
     # -- dispatch_export -----------------------------------------------------------------------
@@ -350,10 +366,12 @@ class ExportService(Reconcile, Listing):
                 return "ignored"
             if too_large:  # failed now, not left awaiting the rest: the render could not hold them
                 logs.warning("export failed", job_id=m.group(1), code=JOB_TOO_LARGE, reason=too_large)
+                self._events(m.group(1))
                 return "failed"
             if queued:
                 logs.info("all uploads in; export queued", job_id=m.group(1))
                 self._publish(m.group(1))
+                self._events(m.group(1))
                 return "queued"
             return "upload"
         if bucket == self.settings.output_bucket:

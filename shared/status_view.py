@@ -7,7 +7,9 @@ finishedAt (clock.iso() strings or None), attempts, executionName, executionLogU
 {key: value} (keys in code-point order), externalRef | None, history [{status, at}], uploads
 {expected, received} | None, error {code, message} | None, output | None, cost {vcpuSeconds,
 gibSeconds, cpuSeconds}: the sums over the job's usage records, added in attempt order
-(shared.cost.totals; 0 when none), which the service turns into the public `cost`}.
+(shared.cost.totals; 0 when none), which the service turns into the public `cost`, webhook {url,
+deliveries: [{eventId, type, attempt, at, httpStatus, error, durationMs}] (the last
+webhook_store.SHOWN_DELIVERIES attempts, oldest first)} | None (a job without a webhook)}.
 """
 from __future__ import annotations
 
@@ -18,11 +20,15 @@ from shared.cost import AttemptUsage, totals
 from shared.ports import JobRecord
 from shared.states import JobStatus
 
+SHOWN_DELIVERIES = 10  # the last webhook delivery attempts a status shows
 
-def status_fields(job: JobRecord, usage: list[AttemptUsage] = ()) -> dict[str, Any]:
-    """The view JobRepository.status_view returns, built from a record and its usage per attempt
-    (attempt order) (the SQLite path, and the reference the PostgreSQL query must match;
-    tests/integration/test_repository.py compares them)."""
+
+
+def status_fields(job: JobRecord, usage: list[AttemptUsage] = (), deliveries: list[dict] | None = None
+                  ) -> dict[str, Any]:
+    """The view JobRepository.status_view returns, built from a record, its usage per attempt
+    (attempt order) and its last webhook delivery attempts (the SQLite path, and the reference the
+    PostgreSQL query must match; tests/integration/test_repository.py compares them)."""
     spent = totals(list(usage))
     return {
         "jobId": job.id, "owner": job.owner, "status": job.status.value, "stage": job.stage, "progress": job.progress,
@@ -36,6 +42,7 @@ def status_fields(job: JobRecord, usage: list[AttemptUsage] = ()) -> dict[str, A
         "error": {"code": job.error_code, "message": job.error_message} if job.error_code else None,
         "output": job.output if job.status == JobStatus.SUCCEEDED else None,
         "cost": {"vcpuSeconds": spent.vcpu_s, "gibSeconds": spent.gib_s, "cpuSeconds": spent.cpu_s},
+        "webhook": {"url": job.webhook_url, "deliveries": deliveries or []} if job.webhook_url else None,
     }
 
 
@@ -81,5 +88,10 @@ STATUS_PREPARE = (
     # float sums in attempt order, as shared.cost.totals adds them: the same floats
     "'cost', (SELECT json_build_object('vcpuSeconds', coalesce(sum(c.vcpu_s ORDER BY c.attempt), 0), "
     "'gibSeconds', coalesce(sum(c.gib_s ORDER BY c.attempt), 0), "
-    "'cpuSeconds', coalesce(sum(c.cpu_s ORDER BY c.attempt), 0)) FROM export_job_usage c WHERE c.job_id = j.id)"
+    "'cpuSeconds', coalesce(sum(c.cpu_s ORDER BY c.attempt), 0)) FROM export_job_usage c WHERE c.job_id = j.id), "
+    "'webhook', CASE WHEN j.webhook_url IS NOT NULL THEN json_build_object('url', j.webhook_url, 'deliveries', "
+    "coalesce((SELECT json_agg(json_build_object('eventId', d.event_id, 'type', d.event_type, 'attempt', "
+    f"d.attempt, 'at', {_iso_sql('d.at')}, 'httpStatus', d.http_status, 'error', d.error, 'durationMs', "
+    "d.duration_ms) ORDER BY d.id) FROM (SELECT * FROM webhook_deliveries w WHERE w.job_id = j.id "
+    f"ORDER BY w.id DESC LIMIT {SHOWN_DELIVERIES}) d), '[]')) END"
     ") FROM export_jobs j WHERE j.id = $1")

@@ -22,9 +22,9 @@ def entry_points(bundle: Path) -> list[tuple[str, str]]:
 
 
 def signature_args(name: str) -> list[str]:
-    # dispatch-export is deployed with --trigger-http (our push subscription feeds it): the
-    # decorator, not the deploy's signature type, must decide that it takes CloudEvents
-    return ["--signature-type", "http"] if name == "dispatch_export" else []
+    # dispatch-export and deliver-webhook are deployed with --trigger-http (our push subscriptions
+    # feed them): the decorator, not the deploy's signature type, must decide that they take CloudEvents
+    return ["--signature-type", "http"] if name in ("dispatch_export", "deliver_webhook") else []
 
 
 def expected(kind: str):

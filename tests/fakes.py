@@ -114,14 +114,14 @@ class FakeRepository:
                 row[key] -= timedelta(seconds=seconds)
 
     def create(self, *, spec, spec_sha256, status, uploads_expected, idempotency_key, job_id=None,
-               owner=DEFAULT_OWNER, labels=None, external_ref=None):
+               owner=DEFAULT_OWNER, labels=None, external_ref=None, webhook_url=None):
         if self.fail_create is not None:
             raise self.fail_create
         if idempotency_key and (existing := self.get_by_idempotency_key(idempotency_key, owner)):
             return existing, False
         now = self._now()
         self.rows[job_id] = {
-            "id": job_id, "owner": owner, "status": JobStatus(status), "stage": None, "progress": 0.0, "spec": spec,
+            "id": job_id, "owner": owner, "webhook_url": webhook_url, "status": JobStatus(status), "stage": None, "progress": 0.0, "spec": spec,
             "spec_sha256": spec_sha256, "idempotency_key": idempotency_key, "uploads_expected": list(uploads_expected),
             "execution_name": None, "execution_log_uri": None, "attempts": 0, "error_code": None,
             "error_message": None, "output": None, "created_at": now, "updated_at": now, "started_at": None,

@@ -26,7 +26,8 @@ from pydantic import BaseModel, ValidationError
 from infra.local.upload_types import upload_types
 from shared.api import CancelRequest, StartRequest, UploadDecl
 from shared.operations import BY_NAME
-from shared.responses import CancelResponse, ErrorResponse, ExportList, StartResponse, StatusResponse, UploadTarget
+from shared.responses import (CancelResponse, ErrorResponse, ExportList, StartResponse, StatusResponse, UploadTarget,
+                              WebhookSecretResponse)
 
 TERMINAL = {"succeeded", "failed", "canceled"}
 
@@ -95,7 +96,7 @@ class ExportClient:
     model, and raises ApiError for any other status (documented errors carry `.error`)."""
 
     OPERATIONS = {"start": "export_start", "status": "export_status", "list": "export_list",
-                  "cancel": "export_cancel"}
+                  "cancel": "export_cancel", "webhook_secret": "export_webhook_secret"}
 
     def __init__(self, base: str, token: str | None = None, timeout_s: float = 30,
                  session: requests.Session | None = None, headers: Mapping[str, str] | None = None) -> None:
@@ -121,14 +122,18 @@ class ExportClient:
                            f"{whole_body(r)}", r.status_code) from None
 
     def start(self, spec: dict, files: list[Path] = (), idempotency_key: str | None = None,
-              content_types: Mapping[str, str] | None = None) -> StartResponse:
+              content_types: Mapping[str, str] | None = None, *, labels: Mapping[str, str] | None = None,
+              external_ref: str | None = None, webhook_url: str | None = None) -> StartResponse:
         """POST export_start declaring `files` as uploads (content type `content_types[name]`, else
-        chosen by extension and role: upload_types). 202 for a new job, 200 for a replay."""
+        chosen by extension and role: upload_types), with the app's labels, external reference and
+        webhook URL when given. 202 for a new job, 200 for a replay."""
         files = list(files)
         types = {**upload_types(spec, [f.name for f in files]), **(content_types or {})}
         # not validated here: the service checks the request and names every problem at once (400)
+        extra = {k: v for k, v in (("labels", dict(labels or {}) or None), ("external_ref", external_ref),
+                                   ("webhook_url", webhook_url)) if v is not None}
         body = StartRequest.model_construct(spec=spec, idempotency_key=idempotency_key, uploads=[
-            UploadDecl.model_construct(name=f.name, content_type=types[f.name]) for f in files])
+            UploadDecl.model_construct(name=f.name, content_type=types[f.name]) for f in files], **extra)
         return self._call("export_start", body=body)  # type: ignore[return-value]
 
     def status(self, job_id: str) -> StatusResponse:
@@ -145,6 +150,10 @@ class ExportClient:
                   "externalRef": external_ref, "createdAfter": created_after, "createdBefore": created_before,
                   "pageSize": page_size, "pageToken": page_token}
         return self._call("export_list", params={k: v for k, v in params.items() if v is not None})  # type: ignore[return-value]
+
+    def webhook_secret(self) -> WebhookSecretResponse:
+        """GET export_webhook_secret: the caller's Standard Webhooks signing secret (whsec_...)."""
+        return self._call("export_webhook_secret")  # type: ignore[return-value]
 
     def cancel(self, job_id: str) -> CancelResponse:
         """POST export_cancel {jobId}."""

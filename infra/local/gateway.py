@@ -24,7 +24,8 @@ import os
 import sys
 
 FUNCTION_NAMES = ("export_start", "export_status", "export_complete", "export_cancel", "export_list",
-                  "reconcile_exports", "dispatch_export", "on_object_finalized")
+                  "reconcile_exports", "export_webhook_secret", "dispatch_export", "deliver_webhook",
+                  "on_object_finalized")
 
 
 def _root_app(names: list[str]):

@@ -68,21 +68,51 @@ class PubSubEmulator(ProcessService):
             pass
         return path
 
-    def create_push_subscription(self, name: str, topic: str, endpoint: str,
-                                 ack_deadline_s: int = 60) -> str:
+    def create_push_subscription(self, name: str, topic: str, endpoint: str | None,
+                                 ack_deadline_s: int = 60, dead_letter_topic: str | None = None,
+                                 max_delivery_attempts: int = 5,
+                                 backoff_s: tuple[float, float] | None = None) -> str:
+        """A push subscription (endpoint None: a pull one). dead_letter_topic: forward a message after
+        max_delivery_attempts (5..100) failed pushes; backoff_s: (minimum, maximum) retry backoff.
+        The emulator applies both (checked with gcloud SDK 528: attempts ~1-3 s apart, then the
+        message on the dead-letter topic with CloudPubSubDeadLetterSource* attributes)."""
         from google.api_core.exceptions import AlreadyExists
-        from google.pubsub_v1 import PushConfig, Subscription, SubscriberClient
+        from google.protobuf import duration_pb2
+        from google.pubsub_v1 import DeadLetterPolicy, PushConfig, RetryPolicy, Subscription, SubscriberClient
+
+        def duration(seconds: float):
+            return duration_pb2.Duration(seconds=int(seconds), nanos=int(seconds % 1 * 1e9))
 
         client = SubscriberClient(transport=self._transport("subscriber"))
         path = f"projects/{self.project}/subscriptions/{name}"
+        extra = {}
+        if dead_letter_topic:
+            extra["dead_letter_policy"] = DeadLetterPolicy(
+                dead_letter_topic=f"projects/{self.project}/topics/{dead_letter_topic}",
+                max_delivery_attempts=max_delivery_attempts)
+        if backoff_s:
+            extra["retry_policy"] = RetryPolicy(minimum_backoff=duration(backoff_s[0]),
+                                                maximum_backoff=duration(backoff_s[1]))
         try:
             client.create_subscription(request=Subscription(
                 name=path, topic=f"projects/{self.project}/topics/{topic}",
-                push_config=PushConfig(push_endpoint=endpoint),
-                ack_deadline_seconds=ack_deadline_s))
+                push_config=PushConfig(push_endpoint=endpoint) if endpoint else None,
+                ack_deadline_seconds=ack_deadline_s, **extra))
         except AlreadyExists:
             pass
         return path
+
+    def pull(self, subscription: str, max_messages: int = 100) -> list:
+        """Pull (and acknowledge) up to max_messages of a pull subscription: [ReceivedMessage]."""
+        from google.pubsub_v1 import SubscriberClient
+
+        client = SubscriberClient(transport=self._transport("subscriber"))
+        path = f"projects/{self.project}/subscriptions/{subscription}"
+        got = list(client.pull(request={"subscription": path, "max_messages": max_messages},
+                               timeout=10).received_messages)
+        if got:
+            client.acknowledge(request={"subscription": path, "ack_ids": [m.ack_id for m in got]})
+        return got
 
     def publish(self, topic: str, data: bytes, **attributes: str) -> str:
         """Publish one message; returns its id."""

@@ -24,6 +24,13 @@ Emulated cloud: PostgreSQL (a throwaway cluster, or a fresh database on `databas
 the Pub/Sub emulator with topic EXPORT_JOBS_TOPIC pushed to dispatch_export and topic
 `gcs-notifications` pushed to on_object_finalized, fake-gcs-server publishing finalize
 notifications there; the local launcher as above.
+
+Webhooks (both): job events go to deliver_webhook. Emulated: topic EXPORT_EVENTS_TOPIC, a push
+subscription with a retry policy (webhook_backoff_s) and a dead-letter policy (webhook_max_attempts)
+that the emulator applies, the dead-letter topic `<events>-dead-letter` held by the pull
+subscription `<events>-dead-letter-hold`. Embedded: the local push (shared.adapters.local_pubsub)
+retries and dead-letters into run_dir/dead-letter.jsonl. Both allow http webhook URLs
+(EXPORT_WEBHOOK_ALLOW_HTTP=1); loopback receivers still need EXPORT_WEBHOOK_ALLOW_PRIVATE_HOSTS.
 """
 from __future__ import annotations
 
@@ -53,6 +60,7 @@ INPUT_BUCKET = "sceneflow-input"
 OUTPUT_BUCKET = "sceneflow-output"
 JOBS_TOPIC = "export-jobs"
 GCS_TOPIC = "gcs-notifications"
+EVENTS_TOPIC = "export-events"
 
 # variables a stack sets or must not inherit from the caller's environment
 _MANAGED = ("DATABASE_URL", "STORAGE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "EXPORT_LOCAL_PUSH_URL",
@@ -110,7 +118,8 @@ class Stack(Service):
     def __init__(self, run_dir: str | os.PathLike | None = None, project: str = PROJECT,
                  input_bucket: str = INPUT_BUCKET, output_bucket: str = OUTPUT_BUCKET,
                  jobs_topic: str = JOBS_TOPIC, render_max_retries: int = 2,
-                 extra_env: dict[str, str] | None = None, source: str | None = None, auth: bool = False) -> None:
+                 extra_env: dict[str, str] | None = None, source: str | None = None, auth: bool = False,
+                 webhook_max_attempts: int = 5, webhook_backoff_s: tuple[float, float] = (1.0, 2.0)) -> None:
         self.run_dir = Path(run_dir) if run_dir else make_run_dir(self.mode)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.project = project
@@ -120,6 +129,7 @@ class Stack(Service):
         self.render_max_retries = render_max_retries
         self.extra_env = dict(extra_env or {})
         self.source = source
+        self.webhook_max_attempts, self.webhook_backoff_s = webhook_max_attempts, webhook_backoff_s
         self.gateway_port = free_port()
         self.base = f"http://127.0.0.1:{self.gateway_port}"
         self.auth = auth
@@ -155,6 +165,8 @@ class Stack(Service):
             "EXPORT_OIDC_ISSUER": self.issuer.issuer,
             "EXPORT_OIDC_AUDIENCE": self.audience,
             **({"EXPORT_AUTH": "server_key,id_token"} if self.auth else {}),
+            "EXPORT_EVENTS_TOPIC": EVENTS_TOPIC,
+            "EXPORT_WEBHOOK_ALLOW_HTTP": "1",
         }
 
     def process_env(self) -> dict[str, str]:
@@ -269,6 +281,10 @@ class EmbeddedStack(Stack):
             "STORAGE_EMULATOR_HOST": self.storage.url,
             "EXPORT_PUBLISHER_BACKEND": "local",
             "EXPORT_LOCAL_PUSH_URL": self.url("dispatch_export"),
+            "EXPORT_LOCAL_EVENTS_PUSH_URL": self.url("deliver_webhook"),
+            "EXPORT_LOCAL_PUSH_MAX_ATTEMPTS": str(self.webhook_max_attempts),
+            "EXPORT_LOCAL_PUSH_BACKOFF_S": str(self.webhook_backoff_s[0]),
+            "EXPORT_LOCAL_DEAD_LETTER_FILE": str(self.run_dir / "dead-letter.jsonl"),
         })
         self.env.update(self.extra_env)
         if self.env.get("GOOGLE_APPLICATION_CREDENTIALS_JSON"):  # the key the functions sign URLs with
@@ -335,6 +351,10 @@ class EmulatedStack(Stack):
         self.pubsub.start()
         self.pubsub.create_topic(self.jobs_topic)
         self.pubsub.create_topic(self.gcs_topic)
+        self.pubsub.create_topic(EVENTS_TOPIC)
+        self.pubsub.create_topic(f"{EVENTS_TOPIC}-dead-letter")
+        self.subscriptions["dead_letter"] = self.pubsub.create_push_subscription(
+            f"{EVENTS_TOPIC}-dead-letter-hold", f"{EVENTS_TOPIC}-dead-letter", None)
         # Storage with notifications
         self.gcs = self._add(FakeGcs(self.project, [self.input_bucket, self.output_bucket],
                                      run_dir=self.run_dir, pubsub_host=self.pubsub.host if self.push else None,
@@ -360,7 +380,17 @@ class EmulatedStack(Stack):
         self.subscriptions["finalize"] = self.pubsub.create_push_subscription(
             f"{self.gcs_topic}-finalize", self.gcs_topic,
             f"{self.url('on_object_finalized')}/projects/{p}/topics/{self.gcs_topic}")
+        self.subscriptions["deliver"] = self.pubsub.create_push_subscription(
+            f"{EVENTS_TOPIC}-deliver", EVENTS_TOPIC,
+            f"{self.url('deliver_webhook')}/projects/{p}/topics/{EVENTS_TOPIC}",
+            dead_letter_topic=f"{EVENTS_TOPIC}-dead-letter", max_delivery_attempts=self.webhook_max_attempts,
+            backoff_s=self.webhook_backoff_s)
         return self
+
+    def dead_letters(self) -> list:
+        """Pull (and acknowledge) the webhook events dead-lettered so far: [ReceivedMessage]."""
+        assert self.pubsub is not None
+        return self.pubsub.pull(f"{EVENTS_TOPIC}-dead-letter-hold")
 
     def list_objects(self, bucket: str, prefix: str = "") -> list[dict]:
         """Object resources in a bucket of fake-gcs-server (JSON API)."""

@@ -20,6 +20,7 @@ locals {
     EXPORT_INPUT_BUCKET      = local.input_bucket
     EXPORT_OUTPUT_BUCKET     = local.output_bucket
     EXPORT_JOBS_TOPIC        = var.jobs_topic
+    EXPORT_EVENTS_TOPIC      = var.events_topic
     RENDER_JOB_NAME          = google_cloud_run_v2_job.render.name
     INSTANCE_CONNECTION_NAME = local.instance_connection_name
     DB_NAME                  = var.database_name
@@ -40,6 +41,9 @@ locals {
     "export-complete"     = { entry = "export_complete", sa = "api", bucket = null, public = true, secret = true }
     "reconcile-exports"   = { entry = "reconcile_exports", sa = "api", bucket = null, public = false, secret = true }
     "dispatch-export"     = { entry = "dispatch_export", sa = "dispatch", bucket = null, public = false, secret = false }
+    # webhooks: the database only (read the job, record attempts), like the dispatcher's account
+    "deliver-webhook"       = { entry = "deliver_webhook", sa = "dispatch", bucket = null, public = false, secret = false }
+    "export-webhook-secret" = { entry = "export_webhook_secret", sa = "api", bucket = null, public = false, secret = true }
     "on-finalized-input"  = { entry = "on_object_finalized", sa = "api", bucket = local.input_bucket, public = false, secret = true }
     "on-finalized-output" = { entry = "on_object_finalized", sa = "api", bucket = local.output_bucket, public = false, secret = true }
   }
@@ -191,6 +195,74 @@ resource "google_service_account_iam_member" "pubsub_token_creator" {
   service_account_id = google_service_account.invoker.name
   role               = "roles/iam.serviceAccountTokenCreator"
   member             = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Pub/Sub: job events (webhooks) -> push subscription -> deliver-webhook, exponential backoff,
+# dead-lettered after var.webhook_max_delivery_attempts (DESIGN §4 "Webhooks")
+
+resource "google_pubsub_topic" "events" {
+  name                       = var.events_topic
+  message_retention_duration = "86400s"
+}
+
+resource "google_pubsub_topic" "events_dead_letter" {
+  name                       = "${var.events_topic}-dead-letter"
+  message_retention_duration = "604800s"
+}
+
+resource "google_pubsub_subscription" "deliver" {
+  name                 = "${var.events_topic}-deliver"
+  topic                = google_pubsub_topic.events.id
+  ack_deadline_seconds = 60
+  push_config {
+    push_endpoint = "${google_cloudfunctions2_function.fn["deliver-webhook"].url}/projects/${var.project_id}/topics/${var.events_topic}"
+    oidc_token {
+      service_account_email = local.sa.invoker
+      audience              = google_cloudfunctions2_function.fn["deliver-webhook"].url
+    }
+  }
+  retry_policy {
+    minimum_backoff = "10s"
+    maximum_backoff = "600s"
+  }
+  dead_letter_policy {
+    dead_letter_topic     = google_pubsub_topic.events_dead_letter.id
+    max_delivery_attempts = var.webhook_max_delivery_attempts
+  }
+  expiration_policy {
+    ttl = ""
+  }
+}
+
+resource "google_pubsub_subscription" "events_dead_letter_hold" {
+  name                       = "${var.events_topic}-dead-letter-hold"
+  topic                      = google_pubsub_topic.events_dead_letter.id
+  message_retention_duration = "604800s"
+  ack_deadline_seconds       = 60
+  expiration_policy {
+    ttl = ""
+  }
+}
+
+resource "google_pubsub_topic_iam_member" "events_dead_letter_publisher" {
+  topic  = google_pubsub_topic.events_dead_letter.id
+  role   = "roles/pubsub.publisher"
+  member = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+}
+
+resource "google_pubsub_subscription_iam_member" "deliver_subscriber" {
+  subscription = google_pubsub_subscription.deliver.id
+  role         = "roles/pubsub.subscriber"
+  member       = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+}
+
+# every function that applies a transition publishes its event (dispatch: a failed launch re-queues)
+resource "google_pubsub_topic_iam_member" "events_publisher" {
+  for_each = toset(["api", "dispatch"])
+  topic    = google_pubsub_topic.events.id
+  role     = "roles/pubsub.publisher"
+  member   = "serviceAccount:${local.sa[each.value]}"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -537,7 +609,7 @@ resource "google_cloudfunctions2_function" "fn" {
 
 # who may call which function (gen2 functions are Cloud Run services: run.invoker)
 resource "google_cloud_run_service_iam_member" "invoker" {
-  for_each = toset(["dispatch-export", "reconcile-exports", "on-finalized-input", "on-finalized-output"])
+  for_each = toset(["dispatch-export", "deliver-webhook", "reconcile-exports", "on-finalized-input", "on-finalized-output"])
   location = var.region
   service  = google_cloudfunctions2_function.fn[each.value].service_config[0].service
   role     = "roles/run.invoker"

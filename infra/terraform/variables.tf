@@ -51,6 +51,18 @@ variable "jobs_topic" {
   default     = "export-jobs"
 }
 
+variable "events_topic" {
+  description = "Pub/Sub topic of job events, delivered as signed webhooks (EXPORT_EVENTS_TOPIC)."
+  type        = string
+  default     = "export-events"
+}
+
+variable "webhook_max_delivery_attempts" {
+  description = "Deliveries of a job event to deliver-webhook (one webhook attempt each) before it is dead-lettered (5..100)."
+  type        = number
+  default     = 8
+}
+
 variable "max_delivery_attempts" {
   description = "Deliveries of a job message to dispatch-export before it is dead-lettered (5..100)."
   type        = number

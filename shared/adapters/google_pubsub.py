@@ -1,4 +1,5 @@
-"""Publisher on Pub/Sub through google-cloud-pubsub (honours PUBSUB_EMULATOR_HOST)."""
+"""Publisher (jobs topic) and EventPublisher (events topic) on Pub/Sub through google-cloud-pubsub
+(honours PUBSUB_EMULATOR_HOST)."""
 from __future__ import annotations
 
 import json
@@ -24,10 +25,13 @@ class PubSubPublisher:
             return self._client
 
     def publish(self, job_id: str) -> str:
+        return self.publish_event(json.dumps({"jobId": job_id}).encode(), {"jobId": job_id})
+
+    def publish_event(self, data: bytes, attributes: dict[str, str]) -> str:
+        """Publish `data` with `attributes` to the topic; the message id. Raises TransientError."""
         client = self._get()
         topic = client.topic_path(self._project, self._topic)
-        data = json.dumps({"jobId": job_id}).encode()
         try:
-            return client.publish(topic, data, jobId=job_id).result(timeout=self._timeout_s)
+            return client.publish(topic, data, **attributes).result(timeout=self._timeout_s)
         except Exception as exc:  # google.api_core errors, timeouts: all retryable for a publish
             raise TransientError(f"publish to {self._topic} failed: {type(exc).__name__}") from None

@@ -15,7 +15,8 @@ from tests.fakes import RecordingLauncher, RecordingPublisher
 
 SOURCE = str(Path(__file__).resolve().parents[2] / "functions" / "main.py")
 FUNCTIONS = ("export_start", "export_status", "export_complete", "export_cancel", "export_list",
-             "reconcile_exports", "dispatch_export", "on_object_finalized")
+             "reconcile_exports", "export_webhook_secret", "dispatch_export", "deliver_webhook",
+             "on_object_finalized")
 
 
 @dataclass
@@ -34,12 +35,14 @@ class FunctionsEnv:
 CREATED: list[FunctionsEnv] = []
 
 
-def make_functions_env(tmp_path: Path, **settings) -> FunctionsEnv:
+def make_functions_env(tmp_path: Path, events=None, **settings) -> FunctionsEnv:
     """Build and install (bootstrap.use_service) a service on tmp_path (SQLite there unless
-    `database_url` is given); call bootstrap.use_service(None) after."""
+    `database_url` is given); call bootstrap.use_service(None) after. events: the job events'
+    EventPublisher (shared.webhooks), None for none."""
     s = Settings(**{"database_url": f"sqlite:///{tmp_path}/jobs.db", **settings})
     storage, publisher, launcher = LocalStorage(tmp_path / "gcs"), RecordingPublisher(), RecordingLauncher()
-    service = bootstrap.build_service(s, storage=storage, publisher=publisher, launcher=launcher, migrate_db=True)
+    service = bootstrap.build_service(s, storage=storage, publisher=publisher, launcher=launcher, migrate_db=True,
+                                      events=events)
     bootstrap.use_service(service)
     clients = {name: create_app(target=name, source=SOURCE).test_client() for name in FUNCTIONS}
     env = FunctionsEnv(s, storage, publisher, launcher, service, clients)

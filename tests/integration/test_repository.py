@@ -15,7 +15,9 @@ from shared.config import Settings
 from shared.cost import billed
 from shared.db import engine_for_url, migrate
 from shared.errors import NotFound
-from shared.models import ExportJob, ExportJobEvent
+from shared.db import session_factory
+from shared.models import ExportJob, ExportJobEvent, WebhookDelivery
+from shared.webhook_store import SqlWebhookStore
 from shared.service import ExportService
 from shared.states import JobStatus as S
 from tests.fakes import RecordingLauncher, RecordingPublisher
@@ -171,12 +173,16 @@ OUTPUT = {"object": "exports/{id}/status-test.mp4", "filename": "status-test.mp4
           "loudness": {"integratedLufs": -16.02, "truePeakDb": -1.5, "lra": 4.25}}
 
 
-def make_jobs_in_every_state(repo) -> dict[str, str]:
-    """One job per state through the repository's real transitions; returns {name: job id}."""
+HOOK = "https://hooks.example.com/sceneflow?app=1"
+
+
+def make_jobs_in_every_state(repo, engine) -> dict[str, str]:
+    """One job per state through the repository's real transitions; returns {name: job id}. The
+    failed one has a webhook with two delivery attempts of its failed event."""
     ids = {}
 
     def new(name, uploads=(), **labelled):
-        ids[name] = new_job(repo, uploads=uploads, **labelled).id
+        ids[name] = new_job(repo, uploads=uploads, webhook_url=HOOK if name == "failed" else None, **labelled).id
         return ids[name]
 
     j = new("awaiting_upload", ("a.png", "n.wav"))
@@ -197,6 +203,10 @@ def make_jobs_in_every_state(repo) -> dict[str, str]:
         repo.record_usage(j, 1, billed(1.0, 0.5, 4, 8))
     assert repo.transition(ids["failed"], S.FAILED, error_code="render_failed", finished_at=T0, stage=None,
                            error_message="scenes[0].visual: a.png is not a decodable image")
+    store = SqlWebhookStore(session_factory(engine))
+    for answer, error in ((None, "TimeoutError: no answer within 5 s"), (204, None)):
+        store.record_attempt(ids["failed"], "evt_f_5", "export.failed", http_status=answer, error=error,
+                             duration_ms=5000 if answer is None else 31)
     j = ids["succeeded"]
     assert repo.transition(j, S.SUCCEEDED, progress=1.0, stage=None, finished_at=T0,
                            output=json.loads(json.dumps(OUTPUT).replace("{id}", j)))
@@ -223,6 +233,11 @@ def pin_timestamps(engine, ids) -> None:
             seq = c.execute(select(events.c.id).where(events.c.job_id == job_id).order_by(events.c.id)).scalars()
             for k, event_id in enumerate(list(seq)):
                 c.execute(update(events).where(events.c.id == event_id).values(at=T0 + timedelta(seconds=k)))
+        deliveries = WebhookDelivery.__table__
+        seq = c.execute(select(deliveries.c.id).where(deliveries.c.job_id == ids["failed"])
+                        .order_by(deliveries.c.id)).scalars()
+        for k, delivery_id in enumerate(list(seq)):
+            c.execute(update(deliveries).where(deliveries.c.id == delivery_id).values(at=T0 + timedelta(seconds=10 + k)))
 
 
 def expected_bodies(ids) -> dict[str, dict]:
@@ -257,7 +272,12 @@ def expected_bodies(ids) -> dict[str, dict]:
                         history=ran) | spent,
         "failed": base("failed", "failed", progress=0.4568, started=at(3), finished=at(8), attempts=2,
                        history=ran + ["failed"])
-        | {"error": {"code": "render_failed", "message": "scenes[0].visual: a.png is not a decodable image"}} | spent,
+        | {"error": {"code": "render_failed", "message": "scenes[0].visual: a.png is not a decodable image"}}
+        | spent | {"webhook": {"url": HOOK, "deliveries": [
+               {"eventId": "evt_f_5", "type": "export.failed", "attempt": 1, "at": at(10), "httpStatus": None,
+                "error": "TimeoutError: no answer within 5 s", "durationMs": 5000},
+               {"eventId": "evt_f_5", "type": "export.failed", "attempt": 2, "at": at(11), "httpStatus": 204,
+                "error": None, "durationMs": 31}]}},
         "succeeded": base("succeeded", "succeeded", progress=1.0, started=at(3), finished=at(8), attempts=2,
                           history=ran + ["succeeded"]) | spent
         | {"output": {"uri": f"gs://sceneflow-output/exports/{succeeded_id}/status-test.mp4",
@@ -276,7 +296,7 @@ def test_status_bodies_are_identical_on_both_backends(db, tmp_path):
     on SQLite (records built in Python) and PostgreSQL (the view built by the server, one prepared
     statement); on PostgreSQL also equal to the record-built body of the same rows."""
     repo, engine = db
-    ids = make_jobs_in_every_state(repo)
+    ids = make_jobs_in_every_state(repo, engine)
     pin_timestamps(engine, ids)
     # timestamps are pinned in the past: an upload TTL longer than that keeps awaiting_upload shown as it is
     parts = dict(settings=Settings(upload_ttl_s=10 * 365 * 86400.0), storage=LocalStorage(tmp_path / "gcs"),
@@ -338,3 +358,20 @@ def test_usage_is_the_largest_per_attempt_summed_and_the_invariant_sees_a_job_wi
     assert repo.usage_of(unpaid.id) == []
     listed = finished_without_cost(engine)  # the PostgreSQL database holds other tests' jobs too
     assert unpaid.id in listed and paid.id not in listed
+
+
+def test_transitions_of_a_job_with_a_webhook_are_outbox_rows_until_published(db):
+    """queued, running and terminal transitions of a job with a webhook are pending in the outbox in
+    their own transaction; awaiting_upload and dispatched are not events; jobs without one write none."""
+    repo, engine = db
+    store = SqlWebhookStore(session_factory(engine))
+    plain = new_job(repo, uploads=())
+    job = new_job(repo, uploads=("a.png",), webhook_url=HOOK)
+    assert repo.record_upload(job.id, "a.png", "1", 10).queued
+    assert repo.transition(job.id, S.DISPATCHED) and repo.transition(job.id, S.RUNNING)
+    assert repo.transition(job.id, S.SUCCEEDED, output={"object": "x"})
+    pending = [p for p in store.pending() if p.job_id in (job.id, plain.id)]
+    assert [(p.job_id, p.status) for p in pending] == [(job.id, "queued"), (job.id, "running"), (job.id, "succeeded")]
+    store.mark_published(pending[0].seq)
+    assert [p.status for p in store.pending(job.id)] == ["running", "succeeded"]
+    assert store.secret("owner-a") == store.secret("owner-a") != store.secret("owner-b")

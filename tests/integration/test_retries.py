@@ -4,6 +4,7 @@ session and sleep), the embedded mode's HttpPushPublisher and the local Eventarc
 (each against a loopback server that answers a script of status codes)."""
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import threading
@@ -15,7 +16,7 @@ import requests
 
 from infra.local.eventarc import FinalizePoller
 from render_job.reporter import BACKOFF_S, RETRIES, Reporter
-from shared.adapters.local_pubsub import HttpPushPublisher, push_body
+from shared.adapters.local_pubsub import HttpPushPublisher, message_body, push_body
 
 
 class _Script:
@@ -23,12 +24,12 @@ class _Script:
     `times` holds the monotonic time of each request."""
 
     def __init__(self, codes: list[int]) -> None:
-        self.codes, self.times = list(codes), []
+        self.codes, self.times, self.bodies = list(codes), [], []
         script = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 - http.server's naming
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                script.bodies.append(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
                 script.times.append(time.monotonic())
                 code = script.codes.pop(0) if len(script.codes) > 1 else script.codes[0]
                 self.send_response(code)
@@ -199,3 +200,22 @@ def test_eventarc_stops_retrying_when_stopped(tmp_path):
     assert len(lines) == 2 and all("; retrying" in line for line in lines) and poller.delivered == []
     poller._deliver(OBJ, KEY)  # stopped before the first attempt: none
     assert len((tmp_path / "e.log").read_text().splitlines()) == 2
+
+
+def test_push_of_events_dead_letters_after_max_attempts_as_pubsub_does(script, tmp_path):
+    """The embedded stack's events topic: each push carries deliveryAttempt; after max_attempts the
+    message goes to the dead-letter file with Pub/Sub's CloudPubSubDeadLetterSource* attributes."""
+    server = script([503])
+    dead = tmp_path / "dead-letter.jsonl"
+    publisher = HttpPushPublisher(server.url, "demo", max_attempts=3, backoff_s=0.05, dead_letter_file=str(dead),
+                                  subscription="local-events")
+    body = message_body(b'{"type":"export.failed"}', {"eventId": "evt_1", "jobId": "job1", "type": "export.failed"},
+                        "demo", "local-events")
+    publisher._deliver(body, "job1")
+    assert [json.loads(b)["deliveryAttempt"] for b in server.bodies] == [1, 2, 3]
+    [letter] = [json.loads(line) for line in dead.read_text().splitlines()]
+    assert letter["attributes"] == {"eventId": "evt_1", "jobId": "job1", "type": "export.failed",
+                                    "CloudPubSubDeadLetterSourceDeliveryCount": "3",
+                                    "CloudPubSubDeadLetterSourceSubscription": "local-events",
+                                    "CloudPubSubDeadLetterSourceSubscriptionProject": "demo"}
+    assert base64.b64decode(letter["data"]) == b'{"type":"export.failed"}'

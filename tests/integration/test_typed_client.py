@@ -25,6 +25,7 @@ DOC = json.loads((ROOT / DOCUMENT_PATH).read_text())
 JOB = "0b2f1c1e-8a7e-4a51-9a8d-2f1f0c0a1b2c"
 AT = "2026-01-01T12:00:00.000Z"
 ANSWERS = {  # a body per operation, as the service sends them
+    "/export_webhook_secret": (200, {"owner": "default", "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}),
     "/export_list": (200, {"exports": [{"jobId": JOB, "status": "succeeded", "stage": None, "progress": 1.0,
                                         "labels": {"book": "b7"}, "externalRef": None, "createdAt": AT,
                                         "updatedAt": AT, "finishedAt": AT}], "nextPageToken": "abc"}),
@@ -41,8 +42,10 @@ ANSWERS = {  # a body per operation, as the service sends them
     "/export_cancel": (200, {"jobId": JOB, "status": "canceled"}),
 }
 SPEC = {"version": 1, "scenes": [{"id": "a", "visual": {"type": "image", "src": "a.png"}, "duration": 2}]}
-CALLS = {"start": lambda c: c.start(SPEC, [Path("/nowhere/a.png")], idempotency_key="k1"),
+CALLS = {"start": lambda c: c.start(SPEC, [Path("/nowhere/a.png")], idempotency_key="k1", labels={"book": "b7"},
+                                    external_ref="story-42", webhook_url="https://app.example/hooks"),
          "status": lambda c: c.status(JOB), "cancel": lambda c: c.cancel(JOB),
+         "webhook_secret": lambda c: c.webhook_secret(),
          "list": lambda c: c.list(status=["running", "succeeded"], labels={"book": "b7"}, page_size=2)}
 
 

@@ -74,7 +74,8 @@ def test_deploy_runs_the_whole_deployment(recorded):
     deployed = [c[2] for c in gcloud if c[:2] == ["functions", "deploy"]]
     assert sorted(deployed) == sorted(["export-start", "export-status", "export-cancel", "export-list",
                                        "reconcile-exports", "export-complete", "dispatch-export",
-                                       "on-finalized-input", "on-finalized-output"])
+                                       "on-finalized-input", "on-finalized-output", "export-webhook-secret",
+                                       "deliver-webhook"])
     for c in gcloud:
         if c[:2] == ["functions", "deploy"]:
             assert f"--source={tmp / 'bundle'}" in c and "--gen2" in c
@@ -84,6 +85,10 @@ def test_deploy_runs_the_whole_deployment(recorded):
     sub = next(c for c in gcloud if c[:3] == ["pubsub", "subscriptions", "create"] and "--push-endpoint" in
                " ".join(c))
     assert "--dead-letter-topic=export-jobs-dead-letter" in sub and "--max-delivery-attempts=10" in sub
+    events = next(c for c in gcloud if c[:4] == ["pubsub", "subscriptions", "create", "export-events-deliver"])
+    assert "--dead-letter-topic=export-events-dead-letter" in events and "--max-delivery-attempts=8" in events
+    assert "--push-endpoint=https://europe-west1-acme-video.cloudfunctions.net/deliver-webhook/projects/" \
+           "acme-video/topics/export-events" in events
     job = next(c for c in gcloud if c[:3] == ["run", "jobs", "deploy"])
     assert "--tasks=1" in job and "--task-timeout=3600s" in job
     assert ["fake-python", "-m", "shared.db"] == calls[-1]  # the migration runs last
@@ -91,6 +96,15 @@ def test_deploy_runs_the_whole_deployment(recorded):
     build = next(c for c in calls if c[:2] == ["docker", "build"])
     assert build[2:4] == ["-f", str(DEPLOY.parent / "Dockerfile")] and build[-1] == str(DEPLOY.parents[1])
     assert calls.index(build) < next(i for i, c in enumerate(calls) if c[:2] == ["docker", "push"])
+
+
+def test_deploy_refuses_the_local_only_webhook_settings(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "GOOGLE_CLOUD_PROJECT": "acme-video",
+           "INSTANCE_CONNECTION_NAME": "acme-video:europe-west1:sceneflow",
+           "EXPORT_WEBHOOK_ALLOW_PRIVATE_HOSTS": "127.0.0.1/32"}
+    r = subprocess.run(["bash", str(DEPLOY), "--dry-run"], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert "EXPORT_WEBHOOK_ALLOW_PRIVATE_HOSTS is for the local stacks only" in r.stderr
 
 
 def test_every_gcloud_flag_is_listed_by_gcloud_help(recorded, gcloud_help):

@@ -39,7 +39,10 @@ DEPLOY_ONLY = {"RENDER_CPU": "render_cpu", "RENDER_MEMORY": "render_memory"}
 EXPORT_LIMITS = [name for name in FIELDS if name.startswith("EXPORT_MAX_")]
 # limit-like names outside env.example's Limits and preflight blocks; what matches and is no limit
 LIMIT_NAME = re.compile(r"_MAX_|_TTL_S$|TIMEOUT")
-NOT_LIMITS = {"RENDER_MAX_RETRIES"}  # a retry count (the RENDER_TASK_TIMEOUT_S row names it)
+NOT_LIMITS = {"RENDER_MAX_RETRIES",  # a retry count (the RENDER_TASK_TIMEOUT_S row names it)
+              # a webhook attempt's time limit and the local push's attempts: not limits of a job
+              # (README: Receive webhooks)
+              "EXPORT_WEBHOOK_TIMEOUT_S", "EXPORT_LOCAL_PUSH_MAX_ATTEMPTS"}
 MEMORY_FORM = "^[0-9]+(Gi|Mi)$"  # RENDER_MEMORY as deploy.sh and Terraform both take it
 FFMPEG_PEAK_BYTES = 2.3e9  # FFmpeg at 1080p with 24 scenes per segment, measured (issue 15; README: Limits)
 PROCESS_MARGIN_BYTES = 0.5e9  # Python, ffprobe and margin
@@ -148,7 +151,7 @@ def dry_run(**settings: str) -> dict:
             out["job"] = deployed_
         else:
             out["functions"][argv[3]] = deployed_
-    assert "job" in out and len(out["functions"]) == 9, out["functions"].keys()
+    assert "job" in out and len(out["functions"]) == 11, out["functions"].keys()
     return out
 
 
