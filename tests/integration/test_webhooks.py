@@ -237,3 +237,26 @@ def test_a_certificate_the_delivery_does_not_trust_is_a_failed_attempt(env, rx, 
     assert deliver(env, env.events.messages[0]) == 500
     [attempt] = status(env, job_id)["webhook"]["deliveries"]
     assert attempt["httpStatus"] is None and "SSL" in attempt["error"]
+
+
+def test_another_owner_never_gets_or_can_verify_a_jobs_events(env, rx):
+    """Owner B (here named by X-SceneFlow-Owner, as a server key acting for B does) cannot see A's
+    deliveries, and B's secret verifies none of A's calls; B's own job's calls are signed with B's."""
+    a, b = {"X-SceneFlow-Owner": "author-a"}, {"X-SceneFlow-Owner": "author-b"}
+    job_a = env.c["export_start"].post("/", json={"spec": SPEC, "webhookUrl": rx.url()}, headers=a).get_json()["jobId"]
+    job_b = env.c["export_start"].post("/", json={"spec": SPEC, "webhookUrl": rx.url()}, headers=b).get_json()["jobId"]
+    for message in env.events.messages:
+        assert deliver(env, message) in (200, 204)
+    key_a, key_b = (env.c["export_webhook_secret"].get("/", headers=h).get_json() for h in (a, b))
+    assert (key_a["owner"], key_b["owner"]) == ("author-a", "author-b") and key_a["secret"] != key_b["secret"]
+    by_job = {json.loads(q.body)["data"]["jobId"]: q for q in rx.requests}
+    assert set(by_job) == {job_a, job_b}
+    for job, own, other in ((job_a, key_a, key_b), (job_b, key_b, key_a)):
+        q = by_job[job]
+        assert standardwebhooks.Webhook(own["secret"]).verify(q.body, q.headers)["data"]["owner"] == own["owner"]
+        with pytest.raises(standardwebhooks.WebhookVerificationError):
+            standardwebhooks.Webhook(other["secret"]).verify(q.body, q.headers)
+    assert env.c["export_status"].get(f"/?jobId={job_a}", headers=b).status_code == 404  # no deliveries shown
+    assert env.c["export_status"].get(f"/?jobId={job_a}", headers=a).get_json()["webhook"]["deliveries"]
+    listed = env.c["export_list"].get("/", headers=b).get_json()["exports"]
+    assert [e["jobId"] for e in listed] == [job_b]
