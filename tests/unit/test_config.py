@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.config import CHOICES, NUMBERS, ConfigError, Settings, get_settings, report_target
+from shared.config import ConfigError, Settings, get_settings, report_target
+from shared.setting_rules import CHOICES, NUMBERS
 from shared.spec import MAX_SCENES
 
 LIMITS = ["EXPORT_MAX_ASSETS", "EXPORT_MAX_ASSET_BYTES", "EXPORT_MAX_JOB_BYTES", "EXPORT_MAX_OUTPUT_BYTES",
