@@ -19,9 +19,9 @@ import sys
 
 from shared.auth import new_server_key
 from shared.clock import iso
-from shared.config import get_settings
+from shared.config import ConfigError, get_settings
 from shared.db import make_engine, migrate, session_factory
-from shared.errors import Conflict
+from shared.errors import Conflict, ExportError
 from shared.identity import is_owner
 from shared.key_store import SqlApiKeyStore
 
@@ -45,8 +45,15 @@ def main(argv: list[str] | None = None) -> int:
     revoke = sub.add_parser("revoke", help="refuse a key from its next use on")
     revoke.add_argument("key_id")
     args = p.parse_args(argv)
-    store = _store()
+    try:
+        return _run(args, _store())
+    except (ExportError, ConfigError) as exc:  # a database that cannot be reached, a bad setting
+        print(f"{getattr(exc, 'message', exc)} (DATABASE_URL names the deployment's database; env.example)",
+              file=sys.stderr)
+        return 2
 
+
+def _run(args, store) -> int:
     if args.action == "create":
         if not is_owner(args.name):
             print(f"--name must be an owner id (1-128 printable ASCII characters, no spaces): {args.name!r}",

@@ -424,10 +424,26 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m infra.local.stack")
     p.add_argument("mode", choices=["embedded", "emulated"], nargs="?", default="embedded")
     p.add_argument("--env-file", help="also write the env as KEY=VALUE lines here")
+    p.add_argument("--auth", action="store_true",
+                   help="authentication on (EXPORT_AUTH=server_key,id_token): prints a server key and ID tokens")
+    p.add_argument("--author", action="append", default=[],
+                   help="with --auth: print an ID token (1 h) of this author (repeatable; default author-1)")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="a setting for the functions, e.g. EXPORT_WEBHOOK_ALLOW_PRIVATE_HOSTS=127.0.0.1:9000")
     args = p.parse_args(argv)
+    extra = {}
+    for item in args.set:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            p.error(f"--set wants NAME=VALUE, got {item!r}")
+        extra[name] = value
     cls = EmbeddedStack if args.mode == "embedded" else EmulatedStack
-    with cls() as stack:
+    with cls(auth=args.auth, extra_env=extra) as stack:
         print(stack.describe(), flush=True)
+        if args.auth:
+            print(f"server key (acts for the owner X-SceneFlow-Owner names): {stack.server_key('local-app')}")
+            for author in args.author or ["author-1"]:
+                print(f"ID token of {author}: {stack.id_token(author)}")
         if args.env_file:
             Path(args.env_file).write_text("".join(f"{k}={json.dumps(v)}\n" for k, v in stack.env.items()))
         print(f"functions at {stack.base}/{{export_start,export_status,...}}; Ctrl-C to stop", flush=True)
