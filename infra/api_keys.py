@@ -7,7 +7,7 @@ through INSTANCE_CONNECTION_NAME: the same settings as the functions, shared.con
 
 Only the SHA-256 of the secret is stored, so a lost key cannot be shown again: revoke it and create
 another (names are unique, revoked keys keep theirs). A key acts for the owner its request names in
-X-SceneFlow-Owner, else for the owner named like the key (README, "Authenticate"). The schema must be
+X-SceneFlow-Owner, else for key:NAME (README, "Authenticate"). The schema must be
 migrated (`python -m shared.db`, or EXPORT_AUTO_MIGRATE=1 locally). Exit status 0, 1 on a refusal
 (a name taken or not an owner id, an unknown key id), 2 on bad arguments.
 """
@@ -22,7 +22,7 @@ from shared.clock import iso
 from shared.config import ConfigError, get_settings
 from shared.db import make_engine, migrate, session_factory
 from shared.errors import Conflict, ExportError
-from shared.identity import is_owner
+from shared.identity import is_owner, key_owner
 from shared.key_store import SqlApiKeyStore
 
 
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m infra.api_keys", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="action", required=True)
     create = sub.add_parser("create", help="make a key and print it once")
-    create.add_argument("--name", required=True, help="unique; the owner the key acts for without X-SceneFlow-Owner")
+    create.add_argument("--name", required=True, help="unique; the key acts for key:NAME without X-SceneFlow-Owner")
     create.add_argument("--json", action="store_true", help="print {keyId, name, key} as JSON")
     listing = sub.add_parser("list", help="every key, revoked ones included (never a secret)")
     listing.add_argument("--json", action="store_true")
@@ -55,8 +55,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args, store) -> int:
     if args.action == "create":
-        if not is_owner(args.name):
-            print(f"--name must be an owner id (1-128 printable ASCII characters, no spaces): {args.name!r}",
+        if not is_owner(key_owner(args.name)):
+            print(f"--name must be 1-124 printable ASCII characters, no space or comma: {args.name!r}",
                   file=sys.stderr)
             return 1
         key = new_server_key()

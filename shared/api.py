@@ -20,7 +20,7 @@ from shared.assets import AssetRef, check_upload_name
 from shared.config import Settings
 from shared.errors import MESSAGE_MAX_CHARS, Forbidden, InvalidRequest, Unauthorized
 from shared.finite import nonfinite_problem
-from shared.identity import OWNER_HEADER
+from shared.identity import OWNER_HEADER, OWNER_PATTERN
 from shared.limits import MAX_UPLOADS, scene_label, scenes_problem, total_problem
 from shared.messages import shown
 from shared.spec import ExportSpec, parse_spec
@@ -103,10 +103,9 @@ def external_ref_problems(ref: str | None, path: str = "externalRef") -> list[di
 class ClientHeaders(BaseModel):
     """The request headers of every client operation (shared.auth checks them)."""
 
-    owner: str | None = Field(None, alias=OWNER_HEADER, min_length=1, max_length=128,
-                              pattern=r"^[\x21-\x7e]+$",
-                              description="with a server key: the owner (author) the key acts for; default: the "
-                                          "owner named like the key. A 400 with an ID token or the client token.")
+    owner: str | None = Field(None, alias=OWNER_HEADER, min_length=1, max_length=128, pattern=OWNER_PATTERN,
+                              description="with a server key: the owner (author) the key acts for; default: "
+                                          "`key:` + the key's name. A 400 with an ID token or the client token.")
 
 
 class StartHeaders(ClientHeaders):

@@ -3,9 +3,11 @@
 EXPORT_AUTH names the enabled methods (shared.config.Settings.auth_methods; DESIGN §4):
 - server_key: `Authorization: Bearer sfk_<key_id>_<secret>`, a key of an app's backend (table
   api_keys; created, listed and revoked by `python -m infra.api_keys`). It acts for the owner named
-  by the X-SceneFlow-Owner header (OWNER_HEADER), else for the owner named like the key itself.
+  by the X-SceneFlow-Owner header (OWNER_HEADER), else for `key:<its name>`. Every key of a
+  deployment is equally trusted: it may act for any owner (one deployment serves one app).
 - id_token: `Authorization: Bearer <JWT>`, an end user's OpenID Connect ID token (shared.id_tokens):
-  the owner is its `sub`.
+  the owner is its `sub`, the same owner a server key acting for that user names; a `sub` that is a
+  reserved owner (identity.is_reserved: `default`, `key:...`) is refused.
 - client_token: `Authorization: Bearer $EXPORT_CLIENT_TOKEN`, the deployment's single trusted
   client (before owners existed): owner DEFAULT_OWNER.
 - open: no credential is asked for; the owner is DEFAULT_OWNER or the one X-SceneFlow-Owner names
@@ -35,7 +37,7 @@ from shared.api import bearer
 from shared.clock import utcnow
 from shared.errors import InvalidRequest, Unauthorized
 from shared.id_tokens import IdTokenVerifier, looks_like_jwt
-from shared.identity import DEFAULT_OWNER, OWNER_HEADER, Caller, is_owner
+from shared.identity import DEFAULT_OWNER, OWNER_HEADER, Caller, is_owner, is_reserved, key_owner
 from shared.ports import ApiKeyStore
 
 KEY_PREFIX = "sfk_"
@@ -97,7 +99,8 @@ class Authenticator:
         Raises Unauthorized (401, no usable credential), InvalidRequest (400, a bad owner header),
         TransientError (the key store or the issuer's keys cannot be reached)."""
         if owner is not None and not is_owner(owner):
-            raise _bad_owner_header(f"{OWNER_HEADER} must be an owner id: 1-128 printable ASCII characters, no spaces")
+            raise _bad_owner_header(f"{OWNER_HEADER} must be one owner id: 1-128 printable ASCII characters, "
+                                     "no space or comma (one header)")
         if self._methods == ("open",):
             return Caller(owner or DEFAULT_OWNER, "open")
         token = bearer(authorization)
@@ -110,7 +113,10 @@ class Authenticator:
         if "id_token" in self._methods and looks_like_jwt(token):
             if self.id_tokens is None:
                 self.id_tokens = IdTokenVerifier.from_settings(self.settings)
-            return self.id_tokens.verify(token)
+            caller = self.id_tokens.verify(token)
+            if is_reserved(caller.owner):  # `default` and `key:...` are the deployment's own owners
+                raise _refused("invalid token: its sub names a reserved owner")
+            return caller
         if "client_token" in self._methods and hmac.compare_digest(token.encode(), self.settings.client_token.encode()):
             return Caller(DEFAULT_OWNER, "client_token")
         raise _refused("invalid token")
@@ -130,4 +136,4 @@ class Authenticator:
         now = utcnow()
         if record.last_used_at is None or now - record.last_used_at >= TOUCH_EVERY:
             self.keys.touch(key_id, now)
-        return Caller(owner or record.name, "server_key")
+        return Caller(owner or key_owner(record.name), "server_key")

@@ -16,7 +16,12 @@ DEFAULT_OWNER = "default"
 # the request header with which a server key names the owner it acts for (shared.auth)
 OWNER_HEADER = "X-SceneFlow-Owner"
 OWNER_MAX_CHARS = 128
-_OWNER = re.compile(r"^[\x21-\x7e]{1,128}$")  # printable ASCII, no spaces: an OIDC `sub` fits (<= 255 in theory)
+# printable ASCII without space or comma (repeated headers arrive joined by commas): an OIDC `sub` fits
+OWNER_PATTERN = r"^[\x21-\x2b\x2d-\x7e]{1,128}$"
+_OWNER = re.compile(OWNER_PATTERN)
+# owners no end user's ID token may name: DEFAULT_OWNER (the client token's, the jobs from before owners)
+# and KEY_OWNER_PREFIX + a server key's name (a key acting for no one in particular)
+KEY_OWNER_PREFIX = "key:"
 
 
 @dataclass(frozen=True)
@@ -32,5 +37,15 @@ DEFAULT_CALLER = Caller(DEFAULT_OWNER, "open")
 
 
 def is_owner(value: object) -> bool:
-    """True for a usable owner id: 1..128 printable ASCII characters without spaces."""
+    """True for a usable owner id: 1..128 printable ASCII characters, no space or comma."""
     return isinstance(value, str) and _OWNER.fullmatch(value) is not None
+
+
+def is_reserved(owner: str) -> bool:
+    """True for an owner only the deployment's own credentials act as (never an ID token's `sub`)."""
+    return owner == DEFAULT_OWNER or owner.startswith(KEY_OWNER_PREFIX)
+
+
+def key_owner(name: str) -> str:
+    """The owner a server key named `name` acts for when its request names none."""
+    return KEY_OWNER_PREFIX + name

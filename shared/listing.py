@@ -58,7 +58,7 @@ def rfc3339(value: Any) -> Any:
     text = head.replace("t", "T").replace(" ", "T") + (frac[:7] if frac else "") + zone.upper().replace("Z", "+00:00")
     try:
         return datetime.fromisoformat(text).astimezone(timezone.utc)
-    except ValueError:
+    except (ValueError, OverflowError):  # e.g. 9999-12-31T23:59:59-00:01 is past year 9999 in UTC
         raise ValueError("is not a valid date-time") from None
 
 
@@ -165,7 +165,7 @@ def decode_token(token: str, digest: str) -> tuple[datetime, str]:
                 and isinstance(data["f"], str) and _DIGEST.fullmatch(data["f"])):
             raise ValueError
         at = rfc3339(data["t"].replace("+00:00", "Z") if isinstance(data["t"], str) else None)
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, RecursionError):
+    except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError, RecursionError):
         raise bad("is malformed: send the nextPageToken of the previous page unchanged") from None
     if data["f"] != digest:
         raise bad("was issued for other filters: send the same status, label, externalRef, createdAfter "

@@ -96,9 +96,11 @@ OPERATIONS: tuple[Operation, ...] = (
               links=(Link("status", "export_status", parameters={"jobId": "$response.body#/jobId"}),),
               description="Cancels the caller's job unless it already finished (409); idempotent."),
     Operation("export_webhook_secret", "GET", "Read the caller's webhook signing secret",
-              {200: WebhookSecretResponse}, _CLIENT_ERRORS, headers=ClientHeaders,
-              description="The Standard Webhooks secret (whsec_...) with which the caller's webhook calls are "
-                          "signed (one per owner, made on first use): verify webhook-signature with it."),
+              {200: WebhookSecretResponse}, _CLIENT_ERRORS + (403,), headers=ClientHeaders,
+              description="The Standard Webhooks secret (whsec_...) with which the owner's webhook calls are "
+                          "signed (one per owner, made on first use): verify webhook-signature with it. For the "
+                          "app's backend: an end user's ID token is refused (403), as the secret would let its "
+                          "holder sign events."),
     Operation("export_complete", "POST", "Report a render's progress or result (render job only)",
               {200: CompleteResponse}, (400, 401, 403, 404, 409, 503) + _BODY_ERRORS, body=CompleteReport,
               security=WORKER, internal=True,

@@ -27,7 +27,7 @@ from typing import Any
 from shared import logs
 from shared.clock import iso, utcnow
 from shared.config import ConfigError
-from shared.errors import InvalidRequest, TransientError
+from shared.errors import Forbidden, InvalidRequest, TransientError
 from shared.identity import Caller
 from shared.ports import JobRecord
 from shared.states import JobStatus
@@ -133,7 +133,13 @@ class Webhooks:
 
     # -- export_webhook_secret -----------------------------------------------------------------
     def webhook_secret(self, caller: Caller) -> dict:
-        """{owner, secret}: the caller's signing secret (whsec_...), created on first need."""
+        """{owner, secret}: the caller's signing secret (whsec_...), created on first need. Raises
+        Forbidden for an end user's ID token: whoever holds the secret can sign events the app's
+        backend would trust, so it goes to the backend's credentials only (a server key acting for
+        the owner, the client token, open)."""
+        if caller.via == "id_token":
+            raise Forbidden("the webhook secret is for the app's backend: ask with a server key acting for "
+                            "this owner (X-SceneFlow-Owner), not with an end user's ID token")
         return {"owner": caller.owner, "secret": self.webhooks.secret(caller.owner)}
 
     # -- deliver_webhook -----------------------------------------------------------------------

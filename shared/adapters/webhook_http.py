@@ -11,7 +11,10 @@ from urllib.parse import urlsplit
 import certifi
 import urllib3
 
+from shared import logs
 from shared.webhook_url import Target
+
+CONNECT_FAILED = "no connection: TCP or TLS failed before an HTTP answer"
 
 MAX_ANSWER_BYTES = 64 * 1024
 
@@ -43,8 +46,11 @@ class HttpsWebhookSender:
                 finally:
                     r.release_conn()
                 return r.status
-        except urllib3.exceptions.TimeoutError as exc:
+        except urllib3.exceptions.ReadTimeoutError as exc:  # connected, then no answer in time
             raise TimeoutError(f"no answer within {timeout_s:g} s") from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            reason = str(getattr(exc, "reason", None) or exc)
-            raise ConnectionError(f"{type(exc).__name__}: {reason[:150]}") from exc
+            # refused, unreachable, connect timeout or TLS: one text for the job's owner (shown in
+            # export_status), so a webhook URL is no probe of other hosts' ports; the detail is logged
+            logs.warning("webhook connection failed", host=target.address, port=target.port,
+                         error=type(exc).__name__, reason=str(getattr(exc, "reason", None) or exc)[:200])
+            raise ConnectionError(CONNECT_FAILED) from exc

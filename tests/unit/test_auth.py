@@ -188,7 +188,7 @@ def keyed():
 def test_server_keys(keyed):
     auth, keys = keyed
     text = keys.add("storyapp")
-    assert auth.authenticate(f"Bearer {text}") == Caller("storyapp", "server_key")  # no header: its name
+    assert auth.authenticate(f"Bearer {text}") == Caller("key:storyapp", "server_key")  # no header: key:NAME
     assert auth.authenticate(f"Bearer {text}", "author-9") == Caller("author-9", "server_key")
     assert keys.touched == [text[4:16]]  # last_used_at written once a minute at most
     key_id = text[4:16]
@@ -210,7 +210,7 @@ def test_server_keys(keyed):
 def test_owner_header_rules(keyed):
     auth, keys = keyed
     text = keys.add("storyapp")
-    for bad in ("", "has space", "x" * 129, "tab\there"):
+    for bad in ("", "has space", "x" * 129, "tab\there", "alice,bob"):  # a repeated header arrives joined
         with pytest.raises(InvalidRequest) as info:
             auth.authenticate(f"Bearer {text}", bad)
         assert info.value.details[0]["path"] == f"headers.{OWNER_HEADER}"
@@ -218,6 +218,17 @@ def test_owner_header_rules(keyed):
         auth.authenticate("Bearer legacy-client", "author-9")
     with pytest.raises(InvalidRequest, match="server key only"):
         auth.authenticate(f"Bearer {LocalIssuer(ISS).mint('a', AUD)}", "author-9")
+    assert auth.authenticate(f"Bearer {text}", "default") == Caller("default", "server_key")  # legacy jobs
+
+
+def test_an_id_token_never_names_a_reserved_owner(keyed, issuer, verifier):
+    """`default` (the client token's) and `key:NAME` (a key's own) are the deployment's owners."""
+    auth, _ = keyed
+    auth.id_tokens = verifier
+    assert auth.authenticate(f"Bearer {issuer.mint('alice', AUD)}") == Caller("alice", "id_token")
+    for sub in ("default", "key:storyapp"):
+        with pytest.raises(Unauthorized, match="reserved owner"):
+            auth.authenticate(f"Bearer {issuer.mint(sub, AUD)}")
 
 
 def test_methods_and_the_401_challenge(keyed):
