@@ -84,7 +84,8 @@ def test_retries_until_acknowledged_and_dead_letters_a_dead_receiver(stack, rece
     while not letters and time.monotonic() < deadline:
         letters = [m for m in stack.dead_letters() if m.message.attributes.get("jobId") == dead_job]
         time.sleep(1)
-    assert letters, "the dead receiver's event never reached the dead-letter topic"
+    assert letters, ("the dead receiver's event never reached the dead-letter topic: "
+                     f"{len(dead.requests)} calls, deliveries {deliveries(stack, dead_job)}")
     attrs = letters[0].message.attributes
     assert attrs["type"] == "export.canceled" and attrs["CloudPubSubDeadLetterSourceDeliveryCount"] == "5"
     assert json.loads(letters[0].message.data)["data"]["jobId"] == dead_job
