@@ -166,3 +166,29 @@ def test_labels_name_the_scenes():
     assert parts[1].label == f"part 1 (scenes[{parts[1].first_scene}]..scenes[{parts[1].last_scene}])"
     assert parts[-1].segment_bounds(12) == (parts[-1].first_scene, None)
     assert parts[0].segment_bounds(12) == (0, parts[1].first_scene)
+
+
+def test_part_commands_encode_like_the_single_render_and_burn_the_parts_own_frames():
+    from render_job.graph.captions import CaptionOverlay
+    from render_job.graph.command import build_command
+    from render_job.graph.parts import build_audio_command, build_part_command, build_stitch_command, part_overlay
+
+    plan = storyboard(7)
+    single = build_command(plan, {"a.png": "a.png"}, "out.mp4", "captions.ass")
+    part = build_part_command(plan, 40, 50, "part-0001.mp4", ass_path="captions.ass")
+    x264 = single[single.index("-c:v"):single.index("-c:v") + 18]
+    assert part[part.index("-c:v"):part.index("-c:v") + 18] == x264  # codec, preset/CRF, pix_fmt, rate, tags
+    assert part[part.index("-frames:v") + 1] == "50" and "-an" in part and "+cgop" in part
+    assert part[part.index("-force_key_frames") + 1] == "expr:eq(n,0)"
+    graph = part[part.index("-filter_complex") + 1]
+    assert "setpts=N+40[tl]" in graph and graph.endswith("[vout]setpts=N[vpart]")  # libass sees timeline times
+    ov = CaptionOverlay(0, 600, 1280, 80, "atlas.png", ((0, 30), (1, 45), (0, 25)))
+    assert part_overlay(ov, 20, 40).segments == ((0, 10), (1, 30))
+    graph = build_part_command(plan, 20, 40, "p.mp4", caption_overlay=ov)
+    assert "setpts=N[tl]" in ";".join(graph) and "loop=loop=9:" in ";".join(graph)  # overlay cut, no shift
+    with pytest.raises(ValueError):
+        part_overlay(ov, 90, 20)
+    audio = build_audio_command(plan, {}, "audio.m4a")
+    assert "-vn" in audio and audio[audio.index("-b:a") + 1] == single[single.index("-b:a") + 1]
+    stitch = build_stitch_command(plan, "parts.txt", "audio.m4a", "out.mp4")
+    assert stitch[stitch.index("-c") + 1] == "copy" and "+faststart" in stitch
