@@ -63,14 +63,16 @@ def build_loudnorm_analysis_command(ffmpeg: str, mp4: str, plan: RenderPlan) -> 
 
 
 def build_loudnorm_apply_command(ffmpeg: str, mp4: str, plan: RenderPlan, measured: Mapping[str, str],
-                                 out_mp4: str) -> list[str]:
+                                 out_mp4: str, video: bool = True) -> list[str]:
     """argv of the second pass: the video stream copied, the audio re-normalised with loudnorm in
     linear mode from the analysis values (a plain gain when the true-peak ceiling, the render's own
-    loudnorm_ceiling_db, allows it)."""
+    loudnorm_ceiling_db, allows it). video=False: `mp4` is audio only (a parallel render's audio,
+    render_job.part_render)."""
     af = (f"{loudnorm_filter(plan, measured)},"
           f"aresample={AUDIO_RATE},asetpts=N/SR/TB,aformat=sample_fmts=fltp:channel_layouts=stereo")
-    return [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-i", mp4, "-map", "0:v", "-map", "0:a",
-            "-c:v", "copy", "-af", af, "-c:a", "aac", "-b:a", AUDIO_BITRATE, "-ar", str(AUDIO_RATE), "-ac", "2",
+    streams = ["-map", "0:v", "-map", "0:a", "-c:v", "copy"] if video else ["-map", "0:a"]
+    return [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-i", mp4, *streams, "-af", af,
+            "-c:a", "aac", "-b:a", AUDIO_BITRATE, "-ar", str(AUDIO_RATE), "-ac", "2",
             "-movflags", "+faststart", "-t", fmt_s(plan.total_s), "-progress", "pipe:1", "-nostats", "-y",
             out_mp4]
 
@@ -178,12 +180,13 @@ def mix_loudness(exe: str, workdir: str, plan: RenderPlan, local: dict[str, str]
 
 
 def output_loudness(exe: str, workdir: str, out_mp4: str, plan: RenderPlan,
-                    second_pass_fits: bool = True) -> tuple[dict | None, int]:
+                    second_pass_fits: bool = True, video: bool = True) -> tuple[dict | None, int]:
     """Measure the output's loudness (ebur128); when the render's loudnorm (one linear gain from
     mix_loudness, or dynamic where that is impossible) missed the target
     (loudness_needs_second_pass), re-normalise the audio with a linear two-pass loudnorm (video
     copied) and measure again.
 
+    video=False: `out_mp4` holds audio only (a parallel render's audio file; any MP4 extension).
     Returns:
         ({integratedLufs, truePeakDb, lra} or None if unmeasurable, the number of loudnorm passes).
     """
@@ -205,8 +208,8 @@ def output_loudness(exe: str, workdir: str, out_mp4: str, plan: RenderPlan,
                            total_s=plan.total_s, what="ffmpeg loudnorm analysis")
         analysis = parse_loudnorm_json(lines)
         if analysis is not None:
-            fixed = "output-2pass.mp4"
-            run_ffmpeg(build_loudnorm_apply_command(exe, out_mp4, plan, analysis, fixed), cwd=workdir,
+            fixed = "output-2pass" + os.path.splitext(out_mp4)[1]
+            run_ffmpeg(build_loudnorm_apply_command(exe, out_mp4, plan, analysis, fixed, video), cwd=workdir,
                        total_s=plan.total_s, what="ffmpeg loudnorm second pass")
             os.replace(os.path.join(workdir, fixed), os.path.join(workdir, out_mp4))
             first, measured, passes = measured, (measure() or measured), 2

@@ -101,16 +101,22 @@ def build_command(plan: RenderPlan, inputs: Mapping[str, str], out_mp4: str, ass
     caption_args, caption_graph_stmts = caption_graph(caption_overlay, ass_path, fonts_dir, idx, "[tl]", fps)
     args += caption_args
     graph += caption_graph_stmts
-    preset, crf = QUALITY.get(plan.quality, QUALITY["standard"])
-    args += ["-filter_complex", ";".join(graph), "-map", "[vout]", "-map", "[aout]",
-             "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p", "-r", str(fps),
-             *_COLOR_TAGS,
+    args += ["-filter_complex", ";".join(graph), "-map", "[vout]", "-map", "[aout]", *video_codec_args(plan),
              "-c:a", "aac", "-b:a", AUDIO_BITRATE, "-ar", str(AUDIO_RATE), "-ac", "2",
              "-movflags", "+faststart", "-t", fmt_s(total)]
     if threads:
         args += ["-threads", str(int(threads))]
     args += ["-progress", "pipe:1", "-nostats", "-y", out_mp4]
     return args
+
+
+def video_codec_args(plan: RenderPlan) -> list[str]:
+    """The video encoder's arguments of every render (x264 by quality: QUALITY; yuv420p, constant
+    plan.fps, BT.709 limited-range tags): the single render and a parallel render's parts share them,
+    so parts joined by stream copy are the same stream as one render's."""
+    preset, crf = QUALITY.get(plan.quality, QUALITY["standard"])
+    return ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p", "-r", str(plan.fps),
+            *_COLOR_TAGS]
 
 
 def build_segment_command(plan: RenderPlan, inputs: Mapping[str, str], first: int, last: int | None,

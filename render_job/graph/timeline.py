@@ -161,13 +161,28 @@ def segment_cuts(plan: RenderPlan, max_scenes: int, budget_mb: float = SEGMENT_B
     return cuts
 
 
+def body_starts(plan: RenderPlan) -> list[int]:
+    """The output frame where each scene's body starts (after its incoming transition): 0 for scene 0,
+    then sum(frames[:j]) - sum(trans[:j - 1]); segments and parts meet there (timeline_graph)."""
+    frames, trans = timeline_frames(plan)
+    starts, at = [], 0
+    for j in range(len(frames)):
+        starts.append(at)
+        # the next body starts after this scene's body and its outgoing transition (head of j+1 included)
+        at += frames[j] - (trans[j - 1] if j > 0 else 0)
+    return starts
+
+
+def timeline_total_frames(plan: RenderPlan) -> int:
+    """Frames of the whole timeline: sum of scene frames minus their transitions' overlaps."""
+    frames, trans = timeline_frames(plan)
+    return sum(frames) - sum(trans)
+
+
 def segment_frames(plan: RenderPlan, first: int, last: int | None) -> int:
     """Frames of the timeline segment from scene `first`'s body to scene `last`'s (see timeline_graph)."""
-    frames, trans = timeline_frames(plan)
-    n = len(frames)
-
-    def body_start(j: int) -> int:  # timeline frame where scene j's body starts
-        return sum(frames[:j]) - sum(trans[:j])
-
-    end = sum(frames) - sum(trans) if last is None else body_start(last)
-    return end - (body_start(first) if first else 0) if n else 0
+    if not plan.scenes:
+        return 0
+    starts = body_starts(plan)
+    end = timeline_total_frames(plan) if last is None else starts[last]
+    return end - starts[first]
