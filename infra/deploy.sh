@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Deploy SceneFlow Export with gcloud (the same deployment as infra/terraform, for teams without
 # Terraform): buckets (CORS, lifecycle), jobs topic + dead-letter topic, Artifact Registry, the render
-# image, the worker-token secret, the Cloud Run render job, the nine functions from the bundle of
+# image, the worker-token secret, the Cloud Run render and stitch jobs, the nine functions from the bundle of
 # infra/bundle.sh, the Pub/Sub push subscriptions (jobs, webhook events) with their dead-letter
 # policies, Cloud Scheduler, log-based metrics, then the database migration.
 #   infra/deploy.sh [--dry-run]        (--dry-run prints every command instead of running it)
@@ -37,6 +37,7 @@ for var in EXPORT_WEBHOOK_ALLOW_PRIVATE_HOSTS EXPORT_WEBHOOK_CA_FILE EXPORT_WEBH
   if [[ -n "${!var:-}" ]]; then echo "deploy.sh: $var is for the local stacks only; unset it" >&2; exit 2; fi
 done
 JOB=${RENDER_JOB_NAME:-sceneflow-render}
+STITCH_JOB=${RENDER_STITCH_JOB_NAME:-sceneflow-stitch}  # issue 19: joins the parts of a parallel export
 REPO=${ARTIFACT_REPOSITORY:-sceneflow}
 IMAGE=${RENDER_IMAGE:-$REGION-docker.pkg.dev/$PROJECT/$REPO/render:$(git -C "$(dirname "$0")" rev-parse --short=12 HEAD 2>/dev/null || echo latest)}
 SECRET=${WORKER_TOKEN_SECRET:-sceneflow-worker-token}
@@ -67,35 +68,52 @@ printf '{"rule": [{"action": {"type": "Delete"}, "condition": {"age": %d}}]}\n' 
 # the job's files with it); RENDER_MEMORY takes the forms Terraform's render_memory takes.
 RENDER_CPU=${RENDER_CPU:-4}
 RENDER_MEMORY=${RENDER_MEMORY:-8Gi}
-if [[ ! $RENDER_CPU =~ ^[0-9]+(\.[0-9]+)?$ ]]; then  # the task gets it as RENDER_VCPUS (its cost)
-  echo "RENDER_CPU must be a number of vCPUs (e.g. 4 or 0.5), not $RENDER_CPU" >&2; exit 2
-fi
+RENDER_STITCH_CPU=${RENDER_STITCH_CPU:-2}  # the stitch job's size (README: Limits)
+RENDER_STITCH_MEMORY=${RENDER_STITCH_MEMORY:-6Gi}
+for var in RENDER_CPU RENDER_STITCH_CPU; do  # the task gets it as RENDER_VCPUS (its cost)
+  if [[ ! ${!var} =~ ^[0-9]+(\.[0-9]+)?$ ]]; then
+    echo "$var must be a number of vCPUs (e.g. 4 or 0.5), not ${!var}" >&2; exit 2
+  fi
+done
 if [[ ! $RENDER_MEMORY =~ ^[0-9]+(Gi|Mi)$ ]]; then
   echo "RENDER_MEMORY must be a whole number of Gi or Mi (e.g. 8Gi, 6144Mi), not $RENDER_MEMORY" >&2; exit 2
 fi
-case $RENDER_MEMORY in
-  *Gi) MEMORY_BYTES=$(( 10#${RENDER_MEMORY%Gi} * 1073741824 )) ;;
-  *Mi) MEMORY_BYTES=$(( 10#${RENDER_MEMORY%Mi} * 1048576 )) ;;
-esac
+if [[ ! $RENDER_STITCH_MEMORY =~ ^[0-9]+(Gi|Mi)$ ]]; then
+  echo "RENDER_STITCH_MEMORY must be a whole number of Gi or Mi (e.g. 6Gi, 6144Mi), not $RENDER_STITCH_MEMORY" >&2; exit 2
+fi
+bytes_of() {  # NGi or NMi -> bytes (10#: 08Gi is not octal)
+  case $1 in
+    *Gi) echo $(( 10#${1%Gi} * 1073741824 )) ;;
+    *Mi) echo $(( 10#${1%Mi} * 1048576 )) ;;
+  esac
+}
+MEMORY_BYTES=$(bytes_of "$RENDER_MEMORY")
+STITCH_MEMORY_BYTES=$(bytes_of "$RENDER_STITCH_MEMORY")
 TASK_TIMEOUT_S=${RENDER_TASK_TIMEOUT_S:-3600}
+STITCH_TIMEOUT_S=${RENDER_STITCH_TASK_TIMEOUT_S:-900}
 # EXPORT_MAX_*: the functions and the render job both read some of them
 LIMITS="EXPORT_MAX_SCENES=${EXPORT_MAX_SCENES:-200},EXPORT_MAX_TOTAL_S=${EXPORT_MAX_TOTAL_S:-1800}"
 LIMITS="$LIMITS,EXPORT_MAX_ASSETS=${EXPORT_MAX_ASSETS:-401},EXPORT_MAX_ASSET_BYTES=${EXPORT_MAX_ASSET_BYTES:-524288000}"
 LIMITS="$LIMITS,EXPORT_MAX_JOB_BYTES=${EXPORT_MAX_JOB_BYTES:-2147483648}"
 LIMITS="$LIMITS,EXPORT_MAX_OUTPUT_BYTES=${EXPORT_MAX_OUTPUT_BYTES:-2147483648}"
 LIMITS="$LIMITS,EXPORT_MAX_BODY_BYTES=${EXPORT_MAX_BODY_BYTES:-1000000},EXPORT_MAX_CAPTION_CHARS=${EXPORT_MAX_CAPTION_CHARS:-500}"
-# the functions only: signed URL lifetimes, the upload deadline, each execution's task timeout
+# the functions only: signed URL lifetimes, the upload deadline, each execution's task timeout, the
+# most parts of a parallel export (issue 19: they launch the executions)
 FN_LIMITS="EXPORT_UPLOAD_URL_TTL_S=${EXPORT_UPLOAD_URL_TTL_S:-900},EXPORT_DOWNLOAD_URL_TTL_S=${EXPORT_DOWNLOAD_URL_TTL_S:-900}"
 FN_LIMITS="$FN_LIMITS,EXPORT_UPLOAD_TTL_S=${EXPORT_UPLOAD_TTL_S:-3600},RENDER_TASK_TIMEOUT_S=$TASK_TIMEOUT_S"
-# the render job only: its memory and vCPUs, preflight and FFmpeg's time limit
-RENDER_LIMITS="RENDER_MEMORY_BYTES=$MEMORY_BYTES,RENDER_VCPUS=$RENDER_CPU,RENDER_TASK_TIMEOUT_S=$TASK_TIMEOUT_S"
-RENDER_LIMITS="$RENDER_LIMITS,RENDER_TIMEOUT_BASE_S=${RENDER_TIMEOUT_BASE_S:-60},RENDER_TIMEOUT_PER_OUTPUT_S=${RENDER_TIMEOUT_PER_OUTPUT_S:-1.5}"
+FN_LIMITS="$FN_LIMITS,RENDER_STITCH_TASK_TIMEOUT_S=$STITCH_TIMEOUT_S,RENDER_MAX_PARTS=${RENDER_MAX_PARTS:-16}"
+# each job's own size, told to its task: memory, vCPUs, task timeout
+RENDER_SIZE="RENDER_MEMORY_BYTES=$MEMORY_BYTES,RENDER_VCPUS=$RENDER_CPU,RENDER_TASK_TIMEOUT_S=$TASK_TIMEOUT_S"
+STITCH_SIZE="RENDER_MEMORY_BYTES=$STITCH_MEMORY_BYTES,RENDER_VCPUS=$RENDER_STITCH_CPU,RENDER_TASK_TIMEOUT_S=$STITCH_TIMEOUT_S"
+# the render (and stitch) job only: preflight and FFmpeg's time limit
+RENDER_LIMITS="RENDER_TIMEOUT_BASE_S=${RENDER_TIMEOUT_BASE_S:-60},RENDER_TIMEOUT_PER_OUTPUT_S=${RENDER_TIMEOUT_PER_OUTPUT_S:-1.5}"
 RENDER_LIMITS="$RENDER_LIMITS,RENDER_MAX_IMAGE_PIXELS=${RENDER_MAX_IMAGE_PIXELS:-400000000}"
 RENDER_LIMITS="$RENDER_LIMITS,RENDER_MAX_DECODE_PIXELS=${RENDER_MAX_DECODE_PIXELS:-50000000},RENDER_MAX_MEDIA_S=${RENDER_MAX_MEDIA_S:-3600}"
 
 ENV="EXPORT_INPUT_BUCKET=$IN,EXPORT_OUTPUT_BUCKET=$OUT,EXPORT_JOBS_TOPIC=$TOPIC,GOOGLE_CLOUD_PROJECT=$PROJECT"
 ENV="$ENV,EXPORT_EVENTS_TOPIC=$EVENTS${EXPORT_WEBHOOK_DEFAULT_URL:+,EXPORT_WEBHOOK_DEFAULT_URL=$EXPORT_WEBHOOK_DEFAULT_URL}"
-ENV="$ENV,GOOGLE_CLOUD_REGION=$REGION,RENDER_JOB_NAME=$JOB,INSTANCE_CONNECTION_NAME=$INSTANCE,EXPORT_API_BASE=$API_BASE"
+ENV="$ENV,GOOGLE_CLOUD_REGION=$REGION,RENDER_JOB_NAME=$JOB,RENDER_STITCH_JOB_NAME=$STITCH_JOB"
+ENV="$ENV,INSTANCE_CONNECTION_NAME=$INSTANCE,EXPORT_API_BASE=$API_BASE"
 ENV="$ENV,EXPORT_COMPLETE_URL=$API_BASE/export-complete,EXPORT_STATUS_URL=$API_BASE/export-status"
 ENV="$ENV,DB_NAME=${DB_NAME:-sceneflow},DB_IAM_AUTH=true,$LIMITS,$FN_LIMITS"
 # Client authentication (README: Authenticate). Every deployed function must be told EXPORT_AUTH (it
@@ -185,14 +203,24 @@ for sa in "$FN_SA" "$JOB_SA"; do
     --role=roles/secretmanager.secretAccessor
 done
 
+JOB_ENV="EXPORT_INPUT_BUCKET=$IN,EXPORT_OUTPUT_BUCKET=$OUT,EXPORT_API_BASE=$API_BASE,EXPORT_COMPLETE_URL=$API_BASE/export-complete,RENDER_MAX_RETRIES=${RENDER_MAX_RETRIES:-3},$LIMITS,$RENDER_LIMITS"
+# --parallelism=0 (as many tasks at once as the quota allows): RunJob cannot override parallelism and
+# an execution's must not exceed its task count, so a bound here would break the one-task runs; a
+# parallel export's K (at most RENDER_MAX_PARTS) bounds it instead (DESIGN §9)
 run gcloud run jobs deploy "$JOB" --project="$PROJECT" --region="$REGION" --image="$IMAGE" \
-  --tasks=1 --max-retries="${RENDER_MAX_RETRIES:-3}" --task-timeout="${TASK_TIMEOUT_S}s" \
+  --tasks=1 --parallelism=0 --max-retries="${RENDER_MAX_RETRIES:-3}" --task-timeout="${TASK_TIMEOUT_S}s" \
   --cpu="$RENDER_CPU" --memory="$RENDER_MEMORY" --service-account="$JOB_SA" \
-  --set-env-vars="EXPORT_INPUT_BUCKET=$IN,EXPORT_OUTPUT_BUCKET=$OUT,EXPORT_API_BASE=$API_BASE,EXPORT_COMPLETE_URL=$API_BASE/export-complete,RENDER_MAX_RETRIES=${RENDER_MAX_RETRIES:-3},$LIMITS,$RENDER_LIMITS" \
-  --set-secrets="$SECRETS"
-for sa in "$FN_SA" "$DISPATCH_SA"; do  # run with overrides, read and cancel executions
-  run gcloud run jobs add-iam-policy-binding "$JOB" --project="$PROJECT" --region="$REGION" \
-    --member="serviceAccount:$sa" --role=roles/run.developer
+  --set-env-vars="$JOB_ENV,$RENDER_SIZE" --set-secrets="$SECRETS"
+# the stitch (issue 19): the same image, account and settings, its own size and time limit, one task
+run gcloud run jobs deploy "$STITCH_JOB" --project="$PROJECT" --region="$REGION" --image="$IMAGE" \
+  --tasks=1 --max-retries="${RENDER_MAX_RETRIES:-3}" --task-timeout="${STITCH_TIMEOUT_S}s" \
+  --cpu="$RENDER_STITCH_CPU" --memory="$RENDER_STITCH_MEMORY" --service-account="$JOB_SA" \
+  --set-env-vars="$JOB_ENV,$STITCH_SIZE" --set-secrets="$SECRETS"
+for j in "$JOB" "$STITCH_JOB"; do
+  for sa in "$FN_SA" "$DISPATCH_SA"; do  # run with overrides, read and cancel executions
+    run gcloud run jobs add-iam-policy-binding "$j" --project="$PROJECT" --region="$REGION" \
+      --member="serviceAccount:$sa" --role=roles/run.developer
+  done
 done
 
 # --- the functions (gen2), all from the same bundle

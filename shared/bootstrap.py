@@ -65,10 +65,14 @@ def get_launcher(settings: Settings | None = None) -> JobLauncher:
         from shared.adapters.local_launcher import SubprocessLauncher
 
         return SubprocessLauncher(s.render_job_name, max_retries=s.render_max_retries, python=s.render_python,
-                                  log_dir=s.render_log_dir, image=s.render_container_image)
+                                  log_dir=s.render_log_dir, image=s.render_container_image,
+                                  stitch_job=s.render_stitch_job_name, parallelism=s.local_task_parallelism,
+                                  max_parts=s.render_max_parts)
     from shared.adapters.google_run import CloudRunLauncher
 
-    return CloudRunLauncher(s.project, s.region, s.render_job_name, s.render_task_timeout_s)
+    return CloudRunLauncher(s.project, s.region, s.render_job_name, s.render_task_timeout_s,
+                            stitch_job=s.render_stitch_job_name, stitch_timeout_s=s.render_stitch_task_timeout_s,
+                            max_parts=s.render_max_parts)
 
 
 _service = None

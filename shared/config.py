@@ -117,6 +117,11 @@ class Settings(BaseSettings):
     render_timeout_base_s: float = 60.0  # FFmpeg time limit = base + per_output_s x output seconds
     render_timeout_per_output_s: float = 1.5  # 60 + 1.5 x 1800 s fits the 3600 s task timeout
     render_segment_scenes: int = 24  # scenes per FFmpeg graph; more are rendered in segments (memory)
+    # Parallel exports (issue 19; shared/executions.py): K part tasks, then the stitch's own job
+    render_max_parts: int = 16  # the most tasks of one render execution (K); each part holds whole scenes
+    render_stitch_job_name: str = "sceneflow-stitch"  # the stitch's Cloud Run job
+    render_stitch_task_timeout_s: int = 900  # task timeout sent with each stitch RunJobRequest
+    local_task_parallelism: int = 2  # local launcher: tasks of one execution running at once
     render_vcpus: float = 0.0  # the task's vCPUs (= Cloud Run --cpu); 0: the CPUs this process may use
     # Cost estimate (shared.cost): Cloud Run jobs, Tier 1 list prices (source and date: env.example)
     price_vcpu_second_usd: float = 0.000018

@@ -133,10 +133,21 @@ class ExecutionStatus:
 
 
 class JobLauncher(Protocol):
-    """Starts one render execution per export (Cloud Run Jobs or a local subprocess)."""
+    """Starts render executions (Cloud Run Jobs or local subprocesses): one per export today; for a
+    parallel export (issue 19) one execution of K part tasks, then one stitch execution. What each execution
+    is told: shared.executions."""
 
-    def launch(self, job_id: str) -> str:
-        """Start an execution with EXPORT_JOB_ID=job_id; returns the execution name. Raises TransientError."""
+    def launch(self, job_id: str, *, task_count: int = 1) -> str:
+        """Start a render execution of `task_count` tasks (1: today's whole export, EXPORT_JOB_ID
+        only; K >= 2: one part per task, shared.executions.render_env); returns the execution name.
+        Raises TransientError; ValueError when task_count is below 1 or over the launcher's cap
+        (RENDER_MAX_PARTS)."""
+        ...
+
+    def launch_stitch(self, job_id: str, part_count: int) -> str:
+        """Start the stitch execution (its own job: RENDER_STITCH_JOB_NAME, one task, its own time
+        limit) joining the `part_count` parts of `job_id`; returns the execution name. Raises
+        TransientError; ValueError when part_count is below 2."""
         ...
 
     def status(self, execution_name: str) -> ExecutionStatus:

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 from shared.clock import utcnow
 from shared.cost import merged
 from shared.errors import Conflict, NotFound, TransientError
+from shared.executions import MAX_TASKS, check_task_count, stitch_env
 from shared.identity import DEFAULT_OWNER
 from shared.limits import JOB_TOO_LARGE, job_bytes_problem
 from shared.messages import bounded
@@ -254,14 +255,18 @@ class FailingStatusLauncher:
 
 
 class RecordingLauncher:
-    """In-memory JobLauncher: records launched job ids and cancels; `fail_next` injects
-    TransientErrors; `states` maps execution name -> ExecutionStatus (default running)."""
+    """In-memory JobLauncher: records launched job ids (and each launch's task count), stitches and
+    cancels; `fail_next` injects TransientErrors; `states` maps execution name -> ExecutionStatus
+    (default running). Checks task and part counts as the real launchers do (shared.executions)."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_parts: int = MAX_TASKS) -> None:
         self.launched: list[str] = []
+        self.task_counts: list[int] = []  # task_count of each launch, in order
+        self.stitched: list[tuple[str, int]] = []  # (job id, part count) of each launch_stitch
         self.cancelled: list[str] = []
         self.states: dict[str, ExecutionStatus] = {}
         self.fail_next = 0
+        self.max_parts = max_parts
 
     def status(self, execution_name: str) -> ExecutionStatus:
         return self.states.get(execution_name, ExecutionStatus("running"))
@@ -269,12 +274,23 @@ class RecordingLauncher:
     def cancel(self, execution_name: str) -> None:
         self.cancelled.append(execution_name)
 
-    def launch(self, job_id: str) -> str:
+    def launch(self, job_id: str, *, task_count: int = 1) -> str:
+        check_task_count(task_count, self.max_parts)
+        self._maybe_fail()
+        self.launched.append(job_id)
+        self.task_counts.append(task_count)
+        return f"projects/local/locations/local/jobs/render/executions/exec-{len(self.launched)}"
+
+    def launch_stitch(self, job_id: str, part_count: int) -> str:
+        stitch_env(job_id, part_count)  # the same ValueError as the real launchers
+        self._maybe_fail()
+        self.stitched.append((job_id, part_count))
+        return f"projects/local/locations/local/jobs/stitch/executions/stitch-{len(self.stitched)}"
+
+    def _maybe_fail(self) -> None:
         if self.fail_next:
             self.fail_next -= 1
             raise TransientError("run_job failed (injected)")
-        self.launched.append(job_id)
-        return f"projects/local/locations/local/jobs/render/executions/exec-{len(self.launched)}"
 
 
 class RecordingPublisher:

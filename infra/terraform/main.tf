@@ -22,6 +22,7 @@ locals {
     EXPORT_JOBS_TOPIC        = var.jobs_topic
     EXPORT_EVENTS_TOPIC      = var.events_topic
     RENDER_JOB_NAME          = google_cloud_run_v2_job.render.name
+    RENDER_STITCH_JOB_NAME   = google_cloud_run_v2_job.stitch.name
     INSTANCE_CONNECTION_NAME = local.instance_connection_name
     DB_NAME                  = var.database_name
     DB_IAM_AUTH              = "true"
@@ -435,6 +436,14 @@ resource "google_cloud_run_v2_job_iam_member" "launchers" {
   member   = "serviceAccount:${local.sa[each.value]}"
 }
 
+resource "google_cloud_run_v2_job_iam_member" "stitch_launchers" {
+  for_each = toset(["api", "dispatch"])
+  name     = google_cloud_run_v2_job.stitch.name
+  location = var.region
+  role     = "roles/run.developer"
+  member   = "serviceAccount:${local.sa[each.value]}"
+}
+
 resource "google_service_account_iam_member" "act_as_render" {
   for_each           = toset(["api", "dispatch"])
   service_account_id = google_service_account.render.name
@@ -499,8 +508,11 @@ resource "google_cloud_run_v2_job" "render" {
   location            = var.region
   deletion_protection = false
   template {
-    task_count  = 1
-    parallelism = 1
+    task_count = 1
+    # 0: as many tasks at once as the quota allows. RunJob cannot override parallelism and an
+    # execution's must not exceed its task count, so a bound here would break the one-task runs;
+    # a parallel export's K (at most RENDER_MAX_PARTS) bounds it instead (DESIGN §9)
+    parallelism = 0
     template {
       service_account = local.sa.render
       timeout         = "${var.render_task_timeout_s}s"
@@ -535,6 +547,69 @@ resource "google_cloud_run_v2_job" "render" {
         }
         dynamic "env" {
           for_each = local.render_env
+          content {
+            name  = env.key
+            value = env.value
+          }
+        }
+        env {
+          name = "EXPORT_WORKER_TOKEN"
+          value_source {
+            secret_key_ref {
+              secret  = google_secret_manager_secret.worker_token.secret_id
+              version = "latest"
+            }
+          }
+        }
+      }
+    }
+  }
+  depends_on = [google_secret_manager_secret_iam_member.worker_token, google_project_service.apis]
+}
+
+# The stitch job (issue 19): joins the parts of a parallel export with its audio; the same image,
+# account and settings as the render job, its own size and time limit, one task per execution
+resource "google_cloud_run_v2_job" "stitch" {
+  name                = "${var.name_prefix}-stitch"
+  location            = var.region
+  deletion_protection = false
+  template {
+    task_count  = 1
+    parallelism = 1
+    template {
+      service_account = local.sa.render
+      timeout         = "${var.render_stitch_task_timeout_s}s"
+      max_retries     = var.render_max_retries
+      containers {
+        image = var.render_image
+        resources {
+          limits = {
+            cpu    = var.render_stitch_cpu
+            memory = var.render_stitch_memory
+          }
+        }
+        env {
+          name  = "EXPORT_INPUT_BUCKET"
+          value = local.input_bucket
+        }
+        env {
+          name  = "EXPORT_OUTPUT_BUCKET"
+          value = local.output_bucket
+        }
+        env {
+          name  = "EXPORT_API_BASE"
+          value = local.api_base
+        }
+        env {
+          name  = "EXPORT_COMPLETE_URL"
+          value = "${local.api_base}/export-complete"
+        }
+        env {
+          name  = "RENDER_MAX_RETRIES"
+          value = tostring(var.render_max_retries)
+        }
+        dynamic "env" {
+          for_each = local.stitch_env
           content {
             name  = env.key
             value = env.value

@@ -18,6 +18,11 @@ output "render_job" {
   value       = google_cloud_run_v2_job.render.name
 }
 
+output "stitch_job" {
+  description = "Cloud Run job that joins a parallel export's parts (issue 19)."
+  value       = google_cloud_run_v2_job.stitch.name
+}
+
 output "artifact_repository" {
   description = "Docker repository for the render image."
   value       = "${var.region}-docker.pkg.dev/${var.project_id}/${google_artifact_registry_repository.images.repository_id}"

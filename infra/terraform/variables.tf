@@ -154,6 +154,39 @@ variable "render_max_media_s" {
   default     = 3600
 }
 
+# Parallel exports (issue 19): the parts' cap and the stitch job's size and time limit (README: Limits)
+variable "render_max_parts" {
+  description = "The most tasks (parts) of one render execution (RENDER_MAX_PARTS, read by the functions that launch it; at most 200)."
+  type        = number
+  default     = 16
+}
+
+variable "render_stitch_cpu" {
+  description = "vCPUs of the stitch task, as infra/deploy.sh's RENDER_STITCH_CPU; the task gets it as RENDER_VCPUS too."
+  type        = string
+  default     = "2"
+  validation {
+    condition     = can(regex("^[0-9]+(\\.[0-9]+)?$", var.render_stitch_cpu))
+    error_message = "render_stitch_cpu must be a number of vCPUs (e.g. 2 or 0.5), not millicores."
+  }
+}
+
+variable "render_stitch_memory" {
+  description = "Memory of the stitch task, NGi or NMi as infra/deploy.sh's RENDER_STITCH_MEMORY; the task gets it as RENDER_MEMORY_BYTES too."
+  type        = string
+  default     = "6Gi"
+  validation {
+    condition     = can(regex("^[0-9]+(Gi|Mi)$", var.render_stitch_memory))
+    error_message = "render_stitch_memory must be a whole number of Gi or Mi (e.g. 6Gi, 6144Mi)."
+  }
+}
+
+variable "render_stitch_task_timeout_s" {
+  description = "Task timeout of each attempt of a stitch (seconds; RENDER_STITCH_TASK_TIMEOUT_S of the functions, RENDER_TASK_TIMEOUT_S of the stitch task)."
+  type        = number
+  default     = 900
+}
+
 variable "export_limits" {
   description = "The EXPORT_MAX_* limits (README: Limits), set on the functions and the render job alike. A key left out takes the code's default (the same value); an unknown key is refused."
   type        = map(number)

@@ -3,24 +3,36 @@
 Sends RunJobRequest(name=projects/P/locations/R/jobs/J, overrides={container_overrides=[{env:
 [EXPORT_JOB_ID=...]}], task_count=1, timeout=...}) and returns the execution name from the
 long-running operation's metadata (an Execution) without waiting for the operation: it lasts the
-whole render (https://cloud.google.com/run/docs/execute/jobs#override-job-configuration).
+whole render (https://cloud.google.com/run/docs/execute/jobs#override-job-configuration). A
+parallel render (issue 19) overrides task_count=K with the env of shared.executions.render_env; the
+stitch names its own job (S) with task_count=1, its own timeout and shared.executions.stitch_env.
+Overrides has no parallelism field (run_v2.RunJobRequest.Overrides: container_overrides,
+task_count, timeout), so the jobs are deployed with parallelism 0, "as many as possible"
+(DESIGN §9).
 """
 from __future__ import annotations
 
 import threading
 
 from shared.errors import TransientError
+from shared.executions import MAX_TASKS, check_task_count, render_env, stitch_env
 from shared.ports import ExecutionStatus
 
 
 class CloudRunLauncher:
     """`insecure_endpoint` ("host:port"): talk plaintext gRPC to a stand-in of the Cloud Run Admin
-    API (the wire tests' in-process server) instead of Google's endpoint with default credentials."""
+    API (the wire tests' in-process server) instead of Google's endpoint with default credentials.
+    stitch_job / stitch_timeout_s: the stitch's Cloud Run job and task timeout (RENDER_STITCH_JOB_NAME,
+    RENDER_STITCH_TASK_TIMEOUT_S); max_parts: the most tasks of a render execution (RENDER_MAX_PARTS)."""
 
     def __init__(self, project: str, region: str, job: str, task_timeout_s: int,
-                 insecure_endpoint: str | None = None) -> None:
+                 insecure_endpoint: str | None = None, *, stitch_job: str | None = None,
+                 stitch_timeout_s: int | None = None, max_parts: int = MAX_TASKS) -> None:
         self.job_name = f"projects/{project}/locations/{region}/jobs/{job}"
+        self.stitch_job_name = f"projects/{project}/locations/{region}/jobs/{stitch_job}" if stitch_job else None
         self._task_timeout_s = task_timeout_s
+        self._stitch_timeout_s = stitch_timeout_s or task_timeout_s
+        self.max_parts = max_parts
         self._insecure_endpoint = insecure_endpoint
         self._client = None
         self._executions = None
@@ -85,28 +97,52 @@ class CloudRunLauncher:
         except Exception as exc:
             raise TransientError(f"Cloud Run cancel_execution failed: {type(exc).__name__}") from None
 
-    def build_request(self, job_id: str):
-        """The RunJobRequest for one export (separate so tests can inspect it)."""
-        from google.cloud import run_v2
-        from google.protobuf import duration_pb2
+    def build_request(self, job_id: str, *, task_count: int = 1):
+        """The RunJobRequest of a render execution of `task_count` tasks (separate so tests can
+        inspect it). task_count 1 is the request sent before issue 19, field for field."""
+        check_task_count(task_count, self.max_parts)
+        return _request(self.job_name, render_env(job_id, task_count), task_count, self._task_timeout_s)
 
-        Overrides = run_v2.RunJobRequest.Overrides
-        return run_v2.RunJobRequest(
-            name=self.job_name,
-            overrides=Overrides(
-                container_overrides=[Overrides.ContainerOverride(
-                    env=[run_v2.EnvVar(name="EXPORT_JOB_ID", value=job_id)])],
-                task_count=1,
-                timeout=duration_pb2.Duration(seconds=self._task_timeout_s),
-            ),
-        )
+    def build_stitch_request(self, job_id: str, part_count: int):
+        """The RunJobRequest of the stitch execution of `job_id`'s `part_count` parts.
 
-    def launch(self, job_id: str) -> str:
+        Raises:
+            ValueError: no stitch job was configured, or part_count is below 2.
+        """
+        if not self.stitch_job_name:
+            raise ValueError("no stitch job configured (RENDER_STITCH_JOB_NAME)")
+        return _request(self.stitch_job_name, stitch_env(job_id, part_count), 1, self._stitch_timeout_s)
+
+    def launch(self, job_id: str, *, task_count: int = 1) -> str:
+        return self._run(self.build_request(job_id, task_count=task_count))
+
+    def launch_stitch(self, job_id: str, part_count: int) -> str:
+        return self._run(self.build_stitch_request(job_id, part_count))
+
+    def _run(self, request) -> str:
         try:
-            operation = self._get().run_job(request=self.build_request(job_id))
+            operation = self._get().run_job(request=request)
             return operation.metadata.name
         except Exception as exc:
             raise TransientError(f"Cloud Run run_job failed: {type(exc).__name__}: {exc}"[:300]) from None
+
+
+def _request(job_name: str, env: list[tuple[str, str]], task_count: int, timeout_s: int):
+    """RunJobRequest(name=job_name, overrides={container_overrides=[{env}], task_count, timeout}):
+    the job's own container (no name, no args), the env merged into the job's."""
+    from google.cloud import run_v2
+    from google.protobuf import duration_pb2
+
+    Overrides = run_v2.RunJobRequest.Overrides
+    return run_v2.RunJobRequest(
+        name=job_name,
+        overrides=Overrides(
+            container_overrides=[Overrides.ContainerOverride(
+                env=[run_v2.EnvVar(name=name, value=value) for name, value in env])],
+            task_count=task_count,
+            timeout=duration_pb2.Duration(seconds=timeout_s),
+        ),
+    )
 
 
 def execution_status(ex) -> ExecutionStatus:

@@ -75,6 +75,21 @@ def test_terraform_parses_and_holds_every_resource(tf):
     assert {"cpu", "memory"} <= set(_one(_one(container["resources"])["limits"]))
     assert any("secret_key_ref" in json.dumps(e) for e in container["env"])
 
+    # issue 19: the render job runs any task count at once (RunJob overrides task_count, not
+    # parallelism); the stitch job has its own size and time limit, the same account, secret and settings
+    render = _one(res["google_cloud_run_v2_job.render"]["template"])
+    assert (_one(render["task_count"]), _one(render["parallelism"])) == (1, 0)
+    stitch = _one(_one(res["google_cloud_run_v2_job.stitch"]["template"])["template"])
+    assert _one(stitch["timeout"]) == "${var.render_stitch_task_timeout_s}s"
+    assert _one(stitch["service_account"]) == _one(job["service_account"])
+    s_container = _one(stitch["containers"])
+    assert _one(s_container["image"]) == _one(container["image"]) == "${var.render_image}"
+    assert _one(_one(s_container["resources"])["limits"]) == {"cpu": "${var.render_stitch_cpu}",
+                                                              "memory": "${var.render_stitch_memory}"}
+    assert json.dumps(s_container["env"]) == json.dumps(container["env"])  # the same variables ...
+    assert "local.stitch_env" in json.dumps(s_container["dynamic"])  # ... and its own size in them
+    assert "google_cloud_run_v2_job.stitch.name" in json.dumps(res["google_cloud_run_v2_job_iam_member.stitch_launchers"])
+
     fn = res["google_cloudfunctions2_function.fn"]
     trig = _one(_one(fn["dynamic"])["event_trigger"])  # the bucket functions' Eventarc trigger
     assert _one(_one(trig["content"])["retry_policy"]) == "RETRY_POLICY_RETRY"

@@ -34,7 +34,8 @@ def console(tmp_path_factory):
         for v in variables:
             argv += ["-var", v]
         r = subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True, timeout=60,
-                           input='jsonencode({job = local.render_env, functions = local.functions_limits_env})\n')
+                           input='jsonencode({job = local.render_env, functions = local.functions_limits_env, '
+                                 'stitch = local.stitch_env})\n')
         out = r.stdout.strip()
         return (json.loads(json.loads(out)) if out.startswith('"') else None), r.stderr
 
@@ -49,13 +50,20 @@ def test_terraform_and_deploy_sh_deploy_the_same_env(console):
     assert envs["job"] == job  # every key Terraform sets on the job, with deploy.sh's value
     fn = {k: v for k, v in d["functions"]["export-start"].items() if k in envs["functions"]}
     assert envs["functions"] == fn
+    stitch = {k: v for k, v in d["stitch"].items() if k in envs["stitch"]}
+    assert envs["stitch"] == stitch and set(envs["stitch"]) == set(envs["job"])  # issue 19's stitch job
+    assert (envs["stitch"]["RENDER_MEMORY_BYTES"], envs["stitch"]["RENDER_VCPUS"]) == (str(6 * 2**30), "2")
+    assert envs["functions"]["RENDER_MAX_PARTS"] == "16" and envs["functions"]["RENDER_STITCH_TASK_TIMEOUT_S"] == "900"
     assert envs["job"]["RENDER_MEMORY_BYTES"] == "8589934592" and envs["functions"]["EXPORT_UPLOAD_TTL_S"] == "3600"
 
 
 def test_a_changed_variable_reaches_the_env(console):
     envs, err = console("render_memory=6144Mi", "export_upload_ttl_s=7200", "render_max_media_s=5400",
-                        'export_limits={EXPORT_MAX_SCENES=100}')
+                        'export_limits={EXPORT_MAX_SCENES=100}', "render_stitch_memory=3Gi",
+                        "render_stitch_task_timeout_s=1200", "render_max_parts=8")
     assert envs is not None, err
+    assert envs["stitch"]["RENDER_MEMORY_BYTES"] == str(3 * 2**30) and envs["stitch"]["RENDER_TASK_TIMEOUT_S"] == "1200"
+    assert envs["stitch"]["RENDER_MAX_MEDIA_S"] == "5400" and envs["functions"]["RENDER_MAX_PARTS"] == "8"
     assert envs["job"]["RENDER_MEMORY_BYTES"] == str(6144 * 2**20)
     assert envs["functions"]["EXPORT_UPLOAD_TTL_S"] == "7200" and "EXPORT_UPLOAD_TTL_S" not in envs["job"]
     assert envs["job"]["RENDER_MAX_MEDIA_S"] == "5400" and "RENDER_MAX_MEDIA_S" not in envs["functions"]
@@ -67,6 +75,7 @@ def test_a_changed_variable_reaches_the_env(console):
     ('export_limits={EXPORT_MAX_SCENES=100,EXPORT_UPLOAD_TTL_S=7200}', "unknown: EXPORT_UPLOAD_TTL_S."),
     ("render_memory=8G", "render_memory must be a whole number of Gi or Mi (e.g. 8Gi, 6144Mi)."),
     ("render_memory=8.5Gi", "render_memory must be a whole number of Gi or Mi (e.g. 8Gi, 6144Mi)."),
+    ("render_stitch_memory=6G", "render_stitch_memory must be a whole number of Gi or Mi (e.g. 6Gi, 6144Mi)."),
 ])
 def test_a_value_deploy_sh_would_refuse_is_refused(console, variable, message):
     _, err = console(variable)

@@ -32,10 +32,12 @@ FIELDS = {
     "RENDER_MEMORY_BYTES": "render_memory_bytes", "RENDER_TASK_TIMEOUT_S": "render_task_timeout_s",
     "RENDER_TIMEOUT_BASE_S": "render_timeout_base_s", "RENDER_TIMEOUT_PER_OUTPUT_S": "render_timeout_per_output_s",
     "RENDER_MAX_IMAGE_PIXELS": "render_max_image_pixels", "RENDER_MAX_DECODE_PIXELS": "render_max_decode_pixels",
-    "RENDER_MAX_MEDIA_S": "render_max_media_s",
+    "RENDER_MAX_MEDIA_S": "render_max_media_s", "RENDER_MAX_PARTS": "render_max_parts",
+    "RENDER_STITCH_TASK_TIMEOUT_S": "render_stitch_task_timeout_s",
 }
 # the Cloud Run job's size: deploy variables (deploy.sh's environment, Terraform), not settings the code reads
-DEPLOY_ONLY = {"RENDER_CPU": "render_cpu", "RENDER_MEMORY": "render_memory"}
+DEPLOY_ONLY = {"RENDER_CPU": "render_cpu", "RENDER_MEMORY": "render_memory",
+               "RENDER_STITCH_CPU": "render_stitch_cpu", "RENDER_STITCH_MEMORY": "render_stitch_memory"}
 EXPORT_LIMITS = [name for name in FIELDS if name.startswith("EXPORT_MAX_")]
 # limit-like names outside env.example's Limits and preflight blocks; what matches and is no limit
 LIMIT_NAME = re.compile(r"_MAX_|_TTL_S$|TIMEOUT")
@@ -133,8 +135,8 @@ def memory_bytes(quantity: str) -> int:
 
 
 def dry_run(**settings: str) -> dict:
-    """What `deploy.sh --dry-run` deploys with `settings` in its environment: {"job": its flags and
-    env, "functions": {name: flags and env}}."""
+    """What `deploy.sh --dry-run` deploys with `settings` in its environment: {"job": the render job's
+    flags and env, "stitch": the stitch job's (issue 19), "functions": {name: flags and env}}."""
     env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), **settings}
     r = subprocess.run(["bash", str(ROOT / "infra" / "deploy.sh"), "--dry-run"], env=env, capture_output=True,
                        text=True, timeout=60)
@@ -148,10 +150,10 @@ def dry_run(**settings: str) -> dict:
         values = dict(pair.split("=", 1) for pair in flags.pop("set-env-vars").split(","))
         deployed_ = {**{f"--{k}": v for k, v in flags.items()}, **values}
         if argv[1] == "run":
-            out["job"] = deployed_
+            out["stitch" if argv[4] == settings.get("RENDER_STITCH_JOB_NAME", "sceneflow-stitch") else "job"] = deployed_
         else:
             out["functions"][argv[3]] = deployed_
-    assert "job" in out and len(out["functions"]) == 11, out["functions"].keys()
+    assert "job" in out and "stitch" in out and len(out["functions"]) == 11, out["functions"].keys()
     return out
 
 
@@ -189,6 +191,7 @@ def test_readme_env_example_and_settings_agree():
         assert number(example[name]) == default, (name, example[name], default)
     assert table["RENDER_CPU"] == "4" and table["RENDER_MEMORY"] == "8Gi"
     assert memory_bytes(table["RENDER_MEMORY"]) == settings.render_memory_bytes
+    assert table["RENDER_STITCH_CPU"] == "2" and table["RENDER_STITCH_MEMORY"] == "6Gi"
     # env.example lists settings only: the job's size is deploy.sh's and Terraform's
     assert not set(DEPLOY_ONLY) & set(example)
 
@@ -227,14 +230,33 @@ def test_deploy_sh_deploys_the_same_values(deployed):
     _assert_deployed(deployed, {name: table[name] for name in FIELDS})
     for name in EXPORT_LIMITS:  # the functions and the job hold the same limits
         assert number(deployed["functions"]["export-start"][name]) == number(job[name]) == number(table[name])
+    _assert_stitch(deployed, table["RENDER_STITCH_CPU"], table["RENDER_STITCH_MEMORY"],
+                   table["RENDER_STITCH_TASK_TIMEOUT_S"])
+
+
+def _assert_stitch(deployed: dict, cpu: str, memory: str, timeout_s: str) -> None:
+    """The stitch job (issue 19): its own size and time limit, told to its task as the render job
+    tells its own (RENDER_VCPUS, RENDER_MEMORY_BYTES, RENDER_TASK_TIMEOUT_S); every other variable as
+    the render job's; one task, and the render job unbounded in parallelism (DESIGN §9)."""
+    job, stitch = deployed["job"], deployed["stitch"]
+    assert (stitch["--cpu"], stitch["--memory"], stitch["--task-timeout"]) == (cpu, memory, timeout_s + "s")
+    assert (stitch["RENDER_VCPUS"], stitch["RENDER_TASK_TIMEOUT_S"]) == (cpu, timeout_s)
+    assert int(stitch["RENDER_MEMORY_BYTES"]) == memory_bytes(memory)
+    own = {"--cpu", "--memory", "--task-timeout", "RENDER_VCPUS", "RENDER_MEMORY_BYTES", "RENDER_TASK_TIMEOUT_S",
+           "--parallelism"}
+    assert {k: v for k, v in stitch.items() if k not in own} == {k: v for k, v in job.items() if k not in own}
+    assert stitch["--tasks"] == job["--tasks"] == "1" and job["--parallelism"] == "0"
+    for fn in deployed["functions"].values():  # the functions launch it by name
+        assert fn["RENDER_STITCH_JOB_NAME"] == "sceneflow-stitch"
 
 
 def test_a_setting_changed_before_deploy_sh_is_deployed():
     table = readme_table()
     changed = {name: str(int(number(table[name]) * 2)) for name in FIELDS if name != "RENDER_MEMORY_BYTES"}
-    d = dry_run(**changed, RENDER_CPU="2", RENDER_MEMORY="6144Mi")
+    d = dry_run(**changed, RENDER_CPU="2", RENDER_MEMORY="6144Mi", RENDER_STITCH_CPU="1", RENDER_STITCH_MEMORY="3Gi")
     _assert_deployed(d, {**changed, "RENDER_MEMORY_BYTES": str(6144 * 2**20)})
     assert (d["job"]["--cpu"], d["job"]["--memory"]) == ("2", "6144Mi")
+    _assert_stitch(d, "1", "3Gi", changed["RENDER_STITCH_TASK_TIMEOUT_S"])
     assert d["job"]["--task-timeout"] == changed["RENDER_TASK_TIMEOUT_S"] + "s"
     assert d["functions"]["export-status"]["EXPORT_UPLOAD_TTL_S"] == "7200"
 
@@ -242,9 +264,10 @@ def test_a_setting_changed_before_deploy_sh_is_deployed():
 def test_deploy_sh_and_terraform_take_render_memory_in_the_same_forms(terraform):
     variables, _, _ = terraform
     deploy = (ROOT / "infra" / "deploy.sh").read_text()
-    assert f"[[ ! $RENDER_MEMORY =~ {MEMORY_FORM} ]]" in deploy
-    condition = variables["render_memory"]["validation"][0]["condition"]
-    assert f'can(regex("{MEMORY_FORM}",var.render_memory))' in re.sub(r"\s+", "", str(condition)), condition
+    for name in ("RENDER_MEMORY", "RENDER_STITCH_MEMORY"):
+        assert f"[[ ! ${name} =~ {MEMORY_FORM} ]]" in deploy, name
+        condition = variables[name.lower()]["validation"][0]["condition"]
+        assert f'can(regex("{MEMORY_FORM}",var.{name.lower()}))' in re.sub(r"\s+", "", str(condition)), condition
     assert dry_run(RENDER_MEMORY="08Gi")["job"]["RENDER_MEMORY_BYTES"] == str(8 * GIB)  # not octal
     for bad in ("8G", "8.5Gi", "xGi", "8gi"):
         r = subprocess.run(["bash", str(ROOT / "infra" / "deploy.sh"), "--dry-run"], capture_output=True, text=True,
@@ -303,3 +326,9 @@ def test_the_values_keep_their_rules():
     assert s.render_max_media_s >= s.max_total_s
     # every still the render decodes at full size is within the header limit too
     assert s.render_max_decode_pixels <= s.render_max_image_pixels
+    # the stitch (issue 19): its in-memory disk holds the parts and the joined MP4 (each at most the
+    # output limit) + audio and margin; a part holds at least one scene; it ends well before a render would
+    stitch_memory = memory_bytes(readme_table()["RENDER_STITCH_MEMORY"])
+    assert 2 * s.max_output_bytes + 1e9 <= stitch_memory <= 8 * GIB  # 2 vCPU take up to 8 GiB (Cloud Run)
+    assert s.render_max_parts <= s.max_scenes
+    assert s.render_stitch_task_timeout_s < s.render_task_timeout_s

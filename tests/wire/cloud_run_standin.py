@@ -75,14 +75,15 @@ class CloudRunStandIn:
                 + job + "%22%0Alabels.%22run.googleapis.com%2Fexecution_name%22%3D%22" + execution + "%22")
 
     def finish(self, name: str, *, succeeded: bool, message: str = "") -> None:
-        """Mark an execution completed (one task succeeded or failed)."""
+        """Mark an execution completed: every task succeeded, or one failed (the others succeeded)."""
         ex = self.executions[name]
         ex.completion_time = timestamp_pb2.Timestamp(seconds=1_700_000_000)
         ex.running_count = 0
         if succeeded:
-            ex.succeeded_count = 1
+            ex.succeeded_count = ex.task_count
         else:
             ex.failed_count = 1
+            ex.succeeded_count = ex.task_count - 1
         ex.conditions = [run_v2.Condition(type_="Completed", message=message,
                                           state=run_v2.Condition.State.CONDITION_SUCCEEDED if succeeded
                                           else run_v2.Condition.State.CONDITION_FAILED)]

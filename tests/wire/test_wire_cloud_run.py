@@ -89,3 +89,87 @@ def test_unavailable_api_is_a_transient_error(cloud_run, launcher):
             launcher.launch(JOB_ID)
     finally:
         cloud_run.unavailable = 0
+
+
+STITCH_JOB = "projects/wire-proj/locations/europe-west1/jobs/sceneflow-stitch"
+
+
+@pytest.fixture
+def parallel(cloud_run):
+    """A launcher configured for issue 19: the stitch job with its own timeout, at most 16 parts."""
+    return CloudRunLauncher("wire-proj", "europe-west1", "sceneflow-render", task_timeout_s=2700,
+                            insecure_endpoint=cloud_run.address, stitch_job="sceneflow-stitch",
+                            stitch_timeout_s=900, max_parts=16)
+
+
+def _env(req: run_v2.RunJobRequest) -> list[tuple[str, str]]:
+    (container,) = req.overrides.container_overrides
+    assert not container.args and not container.name and not container.clear_args  # the job's own command
+    return [(e.name, e.value) for e in container.env]
+
+
+def test_a_one_task_launch_sends_exactly_todays_request(cloud_run, launcher, parallel):
+    """task_count=1 (what dispatch sends) is the pre-issue-19 request, byte for byte, whatever the
+    launcher's stitch and part settings."""
+    expected = run_v2.RunJobRequest(
+        name="projects/wire-proj/locations/europe-west1/jobs/sceneflow-render",
+        overrides=run_v2.RunJobRequest.Overrides(
+            container_overrides=[run_v2.RunJobRequest.Overrides.ContainerOverride(
+                env=[run_v2.EnvVar(name="EXPORT_JOB_ID", value=JOB_ID)])],
+            task_count=1, timeout={"seconds": 2700}))
+    before = len(cloud_run.run_job_requests)
+    launcher.launch(JOB_ID)
+    parallel.launch(JOB_ID, task_count=1)
+    a, b = cloud_run.run_job_requests[before:]
+    assert run_v2.RunJobRequest.serialize(a) == run_v2.RunJobRequest.serialize(expected)
+    assert run_v2.RunJobRequest.serialize(b) == run_v2.RunJobRequest.serialize(expected)
+
+
+def test_an_eight_task_launch_overrides_task_count_and_tells_every_task_its_parts(cloud_run, parallel):
+    before = len(cloud_run.run_job_requests)
+    name = parallel.launch(JOB_ID, task_count=8)
+
+    (req,) = cloud_run.run_job_requests[before:]
+    assert req.name == "projects/wire-proj/locations/europe-west1/jobs/sceneflow-render"
+    assert req.overrides.task_count == 8
+    assert req.overrides.timeout.total_seconds() == 2700  # per attempt of each task, as today
+    assert _env(req) == [("EXPORT_JOB_ID", JOB_ID), ("RENDER_MODE", "part"), ("EXPORT_PART_COUNT", "8")]
+    assert cloud_run.metadata[-1].get("x-goog-request-params") == "location=europe-west1"
+    assert cloud_run.executions[name].task_count == 8  # the stand-in made the execution Cloud Run would
+    # an execution of 8 tasks succeeds only when all 8 have; one failed task fails it
+    cloud_run.finish(name, succeeded=False, message="Task sceneflow-render-x-5 failed: exit code 1")
+    st = parallel.status(name)
+    assert (st.state, st.reason) == ("failed", "Task sceneflow-render-x-5 failed: exit code 1")
+    ok = parallel.launch(JOB_ID, task_count=8)
+    cloud_run.finish(ok, succeeded=True)
+    assert parallel.status(ok).state == "succeeded"
+    parallel.cancel(name)  # finished: ignored
+
+
+def test_the_stitch_launch_names_the_stitch_job_with_its_env_and_timeout(cloud_run, parallel):
+    before = len(cloud_run.run_job_requests)
+    name = parallel.launch_stitch(JOB_ID, part_count=8)
+
+    (req,) = cloud_run.run_job_requests[before:]
+    assert req.name == STITCH_JOB
+    assert req.overrides.task_count == 1
+    assert req.overrides.timeout.total_seconds() == 900  # the stitch's own limit, not the render's 2700
+    assert _env(req) == [("EXPORT_JOB_ID", JOB_ID), ("RENDER_MODE", "stitch"), ("EXPORT_PART_COUNT", "8")]
+    assert name.startswith(STITCH_JOB + "/executions/sceneflow-stitch-")
+    assert parallel.status(name).state == "running"
+    parallel.cancel(name)
+    assert cloud_run.cancel_requests[-1] == name and parallel.status(name).state == "cancelled"
+
+
+def test_counts_out_of_range_are_refused_before_any_request(cloud_run, launcher, parallel):
+    before = len(cloud_run.run_job_requests)
+    for bad in (0, -1, 17):
+        with pytest.raises(ValueError):
+            parallel.launch(JOB_ID, task_count=bad)
+    with pytest.raises(ValueError, match="RENDER_MAX_PARTS"):
+        parallel.launch(JOB_ID, task_count=17)
+    with pytest.raises(ValueError):
+        parallel.launch_stitch(JOB_ID, part_count=1)  # one part is the whole export: nothing to join
+    with pytest.raises(ValueError, match="RENDER_STITCH_JOB_NAME"):
+        launcher.launch_stitch(JOB_ID, part_count=8)  # no stitch job configured
+    assert len(cloud_run.run_job_requests) == before

@@ -1,0 +1,69 @@
+"""What one execution is told (issue 19): the variables a launcher adds to the job's own environment
+when it starts a render or a stitch execution. Both launchers (shared/adapters/google_run.py as
+RunJobRequest.overrides.container_overrides[0].env, shared/adapters/local_launcher.py as the task's
+process environment) send exactly these; the render job reads them (`python -m render_job`).
+
+Kinds of execution:
+- whole export (today's path, task_count 1): EXPORT_JOB_ID only, so the request is the one sent
+  before issue 19;
+- parts (task_count K >= 2): EXPORT_JOB_ID, RENDER_MODE=part, EXPORT_PART_COUNT=K; each task learns
+  its part from Cloud Run's CLOUD_RUN_TASK_INDEX (0..K-1) and checks CLOUD_RUN_TASK_COUNT == K;
+- stitch (its own Cloud Run job, one task): EXPORT_JOB_ID, RENDER_MODE=stitch, EXPORT_PART_COUNT=K
+  of the parts it joins.
+EXPORT_PART_COUNT is sent although Cloud Run also reports the task count: the plan's part count is
+chosen once, when the parts are launched (bounded by RENDER_MAX_PARTS), and handed to every task and
+to the stitch, so a setting changed in between cannot make them cut the timeline differently, and a
+job run without the override (CLOUD_RUN_TASK_COUNT from the job's own template) is detected.
+Cloud Run merges override env with the job's (https://cloud.google.com/run/docs/execute/jobs#override-job-configuration).
+Pure: no I/O.
+"""
+from __future__ import annotations
+
+JOB_ID_ENV = "EXPORT_JOB_ID"
+MODE_ENV = "RENDER_MODE"
+PART_COUNT_ENV = "EXPORT_PART_COUNT"
+PART_MODE = "part"  # one task of a K-task render execution: renders one part
+STITCH_MODE = "stitch"  # the stitch execution: joins the K parts with the audio
+# Cloud Run's most tasks in one execution (https://cloud.google.com/run/quotas#cloud_run_jobs_limits)
+MAX_TASKS = 10_000
+
+
+def render_env(job_id: str, task_count: int = 1) -> list[tuple[str, str]]:
+    """[(name, value)] of a render execution of `task_count` tasks, in the order sent.
+
+    Raises:
+        ValueError: task_count is not a whole number from 1 to MAX_TASKS.
+    """
+    _check_count("task_count", task_count)
+    if task_count == 1:
+        return [(JOB_ID_ENV, job_id)]
+    return [(JOB_ID_ENV, job_id), (MODE_ENV, PART_MODE), (PART_COUNT_ENV, str(task_count))]
+
+
+def stitch_env(job_id: str, part_count: int) -> list[tuple[str, str]]:
+    """[(name, value)] of the stitch execution joining `part_count` parts (2..MAX_TASKS: one part
+    is today's whole export, which has no stitch).
+
+    Raises:
+        ValueError: part_count is out of that range.
+    """
+    _check_count("part_count", part_count)
+    if part_count < 2:
+        raise ValueError(f"part_count must be at least 2 to stitch, not {part_count}")
+    return [(JOB_ID_ENV, job_id), (MODE_ENV, STITCH_MODE), (PART_COUNT_ENV, str(part_count))]
+
+
+def check_task_count(task_count: int, max_parts: int) -> None:
+    """Refuse a render execution of more tasks than the launcher's cap (RENDER_MAX_PARTS).
+
+    Raises:
+        ValueError: task_count is below 1 or above max_parts.
+    """
+    _check_count("task_count", task_count)
+    if task_count > max_parts:
+        raise ValueError(f"task_count {task_count} is over the cap of {max_parts} parts (RENDER_MAX_PARTS)")
+
+
+def _check_count(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TASKS:
+        raise ValueError(f"{name} must be a whole number from 1 to {MAX_TASKS}, not {value!r}")
