@@ -9,6 +9,7 @@
 #   make bench    render the benchmark storyboard, time ours vs FFmpeg/MoviePy (BENCHMARKS.md)
 #   make bench-segments  memory of a 72-scene storyboard: one FFmpeg graph vs segmented renders
 #   make bench-long  1, 10 and 30 minutes through the embedded stack: CPU, wall, memory, loudness, frames
+#   make bench-parallel  a 10-minute storyboard: single task vs parts one at a time + stitch, projected speed-up for K tasks
 #   make bench-image  the render image before/after issue 16: size, podman run to first progress report (podman)
 #   make schema   regenerate shared/schema/export_spec_v1.schema.json and the API's shared/schema/openapi.json
 #   make load     API load test: 2,000 starts + 10,000 status reads vs a bare handler (RELIABILITY.md), then
@@ -78,7 +79,7 @@ $(BENCH_STAMP): requirements-bench.txt requirements.txt requirements-dev.txt | $
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements-bench.txt
 	@touch $(BENCH_STAMP)
 
-.PHONY: bench bench-segments bench-long bench-image
+.PHONY: bench bench-segments bench-long bench-image bench-parallel
 bench: $(STAMP) $(BENCH_STAMP)
 	$(PY) tests/bench/bench_render.py $(BENCH_ARGS)
 
@@ -90,6 +91,12 @@ bench-segments: $(STAMP) $(BENCH_STAMP)
 # BENCH_ARGS="--lengths 1" for the short one only (the 30-minute one takes ~25-40 min on 2 cores).
 bench-long: $(STAMP) $(BENCH_STAMP)
 	$(PY) tests/bench/bench_long.py $(BENCH_ARGS)
+
+# Parallel render (issue 19; BENCHMARKS.md, "Parallel render"): today's single task against the parts rendered
+# one at a time, the audio once and the stitch, projected to K = 4, 8, 16 Cloud Run tasks; docs/bench-parallel.png.
+# BENCH_ARGS="--minutes 1" for a short run (10 minutes take ~25 min on 2 cores).
+bench-parallel: $(STAMP) $(BENCH_STAMP)
+	$(PY) tests/bench/bench_parallel.py $(BENCH_ARGS)
 
 # The render image of this tree against an older commit's (BENCH_ARGS="--before REF --runs N --publish")
 bench-image: $(STAMP) $(BENCH_STAMP)
