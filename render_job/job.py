@@ -47,7 +47,7 @@ from render_job.loudness import mix_loudness, output_loudness
 from render_job.plan import RenderPlan, build_plan
 from render_job.preflight import fetch_and_probe
 from render_job.probe import probe
-from render_job.runner import SegmentFeed, default_timeout_s, find_ffmpeg, run_ffmpeg
+from render_job.runner import SegmentFeed, default_timeout_s, find_ffmpeg, run_ffmpeg, write_graph_files
 from render_job.subtitles import ASS_FILE, FONTS_DIR, fit_warnings, write_captions
 from render_job.upload import already_uploaded, upload_outputs
 from render_job.usage import STOPPED_EXIT, Stopped, TaskUsage, stop_on_sigterm, task_cpu_s
@@ -227,10 +227,7 @@ def _render(exe: str, plan: RenderPlan, local: dict[str, str], cuts: list[int], 
     for k, (first, last) in enumerate(bounds):
         commands.append(graph_via_file(build_segment_command(plan, local, first, last, ffmpeg=exe),
                                        name=f"segment{k}_{GRAPH_FILE}"))
-    for _, graph_files in commands:
-        for name, text in graph_files.items():
-            with open(os.path.join(workdir, name), "w", encoding="utf-8") as fh:
-                fh.write(text)
+    write_graph_files(workdir, commands)
     n_scenes = len(plan.scenes)
     labels = [f"scenes[{first}]..scenes[{n_scenes - 1 if last is None else last}]" for first, last in bounds]
     feed = SegmentFeed([c[0] for c in commands[1:]], cwd=workdir, labels=labels,

@@ -14,11 +14,10 @@ from typing import Mapping
 
 from shared import logs
 
-from render_job.graph.audio import (AUDIO_BITRATE, AUDIO_RATE, SILENT_MIX, audio_mix, loudnorm_filter,
-                                    loudnorm_is_linear)
+from render_job.graph.audio import (AUDIO_BITRATE, AUDIO_RATE, SILENT_MIX, audio_mix, clip_audio_inputs,
+                                    loudnorm_filter, loudnorm_is_linear)
 from render_job.graph.command import GRAPH_FILE, graph_via_file
 from render_job.graph.common import fmt_s
-from render_job.graph.scenes import clip_input
 from render_job.plan import RenderPlan
 from render_job.runner import run_ffmpeg
 
@@ -36,11 +35,8 @@ def build_mix_loudness_command(plan: RenderPlan, inputs: Mapping[str, str], ffmp
         KeyError: a src of the plan's audio is missing from `inputs`.
     """
     args: list[str] = [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info"]
-    clip_inputs: dict[int, int] = {}
-    for sc in plan.scenes:
-        if sc.kind == "video" and sc.clip_audio:
-            args += clip_input(sc, inputs[sc.src])  # type: ignore[index]
-            clip_inputs[sc.index] = len(clip_inputs)
+    clip_args, clip_inputs = clip_audio_inputs(plan, inputs)
+    args += clip_args
     mix_args, graph, mix, _ = audio_mix(plan, inputs, len(clip_inputs), clip_inputs)
     if mix is None:
         return None

@@ -29,7 +29,7 @@ from render_job.graph.visuals import command_files
 from render_job.loudness import mix_loudness, output_loudness
 from render_job.part_plan import PartPlan
 from render_job.plan import RenderPlan
-from render_job.runner import SegmentFeed, default_timeout_s, run_ffmpeg
+from render_job.runner import SegmentFeed, default_timeout_s, run_ffmpeg, write_graph_files
 from render_job.stitch import video_frames
 from render_job.subtitles import ASS_FILE, FONTS_DIR, write_captions
 
@@ -91,10 +91,7 @@ def render_part(exe: str, plan: RenderPlan, local: dict[str, str], part: PartPla
     for k, (first, last) in enumerate(bounds):
         commands.append(graph_via_file(build_segment_command(plan, local, first, last, ffmpeg=exe),
                                        name=f"part{part.index}_segment{k}_{GRAPH_FILE}"))
-    for _, files in commands:
-        for name, text in files.items():
-            with open(os.path.join(workdir, name), "w", encoding="utf-8") as fh:
-                fh.write(text)
+    write_graph_files(workdir, commands)
     labels = [f"{part.label} segment from scenes[{first}]" for first, _ in bounds]
     feed = SegmentFeed([c[0] for c in commands[1:]], cwd=workdir, labels=labels)
     seconds = part.frames / plan.fps

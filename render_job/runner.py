@@ -37,6 +37,14 @@ MIN_FFMPEG_MAJOR = 7  # 5.x: xfade emits untimed frames when a scene ends inside
                       # 7.0 added `-/filter_complex FILE` (render_job.graph.command.graph_via_file)
 
 
+def write_graph_files(workdir: str, commands: list[tuple[list[str], dict[str, str]]]) -> None:
+    """Write the graph files of graph_via_file's (argv, files) pairs into `workdir`."""
+    for _, files in commands:
+        for name, text in files.items():
+            with open(os.path.join(workdir, name), "w", encoding="utf-8") as fh:
+                fh.write(text)
+
+
 def ffmpeg_major(exe: str) -> int:
     """The major version of an FFmpeg executable (0 when it cannot be told, e.g. a git build)."""
     try:

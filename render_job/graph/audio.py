@@ -14,7 +14,7 @@ import math
 from typing import Mapping
 
 from render_job.graph.common import fmt_s
-from render_job.graph.scenes import clip_cut_s, clip_read_s
+from render_job.graph.scenes import clip_cut_s, clip_input, clip_read_s
 from render_job.plan import RenderPlan
 
 AUDIO_RATE = 48000
@@ -29,6 +29,18 @@ NARRATION_FADE_S = 0.05
 # used up by a long export.
 ENCODER_TRUE_PEAK_MARGIN_DB = 1.0
 SILENT_MIX = {"silent": "true"}  # loudnorm_filter's `measured` for a mix of digital silence
+
+
+def clip_audio_inputs(plan: RenderPlan, inputs: Mapping[str, str]) -> tuple[list[str], dict[int, int]]:
+    """The input arguments of every clip whose own sound is mixed, and {scene index: its input's
+    index among them} (audio_mix's `clip_inputs`), for an audio-only FFmpeg run."""
+    args: list[str] = []
+    clip_inputs: dict[int, int] = {}
+    for sc in plan.scenes:
+        if sc.kind == "video" and sc.clip_audio:
+            args += clip_input(sc, inputs[sc.src])  # type: ignore[index]
+            clip_inputs[sc.index] = len(clip_inputs)
+    return args, clip_inputs
 
 
 def audio_mix(plan: RenderPlan, inputs: Mapping[str, str], idx: int,

@@ -15,11 +15,10 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Mapping, Sequence
 
-from render_job.graph.audio import AUDIO_BITRATE, AUDIO_RATE, audio_mix, audio_out
+from render_job.graph.audio import AUDIO_BITRATE, AUDIO_RATE, audio_mix, audio_out, clip_audio_inputs
 from render_job.graph.captions import CaptionOverlay, caption_graph
 from render_job.graph.command import DEFAULT_FONTS_DIR, video_codec_args
 from render_job.graph.common import fmt_s
-from render_job.graph.scenes import clip_input
 from render_job.plan import RenderPlan
 
 # Every part opens a GOP of its own: x264's default is closed GOPs already (open_gop=0 in its SEI),
@@ -88,11 +87,8 @@ def build_audio_command(plan: RenderPlan, inputs: Mapping[str, str], out_m4a: st
         KeyError: a src of the plan's audio is missing from `inputs`.
     """
     args = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error"]
-    clip_inputs: dict[int, int] = {}
-    for sc in plan.scenes:
-        if sc.kind == "video" and sc.clip_audio:
-            args += clip_input(sc, inputs[sc.src])  # type: ignore[index]
-            clip_inputs[sc.index] = len(clip_inputs)
+    clip_args, clip_inputs = clip_audio_inputs(plan, inputs)
+    args += clip_args
     mix_args, graph, mix, _ = audio_mix(plan, inputs, len(clip_inputs), clip_inputs)
     graph.append(audio_out(plan, mix, loudness))
     return args + mix_args + ["-filter_complex", ";".join(graph), "-map", "[aout]", "-vn",
