@@ -21,6 +21,8 @@ from shared.config import Settings
 from shared.errors import MESSAGE_MAX_CHARS, Forbidden, InvalidRequest, Unauthorized
 from shared.finite import nonfinite_problem
 from shared.identity import OWNER_HEADER, OWNER_PATTERN
+from shared.labels import (CONTROL_CHARS, LABEL_KEY, LABEL_VALUE, MAX_EXTERNAL_REF, MAX_LABELS,
+                           external_ref_problems, label_problems)
 from shared.limits import MAX_UPLOADS, scene_label, scenes_problem, total_problem
 from shared.messages import shown
 from shared.spec import ExportSpec, parse_spec
@@ -31,17 +33,6 @@ ALLOWED_UPLOAD_TYPES = re.compile(r"^(image|audio|video)/[A-Za-z0-9.+-]{1,60}$")
 REFUSED_UPLOAD_TYPES = frozenset({"image/svg+xml"})  # vector images are not decodable as frames
 _UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-_KEY_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # every Unicode control character (category Cc)
-
-# Labels (DESIGN §4): keys as Google Cloud's labels (https://cloud.google.com/resource-manager/docs/
-# labels-overview#requirements; ASCII only), values a little wider (upper case and '.': user ids,
-# versions "v1.2"); none of these characters needs escaping in `label=key:value` of export_list.
-MAX_LABELS = 16
-LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
-LABEL_VALUE = re.compile(r"[A-Za-z0-9_.-]{0,63}")
-LABEL_KEY_RULE = "1-63 characters of a-z, 0-9, '_', '-', starting with a letter"
-LABEL_VALUE_RULE = "0-63 characters of A-Z, a-z, 0-9, '_', '-', '.'"
-MAX_EXTERNAL_REF = 200
 
 
 # -- export_start -----------------------------------------------------------------------------------------
@@ -77,27 +68,6 @@ class StartRequest(_Wire):
     external_ref: str | None = Field(None, min_length=1, max_length=MAX_EXTERNAL_REF)
     # where the job's events are POSTed, signed (shared.webhooks); checked by shared.webhook_url
     webhook_url: str | None = Field(None, min_length=1, max_length=2000)
-
-
-def label_problems(labels: dict[str, str], path: str = "labels") -> list[dict[str, str]]:
-    """Every key and value against LABEL_KEY / LABEL_VALUE, as [{path: "labels.KEY", message}]."""
-    problems = []
-    for key, value in labels.items():
-        where = f"{path}.{key[:63]}"
-        if not LABEL_KEY.fullmatch(key):
-            problems.append({"path": where, "message": f"label key {shown(key)}: {LABEL_KEY_RULE}"})
-        if not LABEL_VALUE.fullmatch(value):
-            problems.append({"path": where, "message": f"label value {shown(value)}: {LABEL_VALUE_RULE}"})
-    return problems
-
-
-def external_ref_problems(ref: str | None, path: str = "externalRef") -> list[dict[str, str]]:
-    """An external reference: 1-MAX_EXTERNAL_REF characters, no control characters."""
-    if ref is None:
-        return []
-    if not 1 <= len(ref) <= MAX_EXTERNAL_REF:
-        return [{"path": path, "message": f"1 to {MAX_EXTERNAL_REF} characters"}]
-    return [{"path": path, "message": "must not contain control characters"}] if _KEY_CONTROL.search(ref) else []
 
 
 class ClientHeaders(BaseModel):
@@ -285,10 +255,10 @@ def parse_start(body: Any, header_key: str | None, settings: Settings) -> tuple[
             except InvalidRequest as spec_exc:
                 problems += _under_spec(spec_exc.details)
         raise InvalidRequest(f"request is invalid: {len(problems)} problem(s)", details=problems) from None
-    if header_key is not None and (len(header_key) > 200 or _KEY_CONTROL.search(header_key)):
+    if header_key is not None and (len(header_key) > 200 or CONTROL_CHARS.search(header_key)):
         raise InvalidRequest("Idempotency-Key header is invalid", details=[
             {"path": "Idempotency-Key", "message": "at most 200 printable characters"}])
-    if req.idempotency_key is not None and _KEY_CONTROL.search(req.idempotency_key):
+    if req.idempotency_key is not None and CONTROL_CHARS.search(req.idempotency_key):
         problems.append({"path": "idempotencyKey", "message": "must not contain control characters"})
     if header_key and req.idempotency_key and header_key != req.idempotency_key:
         problems.append({"path": "idempotencyKey", "message": "differs from the Idempotency-Key header"})

@@ -32,7 +32,8 @@ from typing import Annotated, Any, Mapping
 
 from pydantic import BeforeValidator, Field, ValidationError
 
-from shared.api import _Wire, details, external_ref_problems, label_problems
+from shared.api import _Wire, details
+from shared.labels import external_ref_problems, label_problems
 from shared.clock import iso
 from shared.errors import InvalidRequest
 from shared.identity import DEFAULT_CALLER, Caller
