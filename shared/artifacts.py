@@ -4,6 +4,9 @@ the shapes it travels in. Pure: no I/O (callers stat objects and pass the Object
 Input bucket:  jobs/{jobId}/spec.json, jobs/{jobId}/assets/{upload name}, library/... (operator's)
 Output bucket: exports/{jobId}/{slug(title)}.mp4 (uploaded last, with custom metadata),
                exports/{jobId}/poster.jpg, exports/{jobId}/captions.srt, exports/{jobId}/captions.vtt
+               parts/{jobId}/part-{index:04d}.mp4, parts/{jobId}/audio.m4a (a parallel render's
+               temporary pieces, issue 19: deleted once the export succeeds; a lifecycle rule
+               deletes what is left after PARTS_TTL_DAYS)
 
 OutputRecord converts between: the render job's `succeeded` report (`to_report`), the video's custom
 metadata (`to_metadata`, `from_object`, `resumed`), the stored row (`to_row`, `from_row`,
@@ -34,6 +37,61 @@ POSTER_FILE = "poster.jpg"
 SIDECAR_FILES = {"srt": "captions.srt", "vtt": "captions.vtt"}  # caption sidecars beside the video, by kind
 INPUT_ASSET_RE = re.compile(r"^jobs/([0-9a-f-]{36})/assets/(.+)$")  # groups: job id, upload name
 OUTPUT_VIDEO_RE = re.compile(r"^exports/([0-9a-f-]{36})/([^/]+\.mp4)$")  # groups: job id, file name
+
+
+PARTS_PREFIX = "parts/"
+PARTS_TTL_DAYS = 2  # the output bucket's lifecycle rule on PARTS_PREFIX (Terraform, deploy.sh)
+AUDIO_PART = -1  # the index standing for the audio piece wherever parts are counted
+# groups: job id, part index (4 digits) or None for the audio piece
+PART_OBJECT_RE = re.compile(r"^parts/([0-9a-f-]{36})/(?:part-(\d{4})\.mp4|audio\.m4a)$")
+# custom metadata of a piece: the job, the piece's index (AUDIO_PART: the audio), the part count
+# of the plan that cut it, and (video parts) its frame count
+PART_METADATA = ("job-id", "part-index", "part-count", "frames")
+
+
+def part_object(job_id: str, index: int) -> str:
+    """The output bucket's name of a parallel render's piece: part `index` (0..9999) of the video,
+    or the audio for AUDIO_PART."""
+    if index == AUDIO_PART:
+        return f"{PARTS_PREFIX}{job_id}/audio.m4a"
+    if not 0 <= index <= 9999:
+        raise ValueError(f"part index {index} is out of 0..9999")
+    return f"{PARTS_PREFIX}{job_id}/part-{index:04d}.mp4"
+
+
+def parts_folder(job_id: str) -> str:
+    """The job's folder of parallel-render pieces in the output bucket, with its trailing slash."""
+    return f"{PARTS_PREFIX}{job_id}/"
+
+
+def parse_part_object(name: str) -> tuple[str, int] | None:
+    """(job id, index) of a piece's object name (AUDIO_PART for the audio), else None."""
+    m = PART_OBJECT_RE.match(name or "")
+    if not m:
+        return None
+    return m.group(1), (int(m.group(2)) if m.group(2) is not None else AUDIO_PART)
+
+
+def part_metadata(job_id: str, index: int, part_count: int, frames: int | None = None) -> dict[str, str]:
+    """A piece's custom metadata (PART_METADATA), as the render job uploads it."""
+    meta = {"job-id": job_id, "part-index": str(index), "part-count": str(part_count)}
+    if frames is not None:
+        meta["frames"] = str(frames)
+    return meta
+
+
+def part_from_metadata(info: ObjectInfo | None, job_id: str, index: int) -> tuple[int, int | None] | None:
+    """(part count, frames or None) of the piece `info` (stat'd now), or None when it is not this
+    job's piece `index`: absent, empty, or metadata naming another job, index or no part count."""
+    if info is None or info.size <= 0:
+        return None
+    md = info.metadata or {}
+    if md.get("job-id") != job_id or md.get("part-index") != str(index):
+        return None
+    count = _int(md.get("part-count"), 1, 9999)
+    if count is None or (index != AUDIO_PART and index >= count):
+        return None
+    return count, _int(md.get("frames"), 1, 10**9)
 
 
 def spec_object(job_id: str) -> str:

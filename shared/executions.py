@@ -6,8 +6,11 @@ process environment) send exactly these; the render job reads them (`python -m r
 Kinds of execution:
 - whole export (today's path, task_count 1): EXPORT_JOB_ID only, so the request is the one sent
   before issue 19;
-- parts (task_count K >= 2): EXPORT_JOB_ID, RENDER_MODE=part, EXPORT_PART_COUNT=K; each task learns
-  its part from Cloud Run's CLOUD_RUN_TASK_INDEX (0..K-1) and checks CLOUD_RUN_TASK_COUNT == K;
+- parts (K >= 2 parts, task_count K + 1): EXPORT_JOB_ID, RENDER_MODE=part, EXPORT_PART_COUNT=K;
+  each task learns its role from Cloud Run's CLOUD_RUN_TASK_INDEX (task_role): tasks 0..K-1 render
+  video part i, task K renders the whole timeline's audio once, alongside the parts; it checks
+  CLOUD_RUN_TASK_COUNT == K + 1. K is an upper bound: the plan may cut fewer parts k (plan_parts),
+  and tasks k..K-1 then have nothing to do. Every piece's metadata names k (shared.artifacts);
 - stitch (its own Cloud Run job, one task): EXPORT_JOB_ID, RENDER_MODE=stitch, EXPORT_PART_COUNT=K
   of the parts it joins.
 EXPORT_PART_COUNT is sent although Cloud Run also reports the task count: the plan's part count is
@@ -26,6 +29,28 @@ PART_MODE = "part"  # one task of a K-task render execution: renders one part
 STITCH_MODE = "stitch"  # the stitch execution: joins the K parts with the audio
 # Cloud Run's most tasks in one execution (https://cloud.google.com/run/quotas#cloud_run_jobs_limits)
 MAX_TASKS = 10_000
+
+
+AUDIO_ROLE = "audio"
+PART_ROLE = "part"
+
+
+def render_task_count(parts: int) -> int:
+    """Tasks of a render execution of `parts` parts: 1 for one (today's whole export), else one per
+    part plus the audio task."""
+    return 1 if parts <= 1 else parts + 1
+
+
+def task_role(task_index: int, parts: int) -> tuple[str, int]:
+    """What task `task_index` of a K-part render execution does: (PART_ROLE, part index) for
+    0..K-1, (AUDIO_ROLE, K) for the last task.
+
+    Raises:
+        ValueError: task_index is outside 0..K.
+    """
+    if not 0 <= task_index <= parts:
+        raise ValueError(f"task index {task_index} is outside 0..{parts} of a {parts}-part render")
+    return (AUDIO_ROLE, task_index) if task_index == parts else (PART_ROLE, task_index)
 
 
 def render_env(job_id: str, task_count: int = 1) -> list[tuple[str, str]]:
