@@ -163,13 +163,23 @@ class ReportOutput(BaseModel):
     warnings: list[dict[str, Any]] | None = Field(None, max_length=100)  # bounded by clean_warnings
 
 
+class ReportTask(_Strict):
+    """Which task of a parallel render reports (issue 19; shared.executions): role "part" (index: the
+    part, 0..K-1), "audio" (index: K, the render execution's last task) or "stitch" (index 0). A
+    report without `task` comes from today's single task rendering the whole export."""
+
+    role: Literal["part", "audio", "stitch"]
+    index: int = Field(0, ge=0, le=10_000)
+
+
 class CompleteReport(_Wire):
     """What the render job sends to export_complete (DESIGN §4)."""
 
     job_id: str = Field(**_JOB_ID_DOC)
     status: Literal["running", "succeeded", "failed"]
-    stage: Literal["preparing", "rendering", "uploading"] | None = None
-    progress: float | None = Field(None, ge=0, le=1)
+    stage: Literal["preparing", "rendering", "stitching", "uploading"] | None = None
+    progress: float | None = Field(None, ge=0, le=1)  # the reporting task's own progress
+    task: ReportTask | None = None
     output: Annotated[dict[str, Any], _object_documented_as(ReportOutput)] | None = None  # parse_report checks it
     error: ErrorBody | None = None
     attempt: int = Field(0, ge=0, le=100)

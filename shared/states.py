@@ -25,6 +25,7 @@ class Stage(StrEnum):
 
     PREPARING = "preparing"
     RENDERING = "rendering"
+    STITCHING = "stitching"  # a parallel render's parts are joined (issue 19)
     UPLOADING = "uploading"
 
 
