@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 JobState = Literal["awaiting_upload", "queued", "dispatched", "running", "succeeded", "failed", "canceled"]
-StageName = Literal["preparing", "rendering", "uploading"]
+StageName = Literal["preparing", "rendering", "stitching", "uploading"]
 # clock.iso(): UTC, milliseconds, a Z
 Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"}, examples=["2026-01-01T12:00:00.000Z"])]
 JobId = Annotated[str, Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
