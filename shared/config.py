@@ -118,7 +118,9 @@ class Settings(BaseSettings):
     render_timeout_per_output_s: float = 1.5  # 60 + 1.5 x 1800 s fits the 3600 s task timeout
     render_segment_scenes: int = 24  # scenes per FFmpeg graph; more are rendered in segments (memory)
     # Parallel exports (issue 19; shared/executions.py): K part tasks, then the stitch's own job
-    render_max_parts: int = 16  # the most tasks of one render execution (K); each part holds whole scenes
+    render_max_parts: int = 16  # the most parts of one render execution (K; K + 1 tasks with the audio's)
+    render_parallel_after_s: float = 120.0  # exports planned at least this long render in parts
+    render_min_part_s: float = 10.0  # shortest part, seconds of output (render_job/part_plan.py)
     render_stitch_job_name: str = "sceneflow-stitch"  # the stitch's Cloud Run job
     render_stitch_task_timeout_s: int = 900  # task timeout sent with each stitch RunJobRequest
     local_task_parallelism: int = 2  # local launcher: tasks of one execution running at once
