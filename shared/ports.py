@@ -137,11 +137,11 @@ class JobLauncher(Protocol):
     parallel export (issue 19) one execution of K part tasks, then one stitch execution. What each execution
     is told: shared.executions."""
 
-    def launch(self, job_id: str, *, task_count: int = 1) -> str:
-        """Start a render execution of `task_count` tasks (1: today's whole export, EXPORT_JOB_ID
-        only; K >= 2: one part per task, shared.executions.render_env); returns the execution name.
-        Raises TransientError; ValueError when task_count is below 1 or over the launcher's cap
-        (RENDER_MAX_PARTS)."""
+    def launch(self, job_id: str, *, parts: int = 1) -> str:
+        """Start a render execution of `parts` parts (1: today's whole export, one task told
+        EXPORT_JOB_ID only; K >= 2: K + 1 tasks, shared.executions.render_env / render_task_count);
+        returns the execution name. Raises TransientError; ValueError when parts is below 1 or over
+        the launcher's cap (RENDER_MAX_PARTS)."""
         ...
 
     def launch_stitch(self, job_id: str, part_count: int) -> str:
