@@ -167,9 +167,10 @@ class FakeRepository:
     def set_execution(self, job_id, execution_name, log_uri=None) -> None:
         self.rows[job_id].update(execution_name=execution_name, execution_log_uri=log_uri, updated_at=self._now())
 
-    def record_usage(self, job_id, attempt, usage) -> None:
+    def record_usage(self, job_id, attempt, usage, task=("whole", 0)) -> None:
         spent = self.rows[job_id].setdefault("usage", {})
-        spent[attempt] = merged(spent.get(attempt), usage)
+        key = (attempt, *task)  # the SQL repository's order: attempt, task role, task index
+        spent[key] = merged(spent.get(key), usage)
 
     def usage_of(self, job_id):
         spent = self.rows.get(job_id, {}).get("usage", {})
