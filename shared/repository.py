@@ -198,12 +198,9 @@ class SqlJobRepository(UsageRecords):
         """What export_status shows of a job, or None when no such id exists (or it is not a UUID, or,
         with `owner`, it is another owner's).
 
-        A dict: jobId, status, stage, progress (float, not rounded), createdAt, updatedAt, startedAt,
-        finishedAt (iso() strings or None), attempts, executionName, executionLogUri, history
-        [{status, at}], then uploads {expected, received} (awaiting_upload, else None), error
-        {code, message} (when error_code is set, else None), output (the stored output dict when
-        succeeded, else None). On PostgreSQL with a read engine: one prepared statement returning
-        the view as JSON (shared.status_view.STATUS_PREPARE); elsewhere status_fields(get(job_id)).
+        The dict whose shape shared.status_view documents (parts included). On PostgreSQL with a read
+        engine: one prepared statement returning the view as JSON (status_view.STATUS_PREPARE);
+        elsewhere status_fields of the record, its usage, deliveries and pieces.
         Raises TransientError when the database is unreachable.
         """
         if not self._status_sql:
