@@ -62,6 +62,11 @@ trap 'rm -rf "$CONF"; [[ -n "${BUNDLE_DIR:-}" ]] || rm -rf "$(dirname "$BUNDLE")
 origins=$(printf '"%s",' ${CORS_ORIGINS//,/ }); origins=${origins%,}
 printf '[{"origin": [%s], "method": ["PUT", "GET", "HEAD"], "responseHeader": ["Content-Type", "x-goog-content-length-range"], "maxAgeSeconds": 3600}]\n' "$origins" > "$CONF/cors.json"
 printf '{"rule": [{"action": {"type": "Delete"}, "condition": {"age": %d}}]}\n' "$RETENTION_DAYS" > "$CONF/lifecycle.json"
+# the output bucket also deletes a parallel render's pieces left behind (parts/; shared/artifacts.py
+# PARTS_TTL_DAYS): they are deleted when the export succeeds, this catches failed and canceled ones
+PARTS_TTL_DAYS=2
+printf '{"rule": [{"action": {"type": "Delete"}, "condition": {"age": %d}}, {"action": {"type": "Delete"}, "condition": {"age": %d, "matchesPrefix": ["parts/"]}}]}\n' \
+  "$RETENTION_DAYS" "$PARTS_TTL_DAYS" > "$CONF/output-lifecycle.json"
 
 # Limits (README: Limits): each setting goes to the processes that read it, the table's value unless
 # it is set here. The task's memory is given to it as RENDER_MEMORY_BYTES too (its preflight compares
@@ -145,6 +150,7 @@ for b in "$IN" "$OUT"; do
       --uniform-bucket-level-access --public-access-prevention --lifecycle-file="$CONF/lifecycle.json"
 done
 run gcloud storage buckets update "gs://$IN" --project="$PROJECT" --cors-file="$CONF/cors.json"
+run gcloud storage buckets update "gs://$OUT" --project="$PROJECT" --lifecycle-file="$CONF/output-lifecycle.json"
 exists gcloud pubsub topics describe "$TOPIC" --project="$PROJECT" || run gcloud pubsub topics create "$TOPIC" --project="$PROJECT"
 for t in "$DLQ" "$EVENTS" "$EVENTS_DLQ"; do
   exists gcloud pubsub topics describe "$t" --project="$PROJECT" || run gcloud pubsub topics create "$t" --project="$PROJECT"

@@ -102,6 +102,7 @@ def build_service(s: Settings, *, storage: ObjectStorage | None = None, publishe
     no job events)."""
     from shared.adapters.webhook_http import HttpsWebhookSender
     from shared.db import make_engine, migrate, session_factory
+    from shared.part_store import SqlPartStore
     from shared.service import ExportService
     from shared.webhook_store import SqlWebhookStore
 
@@ -113,7 +114,7 @@ def build_service(s: Settings, *, storage: ObjectStorage | None = None, publishe
                          storage=storage or get_storage(s), publisher=publisher or get_publisher(s),
                          launcher=launcher or get_launcher(s), authenticator=build_authenticator(s, engine),
                          events=get_event_publisher(s) if events is _FROM_SETTINGS else events,
-                         webhooks=SqlWebhookStore(session_factory(engine)),
+                         webhooks=SqlWebhookStore(session_factory(engine)), parts=SqlPartStore(session_factory(engine)),
                          sender=HttpsWebhookSender(s.webhook_ca_file))
 
 

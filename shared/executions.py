@@ -53,16 +53,18 @@ def task_role(task_index: int, parts: int) -> tuple[str, int]:
     return (AUDIO_ROLE, task_index) if task_index == parts else (PART_ROLE, task_index)
 
 
-def render_env(job_id: str, task_count: int = 1) -> list[tuple[str, str]]:
-    """[(name, value)] of a render execution of `task_count` tasks, in the order sent.
+def render_env(job_id: str, parts: int = 1) -> list[tuple[str, str]]:
+    """[(name, value)] of a render execution of `parts` parts (render_task_count(parts) tasks), in
+    the order sent: EXPORT_JOB_ID only for one part (today's request), + RENDER_MODE=part and
+    EXPORT_PART_COUNT=K for K >= 2.
 
     Raises:
-        ValueError: task_count is not a whole number from 1 to MAX_TASKS.
+        ValueError: parts is not a whole number from 1 to MAX_TASKS - 1.
     """
-    _check_count("task_count", task_count)
-    if task_count == 1:
+    _check_count("parts", parts, MAX_TASKS - 1)
+    if parts == 1:
         return [(JOB_ID_ENV, job_id)]
-    return [(JOB_ID_ENV, job_id), (MODE_ENV, PART_MODE), (PART_COUNT_ENV, str(task_count))]
+    return [(JOB_ID_ENV, job_id), (MODE_ENV, PART_MODE), (PART_COUNT_ENV, str(parts))]
 
 
 def stitch_env(job_id: str, part_count: int) -> list[tuple[str, str]]:
@@ -78,17 +80,17 @@ def stitch_env(job_id: str, part_count: int) -> list[tuple[str, str]]:
     return [(JOB_ID_ENV, job_id), (MODE_ENV, STITCH_MODE), (PART_COUNT_ENV, str(part_count))]
 
 
-def check_task_count(task_count: int, max_parts: int) -> None:
-    """Refuse a render execution of more tasks than the launcher's cap (RENDER_MAX_PARTS).
+def check_parts(parts: int, max_parts: int) -> None:
+    """Refuse a render execution of more parts than the launcher's cap (RENDER_MAX_PARTS).
 
     Raises:
-        ValueError: task_count is below 1 or above max_parts.
+        ValueError: parts is below 1 or above max_parts.
     """
-    _check_count("task_count", task_count)
-    if task_count > max_parts:
-        raise ValueError(f"task_count {task_count} is over the cap of {max_parts} parts (RENDER_MAX_PARTS)")
+    _check_count("parts", parts, MAX_TASKS - 1)
+    if parts > max_parts:
+        raise ValueError(f"parts {parts} is over the cap of {max_parts} parts (RENDER_MAX_PARTS)")
 
 
-def _check_count(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TASKS:
-        raise ValueError(f"{name} must be a whole number from 1 to {MAX_TASKS}, not {value!r}")
+def _check_count(name: str, value: int, most: int = MAX_TASKS) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+        raise ValueError(f"{name} must be a whole number from 1 to {most}, not {value!r}")

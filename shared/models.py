@@ -5,7 +5,10 @@ never by `create_all` on the production path.
 - export_job_events: one row per state transition (status, at): the job's history.
 - export_job_uploads: one row per declared upload that has arrived (job_id, name, generation).
 - api_keys: one row per server key (key id, name, SHA-256 of the secret, created, revoked, last used).
-- export_job_usage: one row per render task attempt that reported its usage (shared.cost).
+- export_job_usage: one row per render task attempt that reported its usage (shared.cost), keyed by
+  the task (role, index: a parallel render's part, audio and stitch tasks each count) and attempt.
+- export_job_parts: one row per piece of a parallel render in the output bucket (shared.part_store);
+  export_job_tasks: each task's own attempt, stage and progress (issue 19).
 - webhook_secrets: one signing secret per owner; webhook_deliveries: one row per delivery attempt
   (shared.webhooks). export_job_events doubles as the webhook outbox (publish_pending).
 """
@@ -52,6 +55,13 @@ class ExportJob(Base):
     last_report_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     webhook_url: Mapped[str | None] = mapped_column(String(2000))  # checked at start (shared.webhook_url)
     webhook_progress_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # last progress event
+    # a parallel render (issue 19, shared.part_store): K told to its tasks (NULL: one task), the
+    # stitch's claim and execution, and how often reconcile relaunched either execution
+    part_count: Mapped[int | None] = mapped_column(Integer)
+    stitch_claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    stitch_execution_name: Mapped[str | None] = mapped_column(String(500))
+    part_relaunches: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    stitch_relaunches: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ExportJobEvent(Base):
@@ -94,16 +104,49 @@ class ApiKey(Base):
 
 class ExportJobUsage(Base):
     """One render task attempt's usage (shared.cost.AttemptUsage), each amount the largest any of the
-    attempt's reports carried: wall and CPU seconds, vCPU- and GiB-seconds billed."""
+    attempt's reports carried: wall and CPU seconds, vCPU- and GiB-seconds billed. task_role:
+    "whole" (today's single task), "part", "audio" or "stitch"; task_index: the report's task index."""
 
     __tablename__ = "export_job_usage"
 
     job_id: Mapped[str] = mapped_column(ForeignKey("export_jobs.id", ondelete="CASCADE"), primary_key=True)
+    task_role: Mapped[str] = mapped_column(String(10), primary_key=True, default="whole", server_default="whole")
+    task_index: Mapped[int] = mapped_column(Integer, primary_key=True, default=0, server_default="0")
     attempt: Mapped[int] = mapped_column(Integer, primary_key=True)
     wall_s: Mapped[float] = mapped_column(Float)
     cpu_s: Mapped[float] = mapped_column(Float)
     vcpu_s: Mapped[float] = mapped_column(Float)
     gib_s: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ExportJobPart(Base):
+    """One piece of a parallel render found in the output bucket (object stat'd): part_index 0..k-1
+    (AUDIO_PART = -1: the audio), the object's generation, the part count k of its metadata, its
+    frames (video parts)."""
+
+    __tablename__ = "export_job_parts"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("export_jobs.id", ondelete="CASCADE"), primary_key=True)
+    part_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation: Mapped[int] = mapped_column(BigInteger)
+    part_count: Mapped[int] = mapped_column(Integer)
+    frames: Mapped[int | None] = mapped_column(Integer)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ExportJobTask(Base):
+    """One task of a parallel render as its reports tell it: role ("part", "audio", "stitch"), index,
+    its highest attempt seen, its own stage and progress (0..1, the largest reported)."""
+
+    __tablename__ = "export_job_tasks"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("export_jobs.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(10), primary_key=True)
+    task_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    stage: Mapped[str | None] = mapped_column(String(20))
+    progress: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 

@@ -137,11 +137,11 @@ class JobLauncher(Protocol):
     parallel export (issue 19) one execution of K part tasks, then one stitch execution. What each execution
     is told: shared.executions."""
 
-    def launch(self, job_id: str, *, task_count: int = 1) -> str:
-        """Start a render execution of `task_count` tasks (1: today's whole export, EXPORT_JOB_ID
-        only; K >= 2: one part per task, shared.executions.render_env); returns the execution name.
-        Raises TransientError; ValueError when task_count is below 1 or over the launcher's cap
-        (RENDER_MAX_PARTS)."""
+    def launch(self, job_id: str, *, parts: int = 1) -> str:
+        """Start a render execution of `parts` parts (1: today's whole export, one task told
+        EXPORT_JOB_ID only; K >= 2: K + 1 tasks, shared.executions.render_env / render_task_count);
+        returns the execution name. Raises TransientError; ValueError when parts is below 1 or over
+        the launcher's cap (RENDER_MAX_PARTS)."""
         ...
 
     def launch_stitch(self, job_id: str, part_count: int) -> str:
@@ -189,6 +189,7 @@ class JobRecord:
     labels: dict[str, str] = field(default_factory=dict)  # shared.api.StartRequest's limits
     external_ref: str | None = None
     webhook_url: str | None = None  # shared.webhooks
+    part_count: int | None = None  # K of a parallel render (issue 19, shared.part_store); None: one task
 
 
 @dataclass(frozen=True)
@@ -290,13 +291,16 @@ class JobRepository(Protocol):
         """Record a running job's stage and progress (neither goes back); False when not applied."""
         ...
 
-    def record_usage(self, job_id: str, attempt: int, usage: AttemptUsage) -> None:
-        """Note a render task attempt's usage so far (shared.cost): each amount becomes the larger of
-        the stored one and `usage`'s, so repeated reports of one attempt never add up."""
+    def record_usage(self, job_id: str, attempt: int, usage: AttemptUsage,
+                     task: tuple[str, int] = ("whole", 0)) -> None:
+        """Note the usage so far of attempt `attempt` of render task `task` (role, index: "whole" 0 for
+        today's single task; a parallel render's "part" i, "audio" K, "stitch" 0) (shared.cost): each
+        amount becomes the larger of the stored one and `usage`'s, so repeated reports of one task
+        attempt never add up, and every task's attempts count."""
         ...
 
     def usage_of(self, job_id: str) -> list[AttemptUsage]:
-        """The job's usage per attempt, in attempt order."""
+        """The job's usage per task attempt, in (attempt, task role, task index) order."""
         ...
 
 @dataclass(frozen=True)

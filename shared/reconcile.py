@@ -14,12 +14,13 @@ from shared.artifacts import video_object
 from shared.clock import utcnow
 from shared.errors import InvalidRequest, TransientError
 from shared.messages import bounded, listing
+from shared.part_repairs import PartRepairs
 from shared.ports import JobRecord
 from shared.states import JobStatus
 
 
-class Reconcile:
-    """The repair use cases of ExportService."""
+class Reconcile(PartRepairs):
+    """The repair use cases of ExportService (a parallel render's: shared.part_repairs)."""
 
     # -- reconcile_exports ---------------------------------------------------------------------
     def reconcile(self, now: datetime | None = None) -> dict:
@@ -28,7 +29,9 @@ class Reconcile:
         - queued longer than RECONCILE_QUEUED_AFTER_S: published again (a publish lost after commit);
         - dispatched/running with no report for RECONCILE_STALE_AFTER_S: the launcher is asked; a
           failed, cancelled or vanished execution fails the job with its reason; a succeeded one
-          whose finalize was lost succeeds the job from the video's metadata, else fails it;
+          whose finalize was lost succeeds the job from the video's metadata, else fails it; a parallel
+          render is repaired by shared.part_repairs (stitch never started or lost, pieces missing:
+          relaunched, bounded) and counted as relaunched;
         - awaiting_upload longer than EXPORT_UPLOAD_TTL_S: failed, naming the missing uploads.
         Each job is repaired on its own. One whose repair raises TransientError (e.g. its execution's
         status lookup failed) is logged, counted as deferred and left as it is for the next run; one
@@ -37,7 +40,7 @@ class Reconcile:
         a failed listing ends the run with TransientError (503; Cloud Scheduler retries, every step is
         idempotent). Webhook events still in the outbox a minute after their transition are published
         (shared.webhooks.republish_events). Returns counts: {republished, failed, succeeded, checked,
-        skipped, deferred}, and eventsRepublished when there were any.
+        skipped, deferred}, and relaunched / eventsRepublished when there were any.
         """
         now = now or utcnow()
         s = self.settings
@@ -61,7 +64,7 @@ class Reconcile:
                     pass  # still skipped; it is only looked at again first
                 return
             if outcome:
-                counts[outcome] += 1
+                counts[outcome] = counts.get(outcome, 0) + 1
 
         def republish(job_id: str) -> str:
             self._publish(job_id)
@@ -90,6 +93,8 @@ class Reconcile:
     def _repair_stale(self, job: JobRecord) -> str | None:
         """Ask the launcher about a stale dispatched/running job: "succeeded" or "failed" when it
         was moved there, None when it is still running or another writer got there first."""
+        if job.part_count and self.parts is not None:
+            return self._repair_parallel(job)
         if not job.execution_name:
             reason = "no execution was recorded for this job"
             state = "missing"

@@ -28,6 +28,7 @@ from shared.limits import JOB_TOO_LARGE, job_bytes_problem
 from shared.messages import bounded
 from shared.models import ExportJob, ExportJobEvent, ExportJobUpload
 from shared.list_sql import list_statement
+from shared.part_store import pieces_in
 from shared.ports import JobFilter, JobRecord, JobSummary, UploadRecorded
 from shared.states import JobStatus, sources_for
 from shared.status_view import STATUS_PREPARE, status_fields
@@ -171,7 +172,7 @@ class SqlJobRepository(UsageRecords):
             output=job.output, created_at=_aware(job.created_at), updated_at=_aware(job.updated_at),
             started_at=_aware(job.started_at), finished_at=_aware(job.finished_at),
             last_report_at=_aware(job.last_report_at), owner=job.owner, webhook_url=job.webhook_url,
-            labels=dict(job.labels or {}), external_ref=job.external_ref,
+            labels=dict(job.labels or {}), external_ref=job.external_ref, part_count=job.part_count,
             history=[(s, _aware(a)) for s, a in history], uploads_received=list(received))
 
     def get(self, job_id: str, *, with_spec: bool = True, owner: str | None = None) -> JobRecord | None:
@@ -197,22 +198,20 @@ class SqlJobRepository(UsageRecords):
         """What export_status shows of a job, or None when no such id exists (or it is not a UUID, or,
         with `owner`, it is another owner's).
 
-        A dict: jobId, status, stage, progress (float, not rounded), createdAt, updatedAt, startedAt,
-        finishedAt (iso() strings or None), attempts, executionName, executionLogUri, history
-        [{status, at}], then uploads {expected, received} (awaiting_upload, else None), error
-        {code, message} (when error_code is set, else None), output (the stored output dict when
-        succeeded, else None). On PostgreSQL with a read engine: one prepared statement returning
-        the view as JSON (shared.status_view.STATUS_PREPARE); elsewhere status_fields(get(job_id)).
+        The dict whose shape shared.status_view documents (parts included). On PostgreSQL with a read
+        engine: one prepared statement returning the view as JSON (status_view.STATUS_PREPARE);
+        elsewhere status_fields of the record, its usage, deliveries and pieces.
         Raises TransientError when the database is unreachable.
         """
         if not self._status_sql:
             job = self.get(job_id, with_spec=False, owner=owner)
             if job is None:
                 return None
-            if job.webhook_url is None:
-                return status_fields(job, self.usage_of(job_id))
+            usage = self.usage_of(job_id)  # its own transaction: before `s` holds SQLite's write lock
             with self._tx(read_only=True) as s:
-                return status_fields(job, self.usage_of(job_id), recent_deliveries(s, job_id))
+                pieces = pieces_in(s, job_id) if job.part_count else None
+                return status_fields(job, usage, job.webhook_url and recent_deliveries(s, job_id),
+                                     pieces.view() if pieces else None)
         if not _JOB_ID.fullmatch(job_id):
             return None
         with _database_errors(), self._read_engine.connect() as conn:

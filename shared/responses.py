@@ -172,9 +172,20 @@ class WebhookView(WireModel):
     deliveries: list[WebhookDelivery]
 
 
+class PartsView(WireModel):
+    """A parallel export's pieces (issue 19): count k of video parts the plan cut (the upper bound
+    K the render was told until the first part is in), how many are rendered, and whether the
+    audio is. An app shows "rendering {rendered}/{count} parts" while stage is rendering, then the
+    stage (stitching, uploading)."""
+
+    count: int = Field(ge=1)
+    rendered: int = Field(ge=0)
+    audio: bool
+
+
 class StatusResponse(WireModel):
     """export_status's view of a job. `uploads` only while awaiting_upload, `error` once failed or
-    canceled, `output` once succeeded."""
+    canceled, `output` once succeeded, `parts` for an export rendered in parallel parts."""
 
     job_id: JobId
     owner: str
@@ -195,6 +206,7 @@ class StatusResponse(WireModel):
     error: JobError | None = None
     cost: Cost
     webhook: WebhookView | None = Field(None, description="present when the job names a webhook")
+    parts: PartsView | None = Field(None, description="present when the export renders in parallel parts")
     output: OutputView | None = None
 
 
@@ -251,4 +263,6 @@ class ReconcileResponse(WireModel):
     checked: int
     skipped: int
     deferred: int
+    relaunched: int | None = Field(None, description="parallel renders whose stitch or parts execution was "
+                                                     "started again (when any)")
     events_republished: int | None = Field(None, description="job events left unpublished, sent again (when any)")

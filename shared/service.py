@@ -20,7 +20,7 @@ from typing import Any, Callable, NamedTuple
 from shared import api, cost, logs
 from shared.api import ErrorBody, ReportOutput, StartRequest, UploadDecl
 from shared.artifacts import (INPUT_ASSET_RE, OUTPUT_VIDEO_RE, OutputRecord, asset_object, event_generation,
-                              object_not_current, spec_object, video_not_ours)
+                              object_not_current, parse_part_object, spec_object, video_not_ours)
 from shared.auth import Authenticator
 from shared.clock import iso, utcnow
 from shared.config import Settings
@@ -31,6 +31,7 @@ from shared.limits import JOB_TOO_LARGE
 from shared.listing import Listing
 from shared.outputs import clean_warnings
 from shared.parallel import in_parallel
+from shared.part_lifecycle import PartLifecycle
 from shared.ports import EventPublisher, JobLauncher, JobRecord, JobRepository, ObjectStorage, Publisher, WebhookSender
 from shared.reconcile import Reconcile
 from shared.webhook_url import system_resolver
@@ -56,9 +57,9 @@ class Started(NamedTuple):
 
 
 @dataclass
-class ExportService(Reconcile, Listing, Webhooks):
-    """Use cases of SceneFlow Export (reconcile_exports: shared.reconcile; export_list:
-    shared.listing; webhooks: shared.webhooks). Construct through shared.bootstrap.get_service()."""
+class ExportService(Reconcile, Listing, Webhooks, PartLifecycle):
+    """Use cases of SceneFlow Export (reconcile_exports: shared.reconcile; export_list: shared.listing;
+    webhooks: shared.webhooks; parallel renders: shared.part_lifecycle). Built by shared.bootstrap."""
 
     settings: Settings
     repo: JobRepository
@@ -70,6 +71,7 @@ class ExportService(Reconcile, Listing, Webhooks):
     webhooks: Any = None  # shared.webhook_store.SqlWebhookStore (with `events`)
     resolver: Callable[[str, int], list[str]] = system_resolver  # shared.webhook_url.Resolver
     sender: WebhookSender | None = None
+    parts: Any = None  # shared.part_store.SqlPartStore; None: every export renders as one task
 
     # -- export_start --------------------------------------------------------------------------
     def start(self, body: Any, idempotency_key: str | None = None, caller: Caller = DEFAULT_CALLER) -> Started:
@@ -174,7 +176,7 @@ class ExportService(Reconcile, Listing, Webhooks):
         if body["status"] == JobStatus.AWAITING_UPLOAD.value and self._expire_if_due(job_id, body):
             body = self.repo.status_view(job_id, caller.owner) or body  # never shown waiting past its expiry
         body["progress"] = round(float(body["progress"]), 4)
-        for key in ("uploads", "error", "webhook"):
+        for key in ("uploads", "error", "webhook", "parts"):
             if body[key] is None:
                 del body[key]
         s = self.settings
@@ -187,8 +189,8 @@ class ExportService(Reconcile, Listing, Webhooks):
         return body
 
     def _execution_log_uri(self, execution_name: str) -> str | None:
-        """Where the execution's logs are (the launcher's ExecutionStatus.log_uri), asked once at
-        dispatch and stored, so status polls never call Cloud Run; None when it cannot be asked."""
+        """The execution's ExecutionStatus.log_uri, asked once at dispatch (status polls never call
+        Cloud Run); None when it cannot be asked."""
         try:
             return getattr(self.launcher.status(execution_name), "log_uri", None)
         except Exception:  # noqa: BLE001 - TransientError or a stand-in's failure: leave it out
@@ -226,12 +228,7 @@ class ExportService(Reconcile, Listing, Webhooks):
         logs.info("export canceled", job_id=job.id)
         self._events(job.id)
         current = self.repo.get(job.id)
-        if current and current.execution_name:
-            try:
-                self.launcher.cancel(current.execution_name)
-            except TransientError as exc:
-                logs.warning("could not cancel the execution; it will stop at its next report", job_id=job.id,
-                             reason=exc.message)
+        self._cancel_executions(job.id, current and current.execution_name)  # parts and stitch too
         return {"jobId": job.id, "status": "canceled"}
 
     # -- export_complete -----------------------------------------------------------------------
@@ -245,8 +242,8 @@ class ExportService(Reconcile, Listing, Webhooks):
 
         A report is tied to the job's current attempt: `attempts` is 1 + the highest `attempt` any
         report carried (CLOUD_RUN_TASK_ATTEMPT, 0-based; Cloud Run runs a task's attempts one after
-        another). A report's `usage` is recorded for its attempt (the largest per attempt; shared.cost)
-        once the job was dispatched, also when the report is then refused as late. Raises
+        another); a parallel render task's report (`task`) to its task's (shared.part_lifecycle). `usage` is
+        recorded per task attempt (shared.cost) once dispatched, also when the report is refused. Raises
         InvalidRequest (400: a malformed report; a succeeded report whose
         output.uri is not this job's non-empty video in the output bucket), NotFound, Conflict
         (409, the worker stops: a running report for a terminal job, a report for a job never
@@ -257,13 +254,16 @@ class ExportService(Reconcile, Listing, Webhooks):
         if job.status in (JobStatus.AWAITING_UPLOAD, JobStatus.QUEUED):
             raise Conflict(f"export {job.id} is {job.status.value}: it was never dispatched, so no render "
                            "task may report on it")
+        if report.task is not None and not job.part_count:
+            raise Conflict(f"export {job.id} is rendered by one task: no {report.task.role} task may report on it")
         if report.usage is not None:  # counted whatever follows: a canceled or older attempt cost too
-            u = report.usage
-            self.repo.record_usage(job.id, report.attempt, cost.billed(u.wall_s, u.cpu_s, u.vcpu, u.memory_gib))
+            self._record_task_usage(job.id, report)
         if is_terminal(job.status):
             if report.status == "running":
                 raise Conflict(f"export {job.id} is {job.status.value}; stop rendering")
             return {"jobId": job.id, "status": job.status.value, "applied": False}  # a late duplicate
+        if report.task is not None:  # a parallel render's task: its own attempts (shared.part_lifecycle)
+            return self._task_report(job, report, output)
         if report.attempt + 1 < job.attempts:
             raise Conflict(f"this report is from attempt {report.attempt} but export {job.id} is at attempt "
                            f"{job.attempts - 1}; stop rendering")
@@ -309,13 +309,14 @@ class ExportService(Reconcile, Listing, Webhooks):
         if applied:
             logs.info("export succeeded", job_id=job_id, object=output.get("object"))
             self._events(job_id)
+            self._delete_pieces(job_id)  # a parallel render's temporary pieces
         return applied
 
     # -- dispatch_export -----------------------------------------------------------------------
     def dispatch(self, job_id: str) -> str | None:
-        """Claim a queued job and start one render execution. Returns the execution name, or None
-        when the claim was lost (duplicate delivery, job not queued). Raises TransientError when
-        the launch fails; the claim is released so the redelivered message can retry."""
+        """Claim a queued job and start one render execution (of K parts if long: _dispatch_parts). Returns
+        its name, or None when the claim was lost (duplicate delivery, job not queued). Raises
+        TransientError when the launch fails; the claim is released so the redelivery can retry."""
         if not api.is_job_id(job_id):
             raise InvalidRequest(f"jobId {str(job_id)[:60]!r} is not a UUID")
         if not self.repo.transition(job_id, JobStatus.DISPATCHED):
@@ -324,7 +325,7 @@ class ExportService(Reconcile, Listing, Webhooks):
                       status=job.status.value if job else "unknown")
             return None
         try:
-            execution = self.launcher.launch(job_id)
+            execution = self.launcher.launch(job_id, parts=self._dispatch_parts(job_id))
         except TransientError:
             self.repo.transition(job_id, JobStatus.QUEUED, sources=frozenset({JobStatus.DISPATCHED}))
             raise
@@ -375,6 +376,8 @@ class ExportService(Reconcile, Listing, Webhooks):
                 return "queued"
             return "upload"
         if bucket == self.settings.output_bucket:
+            if parse_part_object(name):  # a parallel render's piece
+                return self._piece_finalized(bucket, name, generation)
             m = OUTPUT_VIDEO_RE.match(name)
             if not m:
                 return "ignored"

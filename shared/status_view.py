@@ -6,10 +6,11 @@ Shape: {jobId, owner, status, stage, progress (float, not rounded), createdAt, u
 finishedAt (clock.iso() strings or None), attempts, executionName, executionLogUri, labels
 {key: value} (keys in code-point order), externalRef | None, history [{status, at}], uploads
 {expected, received} | None, error {code, message} | None, output | None, cost {vcpuSeconds,
-gibSeconds, cpuSeconds}: the sums over the job's usage records, added in attempt order
+gibSeconds, cpuSeconds}: the sums over the job's usage records, added in (attempt, task) order
 (shared.cost.totals; 0 when none), which the service turns into the public `cost`, webhook {url,
 deliveries: [{eventId, type, attempt, at, httpStatus, error, durationMs}] (the last
-webhook_store.SHOWN_DELIVERIES attempts, oldest first)} | None (a job without a webhook)}.
+webhook_store.SHOWN_DELIVERIES attempts, oldest first)} | None (a job without a webhook), parts
+{count, rendered, audio} | None (a parallel render's pieces, shared.parts.Pieces.view; None: one task)}.
 """
 from __future__ import annotations
 
@@ -24,10 +25,11 @@ SHOWN_DELIVERIES = 10  # the last webhook delivery attempts a status shows
 
 
 
-def status_fields(job: JobRecord, usage: list[AttemptUsage] = (), deliveries: list[dict] | None = None
-                  ) -> dict[str, Any]:
+def status_fields(job: JobRecord, usage: list[AttemptUsage] = (), deliveries: list[dict] | None = None,
+                  parts: dict | None = None) -> dict[str, Any]:
     """The view JobRepository.status_view returns, built from a record, its usage per attempt
-    (attempt order) and its last webhook delivery attempts (the SQLite path, and the reference the
+    (attempt order), its last webhook delivery attempts, its pieces' view (parts: shared.parts.Pieces.view,
+    None for a single-task export) (the SQLite path, and the reference the
     PostgreSQL query must match; tests/integration/test_repository.py compares them)."""
     spent = totals(list(usage))
     return {
@@ -43,6 +45,7 @@ def status_fields(job: JobRecord, usage: list[AttemptUsage] = (), deliveries: li
         "output": job.output if job.status == JobStatus.SUCCEEDED else None,
         "cost": {"vcpuSeconds": spent.vcpu_s, "gibSeconds": spent.gib_s, "cpuSeconds": spent.cpu_s},
         "webhook": {"url": job.webhook_url, "deliveries": deliveries or []} if job.webhook_url else None,
+        "parts": parts,
     }
 
 
@@ -61,6 +64,9 @@ def _iso_sql(column: str) -> str:
     """SQL formatting a timestamptz exactly like iso(): UTC, milliseconds truncated, a Z (NULL stays NULL)."""
     return f"""to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""
 
+
+# usage rows in the order usage_records.usage_of reads them (roles are lower-case ASCII: "C" agrees)
+_USAGE_ORDER = 'c.attempt, c.task_role COLLATE "C", c.task_index'
 
 # SqlJobRepository.status_view on PostgreSQL: the whole view as one JSON object built by the server
 # (timestamps already formatted, history and received uploads aggregated), so the client neither
@@ -86,9 +92,16 @@ STATUS_PREPARE = (
     "'message', j.error_message) END, "
     "'output', CASE WHEN j.status = 'succeeded' THEN j.output END, "
     # float sums in attempt order, as shared.cost.totals adds them: the same floats
-    "'cost', (SELECT json_build_object('vcpuSeconds', coalesce(sum(c.vcpu_s ORDER BY c.attempt), 0), "
-    "'gibSeconds', coalesce(sum(c.gib_s ORDER BY c.attempt), 0), "
-    "'cpuSeconds', coalesce(sum(c.cpu_s ORDER BY c.attempt), 0)) FROM export_job_usage c WHERE c.job_id = j.id), "
+    f"'cost', (SELECT json_build_object('vcpuSeconds', coalesce(sum(c.vcpu_s ORDER BY {_USAGE_ORDER}), 0), "
+    f"'gibSeconds', coalesce(sum(c.gib_s ORDER BY {_USAGE_ORDER}), 0), "
+    f"'cpuSeconds', coalesce(sum(c.cpu_s ORDER BY {_USAGE_ORDER}), 0)) FROM export_job_usage c WHERE c.job_id = j.id), "
+    # a parallel render's pieces (shared.parts.Pieces.view): k (K until a video piece names it), the
+    # video parts in, the audio in; absent for a single-task export
+    "'parts', CASE WHEN j.part_count IS NOT NULL THEN (SELECT json_build_object("
+    "'count', coalesce(max(p.part_count) FILTER (WHERE p.part_index >= 0), j.part_count), "
+    "'rendered', count(*) FILTER (WHERE p.part_index >= 0 AND p.part_index < p.part_count AND p.part_count = "
+    "(SELECT max(q.part_count) FROM export_job_parts q WHERE q.job_id = j.id AND q.part_index >= 0)), "
+    "'audio', coalesce(bool_or(p.part_index = -1), false)) FROM export_job_parts p WHERE p.job_id = j.id) END, "
     "'webhook', CASE WHEN j.webhook_url IS NOT NULL THEN json_build_object('url', j.webhook_url, 'deliveries', "
     "coalesce((SELECT json_agg(json_build_object('eventId', d.event_id, 'type', d.event_type, 'attempt', "
     f"d.attempt, 'at', {_iso_sql('d.at')}, 'httpStatus', d.http_status, 'error', d.error, 'durationMs', "

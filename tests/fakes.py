@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 from shared.clock import utcnow
 from shared.cost import merged
 from shared.errors import Conflict, NotFound, TransientError
-from shared.executions import MAX_TASKS, check_task_count, stitch_env
+from shared.executions import MAX_TASKS, check_parts, render_task_count, stitch_env
 from shared.identity import DEFAULT_OWNER
 from shared.limits import JOB_TOO_LARGE, job_bytes_problem
 from shared.messages import bounded
@@ -167,9 +167,10 @@ class FakeRepository:
     def set_execution(self, job_id, execution_name, log_uri=None) -> None:
         self.rows[job_id].update(execution_name=execution_name, execution_log_uri=log_uri, updated_at=self._now())
 
-    def record_usage(self, job_id, attempt, usage) -> None:
+    def record_usage(self, job_id, attempt, usage, task=("whole", 0)) -> None:
         spent = self.rows[job_id].setdefault("usage", {})
-        spent[attempt] = merged(spent.get(attempt), usage)
+        key = (attempt, *task)  # the SQL repository's order: attempt, task role, task index
+        spent[key] = merged(spent.get(key), usage)
 
     def usage_of(self, job_id):
         spent = self.rows.get(job_id, {}).get("usage", {})
@@ -261,7 +262,8 @@ class RecordingLauncher:
 
     def __init__(self, max_parts: int = MAX_TASKS) -> None:
         self.launched: list[str] = []
-        self.task_counts: list[int] = []  # task_count of each launch, in order
+        self.parts: list[int] = []  # `parts` of each launch, in order
+        self.task_counts: list[int] = []  # the task count each launch starts (render_task_count)
         self.stitched: list[tuple[str, int]] = []  # (job id, part count) of each launch_stitch
         self.cancelled: list[str] = []
         self.states: dict[str, ExecutionStatus] = {}
@@ -274,11 +276,12 @@ class RecordingLauncher:
     def cancel(self, execution_name: str) -> None:
         self.cancelled.append(execution_name)
 
-    def launch(self, job_id: str, *, task_count: int = 1) -> str:
-        check_task_count(task_count, self.max_parts)
+    def launch(self, job_id: str, *, parts: int = 1) -> str:
+        check_parts(parts, self.max_parts)
         self._maybe_fail()
         self.launched.append(job_id)
-        self.task_counts.append(task_count)
+        self.parts.append(parts)
+        self.task_counts.append(render_task_count(parts))
         return f"projects/local/locations/local/jobs/render/executions/exec-{len(self.launched)}"
 
     def launch_stitch(self, job_id: str, part_count: int) -> str:

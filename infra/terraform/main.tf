@@ -5,6 +5,7 @@
 locals {
   input_bucket  = coalesce(var.input_bucket_name, "${var.project_id}-sceneflow-input")
   output_bucket = coalesce(var.output_bucket_name, "${var.project_id}-sceneflow-output")
+  parts_ttl_days = 2 # shared/artifacts.py PARTS_TTL_DAYS
   api_base      = "https://${var.region}-${var.project_id}.cloudfunctions.net"
   instance_connection_name = (var.create_sql_instance ?
     google_sql_database_instance.main[0].connection_name : var.existing_instance_connection_name)
@@ -100,6 +101,17 @@ resource "google_storage_bucket" "output" {
     }
     condition {
       age = var.output_retention_days
+    }
+  }
+  # a parallel render's pieces (issue 19) are deleted when the export succeeds; this rule removes
+  # what failed or canceled exports leave (shared/artifacts.py PARTS_TTL_DAYS)
+  lifecycle_rule {
+    action {
+      type = "Delete"
+    }
+    condition {
+      age            = local.parts_ttl_days
+      matches_prefix = ["parts/"]
     }
   }
 }

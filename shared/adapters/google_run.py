@@ -4,7 +4,8 @@ Sends RunJobRequest(name=projects/P/locations/R/jobs/J, overrides={container_ove
 [EXPORT_JOB_ID=...]}], task_count=1, timeout=...}) and returns the execution name from the
 long-running operation's metadata (an Execution) without waiting for the operation: it lasts the
 whole render (https://cloud.google.com/run/docs/execute/jobs#override-job-configuration). A
-parallel render (issue 19) overrides task_count=K with the env of shared.executions.render_env; the
+parallel render of K parts (issue 19) overrides task_count=K+1 (render_task_count) with the env of
+shared.executions.render_env; the
 stitch names its own job (S) with task_count=1, its own timeout and shared.executions.stitch_env.
 Overrides has no parallelism field (run_v2.RunJobRequest.Overrides: container_overrides,
 task_count, timeout), so the jobs are deployed with parallelism 0, "as many as possible"
@@ -15,7 +16,7 @@ from __future__ import annotations
 import threading
 
 from shared.errors import TransientError
-from shared.executions import MAX_TASKS, check_task_count, render_env, stitch_env
+from shared.executions import MAX_TASKS, check_parts, render_env, render_task_count, stitch_env
 from shared.ports import ExecutionStatus
 
 
@@ -97,11 +98,11 @@ class CloudRunLauncher:
         except Exception as exc:
             raise TransientError(f"Cloud Run cancel_execution failed: {type(exc).__name__}") from None
 
-    def build_request(self, job_id: str, *, task_count: int = 1):
-        """The RunJobRequest of a render execution of `task_count` tasks (separate so tests can
-        inspect it). task_count 1 is the request sent before issue 19, field for field."""
-        check_task_count(task_count, self.max_parts)
-        return _request(self.job_name, render_env(job_id, task_count), task_count, self._task_timeout_s)
+    def build_request(self, job_id: str, *, parts: int = 1):
+        """The RunJobRequest of a render execution of `parts` parts (render_task_count(parts) tasks;
+        separate so tests can inspect it). parts=1 is the request sent before issue 19, field for field."""
+        check_parts(parts, self.max_parts)
+        return _request(self.job_name, render_env(job_id, parts), render_task_count(parts), self._task_timeout_s)
 
     def build_stitch_request(self, job_id: str, part_count: int):
         """The RunJobRequest of the stitch execution of `job_id`'s `part_count` parts.
@@ -113,8 +114,8 @@ class CloudRunLauncher:
             raise ValueError("no stitch job configured (RENDER_STITCH_JOB_NAME)")
         return _request(self.stitch_job_name, stitch_env(job_id, part_count), 1, self._stitch_timeout_s)
 
-    def launch(self, job_id: str, *, task_count: int = 1) -> str:
-        return self._run(self.build_request(job_id, task_count=task_count))
+    def launch(self, job_id: str, *, parts: int = 1) -> str:
+        return self._run(self.build_request(job_id, parts=parts))
 
     def launch_stitch(self, job_id: str, part_count: int) -> str:
         return self._run(self.build_stitch_request(job_id, part_count))

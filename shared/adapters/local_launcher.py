@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from shared import logs
-from shared.executions import MAX_TASKS, check_task_count, render_env, stitch_env
+from shared.executions import MAX_TASKS, check_parts, render_env, render_task_count, stitch_env
 from shared.ports import ExecutionStatus
 
 
@@ -68,7 +68,7 @@ def container_argv(image: str, name: str, env: dict[str, str], engine: str = "po
 class SubprocessLauncher:
     """Starts each execution in a background thread; `launch` returns its name at once.
 
-    An execution of K tasks (launch(task_count=K), or the stitch: launch_stitch) runs them as K
+    An execution of K tasks (launch(parts=P): K = P + 1 for P >= 2; the stitch: launch_stitch) runs them as K
     subprocesses, at most `parallelism` at once (EXPORT_LOCAL_TASK_PARALLELISM), each told its
     CLOUD_RUN_TASK_INDEX (0..K-1) and CLOUD_RUN_TASK_COUNT=K and retried on its own, as Cloud Run
     does; the execution succeeds when every task has, and fails when any task has failed all its
@@ -98,9 +98,9 @@ class SubprocessLauncher:
         self._cancelled: set[str] = set()
         self._lock = threading.RLock()  # _exited is called with it held (a task that could not start)
 
-    def launch(self, job_id: str, *, task_count: int = 1) -> str:
-        check_task_count(task_count, self.max_parts)
-        return self._start(self.job, job_id, render_env(job_id, task_count), task_count)
+    def launch(self, job_id: str, *, parts: int = 1) -> str:
+        check_parts(parts, self.max_parts)
+        return self._start(self.job, job_id, render_env(job_id, parts), render_task_count(parts))
 
     def launch_stitch(self, job_id: str, part_count: int) -> str:
         if not self.stitch_job:

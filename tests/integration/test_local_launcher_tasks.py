@@ -75,7 +75,7 @@ def release(folder: Path, task: str, code: int = 0) -> None:
 
 def test_k_tasks_run_with_cloud_run_env_at_most_parallelism_at_once(folder):
     launcher = make_launcher(folder, parallelism=2, max_retries=1)
-    name = launcher.launch(JOB_ID, task_count=5)
+    name = launcher.launch(JOB_ID, parts=4)  # 4 parts + the audio: 5 tasks
     retried = False
     finished = 0
     while finished < 6:  # 5 tasks, one of them twice: release one only while two are held (or the last)
@@ -99,7 +99,7 @@ def test_k_tasks_run_with_cloud_run_env_at_most_parallelism_at_once(folder):
     envs = {t: json.loads((folder / f"env-{t}.json").read_text()) for t in seen}
     for t, env in envs.items():
         index, attempt = t.split("-")
-        assert env == {"EXPORT_JOB_ID": JOB_ID, "RENDER_MODE": "part", "EXPORT_PART_COUNT": "5",
+        assert env == {"EXPORT_JOB_ID": JOB_ID, "RENDER_MODE": "part", "EXPORT_PART_COUNT": "4",
                        "CLOUD_RUN_JOB": "sceneflow-render", "CLOUD_RUN_EXECUTION": name,
                        "CLOUD_RUN_TASK_INDEX": index, "CLOUD_RUN_TASK_COUNT": "5", "CLOUD_RUN_TASK_ATTEMPT": attempt}
     assert launcher.task_exit_codes[(name, 3)] == [1, 0]
@@ -137,7 +137,7 @@ def test_the_stitch_is_one_more_task_of_its_own_job(folder):
 
 def test_a_task_failing_every_attempt_fails_the_execution_naming_it(folder):
     launcher = make_launcher(folder, parallelism=3)
-    name = launcher.launch(JOB_ID, task_count=3)
+    name = launcher.launch(JOB_ID, parts=2)  # 3 tasks
     wait_until(lambda: len(held(folder)) == 3, "three tasks")
     release(folder, "0-0")
     release(folder, "1-0", 7)
@@ -150,7 +150,7 @@ def test_a_task_failing_every_attempt_fails_the_execution_naming_it(folder):
 
 def test_cancel_stops_every_running_task_and_starts_no_other(folder):
     launcher = make_launcher(folder, parallelism=2, max_retries=3)
-    name = launcher.launch(JOB_ID, task_count=4)
+    name = launcher.launch(JOB_ID, parts=3)  # 4 tasks
     wait_until(lambda: len(held(folder)) >= 2, "two tasks")
     running = held(folder)
     assert len(running) == 2, running
@@ -167,7 +167,7 @@ def test_counts_out_of_range_are_refused(folder):
     launcher = make_launcher(folder, parallelism=2)
     for bad in (0, 17):
         with pytest.raises(ValueError):
-            launcher.launch(JOB_ID, task_count=bad)
+            launcher.launch(JOB_ID, parts=bad)
     with pytest.raises(ValueError):
         launcher.launch_stitch(JOB_ID, part_count=1)
     with pytest.raises(ValueError, match="RENDER_STITCH_JOB_NAME"):

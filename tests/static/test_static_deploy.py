@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from shared.artifacts import PARTS_PREFIX, PARTS_TTL_DAYS
+
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "infra" / "deploy.sh"
 
@@ -21,6 +23,9 @@ import json, os, sys
 name = os.path.basename(sys.argv[0])
 with open(os.environ["FAKE_LOG"], "a") as f:
     f.write(json.dumps([name, *sys.argv[1:]]) + "\\n")
+    for a in sys.argv[1:]:  # a file the script hands over (deleted when it exits): its content too
+        if a.startswith("--lifecycle-file="):
+            f.write(json.dumps(["<file>", a.split("=", 1)[1], open(a.split("=", 1)[1]).read()]) + "\\n")
 args = sys.argv[1:]
 if name == "gcloud" and "describe" in args:
     if args[:2] == ["projects", "describe"]:
@@ -92,6 +97,13 @@ def test_deploy_runs_the_whole_deployment(recorded):
     job = next(c for c in gcloud if c[:3] == ["run", "jobs", "deploy"])
     assert "--tasks=1" in job and "--task-timeout=3600s" in job
     assert ["fake-python", "-m", "shared.db"] == calls[-1]  # the migration runs last
+    # issue 19: the output bucket (new or existing) deletes leftover pieces after PARTS_TTL_DAYS
+    update = next(c for c in gcloud if c[:3] == ["storage", "buckets", "update"] and "gs://acme-video-sceneflow-output"
+                  in c and any(a.startswith("--lifecycle-file=") for a in c))
+    path = next(a for a in update if a.startswith("--lifecycle-file=")).split("=", 1)[1]
+    rules = json.loads(next(c[2] for c in calls if c[:2] == ["<file>", path]))["rule"]
+    assert {"action": {"type": "Delete"}, "condition": {"age": PARTS_TTL_DAYS, "matchesPrefix": [PARTS_PREFIX]}} \
+        in rules and len(rules) == 2
     # the image comes from infra/image.sh (the build of make image), then is pushed
     build = next(c for c in calls if c[:2] == ["docker", "build"])
     assert build[2:4] == ["-f", str(DEPLOY.parent / "Dockerfile")] and build[-1] == str(DEPLOY.parents[1])

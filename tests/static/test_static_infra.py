@@ -13,6 +13,8 @@ from pathlib import Path
 import hcl2
 import pytest
 
+from shared.artifacts import PARTS_PREFIX, PARTS_TTL_DAYS
+
 ROOT = Path(__file__).resolve().parents[2]
 TF = ROOT / "infra" / "terraform"
 BIN = Path(sys.executable).parent
@@ -64,6 +66,11 @@ def test_terraform_parses_and_holds_every_resource(tf):
         assert _one(bucket["public_access_prevention"]) == "enforced"
         assert "_retention_days}" in json.dumps(bucket["lifecycle_rule"])
     assert "PUT" in _one(_one(res["google_storage_bucket.input"]["cors"])["method"])
+    # issue 19: a parallel render's pieces left behind go after PARTS_TTL_DAYS (the code's constant)
+    rules = res["google_storage_bucket.output"]["lifecycle_rule"]
+    parts_rule = _one(next(r for r in rules if "matches_prefix" in json.dumps(r))["condition"])
+    assert _one(parts_rule["matches_prefix"]) == PARTS_PREFIX and _one(parts_rule["age"]) == "${local.parts_ttl_days}"
+    assert _one(next(b for b in tf["locals"] if "parts_ttl_days" in b)["parts_ttl_days"]) == PARTS_TTL_DAYS
 
     sub = res["google_pubsub_subscription.dispatch"]
     dlp = _one(sub["dead_letter_policy"])

@@ -109,7 +109,7 @@ def _env(req: run_v2.RunJobRequest) -> list[tuple[str, str]]:
 
 
 def test_a_one_task_launch_sends_exactly_todays_request(cloud_run, launcher, parallel):
-    """task_count=1 (what dispatch sends) is the pre-issue-19 request, byte for byte, whatever the
+    """parts=1 (what dispatch sends below RENDER_PARALLEL_AFTER_S) is the pre-issue-19 request, byte for byte, whatever the
     launcher's stitch and part settings."""
     expected = run_v2.RunJobRequest(
         name="projects/wire-proj/locations/europe-west1/jobs/sceneflow-render",
@@ -119,28 +119,28 @@ def test_a_one_task_launch_sends_exactly_todays_request(cloud_run, launcher, par
             task_count=1, timeout={"seconds": 2700}))
     before = len(cloud_run.run_job_requests)
     launcher.launch(JOB_ID)
-    parallel.launch(JOB_ID, task_count=1)
+    parallel.launch(JOB_ID, parts=1)
     a, b = cloud_run.run_job_requests[before:]
     assert run_v2.RunJobRequest.serialize(a) == run_v2.RunJobRequest.serialize(expected)
     assert run_v2.RunJobRequest.serialize(b) == run_v2.RunJobRequest.serialize(expected)
 
 
-def test_an_eight_task_launch_overrides_task_count_and_tells_every_task_its_parts(cloud_run, parallel):
+def test_an_eight_part_launch_overrides_task_count_and_tells_every_task_its_parts(cloud_run, parallel):
     before = len(cloud_run.run_job_requests)
-    name = parallel.launch(JOB_ID, task_count=8)
+    name = parallel.launch(JOB_ID, parts=8)
 
     (req,) = cloud_run.run_job_requests[before:]
     assert req.name == "projects/wire-proj/locations/europe-west1/jobs/sceneflow-render"
-    assert req.overrides.task_count == 8
+    assert req.overrides.task_count == 9  # 8 parts + the audio task
     assert req.overrides.timeout.total_seconds() == 2700  # per attempt of each task, as today
     assert _env(req) == [("EXPORT_JOB_ID", JOB_ID), ("RENDER_MODE", "part"), ("EXPORT_PART_COUNT", "8")]
     assert cloud_run.metadata[-1].get("x-goog-request-params") == "location=europe-west1"
-    assert cloud_run.executions[name].task_count == 8  # the stand-in made the execution Cloud Run would
-    # an execution of 8 tasks succeeds only when all 8 have; one failed task fails it
+    assert cloud_run.executions[name].task_count == 9  # the stand-in made the execution Cloud Run would
+    # an execution of 9 tasks succeeds only when all 9 have; one failed task fails it
     cloud_run.finish(name, succeeded=False, message="Task sceneflow-render-x-5 failed: exit code 1")
     st = parallel.status(name)
     assert (st.state, st.reason) == ("failed", "Task sceneflow-render-x-5 failed: exit code 1")
-    ok = parallel.launch(JOB_ID, task_count=8)
+    ok = parallel.launch(JOB_ID, parts=8)
     cloud_run.finish(ok, succeeded=True)
     assert parallel.status(ok).state == "succeeded"
     parallel.cancel(name)  # finished: ignored
@@ -165,11 +165,13 @@ def test_counts_out_of_range_are_refused_before_any_request(cloud_run, launcher,
     before = len(cloud_run.run_job_requests)
     for bad in (0, -1, 17):
         with pytest.raises(ValueError):
-            parallel.launch(JOB_ID, task_count=bad)
+            parallel.launch(JOB_ID, parts=bad)
     with pytest.raises(ValueError, match="RENDER_MAX_PARTS"):
-        parallel.launch(JOB_ID, task_count=17)
+        parallel.launch(JOB_ID, parts=17)
     with pytest.raises(ValueError):
         parallel.launch_stitch(JOB_ID, part_count=1)  # one part is the whole export: nothing to join
     with pytest.raises(ValueError, match="RENDER_STITCH_JOB_NAME"):
         launcher.launch_stitch(JOB_ID, part_count=8)  # no stitch job configured
     assert len(cloud_run.run_job_requests) == before
+    parallel.launch(JOB_ID, parts=16)  # the cap itself: 16 parts + the audio
+    assert cloud_run.run_job_requests[-1].overrides.task_count == 17

@@ -1,0 +1,178 @@
+"""The lifecycle of a parallel render (issue 19), mixed into shared.service.ExportService: dispatch's
+part count, the reports of part, audio and stitch tasks, the pieces' finalize events that start the
+stitch, and the clean-up of the pieces. Its SQL is shared.part_store (the service's `parts`; None:
+every export renders as one task, today's path).
+
+Shapes: a report's task is shared.api.ReportTask {role: part|audio|stitch, index}; a piece is an
+object of shared.artifacts (parts/{jobId}/part-{i:04d}.mp4, parts/{jobId}/audio.m4a) whose custom
+metadata names the job, its index and k (part_from_metadata). K (export_jobs.part_count) is what the
+render execution was told, an upper bound: the plan cuts k <= K parts and every piece names k.
+Errors: InvalidRequest (400), Conflict (409: the task stops), TransientError (redelivery).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from shared import api, cost, logs
+from shared.api import CompleteReport, ErrorBody, ReportOutput
+from shared.artifacts import (AUDIO_PART, event_generation, object_not_current, parse_part_object, part_from_metadata,
+                              part_object)
+from shared.clock import utcnow
+from shared.errors import Conflict, InvalidRequest, TransientError
+from shared.parts import planned_parts
+from shared.ports import JobRecord
+from shared.states import JobStatus
+
+ACTIVE = frozenset({JobStatus.DISPATCHED, JobStatus.RUNNING})
+
+
+def task_label(role: str, index: int) -> str:
+    """A task as messages name it: "part 3", "the audio task", "the stitch"."""
+    return {"part": f"part {index}", "audio": "the audio task", "stitch": "the stitch"}.get(role, role)
+
+
+class PartLifecycle:
+    """The parallel-render use cases of ExportService (it provides settings, repo, storage, launcher,
+    parts, _succeed, _events, _progress_event, _output_from_report)."""
+
+    parts: Any  # shared.part_store.SqlPartStore, or None
+
+    # -- dispatch ----------------------------------------------------------------------------------
+    def _dispatch_parts(self, job_id: str) -> int:
+        """K for the render execution of a claimed job, recorded on its row before the launch (a
+        task's first report may come before the launch returns): 1 below RENDER_PARALLEL_AFTER_S
+        (shared.parts.planned_parts, from the spec's length at its least) or without a part store."""
+        if self.parts is None:
+            return 1
+        s = self.settings
+        job = self.repo.get(job_id)
+        try:
+            k = planned_parts(job.spec or {}, s.render_parallel_after_s, s.render_max_parts, s.render_min_part_s)
+        except InvalidRequest:  # accepted at start, so not expected: the render job reports the problem
+            k = 1
+        self.parts.set_part_count(job_id, k)
+        return k
+
+    # -- export_complete of a task of a parallel render ------------------------------------------
+    def _task_report(self, job: JobRecord, report: CompleteReport, output: ReportOutput | None) -> dict:
+        """Apply a report of one task of `job` (active, parallel): the attempt rule per task (a
+        report from an older attempt of the same task: Conflict, stop rendering; other tasks'
+        attempts do not matter); running: the task's own progress, lifting the job's; failed (part,
+        audio or stitch): the job fails with the task's message and its executions are cancelled;
+        succeeded: only the stitch, with the output as a single task's."""
+        task = report.task
+        k = job.part_count
+        expected = {"part": range(k), "audio": range(k, k + 1), "stitch": range(1)}[task.role]
+        if task.index not in expected:
+            raise InvalidRequest(f"task index {task.index} is not a {task.role} task of this {k}-part render",
+                                 details=[{"path": "task.index", "message": f"must be in {expected.start}.."
+                                                                           f"{expected.stop - 1}"}])
+        if report.status == "succeeded" and task.role != "stitch":
+            raise InvalidRequest(f"{task_label(task.role, task.index)} never reports succeeded: the upload "
+                                 "of its piece ends it", details=[{"path": "status", "message": "running or failed"}])
+        if report.status == "succeeded" and output is None:
+            raise InvalidRequest("a succeeded report needs output",
+                                 details=[{"path": "output", "message": "required when status is succeeded"}])
+        started = report.status == "running" and self.repo.transition(job.id, JobStatus.RUNNING, started_at=utcnow())
+        stage = report.stage if report.status == "running" else None
+        current = self.parts.report_task(job.id, task.role, task.index, report.attempt, stage,
+                                         report.progress if report.status == "running" else None)
+        if current > report.attempt:
+            raise Conflict(f"this report is from attempt {report.attempt} of {task_label(task.role, task.index)} "
+                           f"but it is at attempt {current}; stop rendering")
+        if report.status == "running":
+            applied = True
+            if not started:
+                self._progress_event(job.id)
+        elif report.status == "succeeded":
+            applied = self._succeed(job.id, self._output_from_report(job.id, output))
+        else:
+            err = report.error or ErrorBody(code="render_failed", message=f"{task_label(task.role, task.index)} failed")
+            applied = self.repo.transition(job.id, JobStatus.FAILED, sources=ACTIVE, stage=None, finished_at=utcnow(),
+                                           error_code=api.clean_text(err.code, 64),
+                                           error_message=api.clean_text(err.message))
+            if applied:
+                logs.warning("export failed", job_id=job.id, task=f"{task.role} {task.index}", code=err.code,
+                             reason=err.message)
+                self._cancel_executions(job.id, job.execution_name)  # the other tasks stop now
+        self._events(job.id)
+        current_job = self.repo.get(job.id, with_spec=False)
+        return {"jobId": job.id, "status": current_job.status.value if current_job else None, "applied": applied}
+
+    # -- on_object_finalized of a piece ------------------------------------------------------------
+    def _piece_finalized(self, bucket: str, name: str, generation: Any) -> str:
+        """Count a piece (the object is stat'd: the event is not trusted) and start the stitch when
+        it completes the set. Returns "part" (counted), "stitching" (this call started the stitch),
+        "duplicate" (the job is not active) or "ignored". Raises TransientError (the stitch's launch
+        failed: its claim is released, so the redelivery retries)."""
+        job_id, index = parse_part_object(name)
+        job = self.repo.get(job_id, with_spec=False)
+        if job is None or not job.part_count or self.parts is None:
+            logs.warning("finalize of a piece of no parallel render", bucket=bucket, object=name)
+            return "ignored"
+        if job.status not in ACTIVE:
+            return "duplicate"
+        info = self.storage.stat(bucket, name)
+        piece = part_from_metadata(info, job_id, index)
+        why = object_not_current(info, event_generation(generation)) or (
+            "not this piece (metadata)" if piece is None else
+            f"it names {piece[0]} parts, more than the {job.part_count} told" if piece[0] > job.part_count else None)
+        if why:
+            logs.warning("piece finalize ignored", job_id=job_id, object=name, reason=why)
+            return "ignored"
+        pieces = self.parts.record_piece(job_id, index, info.generation, piece[0], piece[1])
+        if not pieces.complete():
+            return "part"
+        return "stitching" if self._start_stitch(job_id) else "part"
+
+    def _start_stitch(self, job_id: str, relaunched_from: int | None = None) -> str | None:
+        """Claim the stitch (one conditional UPDATE: one winner among concurrent callers; reconcile's
+        re-claim: relaunched_from, shared.part_store.claim_stitch) and launch it told K. Returns the
+        execution name, None when the claim was lost. Raises TransientError, the claim released."""
+        claim = self.parts.claim_stitch(job_id, relaunched_from)
+        if claim is None:
+            return None
+        told, claimed_at = claim
+        try:
+            execution = self.launcher.launch_stitch(job_id, told)
+        except TransientError:
+            self.parts.release_stitch(job_id, claimed_at)
+            raise
+        if not self.parts.set_stitch_execution(job_id, claimed_at, execution):
+            logs.warning("stitch started under a claim since replaced", job_id=job_id, execution=execution)
+        logs.info("stitch execution started", job_id=job_id, execution=execution, parts=told)
+        return execution
+
+    # -- cancel, clean-up --------------------------------------------------------------------------
+    def _cancel_executions(self, job_id: str, execution_name: str | None) -> None:
+        """Ask the launcher to stop the job's render execution and, for a parallel render, its stitch
+        (a failure is logged: the tasks stop at their next report, which gets 409)."""
+        state = self.parts.state(job_id) if self.parts is not None else None
+        for name in (execution_name, state and state.stitch_execution_name):
+            if not name:
+                continue
+            try:
+                self.launcher.cancel(name)
+            except TransientError as exc:
+                logs.warning("could not cancel the execution; it will stop at its next report", job_id=job_id,
+                             execution=name, reason=exc.message)
+
+    def _delete_pieces(self, job_id: str) -> int:
+        """Delete a succeeded parallel render's pieces (best effort: what is left goes with the output
+        bucket's lifecycle rule on parts/, PARTS_TTL_DAYS). Returns how many were deleted."""
+        state = self.parts.state(job_id) if self.parts is not None else None
+        if state is None or not state.part_count:
+            return 0
+        deleted = 0
+        for index in [*range(state.part_count), AUDIO_PART]:
+            try:
+                deleted += bool(self.storage.delete(self.settings.output_bucket, part_object(job_id, index)))
+            except Exception as exc:  # noqa: BLE001 - the export succeeded; the lifecycle rule cleans up
+                logs.warning("could not delete a piece", job_id=job_id, index=index, error=type(exc).__name__)
+        return deleted
+
+    def _record_task_usage(self, job_id: str, report: CompleteReport) -> None:
+        """Note a report's usage for its task and attempt (every task's attempts count)."""
+        u = report.usage
+        task = (report.task.role, report.task.index) if report.task else ("whole", 0)
+        self.repo.record_usage(job_id, report.attempt, cost.billed(u.wall_s, u.cpu_s, u.vcpu, u.memory_gib), task)
