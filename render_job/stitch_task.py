@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Sequence
 
 from shared import logs
@@ -39,7 +40,7 @@ from render_job.part_render import AUDIO_M4A, part_file
 from render_job.plan import RenderPlan, build_plan
 from render_job.prepare import (OUT_MP4, POSTER_JPG, check_length, read_spec, timing_srcs, with_fit_warnings,
                                 write_caption_files)
-from render_job.preflight import fetch_and_probe
+from render_job.preflight import DOWNLOAD_THREADS, fetch_and_probe
 from render_job.probe import probe
 from render_job.runner import find_ffmpeg, run_ffmpeg
 from render_job.stitch import PartMismatch, stitch
@@ -115,8 +116,8 @@ def run_stitch(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
 
 def fetch_pieces(storage: Any, bucket: str, job_id: str, parts: Sequence[PartPlan],
                  workdir: str) -> tuple[list[str], dict | None]:
-    """Download every part (part_file names) and the audio (AUDIO_M4A) into `workdir`, each checked
-    against the plan by its metadata first. Returns (part file names in order, the audio's loudness
+    """Download every part (part_file names) and the audio (AUDIO_M4A) into `workdir`, DOWNLOAD_THREADS
+    at a time, once each is checked against the plan by its metadata. Returns (part file names in order, the audio's loudness
     {integratedLufs, truePeakDb, lra} or None when not measured).
 
     Raises:
@@ -124,8 +125,7 @@ def fetch_pieces(storage: Any, bucket: str, job_id: str, parts: Sequence[PartPla
             "part_mismatch" (a piece cut for another plan: deleted first).
     """
     k = len(parts)
-    files = []
-    for part in parts:
+    for part in parts:  # every piece checked before any download
         name = part_object(job_id, part.index)
         got = part_from_metadata(storage.stat(bucket, name), job_id, part.index)
         if got is None:
@@ -134,8 +134,6 @@ def fetch_pieces(storage: Any, bucket: str, job_id: str, parts: Sequence[PartPla
             discard_part(storage, bucket, job_id, part.index)
             raise PartMismatch(f"{part.label}: its piece was cut from a plan of {got[0]} parts with {got[1]} frames "
                                f"for it, this plan has {k} parts and {part.frames} frames", part.index)
-        storage.download_file(bucket, name, os.path.join(workdir, part_file(part.index)))
-        files.append(part_file(part.index))
     name = part_object(job_id, AUDIO_PART)
     info = storage.stat(bucket, name)
     got = part_from_metadata(info, job_id, AUDIO_PART)
@@ -144,7 +142,11 @@ def fetch_pieces(storage: Any, bucket: str, job_id: str, parts: Sequence[PartPla
     if got[0] != k:
         discard_part(storage, bucket, job_id, AUDIO_PART)
         raise PartMismatch(f"the audio was rendered for a plan of {got[0]} parts, this plan has {k}", AUDIO_PART)
-    storage.download_file(bucket, name, os.path.join(workdir, AUDIO_M4A))
+    files = [part_file(part.index) for part in parts]
+    downloads = [(part_object(job_id, p.index), f) for p, f in zip(parts, files)] + [(name, AUDIO_M4A)]
+    with ThreadPoolExecutor(max_workers=DOWNLOAD_THREADS) as pool:  # the storage client is thread-safe (preflight)
+        for done in [pool.submit(storage.download_file, bucket, obj, os.path.join(workdir, f)) for obj, f in downloads]:
+            done.result()
     return files, loudness_from_metadata(info.metadata if info is not None else {})
 
 
