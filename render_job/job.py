@@ -1,6 +1,9 @@
 """The render job: one Cloud Run Job task renders one export (DESIGN §1, §6).
 
-`main()` only wires environment, settings, storage and the reporter; `run_export()` runs the stages:
+`main()` only wires environment, settings, storage and the reporter, and runs the mode its
+execution was told (render_job.task_env): a whole export (run_export, below), or a parallel
+render's part or audio task (render_job.part_task) or its stitch (render_job.stitch_task).
+`run_export()` runs the stages:
 
     preparing (0.0-0.1)  read jobs/{jobId}/spec.json, download assets, probe them all
                          (render_job.preflight), plan, check the memory budget (render_job.memory),
@@ -10,73 +13,42 @@
     uploading (0.9-1.0)  exports/{jobId}/poster.jpg, captions.srt, captions.vtt, then LAST the MP4
                          (render_job.upload; its finalize event marks the job succeeded)
 
-Exit codes (Cloud Run retries a non-zero exit): a permanent problem (bad spec, missing or corrupt
-asset, FFmpeg rejecting the input) is reported `failed` and exits 0; a transient or unexpected one
-exits 1 so the task is retried, and on the last attempt (attempt >= render_max_retries) it is also
-reported `failed` (messages: render_job.failure).
+Exit codes (every mode): render_job.attempt.
 """
 from __future__ import annotations
 
-import json
 import os
-import re
 import shutil
 import tempfile
 import time
-import traceback
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
 from typing import Any
 
 from shared import logs
-from shared.artifacts import spec_object
 from shared.config import ConfigError, Settings, get_settings
-from shared.errors import ExportError, InvalidRequest, NotFound, PermanentRenderError, TransientError
-from shared.limits import TOO_LONG, scene_label, total_problem
-from shared.spec import ExportSpec, parse_spec
-from shared.timeline import length_from_probe
+from shared.errors import TransientError
+from shared.executions import PART_MODE, STITCH_MODE
 
 from render_job import caption_overlay
 from render_job import memory
-from render_job.failure import failure_message, public_message
+from render_job.attempt import Canceled, RenderResult, check_canceled, failed
+from render_job.failure import public_message
 from render_job.graph.command import (GRAPH_FILE, build_command, build_poster_command, build_segment_command,
                                       graph_via_file)
-from render_job.graph.timeline import SEGMENT_BUDGET_MB, segment_cuts
+from render_job.graph.timeline import SEGMENT_BUDGET_MB
 from render_job.graph.visuals import command_files
 from render_job.loudness import mix_loudness, output_loudness
 from render_job.plan import RenderPlan, build_plan
 from render_job.preflight import fetch_and_probe
 from render_job.probe import probe
+from render_job.part_task import run_task
 from render_job.runner import SegmentFeed, default_timeout_s, find_ffmpeg, run_ffmpeg, write_graph_files
-from render_job.subtitles import ASS_FILE, FONTS_DIR, fit_warnings, write_captions
+from render_job.prepare import OUT_MP4, POSTER_JPG, check_plan, read_spec, with_fit_warnings, write_caption_files
+from render_job.stitch_task import run_stitch
+from render_job.subtitles import ASS_FILE
+from render_job.task_env import EXPORT_MODE, Misconfigured, TaskEnv, task_env
 from render_job.upload import already_uploaded, upload_outputs
 from render_job.usage import STOPPED_EXIT, Stopped, TaskUsage, stop_on_sigterm, task_cpu_s
-
-_JOB_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
-OUT_MP4 = "output.mp4"  # the rendered video and its poster frame, in the work directory
-POSTER_JPG = "poster.jpg"
-
-
-@dataclass
-class RenderResult:
-    """The outcome of one attempt.
-
-    exit_code: the process exit code (0 done or permanently failed, 1 retry).
-    status: "succeeded" | "failed" | "retry" | "canceled".
-    output: the `output` object reported on success. error: {code, message} on failure.
-    plan: the RenderPlan when planning got that far. timings: seconds per step.
-    """
-
-    exit_code: int
-    status: str
-    output: dict | None = None
-    error: dict | None = None
-    plan: RenderPlan | None = None
-    timings: dict[str, float] = field(default_factory=dict)
-
-
-class _Canceled(Exception):
-    pass
 
 
 def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, workdir: str, attempt: int = 0,
@@ -101,8 +73,8 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
     plan: RenderPlan | None = None
     try:
         reporter.running("preparing", 0.0, force=True)
-        _check_canceled(reporter)
-        spec = _read_spec(storage, settings.input_bucket, job_id)
+        check_canceled(reporter)
+        spec = read_spec(storage, settings.input_bucket, job_id)
         done = already_uploaded(storage, settings.output_bucket, job_id, spec)
         if done is not None:  # a retried task after the video was uploaded: nothing left to do
             logs.info("outputs already uploaded by an earlier attempt", job_id=job_id, attempt=attempt)
@@ -113,15 +85,15 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
         local, probes = fetch_and_probe(spec, job_id, storage, settings.input_bucket, workdir, settings)
         reporter.running("preparing", 0.05)
         plan = build_plan(spec, probes)
-        cuts, budget = _check_plan(plan, spec, workdir, settings, job_id)
-        caption_paths = _write_captions(plan, workdir)
+        cuts, budget = check_plan(plan, spec, workdir, settings, job_id)
+        caption_paths = write_caption_files(plan, workdir)
         timings["prepare_s"] = time.monotonic() - t0
-        plan = _with_fit_warnings(plan, job_id)
+        plan = with_fit_warnings(plan, job_id)
         reporter.running("preparing", 0.1)
-        _check_canceled(reporter)
+        check_canceled(reporter)
 
         _render(exe, plan, local, cuts, budget, workdir, settings, job_id, reporter, timings)
-        _check_canceled(reporter)
+        check_canceled(reporter)
         loudness, duration = _finish_video(exe, plan, budget, workdir, job_id, timings)
 
         t2 = time.monotonic()  # video last: its finalize event completes the job
@@ -134,75 +106,11 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
         timings["total_s"] = time.monotonic() - t0
         logs.info("export rendered", job_id=job_id, attempt=attempt, output=output, timings=timings)
         return RenderResult(0, "succeeded", output=output, plan=plan, timings=timings)
-    except _Canceled:
+    except Canceled:
         logs.warning("the API rejected our reports (job canceled or terminal); stopping", job_id=job_id)
         return RenderResult(0, "canceled", plan=plan, timings=timings)
-    except Exception as exc:  # noqa: BLE001 - every failure is reported (see _failed)
-        return _failed(exc, job_id, attempt, reporter, settings, workdir, plan, timings)
-
-
-def _read_spec(storage: Any, input_bucket: str, job_id: str) -> ExportSpec:
-    """jobs/{job_id}/spec.json, parsed. Raises NotFound ("spec_not_found"), InvalidRequest."""
-    try:
-        raw = storage.read_bytes(input_bucket, spec_object(job_id))
-    except NotFound:
-        raise NotFound(f"spec not found: gs://{input_bucket}/{spec_object(job_id)}",
-                       code="spec_not_found") from None
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidRequest(f"spec.json is not valid JSON: {exc}") from None
-    return parse_spec(data)
-
-
-def _check_plan(plan: RenderPlan, spec: ExportSpec, workdir: str, settings: Settings,
-                job_id: str) -> tuple[list[int], memory.Budget]:
-    """(segment cuts, memory budget) of the plan. Raises PermanentRenderError: "too_long" (lengths
-    from narrations and clips are known only now: the API counted them at their least), "memory_limit"."""
-    lengths = [(scene_label(i, sc.id), sc.duration) for i, sc in enumerate(plan.scenes)]
-    too_long = total_problem(plan.total_s, lengths, settings.max_total_s,
-                             overlap_s=sum(sc.transition_s for sc in plan.scenes),
-                             probed=any(length_from_probe(sc) for sc in spec.scenes))
-    if too_long:
-        raise PermanentRenderError(too_long, code=TOO_LONG)
-    # more scenes than one FFmpeg graph should hold: the video in segments piped into one encoding run
-    cuts = segment_cuts(plan, settings.render_segment_scenes)
-    return cuts, _memory_budget(plan, cuts, workdir, settings, job_id, spec.output.resolution)
-
-
-def _memory_budget(plan: RenderPlan, cuts: list[int], workdir: str, settings: Settings, job_id: str,
-                   resolution: str) -> memory.Budget:
-    """The render's memory budget (render_job.memory), logged; raises PermanentRenderError
-    ("memory_limit") when it does not fit the task's memory."""
-    limit, source = memory.task_memory_limit(settings.render_memory_bytes)
-    budget = memory.budget(plan, cuts, memory.tree_bytes(os.path.join(workdir, "assets")), limit, source,
-                           settings.max_output_bytes)
-    logs.info("memory budget", job_id=job_id, **budget.as_log())
-    memory.check_budget(budget, resolution)
-    return budget
-
-
-def _write_captions(plan: RenderPlan, workdir: str) -> dict[str, str]:
-    """The caption files (ASS, SRT, VTT: {kind: path}) and the fonts, in the work directory."""
-    caption_paths = write_captions(plan.cues, plan.width, plan.height, workdir, style=plan.caption_style,
-                                   titles=plan.titles, burn_in=plan.burn_in, fps=plan.fps)
-    fonts_link = os.path.join(workdir, "fonts")
-    if not os.path.exists(fonts_link):
-        shutil.copytree(FONTS_DIR, fonts_link)
-    return caption_paths
-
-
-def _with_fit_warnings(plan: RenderPlan, job_id: str) -> RenderPlan:
-    """The plan, logged, with the burned-in texts drawn smaller added to its warnings (every warning
-    is logged here and reported in output.warnings at the end: never silently dropped)."""
-    logs.info("plan ready", job_id=job_id, totalS=plan.total_s, scenes=len(plan.scenes),
-              width=plan.width, height=plan.height, fps=plan.fps, quality=plan.quality)
-    smaller = fit_warnings(plan)  # burned-in text drawn smaller so that it fits the frame
-    for w in plan.warnings:
-        logs.warning("not shown in the video", job_id=job_id, path=w[0], reason=w[1])
-    for w in smaller:
-        logs.warning("burned-in text drawn smaller", job_id=job_id, path=w[0], reason=w[1])
-    return replace(plan, warnings=plan.warnings + smaller)
+    except Exception as exc:  # noqa: BLE001 - every failure is reported (render_job.attempt.failed)
+        return failed(exc, job_id, attempt, reporter, settings, workdir, plan, timings)
 
 
 def _render(exe: str, plan: RenderPlan, local: dict[str, str], cuts: list[int], budget: memory.Budget,
@@ -288,83 +196,49 @@ def _finish_video(exe: str, plan: RenderPlan, budget: memory.Budget, workdir: st
     return loudness, duration
 
 
-def _failed(exc: Exception, job_id: str, attempt: int, reporter: Any, settings: Settings, workdir: str,
-            plan: RenderPlan | None, timings: dict[str, float]) -> RenderResult:
-    """The result of an attempt that raised `exc`, reported: a permanent problem (PermanentRenderError,
-    InvalidRequest, NotFound) fails the job; anything else (TransientError, unexpected) is retried,
-    and fails the job on the last attempt."""
-    if isinstance(exc, (PermanentRenderError, InvalidRequest, NotFound)):
-        error = {"code": exc.code, "message": exc.message}
-        if exc.details:
-            error["details"] = exc.details
-        logs.error("export failed permanently", job_id=job_id, attempt=attempt, error=error)
-        reporter.failed(exc.code, public_message(failure_message(exc), workdir))
-        return RenderResult(0, "failed", error=error, plan=plan, timings=timings)
-    if isinstance(exc, ExportError):
-        error = {"code": exc.code, "message": exc.message}
-    else:
-        error = {"code": "internal", "message": f"internal error ({type(exc).__name__})"}
-    last = attempt >= settings.render_max_retries
-    logs.error("export attempt failed", job_id=job_id, attempt=attempt, lastAttempt=last, error=error,
-               traceback=traceback.format_exc(limit=8))
-    if last:
-        reporter.failed(error["code"], public_message(error["message"], workdir))
-        return RenderResult(1, "failed", error=error, plan=plan, timings=timings)
-    return RenderResult(1, "retry", error=error, plan=plan, timings=timings)
-
-
-def _check_canceled(reporter: Any) -> None:
-    if getattr(reporter, "rejected", False) is True:
-        raise _Canceled()
-
-
-def _env_int(name: str, default: int) -> int:
-    try:
-        return int(os.environ.get(name) or default)
-    except ValueError:
-        return default
-
-
 def main() -> int:
     """Entry point of `python -m render_job` (Cloud Run Job task).
 
-    Environment: EXPORT_JOB_ID (required), CLOUD_RUN_TASK_INDEX / CLOUD_RUN_TASK_COUNT /
+    Environment: EXPORT_JOB_ID (required), RENDER_MODE / EXPORT_PART_COUNT (a parallel render's part,
+    audio or stitch task: render_job.task_env), CLOUD_RUN_TASK_INDEX / CLOUD_RUN_TASK_COUNT /
     CLOUD_RUN_TASK_ATTEMPT (default 0) / CLOUD_RUN_EXECUTION, plus the settings of shared.config.
     Returns:
         The process exit code: 0 done (succeeded or permanently failed, or a setting that cannot be
-        used reported as failed "misconfigured"), 1 retry, 2 misconfigured and not reported,
-        STOPPED_EXIT (143) stopped by SIGTERM after its last report (render_job.usage).
+        used reported as failed "misconfigured"), 1 retry, 2 misconfigured and not reported (an
+        execution variable: render_job.task_env), STOPPED_EXIT (143) stopped by SIGTERM after its
+        last report (render_job.usage).
     """
-    job_id = os.environ.get("EXPORT_JOB_ID", "")
-    task_index = _env_int("CLOUD_RUN_TASK_INDEX", 0)
-    task_count = _env_int("CLOUD_RUN_TASK_COUNT", 1)
-    attempt = _env_int("CLOUD_RUN_TASK_ATTEMPT", 0)
-    execution = os.environ.get("CLOUD_RUN_EXECUTION", "")
-    if not _JOB_ID_RE.match(job_id):
-        logs.error("EXPORT_JOB_ID is missing or malformed", execution=execution)
+    try:
+        env = task_env(os.environ)
+    except Misconfigured as exc:
+        logs.error(str(exc), execution=os.environ.get("CLOUD_RUN_EXECUTION", ""))
         return 2
-    if task_index != 0:
-        logs.info("only task 0 renders; nothing to do", job_id=job_id, taskIndex=task_index, taskCount=task_count)
+    job_id, attempt = env.job_id, env.attempt
+    if env.mode == EXPORT_MODE and env.task_index != 0:
+        logs.info("only task 0 renders; nothing to do", job_id=job_id, taskIndex=env.task_index,
+                  taskCount=env.task_count)
         return 0
     from render_job.reporter import Reporter, report_misconfigured
 
     try:
         settings = get_settings()
     except ConfigError as exc:  # reported with the two strings it needs; a retry cannot help
-        return report_misconfigured(exc, job_id, attempt)
-    logs.info("render task started", job_id=job_id, attempt=attempt, execution=execution,
-              taskIndex=task_index, taskCount=task_count)
+        return report_misconfigured(exc, job_id, attempt, **({"task": env.task} if env.task else {}))
+    logs.info("render task started", job_id=job_id, attempt=attempt, execution=env.execution,
+              taskIndex=env.task_index, taskCount=env.task_count,
+              **({"mode": env.mode, "role": env.role, "parts": env.parts} if env.task else {}))
     from shared.bootstrap import get_storage  # wiring point (imports cloud SDKs lazily)
 
     storage = get_storage(settings)
     reporter = Reporter(settings.complete_url, settings.worker_token, job_id, attempt,
-                        min_interval_s=settings.render_report_interval_s, usage=TaskUsage.of(settings).snapshot)
+                        min_interval_s=settings.render_report_interval_s, usage=TaskUsage.of(settings).snapshot,
+                        task=env.task)
     if settings.render_workdir:
         os.makedirs(settings.render_workdir, exist_ok=True)
     workdir = tempfile.mkdtemp(prefix=f"render-{job_id}-", dir=settings.render_workdir)
     stop_on_sigterm()
     try:
-        result = run_export(job_id, storage, reporter, settings, workdir, attempt)
+        result = _run_mode(env, storage, reporter, settings, workdir)
     except Stopped:  # canceled (a cancel stops the execution) or out of time: the usage up to now counts
         logs.warning("render task told to stop (SIGTERM); reporting its usage", job_id=job_id, attempt=attempt)
         reporter.stopping()
@@ -374,3 +248,13 @@ def main() -> int:
     logs.info("render task finished", job_id=job_id, attempt=attempt, status=result.status,
               exitCode=result.exit_code, **task_cpu_s())
     return result.exit_code
+
+
+def _run_mode(env: TaskEnv, storage: Any, reporter: Any, settings: Settings, workdir: str) -> RenderResult:
+    """Run what `env` tells this task to do: the whole export, a part or the audio, or the stitch."""
+    if env.mode == PART_MODE:
+        return run_task(env.job_id, storage, reporter, settings, workdir, env.attempt, parts=env.parts,
+                        role=env.role, index=env.index)
+    if env.mode == STITCH_MODE:
+        return run_stitch(env.job_id, storage, reporter, settings, workdir, env.attempt, parts=env.parts)
+    return run_export(env.job_id, storage, reporter, settings, workdir, env.attempt)

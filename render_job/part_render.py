@@ -1,5 +1,5 @@
 """A parallel render's pieces (issue 19): one part's video, and the whole timeline's audio once.
-Not yet called by the live export (render_job.job renders in one task); the lead wires them in.
+Called by a parallel render's tasks (render_job.part_task); render_job.job renders a whole export.
 
 render_part: the part's scenes as segment runs (the segmented render's machinery: memory cuts
 inside the part, SegmentFeed) piped into the part's encoding run (graph.parts.build_part_command),
@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import replace
+from typing import Callable
 
 from shared import logs
 from shared.errors import TransientError
@@ -75,9 +76,11 @@ def part_segments(plan: RenderPlan, part: PartPlan, max_scenes: int) -> list[tup
 
 def render_part(exe: str, plan: RenderPlan, local: dict[str, str], part: PartPlan, workdir: str, *,
                 overlay: CaptionOverlay | None, ass_path: str | None, max_scenes: int = 24, threads: int = 0,
-                timeout_s: float | None = None, stall_s: float = 60.0, job_id: str | None = None) -> str:
+                timeout_s: float | None = None, stall_s: float = 60.0, job_id: str | None = None,
+                on_progress: Callable[[float], None] | None = None) -> str:
     """Render `part`'s video into part_file(part.index) in `workdir` (prepare_workdir first; `local`
     holds the local path of every src the part's scenes read). Returns the file name.
+    on_progress: called with the encoding run's progress (0..1 of the part's frames).
 
     Raises:
         TransientError: the part has another frame count than the plan's (naming the part), or
@@ -96,6 +99,7 @@ def render_part(exe: str, plan: RenderPlan, local: dict[str, str], part: PartPla
     feed = SegmentFeed([c[0] for c in commands[1:]], cwd=workdir, labels=labels)
     seconds = part.frames / plan.fps
     run_ffmpeg(commands[0][0], cwd=workdir, total_s=seconds, what=f"ffmpeg {part.label}", job_id=job_id,
+               on_progress=on_progress,
                timeout_s=timeout_s if timeout_s is not None else default_timeout_s(seconds), stall_s=stall_s, feed=feed)
     got = video_frames(os.path.join(workdir, out))
     if got != part.frames:
@@ -106,17 +110,20 @@ def render_part(exe: str, plan: RenderPlan, local: dict[str, str], part: PartPla
 
 
 def render_audio(exe: str, plan: RenderPlan, local: dict[str, str], workdir: str,
-                 job_id: str | None = None) -> tuple[str, dict | None, int]:
+                 job_id: str | None = None, *, timeout_s: float | None = None, stall_s: float = 60.0,
+                 on_progress: Callable[[float], None] | None = None) -> tuple[str, dict | None, int]:
     """The whole timeline's audio, once, into AUDIO_M4A in `workdir`: the mix analysed, rendered with
     the single render's loudnorm and AAC settings, then measured (and given the second pass the
-    single render would get). Returns (file name, {integratedLufs, truePeakDb, lra} or None, passes)."""
+    single render would get). Returns (file name, {integratedLufs, truePeakDb, lra} or None, passes).
+    on_progress: called with the audio run's progress (0..1)."""
     analysis = mix_loudness(exe, workdir, plan, local, job_id or "") if plan.has_audio else None
     argv, files = graph_via_file(build_audio_command(plan, local, AUDIO_M4A, analysis, ffmpeg=exe),
                                  name=f"audio_{GRAPH_FILE}")
     for name, text in files.items():
         with open(os.path.join(workdir, name), "w", encoding="utf-8") as fh:
             fh.write(text)
-    run_ffmpeg(argv, cwd=workdir, total_s=plan.total_s, what="ffmpeg audio", job_id=job_id)
+    run_ffmpeg(argv, cwd=workdir, total_s=plan.total_s, what="ffmpeg audio", job_id=job_id, on_progress=on_progress,
+               timeout_s=timeout_s if timeout_s is not None else default_timeout_s(plan.total_s), stall_s=stall_s)
     loudness, passes = (output_loudness(exe, workdir, AUDIO_M4A, plan, video=False) if plan.has_audio
                         else (None, 0))
     return AUDIO_M4A, loudness, passes

@@ -12,7 +12,7 @@ import os
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Collection
 
 from shared import logs
 from shared.artifacts import asset_object
@@ -36,7 +36,8 @@ Fetched = tuple[str, "str | None", "MediaInfo | None", "tuple[str, str] | None"]
 
 
 def fetch_and_probe(spec: ExportSpec, job_id: str, storage: Any, input_bucket: str,
-                    workdir: str, settings: Settings | None = None) -> tuple[dict[str, str], dict[str, MediaInfo]]:
+                    workdir: str, settings: Settings | None = None, *,
+                    srcs: Collection[str] | None = None) -> tuple[dict[str, str], dict[str, MediaInfo]]:
     """Preflight: download every distinct src into workdir/assets, check and probe it, normalise
     still images (render_job.normalize), collecting every problem before failing. Downloads run
     DOWNLOAD_THREADS at a time; each file is checked as soon as it is in, PROBE_THREADS at a time.
@@ -51,6 +52,11 @@ def fetch_and_probe(spec: ExportSpec, job_id: str, storage: Any, input_bucket: s
     truncation detected); each is used in a role it can play (a picture for visuals, an audio
     stream for narration/music).
 
+    srcs: only these srcs are fetched and judged (every use of each); None: all. A parallel render's
+    task fetches what it needs (render_job.prepare): called again with more srcs into the same
+    `workdir`, the files keep distinct names (numbered by first use in the whole spec) and the
+    media guard counts what is already on disk.
+
     Returns:
         ({src: path relative to workdir, normalised when needed}, {src: MediaInfo}).
     Raises:
@@ -60,6 +66,9 @@ def fetch_and_probe(spec: ExportSpec, job_id: str, storage: Any, input_bucket: s
     settings = settings or Settings()
     os.makedirs(os.path.join(workdir, "assets"), exist_ok=True)
     refs = spec.asset_refs()
+    if srcs is not None:
+        wanted = set(srcs)
+        refs = [ref for ref in refs if ref.src in wanted]
     local, probes, src_problem = _Fetcher(spec, refs, job_id, storage, input_bucket, workdir, settings).run()
     details = _judge(spec, refs, probes, src_problem)
     if details:
@@ -89,6 +98,9 @@ class _Fetcher:
         self.checking = threading.BoundedSemaphore(PROBE_THREADS)
         self.guard = memory.media_guard(settings.render_memory_bytes, self.frame_w, self.frame_h,
                                         spec.output.resolution)
+        self.guard.add(memory.tree_bytes(os.path.join(workdir, "assets")))  # an earlier fetch's files (srcs)
+        # local names numbered by first use in the whole spec: distinct across fetches of some srcs
+        self.order = {src: k for k, src in enumerate(dict.fromkeys(ref.src for ref in spec.asset_refs()))}
         self.stats: dict[str, Any] = {}
         self.fetched_bytes: dict[str, int] = {}  # src -> bytes fetched (each key written by one download thread)
 
@@ -103,7 +115,7 @@ class _Fetcher:
             self.stats = dict(zip(srcs, pool.map(self.stat, srcs)))  # every size before any download
             memory.check_job_bytes([(src, i.size) for src, i in self.stats.items() if i is not None],
                                    self.settings.max_job_bytes)
-            fetched = list(pool.map(lambda item: self.fetch(*item), enumerate(srcs)))
+            fetched = list(pool.map(lambda src: self.fetch(self.order[src], src), srcs))
         # again with what was downloaded: a file overwritten through its URL after the stat is fetched new
         memory.check_job_bytes(list(self.fetched_bytes.items()), self.settings.max_job_bytes)
         local: dict[str, str] = {}

@@ -1,7 +1,7 @@
 """Progress and result reports to the API's `export_complete` endpoint (DESIGN §4).
 
-Body (camelCase): {jobId, status: running|succeeded|failed, stage?, progress?, output?, error?, attempt,
-usage?} with `Authorization: Bearer <EXPORT_WORKER_TOKEN>`. The token is never logged. `usage` is the
+Body (camelCase): {jobId, status: running|succeeded|failed, stage?, progress?, task?, output?, error?,
+attempt, usage?} with `Authorization: Bearer <EXPORT_WORKER_TOKEN>`. The token is never logged. `usage` is the
 attempt's usage so far (render_job.usage), in every report when the reporter is given one.
 """
 from __future__ import annotations
@@ -39,6 +39,9 @@ class Reporter:
         session: a requests.Session-like object with `.post` (tests may pass a fake).
         usage: returns the attempt's usage so far (render_job.usage.TaskUsage.snapshot), sent with
             every report, throttled running reports aside (None: no usage is sent).
+        task: {role: "part" | "audio" | "stitch", index} of a parallel render's task
+            (shared.api.ReportTask; render_job.task_env.TaskEnv.task), sent with every report;
+            None (today's whole export): no `task`.
 
     `running` reports are throttled and their progress never decreases; `succeeded` and `failed`
     are always sent. Network errors and 5xx are retried 3 times with backoff; a 4xx (e.g. 409: the
@@ -48,7 +51,7 @@ class Reporter:
     def __init__(self, complete_url: str, token: str, job_id: str, attempt: int = 0, min_interval_s: float = 2.0,
                  session: Any = None, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep,
-                 usage: Callable[[], dict] | None = None) -> None:
+                 usage: Callable[[], dict] | None = None, task: dict | None = None) -> None:
         self.url = complete_url
         self._token = token
         self.job_id = job_id
@@ -58,6 +61,7 @@ class Reporter:
         self._clock = clock
         self._sleep = sleep
         self._usage = usage
+        self.task = dict(task) if task else None
         self._last_sent: float | None = None
         self._last_stage: str | None = None
         self._progress = 0.0
@@ -67,7 +71,8 @@ class Reporter:
         return f"Reporter(url={self.url!r}, job_id={self.job_id!r}, attempt={self.attempt})"
 
     def running(self, stage: str, progress: float, force: bool = False) -> bool:
-        """Report `running` in `stage` ("preparing" | "rendering" | "uploading") at `progress` (0..1).
+        """Report `running` in `stage` ("preparing" | "rendering" | "stitching" | "uploading") at
+        `progress` (0..1: this task's own).
 
         Returns:
             True when a request was sent and accepted; False when throttled or rejected.
@@ -101,6 +106,8 @@ class Reporter:
 
     def _post(self, body: dict) -> bool:
         payload = {"jobId": self.job_id, "attempt": self.attempt, **body}
+        if self.task is not None:
+            payload["task"] = self.task
         if self._usage is not None:
             payload["usage"] = self._usage()
         headers = {"Authorization": f"Bearer {self._token}", "Content-Type": "application/json"}

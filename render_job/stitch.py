@@ -1,13 +1,13 @@
 """The stitch of a parallel render (issue 19): the parts checked, joined by stream copy with the
-audio rendered once, and the result checked. Not yet called by the live export.
+audio rendered once, and the result checked. Called by render_job.stitch_task.
 
 Checks (PyAV: packets demuxed, audio decoded; no ffprobe needed):
 - each part: its frame count is the plan's (video_frames) and its codec parameters (H.264 SPS/PPS,
   avcC) are the first part's, so the concat demuxer's single stream header describes every part;
 - the result: its frame count is the timeline's, its video lasts the plan's total within one frame,
   and its audio (decoded samples) lasts as long as its video within one frame.
-A mismatch is a TransientError naming the part (code "part_mismatch") or the stitch
-("stitch_mismatch"): a part rendered again, or the stitch run again, may pass.
+A mismatch is a TransientError naming the part (PartMismatch, code "part_mismatch", its `index`
+says which) or the stitch ("stitch_mismatch"): a part rendered again, or the stitch run again, may pass.
 """
 from __future__ import annotations
 
@@ -24,6 +24,16 @@ from render_job.graph.parts import CONCAT_LIST, build_stitch_command, concat_lis
 from render_job.part_plan import PartPlan
 from render_job.plan import RenderPlan
 from render_job.runner import run_ffmpeg
+
+
+class PartMismatch(TransientError):
+    """A part that cannot be joined as it is (code "part_mismatch"); `index` is its part index."""
+
+    code = "part_mismatch"
+
+    def __init__(self, message: str, index: int) -> None:
+        super().__init__(message)
+        self.index = index
 
 
 def video_frames(path: str) -> int:
@@ -66,21 +76,20 @@ def result_lengths(path: str) -> StitchResult:
 
 
 def check_parts(plan: RenderPlan, parts: Sequence[PartPlan], files: Sequence[str], workdir: str) -> None:
-    """Raise TransientError ("part_mismatch", naming the part) unless every part file has its plan's
-    frame count and the first part's codec parameters."""
+    """Raise PartMismatch (a TransientError "part_mismatch" naming the part) unless every part file
+    has its plan's frame count and the first part's codec parameters."""
     first = None
     for part, name in zip(parts, files, strict=True):
         path = os.path.join(workdir, name)
         got = video_frames(path)
         if got != part.frames:
-            raise TransientError(f"{part.label}: {got} frames in {name}, the plan has {part.frames}",
-                                 code="part_mismatch")
+            raise PartMismatch(f"{part.label}: {got} frames in {name}, the plan has {part.frames}", part.index)
         extradata = _video_extradata(path)
         if first is None:
             first = extradata
         elif extradata != first:
-            raise TransientError(f"{part.label}: its H.264 parameters differ from part 0's (another encoder "
-                                 "build or settings): it cannot be joined by stream copy", code="part_mismatch")
+            raise PartMismatch(f"{part.label}: its H.264 parameters differ from part 0's (another encoder "
+                               "build or settings): it cannot be joined by stream copy", part.index)
 
 
 def stitch(exe: str, plan: RenderPlan, parts: Sequence[PartPlan], files: Sequence[str], audio: str, workdir: str,

@@ -23,7 +23,7 @@ PROBES = {"a.png": SimpleNamespace(duration_s=None, width=1280, height=720),
 KINDS = ["fade", "cut", "dissolve", "wipeleft", "fade", "cut", "circleopen"]
 
 
-def storyboard(n, seconds=lambda i: 2.0 + (i * 7 % 5) * 0.75, clip_every=0):
+def storyboard(n, seconds=lambda i: 2.0 + (i * 7 % 5) * 0.75, clip_every=0, probes=PROBES):
     """n scenes of varied lengths and transitions (a cut every few), a 4K clip every `clip_every`."""
     scenes = []
     for i in range(n):
@@ -37,7 +37,7 @@ def storyboard(n, seconds=lambda i: 2.0 + (i * 7 % 5) * 0.75, clip_every=0):
         scenes.append({"id": f"s{i}", "visual": visual, "duration": seconds(i),
                        "transition": {"type": "cut"} if kind == "cut" else {"type": kind, "duration": 0.5}})
     return build_plan(parse_spec({"output": {"resolution": "720p", "aspectRatio": "16:9", "fps": FPS,
-                                             "quality": "draft"}, "scenes": scenes}), PROBES)
+                                             "quality": "draft"}, "scenes": scenes}), probes)
 
 
 def transition_spans(plan):
@@ -192,3 +192,16 @@ def test_part_commands_encode_like_the_single_render_and_burn_the_parts_own_fram
     assert "-vn" in audio and audio[audio.index("-b:a") + 1] == single[single.index("-b:a") + 1]
     stitch = build_stitch_command(plan, "parts.txt", "audio.m4a", "out.mp4")
     assert stitch[stitch.index("-c") + 1] == "copy" and "+faststart" in stitch
+
+
+
+def test_the_cuts_do_not_depend_on_the_pictures_probes():
+    """Every task of a parallel render cuts the same parts although a part task probes only its own
+    pictures and the audio task and the stitch none (render_job.prepare): a still's probe (its pixel
+    count) weighs in neither the timing nor the work model."""
+    with_pictures = storyboard(40, clip_every=7)
+    without = storyboard(40, clip_every=7, probes={"c.mp4": PROBES["c.mp4"]})
+    assert {sc.src_pixels for sc in with_pictures.scenes if sc.kind == "image"} == {1280 * 720}
+    assert {sc.src_pixels for sc in without.scenes if sc.kind == "image"} == {0}
+    for k in (2, 4, 8):
+        assert plan_parts(without, k, 5.0) == plan_parts(with_pictures, k, 5.0)
