@@ -6,8 +6,9 @@ render's part or audio task (render_job.part_task) or its stitch (render_job.sti
 `run_export()` runs the stages:
 
     preparing (0.0-0.1)  read jobs/{jobId}/spec.json, download assets, probe them all
-                         (render_job.preflight), plan, check the memory budget (render_job.memory),
-                         captions
+                         (render_job.preflight), plan; long once measured: hand the export over to a
+                         parallel render and stop (render_job.handoff); check the memory budget
+                         (render_job.memory), captions
     rendering (0.1-0.9)  the mix's loudness (render_job.loudness), one FFmpeg run (render_job.graph;
                          progress from -progress), then the poster frame and the output's loudness
     uploading (0.9-1.0)  exports/{jobId}/poster.jpg, captions.srt, captions.vtt, then LAST the MP4
@@ -43,7 +44,9 @@ from render_job.preflight import fetch_and_probe
 from render_job.probe import probe
 from render_job.part_task import run_task
 from render_job.runner import SegmentFeed, default_timeout_s, find_ffmpeg, run_ffmpeg, write_graph_files
-from render_job.prepare import OUT_MP4, POSTER_JPG, check_plan, read_spec, with_fit_warnings, write_caption_files
+from render_job.handoff import hand_over
+from render_job.prepare import (OUT_MP4, POSTER_JPG, check_length, check_plan, read_spec, with_fit_warnings,
+                                   write_caption_files)
 from render_job.stitch_task import run_stitch
 from render_job.subtitles import ASS_FILE
 from render_job.task_env import EXPORT_MODE, Misconfigured, TaskEnv, task_env
@@ -85,6 +88,10 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
         local, probes = fetch_and_probe(spec, job_id, storage, settings.input_bucket, workdir, settings)
         reporter.running("preparing", 0.05)
         plan = build_plan(spec, probes)
+        check_length(plan, spec, settings)  # a too-long export fails here, not in every part
+        if hand_over(plan, settings, reporter, job_id, 0.05):  # long once measured: a K-part render takes it
+            return RenderResult(0, "handed_over", plan=plan, timings=timings)
+        check_canceled(reporter)  # the handoff was answered 409: the export is not ours any more
         cuts, budget = check_plan(plan, spec, workdir, settings, job_id)
         caption_paths = write_caption_files(plan, workdir)
         timings["prepare_s"] = time.monotonic() - t0

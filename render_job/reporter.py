@@ -1,7 +1,7 @@
 """Progress and result reports to the API's `export_complete` endpoint (DESIGN §4).
 
-Body (camelCase): {jobId, status: running|succeeded|failed, stage?, progress?, task?, output?, error?,
-attempt, usage?} with `Authorization: Bearer <EXPORT_WORKER_TOKEN>`. The token is never logged. `usage` is the
+Body (camelCase): {jobId, status: running|succeeded|failed, stage?, progress?, task?, handoff?, output?,
+error?, attempt, usage?} with `Authorization: Bearer <EXPORT_WORKER_TOKEN>`. The token is never logged. `usage` is the
 attempt's usage so far (render_job.usage), in every report when the reporter is given one.
 """
 from __future__ import annotations
@@ -104,7 +104,42 @@ class Reporter:
         """Report failure with error {code, message} (message: human readable, no stack trace)."""
         return self._post({"status": "failed", "error": {"code": code, "message": message[:MESSAGE_MAX_CHARS]}})
 
+    def handoff(self, parts: int, stage: str, progress: float) -> bool | None:
+        """Ask the API to hand this whole export over to a `parts`-part render (a `running` report
+        with `handoff`: shared.part_lifecycle). Sent once, never retried: any trouble only means this
+        task renders the export itself.
+
+        Returns:
+            True: handed over (the answer carries `handoff`): stop without rendering or reporting.
+            False: rejected with 409 (the export is not this task's any more; `rejected` is set): stop.
+            None: not handed over (not applied, 4xx other than 409, 5xx, no answer): render it.
+        """
+        resp = self._send({"status": "running", "stage": stage, "progress": round(max(self._progress, progress), 4),
+                           "handoff": {"parts": int(parts)}}, retries=0)
+        if resp is None or resp.status_code >= 300:
+            if resp is not None and resp.status_code == 409:
+                self.rejected = True
+                return False
+            return None
+        try:
+            return True if (resp.json() or {}).get("handoff") else None
+        except ValueError:  # not JSON: not a handoff
+            return None
+
     def _post(self, body: dict) -> bool:
+        resp = self._send(body)
+        if resp is None:
+            return False
+        if resp.status_code < 300:
+            return True
+        self.rejected = True
+        logs.warning("export_complete rejected the report", job_id=self.job_id,
+                     status_code=resp.status_code, reportStatus=body.get("status"))
+        return False
+
+    def _send(self, body: dict, retries: int = RETRIES) -> Any:
+        """POST the report `body` (network errors and 5xx retried `retries` times); the last response
+        (status_code < 500), or None when there was none (logged)."""
         payload = {"jobId": self.job_id, "attempt": self.attempt, **body}
         if self.task is not None:
             payload["task"] = self.task
@@ -113,7 +148,7 @@ class Reporter:
         headers = {"Authorization": f"Bearer {self._token}", "Content-Type": "application/json"}
         retrying = Retrying(retry=retry_if_exception_type((requests.RequestException, _ServerError)),
                             wait=wait_chain(*map(wait_fixed, BACKOFF_S)), sleep=self._sleep,
-                            stop=stop_after_attempt(RETRIES + 1), reraise=True)  # reraise: the last error
+                            stop=stop_after_attempt(retries + 1), reraise=True)  # reraise: the last error
         try:
             for attempt in retrying:
                 with attempt:
@@ -124,13 +159,8 @@ class Reporter:
             logs.error("could not report to export_complete", job_id=self.job_id,
                        problem=str(exc) if isinstance(exc, _ServerError) else type(exc).__name__,
                        reportStatus=body.get("status"))
-            return False
-        if resp.status_code < 300:
-            return True
-        self.rejected = True
-        logs.warning("export_complete rejected the report", job_id=self.job_id,
-                     status_code=resp.status_code, reportStatus=body.get("status"))
-        return False
+            return None
+        return resp
 
 
 def report_misconfigured(error: ConfigError, job_id: str, attempt: int,

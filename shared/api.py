@@ -172,6 +172,13 @@ class ReportTask(_Strict):
     index: int = Field(0, ge=0, le=10_000)
 
 
+class ReportHandoff(_Strict):
+    """A whole-export task's request to hand its export over to a parallel render (shared.part_lifecycle):
+    parts = K by the count rule (shared.parts.part_count) for the length it measured."""
+
+    parts: int = Field(ge=2, le=10_000)
+
+
 class CompleteReport(_Wire):
     """What the render job sends to export_complete (DESIGN §4)."""
 
@@ -180,6 +187,7 @@ class CompleteReport(_Wire):
     stage: Literal["preparing", "rendering", "stitching", "uploading"] | None = None
     progress: float | None = Field(None, ge=0, le=1)  # the reporting task's own progress
     task: ReportTask | None = None
+    handoff: ReportHandoff | None = None  # a whole-export task asking for a K-part render (status running)
     output: Annotated[dict[str, Any], _object_documented_as(ReportOutput)] | None = None  # parse_report checks it
     error: ErrorBody | None = None
     attempt: int = Field(0, ge=0, le=100)

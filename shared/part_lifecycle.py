@@ -21,7 +21,8 @@ from shared.clock import utcnow
 from shared.errors import Conflict, InvalidRequest, TransientError
 from shared.parts import planned_parts
 from shared.ports import JobRecord
-from shared.states import JobStatus
+from shared.report_output import checked_output
+from shared.states import JobStatus, is_terminal
 
 ACTIVE = frozenset({JobStatus.DISPATCHED, JobStatus.RUNNING})
 
@@ -33,7 +34,7 @@ def task_label(role: str, index: int) -> str:
 
 class PartLifecycle:
     """The parallel-render use cases of ExportService (it provides settings, repo, storage, launcher,
-    parts, _succeed, _events, _progress_event, _output_from_report)."""
+    parts, _succeed, _events, _progress_event, _execution_log_uri)."""
 
     parts: Any  # shared.part_store.SqlPartStore, or None
 
@@ -52,6 +53,49 @@ class PartLifecycle:
             k = 1
         self.parts.set_part_count(job_id, k)
         return k
+
+    # -- export_complete of the whole-export task: the handoff ------------------------------------
+    def _handoff(self, job: JobRecord, report: CompleteReport) -> dict:
+        """A whole-export task's report (current attempt, active job) that asks for a handoff or whose
+        job has a part count. Once K is set the K-part render owns the export: Conflict (stop) for
+        every whole-export report, except while a handoff is being launched (K set, no execution
+        recorded yet): not applied, the task renders on until the launch is known. Else the handoff
+        {parts: K} (K capped at RENDER_MAX_PARTS; below 2 or no part store: not applied, the task
+        renders): claimed once (shared.part_store.claim_handoff), launched told K, the parts
+        execution recorded as the job's; returns {..., applied: True, handoff: {parts: K}}. A failed
+        launch gives the claim back and raises (the task then renders the export itself)."""
+        def answer(applied: bool, **extra: Any) -> dict:
+            return {"jobId": job.id, "status": job.status.value, "applied": applied, **extra}
+
+        if job.part_count:
+            if job.execution_name is None:  # a handoff being launched (or a dispatch of parts)
+                return answer(False)
+            raise Conflict(f"export {job.id} is rendered in {job.part_count} parts now; this task stops")
+        if report.status != "running":
+            raise InvalidRequest("a handoff is asked with a running report",
+                                 details=[{"path": "status", "message": "must be running with handoff"}])
+        k = min(report.handoff.parts, self.settings.render_max_parts)
+        if self.parts is None or k < 2:
+            return answer(False)
+        if not self.parts.claim_handoff(job.id, k, report.attempt, job.execution_name):
+            current = self.repo.get(job.id, with_spec=False)  # terminal, older attempt, or another claim won
+            if current is None or is_terminal(current.status) or report.attempt + 1 < current.attempts:
+                raise Conflict(f"export {job.id} is no longer this task's; stop rendering")
+            job = current
+            return self._handoff(current, report) if current.part_count else answer(False)
+        try:
+            execution = self.launcher.launch(job.id, parts=k)
+        except BaseException:
+            self.parts.release_handoff(job.id, k, job.execution_name)
+            logs.warning("handoff launch failed: the whole-export task renders it", job_id=job.id, parts=k)
+            raise
+        self.repo.set_execution(job.id, execution, self._execution_log_uri(execution))
+        logs.info("export handed over to a parallel render", job_id=job.id, parts=k, execution=execution,
+                  replaces=job.execution_name)
+        current = self.repo.get(job.id, with_spec=False)
+        if current is not None and is_terminal(current.status):  # canceled while it launched
+            self._cancel_executions(job.id, execution)
+        return answer(True, handoff={"parts": k})
 
     # -- export_complete of a task of a parallel render ------------------------------------------
     def _task_report(self, job: JobRecord, report: CompleteReport, output: ReportOutput | None) -> dict:
@@ -85,7 +129,7 @@ class PartLifecycle:
             if not started:
                 self._progress_event(job.id)
         elif report.status == "succeeded":
-            applied = self._succeed(job.id, self._output_from_report(job.id, output))
+            applied = self._succeed(job.id, checked_output(self.storage, self.settings, job.id, output))
         else:
             err = report.error or ErrorBody(code="render_failed", message=f"{task_label(task.role, task.index)} failed")
             applied = self.repo.transition(job.id, JobStatus.FAILED, sources=ACTIVE, stage=None, finished_at=utcnow(),

@@ -64,6 +64,26 @@ class SqlPartStore:
             s.execute(update(ExportJob).where(ExportJob.id == job_id)
                       .values(part_count=parts if parts >= 2 else None, updated_at=utcnow()))
 
+    def claim_handoff(self, job_id: str, parts: int, attempt: int, seen_execution: str | None) -> bool:
+        """Claim the handoff of a whole-export render to a `parts`-part one (shared.part_lifecycle) with
+        one conditional UPDATE: K set where none is, the job active, `attempt` not older than its
+        current one, its execution still `seen_execution` (cleared: the claim's mark until the parts
+        execution is recorded). Marks the job seen (last_report_at). True to the one winner."""
+        now = utcnow()
+        with self._tx() as s:
+            r = s.execute(update(ExportJob).where(
+                ExportJob.id == job_id, ExportJob.part_count.is_(None), ExportJob.status.in_(_ACTIVE),
+                ExportJob.attempts <= attempt + 1, ExportJob.execution_name.is_not_distinct_from(seen_execution))
+                .values(part_count=parts, execution_name=None, last_report_at=now, updated_at=now))
+            return r.rowcount == 1
+
+    def release_handoff(self, job_id: str, parts: int, execution_name: str | None) -> None:
+        """Give back a handoff claim whose launch failed: no K, the whole-export execution's name again."""
+        with self._tx() as s:
+            s.execute(update(ExportJob).where(ExportJob.id == job_id, ExportJob.part_count == parts,
+                                              ExportJob.execution_name.is_(None))
+                      .values(part_count=None, execution_name=execution_name, updated_at=utcnow()))
+
     def state(self, job_id: str) -> ParallelState | None:
         """The job's ParallelState, None when there is no such job."""
         with self._tx() as s:

@@ -248,10 +248,18 @@ class CancelResponse(WireModel):
     status: Literal["canceled"]
 
 
+class Handoff(WireModel):
+    """An applied handoff: the export is now rendered by a render execution of `parts` parts."""
+
+    parts: int = Field(ge=2)
+
+
 class CompleteResponse(WireModel):
     job_id: JobId
     status: JobState | None
     applied: bool
+    handoff: Handoff | None = Field(None, description="the report's handoff was applied: the whole-export task "
+                                                      "that sent it stops without rendering")
 
 
 class ReconcileResponse(WireModel):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple
 
 from shared import api, cost, logs
-from shared.api import ErrorBody, ReportOutput, StartRequest, UploadDecl
+from shared.api import ErrorBody, StartRequest, UploadDecl
 from shared.artifacts import (INPUT_ASSET_RE, OUTPUT_VIDEO_RE, OutputRecord, asset_object, event_generation,
                               object_not_current, parse_part_object, spec_object, video_not_ours)
 from shared.auth import Authenticator
@@ -29,11 +29,11 @@ from shared.finite import check_metadata_numbers
 from shared.identity import DEFAULT_CALLER, Caller
 from shared.limits import JOB_TOO_LARGE
 from shared.listing import Listing
-from shared.outputs import clean_warnings
 from shared.parallel import in_parallel
 from shared.part_lifecycle import PartLifecycle
 from shared.ports import EventPublisher, JobLauncher, JobRecord, JobRepository, ObjectStorage, Publisher, WebhookSender
 from shared.reconcile import Reconcile
+from shared.report_output import checked_output
 from shared.webhook_url import system_resolver
 from shared.webhooks import Webhooks
 from shared.states import JobStatus, is_terminal
@@ -242,7 +242,8 @@ class ExportService(Reconcile, Listing, Webhooks, PartLifecycle):
 
         A report is tied to the job's current attempt: `attempts` is 1 + the highest `attempt` any
         report carried (CLOUD_RUN_TASK_ATTEMPT, 0-based; Cloud Run runs a task's attempts one after
-        another); a parallel render task's report (`task`) to its task's (shared.part_lifecycle). `usage` is
+        another); a parallel render task's report (`task`) to its task's (shared.part_lifecycle). A whole-export
+        task's `handoff` hands the export to a K-part render, once; after that its reports get 409 (_handoff). `usage` is
         recorded per task attempt (shared.cost) once dispatched, also when the report is refused. Raises
         InvalidRequest (400: a malformed report; a succeeded report whose
         output.uri is not this job's non-empty video in the output bucket), NotFound, Conflict
@@ -267,6 +268,8 @@ class ExportService(Reconcile, Listing, Webhooks, PartLifecycle):
         if report.attempt + 1 < job.attempts:
             raise Conflict(f"this report is from attempt {report.attempt} but export {job.id} is at attempt "
                            f"{job.attempts - 1}; stop rendering")
+        if report.handoff is not None or job.part_count:  # handing over to a parallel render (shared.part_lifecycle)
+            return self._handoff(job, report)
         if report.status == "running":
             started = self.repo.transition(job.id, JobStatus.RUNNING, attempt=report.attempt, started_at=utcnow())
             applied = self.repo.report_progress(job.id, stage=report.stage, progress=report.progress,
@@ -277,7 +280,7 @@ class ExportService(Reconcile, Listing, Webhooks, PartLifecycle):
             if output is None:
                 raise InvalidRequest("a succeeded report needs output",
                                      details=[{"path": "output", "message": "required when status is succeeded"}])
-            applied = self._succeed(job.id, self._output_from_report(job.id, output), report.attempt)
+            applied = self._succeed(job.id, checked_output(self.storage, self.settings, job.id, output), report.attempt)
         else:
             err = report.error or ErrorBody(code="render_failed", message="render failed")
             applied = self.repo.transition(job.id, JobStatus.FAILED, attempt=report.attempt,
@@ -289,19 +292,6 @@ class ExportService(Reconcile, Listing, Webhooks, PartLifecycle):
         self._events(job.id)
         current = self.repo.get(job.id, with_spec=False)
         return {"jobId": job.id, "status": current.status.value if current else None, "applied": applied}
-
-    def _output_from_report(self, job_id: str, out: ReportOutput) -> dict:
-        """The stored output of a succeeded report, after checking its names (api.report_video_name)
-        and the named video in the bucket (artifacts.video_not_ours: the worker token is a credential,
-        not proof). Raises InvalidRequest."""
-        bucket = self.settings.output_bucket
-        name = api.report_video_name(job_id, out, bucket, self.settings.max_scenes)
-        info = self.storage.stat(bucket, name)
-        why = video_not_ours(info, job_id)
-        if why:
-            raise InvalidRequest(f"output.uri is not this export's video: {why}",
-                                 details=[{"path": "output.uri", "message": f"gs://{bucket}/{name}: {why}"}])
-        return OutputRecord.from_report(out, name, info.size, clean_warnings(out.warnings)).to_row()
 
     def _succeed(self, job_id: str, output: dict, attempt: int | None = None) -> bool:
         values: dict[str, Any] = {"output": output, "progress": 1.0, "stage": None, "finished_at": utcnow()}

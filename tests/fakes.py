@@ -18,7 +18,7 @@ from shared.status_view import status_fields
 
 
 class FakeReporter:
-    """Records the render job's reports (running/succeeded/failed) as render_job.reporter.Reporter
+    """Records the render job's reports (running/succeeded/failed/handoff) as render_job.reporter.Reporter
     would send them; `calls` is the list of report bodies, in order."""
 
     def __init__(self):
@@ -36,6 +36,11 @@ class FakeReporter:
     def failed(self, code, message):
         self.calls.append({"status": "failed", "error": {"code": code, "message": message}})
         return True
+
+    def handoff(self, parts, stage, progress):
+        """Recorded; never applied (an API that does not hand over: the task renders on)."""
+        self.calls.append({"status": "running", "stage": stage, "progress": progress, "handoff": {"parts": parts}})
+        return None
 
     @property
     def final(self):

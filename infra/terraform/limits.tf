@@ -8,8 +8,8 @@ locals {
   stitch_memory_bytes = tonumber(substr(var.render_stitch_memory, 0, length(var.render_stitch_memory) - 2)) * local.memory_units[substr(var.render_stitch_memory, -2, -1)]
   # EXPORT_MAX_*: the functions and the render job both read some of them
   limits_env = { for name, value in var.export_limits : name => tostring(value) }
-  # the functions only: signed URL lifetimes, the upload deadline, each execution's task timeout,
-  # the most parts of a parallel export (issue 19: they launch the executions)
+  # the functions only: signed URL lifetimes, the upload deadline, each execution's task timeout;
+  # the most parts of a parallel export (issue 19: they launch the executions; the render job too)
   functions_limits_env = merge(local.limits_env, {
     EXPORT_UPLOAD_URL_TTL_S      = tostring(var.export_upload_url_ttl_s)
     EXPORT_DOWNLOAD_URL_TTL_S    = tostring(var.export_download_url_ttl_s)
@@ -18,8 +18,10 @@ locals {
     RENDER_STITCH_TASK_TIMEOUT_S = tostring(var.render_stitch_task_timeout_s)
     RENDER_MAX_PARTS             = tostring(var.render_max_parts)
   })
-  # the render job only: its memory and vCPUs, preflight and FFmpeg's time limit
+  # the render job: its memory and vCPUs, preflight and FFmpeg's time limit; the most parts of a
+  # parallel export (issue 19: it asks for a handoff to one, render_job/handoff.py)
   render_env = merge(local.limits_env, {
+    RENDER_MAX_PARTS            = tostring(var.render_max_parts)
     RENDER_MEMORY_BYTES         = tostring(local.render_memory_bytes)
     RENDER_VCPUS                = var.render_cpu # the task's allocation, for its cost (shared.cost)
     RENDER_TASK_TIMEOUT_S       = tostring(var.render_task_timeout_s)

@@ -156,7 +156,7 @@ variable "render_max_media_s" {
 
 # Parallel exports (issue 19): the parts' cap and the stitch job's size and time limit (README: Limits)
 variable "render_max_parts" {
-  description = "The most tasks (parts) of one render execution (RENDER_MAX_PARTS, read by the functions that launch it; at most 200)."
+  description = "The most tasks (parts) of one render execution (RENDER_MAX_PARTS, read by the functions that launch it and by the render job that asks for a handoff; at most 200)."
   type        = number
   default     = 16
 }
