@@ -105,6 +105,9 @@ LIMITS="$LIMITS,EXPORT_MAX_BODY_BYTES=${EXPORT_MAX_BODY_BYTES:-1000000},EXPORT_M
 # the most parts of a parallel export (issue 19): the functions launch the executions, the render
 # job asks for a handoff to one (render_job/handoff.py)
 LIMITS="$LIMITS,RENDER_MAX_PARTS=${RENDER_MAX_PARTS:-16}"
+# ... and the threshold and floor that cut it: dispatch, the handoff, every part task and the stitch
+# must cut the same parts, so all of them get the same values
+LIMITS="$LIMITS,RENDER_PARALLEL_AFTER_S=${RENDER_PARALLEL_AFTER_S:-120},RENDER_MIN_PART_S=${RENDER_MIN_PART_S:-10}"
 # the functions only: signed URL lifetimes, the upload deadline, each execution's task timeout
 FN_LIMITS="EXPORT_UPLOAD_URL_TTL_S=${EXPORT_UPLOAD_URL_TTL_S:-900},EXPORT_DOWNLOAD_URL_TTL_S=${EXPORT_DOWNLOAD_URL_TTL_S:-900}"
 FN_LIMITS="$FN_LIMITS,EXPORT_UPLOAD_TTL_S=${EXPORT_UPLOAD_TTL_S:-3600},RENDER_TASK_TIMEOUT_S=$TASK_TIMEOUT_S"

@@ -17,11 +17,15 @@ locals {
     RENDER_TASK_TIMEOUT_S        = tostring(var.render_task_timeout_s)
     RENDER_STITCH_TASK_TIMEOUT_S = tostring(var.render_stitch_task_timeout_s)
     RENDER_MAX_PARTS             = tostring(var.render_max_parts)
+    RENDER_PARALLEL_AFTER_S      = tostring(var.render_parallel_after_s)
+    RENDER_MIN_PART_S            = tostring(var.render_min_part_s)
   })
   # the render job: its memory and vCPUs, preflight and FFmpeg's time limit; the most parts of a
   # parallel export (issue 19: it asks for a handoff to one, render_job/handoff.py)
   render_env = merge(local.limits_env, {
     RENDER_MAX_PARTS            = tostring(var.render_max_parts)
+    RENDER_PARALLEL_AFTER_S     = tostring(var.render_parallel_after_s) # the same cuts as dispatch's
+    RENDER_MIN_PART_S           = tostring(var.render_min_part_s)
     RENDER_MEMORY_BYTES         = tostring(local.render_memory_bytes)
     RENDER_VCPUS                = var.render_cpu # the task's allocation, for its cost (shared.cost)
     RENDER_TASK_TIMEOUT_S       = tostring(var.render_task_timeout_s)

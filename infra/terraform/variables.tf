@@ -161,6 +161,18 @@ variable "render_max_parts" {
   default     = 16
 }
 
+variable "render_parallel_after_s" {
+  description = "An export planned at least this long renders in parts, seconds (RENDER_PARALLEL_AFTER_S; the functions, the render and stitch jobs get the same value)."
+  type        = number
+  default     = 120
+}
+
+variable "render_min_part_s" {
+  description = "The shortest part of a parallel export, seconds of output (RENDER_MIN_PART_S; the functions, the render and stitch jobs get the same value)."
+  type        = number
+  default     = 10
+}
+
 variable "render_stitch_cpu" {
   description = "vCPUs of the stitch task, as infra/deploy.sh's RENDER_STITCH_CPU; the task gets it as RENDER_VCPUS too."
   type        = string
