@@ -34,6 +34,7 @@ FIELDS = {
     "RENDER_MAX_IMAGE_PIXELS": "render_max_image_pixels", "RENDER_MAX_DECODE_PIXELS": "render_max_decode_pixels",
     "RENDER_MAX_MEDIA_S": "render_max_media_s", "RENDER_MAX_PARTS": "render_max_parts",
     "RENDER_STITCH_TASK_TIMEOUT_S": "render_stitch_task_timeout_s",
+    "RENDER_PARALLEL_AFTER_S": "render_parallel_after_s", "RENDER_MIN_PART_S": "render_min_part_s",
 }
 # the Cloud Run job's size: deploy variables (deploy.sh's environment, Terraform), not settings the code reads
 DEPLOY_ONLY = {"RENDER_CPU": "render_cpu", "RENDER_MEMORY": "render_memory",
