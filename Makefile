@@ -1,6 +1,7 @@
 # SceneFlow Export — local tasks. Everything runs from .venv (created with python3.11 if missing).
 #   make demo     render the sample storyboard with the embedded stack (./out/)
 #   make demo-emulated  the same on PostgreSQL + Pub/Sub emulator + fake-gcs-server
+#   make demo-long  a 161 s storyboard of the sample media: renders in parts (issue 19), shows them
 #   make test     unit + integration + system tests
 #   make unit     unit tests only
 #   make image    build the render image (infra/Dockerfile) with podman or docker (IMAGE=name, IMAGE_BASE, IMAGE_CA)
@@ -23,7 +24,7 @@ STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 STATUS_FILE ?=
 
-.PHONY: all install demo demo-emulated test unit integration system image image-test schema clean distclean reconcile
+.PHONY: all install demo demo-emulated demo-long test unit integration system image image-test schema clean distclean reconcile
 
 all: test
 
@@ -39,6 +40,10 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) examples/demo.py
+
+# A storyboard over RENDER_PARALLEL_AFTER_S (examples/long_story.py): K part tasks + the audio, then the stitch.
+demo-long: $(STAMP)
+	$(PY) examples/demo.py --long --out out/long
 
 # The same demo on the emulated cloud: PostgreSQL, the gcloud Pub/Sub emulator (Java 17), fake-gcs-server.
 demo-emulated: $(STAMP)

@@ -1,6 +1,7 @@
 """SceneFlow Export demo: render the six-scene "Moon mission" storyboard end to end, locally.
 
     make demo            # or: .venv/bin/python examples/demo.py [--mode emulated]
+    make demo-long       # or: .venv/bin/python examples/demo.py --long  (161 s: renders in parts)
     .venv/bin/python examples/demo.py --storyboard my.json --assets my-media/ --out my-out/
 
 It starts the embedded stack (SQLite, the gcp-storage-emulator, loopback events, the render job as
@@ -109,6 +110,16 @@ def download_outputs(output: dict, out: Path, job_id: str) -> tuple[Path, list[P
     return video, subtitles, saved + subtitles
 
 
+def stage_text(st: dict) -> str:
+    """The status's stage as the line shows it: a parallel export's parts while they render
+    ("rendering 3/12 parts", then "stitching", "uploading"), else the stage; "" without one."""
+    parts, stage = st.get("parts"), st.get("stage")
+    if parts and stage == "rendering":
+        audio = ", audio done" if parts.get("audio") else ""
+        return f"rendering {parts.get('rendered')}/{parts.get('count')} parts{audio}"
+    return stage or ""
+
+
 class ProgressLine:
     """One status line, rewritten in place on a terminal, printed on change otherwise."""
 
@@ -120,7 +131,7 @@ class ProgressLine:
     def __call__(self, st: dict) -> None:
         p = float(st.get("progress") or 0.0)
         bar = "#" * int(p * 30)
-        stage = f" {st['stage']}" if st.get("stage") else ""
+        stage = f" {stage_text(st)}" if st.get("stage") else ""
         line = f"[{bar:<30}] {p * 100:5.1f}%  {st.get('status')}{stage}"
         elapsed = f"  {time.monotonic() - self.t0:5.1f}s"
         if self.tty:
@@ -140,10 +151,23 @@ class ProgressLine:
             sys.stdout.flush()
 
 
+def write_json(path: Path, data: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
 def run(args: argparse.Namespace) -> int:
     from infra.local.stack import EmbeddedStack, EmulatedStack
 
-    spec = json.loads(Path(args.storyboard).read_text(encoding="utf-8"))
+    if getattr(args, "long", False):
+        from examples.long_story import long_storyboard
+
+        spec = long_storyboard()
+        print(f"long storyboard: {len(spec['scenes'])} scenes, written to "
+              f"{write_json(Path(args.out) / 'long-storyboard.json', spec)}", flush=True)
+    else:
+        spec = json.loads(Path(args.storyboard).read_text(encoding="utf-8"))
     assets = Path(args.assets)
     files = [assets / n for n in asset_names(spec)]
     missing = [str(f) for f in files if not f.exists()]
@@ -243,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--assets", default=str(ROOT / "examples" / "storyboard"),
                    help="folder holding every file the storyboard names as src")
     p.add_argument("--out", default="out", help="folder for the downloaded MP4, poster and subtitles")
+    p.add_argument("--long", action="store_true",
+                   help="instead of --storyboard: a 161 s storyboard of the sample media (examples/long_story.py), "
+                        "over RENDER_PARALLEL_AFTER_S, so it renders in parts; progress shows the parts")
     p.add_argument("--mode", choices=["embedded", "emulated"], default="embedded",
                    help="local stack to start")
     p.add_argument("--timeout", type=float, default=900, help="seconds to wait for the export")

@@ -297,3 +297,31 @@ def test_demo_help_describes_the_content_type_option(capsys, monkeypatch):
             "comes from the file's extension, or is <role>/x-<extension> where that does not fit the field "
             "using the file (image/video visual, audio or video narration/music) ") in text + " "
     assert "SUPPRESS" not in text
+
+
+def test_the_long_storyboard_takes_the_parallel_path_with_the_default_settings():
+    """`make demo-long`: explicit durations (dispatch knows the length), over RENDER_PARALLEL_AFTER_S's
+    default, every asset in examples/storyboard, cuts and crossfades, captions, music."""
+    from examples.long_story import long_storyboard
+    from shared.config import Settings
+    from shared.parts import least_total_s, planned_parts
+    from shared.spec import parse_spec
+
+    spec, s = long_storyboard(), Settings()
+    parse_spec(spec)
+    assert all(sc.get("duration") for sc in spec["scenes"])
+    assert least_total_s(spec) == 161.0 > s.render_parallel_after_s
+    assert planned_parts(spec, s.render_parallel_after_s, s.render_max_parts, s.render_min_part_s) == 16
+    assert all((ROOT / "examples" / "storyboard" / n).is_file() for n in demo.asset_names(spec))
+    assert {(sc.get("transition") or {}).get("type") for sc in spec["scenes"]} == {"fade", "cut", None}
+    assert spec["music"]["ducking"] and spec["captions"]["burnIn"]
+
+
+def test_the_progress_line_shows_the_parts_while_they_render():
+    parts = {"count": 12, "rendered": 3, "audio": False}
+    assert demo.stage_text({"stage": "rendering", "parts": parts}) == "rendering 3/12 parts"
+    assert demo.stage_text({"stage": "rendering", "parts": {**parts, "audio": True}}) == \
+        "rendering 3/12 parts, audio done"
+    assert demo.stage_text({"stage": "stitching", "parts": parts}) == "stitching"
+    assert demo.stage_text({"stage": "rendering"}) == "rendering"
+    assert demo.stage_text({}) == ""
