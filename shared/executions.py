@@ -7,8 +7,10 @@ Kinds of execution:
 - whole export (today's path, task_count 1): EXPORT_JOB_ID only, so the request is the one sent
   before issue 19;
 - parts (K >= 2 parts, task_count K + 1): EXPORT_JOB_ID, RENDER_MODE=part, EXPORT_PART_COUNT=K;
-  each task learns its role from Cloud Run's CLOUD_RUN_TASK_INDEX (task_role): tasks 0..K-1 render
-  video part i, task K renders the whole timeline's audio once, alongside the parts; it checks
+  each task learns its role from Cloud Run's CLOUD_RUN_TASK_INDEX (task_role): task 0 renders the
+  whole timeline's audio once, alongside the parts (first, because it is the longest single piece
+  and a launcher running fewer tasks at once than K + 1 starts the lowest indices first), tasks
+  1..K render video part i = index - 1; each checks
   CLOUD_RUN_TASK_COUNT == K + 1. K is an upper bound: the plan may cut fewer parts k (plan_parts),
   and tasks k..K-1 then have nothing to do. Every piece's metadata names k (shared.artifacts);
 - stitch (its own Cloud Run job, one task): EXPORT_JOB_ID, RENDER_MODE=stitch, EXPORT_PART_COUNT=K
@@ -42,15 +44,20 @@ def render_task_count(parts: int) -> int:
 
 
 def task_role(task_index: int, parts: int) -> tuple[str, int]:
-    """What task `task_index` of a K-part render execution does: (PART_ROLE, part index) for
-    0..K-1, (AUDIO_ROLE, K) for the last task.
+    """What task `task_index` of a K-part render execution does: (AUDIO_ROLE, K) for task 0,
+    (PART_ROLE, task_index - 1) for tasks 1..K. The audio's index K is how its reports name it.
 
     Raises:
         ValueError: task_index is outside 0..K.
     """
     if not 0 <= task_index <= parts:
         raise ValueError(f"task index {task_index} is outside 0..{parts} of a {parts}-part render")
-    return (AUDIO_ROLE, task_index) if task_index == parts else (PART_ROLE, task_index)
+    return (AUDIO_ROLE, parts) if task_index == 0 else (PART_ROLE, task_index - 1)
+
+
+def part_task_index(part: int) -> int:
+    """The CLOUD_RUN_TASK_INDEX of the task rendering video part `part` (task_role's inverse)."""
+    return part + 1
 
 
 def render_env(job_id: str, parts: int = 1) -> list[tuple[str, str]]:

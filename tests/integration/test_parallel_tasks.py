@@ -77,7 +77,8 @@ def stage(storage, media, job_id):
 
 
 def run_part_or_audio(storage, root, job_id, index):
-    """Task `index` of the K + 1: (RenderResult, report bodies, names of the asset files it fetched)."""
+    """Part `index` (0..K-1), or the audio for index K, run with its role given directly (not
+    through task_role): (RenderResult, report bodies, names of the asset files it fetched)."""
     role, role_index = (AUDIO_ROLE, K) if index == K else (PART_ROLE, index)
     rep, session = reporter(job_id, {"role": role, "index": role_index})
     work = root / f"work-{job_id[-2:]}-{index}"
@@ -226,14 +227,15 @@ def test_python_m_render_job_runs_the_mode_it_is_told(tasks):
                 RENDER_MIN_PART_S="2", RENDER_WORKDIR=str(root / "work-main"), PYTHONPATH=str(ROOT))
     part = dict(base, RENDER_MODE="part", EXPORT_PART_COUNT=str(K), CLOUD_RUN_TASK_COUNT=str(K + 1))
     try:
-        for env in (dict(part, CLOUD_RUN_TASK_INDEX="3"), dict(part, CLOUD_RUN_TASK_INDEX="1"),
+        # task index = part + 1 (task 0 renders the audio): part 3 (idle, k = 3), then part 1
+        for env in (dict(part, CLOUD_RUN_TASK_INDEX="4"), dict(part, CLOUD_RUN_TASK_INDEX="2"),
                     dict(base, RENDER_MODE="stitch", EXPORT_PART_COUNT=str(K), CLOUD_RUN_TASK_INDEX="0",
                          CLOUD_RUN_TASK_COUNT="1")):
             proc = subprocess.run([sys.executable, "-m", "render_job"], cwd=str(ROOT), env=env, capture_output=True,
                                   text=True, timeout=120)
             assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
             finished = [json.loads(line) for line in proc.stdout.splitlines() if "render task finished" in line]
-            assert [f["status"] for f in finished] == [{"1": "uploaded", "3": "idle"}.get(
+            assert [f["status"] for f in finished] == [{"2": "uploaded", "4": "idle"}.get(
                 env.get("CLOUD_RUN_TASK_INDEX") if env.get("RENDER_MODE") == "part" else None, "succeeded")]
     finally:
         server.shutdown()

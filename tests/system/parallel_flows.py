@@ -38,7 +38,8 @@ try:
         hooks = json.load(f)
 except (OSError, ValueError):
     hooks = {{}}
-mode, index, attempt = env.get("RENDER_MODE"), int(env.get("CLOUD_RUN_TASK_INDEX", "0")), env.get("CLOUD_RUN_TASK_ATTEMPT")
+mode, task, attempt = env.get("RENDER_MODE"), int(env.get("CLOUD_RUN_TASK_INDEX", "0")), env.get("CLOUD_RUN_TASK_ATTEMPT")
+index = task - 1  # a part task's part (shared.executions.task_role: task 0 renders the audio)
 
 
 def out(name):

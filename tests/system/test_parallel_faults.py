@@ -101,9 +101,10 @@ def test_a_part_task_killed_mid_render_is_retried_and_the_export_has_one_part_pe
     assert killed == {"killed": True, "ffmpegAliveAtKill": True, "index": 1}, killed
     assert final["status"] == "succeeded", (final.get("error"), stack.run_dir)
     assert final["parts"] == {"count": 3, "rendered": 3, "audio": True}
-    exits = wait_for_condition(lambda: (lambda x: x if len(x) == 4 and len(x[1]) == 2 else None)(
+    exits = wait_for_condition(lambda: (lambda x: x if len(x) == 4 and len(x[2]) == 2 else None)(
         task_exits(stack, job_id, final["executionName"])), 30, "every part task to exit")
-    assert exits == {0: [0], 1: [137, 0], 2: [0], 3: [0]}, exits  # part 1 killed once, retried on its own
+    # by task index (task 0 renders the audio): part 1's task killed once, retried on its own
+    assert exits == {0: [0], 1: [0], 2: [137, 0], 3: [0]}, exits
     # what the stitch found: one object per part, each with its range's frames, and the audio
     found = json.loads((stack.hooks / f"{job_id}-pieces-0.json").read_text())
     assert sorted(o["name"] for o in found) == sorted(part_object(job_id, i) for i in (0, 1, 2, AUDIO_PART))

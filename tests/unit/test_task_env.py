@@ -23,10 +23,10 @@ def test_the_modes_and_roles():
     # a whole export reads Cloud Run's variables as before issue 19 (a bad one counts as its default)
     assert task_env(env(CLOUD_RUN_TASK_INDEX="x", CLOUD_RUN_TASK_ATTEMPT="")).task_index == 0
     told = dict(RENDER_MODE="part", EXPORT_PART_COUNT=3, CLOUD_RUN_TASK_COUNT=4, CLOUD_RUN_TASK_ATTEMPT=2)
-    part = task_env(env(**told, CLOUD_RUN_TASK_INDEX=2))
+    part = task_env(env(**told, CLOUD_RUN_TASK_INDEX=3))  # task 0 renders the audio, task i + 1 part i
     assert (part.mode, part.role, part.index, part.parts, part.attempt) == ("part", "part", 2, 3, 2)
     assert part.task == {"role": "part", "index": 2}
-    audio = task_env(env(**told, CLOUD_RUN_TASK_INDEX=3))
+    audio = task_env(env(**told, CLOUD_RUN_TASK_INDEX=0))
     assert audio.task == {"role": "audio", "index": 3}
     stitch = task_env(env(RENDER_MODE="stitch", EXPORT_PART_COUNT=3))
     assert (stitch.mode, stitch.parts, stitch.task) == ("stitch", 3, {"role": "stitch", "index": 0})
