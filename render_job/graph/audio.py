@@ -142,7 +142,7 @@ def audio_mix(plan: RenderPlan, inputs: Mapping[str, str], idx: int,
     starts = [b[0] for b in bounds]
     lane_labels: list[str] = []
     for k, lane in enumerate(lanes(bounds)):
-        lane_labels.append(f"[fg{k}]")
+        lane_labels.append(f"[alane{k}]")
         graph += _lane_graph(chains, starts, lane, lane_labels[-1])
     narr = None
     if len(lane_labels) == 1:

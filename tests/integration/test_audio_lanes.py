@@ -132,7 +132,7 @@ def test_the_storyboard_has_what_the_lanes_must_handle(story):
 def test_lanes_mix_equals_the_adelay_mix_sample_for_sample(story):
     plan, inputs = story
     args, graph, label = graphs(plan, inputs, audio_mix)
-    assert any("[fg0][fg1][fg2]amix=inputs=3" in st for st in graph), graph  # three sounds at once: 3 lanes
+    assert any("[alane0][alane1][alane2]amix=inputs=3" in st for st in graph), graph  # three sounds at once: 3 lanes
     assert any("concat=n=" in st for st in graph), graph  # a lane holds several sounds in a row
     ref_args, ref_graph, ref_label = graphs(plan, inputs, reference_foreground)
     new, ref = pcm(args, graph, label), pcm(ref_args, ref_graph, ref_label)

@@ -103,7 +103,7 @@ def placements(graph: str) -> dict[str, int]:
     out: dict[str, int] = {}
     lanes: dict[str, int] = {}  # lane label -> where its next sound starts
     for st in graph.split(";"):
-        m = re.match(r"\[(\d+:a)\].*\[fg(\d+)(?:_\d+)?\]$", st)
+        m = re.match(r"\[(\d+:a)\].*\[alane(\d+)(?:_\d+)?\]$", st)
         if not m:
             continue
         src, lane = m.groups()
@@ -122,11 +122,11 @@ def test_audio_graph_narration_music_ducking_loudnorm(plan):
     assert graph.count("aresample=48000,aformat=sample_fmts=fltp:channel_layouts=stereo") >= 4
     # each narration at its scene's start, in whole milliseconds (48 samples each), as adelay placed them
     assert placements(graph) == {f"{3 + i}:a": round(plan.scenes[i].start * 1000) * 48 for i in range(3)}
-    assert "adelay" not in graph.split("[fg0_0]")[0]  # the first lane starts at 0: nothing to delay
+    assert "adelay" not in graph.split("[alane0_0]")[0]  # the first lane starts at 0: nothing to delay
     assert "volume=0.8" in graph
     # narrations 0 and 1 meet within LANE_SLACK_S (5.87 s long, the next at 5.9 s): two lanes, one amix
-    assert "[fg0_0][fg0_1]concat=n=2:v=0:a=1[fg0]" in graph
-    assert "[fg0][fg1]amix=inputs=2:normalize=0" in graph
+    assert "[alane0_0][alane0_1]concat=n=2:v=0:a=1[alane0]" in graph
+    assert "[alane0][alane1]amix=inputs=2:normalize=0" in graph
     assert "sidechaincompress" in graph and "asplit=2" in graph
     assert "afade=t=in:st=0:d=1" in graph
     assert f"afade=t=out:st={fmt_s(plan.total_s - 2)}:d=2" in graph
@@ -331,7 +331,10 @@ def test_blur_fit_graph_contain_title_colour_and_clip_audio():
     assert "[1:a]aresample=48000" in graph and "volume=0.5,atrim=0:2" in graph
     assert placements(graph) == {"1:a": round(plan.scenes[2].start * 1000) * 48,
                                  "2:a": round((plan.scenes[2].start + 0.25) * 1000) * 48}
-    assert "[fg0][fg1]amix=inputs=2" in graph  # the clip's sound and the narration overlap: two lanes
+    assert "[alane0][alane1]amix=inputs=2" in graph  # the clip's sound and the narration overlap: two lanes
+    labels = re.findall(r"\[([A-Za-z_]\w*)\]", graph)  # the blur fit's [fg0] and the lanes' labels stay apart
+    outputs = [st.rsplit("[", 1)[1] for st in graph.split(";")]
+    assert len(outputs) == len(set(outputs)) and "fg0" in labels
     muted = _plan_of([{"id": "v", "visual": {"type": "video", "src": "c.mp4"}, "duration": 2}],
                      {"c.mp4": SimpleNamespace(duration_s=3.0, has_audio=True)})
     assert ":a]" not in graph_of(build_command(muted, {"c.mp4": "c.mp4"}, "o.mp4"))
