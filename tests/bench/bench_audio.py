@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(ROOT / ".local" / "bench-parallel"), help="media cache and work folder")
     args = ap.parse_args(argv)
 
-    from render_job.graph.audio import audio_mix, clip_audio_inputs
+    from render_job.graph.audio import audio_mix, clip_audio_inputs, loudnorm_is_linear
     from render_job.graph.command import GRAPH_FILE, graph_via_file
     from render_job.graph.parts import build_audio_command
     from render_job.loudness import mix_loudness, output_loudness
@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         log(f"{name:9s} wall {cost.wall_s:6.2f} s  CPU {cost.cpu_s:6.2f} s")
     total = rows[1][1] + rows[2][1] + rows[3][1]
     log(f"audio task (analysis + render + measure): wall {total.wall_s:.2f} s, CPU {total.cpu_s:.2f} s")
-    log(f"loudness {loudness}, passes {passes}, linear {analysis is not None}")
+    linear = bool(analysis) and not analysis.get("silent") and loudnorm_is_linear(plan, analysis)
+    log(f"loudness {loudness}, passes {passes}, loudnorm {'linear' if linear else 'dynamic'} in the render")
     return 0
 
 
