@@ -11,6 +11,7 @@
 #   make bench-segments  memory of a 72-scene storyboard: one FFmpeg graph vs segmented renders
 #   make bench-long  1, 10 and 30 minutes through the embedded stack: CPU, wall, memory, loudness, frames
 #   make bench-parallel  a 10-minute storyboard: single task vs parts one at a time + stitch, projected speed-up for K tasks
+#   make bench-audio  the parallel render's audio task on that storyboard: wall and CPU of each pass
 #   make bench-image  the render image before/after issue 16: size, podman run to first progress report (podman)
 #   make schema   regenerate shared/schema/export_spec_v1.schema.json and the API's shared/schema/openapi.json
 #   make load     API load test: 2,000 starts + 10,000 status reads vs a bare handler (RELIABILITY.md), then
@@ -84,7 +85,7 @@ $(BENCH_STAMP): requirements-bench.txt requirements.txt requirements-dev.txt | $
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements-bench.txt
 	@touch $(BENCH_STAMP)
 
-.PHONY: bench bench-segments bench-long bench-image bench-parallel
+.PHONY: bench bench-segments bench-long bench-image bench-parallel bench-audio
 bench: $(STAMP) $(BENCH_STAMP)
 	$(PY) tests/bench/bench_render.py $(BENCH_ARGS)
 
@@ -102,6 +103,10 @@ bench-long: $(STAMP) $(BENCH_STAMP)
 # BENCH_ARGS="--minutes 1" for a short run (10 minutes take ~25 min on 2 cores).
 bench-parallel: $(STAMP) $(BENCH_STAMP)
 	$(PY) tests/bench/bench_parallel.py $(BENCH_ARGS)
+
+# The audio task alone on bench-parallel's storyboard (BENCHMARKS.md, "Audio mix cost"): each pass's wall and CPU.
+bench-audio: $(STAMP) $(BENCH_STAMP)
+	$(PY) tests/bench/bench_audio.py $(BENCH_ARGS)
 
 # The render image of this tree against an older commit's (BENCH_ARGS="--before REF --runs N --publish")
 bench-image: $(STAMP) $(BENCH_STAMP)

@@ -1,7 +1,8 @@
 """The audio graph (pure): the mix, then loudnorm, then the output track [aout].
 
-  narrations (48 kHz stereo, gain, cut, adelay to scene start + offset) and clip sound (silence up
-  to its first sample, gain, adelay to the scene start) -> amix; music (looped, gain, fades,
+  narrations (48 kHz stereo, gain, cut, placed at scene start + offset) and clip sound (silence up
+  to its first sample, gain, placed at the scene start) in lanes of sounds that never overlap
+  (each lane one stream: sounds and exact silent gaps concatenated) -> amix of the lanes; music (looped, gain, fades,
   trimmed) ducked by sidechaincompress keyed on narration -> loudnorm (target LUFS; ceiling =
   target dBTP - the AAC encoder's overshoot, loudnorm_ceiling_db; one linear gain when the mix's
   analysis allows it: loudnorm_filter) -> 48 kHz -> padded/trimmed to the total (seconds);
@@ -11,7 +12,7 @@ The mix's analysis and the output's measurement run in render_job.loudness.
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from render_job.graph.common import fmt_s
 from render_job.graph.scenes import clip_cut_s, clip_input, clip_read_s
@@ -28,6 +29,10 @@ NARRATION_FADE_S = 0.05
 # stays at or below the target at any length; the tolerance is left for rarer peaks instead of being
 # used up by a long export.
 ENCODER_TRUE_PEAK_MARGIN_DB = 1.0
+# A sound's room in a lane beyond its planned length (seconds): the plan's narration length is the
+# decoded file's, and resampling may add a few samples; a sound longer than its room would be cut at
+# the next sound of its lane, so the room is generous (it only costs lanes, each O(timeline)).
+LANE_SLACK_S = 0.5
 SILENT_MIX = {"silent": "true"}  # loudnorm_filter's `measured` for a mix of digital silence
 
 
@@ -43,51 +48,107 @@ def clip_audio_inputs(plan: RenderPlan, inputs: Mapping[str, str]) -> tuple[list
     return args, clip_inputs
 
 
+def start_sample(seconds: float) -> int:
+    """The sample (at AUDIO_RATE) where a sound placed at `seconds` on the timeline starts: whole
+    milliseconds, rounded (the placement the mix has always had: adelay in milliseconds)."""
+    return int(round(seconds * 1000)) * (AUDIO_RATE // 1000)
+
+
+def lanes(pieces: Sequence[tuple[int, int]]) -> list[list[int]]:
+    """Interval colouring: the indices of `pieces` ((start sample, end sample bound)) in lanes, each
+    lane in start order with no two of its pieces overlapping (a piece may start where the previous
+    one's bound ends); lanes are as few as the most pieces ever overlapping (greedy by start, then
+    the lowest free lane). Ties keep the given order."""
+    order = sorted(range(len(pieces)), key=lambda i: pieces[i][0])
+    out: list[list[int]] = []
+    ends: list[int] = []
+    for i in order:
+        start, end = pieces[i]
+        lane = next((k for k, e in enumerate(ends) if e <= start), None)
+        if lane is None:
+            out.append([])
+            ends.append(0)
+            lane = len(out) - 1
+        out[lane].append(i)
+        ends[lane] = max(end, start)
+    return out
+
+
+def _lane_graph(chains: Sequence[str], starts: Sequence[int], lane: Sequence[int], label: str) -> list[str]:
+    """One lane's statements: its pieces (`chains[i]`: a chain from its input, timestamps from 0) in
+    a row, the first delayed to its start, each padded with silence (or cut) to exactly the samples
+    up to the next piece's start, the last left whole; concatenated into `label`."""
+    out, parts = [], []
+    for j, i in enumerate(lane):
+        chain = chains[i]
+        if j == 0 and starts[i]:
+            chain += f",adelay={starts[i]}S:all=1"
+        if j + 1 < len(lane):
+            n = starts[lane[j + 1]] - (0 if j == 0 else starts[i])
+            chain += f",apad=whole_len={n},atrim=end_sample={n}"
+        part = f"{label[:-1]}_{j}]" if len(lane) > 1 else label
+        out.append(chain + part)
+        parts.append(part)
+    if len(lane) > 1:
+        out.append("".join(parts) + f"concat=n={len(lane)}:v=0:a=1{label}")
+    return out
+
+
 def audio_mix(plan: RenderPlan, inputs: Mapping[str, str], idx: int,
               clip_inputs: Mapping[int, int]) -> tuple[list[str], list[str], str | None, int]:
     """The mix before loudness normalisation (module docstring), shared by the render and
     render_job.loudness.build_mix_loudness_command: (input args, graph statements, the mix's label
     or None without audio, next input index). Clip sound reads the already opened inputs `clip_inputs` ({scene
     index: input index}); narrations and music are opened here from input index `idx` on.
+
+    The foreground (clip sound and narrations) is summed in lanes (lanes(), _lane_graph): each sound
+    of it delayed by adelay from t=0 and all summed at once costs every sound's start in silence, the
+    timeline's length times the number of sounds; a lane of sounds that never overlap, one after the
+    other with exact silent gaps, costs the timeline once. The sum is the same (adding silence is exact).
     """
     total = plan.total_s
     args: list[str] = []
     graph: list[str] = []
-    # --- audio: clip sound and narrations form the foreground (which ducks the music)
-    narr_labels: list[str] = []
+    slack = start_sample(LANE_SLACK_S)
+    chains: list[str] = []  # foreground pieces: chain from the input, timestamps from 0, no label
+    bounds: list[tuple[int, int]] = []  # (start sample, end sample bound) of each
     for sc in plan.scenes:
         if sc.index not in clip_inputs:
             continue
         read_s, cut = clip_read_s(sc), clip_cut_s(sc)
-        delay_ms = int(round(sc.start * 1000))
+        start = start_sample(sc.start)
         # async=1:first_pts=0: silence before sound that starts after the trim point (its timestamps
         # count from it, as the picture's do), so the file's sound stays with its picture
-        graph.append(f"[{clip_inputs[sc.index]}:a]aresample={AUDIO_RATE}:async=1:first_pts=0,"
-                     f"aformat=sample_fmts=fltp:channel_layouts=stereo,volume={sc.clip_volume:g},"
-                     f"atrim={fmt_s(cut)}:{fmt_s(cut + read_s)},asetpts=PTS-STARTPTS,adelay={delay_ms}:all=1[c{sc.index}]")
-        narr_labels.append(f"[c{sc.index}]")
+        chains.append(f"[{clip_inputs[sc.index]}:a]aresample={AUDIO_RATE}:async=1:first_pts=0,"
+                      f"aformat=sample_fmts=fltp:channel_layouts=stereo,volume={sc.clip_volume:g},"
+                      f"atrim={fmt_s(cut)}:{fmt_s(cut + read_s)},asetpts=PTS-STARTPTS")
+        bounds.append((start, start + math.ceil(read_s * AUDIO_RATE) + slack))
     for sc in plan.scenes:
         if not sc.narration_src:
             continue
         args += ["-i", inputs[sc.narration_src]]
         chain = (f"[{idx}:a]aresample={AUDIO_RATE},aformat=sample_fmts=fltp:channel_layouts=stereo,"
                  f"volume={sc.narration_volume:g}")
+        length = sc.narration_s or 0.0
         if sc.narration_cut_s is not None:
-            cut = sc.narration_cut_s
+            cut = length = sc.narration_cut_s
             chain += (f",atrim=0:{fmt_s(cut)},"
                       f"afade=t=out:st={fmt_s(max(0.0, cut - NARRATION_FADE_S))}:d={fmt_s(NARRATION_FADE_S)}")
-        delay_ms = int(round((sc.start + sc.narration_offset_s) * 1000))
-        chain += f",asetpts=PTS-STARTPTS,adelay={delay_ms}:all=1"
-        label = f"[n{sc.index}]"
-        graph.append(chain + label)
-        narr_labels.append(label)
+        start = start_sample(sc.start + sc.narration_offset_s)
+        chains.append(chain + ",asetpts=PTS-STARTPTS")
+        bounds.append((start, start + math.ceil(length * AUDIO_RATE) + slack))
         idx += 1
 
+    starts = [b[0] for b in bounds]
+    lane_labels: list[str] = []
+    for k, lane in enumerate(lanes(bounds)):
+        lane_labels.append(f"[alane{k}]")
+        graph += _lane_graph(chains, starts, lane, lane_labels[-1])
     narr = None
-    if len(narr_labels) == 1:
-        narr = narr_labels[0]
-    elif narr_labels:
-        graph.append("".join(narr_labels) + f"amix=inputs={len(narr_labels)}:normalize=0:duration=longest"
+    if len(lane_labels) == 1:
+        narr = lane_labels[0]
+    elif lane_labels:
+        graph.append("".join(lane_labels) + f"amix=inputs={len(lane_labels)}:normalize=0:duration=longest"
                      ":dropout_transition=0[narr]")
         narr = "[narr]"
 

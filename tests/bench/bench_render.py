@@ -370,7 +370,7 @@ def _cpu_of(ffmpeg: str, args: list[str], cwd: str) -> tuple[float, float]:
     return m.wall_s, m.cpu_s
 
 
-_AUDIO_HINTS = ("[aout]", "amix", "aresample", "asplit", "apad", "sidechaincompress", "anullsrc", "atrim",
+_AUDIO_HINTS = ("[aout]", "amix", "v=0:a=1", "aresample", "asplit", "apad", "sidechaincompress", "anullsrc", "atrim",
                 "adelay", "loudnorm", "aformat", "volume=")
 
 

@@ -72,7 +72,7 @@ def test_timeline_segments_add_up_to_the_plan_and_cut_has_no_xfade(plan):
     assert body_frames + 15 + 22 == round(plan.total_s * fps)
     segments = 2 + len(bodies) + len(whole)
     assert f"concat=n={segments}:v=1:a=0,settb=1/30,setpts=N[tl]" in graph
-    assert graph.count("concat=") == 1  # the cut between scenes 2 and 3 is a plain join
+    assert graph.count("v=1:a=0") == 1  # the cut between scenes 2 and 3 is a plain join
     n3 = round(plan.scenes[3].duration * 30)
     assert ("color=c=0x102030:s=1280x720:r=30,trim=end_frame=1,format=rgb24,"
             "scale=1280:720:out_range=tv:out_color_matrix=bt709,format=yuv420p,"
@@ -97,13 +97,36 @@ def test_inputs_fit_and_colour_handling(plan):
     assert argv[argv.index("-color_range") + 1] == "tv"
 
 
+def placements(graph: str) -> dict[str, int]:
+    """{input label of a foreground sound ("4:a"): the sample where the mix places it}, read from the
+    lanes: the first sound of a lane delayed (adelay=<n>S), each padded and cut to the next one's start."""
+    out: dict[str, int] = {}
+    lanes: dict[str, int] = {}  # lane label -> where its next sound starts
+    for st in graph.split(";"):
+        m = re.match(r"\[(\d+:a)\].*\[alane(\d+)(?:_\d+)?\]$", st)
+        if not m:
+            continue
+        src, lane = m.groups()
+        delay = re.search(r"adelay=(\d+)S:all=1", st)
+        at = lanes.get(lane, int(delay.group(1)) if delay else 0)
+        out[src] = at
+        pad = re.search(r"apad=whole_len=(\d+),atrim=end_sample=(\d+)", st)
+        if pad:
+            assert pad.group(1) == pad.group(2)
+            lanes[lane] = (0 if lane not in lanes else at) + int(pad.group(1))
+    return out
+
+
 def test_audio_graph_narration_music_ducking_loudnorm(plan):
     graph = graph_of(build_command(plan, INPUTS, "output.mp4", "captions.ass"))
     assert graph.count("aresample=48000,aformat=sample_fmts=fltp:channel_layouts=stereo") >= 4
-    delays = [int(x) for x in re.findall(r"adelay=(\d+):all=1", graph)]
-    assert delays == [round(plan.scenes[i].start * 1000) for i in range(3)]
+    # each narration at its scene's start, in whole milliseconds (48 samples each), as adelay placed them
+    assert placements(graph) == {f"{3 + i}:a": round(plan.scenes[i].start * 1000) * 48 for i in range(3)}
+    assert "adelay" not in graph.split("[alane0_0]")[0]  # the first lane starts at 0: nothing to delay
     assert "volume=0.8" in graph
-    assert "amix=inputs=3:normalize=0" in graph
+    # narrations 0 and 1 meet within LANE_SLACK_S (5.87 s long, the next at 5.9 s): two lanes, one amix
+    assert "[alane0_0][alane0_1]concat=n=2:v=0:a=1[alane0]" in graph
+    assert "[alane0][alane1]amix=inputs=2:normalize=0" in graph
     assert "sidechaincompress" in graph and "asplit=2" in graph
     assert "afade=t=in:st=0:d=1" in graph
     assert f"afade=t=out:st={fmt_s(plan.total_s - 2)}:d=2" in graph
@@ -306,9 +329,12 @@ def test_blur_fit_graph_contain_title_colour_and_clip_audio():
     assert "color=c=0x112233:s=1280x720:r=30,trim=end_frame=1,format=rgb24" in graph
     assert "Hello" not in " ".join(argv)  # title text only in the ASS file
     assert "[1:a]aresample=48000" in graph and "volume=0.5,atrim=0:2" in graph
-    assert f"adelay={round(plan.scenes[2].start * 1000)}:all=1[c2]" in graph
-    assert f"adelay={round((plan.scenes[2].start + 0.25) * 1000)}:all=1[n2]" in graph
-    assert "[c2][n2]amix=inputs=2" in graph
+    assert placements(graph) == {"1:a": round(plan.scenes[2].start * 1000) * 48,
+                                 "2:a": round((plan.scenes[2].start + 0.25) * 1000) * 48}
+    assert "[alane0][alane1]amix=inputs=2" in graph  # the clip's sound and the narration overlap: two lanes
+    labels = re.findall(r"\[([A-Za-z_]\w*)\]", graph)  # the blur fit's [fg0] and the lanes' labels stay apart
+    outputs = [st.rsplit("[", 1)[1] for st in graph.split(";")]
+    assert len(outputs) == len(set(outputs)) and "fg0" in labels
     muted = _plan_of([{"id": "v", "visual": {"type": "video", "src": "c.mp4"}, "duration": 2}],
                      {"c.mp4": SimpleNamespace(duration_s=3.0, has_audio=True)})
     assert ":a]" not in graph_of(build_command(muted, {"c.mp4": "c.mp4"}, "o.mp4"))
@@ -529,7 +555,7 @@ def test_clip_in_a_container_without_seek_index_opened_before_its_trim_and_cut_i
     assert "[0:V]trim=start=12,setpts=PTS-12/TB,crop='min(iw,ih*1280/720)':'min(ih,iw*720/1280)',scale=" in graph and "[1:V]trim=start=1.5,setpts=PTS-1.5/TB," in graph
     assert "[2:V]crop='min(iw,ih*1280/720)':'min(ih,iw*720/1280)',scale=" in graph and "[4:V]crop='min(iw,ih*1280/720)':'min(ih,iw*720/1280)',scale=" in graph
     assert "[3:V]trim=start=20.5,setpts=PTS-20.5/TB," in graph
-    assert "volume=1,atrim=12:21.5,asetpts=PTS-STARTPTS,adelay=0:all=1[c0]" in graph
+    assert "volume=1,atrim=12:21.5,asetpts=PTS-STARTPTS,apad=whole_len=" in graph  # first of its lane, at 0
     assert "volume=1,atrim=0:9.5,asetpts=PTS-STARTPTS" in graph  # c.mp4: as before
 
 
