@@ -4,7 +4,8 @@ and the stitch that joins them by stream copy.
 A part (render_job.part_plan.PartPlan) is a segment range rendered on its own: the segment runs of
 its scenes (command.build_segment_command, piped as in a segmented render) feed a part's encoding
 run (build_part_command): video only, exactly part.frames frames, the single render's encoder
-settings (command.video_codec_args), starting with an IDR frame in a closed GOP, captions and title
+settings (command.video_codec_args), starting with an IDR frame in a closed GOP, x264 zones giving
+the frames next to a join the bits one encode would give them (join_zones), captions and title
 cards burned on exactly the part's frames. The audio is rendered once for the whole timeline
 (build_audio_command: the single render's own mix, loudnorm and AAC encoding, without the video),
 and the stitch (build_stitch_command) concatenates the parts with the concat demuxer and muxes the
@@ -19,11 +20,42 @@ from render_job.graph.audio import AUDIO_BITRATE, AUDIO_RATE, audio_mix, audio_o
 from render_job.graph.captions import CaptionOverlay, caption_graph
 from render_job.graph.command import DEFAULT_FONTS_DIR, video_codec_args
 from render_job.graph.common import fmt_s
+from render_job.graph.timeline import body_starts, timeline_frames, timeline_total_frames
 from render_job.plan import RenderPlan
 
 # Every part opens a GOP of its own: x264's default is closed GOPs already (open_gop=0 in its SEI),
 # +cgop says so explicitly; the first frame is forced to be a key frame and forced key frames are IDR.
 PART_GOP_ARGS = ["-flags", "+cgop", "-force_key_frames", "expr:eq(n,0)", "-forced-idr", "1"]
+
+# x264 rate factors (zones' b=: the frame's qscale divided by it, under CRF as under ABR) of the two
+# frames at a join that ending and starting an encode leave worse than one encode of the timeline
+# would (measured against the lossless timeline: BENCHMARKS.md "Joins"):
+# - a later part's first frame (its IDR): an encode's first frame gets rate control without history,
+#   while mid-stream an I frame gets the recent P frames' qp over ipratio: 1.85 dB short without;
+# - a part's last frame when the timeline runs on through a transition: nothing in the part refers to
+#   it, so mb-tree gives it no qp reduction (in one encode the next frame still refers to it): 2.8 dB
+#   short without. Not before a cut: there one encode's next frame is a scenecut I frame that refers
+#   to nothing either, so both encodes treat that frame alike.
+JOIN_HEAD_RATE = 1.3
+JOIN_TAIL_RATE = 2.5
+
+
+def join_zones(plan: RenderPlan, first_frame: int, frames: int) -> list[str]:
+    """x264 arguments for the part of timeline frames [first_frame, first_frame + frames): a zone on
+    its first frame unless it starts the timeline, one on its last frame unless it ends the timeline
+    or the next frame opens a scene after a cut (see JOIN_HEAD_RATE, JOIN_TAIL_RATE); [] if neither
+    (a part covering the whole timeline is encoded as the single render is). Zone frames count from
+    the part's first frame. The zones are in x264's SEI options text of the part's first frame, not
+    in the stream's parameter sets (the extradata stitch.check_parts compares)."""
+    starts, (_, trans) = body_starts(plan), timeline_frames(plan)
+    end = first_frame + frames
+    after_cut = {starts[j] for j in range(1, len(starts)) if not trans[j - 1]}
+    zones = []
+    if first_frame > 0:
+        zones.append(f"0,0,b={JOIN_HEAD_RATE}")
+    if end < timeline_total_frames(plan) and end not in after_cut and frames > 1:
+        zones.append(f"{frames - 1},{frames - 1},b={JOIN_TAIL_RATE}")
+    return ["-x264-params", "zones=" + "/".join(zones)] if zones else []
 
 
 def part_overlay(overlay: CaptionOverlay, first_frame: int, frames: int) -> CaptionOverlay:
@@ -51,8 +83,8 @@ def build_part_command(plan: RenderPlan, first_frame: int, frames: int, out_mp4:
     the part's frames (part_overlay); `ass_path` (title cards, many caption states) is burned with
     the frames stamped at their timeline time (pts = first_frame + n, so libass shows the cues of
     those frames), then restamped from 0. Only one of the two (as in the single render).
-    Encoding: command.video_codec_args (the single render's), PART_GOP_ARGS, exactly `frames`
-    frames, no audio, +faststart.
+    Encoding: command.video_codec_args (the single render's), PART_GOP_ARGS, join_zones, exactly
+    `frames` frames, no audio, +faststart.
     Raises:
         ValueError: both caption forms given, or an unsafe file name (see command.build_command).
     """
@@ -71,7 +103,8 @@ def build_part_command(plan: RenderPlan, first_frame: int, frames: int, out_mp4:
     caption_args, stmts = caption_graph(overlay, ass_path, fonts_dir, 1, "[tl]", fps)
     graph += stmts + ["[vout]setpts=N[vpart]"]
     args += caption_args + ["-filter_complex", ";".join(graph), "-map", "[vpart]", *video_codec_args(plan),
-                            *PART_GOP_ARGS, "-frames:v", str(frames), "-an", "-movflags", "+faststart"]
+                            *PART_GOP_ARGS, *join_zones(plan, first_frame, frames), "-frames:v", str(frames),
+                            "-an", "-movflags", "+faststart"]
     if threads:
         args += ["-threads", str(int(threads))]
     return args + ["-progress", "pipe:1", "-nostats", "-y", out_mp4]

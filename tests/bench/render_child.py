@@ -44,6 +44,12 @@ class RecordingReporter:
         self.calls.append({"status": "failed", "code": code, "message": message})
         return True
 
+    def handoff(self, parts, stage, progress):
+        """No answer (render_job.handoff.hand_over): the task renders the whole export, as the bench's
+        (s) measures today's single task even when the output is long enough for a parallel render."""
+        self.calls.append({"status": "running", "stage": stage, "progress": round(progress, 3), "handoff": parts})
+        return None
+
 
 def _ru(who: int) -> dict:
     r = resource.getrusage(who)

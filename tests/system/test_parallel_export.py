@@ -22,7 +22,8 @@ RENDER_MAX_PARTS=3: 3 part tasks + the audio task, then the stitch execution). C
   the joins are expected to sit ~15 dB under the median: most frames of two encodes of the same
   frames come out near-identical (median ~61 dB) while a join restarts the GOP (~45 dB), however
   faithful both are (r19-parts finding 3). Against the source picture both encodes are measured on
-  the same scale, so a worse join would show.
+  the same scale, so a worse join would show. It holds thanks to the x264 zones a part's encode
+  puts on the frames next to its joins (render_job.graph.parts.join_zones).
 """
 from __future__ import annotations
 
@@ -69,16 +70,11 @@ SPEC = {
     "music": {"src": "music.ogg", "volume": 0.3, "loop": True, "ducking": True, "fadeOutS": 1},
     "captions": {"burnIn": True, "sidecar": ["srt"]},
 }
-# Measured (this test's print): the frame before the join at the crossfade's end (frame 104, the last
-# of part 0, a P frame mid-shot) is 39.0 dB against the lossless timeline, 4.6 dB under the median
-# (43.6) and 2.8 dB under the single render's 41.8; the first frame of part 2 (frame 198, an IDR at
-# a cut, where the single render has an I frame too) is 42.4 dB, 1.85 dB under the single's 44.2.
-# Two x264 effects of ending and starting an encode: mb-tree lowers the quality of frames that no
-# later frame references (the end of a part; in the single render frame 105 still references 104),
-# and the rate control of an encode's first frame has no past (mid-stream an I frame gets the recent
-# P frames' qp over ipratio). Not a stitch defect; DESIGN.md §9 "Issue 19, end to end" says what would fix it.
-JOINS_FALL_SHORT = ("frames next to a join lose 2-5 dB against the lossless timeline: x264's mb-tree at a "
-                    "part's end and its rate control at a part's start (see the comment above)")
+# The joins (this test's print): without graph.parts.join_zones, frame 104 (the last of part 0, a P
+# frame at the crossfade's end) was 39.0 dB against the lossless timeline, 4.6 dB under the median and
+# 2.8 dB under the single render's 41.8 (mb-tree: nothing later in the part refers to it), and frame 198
+# (part 2's IDR at a cut) 42.4 dB, 1.85 dB under the single's 44.2 (an encode's first frame has no rate
+# control history). With the zones: 43.4 and 43.8 dB (BENCHMARKS.md "Joins").
 LOSSLESS = ["-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", "-pix_fmt", "yuv420p", "-r", str(FPS)]
 
 
@@ -210,7 +206,6 @@ def test_a_parallel_export_equals_the_single_task_export(renders):
     assert min(vs_single) >= 40.0, [(i, round(v, 2)) for i, v in enumerate(vs_single) if v < 40]
 
 
-@pytest.mark.xfail(strict=True, reason=JOINS_FALL_SHORT)
 def test_the_frames_next_to_each_join_are_no_worse_than_the_rest(renders):
     """Against the lossless timeline: each frame next to a join no worse than the parallel video's
     median by more than 2 dB (issue 19) and than the single render's same frame by more than 1 dB."""

@@ -195,6 +195,34 @@ def test_part_commands_encode_like_the_single_render_and_burn_the_parts_own_fram
 
 
 
+def test_a_part_gives_the_frames_next_to_its_joins_more_bits_with_x264_zones():
+    """join_zones: a later part's first frame (its IDR) and a part's last frame before a transition
+    get x264 zones; not the timeline's first and last frames, not the frame before a cut (one encode
+    treats it alike), and a part covering the whole timeline encodes as the single render does."""
+    from render_job.graph.command import build_command
+    from render_job.graph.parts import PART_GOP_ARGS, build_part_command, join_zones
+
+    plan = storyboard(7)  # scenes 0..6 leave by fade, cut, dissolve, wipeleft, fade, cut (6 is the last)
+    starts, total = body_starts(plan), timeline_total_frames(plan)
+    assert [sc.transition for sc in plan.scenes[:3]] == ["fade", "cut", "dissolve"]
+    head, tail = "0,0,b=1.3", lambda n: f"{n - 1},{n - 1},b=2.5"
+    first = starts[1]  # part 0 runs on into scene 1 through a fade
+    assert join_zones(plan, 0, first) == ["-x264-params", f"zones={tail(first)}"]
+    # scenes[1] alone: a cut follows it, so only its first frame
+    assert join_zones(plan, starts[1], starts[2] - starts[1]) == ["-x264-params", f"zones={head}"]
+    n = starts[3] - starts[2]  # scenes[2]: a dissolve follows
+    assert join_zones(plan, starts[2], n) == ["-x264-params", f"zones={head}/{tail(n)}"]
+    assert join_zones(plan, starts[5], total - starts[5]) == ["-x264-params", f"zones={head}"]
+    assert join_zones(plan, 0, total) == []
+
+    argv = build_part_command(plan, starts[2], n, "part-0002.mp4")
+    at = argv.index("-x264-params")
+    assert argv[at - len(PART_GOP_ARGS):at] == PART_GOP_ARGS and argv[at + 1] == f"zones={head}/{tail(n)}"
+    assert argv[at + 2:at + 4] == ["-frames:v", str(n)]
+    whole = build_part_command(plan, 0, total, "part-0000.mp4")
+    single = build_command(plan, {"a.png": "a.png"}, "out.mp4", "captions.ass")
+    assert "-x264-params" not in whole and "-x264-params" not in single
+
 def test_the_cuts_do_not_depend_on_the_pictures_probes():
     """Every task of a parallel render cuts the same parts although a part task probes only its own
     pictures and the audio task and the stitch none (render_job.prepare): a still's probe (its pixel
