@@ -19,6 +19,7 @@ from shared.errors import ExportError, InvalidRequest, NotFound, PermanentRender
 
 from render_job.failure import failure_message, public_message
 from render_job.plan import RenderPlan
+from render_job.upload import already_uploaded
 
 
 @dataclass
@@ -43,6 +44,17 @@ class RenderResult:
 
 class Canceled(Exception):
     """The API rejected our reports (the job was canceled or is terminal): stop quietly."""
+
+
+def resumed(storage: Any, settings: Settings, job_id: str, spec: Any, reporter: Any, attempt: int) -> RenderResult | None:
+    """A retried attempt after the video was uploaded: the earlier attempt's output reported
+    succeeded (render_job.upload.already_uploaded), as RenderResult; None when there is none."""
+    done = already_uploaded(storage, settings.output_bucket, job_id, spec)
+    if done is None:
+        return None
+    logs.info("outputs already uploaded by an earlier attempt", job_id=job_id, attempt=attempt)
+    reporter.succeeded(done)
+    return RenderResult(0, "succeeded", output=done)
 
 
 def check_canceled(reporter: Any) -> None:

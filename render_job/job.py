@@ -32,7 +32,7 @@ from shared.executions import PART_MODE, STITCH_MODE
 
 from render_job import caption_overlay
 from render_job import memory
-from render_job.attempt import Canceled, RenderResult, check_canceled, failed
+from render_job.attempt import Canceled, RenderResult, check_canceled, failed, resumed
 from render_job.failure import public_message
 from render_job.graph.command import (GRAPH_FILE, build_command, build_poster_command, build_segment_command,
                                       graph_via_file)
@@ -50,7 +50,7 @@ from render_job.prepare import (OUT_MP4, POSTER_JPG, check_length, check_plan, r
 from render_job.stitch_task import run_stitch
 from render_job.subtitles import ASS_FILE
 from render_job.task_env import EXPORT_MODE, Misconfigured, TaskEnv, task_env
-from render_job.upload import already_uploaded, upload_outputs
+from render_job.upload import upload_outputs
 from render_job.usage import STOPPED_EXIT, Stopped, TaskUsage, stop_on_sigterm, task_cpu_s
 
 
@@ -78,11 +78,8 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
         reporter.running("preparing", 0.0, force=True)
         check_canceled(reporter)
         spec = read_spec(storage, settings.input_bucket, job_id)
-        done = already_uploaded(storage, settings.output_bucket, job_id, spec)
-        if done is not None:  # a retried task after the video was uploaded: nothing left to do
-            logs.info("outputs already uploaded by an earlier attempt", job_id=job_id, attempt=attempt)
-            reporter.succeeded(done)
-            return RenderResult(0, "succeeded", output=done, timings=timings)
+        if (done := resumed(storage, settings, job_id, spec, reporter, attempt)) is not None:
+            return done  # a retried attempt after the video was uploaded: nothing left to do
         exe = ffmpeg or find_ffmpeg(settings.ffmpeg_binary)
 
         local, probes = fetch_and_probe(spec, job_id, storage, settings.input_bucket, workdir, settings)

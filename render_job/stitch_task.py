@@ -33,7 +33,7 @@ from shared.artifacts import AUDIO_PART, LOUDNESS_METADATA, part_from_metadata, 
 from shared.config import Settings
 from shared.errors import TransientError
 
-from render_job.attempt import Canceled, RenderResult, check_canceled, failed
+from render_job.attempt import Canceled, RenderResult, check_canceled, failed, resumed
 from render_job.graph.command import build_poster_command
 from render_job.part_plan import PartPlan, plan_parts
 from render_job.part_render import AUDIO_M4A, part_file
@@ -44,7 +44,7 @@ from render_job.preflight import DOWNLOAD_THREADS, fetch_and_probe
 from render_job.probe import probe
 from render_job.runner import find_ffmpeg, run_ffmpeg
 from render_job.stitch import PartMismatch, stitch
-from render_job.upload import already_uploaded, upload_outputs
+from render_job.upload import upload_outputs
 
 
 def run_stitch(job_id: str, storage: Any, reporter: Any, settings: Settings, workdir: str, attempt: int = 0, *,
@@ -65,11 +65,8 @@ def run_stitch(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
         reporter.running("stitching", 0.0, force=True)
         check_canceled(reporter)
         spec = read_spec(storage, settings.input_bucket, job_id)
-        done = already_uploaded(storage, settings.output_bucket, job_id, spec)
-        if done is not None:  # a retried stitch after the video was uploaded: nothing left to do
-            logs.info("outputs already uploaded by an earlier attempt", job_id=job_id, attempt=attempt)
-            reporter.succeeded(done)
-            return RenderResult(0, "succeeded", output=done, timings=timings)
+        if (done := resumed(storage, settings, job_id, spec, reporter, attempt)) is not None:
+            return done  # a retried attempt after the video was uploaded: nothing left to do
         exe = ffmpeg or find_ffmpeg(settings.ffmpeg_binary)
         _, probes = fetch_and_probe(spec, job_id, storage, settings.input_bucket, workdir, settings,
                                     srcs=timing_srcs(spec))
