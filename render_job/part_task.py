@@ -93,6 +93,9 @@ def run_task(job_id: str, storage: Any, reporter: Any, settings: Settings, workd
         storage.upload_file(settings.output_bucket, piece, path, CONTENT_TYPES[role],
                             metadata={**part_metadata(job_id, piece_index, k, frames), **metadata})
         timings["upload_s"] = time.monotonic() - t1
+        # the last report: the task's usage up to its end counts in the job's cost (a 409, when the
+        # stitch already finished, still records it)
+        reporter.running("rendering", 1.0, force=True)
         timings["total_s"] = time.monotonic() - t0
         logs.info("piece uploaded", job_id=job_id, attempt=attempt, piece=piece, parts=k, frames=frames,
                   timings=timings)
