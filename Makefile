@@ -17,6 +17,7 @@
 #   make load     API load test: 2,000 starts + 10,000 status reads vs a bare handler (RELIABILITY.md), then
 #                 export_list on 100,000 jobs (BENCHMARKS.md "Listing"; LOAD_ARGS=--list-only runs that alone)
 #   make clean    remove caches, ./out and .local/runs (keeps .venv)
+#   make help     this list
 
 PYTHON ?= python3.11
 VENV   ?= .venv
@@ -25,9 +26,12 @@ STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 STATUS_FILE ?=
 
-.PHONY: all install demo demo-emulated demo-long test unit integration system image image-test schema clean distclean reconcile
+.PHONY: all help install demo demo-emulated demo-long test unit integration system image image-test schema clean distclean reconcile
 
 all: test
+
+help:
+	@sed -n '2,/^$$/{/^$$/q;s/^# \{0,3\}//;p}' $(firstword $(MAKEFILE_LIST))
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
