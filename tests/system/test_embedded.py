@@ -81,7 +81,8 @@ def test_a_canceled_export_has_its_cost_up_to_its_last_report(embedded_stack):
     exits 143; the cost then covers its time until it stopped."""
     stack = embedded_stack
     spec = small_spec("Canceled")
-    spec["scenes"][1]["duration"] = 120.0  # long enough to be canceled while it renders
+    # long enough to be canceled while it renders; under RENDER_PARALLEL_AFTER_S (120 s), so one task
+    spec["scenes"][1]["duration"] = 100.0
     t0 = time.monotonic()
     started = client.start_export(stack.base, spec, list(SMALL_FILES))
     job_id = started["jobId"]
