@@ -29,7 +29,8 @@ class RenderResult:
     exit_code: the process exit code (0 done or permanently failed, 1 retry).
     status: "succeeded" | "failed" | "retry" | "canceled" | "stopped", and for a part or audio task
         "uploaded" (its piece is in the bucket) or "idle" (the plan has fewer parts than tasks), for a
-        whole export "handed_over" (a parallel render took it: render_job.handoff).
+        whole export "handed_over" (a parallel render took it: render_job.handoff), for the stitch
+        "piece_missing" (exit 0 unreported: a piece to render again, render_job.stitch_task).
     output: the `output` object reported on success. error: {code, message} on failure.
     plan: the RenderPlan when planning got that far. timings: seconds per step.
     """

@@ -255,7 +255,10 @@ def main() -> int:
 
 
 def _run_mode(env: TaskEnv, storage: Any, reporter: Any, settings: Settings, workdir: str) -> RenderResult:
-    """Run what `env` tells this task to do: the whole export, a part or the audio, or the stitch."""
+    """Run what `env` tells this task to do: the whole export, a part or the audio, or the stitch. The
+    part floor the launcher sent (EXPORT_MIN_PART_S) replaces this task's own RENDER_MIN_PART_S."""
+    if env.min_part_s is not None and env.min_part_s != settings.render_min_part_s:
+        settings = settings.model_copy(update={"render_min_part_s": env.min_part_s})
     if env.mode == PART_MODE:
         return run_task(env.job_id, storage, reporter, settings, workdir, env.attempt, parts=env.parts,
                         role=env.role, index=env.index)

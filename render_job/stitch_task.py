@@ -10,9 +10,12 @@ music) and cuts it with the same K and settings.render_min_part_s. Then:
    piece cut for another plan is deleted, then a TransientError ("part_mismatch") naming the part;
 2. render_job.stitch.stitch: the parts' real frame counts and codec parameters, the stream-copy join
    with the audio, +faststart, the result's frames, duration and A/V length. A part failing those
-   checks is deleted too, then the TransientError naming it. A deleted part is missing when the stitch
-   is retried; the lifecycle (shared/, r19-life) relaunches the parts execution for the missing ones,
-   whose tasks skip the pieces still in the bucket (render_job.part_task);
+   checks is deleted too. A missing or deleted piece ENDS the stitch without failing the export and
+   without a retry (exit 0, no report, a warning naming the piece: PIECE_CODES): nothing a retried
+   stitch could do brings the piece back. The job, no longer reported on, goes stale; reconcile
+   (shared.part_repairs) finds the piece gone, un-counts it, relaunches the parts execution (whose
+   tasks skip the pieces still in the bucket: only that part is rendered again, render_job.part_task)
+   and releases the stitch's claim, so the finalize of the new piece starts a new stitch;
 3. the poster frame of the stitched file, the caption sidecars, then upload_outputs as run_export:
    the video last (its finalize event completes the job), with the loudness the audio task measured
    (the audio piece's loudness-i/-tp/-lra metadata).
@@ -46,6 +49,8 @@ from render_job.runner import find_ffmpeg, run_ffmpeg
 from render_job.stitch import PartMismatch, stitch
 from render_job.upload import upload_outputs
 
+PIECE_CODES = ("part_missing", "part_mismatch")  # a piece to render again, not a stitch to retry
+
 
 def run_stitch(job_id: str, storage: Any, reporter: Any, settings: Settings, workdir: str, attempt: int = 0, *,
                parts: int, ffmpeg: str | None = None) -> RenderResult:
@@ -56,7 +61,8 @@ def run_stitch(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
         parts: K, the part count the part tasks were told (EXPORT_PART_COUNT). storage, reporter,
             settings, workdir, attempt, ffmpeg: as run_export's.
     Returns:
-        RenderResult: "succeeded" with the output, "failed", "retry" or "canceled".
+        RenderResult: "succeeded" with the output, "failed", "retry", "canceled" or "piece_missing"
+        (exit 0, unreported: a piece is missing or was deleted for not matching the plan).
     """
     timings: dict[str, float] = {}
     t0 = time.monotonic()
@@ -107,6 +113,13 @@ def run_stitch(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
     except Canceled:
         logs.warning("the API rejected our reports (job canceled or terminal); stopping", job_id=job_id)
         return RenderResult(0, "canceled", plan=plan, timings=timings)
+    except TransientError as exc:
+        if exc.code in PIECE_CODES:  # reconcile re-renders that part (module docstring): no retry, no report
+            logs.warning("stitch ended: a piece is missing or did not match the plan; reconcile re-renders it",
+                         job_id=job_id, attempt=attempt, code=exc.code, reason=exc.message)
+            return RenderResult(0, "piece_missing", error={"code": exc.code, "message": exc.message}, plan=plan,
+                                timings=timings)
+        return failed(exc, job_id, attempt, reporter, settings, workdir, plan, timings)
     except Exception as exc:  # noqa: BLE001 - every failure is reported (render_job.attempt.failed)
         return failed(exc, job_id, attempt, reporter, settings, workdir, plan, timings)
 

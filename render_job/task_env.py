@@ -7,6 +7,8 @@ Modes:
   renders video part i (role "part"), task K the whole timeline's audio (role "audio");
 - "stitch" (RENDER_MODE=stitch, EXPORT_PART_COUNT=K >= 1): joins the parts cut by plan_parts(plan, K),
   K being the count the part tasks were told (render_job.stitch_task).
+Both parallel modes may be told EXPORT_MIN_PART_S, the part floor the launcher cut K with; it replaces
+the task's own RENDER_MIN_PART_S (render_job.job.main), so every task and the stitch cut alike.
 A variable that cannot be used raises Misconfigured naming it: main() logs it and exits 2, unreported,
 as for a malformed EXPORT_JOB_ID (a retry cannot help; the job ends by reconcile's checks).
 """
@@ -17,7 +19,8 @@ import re
 from dataclasses import dataclass
 from typing import Mapping
 
-from shared.executions import JOB_ID_ENV, MODE_ENV, PART_COUNT_ENV, PART_MODE, STITCH_MODE, task_role
+from shared.executions import (JOB_ID_ENV, MIN_PART_ENV, MODE_ENV, PART_COUNT_ENV, PART_MODE, STITCH_MODE,
+                               task_role)
 
 _JOB_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 EXPORT_MODE = "export"
@@ -43,10 +46,16 @@ class TaskEnv:
     attempt: int
     execution: str
 
+    min_part_s: float | None = None  # EXPORT_MIN_PART_S: the floor the launcher cut K with
+
     @property
     def task(self) -> dict | None:
-        """The `task` every report of a parallel render's task carries (shared.api.ReportTask)."""
-        return None if self.mode == EXPORT_MODE else {"role": self.role, "index": self.index}
+        """The `task` every report of a parallel render's task carries (shared.api.ReportTask), with
+        its execution's short name when Cloud Run set it (attempts count per execution)."""
+        if self.mode == EXPORT_MODE:
+            return None
+        short = self.execution.rsplit("/", 1)[-1][:200]
+        return {"role": self.role, "index": self.index, **({"execution": short} if short else {})}
 
 
 def _int(environ: Mapping[str, str], name: str, default: int | None = None, lenient: bool = False) -> int:
@@ -83,10 +92,11 @@ def task_env(environ: Mapping[str, str] = os.environ) -> TaskEnv:
     parts = _int(environ, PART_COUNT_ENV)
     if parts < 1:
         raise Misconfigured(f"{PART_COUNT_ENV}={parts} must be at least 1")
+    floor = _floor(environ)
     if mode == STITCH_MODE:
         if count != 1 or index != 0:
             raise Misconfigured(f"the stitch runs as one task, not task {index} of CLOUD_RUN_TASK_COUNT={count}")
-        return TaskEnv(job_id, mode, parts, STITCH_MODE, 0, index, count, attempt, execution)
+        return TaskEnv(job_id, mode, parts, STITCH_MODE, 0, index, count, attempt, execution, floor)
     if count != parts + 1:
         raise Misconfigured(f"CLOUD_RUN_TASK_COUNT={count} but a render of {PART_COUNT_ENV}={parts} parts "
                             f"runs {parts + 1} tasks (one per part and the audio's)")
@@ -94,4 +104,19 @@ def task_env(environ: Mapping[str, str] = os.environ) -> TaskEnv:
         role, role_index = task_role(index, parts)
     except ValueError as exc:
         raise Misconfigured(f"CLOUD_RUN_TASK_INDEX={index}: {exc}") from None
-    return TaskEnv(job_id, mode, parts, role, role_index, index, count, attempt, execution)
+    return TaskEnv(job_id, mode, parts, role, role_index, index, count, attempt, execution, floor)
+
+
+def _floor(environ: Mapping[str, str]) -> float | None:
+    """EXPORT_MIN_PART_S in seconds (unset: None, the task's own RENDER_MIN_PART_S). Misconfigured
+    when it is not a number > 0."""
+    raw = (environ.get(MIN_PART_ENV) or "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise Misconfigured(f"{MIN_PART_ENV}={raw!r} is not a number of seconds above 0")
+    return value

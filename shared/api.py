@@ -166,10 +166,13 @@ class ReportOutput(BaseModel):
 class ReportTask(_Strict):
     """Which task of a parallel render reports (issue 19; shared.executions): role "part" (index: the
     part, 0..K-1), "audio" (index: K, the render execution's last task) or "stitch" (index 0). A
-    report without `task` comes from today's single task rendering the whole export."""
+    report without `task` comes from today's single task rendering the whole export. execution: the
+    Cloud Run execution the task runs in (its CLOUD_RUN_EXECUTION): attempts count within one execution,
+    a relaunched execution's start at 0 again (shared.part_store.report_task)."""
 
     role: Literal["part", "audio", "stitch"]
     index: int = Field(0, ge=0, le=10_000)
+    execution: str | None = Field(None, min_length=1, max_length=200)
 
 
 class ReportHandoff(_Strict):

@@ -14,7 +14,10 @@ Kinds of execution:
   CLOUD_RUN_TASK_COUNT == K + 1. K is an upper bound: the plan may cut fewer parts k (plan_parts),
   and tasks k..K-1 then have nothing to do. Every piece's metadata names k (shared.artifacts);
 - stitch (its own Cloud Run job, one task): EXPORT_JOB_ID, RENDER_MODE=stitch, EXPORT_PART_COUNT=K
-  of the parts it joins.
+  the part tasks were told.
+Both parallel kinds also get EXPORT_MIN_PART_S, the part floor (seconds) K was chosen with, when the
+caller knows it (stored on the job with K: every relaunch sends the same), so the tasks and the
+stitch cut plan_parts(plan, K, floor) alike whatever their own RENDER_MIN_PART_S.
 EXPORT_PART_COUNT is sent although Cloud Run also reports the task count: the plan's part count is
 chosen once, when the parts are launched (bounded by RENDER_MAX_PARTS), and handed to every task and
 to the stitch, so a setting changed in between cannot make them cut the timeline differently, and a
@@ -27,6 +30,7 @@ from __future__ import annotations
 JOB_ID_ENV = "EXPORT_JOB_ID"
 MODE_ENV = "RENDER_MODE"
 PART_COUNT_ENV = "EXPORT_PART_COUNT"
+MIN_PART_ENV = "EXPORT_MIN_PART_S"  # the part floor K was cut with (seconds; render_job.task_env)
 PART_MODE = "part"  # one task of a K-task render execution: renders one part
 STITCH_MODE = "stitch"  # the stitch execution: joins the K parts with the audio
 # Cloud Run's most tasks in one execution (https://cloud.google.com/run/quotas#cloud_run_jobs_limits)
@@ -60,31 +64,39 @@ def part_task_index(part: int) -> int:
     return part + 1
 
 
-def render_env(job_id: str, parts: int = 1) -> list[tuple[str, str]]:
+def render_env(job_id: str, parts: int = 1, min_part_s: float | None = None) -> list[tuple[str, str]]:
     """[(name, value)] of a render execution of `parts` parts (render_task_count(parts) tasks), in
-    the order sent: EXPORT_JOB_ID only for one part (today's request), + RENDER_MODE=part and
-    EXPORT_PART_COUNT=K for K >= 2.
+    the order sent: EXPORT_JOB_ID only for one part (today's request; min_part_s unused), +
+    RENDER_MODE=part, EXPORT_PART_COUNT=K and (when given) EXPORT_MIN_PART_S for K >= 2.
 
     Raises:
-        ValueError: parts is not a whole number from 1 to MAX_TASKS - 1.
+        ValueError: parts is not a whole number from 1 to MAX_TASKS - 1, or min_part_s is not > 0.
     """
     _check_count("parts", parts, MAX_TASKS - 1)
     if parts == 1:
         return [(JOB_ID_ENV, job_id)]
-    return [(JOB_ID_ENV, job_id), (MODE_ENV, PART_MODE), (PART_COUNT_ENV, str(parts))]
+    return [(JOB_ID_ENV, job_id), (MODE_ENV, PART_MODE), (PART_COUNT_ENV, str(parts)), *_floor(min_part_s)]
 
 
-def stitch_env(job_id: str, part_count: int) -> list[tuple[str, str]]:
+def stitch_env(job_id: str, part_count: int, min_part_s: float | None = None) -> list[tuple[str, str]]:
     """[(name, value)] of the stitch execution joining `part_count` parts (2..MAX_TASKS: one part
-    is today's whole export, which has no stitch).
+    is today's whole export, which has no stitch), + EXPORT_MIN_PART_S when given.
 
     Raises:
-        ValueError: part_count is out of that range.
+        ValueError: part_count is out of that range, or min_part_s is not > 0.
     """
     _check_count("part_count", part_count)
     if part_count < 2:
         raise ValueError(f"part_count must be at least 2 to stitch, not {part_count}")
-    return [(JOB_ID_ENV, job_id), (MODE_ENV, STITCH_MODE), (PART_COUNT_ENV, str(part_count))]
+    return [(JOB_ID_ENV, job_id), (MODE_ENV, STITCH_MODE), (PART_COUNT_ENV, str(part_count)), *_floor(min_part_s)]
+
+
+def _floor(min_part_s: float | None) -> list[tuple[str, str]]:
+    if min_part_s is None:
+        return []
+    if isinstance(min_part_s, bool) or not isinstance(min_part_s, (int, float)) or not 0 < min_part_s < float("inf"):
+        raise ValueError(f"min_part_s must be a number of seconds above 0, not {min_part_s!r}")
+    return [(MIN_PART_ENV, repr(float(min_part_s)))]
 
 
 def check_parts(parts: int, max_parts: int) -> None:

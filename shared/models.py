@@ -58,6 +58,7 @@ class ExportJob(Base):
     # a parallel render (issue 19, shared.part_store): K told to its tasks (NULL: one task), the
     # stitch's claim and execution, and how often reconcile relaunched either execution
     part_count: Mapped[int | None] = mapped_column(Integer)
+    min_part_s: Mapped[float | None] = mapped_column(Float)  # the floor K was cut with (EXPORT_MIN_PART_S)
     stitch_claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     stitch_execution_name: Mapped[str | None] = mapped_column(String(500))
     part_relaunches: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
@@ -137,7 +138,8 @@ class ExportJobPart(Base):
 
 class ExportJobTask(Base):
     """One task of a parallel render as its reports tell it: role ("part", "audio", "stitch"), index,
-    its highest attempt seen, its own stage and progress (0..1, the largest reported)."""
+    the execution it last reported from (attempts count within one execution), its highest attempt
+    seen there, its own stage and progress (0..1, the largest reported)."""
 
     __tablename__ = "export_job_tasks"
 
@@ -145,6 +147,7 @@ class ExportJobTask(Base):
     role: Mapped[str] = mapped_column(String(10), primary_key=True)
     task_index: Mapped[int] = mapped_column(Integer, primary_key=True)
     attempt: Mapped[int] = mapped_column(Integer)
+    execution: Mapped[str | None] = mapped_column(String(200))
     stage: Mapped[str | None] = mapped_column(String(20))
     progress: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -27,6 +27,18 @@ from shared.states import JobStatus, is_terminal
 ACTIVE = frozenset({JobStatus.DISPATCHED, JobStatus.RUNNING})
 
 
+def piece_in(info: Any, job_id: str, index: int, told: int,
+             min_generation: int = 0) -> tuple[tuple[int, int | None] | None, str | None]:
+    """Whether `info` (piece `index` of `job_id` as stat'd now; None: absent) counts for a render
+    told K=`told`: ((k, frames or None), None) when it does, else (None, why). The one rule of the
+    finalize handler and of reconcile's sync (shared.part_repairs)."""
+    piece = part_from_metadata(info, job_id, index)
+    why = object_not_current(info, min_generation) or (
+        "not this piece (metadata)" if piece is None else
+        f"it names {piece[0]} parts, more than the {told} told" if piece[0] > told else None)
+    return (None, why) if why else (piece, None)
+
+
 def task_label(role: str, index: int) -> str:
     """A task as messages name it: "part 3", "the audio task", "the stitch"."""
     return {"part": f"part {index}", "audio": "the audio task", "stitch": "the stitch"}.get(role, role)
@@ -51,8 +63,33 @@ class PartLifecycle:
             k = planned_parts(job.spec or {}, s.render_parallel_after_s, s.render_max_parts, s.render_min_part_s)
         except InvalidRequest:  # accepted at start, so not expected: the render job reports the problem
             k = 1
-        self.parts.set_part_count(job_id, k)
+        self.parts.set_part_count(job_id, k, s.render_min_part_s)
         return k
+
+    def _launch_render(self, job_id: str, parts: int, min_part_s: float | None = None) -> str:
+        """Start the render execution of `parts` parts: one part is today's request exactly; K >= 2
+        sends the part floor K was cut with (min_part_s; default RENDER_MIN_PART_S, what dispatch and
+        the handoff record with K) so every task and the stitch cut alike (EXPORT_MIN_PART_S)."""
+        if parts < 2:
+            return self.launcher.launch(job_id, parts=parts)
+        floor = self.settings.render_min_part_s if min_part_s is None else min_part_s
+        return self.launcher.launch(job_id, parts=parts, min_part_s=floor)
+
+    def _keep_or_cancel(self, job_id: str, execution: str, recorded: bool, what: str) -> bool:
+        """After a launch: `recorded` says whether the conditional record of `execution` on the
+        still-active job (its claim standing) took. If not, the job ended (a cancel, a failure) or the
+        claim passed on while it launched: the just-launched execution is nobody's and is cancelled
+        (a failure is logged: its tasks stop at their first report, which gets 409). Returns recorded."""
+        if recorded:
+            return True
+        logs.warning(f"{what} launched for an export that ended meanwhile (or under a claim since replaced); "
+                     "cancelling it", job_id=job_id, execution=execution)
+        try:
+            self.launcher.cancel(execution)
+        except TransientError as exc:
+            logs.warning("could not cancel the execution; it will stop at its next report", job_id=job_id,
+                         execution=execution, reason=exc.message)
+        return False
 
     # -- export_complete of the whole-export task: the handoff ------------------------------------
     def _handoff(self, job: JobRecord, report: CompleteReport) -> dict:
@@ -77,24 +114,22 @@ class PartLifecycle:
         k = min(report.handoff.parts, self.settings.render_max_parts)
         if self.parts is None or k < 2:
             return answer(False)
-        if not self.parts.claim_handoff(job.id, k, report.attempt, job.execution_name):
+        if not self.parts.claim_handoff(job.id, k, report.attempt, job.execution_name, self.settings.render_min_part_s):
             current = self.repo.get(job.id, with_spec=False)  # terminal, older attempt, or another claim won
             if current is None or is_terminal(current.status) or report.attempt + 1 < current.attempts:
                 raise Conflict(f"export {job.id} is no longer this task's; stop rendering")
             job = current
             return self._handoff(current, report) if current.part_count else answer(False)
         try:
-            execution = self.launcher.launch(job.id, parts=k)
+            execution = self._launch_render(job.id, k)
         except BaseException:
             self.parts.release_handoff(job.id, k, job.execution_name)
             logs.warning("handoff launch failed: the whole-export task renders it", job_id=job.id, parts=k)
             raise
-        self.repo.set_execution(job.id, execution, self._execution_log_uri(execution))
-        logs.info("export handed over to a parallel render", job_id=job.id, parts=k, execution=execution,
-                  replaces=job.execution_name)
-        current = self.repo.get(job.id, with_spec=False)
-        if current is not None and is_terminal(current.status):  # canceled while it launched
-            self._cancel_executions(job.id, execution)
+        if self._keep_or_cancel(job.id, execution, self.parts.set_execution(
+                job.id, execution, self._execution_log_uri(execution)), "a handoff's parts execution"):
+            logs.info("export handed over to a parallel render", job_id=job.id, parts=k, execution=execution,
+                      replaces=job.execution_name)
         return answer(True, handoff={"parts": k})
 
     # -- export_complete of a task of a parallel render ------------------------------------------
@@ -120,10 +155,11 @@ class PartLifecycle:
         started = report.status == "running" and self.repo.transition(job.id, JobStatus.RUNNING, started_at=utcnow())
         stage = report.stage if report.status == "running" else None
         current = self.parts.report_task(job.id, task.role, task.index, report.attempt, stage,
-                                         report.progress if report.status == "running" else None)
+                                         report.progress if report.status == "running" else None, task.execution)
         if current > report.attempt:
             raise Conflict(f"this report is from attempt {report.attempt} of {task_label(task.role, task.index)} "
-                           f"but it is at attempt {current}; stop rendering")
+                           f"but it is at attempt {current}"
+                           + (f" of execution {task.execution}" if task.execution else "") + "; stop rendering")
         if report.status == "running":
             applied = True
             if not started:
@@ -157,10 +193,7 @@ class PartLifecycle:
         if job.status not in ACTIVE:
             return "duplicate"
         info = self.storage.stat(bucket, name)
-        piece = part_from_metadata(info, job_id, index)
-        why = object_not_current(info, event_generation(generation)) or (
-            "not this piece (metadata)" if piece is None else
-            f"it names {piece[0]} parts, more than the {job.part_count} told" if piece[0] > job.part_count else None)
+        piece, why = piece_in(info, job_id, index, job.part_count, event_generation(generation))
         if why:
             logs.warning("piece finalize ignored", job_id=job_id, object=name, reason=why)
             return "ignored"
@@ -177,13 +210,16 @@ class PartLifecycle:
         if claim is None:
             return None
         told, claimed_at = claim
+        state = self.parts.state(job_id)
+        floor = state.min_part_s if state is not None else None
         try:
-            execution = self.launcher.launch_stitch(job_id, told)
+            execution = self.launcher.launch_stitch(job_id, told, **({"min_part_s": floor} if floor else {}))
         except TransientError:
             self.parts.release_stitch(job_id, claimed_at)
             raise
-        if not self.parts.set_stitch_execution(job_id, claimed_at, execution):
-            logs.warning("stitch started under a claim since replaced", job_id=job_id, execution=execution)
+        if not self._keep_or_cancel(job_id, execution, self.parts.set_stitch_execution(job_id, claimed_at, execution),
+                                    "a stitch"):
+            return None
         logs.info("stitch execution started", job_id=job_id, execution=execution, parts=told)
         return execution
 

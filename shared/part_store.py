@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
-from sqlalchemy import case, select, update
+from sqlalchemy import case, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -30,14 +30,15 @@ _ACTIVE = (JobStatus.DISPATCHED.value, JobStatus.RUNNING.value)
 @dataclass(frozen=True)
 class ParallelState:
     """A parallel render's bookkeeping on its job row: part_count K (None: a single-task export),
-    the stitch's claim time and execution name, and how often reconcile relaunched the parts and the
-    stitch."""
+    the stitch's claim time and execution name, how often reconcile relaunched the parts and the
+    stitch, and the part floor."""
 
     part_count: int | None
     stitch_claimed_at: datetime | None
     stitch_execution_name: str | None
     part_relaunches: int
     stitch_relaunches: int
+    min_part_s: float | None = None  # the part floor K was cut with (EXPORT_MIN_PART_S); None: unknown
 
 
 class SqlPartStore:
@@ -58,13 +59,16 @@ class SqlPartStore:
         return pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
 
     # -- the job row -----------------------------------------------------------------------------
-    def set_part_count(self, job_id: str, parts: int) -> None:
-        """Record K (dispatch, before the launch): NULL for one part (today's single task)."""
+    def set_part_count(self, job_id: str, parts: int, min_part_s: float | None = None) -> None:
+        """Record K and the part floor it was cut with (dispatch, before the launch): NULL for one
+        part (today's single task)."""
         with self._tx() as s:
             s.execute(update(ExportJob).where(ExportJob.id == job_id)
-                      .values(part_count=parts if parts >= 2 else None, updated_at=utcnow()))
+                      .values(part_count=parts if parts >= 2 else None,
+                              min_part_s=min_part_s if parts >= 2 else None, updated_at=utcnow()))
 
-    def claim_handoff(self, job_id: str, parts: int, attempt: int, seen_execution: str | None) -> bool:
+    def claim_handoff(self, job_id: str, parts: int, attempt: int, seen_execution: str | None,
+                      min_part_s: float | None = None) -> bool:
         """Claim the handoff of a whole-export render to a `parts`-part one (shared.part_lifecycle) with
         one conditional UPDATE: K set where none is, the job active, `attempt` not older than its
         current one, its execution still `seen_execution` (cleared: the claim's mark until the parts
@@ -74,7 +78,8 @@ class SqlPartStore:
             r = s.execute(update(ExportJob).where(
                 ExportJob.id == job_id, ExportJob.part_count.is_(None), ExportJob.status.in_(_ACTIVE),
                 ExportJob.attempts <= attempt + 1, ExportJob.execution_name.is_not_distinct_from(seen_execution))
-                .values(part_count=parts, execution_name=None, last_report_at=now, updated_at=now))
+                .values(part_count=parts, min_part_s=min_part_s, execution_name=None, last_report_at=now,
+                        updated_at=now))
             return r.rowcount == 1
 
     def release_handoff(self, job_id: str, parts: int, execution_name: str | None) -> None:
@@ -88,12 +93,12 @@ class SqlPartStore:
         """The job's ParallelState, None when there is no such job."""
         with self._tx() as s:
             row = s.execute(select(ExportJob.part_count, ExportJob.stitch_claimed_at, ExportJob.stitch_execution_name,
-                                   ExportJob.part_relaunches, ExportJob.stitch_relaunches)
+                                   ExportJob.part_relaunches, ExportJob.stitch_relaunches, ExportJob.min_part_s)
                             .where(ExportJob.id == job_id)).first()
         if row is None:
             return None
         claimed = row[1] if row[1] is None or row[1].tzinfo else row[1].replace(tzinfo=timezone.utc)  # SQLite: naive
-        return ParallelState(row[0], claimed, row[2], row[3] or 0, row[4] or 0)
+        return ParallelState(row[0], claimed, row[2], row[3] or 0, row[4] or 0, row[5])
 
     # -- pieces ----------------------------------------------------------------------------------
     def record_piece(self, job_id: str, index: int, generation: int, part_count: int, frames: int | None) -> Pieces:
@@ -114,6 +119,21 @@ class SqlPartStore:
                 self._lift(s, job_id, render_progress(pieces, self._tasks(s, job_id)), None)
         return pieces if pieces is not None else Pieces(told=0)
 
+    def drop_piece(self, job_id: str, index: int, generation: int) -> bool:
+        """Un-count piece `index` as recorded at `generation` (reconcile found it gone or not valid;
+        a piece finalized since, at a newer generation, stays). True when a row was removed."""
+        with self._tx() as s:
+            r = s.execute(delete(ExportJobPart).where(ExportJobPart.job_id == job_id, ExportJobPart.part_index == index,
+                                                      ExportJobPart.generation == generation))
+            return r.rowcount == 1
+
+    def recorded(self, job_id: str) -> dict[int, int]:
+        """{piece index: generation} of the job's counted pieces (AUDIO_PART: the audio)."""
+        with self._tx() as s:
+            rows = s.execute(select(ExportJobPart.part_index, ExportJobPart.generation)
+                             .where(ExportJobPart.job_id == job_id)).all()
+        return {i: g for i, g in rows}
+
     def pieces(self, job_id: str) -> Pieces | None:
         """The job's pieces (Pieces), None when the job is not a parallel render."""
         with self._tx() as s:
@@ -123,23 +143,29 @@ class SqlPartStore:
 
     # -- task reports ----------------------------------------------------------------------------
     def report_task(self, job_id: str, role: str, index: int, attempt: int, stage: str | None,
-                    progress: float | None) -> int:
-        """Note a running report of task (role, index): its attempt (the highest seen), its own stage
-        and progress (the largest of its current attempt), then lift the running job's progress
-        (shared.parts.render_progress / stitch_progress) and stage (never back). Returns the task's
-        current attempt: larger than `attempt` means the report came from an older attempt and
-        changed nothing."""
+                    progress: float | None, execution: str | None = None) -> int:
+        """Note a running report of task (role, index) from `execution` (its short name; None: not
+        named): its attempt (the highest seen in that execution: a report from another execution
+        than the last one noted starts the count afresh, as Cloud Run numbers a relaunched
+        execution's attempts from 0 again), its own stage and progress (the largest of its current
+        attempt), then lift the running job's progress (shared.parts.render_progress /
+        stitch_progress) and stage (never back: a late report of an ended execution moves neither
+        back). Returns the task's current attempt: larger than `attempt` means the report came from
+        an older attempt of the same execution and changed nothing."""
         now = utcnow()
         with self._tx() as s:
             stmt = self._insert(s)(ExportJobTask).values(job_id=job_id, role=role, task_index=index, attempt=attempt,
-                                                         stage=stage, progress=progress or 0.0, updated_at=now)
+                                                         execution=execution, stage=stage, progress=progress or 0.0,
+                                                         updated_at=now)
             t, new = ExportJobTask.__table__.c, stmt.excluded
-            newer, same = t.attempt < new.attempt, t.attempt == new.attempt
+            fresh = t.execution.is_distinct_from(new.execution) | (t.attempt < new.attempt)
+            same = t.attempt == new.attempt
             current = s.execute(stmt.on_conflict_do_update(index_elements=["job_id", "role", "task_index"], set_={
-                "attempt": case((newer, new.attempt), else_=t.attempt),
-                "progress": case((newer, new.progress), (same & (t.progress < new.progress), new.progress),
+                "attempt": case((fresh, new.attempt), else_=t.attempt),
+                "execution": case((fresh, new.execution), else_=t.execution),
+                "progress": case((fresh, new.progress), (same & (t.progress < new.progress), new.progress),
                                  else_=t.progress),
-                "stage": case((newer | same, new.stage), else_=t.stage),
+                "stage": case((fresh | same, new.stage), else_=t.stage),
                 "updated_at": new.updated_at}).returning(ExportJobTask.attempt)).scalar_one()
             if current > attempt:
                 return current
@@ -202,20 +228,34 @@ class SqlPartStore:
                       .values(stitch_claimed_at=None, updated_at=utcnow()))
 
     def set_stitch_execution(self, job_id: str, claimed_at: datetime, execution_name: str) -> bool:
-        """Record the stitch execution started under the claim made at `claimed_at`."""
+        """Record the stitch execution started under the claim made at `claimed_at`, if the job is
+        still active and the claim still stands. False: the execution is nobody's (cancel it)."""
         with self._tx() as s:
-            r = s.execute(update(ExportJob).where(ExportJob.id == job_id, ExportJob.stitch_claimed_at == claimed_at)
+            r = s.execute(update(ExportJob).where(ExportJob.id == job_id, ExportJob.stitch_claimed_at == claimed_at,
+                                                  ExportJob.status.in_(_ACTIVE))
                           .values(stitch_execution_name=execution_name, updated_at=utcnow()))
+            return r.rowcount == 1
+
+    def set_execution(self, job_id: str, execution_name: str, log_uri: str | None) -> bool:
+        """Record a (re)launched parts execution as the job's if the job is still active (a cancel
+        may have landed during the launch). False: the execution is nobody's (cancel it)."""
+        with self._tx() as s:
+            r = s.execute(update(ExportJob).where(ExportJob.id == job_id, ExportJob.status.in_(_ACTIVE))
+                          .values(execution_name=execution_name, execution_log_uri=log_uri, updated_at=utcnow()))
             return r.rowcount == 1
 
     def count_part_relaunch(self, job_id: str, seen: int, undo: bool = False) -> bool:
         """Count one relaunch of the parts execution of an active job whose part_relaunches is still
-        `seen` (undo=True: take back the one counted from `seen`, its launch failed). True to the winner."""
+        `seen`, and release the stitch's claim (pieces are missing: the finalize that completes them
+        again claims a new stitch). undo=True: take back the count made from `seen`, its launch
+        failed. True to the winner."""
         before, after = (seen + 1, seen) if undo else (seen, seen + 1)
+        values: dict[str, Any] = {"part_relaunches": after, "updated_at": utcnow()}
+        if not undo:
+            values.update(stitch_claimed_at=None, stitch_execution_name=None)
         with self._tx() as s:
             r = s.execute(update(ExportJob).where(ExportJob.id == job_id, ExportJob.status.in_(_ACTIVE),
-                                                  ExportJob.part_relaunches == before)
-                          .values(part_relaunches=after, updated_at=utcnow()))
+                                                  ExportJob.part_relaunches == before).values(**values))
             return r.rowcount == 1
 
 

@@ -69,15 +69,22 @@ class Pieces:
         return sum(1 for i, (k, _) in self.video.items() if k == self.count and i < self.count)
 
     def complete(self) -> bool:
-        """Every video part 0..k-1 is in, all naming the same k <= K, and the audio is in."""
+        """Every video part 0..k-1 is in, all naming the same k <= K, and the audio is in naming that
+        k too (the stitch refuses an audio cut for another plan)."""
         k = self.count
-        return (self.audio_k is not None and 1 <= k <= self.told and len(self.video) == k
+        return (self.audio_k == k and 1 <= k <= self.told and len(self.video) == k
                 and all(i < k and pk == k for i, (pk, _) in self.video.items()))
 
     def missing(self) -> list[str]:
-        """What is not in yet: "part i" for each, then "the audio"."""
-        out = [f"part {i}" for i in range(self.count) if i not in self.video]
-        return out + ([] if self.audio_k is not None else ["the audio"])
+        """What keeps the set from complete(): "part i" for each part not in, "part i (cut for n
+        parts)" for one naming another k, then the audio likewise. Empty only when complete()."""
+        k = self.count
+        out = [f"part {i}" if i not in self.video else f"part {i} (cut for {self.video[i][0]} parts, not {k})"
+               for i in range(k) if self.video.get(i, (None,))[0] != k]
+        out += [f"part {i} (beyond the {k} parts)" for i in sorted(self.video) if i >= k]
+        if self.audio_k != k:
+            out.append("the audio" if self.audio_k is None else f"the audio (cut for {self.audio_k} parts, not {k})")
+        return out
 
     def view(self) -> dict[str, Any]:
         """export_status `parts`: {count, rendered, audio} (responses.PartsView)."""

@@ -137,16 +137,17 @@ class JobLauncher(Protocol):
     parallel export (issue 19) one execution of K part tasks, then one stitch execution. What each execution
     is told: shared.executions."""
 
-    def launch(self, job_id: str, *, parts: int = 1) -> str:
+    def launch(self, job_id: str, *, parts: int = 1, min_part_s: float | None = None) -> str:
         """Start a render execution of `parts` parts (1: today's whole export, one task told
-        EXPORT_JOB_ID only; K >= 2: K + 1 tasks, shared.executions.render_env / render_task_count);
+        EXPORT_JOB_ID only; K >= 2: K + 1 tasks told K and the part floor min_part_s,
+        shared.executions.render_env / render_task_count);
         returns the execution name. Raises TransientError; ValueError when parts is below 1 or over
         the launcher's cap (RENDER_MAX_PARTS)."""
         ...
 
-    def launch_stitch(self, job_id: str, part_count: int) -> str:
+    def launch_stitch(self, job_id: str, part_count: int, min_part_s: float | None = None) -> str:
         """Start the stitch execution (its own job: RENDER_STITCH_JOB_NAME, one task, its own time
-        limit) joining the `part_count` parts of `job_id`; returns the execution name. Raises
+        limit) joining the `part_count` parts of `job_id` cut with floor min_part_s; returns the execution name. Raises
         TransientError; ValueError when part_count is below 2."""
         ...
 

@@ -315,7 +315,7 @@ class ExportService(Reconcile, Listing, Webhooks, PartLifecycle):
                       status=job.status.value if job else "unknown")
             return None
         try:
-            execution = self.launcher.launch(job_id, parts=self._dispatch_parts(job_id))
+            execution = self._launch_render(job_id, self._dispatch_parts(job_id))
         except TransientError:
             self.repo.transition(job_id, JobStatus.QUEUED, sources=frozenset({JobStatus.DISPATCHED}))
             raise

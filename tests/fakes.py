@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 from shared.clock import utcnow
 from shared.cost import merged
 from shared.errors import Conflict, NotFound, TransientError
-from shared.executions import MAX_TASKS, check_parts, render_task_count, stitch_env
+from shared.executions import MAX_TASKS, check_parts, render_env, render_task_count, stitch_env
 from shared.identity import DEFAULT_OWNER
 from shared.limits import JOB_TOO_LARGE, job_bytes_problem
 from shared.messages import bounded
@@ -270,6 +270,8 @@ class RecordingLauncher:
         self.parts: list[int] = []  # `parts` of each launch, in order
         self.task_counts: list[int] = []  # the task count each launch starts (render_task_count)
         self.stitched: list[tuple[str, int]] = []  # (job id, part count) of each launch_stitch
+        self.floors: list[float | None] = []  # min_part_s of each launch (EXPORT_MIN_PART_S)
+        self.stitch_floors: list[float | None] = []  # min_part_s of each launch_stitch
         self.cancelled: list[str] = []
         self.states: dict[str, ExecutionStatus] = {}
         self.fail_next = 0
@@ -281,17 +283,20 @@ class RecordingLauncher:
     def cancel(self, execution_name: str) -> None:
         self.cancelled.append(execution_name)
 
-    def launch(self, job_id: str, *, parts: int = 1) -> str:
+    def launch(self, job_id: str, *, parts: int = 1, min_part_s: float | None = None) -> str:
         check_parts(parts, self.max_parts)
+        render_env(job_id, parts, min_part_s)  # the same ValueError as the real launchers
         self._maybe_fail()
+        self.floors.append(min_part_s)
         self.launched.append(job_id)
         self.parts.append(parts)
         self.task_counts.append(render_task_count(parts))
         return f"projects/local/locations/local/jobs/render/executions/exec-{len(self.launched)}"
 
-    def launch_stitch(self, job_id: str, part_count: int) -> str:
-        stitch_env(job_id, part_count)  # the same ValueError as the real launchers
+    def launch_stitch(self, job_id: str, part_count: int, min_part_s: float | None = None) -> str:
+        stitch_env(job_id, part_count, min_part_s)  # the same ValueError as the real launchers
         self._maybe_fail()
+        self.stitch_floors.append(min_part_s)
         self.stitched.append((job_id, part_count))
         return f"projects/local/locations/local/jobs/stitch/executions/stitch-{len(self.stitched)}"
 

@@ -98,13 +98,14 @@ class CloudRunLauncher:
         except Exception as exc:
             raise TransientError(f"Cloud Run cancel_execution failed: {type(exc).__name__}") from None
 
-    def build_request(self, job_id: str, *, parts: int = 1):
+    def build_request(self, job_id: str, *, parts: int = 1, min_part_s: float | None = None):
         """The RunJobRequest of a render execution of `parts` parts (render_task_count(parts) tasks;
         separate so tests can inspect it). parts=1 is the request sent before issue 19, field for field."""
         check_parts(parts, self.max_parts)
-        return _request(self.job_name, render_env(job_id, parts), render_task_count(parts), self._task_timeout_s)
+        return _request(self.job_name, render_env(job_id, parts, min_part_s), render_task_count(parts),
+                        self._task_timeout_s)
 
-    def build_stitch_request(self, job_id: str, part_count: int):
+    def build_stitch_request(self, job_id: str, part_count: int, min_part_s: float | None = None):
         """The RunJobRequest of the stitch execution of `job_id`'s `part_count` parts.
 
         Raises:
@@ -112,13 +113,13 @@ class CloudRunLauncher:
         """
         if not self.stitch_job_name:
             raise ValueError("no stitch job configured (RENDER_STITCH_JOB_NAME)")
-        return _request(self.stitch_job_name, stitch_env(job_id, part_count), 1, self._stitch_timeout_s)
+        return _request(self.stitch_job_name, stitch_env(job_id, part_count, min_part_s), 1, self._stitch_timeout_s)
 
-    def launch(self, job_id: str, *, parts: int = 1) -> str:
-        return self._run(self.build_request(job_id, parts=parts))
+    def launch(self, job_id: str, *, parts: int = 1, min_part_s: float | None = None) -> str:
+        return self._run(self.build_request(job_id, parts=parts, min_part_s=min_part_s))
 
-    def launch_stitch(self, job_id: str, part_count: int) -> str:
-        return self._run(self.build_stitch_request(job_id, part_count))
+    def launch_stitch(self, job_id: str, part_count: int, min_part_s: float | None = None) -> str:
+        return self._run(self.build_stitch_request(job_id, part_count, min_part_s))
 
     def _run(self, request) -> str:
         try:

@@ -98,14 +98,14 @@ class SubprocessLauncher:
         self._cancelled: set[str] = set()
         self._lock = threading.RLock()  # _exited is called with it held (a task that could not start)
 
-    def launch(self, job_id: str, *, parts: int = 1) -> str:
+    def launch(self, job_id: str, *, parts: int = 1, min_part_s: float | None = None) -> str:
         check_parts(parts, self.max_parts)
-        return self._start(self.job, job_id, render_env(job_id, parts), render_task_count(parts))
+        return self._start(self.job, job_id, render_env(job_id, parts, min_part_s), render_task_count(parts))
 
-    def launch_stitch(self, job_id: str, part_count: int) -> str:
+    def launch_stitch(self, job_id: str, part_count: int, min_part_s: float | None = None) -> str:
         if not self.stitch_job:
             raise ValueError("no stitch job configured (RENDER_STITCH_JOB_NAME)")
-        return self._start(self.stitch_job, job_id, stitch_env(job_id, part_count), 1)
+        return self._start(self.stitch_job, job_id, stitch_env(job_id, part_count, min_part_s), 1)
 
     def _start(self, job: str, job_id: str, env: list[tuple[str, str]], task_count: int) -> str:
         name = f"{job}-{uuid.uuid4().hex[:8]}"

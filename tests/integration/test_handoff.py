@@ -149,7 +149,7 @@ def test_a_failed_launch_gives_the_handoff_back_and_the_task_renders_on(env):
     during = []
     launch = env.launcher.launch
 
-    def failing_launch(job_id, *, parts=1):  # while it launches, the task's other reports render on
+    def failing_launch(job_id, *, parts=1, **kw):  # while it launches, the task's other reports render on
         during.append(env.service.complete({"jobId": jid, "status": "running", "stage": "rendering",
                                             "progress": 0.3, "attempt": 0}))
         env.launcher.launch = launch

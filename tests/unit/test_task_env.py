@@ -64,3 +64,32 @@ def test_main_exits_2_without_a_report_when_told_something_unusable(environ, pro
     assert posted == []
     logged = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert [e["severity"] for e in logged] == ["ERROR"] and problem in logged[0]["message"]
+
+
+def test_reports_name_their_execution_and_the_launchers_part_floor_is_read():
+    """A relaunched execution's attempts start at 0 again: reports name the execution (its short
+    name) so the API counts attempts per execution. EXPORT_MIN_PART_S replaces RENDER_MIN_PART_S."""
+    told = dict(RENDER_MODE="part", EXPORT_PART_COUNT=3, CLOUD_RUN_TASK_COUNT=4, CLOUD_RUN_TASK_INDEX=1,
+                CLOUD_RUN_EXECUTION="sceneflow-render-x7k2p", EXPORT_MIN_PART_S="12.5")
+    part = task_env(env(**told))
+    assert part.task == {"role": "part", "index": 0, "execution": "sceneflow-render-x7k2p"}
+    assert part.min_part_s == 12.5
+    stitch = task_env(env(RENDER_MODE="stitch", EXPORT_PART_COUNT=3, CLOUD_RUN_EXECUTION="a/b/stitch-1",
+                          EXPORT_MIN_PART_S="4"))
+    assert (stitch.task, stitch.min_part_s) == ({"role": "stitch", "index": 0, "execution": "stitch-1"}, 4.0)
+    assert task_env(env(RENDER_MODE="stitch", EXPORT_PART_COUNT=3)).min_part_s is None
+    for bad in ("0", "-1", "nan", "x", "inf"):
+        with pytest.raises(Misconfigured, match="EXPORT_MIN_PART_S"):
+            task_env(env(RENDER_MODE="stitch", EXPORT_PART_COUNT=3, EXPORT_MIN_PART_S=bad))
+
+
+def test_the_launchers_part_floor_replaces_the_tasks_own(monkeypatch):
+    seen = []
+    monkeypatch.setattr(job, "run_stitch", lambda *a, **kw: seen.append(a[3].render_min_part_s))
+    from shared.config import Settings
+
+    stitch = task_env(env(RENDER_MODE="stitch", EXPORT_PART_COUNT=3, EXPORT_MIN_PART_S="4"))
+    job._run_mode(stitch, None, None, Settings(render_min_part_s=10.0), "/tmp")
+    job._run_mode(task_env(env(RENDER_MODE="stitch", EXPORT_PART_COUNT=3)), None, None,
+                  Settings(render_min_part_s=10.0), "/tmp")
+    assert seen == [4.0, 10.0]

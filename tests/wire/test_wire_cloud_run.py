@@ -175,3 +175,21 @@ def test_counts_out_of_range_are_refused_before_any_request(cloud_run, launcher,
     assert len(cloud_run.run_job_requests) == before
     parallel.launch(JOB_ID, parts=16)  # the cap itself: 16 parts + the audio
     assert cloud_run.run_job_requests[-1].overrides.task_count == 17
+
+
+def test_the_part_floor_travels_with_k_to_the_parts_and_the_stitch(cloud_run, parallel):
+    """EXPORT_MIN_PART_S: the floor K was cut with, so every task and the stitch cut the same parts
+    whatever their own RENDER_MIN_PART_S (recorded on the job: every relaunch sends the same)."""
+    before = len(cloud_run.run_job_requests)
+    parallel.launch(JOB_ID, parts=8, min_part_s=12.5)
+    parallel.launch_stitch(JOB_ID, part_count=8, min_part_s=12.5)
+    parallel.launch(JOB_ID, parts=1, min_part_s=12.5)  # one part: today's request, no floor
+    render, stitch, whole = cloud_run.run_job_requests[before:]
+    assert _env(render) == [("EXPORT_JOB_ID", JOB_ID), ("RENDER_MODE", "part"), ("EXPORT_PART_COUNT", "8"),
+                            ("EXPORT_MIN_PART_S", "12.5")]
+    assert _env(stitch) == [("EXPORT_JOB_ID", JOB_ID), ("RENDER_MODE", "stitch"), ("EXPORT_PART_COUNT", "8"),
+                            ("EXPORT_MIN_PART_S", "12.5")]
+    assert _env(whole) == [("EXPORT_JOB_ID", JOB_ID)]
+    with pytest.raises(ValueError, match="min_part_s"):
+        parallel.launch(JOB_ID, parts=8, min_part_s=0.0)
+    assert len(cloud_run.run_job_requests) == before + 3
