@@ -40,7 +40,7 @@ class Reporter:
         usage: returns the attempt's usage so far (render_job.usage.TaskUsage.snapshot), sent with
             every report, throttled running reports aside (None: no usage is sent).
         task: {role: "part" | "audio" | "stitch", index} of a parallel render's task
-            (shared.api.ReportTask; render_job.task_env.TaskEnv.task), sent with every report;
+            (shared.worker_report.ReportTask; render_job.task_env.TaskEnv.task), sent with every report;
             None (today's whole export): no `task`.
 
     `running` reports are throttled and their progress never decreases; `succeeded` and `failed`

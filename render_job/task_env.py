@@ -50,7 +50,7 @@ class TaskEnv:
 
     @property
     def task(self) -> dict | None:
-        """The `task` every report of a parallel render's task carries (shared.api.ReportTask), with
+        """The `task` every report of a parallel render's task carries (shared.worker_report.ReportTask), with
         its execution's short name when Cloud Run set it (attempts count per execution)."""
         if self.mode == EXPORT_MODE:
             return None

@@ -49,7 +49,7 @@ def cpu_s() -> float:
 
 
 class TaskUsage:
-    """The attempt's usage so far; `snapshot()` is the `usage` of a report (shared.api.ReportUsage)."""
+    """The attempt's usage so far; `snapshot()` is the `usage` of a report (shared.worker_report.ReportUsage)."""
 
     def __init__(self, vcpu: float, memory_bytes: int, clock: Callable[[], float] = time.monotonic,
                  age_s: float | None = None, cpu: Callable[[], float] = cpu_s) -> None:

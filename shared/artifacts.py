@@ -305,7 +305,7 @@ class OutputRecord:
 
     @classmethod
     def from_report(cls, out: Any, name: str, size: int, warnings: list[dict]) -> OutputRecord:
-        """The output of a checked `succeeded` report (shared.api.ReportOutput) whose video `name` is
+        """The output of a checked `succeeded` report (shared.worker_report.ReportOutput) whose video `name` is
         `size` bytes; warnings already bounded (shared.outputs.clean_warnings)."""
         return cls(object=name, filename=out.filename or name.rsplit("/", 1)[-1], duration_s=out.durationS,
                    size_bytes=size, width=out.width, height=out.height, poster=out.poster,

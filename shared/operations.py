@@ -12,7 +12,8 @@ from typing import Any, Mapping
 
 from pydantic import BaseModel
 
-from shared.api import CancelRequest, ClientHeaders, CompleteReport, StartHeaders, StartRequest, StatusQuery
+from shared.api import CancelRequest, ClientHeaders, StartHeaders, StartRequest, StatusQuery
+from shared.worker_report import CompleteReport
 from shared.listing import ListQuery
 from shared.responses import (CancelResponse, CompleteResponse, ExportList, ReconcileResponse, StartResponse,
                               StatusResponse, WebhookSecretResponse)

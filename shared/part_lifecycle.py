@@ -3,7 +3,7 @@ part count, the reports of part, audio and stitch tasks, the pieces' finalize ev
 stitch, and the clean-up of the pieces. Its SQL is shared.part_store (the service's `parts`; None:
 every export renders as one task, today's path).
 
-Shapes: a report's task is shared.api.ReportTask {role: part|audio|stitch, index}; a piece is an
+Shapes: a report's task is shared.worker_report.ReportTask {role: part|audio|stitch, index}; a piece is an
 object of shared.artifacts (parts/{jobId}/part-{i:04d}.mp4, parts/{jobId}/audio.m4a) whose custom
 metadata names the job, its index and k (part_from_metadata). K (export_jobs.part_count) is what the
 render execution was told, an upper bound: the plan cuts k <= K parts and every piece names k.
@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared import api, cost, logs
-from shared.api import CompleteReport, ErrorBody, ReportOutput
+from shared.worker_report import CompleteReport, ErrorBody, ReportOutput
 from shared.artifacts import (AUDIO_PART, event_generation, object_not_current, parse_part_object, part_from_metadata,
                               part_object)
 from shared.clock import utcnow

@@ -1,13 +1,12 @@
 """The output of a succeeded report (export_complete from the whole-export task or the stitch),
-checked before it is stored: its names (shared.api.report_video_name) and the named video in the
+checked before it is stored: its names (shared.worker_report.report_video_name) and the named video in the
 output bucket (shared.artifacts.video_not_ours: the worker token is a credential, not proof).
 """
 from __future__ import annotations
 
 from typing import Any
 
-from shared import api
-from shared.api import ReportOutput
+from shared.worker_report import ReportOutput, report_video_name
 from shared.artifacts import OutputRecord, video_not_ours
 from shared.config import Settings
 from shared.errors import InvalidRequest
@@ -19,7 +18,7 @@ def checked_output(storage: Any, settings: Settings, job_id: str, out: ReportOut
     an ObjectStorage (shared.ports). Raises InvalidRequest naming output.uri when the video is not
     this export's."""
     bucket = settings.output_bucket
-    name = api.report_video_name(job_id, out, bucket, settings.max_scenes)
+    name = report_video_name(job_id, out, bucket, settings.max_scenes)
     info = storage.stat(bucket, name)
     why = video_not_ours(info, job_id)
     if why:

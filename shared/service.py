@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple
 
 from shared import api, cost, logs
-from shared.api import ErrorBody, StartRequest, UploadDecl
+from shared.api import StartRequest, UploadDecl
+from shared.worker_report import ErrorBody, parse_report
 from shared.artifacts import (INPUT_ASSET_RE, OUTPUT_VIDEO_RE, OutputRecord, asset_object, event_generation,
                               object_not_current, parse_part_object, spec_object, video_not_ours)
 from shared.auth import Authenticator
@@ -250,7 +251,7 @@ class ExportService(Reconcile, Listing, Webhooks, PartLifecycle):
         (409, the worker stops: a running report for a terminal job, a report for a job never
         dispatched, a report from an attempt older than the current one).
         """
-        report, output = api.parse_report(body)
+        report, output = parse_report(body)
         job = self._get(report.job_id, with_spec=False)  # the most frequent write: never decode the storyboard
         if job.status in (JobStatus.AWAITING_UPLOAD, JobStatus.QUEUED):
             raise Conflict(f"export {job.id} is {job.status.value}: it was never dispatched, so no render "

@@ -115,7 +115,7 @@ NUMBERS: dict[str, Number] = {
     "oidc_clock_skew_s": Number("EXPORT_OIDC_CLOCK_SKEW_S", int, "seconds", low=0, zero="none", high=600,
                                 high_why="10 minutes (a clock further off is broken, not skewed)"),
     "render_vcpus": Number("RENDER_VCPUS", float, "vCPUs", low=0, zero="the CPUs this process may use",
-                           high=1024, high_why="the most a report may name (shared.api.ReportUsage)"),
+                           high=1024, high_why="the most a report may name (shared.worker_report.ReportUsage)"),
     "price_vcpu_second_usd": Number("EXPORT_PRICE_VCPU_SECOND_USD", float, "US dollars", low=0, zero="free"),
     "price_gib_second_usd": Number("EXPORT_PRICE_GIB_SECOND_USD", float, "US dollars", low=0, zero="free"),
     "webhook_timeout_s": Number("EXPORT_WEBHOOK_TIMEOUT_S", **_POSITIVE_S, high=60, high_why="a push's ack deadline"),
