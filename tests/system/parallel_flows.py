@@ -23,7 +23,7 @@ from pathlib import Path
 import av
 
 from infra.local import client
-from sceneflow_flows import ASSETS, wait_for_condition
+from sceneflow_flows import ASSETS, FFMPEG_FINDER, wait_for_condition
 
 TERMINAL = {"succeeded", "failed", "canceled"}
 
@@ -78,28 +78,7 @@ if not (mode == "part" and attempt == "0" and kill.get("role", "part") == "part"
     os.execv(REAL, [REAL, *sys.argv[1:]])
 
 
-def encoding_ffmpeg(root):
-    """pid of an FFmpeg with -progress (the part's encoding run) among root's descendants, or None."""
-    kids = {{}}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{{d}}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{{d}}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-        except (OSError, ValueError, IndexError):
-            continue
-        kids.setdefault(ppid, []).append((int(d), argv))
-    todo = [root]
-    while todo:
-        for pid, argv in kids.get(todo.pop(), []):
-            if argv and b"ffmpeg" in os.path.basename(argv[0]) and b"-progress" in argv:
-                return pid
-            todo.append(pid)
-    return None
-
+''' + FFMPEG_FINDER + r'''
 
 child = subprocess.Popen([REAL, *sys.argv[1:]], start_new_session=True)
 deadline = time.monotonic() + 120

@@ -40,3 +40,29 @@ def wait_for_condition(check, timeout_s: float, what: str, interval_s: float = 0
             return value
         time.sleep(interval_s)
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+# A function of the RENDER_PYTHON stand-ins that kill a task mid-render (test_faults.py,
+# parallel_flows.py), as source text for their .format()ed templates (braces doubled).
+FFMPEG_FINDER = r"""
+def encoding_ffmpeg(root):
+    # pid of an FFmpeg with -progress (the encoding run) among root's descendants, or None
+    kids = {{}}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{{d}}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{{d}}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except (OSError, ValueError, IndexError):
+            continue
+        kids.setdefault(ppid, []).append((int(d), argv))
+    todo = [root]
+    while todo:
+        for pid, argv in kids.get(todo.pop(), []):
+            if argv and b"ffmpeg" in os.path.basename(argv[0]) and b"-progress" in argv:
+                return pid
+            todo.append(pid)
+    return None
+"""

@@ -32,7 +32,7 @@ import requests
 
 from infra.local.postgres import Postgres, postgres_available
 from infra.local.stack import EmbeddedStack, fresh_postgres_database, migrate
-from sceneflow_flows import wait_for_condition
+from sceneflow_flows import FFMPEG_FINDER, wait_for_condition
 from shared import bootstrap
 from shared.adapters.local_pubsub import HttpPushPublisher, push_body
 from shared.adapters.local_storage import LocalStorage
@@ -176,33 +176,12 @@ if os.environ.get("CLOUD_RUN_TASK_ATTEMPT", "0") != "0":
     os.execv(REAL, [REAL, *sys.argv[1:]])
 
 
-def render_ffmpeg(root):
-    """pid of an FFmpeg with -progress (the main render) among root's descendants, or None."""
-    kids = {{}}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{{d}}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{{d}}/cmdline", "rb") as f:
-                argv = f.read().split(b"\\0")
-        except (OSError, ValueError, IndexError):
-            continue
-        kids.setdefault(ppid, []).append((int(d), argv))
-    todo = [root]
-    while todo:
-        for pid, argv in kids.get(todo.pop(), []):
-            if argv and b"ffmpeg" in os.path.basename(argv[0]) and b"-progress" in argv:
-                return pid
-            todo.append(pid)
-    return None
-
+''' + FFMPEG_FINDER + '''
 
 child = subprocess.Popen([REAL, *sys.argv[1:]], start_new_session=True)
 deadline = time.monotonic() + 120
 while child.poll() is None and time.monotonic() < deadline:
-    ff = render_ffmpeg(child.pid)
+    ff = encoding_ffmpeg(child.pid)
     if ff:
         time.sleep(0.15)
         alive = os.path.exists(f"/proc/{{ff}}") and child.poll() is None
