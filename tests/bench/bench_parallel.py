@@ -351,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
          "pythonStart": start.__dict__, "setup": setup.__dict__, "audio": audio_cost.__dict__,
          "stitch": {k: s["cost"].__dict__ for k, s in stitched.items()}, "rows": rows,
          "checks": {k: {**c} for k, c in checks.items()}}, indent=1, default=str))
-    if plot(rows, finest, single.wall_s, args.minutes):
+    if plot(rows, finest, single.wall_s, args.minutes, audio_cost.wall_s):
         print(f"figure: {PNG.relative_to(ROOT)}")
     print(f"results: {out / 'bench-parallel.json'}")
     print(f"speedup k={head['k']}: {head['speedup']:.1f}")
@@ -361,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def plot(rows: list[dict], finest: int, single_s: float, minutes: int) -> bool:
+def plot(rows: list[dict], finest: int, single_s: float, minutes: int, audio_s: float | None = None) -> bool:
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -372,6 +372,9 @@ def plot(rows: list[dict], finest: int, single_s: float, minutes: int) -> bool:
     fine = next(r for r in rows if r["k"] == finest)
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.8))
     a.bar(range(len(fine["partWallS"])), fine["partWallS"], color="tab:blue")
+    if audio_s is not None:
+        a.axhline(audio_s, color="tab:red", linestyle="--", label=f"audio task {audio_s:.0f} s")
+        a.legend(fontsize=8)
     a.set_title(f"K={finest}: wall of each part task (one at a time, all cores)", fontsize=10)
     a.set_xlabel("task index")
     a.set_ylabel("seconds")
