@@ -1,7 +1,7 @@
 """Parallel render against today's single task, projected onto Cloud Run (`make bench-parallel`, issue 19).
 
-    .venv/bin/python tests/bench/bench_parallel.py [--minutes 10] [--ks 4,8,16] [--startup-s 10]
-                                                   [--min-part-s 10] [--psnr-every 0] [--out .local/bench-parallel]
+    .venv/bin/python tests/bench/bench_parallel.py [--minutes 10] [--ks 4,8,16] [--startup-s 10] [--min-part-s 10]
+                     [--overhead-minutes 1] [--psnr-every 0] [--out .local/bench-parallel] [--wait-idle 15]
 
 The storyboard (generated at bench time, media cached: tests/bench/long_media.py's stills and
 narrations): 12 scenes per minute, 1920x1080 JPEG stills with Ken Burns motion in turn, a narration
@@ -35,7 +35,9 @@ Checks of each stitched output against (s): frames, video duration, decoded audi
 (the job's and the audio step's measure; ebur128 on both MP4s), PSNR (Y, U, V of yuv420p) of every
 --psnr-every-th frame (0: all frames up to 3 minutes, else every 10th) and of every frame next to a
 join: min, median, worst at a join.
-Last lines: `speedup k=8: X`, `cpu ratio: X` (K=8's tasks + audio + stitch over (s)),
+Before them: (s)'s CPU/wall against the parts' and the K=8 speed-up with (s) at the parts' rate
+(on a busy host (s)'s wall inflates the speed-up). Last lines: `speedup k=8: X`, `cpu ratio: X`
+(K=8's tasks + audio + stitch over (s)),
 `stitch share: X` (the stitch's wall over (s)'s), `min psnr db: X`. Writes bench-parallel.json into
 --out and docs/bench-parallel.png (per-part wall, speed-up by K; needs matplotlib).
 A measurement: it never fails on a figure (exit 1 only when a render fails).
@@ -152,8 +154,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="assumed start-up of one Cloud Run job execution, seconds (counted for the parts' "
                          "execution and again for the stitch's)")
     ap.add_argument("--min-part-s", type=float, default=None, help="shortest part (default part_plan.MIN_PART_S)")
-    ap.add_argument("--overhead-minutes", type=int, default=1, help="storyboard minutes of the pipeline "
-                    "overhead run (0: not measured, the term is 0)")
+    ap.add_argument("--overhead-minutes", type=int, default=1, help="overhead run's minutes (0: term 0)")
     ap.add_argument("--psnr-every", type=int, default=0, help="PSNR of every n-th frame (0: auto) and the joins")
     ap.add_argument("--out", default=str(ROOT / ".local" / "bench-parallel"), help="media cache, work, results")
     ap.add_argument("--wait-idle", type=float, default=15.0, help="before (s) and (p), wait (up to 120 s) for "
@@ -261,7 +262,6 @@ def main(argv: list[str] | None = None) -> int:
         stitched[k] = {"cost": c.cost, "result": checked, "mp4": run / "work" / f"stitched-k{k}.mp4"}
         log(f"(p) stitch K={k}: wall {c.cost.wall_s:.2f} s, CPU {c.cost.cpu_s:.2f} s")
     stitch_cost = stitched[finest]["cost"]
-
     overhead = None
     if args.overhead_minutes:
         wait_for_quiet(None, 120, args.wait_idle or None)
@@ -312,13 +312,15 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"Parallel render, {plan.total_s:.2f} s storyboard ({len(plan.scenes)} scenes, 1080p30 standard), "
           f"{time.strftime('%Y-%m-%d %H:%M %Z')}, {machine['cores']} cores:")
-    print(f"(s) single task: wall {single.wall_s:.1f} s, CPU {single.cpu_s:.1f} s (incl. children)")
+    rate = sum(c.cpu_s for c, _ in rendered.values()) / sum(c.wall_s for c, _ in rendered.values())
+    print(f"(s) single task: wall {single.wall_s:.1f} s, CPU {single.cpu_s:.1f} s (incl. children), CPU/wall "
+          f"{single.cpu_s / single.wall_s:.2f} against the parts' {rate:.2f} (they differ when the load changed between them: "
+          f"(s)'s wall then moves every speed-up; (s) at the parts' rate: {single.cpu_s / rate:.1f} s)")
     print(f"python start {start.wall_s:.2f} s / CPU {start.cpu_s:.2f} s; setup (fetch, probe, plan, caption files) "
           f"{setup.wall_s:.2f} s / CPU {setup.cpu_s:.2f} s: counted in every part task")
     print(f"audio task (python start + setup + render_audio once): wall {audio_cost.wall_s:.1f} s, "
           f"CPU {audio_cost.cpu_s:.1f} s")
-    for line in overhead.lines() if overhead else ["pipeline overhead: not measured (--overhead-minutes 0): 0"]:
-        print(line)
+    print("\n".join(overhead.lines() if overhead else ["pipeline overhead: not measured (--overhead-minutes 0): 0"]))
     for k, s in stitched.items():
         print(f"stitch K={k}: wall {s['cost'].wall_s:.2f} s, CPU {s['cost'].cpu_s:.2f} s")
     for r in rows:
@@ -343,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
               f"worst at a join {ps['minAtJoins'] if ps['minAtJoins'] is None else round(ps['minAtJoins'], 2)}")
     by_k = {r["k"]: r for r in rows}
     head = by_k.get(8) or rows[len(rows) // 2]
+    print(f"speed-up k={head['k']} with (s) at the parts' CPU rate: {single.cpu_s / rate / head['projectedS']:.2f}")
     min_psnr = min(ch["psnr"]["min"] for ch in checks.values())
     (out / "bench-parallel.json").write_text(json.dumps(
         {"minutes": args.minutes, "machine": machine, "startupS": args.startup_s, "overheadS": overhead_s,
