@@ -103,7 +103,8 @@ bench-long: $(STAMP) $(BENCH_STAMP)
 	$(PY) tests/bench/bench_long.py $(BENCH_ARGS)
 
 # Parallel render (issue 19; BENCHMARKS.md, "Parallel render"): today's single task against the parts rendered
-# one at a time, the audio once and the stitch, projected to K = 4, 8, 16 Cloud Run tasks; docs/bench-parallel.png.
+# one at a time, the audio once and the stitch, the local pipeline's overhead (a 1-minute export through it),
+# projected to K = 4, 8, 16 Cloud Run tasks; docs/bench-parallel.png.
 # BENCH_ARGS="--minutes 1" for a short run (10 minutes take ~25 min on 2 cores).
 bench-parallel: $(STAMP) $(BENCH_STAMP)
 	$(PY) tests/bench/bench_parallel.py $(BENCH_ARGS)

@@ -1,7 +1,7 @@
 """Parallel render against today's single task, projected onto Cloud Run (`make bench-parallel`, issue 19).
 
-    .venv/bin/python tests/bench/bench_parallel.py [--minutes 10] [--ks 4,8,16] [--startup-s 10]
-                                                   [--min-part-s 10] [--psnr-every 0] [--out .local/bench-parallel]
+    .venv/bin/python tests/bench/bench_parallel.py [--minutes 10] [--ks 4,8,16] [--startup-s 10] [--min-part-s 10]
+                     [--overhead-minutes 1] [--psnr-every 0] [--out .local/bench-parallel] [--wait-idle 15]
 
 The storyboard (generated at bench time, media cached: tests/bench/long_media.py's stills and
 narrations): 12 scenes per minute, 1920x1080 JPEG stills with Ken Burns motion in turn, a narration
@@ -22,16 +22,22 @@ scene ends in a 0.5 s crossfade, the rest in cuts, scenes of 5.25 s so that the 
     parts of that plan (the cuts nest) takes the sums of their render figures (one python start
     and one setup per task); a K whose cuts do not nest is rendered itself. The output says which.
 Projection for K tasks:
-    overhead (local dispatch, events, uploads: not measured yet, the lifecycle is not wired: 0)
-    + start-up of the parts' execution (--startup-s, an assumption: Google documents no figure)
-    + max(slowest part task, audio task) (the audio as one more task of the same execution, in parallel)
+    pipeline overhead (MEASURED by tests/bench/pipeline_overhead.py: an --overhead-minutes storyboard
+      of the same kind through the real local pipeline, forced into K=8 parts: export wall minus the
+      time its executions ran on the critical path = intake, dispatch, pieces -> stitch, completion)
+    + start-up of the parts' execution (--startup-s, ASSUMED: Google documents no figure)
+    + max(slowest part task, audio task) (task 0 renders the audio beside the parts; its python
+      start and setup counted as a part task's)
     + start-up of the stitch's execution (the same assumption) + the stitch.
-    The same with the audio after the parts (not overlapped) is printed too.
+    Also printed: the same without the two start-up terms (what the assumption costs), and with the
+    audio after the parts (not overlapped).
 Checks of each stitched output against (s): frames, video duration, decoded audio length, loudness
 (the job's and the audio step's measure; ebur128 on both MP4s), PSNR (Y, U, V of yuv420p) of every
 --psnr-every-th frame (0: all frames up to 3 minutes, else every 10th) and of every frame next to a
 join: min, median, worst at a join.
-Last lines: `speedup k=8: X`, `cpu ratio: X` (K=8's tasks + audio + stitch over (s)),
+Before them: (s)'s CPU/wall against the parts' and the K=8 speed-up with (s) at the parts' rate
+(on a busy host (s)'s wall inflates the speed-up). Last lines: `speedup k=8: X`, `cpu ratio: X`
+(K=8's tasks + audio + stitch over (s)),
 `stitch share: X` (the stitch's wall over (s)'s), `min psnr db: X`. Writes bench-parallel.json into
 --out and docs/bench-parallel.png (per-part wall, speed-up by K; needs matplotlib).
 A measurement: it never fails on a figure (exit 1 only when a render fails).
@@ -43,7 +49,6 @@ import json
 import os
 import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -60,6 +65,8 @@ import long_media  # noqa: E402
 from bench_render import log, machine_info, wait_for_quiet  # noqa: E402
 from measure import run_measured  # noqa: E402
 from outputs import loudness as ebur128  # noqa: E402
+from outputs import psnr_figures  # noqa: E402
+from pipeline_overhead import measure as measure_overhead  # noqa: E402
 
 IN, OUT = "bench-in", "bench-out"  # render_child.py's buckets
 JOB = "job-parallel"
@@ -139,33 +146,6 @@ def cuts_of(parts) -> set[int]:
     return {p.first_scene for p in parts[1:]}
 
 
-def frame_pairs(a: Path, b: Path, wanted):
-    """Yield (index, yuv a, yuv b) of the frames whose index `wanted(i)` accepts (both decoded in step)."""
-    import av
-    import numpy as np
-
-    with av.open(str(a)) as ca, av.open(str(b)) as cb:
-        ca.streams.video[0].thread_type = cb.streams.video[0].thread_type = "AUTO"
-        for i, (fa, fb) in enumerate(zip(ca.decode(video=0), cb.decode(video=0), strict=True)):
-            if wanted(i):
-                yield i, fa.to_ndarray(format="yuv420p").astype(np.int16), fb.to_ndarray(format="yuv420p").astype(np.int16)
-
-
-def psnr_figures(single_mp4: Path, stitched: Path, joins: list[int], every: int) -> dict:
-    import numpy as np
-
-    near = {f for j in joins for f in (j - 1, j)}
-    values: dict[int, float] = {}
-    for i, x, y in frame_pairs(single_mp4, stitched, lambda i: i % every == 0 or i in near):
-        d = (x - y).astype(np.int32)
-        mse = float(np.mean(d * d))
-        values[i] = 99.0 if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
-    at_joins = [values[f] for f in sorted(near) if f in values]
-    return {"frames": len(values), "every": every, "min": min(values.values()),
-            "median": statistics.median(values.values()), "minAtJoins": min(at_joins) if at_joins else None,
-            "minAt": min(values, key=values.get)}
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=int, default=10, help="output length in minutes (12 scenes each)")
@@ -174,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="assumed start-up of one Cloud Run job execution, seconds (counted for the parts' "
                          "execution and again for the stitch's)")
     ap.add_argument("--min-part-s", type=float, default=None, help="shortest part (default part_plan.MIN_PART_S)")
+    ap.add_argument("--overhead-minutes", type=int, default=1, help="overhead run's minutes (0: term 0)")
     ap.add_argument("--psnr-every", type=int, default=0, help="PSNR of every n-th frame (0: auto) and the joins")
     ap.add_argument("--out", default=str(ROOT / ".local" / "bench-parallel"), help="media cache, work, results")
     ap.add_argument("--wait-idle", type=float, default=15.0, help="before (s) and (p), wait (up to 120 s) for "
@@ -270,8 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     log("(p) audio once ...")
     with Clock() as c:
         audio, audio_loudness, passes = render_audio(ffmpeg, plan, local, work)
-    audio_cost = c.cost
-    log(f"(p) audio wall {audio_cost.wall_s:.1f} s, CPU {audio_cost.cpu_s:.1f} s ({passes} loudness pass(es))")
+    audio_cost = start + setup + c.cost  # task 0: the same interpreter start and setup as a part task
+    log(f"(p) audio wall {c.cost.wall_s:.1f} s, CPU {c.cost.cpu_s:.1f} s ({passes} loudness pass(es))")
 
     stitched: dict[int, dict] = {}
     for k, names in stitch_sets.items():
@@ -281,9 +262,16 @@ def main(argv: list[str] | None = None) -> int:
         stitched[k] = {"cost": c.cost, "result": checked, "mp4": run / "work" / f"stitched-k{k}.mp4"}
         log(f"(p) stitch K={k}: wall {c.cost.wall_s:.2f} s, CPU {c.cost.cpu_s:.2f} s")
     stitch_cost = stitched[finest]["cost"]
+    overhead = None
+    if args.overhead_minutes:
+        wait_for_quiet(None, 120, args.wait_idle or None)
+        log(f"pipeline overhead: {args.overhead_minutes} min through the local pipeline (K=8 told) ...")
+        o_spec, o_files = story(ffmpeg, out / "media", args.overhead_minutes)
+        overhead = measure_overhead(o_spec, o_files, run / "overhead", parts=8, min_part_s=3.0, log=log)
+        log(overhead.lines()[0])
 
     # projection
-    overhead_s = 0.0
+    overhead_s = overhead.overhead_s if overhead else 0.0
     rows = []
     for k in ks:
         tasks = [start + setup + part_render_cost(p) for p in plans[k]]
@@ -299,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
                      "partScenes": [[p.first_scene, p.last_scene] for p in plans[k]],
                      "projectedS": projected, "projectedSerialAudioS": serial,
                      "speedup": single.wall_s / projected, "speedupSerialAudio": single.wall_s / serial,
+                     "projectedNoStartupS": projected - 2 * args.startup_s,
                      "speedupNoStartup": single.wall_s / (projected - 2 * args.startup_s),
                      "cpuS": cpu, "cpuRatio": cpu / single.cpu_s})
 
@@ -323,23 +312,29 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"Parallel render, {plan.total_s:.2f} s storyboard ({len(plan.scenes)} scenes, 1080p30 standard), "
           f"{time.strftime('%Y-%m-%d %H:%M %Z')}, {machine['cores']} cores:")
-    print(f"(s) single task: wall {single.wall_s:.1f} s, CPU {single.cpu_s:.1f} s (incl. children)")
+    rate = sum(c.cpu_s for c, _ in rendered.values()) / sum(c.wall_s for c, _ in rendered.values())
+    print(f"(s) single task: wall {single.wall_s:.1f} s, CPU {single.cpu_s:.1f} s (incl. children), CPU/wall "
+          f"{single.cpu_s / single.wall_s:.2f} against the parts' {rate:.2f} (they differ when the load changed between them: "
+          f"(s)'s wall then moves every speed-up; (s) at the parts' rate: {single.cpu_s / rate:.1f} s)")
     print(f"python start {start.wall_s:.2f} s / CPU {start.cpu_s:.2f} s; setup (fetch, probe, plan, caption files) "
           f"{setup.wall_s:.2f} s / CPU {setup.cpu_s:.2f} s: counted in every part task")
-    print(f"audio once: wall {audio_cost.wall_s:.1f} s, CPU {audio_cost.cpu_s:.1f} s")
+    print(f"audio task (python start + setup + render_audio once): wall {audio_cost.wall_s:.1f} s, "
+          f"CPU {audio_cost.cpu_s:.1f} s")
+    print("\n".join(overhead.lines() if overhead else ["pipeline overhead: not measured (--overhead-minutes 0): 0"]))
     for k, s in stitched.items():
         print(f"stitch K={k}: wall {s['cost'].wall_s:.2f} s, CPU {s['cost'].cpu_s:.2f} s")
     for r in rows:
         print(f"K={r['k']}: {r['parts']} parts, {r['method']}")
         for i, (sc, fr, w, cp) in enumerate(zip(r["partScenes"], r["partFrames"], r["partWallS"], r["partCpuS"])):
             print(f"  task {i:2d} scenes[{sc[0]}]..[{sc[1]}] {fr} frames: wall {w:.1f} s, CPU {cp:.1f} s")
-        print(f"  projected {r['projectedS']:.1f} s = overhead {overhead_s:g} (not measured yet: lifecycle not "
-              f"wired) + start-up {args.startup_s:g} (assumed) + max(slowest part {r['slowestS']:.1f}, audio "
-              f"{audio_cost.wall_s:.1f}) + stitch start-up {args.startup_s:g} (assumed) + stitch "
-              f"{stitched.get(r['k'], stitched[finest])['cost'].wall_s:.1f}; speed-up {r['speedup']:.2f} "
-              f"(audio after the parts: {r['projectedSerialAudioS']:.1f} s, {r['speedupSerialAudio']:.2f}; "
-              f"without the two start-up terms: {r['speedupNoStartup']:.2f}); "
-              f"CPU {r['cpuS']:.1f} s = {r['cpuRatio']:.2f} x (s)")
+        print(f"  projected {r['projectedS']:.1f} s = overhead {overhead_s:.2f} ("
+              f"{'measured' if overhead else 'not measured'}) + start-up {args.startup_s:g} (ASSUMED) + max(slowest "
+              f"part {r['slowestS']:.1f}, audio {audio_cost.wall_s:.1f}) + stitch start-up {args.startup_s:g} "
+              f"(ASSUMED) + stitch {stitched.get(r['k'], stitched[finest])['cost'].wall_s:.1f}; speed-up "
+              f"{r['speedup']:.2f}")
+        print(f"  without the two start-up terms: {r['projectedNoStartupS']:.1f} s, speed-up "
+              f"{r['speedupNoStartup']:.2f}; audio after the parts: {r['projectedSerialAudioS']:.1f} s, "
+              f"{r['speedupSerialAudio']:.2f}; CPU {r['cpuS']:.1f} s = {r['cpuRatio']:.2f} x (s)")
     for k, ch in checks.items():
         ps = ch["psnr"]
         print(f"checks K={k}: frames {ch['frames']} / single {ch['framesSingle']}; video {ch['videoS']:.3f} s / "
@@ -350,14 +345,16 @@ def main(argv: list[str] | None = None) -> int:
               f"worst at a join {ps['minAtJoins'] if ps['minAtJoins'] is None else round(ps['minAtJoins'], 2)}")
     by_k = {r["k"]: r for r in rows}
     head = by_k.get(8) or rows[len(rows) // 2]
+    print(f"speed-up k={head['k']} with (s) at the parts' CPU rate: {single.cpu_s / rate / head['projectedS']:.2f}")
     min_psnr = min(ch["psnr"]["min"] for ch in checks.values())
     (out / "bench-parallel.json").write_text(json.dumps(
         {"minutes": args.minutes, "machine": machine, "startupS": args.startup_s, "overheadS": overhead_s,
+         "overhead": overhead and overhead.__dict__,
          "minPartS": min_part_s, "single": single.__dict__, "singleOutput": single_data["output"],
          "pythonStart": start.__dict__, "setup": setup.__dict__, "audio": audio_cost.__dict__,
          "stitch": {k: s["cost"].__dict__ for k, s in stitched.items()}, "rows": rows,
          "checks": {k: {**c} for k, c in checks.items()}}, indent=1, default=str))
-    if plot(rows, finest, single.wall_s, args.minutes):
+    if plot(rows, finest, single.wall_s, args.minutes, audio_cost.wall_s):
         print(f"figure: {PNG.relative_to(ROOT)}")
     print(f"results: {out / 'bench-parallel.json'}")
     print(f"speedup k={head['k']}: {head['speedup']:.1f}")
@@ -367,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def plot(rows: list[dict], finest: int, single_s: float, minutes: int) -> bool:
+def plot(rows: list[dict], finest: int, single_s: float, minutes: int, audio_s: float | None = None) -> bool:
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -378,12 +375,16 @@ def plot(rows: list[dict], finest: int, single_s: float, minutes: int) -> bool:
     fine = next(r for r in rows if r["k"] == finest)
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.8))
     a.bar(range(len(fine["partWallS"])), fine["partWallS"], color="tab:blue")
+    if audio_s is not None:
+        a.axhline(audio_s, color="tab:red", linestyle="--", label=f"audio task {audio_s:.0f} s")
+        a.legend(fontsize=8)
     a.set_title(f"K={finest}: wall of each part task (one at a time, all cores)", fontsize=10)
     a.set_xlabel("task index")
     a.set_ylabel("seconds")
     a.grid(alpha=0.3, axis="y")
     ks = [r["k"] for r in rows]
     b.plot(ks, [r["speedup"] for r in rows], "o-", label="projected (audio beside the parts)")
+    b.plot(ks, [r["speedupNoStartup"] for r in rows], "^-.", label="without the assumed start-ups")
     b.plot(ks, [r["speedupSerialAudio"] for r in rows], "s--", label="audio after the parts")
     b.plot(ks, ks, ":", color="grey", label="ideal")
     b.set_title(f"speed-up over the single task ({single_s:.0f} s), {minutes} min", fontsize=10)

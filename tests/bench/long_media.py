@@ -10,7 +10,8 @@ Every file is made by FFmpeg into `media_dir` and reused when it is already ther
 - stills `still-NNN.jpg`: 1920x1080 JPEGs (q 3) that cost the encoder what photos do: in turn
   coloured Perlin clouds, a Mandelbrot close-up, a sample photo of examples/storyboard zoomed,
   cropped and tinted, a cellular automaton and a game of life (drawn small, scaled up, blurred,
-  coloured by a gradient), each seeded by its index and covered with film grain: no two alike;
+  coloured by a gradient), each seeded by its index (every random source: the same files from any
+  clone) and covered with film grain: no two alike;
 - narrations `narr-<scene_s>s-NNN.mp3`: slices of the six sample narrations played one after the
   other, at an offset, length (55-90 % of the scene) and gain (-6..+2 dB) that depend on the index,
   with 50 ms fades (MP3 128 kb/s mono, as a text-to-speech service delivers them);
@@ -28,7 +29,7 @@ PHOTOS = ("astronaut.png", "rocket.jpg", "hubble_deep_field.jpg", "coffee.png", 
 NARRATIONS = ("n1.wav", "n2.mp3", "n3.wav", "n4.mp3", "n5.wav", "n6.wav")
 MUSIC = SAMPLES / "music.ogg"
 MOTIONS = ("zoom-in", "zoom-out", "pan-left", "pan-right")
-GRAIN = "noise=alls=8:allf=0"
+GRAIN = "noise=alls=8:allf=0:all_seed={seed}"  # seeded: FFmpeg picks a random seed otherwise
 CAPTIONS = (
     "Every launch begins long before ignition: months of checks, rehearsals, and 100% focus.",
     "Far beyond our atmosphere, the deep field shows thousands of galaxies.",
@@ -50,37 +51,44 @@ def _frac(i: int, k: float) -> float:
     return (i * k * 0.6180339887) % 1.0
 
 
+def _colors(i: int, n: int) -> str:
+    """gradients' c0..c{n-1} options for still i: its default colours are "random" (unseeded)."""
+    return "".join(f":c{k}=0x" + "".join(f"{int(256 * _frac(8 * i + k, p)):02x}" for p in (47, 53, 59))
+                   for k in range(n))
+
+
 def still_args(i: int) -> list[str]:
     """FFmpeg arguments (inputs and filters, not the output) that draw still number i."""
     kind, seed = i % 5, 1000 + i
     hue = f"hue=h={int(_frac(i, 7) * 360)}"
+    grain = GRAIN.format(seed=seed)
     if kind == 0:  # coloured Perlin clouds
         return ["-filter_complex",
-                f"gradients=s={W}x{H}:n={3 + i % 4}:seed={seed}:type={('linear', 'radial', 'circular')[i % 3]},"
-                f"format=rgb24[g];perlin=s={W}x{H}:octaves=8:persistence=0.6:seed={seed}:"
+                f"gradients=s={W}x{H}:n={3 + i % 4}{_colors(i, 3 + i % 4)}:seed={seed}:type={('linear', 'radial', 'circular')[i % 3]},"
+                f"format=rgb24[g];perlin=s={W}x{H}:random_mode=seed:octaves=8:persistence=0.6:seed={seed}:"
                 f"xscale={0.1 + 0.3 * _frac(i, 3):.3f}:yscale={0.1 + 0.3 * _frac(i, 5):.3f},normalize,format=rgb24[p];"
-                f"[g][p]blend=all_mode=overlay,{GRAIN}"]
+                f"[g][p]blend=all_mode=overlay,{grain}"]
     if kind == 1:  # Mandelbrot close-up near one of a few edge points
         x, y = ((-0.7436, 0.1318), (-0.1011, 0.9563), (-1.2500, 0.0200), (0.2850, 0.0100))[(i // 5) % 4]
         x, y = x + 0.004 * (_frac(i, 11) - 0.5), y + 0.004 * (_frac(i, 13) - 0.5)
         scale = 0.005 + 0.05 * _frac(i, 17)
         return ["-f", "lavfi", "-i", f"mandelbrot=s={W}x{H}:maxiter=400:start_x={x:.6f}:start_y={y:.6f}:"
                                      f"start_scale={scale:.4f}:end_scale={scale:.4f}",
-                "-vf", f"{hue},{GRAIN}"]
+                "-vf", f"{hue},{grain}"]
     if kind == 2:  # a sample photo, zoomed in, cropped somewhere and tinted
         zoom = 1.0 + 0.6 * _frac(i, 19)
         cw, ch = int(W * zoom) // 2 * 2, int(H * zoom) // 2 * 2
         return ["-i", str(SAMPLES / PHOTOS[(i // 5) % len(PHOTOS)]),
                 "-vf", f"scale={cw}:{ch}:force_original_aspect_ratio=increase:flags=lanczos,"
                        f"crop={W}:{H}:(iw-{W})*{_frac(i, 23):.3f}:(ih-{H})*{_frac(i, 29):.3f},"
-                       f"{hue},eq=brightness={0.08 * _frac(i, 31) - 0.04:.3f},format=yuv444p,{GRAIN}"]
+                       f"{hue},eq=brightness={0.08 * _frac(i, 31) - 0.04:.3f},format=yuv444p,{grain}"]
     # cellular automaton or game of life drawn small, scaled up, softened and coloured by a gradient
     small = f"s={W // 8}x{H // 8}:seed={seed}"
     pattern = (f"cellauto={small}:rule={(30, 45, 73, 89, 105, 110, 150, 169)[i % 8]}:random_fill_ratio=0.5:full=1"
                if kind == 3 else f"life={small}:ratio=0.3:mold=20,select=gte(n\\,{20 + i % 30})")
     return ["-filter_complex",
             f"{pattern},scale={W}:{H}:flags=bicubic,gblur=sigma={2 + 4 * _frac(i, 37):.1f},format=rgb24[c];"
-            f"gradients=s={W}x{H}:n=4:seed={seed},format=rgb24[g];[g][c]blend=all_mode=softlight,{GRAIN}"]
+            f"gradients=s={W}x{H}:n=4{_colors(i, 4)}:seed={seed},format=rgb24[g];[g][c]blend=all_mode=softlight,{grain}"]
 
 
 def make_still(ffmpeg: str, path: Path, i: int) -> Path:

@@ -1,7 +1,9 @@
-"""Checks on a rendered MP4: stream durations, integrated loudness, and the ffmpeg call log."""
+"""Checks on a rendered MP4: stream durations, integrated loudness, PSNR against another render, and the
+ffmpeg call log."""
 from __future__ import annotations
 
 import re
+import statistics
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,3 +88,30 @@ def logged_calls(log_dir: Path) -> list[tuple[str, list[str]]]:
             parts = parts[:-1]
         calls.append((parts[0].decode(), [p.decode() for p in parts[1:]]))
     return calls
+
+
+def frame_pairs(a: Path, b: Path, wanted):
+    """Yield (index, yuv a, yuv b) of the frames whose index `wanted(i)` accepts (both decoded in step)."""
+    import av
+    import numpy as np
+
+    with av.open(str(a)) as ca, av.open(str(b)) as cb:
+        ca.streams.video[0].thread_type = cb.streams.video[0].thread_type = "AUTO"
+        for i, (fa, fb) in enumerate(zip(ca.decode(video=0), cb.decode(video=0), strict=True)):
+            if wanted(i):
+                yield i, fa.to_ndarray(format="yuv420p").astype(np.int16), fb.to_ndarray(format="yuv420p").astype(np.int16)
+
+
+def psnr_figures(single_mp4: Path, stitched: Path, joins: list[int], every: int) -> dict:
+    import numpy as np
+
+    near = {f for j in joins for f in (j - 1, j)}
+    values: dict[int, float] = {}
+    for i, x, y in frame_pairs(single_mp4, stitched, lambda i: i % every == 0 or i in near):
+        d = (x - y).astype(np.int32)
+        mse = float(np.mean(d * d))
+        values[i] = 99.0 if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+    at_joins = [values[f] for f in sorted(near) if f in values]
+    return {"frames": len(values), "every": every, "min": min(values.values()),
+            "median": statistics.median(values.values()), "minAtJoins": min(at_joins) if at_joins else None,
+            "minAt": min(values, key=values.get)}
