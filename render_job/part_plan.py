@@ -111,7 +111,7 @@ def plan_parts(plan: RenderPlan, parts: int, min_part_s: float = MIN_PART_S) -> 
 
     Args:
         plan: the RenderPlan.
-        parts: the part count wanted (part_count); < 1 counts as 1.
+        parts: the part count wanted (shared.parts.part_count); < 1 counts as 1.
         min_part_s: the shortest part, seconds of output (MIN_PART_S); a plan shorter than two such
             parts gets one part.
     Returns:
@@ -157,12 +157,3 @@ def plan_parts(plan: RenderPlan, parts: int, min_part_s: float = MIN_PART_S) -> 
         end = starts[b] if b < n else total
         out.append(PartPlan(index=p, first_scene=a, last_scene=b - 1, first_frame=starts[a], frames=end - starts[a]))
     return tuple(out)
-
-
-def part_count(total_s: float, threshold_s: float, cap: int, min_part_s: float = MIN_PART_S) -> int:
-    """How many parts an export of `total_s` seconds gets: 1 below `threshold_s` (today's single
-    task) or when cap <= 1; else as many parts of at least min_part_s as fit, at most `cap`
-    (plan_parts may still make fewer where scenes are long). Seconds throughout."""
-    if cap <= 1 or total_s < threshold_s or min_part_s <= 0:
-        return 1
-    return max(1, min(int(cap), int(total_s // min_part_s)))

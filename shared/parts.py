@@ -1,5 +1,5 @@
 """How many parts an export renders in (issue 19): the one home of the count rule, used by dispatch
-(shared.service, from the spec alone) and by the render job (render_job/part_plan.py). Pure: no I/O.
+(shared.service, from the spec alone) and by the render job (render_job/handoff.py). Pure: no I/O.
 
 Dispatch knows no probe (no FFmpeg in functions): a scene whose length comes from its narration or
 clip is counted at its least (shared.timeline.least_grid, the rule export_start's length check

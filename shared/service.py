@@ -19,7 +19,6 @@ from typing import Any, Callable, NamedTuple
 
 from shared import api, cost, logs
 from shared.api import StartRequest, UploadDecl
-from shared.worker_report import ErrorBody, parse_report
 from shared.artifacts import (INPUT_ASSET_RE, OUTPUT_VIDEO_RE, OutputRecord, asset_object, event_generation,
                               object_not_current, parse_part_object, spec_object, video_not_ours)
 from shared.auth import Authenticator
@@ -37,6 +36,7 @@ from shared.reconcile import Reconcile
 from shared.report_output import checked_output
 from shared.webhook_url import system_resolver
 from shared.webhooks import Webhooks
+from shared.worker_report import ErrorBody, parse_report
 from shared.states import JobStatus, is_terminal
 
 # URLs signed at once for one response: keyless signing costs one IAM signBlob round trip per URL

@@ -13,7 +13,8 @@ if str(ROOT) not in sys.path:
 import pytest  # noqa: E402
 
 from render_job.graph.timeline import body_starts, segment_frames, timeline_frames, timeline_total_frames  # noqa: E402
-from render_job.part_plan import MIN_PART_S, part_count, plan_parts, work_units  # noqa: E402
+from render_job.part_plan import MIN_PART_S, plan_parts, work_units  # noqa: E402
+from shared.parts import part_count  # noqa: E402
 from render_job.plan import build_plan  # noqa: E402
 from shared.spec import parse_spec  # noqa: E402
 
@@ -146,7 +147,7 @@ def test_no_part_is_shorter_than_the_floor():
 
 def test_short_plans_are_one_part():
     plan = storyboard(4)  # ~12 s
-    assert part_count(plan.total_s, threshold_s=60.0, cap=16) == 1
+    assert part_count(plan.total_s, threshold_s=60.0, cap=16, min_part_s=MIN_PART_S) == 1
     one = plan_parts(plan, 4, min_part_s=MIN_PART_S)  # not two parts of >= 10 s in 12 s
     assert one == (one[0],) and (one[0].first_scene, one[0].last_scene, one[0].first_frame,
                                  one[0].frames) == (0, 3, 0, round(plan.total_s * FPS))
@@ -154,10 +155,10 @@ def test_short_plans_are_one_part():
 
 
 def test_part_count_from_the_planned_length():
-    assert part_count(59.9, threshold_s=60.0, cap=16) == 1
-    assert part_count(60.0, threshold_s=60.0, cap=16) == 6       # 10 s parts
-    assert part_count(600.0, threshold_s=60.0, cap=16) == 16     # capped
-    assert part_count(600.0, threshold_s=60.0, cap=1) == 1
+    assert part_count(59.9, threshold_s=60.0, cap=16, min_part_s=MIN_PART_S) == 1
+    assert part_count(60.0, threshold_s=60.0, cap=16, min_part_s=MIN_PART_S) == 6       # 10 s parts
+    assert part_count(600.0, threshold_s=60.0, cap=16, min_part_s=MIN_PART_S) == 16     # capped
+    assert part_count(600.0, threshold_s=60.0, cap=1, min_part_s=MIN_PART_S) == 1
     assert part_count(95.0, threshold_s=60.0, cap=16, min_part_s=30.0) == 3
 
 
