@@ -63,9 +63,9 @@ class RequestLog:
 
     def __init__(self, page) -> None:
         self.requests: list[dict] = []
-        self.preflights: list[dict] = []
         self._by_request: dict[int, tuple] = {}  # id(Request) -> (the Request, kept alive; its entry)
-        self._preflight_ids: dict[str, dict] = {}
+        self._preflight_ids: dict[str, dict] = {}  # CDP requestId of a preflight -> what it was
+        self._failures: dict[str, tuple] = {}  # CDP requestId -> (errorText, corsError)
         page.on("request", self._request)
         page.on("response", lambda r: self._entry(r.request).update(status=r.status))
         page.on("requestfailed", lambda r: self._entry(r).update(failure=r.failure or "failed"))
@@ -87,11 +87,12 @@ class RequestLog:
         return self._by_request[id(request)][1]
 
     def _cdp_sent(self, event: dict) -> None:
-        if event.get("type") == "Preflight":
-            entry = {"url": event["request"]["url"], "method": event["request"]["method"], "status": None,
-                     "corsError": None, "failure": None}
-            self._preflight_ids[event["requestId"]] = entry
-            self.preflights.append(entry)
+        # a preflight: initiator {type: "preflight", requestId: the request it is for}
+        initiator = event.get("initiator") or {}
+        if initiator.get("type") == "preflight":
+            self._preflight_ids[event["requestId"]] = {
+                "url": event["request"]["url"], "method": event["request"]["method"], "status": None,
+                "for": initiator.get("requestId")}
 
     def _cdp_response(self, event: dict) -> None:
         entry = self._preflight_ids.get(event["requestId"])
@@ -99,10 +100,23 @@ class RequestLog:
             entry["status"] = event["response"]["status"]
 
     def _cdp_failed(self, event: dict) -> None:
-        entry = self._preflight_ids.get(event["requestId"])
-        if entry is not None:
-            entry["failure"] = event.get("errorText")
-            entry["corsError"] = (event.get("corsErrorStatus") or {}).get("corsError")
+        # a refused preflight fails the request it was for, with a corsError naming the preflight
+        self._failures[event["requestId"]] = (event.get("errorText"),
+                                              (event.get("corsErrorStatus") or {}).get("corsError"))
+
+    @property
+    def preflights(self) -> list[dict]:
+        """[{url, method: "OPTIONS", status, failure, corsError}] in the order sent: failure and
+        corsError are Chromium's when the preflight itself, or the CORS check of its answer, failed."""
+        out = []
+        for pid, entry in self._preflight_ids.items():
+            failure, cors = self._failures.get(pid, (None, None))
+            own, own_cors = self._failures.get(entry["for"], (None, None))
+            if own_cors and own_cors.startswith("Preflight"):
+                failure, cors = failure or own, own_cors
+            out.append({"url": entry["url"], "method": entry["method"], "status": entry["status"],
+                        "failure": failure, "corsError": cors})
+        return out
 
     def failed(self) -> list[dict]:
         """Requests that failed or were answered >= 400."""
