@@ -87,7 +87,11 @@ def test_the_export_succeeds_and_every_request_passed_its_preflight(web, export)
     assert [h["status"] for h in export["history"] if h["stage"] is None] == [
         "awaiting_upload", "queued", "dispatched", "running", "succeeded"]
     assert {"preparing", "rendering"} <= {h["stage"] for h in export["history"]}
-    failed = [r for r in export["requests"] if r["failure"] or r["status"] is None or r["status"] >= 400]
+    # a media range read the player stops once it has enough is answered (206) and then canceled:
+    # Chromium reports net::ERR_ABORTED for it, which is no failure of the request
+    failed = [r for r in export["requests"] if r["status"] is None or r["status"] >= 400
+              or r["failure"] and not (r["resourceType"] == "media" and r["status"] == 206
+                                       and r["failure"] == "net::ERR_ABORTED")]
     assert failed == []
     by_kind = {}
     for r in export["requests"]:
