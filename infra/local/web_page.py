@@ -145,7 +145,10 @@ def main(argv: list[str] | None = None) -> int:
             from infra.local.browser import run_example_export
 
             result = run_example_export(page.url, Path(args.screenshot))
-            print(json.dumps({k: result[k] for k in ("status", "video", "screenshot")}, indent=2))
+            video = result["video"] or {}
+            print(json.dumps({"status": result["status"], "jobId": result["jobId"], "error": result["error"],
+                              **{k: video.get(k) for k in ("readyState", "duration", "cues", "posterShown")},
+                              "played": result["played"], "screenshot": result["screenshot"]}, indent=2))
             return 0 if result["status"] == "succeeded" else 1
         print(f"\nThe page: {page.url}  (API {stack.base}, {CORS_SETTING}={stack.env[CORS_SETTING]})\n"
               "Open it in a browser, sign in, choose the example (or your storyboard and files), Render.\n"
