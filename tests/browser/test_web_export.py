@@ -178,3 +178,23 @@ def test_a_page_from_an_origin_not_allowed_is_refused_by_the_browser(web):
     status = requests.get(start.json()["statusUrl"], timeout=30,
                           headers={"Authorization": f"Bearer {stack.id_token('author-2')}"}).json()
     assert status["status"] == "awaiting_upload" and status["uploads"]["received"] == []
+
+
+def test_a_refused_storyboard_is_shown_by_field(web):
+    _, page_server, _ = web
+    with chromium() as context:
+        page = context.new_page()
+        log = RequestLog(page)
+        sign_in_and_choose_example(page, page_server.url, "author-4")
+        # two mistakes the API names: a negative duration and a transition it does not know
+        page.evaluate("() => { const s = window.sceneflow.spec; s.scenes[1].duration = -2;"
+                      " s.scenes[2].transition.type = 'swirl'; }")
+        page.click("#render")
+        page.wait_for_selector("#field-errors li", timeout=30_000)
+        errors = page.eval_on_selector_all("#field-errors li", "items => items.map(li => li.textContent)")
+        message = page.text_content('.field-error[data-field="$"]')
+    assert message.startswith("export_start refused the request: invalid_request")
+    paths = sorted(e.split(":", 1)[0] for e in errors)
+    assert paths == ["spec.scenes[1].duration", "spec.scenes[2].transition.type"], errors
+    starts = [r for r in log.requests if r["url"].endswith("/export_start")]
+    assert [(r["status"], r["failure"]) for r in starts] == [(400, None)]
