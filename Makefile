@@ -53,6 +53,7 @@ demo-long: $(STAMP)
 	$(PY) examples/demo.py --long --out out/long
 
 # The author's page in a browser (issue 20): the page's URL is printed; Chromium at /usr/bin/chromium for --screenshot.
+# ARGS: --port N (the page's port), --screenshot PATH
 ARGS ?=
 demo-web: $(STAMP)
 	$(PY) -m infra.local.web_page $(ARGS)

@@ -110,13 +110,13 @@ def _send(start_response, status: str, content_type: str, body: bytes) -> list[b
 
 
 @contextmanager
-def web_stack(other_origins: tuple[str, ...] = (), **stack_kwargs) -> Iterator[tuple]:
+def web_stack(other_origins: tuple[str, ...] = (), port: int | None = None, **stack_kwargs) -> Iterator[tuple]:
     """(stack, page): an embedded stack (authentication on unless auth=False is given) whose
-    EXPORT_CORS_ORIGINS is the page's origin plus `other_origins`, and the page served for it.
-    Both stop on exit."""
+    EXPORT_CORS_ORIGINS is the page's origin (port: the page's, default a free one) plus
+    `other_origins`, and the page served for it. Both stop on exit."""
     from infra.local.stack import EmbeddedStack
 
-    port = free_port()
+    port = port or free_port()
     origin = f"http://127.0.0.1:{port}"
     extra = {CORS_SETTING: ",".join((origin, *other_origins)), **stack_kwargs.pop("extra_env", {})}
     stack_kwargs.setdefault("auth", True)
@@ -138,8 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m infra.local.web_page")
     p.add_argument("--screenshot", metavar="PATH",
                    help="drive the page in headless Chromium once (the example export), save the finished page here")
+    p.add_argument("--port", type=int, help="the page's port on 127.0.0.1 (default: a free one)")
     args = p.parse_args(argv)
-    with web_stack() as (stack, page):
+    with web_stack(port=args.port) as (stack, page):
         print(stack.describe(), flush=True)
         if args.screenshot:
             from infra.local.browser import run_example_export
