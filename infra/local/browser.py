@@ -118,6 +118,19 @@ class RequestLog:
                         "failure": failure, "corsError": cors})
         return out
 
+    def settle(self, page, done, timeout_s: float = READY_S) -> None:
+        """Let the page's events through until `done(self)` holds (Playwright hands events over only
+        while a call waits; a failure can be reported after the page's own promise settled). Raises
+        TimeoutError naming what was recorded when it does not within `timeout_s`."""
+        import time
+
+        deadline = time.monotonic() + timeout_s
+        while not done(self):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"page events did not settle: requests {self.requests}, "
+                                   f"preflights {self.preflights}")
+            page.wait_for_timeout(50)
+
     def failed(self) -> list[dict]:
         """Requests that failed or were answered >= 400."""
         return [r for r in self.requests if r["failure"] or (r["status"] or 0) >= 400 or r["status"] is None]
@@ -152,7 +165,9 @@ def run_example_export(url: str, screenshot: Path | None = None, author: str = "
     Render, wait for the end, then (when succeeded) wait for the video's HAVE_ENOUGH_DATA, the
     track's cues and the poster, play muted until currentTime passes 0.5 s, pause, screenshot the
     whole page to `screenshot`. Returns {status, jobId, output, history, error, video (VIDEO_STATE
-    before playing), played (currentTime after), requests, preflights, screenshot, pageSize}."""
+    before playing), played (currentTime after), download ({status, contentType, bytes, contentRange,
+    contentDisposition} of a GET of the MP4's first two bytes from the page), requests, preflights, screenshot,
+    pageSize}."""
     with chromium() as context:
         page = context.new_page()
         log = RequestLog(page)
@@ -163,7 +178,7 @@ def run_example_export(url: str, screenshot: Path | None = None, author: str = "
         app = page.evaluate("() => ({status: window.sceneflow.status, jobId: window.sceneflow.jobId, "
                             "output: window.sceneflow.output, history: window.sceneflow.history, "
                             "error: window.sceneflow.error})")
-        result = {**app, "video": None, "played": None, "screenshot": None, "pageSize": None}
+        result = {**app, "video": None, "played": None, "download": None, "screenshot": None, "pageSize": None}
         if app["status"] == "succeeded":
             page.wait_for_function("""() => { const v = document.querySelector('#video'), t = v.textTracks[0];
                 return v.readyState === 4 && t && t.cues && t.cues.length > 0 && document.querySelector('#poster').complete
@@ -173,6 +188,14 @@ def run_example_export(url: str, screenshot: Path | None = None, author: str = "
             page.wait_for_function("document.querySelector('#video').currentTime > 0.5", timeout=READY_S * 1000)
             page.evaluate("() => document.querySelector('#video').pause()")
             result["played"] = page.evaluate("document.querySelector('#video').currentTime")
+            # what the download link gets, read by the page (the exposed headers of a CORS GET of its
+            # first two bytes: the embedded storage stand-in answers no HEAD)
+            result["download"] = page.evaluate("""async (url) => {
+                const r = await fetch(url, {headers: {Range: 'bytes=0-1'}});
+                const bytes = (await r.arrayBuffer()).byteLength;
+                return {status: r.status, contentType: r.headers.get('content-type'), bytes,
+                        contentRange: r.headers.get('content-range'),
+                        contentDisposition: r.headers.get('content-disposition')}; }""", app["output"]["url"])
         if screenshot is not None:
             screenshot = Path(screenshot)
             screenshot.parent.mkdir(parents=True, exist_ok=True)

@@ -126,6 +126,12 @@ def test_the_video_plays_with_its_captions_and_poster(export):
     assert video["videoPoster"] == export["output"]["posterUrl"]
 
 
+def test_the_download_link_answers_an_mp4_attachment_the_page_can_read(export):
+    assert export["download"] == {"status": 206, "contentType": "video/mp4", "bytes": 2,
+                                  "contentRange": f"bytes 0-1/{export['output']['sizeBytes']}",
+                                  "contentDisposition": 'attachment; filename="moon-mission.mp4"'}
+
+
 def test_a_screenshot_of_the_finished_page_is_kept(export):
     data = SCREENSHOT.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
@@ -163,6 +169,9 @@ def test_a_page_from_an_origin_not_allowed_is_refused_by_the_browser(web):
                   return 'answered ' + r.status; }
             catch (e) { return e.name; } }""", target)
         assert put == "TypeError"
+        log.settle(page, lambda log: len(log.preflights) == 2 and all(p["failure"] for p in log.preflights)
+                   and all(r["failure"] for r in log.requests if r["method"] in ("PUT", "POST")
+                           and not r["url"].endswith("/issuer/token")))
     starts = [r for r in log.requests if r["url"] == f"{stack.base}/export_start"]
     assert len(starts) == 1 and starts[0]["failure"] and starts[0]["status"] is None
     put_requests = [r for r in log.requests if r["method"] == "PUT"]
