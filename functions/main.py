@@ -9,6 +9,8 @@ on_object_finalized (Cloud Storage finalize, input and output buckets).
 Event functions acknowledge (return) on permanent errors and raise on transient ones, so that
 Eventarc/Pub/Sub redeliver (deployed with --retry). What functions-framework does before our code
 runs (an envelope it cannot read) is answered by shared.framing: acknowledged with a log line.
+The client functions (not `internal` in shared.operations) answer CORS by EXPORT_CORS_ORIGINS
+(shared.cors, `_cors`): a preflight before any auth, the actual headers on every other answer.
 A setting that cannot be used (shared.config.ConfigError) answers 503 "misconfigured" naming it
 (events: redelivered until fixed), never 500 "internal". Every body is strict JSON (no NaN/Infinity).
 """
@@ -22,7 +24,7 @@ import flask
 import functions_framework
 from werkzeug.exceptions import ClientDisconnected
 
-from shared import framing, logs
+from shared import cors, framing, logs
 from shared.auth import OWNER_HEADER
 from shared.bootstrap import get_service
 from shared.config import ConfigError, get_settings
@@ -89,7 +91,28 @@ def _http(request: flask.Request, op: Operation, handler: Callable[[], tuple[int
         logs.warning("request framing unreadable; no trace context", error=type(exc).__name__)
         trace, job_id = None, None
     with logs.request_context(project=_project(), trace=trace, job_id=job_id if isinstance(job_id, str) else None):
-        return _http_in_context(request, op, handler)
+        if op.internal:  # called by the platform and the render job, never by a page
+            return _http_in_context(request, op, handler)
+        return _cors(request, op, lambda: _http_in_context(request, op, handler))
+
+
+def _cors(request: flask.Request, op: Operation, answer: Callable[[], flask.Response]) -> flask.Response:
+    """A client function's CORS (shared.cors): OPTIONS from an allowed Origin -> 204 with the
+    preflight headers, from any other (or none) -> 403 without Access-Control-* headers; never an
+    auth check on a preflight. Any other request: `answer()` plus the actual headers when allowed."""
+    origin = request.headers.get("Origin")
+    try:
+        origins = get_settings().cors_allowed
+    except ConfigError as exc:
+        return framing.misconfigured(exc)
+    if request.method == "OPTIONS":
+        headers = cors.preflight_headers(origin, origins, (op.method,))
+        if headers is None:
+            return _respond(403, ErrorResponse.of("origin_not_allowed", "this origin is not in EXPORT_CORS_ORIGINS"))
+        return flask.Response(status=204, headers=headers)
+    response = answer()
+    response.headers.update(cors.actual_headers(origin, origins))
+    return response
 
 
 def _http_in_context(request: flask.Request, op: Operation,

@@ -51,16 +51,20 @@ MAX_INSTANCES=${FUNCTIONS_MAX_INSTANCES:-20}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 API_BASE=${EXPORT_API_BASE:-https://$REGION-$PROJECT.cloudfunctions.net}
 MIGRATE_PYTHON=${MIGRATE_PYTHON:-$ROOT/.venv/bin/python}
-CORS_ORIGINS=${EXPORT_CORS_ORIGINS:-*}
+# browser origins (shared/cors.py): the client functions and both buckets get the same value; empty = none
+CORS_ORIGINS=${EXPORT_CORS_ORIGINS:-}
 
 # Function source bundle (main.py + shared/ + the functions' requirements.txt): one script builds it.
 BUNDLE=${BUNDLE_DIR:-$(mktemp -d)/bundle}
 "$ROOT/infra/bundle.sh" "$BUNDLE" >/dev/null
-# Bucket settings: browser PUT uploads to signed URLs (CORS); objects deleted after RETENTION_DAYS.
+# Bucket settings: CORS for pages (input: signed PUTs; output: GET/HEAD of the video, poster and
+# captions), written by shared/cors.py (a malformed origin stops here, named); objects deleted after
+# RETENTION_DAYS.
 CONF=$(mktemp -d)
 trap 'rm -rf "$CONF"; [[ -n "${BUNDLE_DIR:-}" ]] || rm -rf "$(dirname "$BUNDLE")"' EXIT
-origins=$(printf '"%s",' ${CORS_ORIGINS//,/ }); origins=${origins%,}
-printf '[{"origin": [%s], "method": ["PUT", "GET", "HEAD"], "responseHeader": ["Content-Type", "x-goog-content-length-range"], "maxAgeSeconds": 3600}]\n' "$origins" > "$CONF/cors.json"
+for b in input output; do  # standard library only: any python3 will do
+  PYTHONPATH=$ROOT "${CORS_PYTHON:-python3}" -m shared.cors bucket-json "$b" "$CORS_ORIGINS" > "$CONF/cors-$b.json"
+done
 printf '{"rule": [{"action": {"type": "Delete"}, "condition": {"age": %d}}]}\n' "$RETENTION_DAYS" > "$CONF/lifecycle.json"
 # the output bucket also deletes a parallel render's pieces left behind (parts/; shared/artifacts.py
 # PARTS_TTL_DAYS): they are deleted when the export succeeds, this catches failed and canceled ones
@@ -126,6 +130,7 @@ ENV="$ENV,GOOGLE_CLOUD_REGION=$REGION,RENDER_JOB_NAME=$JOB,RENDER_STITCH_JOB_NAM
 ENV="$ENV,INSTANCE_CONNECTION_NAME=$INSTANCE,EXPORT_API_BASE=$API_BASE"
 ENV="$ENV,EXPORT_COMPLETE_URL=$API_BASE/export-complete,EXPORT_STATUS_URL=$API_BASE/export-status"
 ENV="$ENV,DB_NAME=${DB_NAME:-sceneflow},DB_IAM_AUTH=true,$LIMITS,$FN_LIMITS"
+ENV="$ENV,EXPORT_CORS_ORIGINS=${CORS_ORIGINS//,/ }"  # gcloud splits at commas: the list goes space-separated
 # Client authentication (README: Authenticate). Every deployed function must be told EXPORT_AUTH (it
 # refuses to start open by accident). CLIENT_ACCESS=iam (default) keeps export-start/status/cancel
 # private: the app's backend sends its Google ID token in X-Serverless-Authorization (Cloud Run checks
@@ -154,8 +159,9 @@ for b in "$IN" "$OUT"; do
     run gcloud storage buckets create "gs://$b" --project="$PROJECT" --location="$REGION" \
       --uniform-bucket-level-access --public-access-prevention --lifecycle-file="$CONF/lifecycle.json"
 done
-run gcloud storage buckets update "gs://$IN" --project="$PROJECT" --cors-file="$CONF/cors.json"
-run gcloud storage buckets update "gs://$OUT" --project="$PROJECT" --lifecycle-file="$CONF/output-lifecycle.json"
+run gcloud storage buckets update "gs://$IN" --project="$PROJECT" --cors-file="$CONF/cors-input.json"
+run gcloud storage buckets update "gs://$OUT" --project="$PROJECT" --lifecycle-file="$CONF/output-lifecycle.json" \
+  --cors-file="$CONF/cors-output.json"
 exists gcloud pubsub topics describe "$TOPIC" --project="$PROJECT" || run gcloud pubsub topics create "$TOPIC" --project="$PROJECT"
 for t in "$DLQ" "$EVENTS" "$EVENTS_DLQ"; do
   exists gcloud pubsub topics describe "$t" --project="$PROJECT" || run gcloud pubsub topics create "$t" --project="$PROJECT"

@@ -17,6 +17,7 @@ from typing import Any, Mapping, Sequence
 from pydantic import AliasChoices, AliasGenerator, ValidationError, field_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
+from shared.cors import parse_origins
 from shared.setting_rules import (_FALSE, _TRUE, AUTH_METHODS, CHOICES, NUMBERS, OIDC_ALGORITHMS, VARIABLES,
                                    _shown, variable)
 
@@ -69,6 +70,7 @@ class Settings(BaseSettings):
     oidc_clock_skew_s: int = 60  # leeway on exp, iat and nbf, seconds
     deployed_service: str | None = None  # K_SERVICE, set by Cloud Run and Cloud Functions gen2 (not by us)
     auth: str = ""  # EXPORT_AUTH: enabled methods, a list (words; after the fields its check reads)
+    cors_origins: str = ""  # EXPORT_CORS_ORIGINS: browser origins allowed (shared.cors); "" = none
     # Limits (each a setting; see env.example)
     max_scenes: int = 200
     max_total_s: float = 1800.0  # output length: the plan as far as the spec fixes it at start; the probed plan in the job
@@ -214,6 +216,11 @@ class Settings(BaseSettings):
             raise ValueError("client_token needs EXPORT_CLIENT_TOKEN")
         return ",".join(dict.fromkeys(names))
 
+    @field_validator("cors_origins")
+    @classmethod
+    def _cors(cls, value: str) -> str:
+        return ",".join(parse_origins(value))  # ValueError names the bad origin
+
     @field_validator("db_iam_auth", "webhook_allow_http", mode="before")
     @classmethod
     def _switch(cls, value: Any) -> Any:
@@ -228,6 +235,11 @@ class Settings(BaseSettings):
     @classmethod
     def _exactly_one(cls, value: Any) -> Any:
         return value == "1" if isinstance(value, str) else value
+
+    @property
+    def cors_allowed(self) -> tuple[str, ...]:
+        """EXPORT_CORS_ORIGINS as shared.cors takes it: () none, ("*",) any, else exact origins."""
+        return parse_origins(self.cors_origins)
 
     @property
     def oidc_audiences(self) -> list[str]:

@@ -148,7 +148,7 @@ VARIABLES: dict[str, str | AliasChoices] = {
     "render_log_dir": "RENDER_LOG_DIR", "ffmpeg_binary": "FFMPEG_BINARY",
     "auth": "EXPORT_AUTH", "oidc_issuer": "EXPORT_OIDC_ISSUER", "oidc_audience": "EXPORT_OIDC_AUDIENCE",
     "oidc_jwks_url": "EXPORT_OIDC_JWKS_URL", "oidc_algorithms": "EXPORT_OIDC_ALGORITHMS",
-    "deployed_service": "K_SERVICE",
+    "deployed_service": "K_SERVICE", "cors_origins": "EXPORT_CORS_ORIGINS",
     "price_source": "EXPORT_PRICE_SOURCE",
     "events_topic": "EXPORT_EVENTS_TOPIC", "webhook_default_url": "EXPORT_WEBHOOK_DEFAULT_URL",
     "webhook_allow_http": "EXPORT_WEBHOOK_ALLOW_HTTP", "webhook_allow_private_hosts": "EXPORT_WEBHOOK_ALLOW_PRIVATE_HOSTS",

@@ -31,6 +31,10 @@ that the emulator applies, the dead-letter topic `<events>-dead-letter` held by 
 subscription `<events>-dead-letter-hold`. Embedded: the local push (shared.adapters.local_pubsub)
 retries and dead-letters into run_dir/dead-letter.jsonl. Both allow http webhook URLs
 (EXPORT_WEBHOOK_ALLOW_HTTP=1); loopback receivers still need EXPORT_WEBHOOK_ALLOW_PRIVATE_HOSTS.
+
+CORS (both): EXPORT_CORS_ORIGINS is the gateway's own origin unless extra_env sets it; the functions
+read it, and the embedded storage stand-in applies both buckets' rule built from it (shared.cors).
+fake-gcs-server (emulated) is not given the rule: the emulated stack's buckets answer CORS their own way.
 """
 from __future__ import annotations
 
@@ -167,6 +171,9 @@ class Stack(Service):
             **({"EXPORT_AUTH": "server_key,id_token"} if self.auth else {}),
             "EXPORT_EVENTS_TOPIC": EVENTS_TOPIC,
             "EXPORT_WEBHOOK_ALLOW_HTTP": "1",
+            # a page the gateway serves may upload to the storage stand-in (another origin);
+            # extra_env's EXPORT_CORS_ORIGINS replaces it (the functions and the buckets alike)
+            "EXPORT_CORS_ORIGINS": self.base,
         }
 
     def process_env(self) -> dict[str, str]:
@@ -287,6 +294,8 @@ class EmbeddedStack(Stack):
             "EXPORT_LOCAL_DEAD_LETTER_FILE": str(self.run_dir / "dead-letter.jsonl"),
         })
         self.env.update(self.extra_env)
+        # the buckets' CORS from the same setting the functions read (as deploy.sh and Terraform do)
+        self.storage.set_cors_origins(self.env["EXPORT_CORS_ORIGINS"], self.input_bucket, self.output_bucket)
         if self.env.get("GOOGLE_APPLICATION_CREDENTIALS_JSON"):  # the key the functions sign URLs with
             self.storage.verifier.trust(json.loads(self.env["GOOGLE_APPLICATION_CREDENTIALS_JSON"]))
         migrate(self.env["DATABASE_URL"])

@@ -38,6 +38,10 @@ class StorageEmulator(Service):
     storage_handler.py) against the keys in `verifier` (`verifier.trust(service_account_key)`):
     signature, expiry, signed Content-Type and x-goog-content-length-range; a refused one gets GCS's
     XML error and stores nothing. The JSON API is anonymous, as the local services use it.
+
+    CORS: `cors` maps a bucket to its CORS configuration in GCS's JSON shape (shared.cors.bucket_cors;
+    none: no CORS), applied to XML-API requests as GCS applies it (storage_handler.py, gcs_cors.py);
+    `set_cors_origins` sets both buckets' from EXPORT_CORS_ORIGINS, as deploy.sh and Terraform do.
     """
 
     name = "storage-emulator"
@@ -52,6 +56,14 @@ class StorageEmulator(Service):
         self._server = None
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
         self.verifier = SignedUrlVerifier()
+        self.cors: dict[str, list[dict]] = {}
+
+    def set_cors_origins(self, origins: str, input_bucket: str, output_bucket: str) -> None:
+        """Both buckets' CORS rule from an EXPORT_CORS_ORIGINS value (ValueError when malformed)."""
+        from shared.cors import bucket_cors, parse_origins
+
+        allowed = parse_origins(origins)
+        self.cors = {input_bucket: bucket_cors("input", allowed), output_bucket: bucket_cors("output", allowed)}
 
     def _hook_uploads(self) -> None:
         # every completed upload ends in Storage.create_file(bucket, name, content, file_obj, file_id)
@@ -82,7 +94,7 @@ class StorageEmulator(Service):
         from infra.local.storage_handler import verifying_handler
 
         api = self._server._api  # type: ignore[attr-defined]
-        handler = verifying_handler(RequestHandler, self.verifier)
+        handler = verifying_handler(RequestHandler, self.verifier, lambda bucket: self.cors.get(bucket, []))
 
         class DeepBacklogHTTPServer(HTTPServer):
             request_queue_size = EMULATOR_LISTEN_BACKLOG

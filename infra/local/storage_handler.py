@@ -21,6 +21,12 @@ Every request gets an answer: an empty JSON-API media upload (uploadType=media),
 cannot store (len(None)), is stored here as a 0-byte object as on GCS; any other failure inside the
 emulator is a 500 JSON error instead of a closed connection. The rest (the JSON API that the client
 libraries use) goes to the emulator unchanged.
+
+CORS: requests to the XML API (/BUCKET/OBJECT) follow the bucket's CORS configuration (`cors_of`:
+bucket -> GCS's JSON shape, shared.cors.bucket_cors) as GCS applies it (infra/local/gcs_cors.py):
+an OPTIONS preflight is answered 200, with CORS headers only when it matches; any other answer
+gets Access-Control-Allow-Origin, Vary and Access-Control-Expose-Headers when its Origin and verb
+match a rule. The JSON API answers no CORS (the local services call it, never a page).
 """
 from __future__ import annotations
 
@@ -28,8 +34,10 @@ import io
 import json
 import logging
 import re
+from typing import Callable
 from urllib.parse import unquote, urlparse
 
+from infra.local import gcs_cors
 from infra.local.signed_urls import Refusal, SignedUrlVerifier, canonical_header_value, error_xml
 
 log = logging.getLogger(__name__)
@@ -75,9 +83,21 @@ def _read_body(rfile, headers) -> bytes:
     return rfile.read(length)
 
 
-def verifying_handler(base: type, verifier: SignedUrlVerifier) -> type:
+def _xml_bucket(method: str, path: str, query: dict[str, list[str]]) -> str | None:
+    """The bucket of an XML-API object request (/BUCKET/OBJECT, the emulator's last route), else None."""
+    from gcp_storage_emulator import server
+
+    _, match = _route(method, path, query)
+    if match is None or match.re.pattern != server.HANDLERS[-1][0]:
+        return None
+    return unquote(match["bucket_name"])
+
+
+def verifying_handler(base: type, verifier: SignedUrlVerifier,
+                      cors_of: Callable[[str], list[dict]] = lambda bucket: []) -> type:
     """A subclass of gcp-storage-emulator's RequestHandler `base` that checks and stores XML-API
-    uploads itself (refused with the XML error of `verifier.check_put`) and answers every request."""
+    uploads itself (refused with the XML error of `verifier.check_put`), answers CORS on the XML API
+    by `cors_of(bucket)` (GCS's JSON shape) and answers every request."""
     from gcp_storage_emulator import server
     from gcp_storage_emulator.exceptions import NotFound
     from gcp_storage_emulator.handlers import objects
@@ -98,10 +118,27 @@ def verifying_handler(base: type, verifier: SignedUrlVerifier) -> type:
         def do_PATCH(self):  # noqa: N802
             self._handle("PATCH")
 
+        def do_OPTIONS(self):  # noqa: N802 - a CORS preflight: 200, with CORS headers when it matches
+            request = server.Request(self, "OPTIONS")
+            bucket = _xml_bucket("OPTIONS", request.path, request.query)
+            self._cors = gcs_cors.preflight(cors_of(bucket) if bucket else [], self.headers.get("Origin"),
+                                            self.headers.get("Access-Control-Request-Method"),
+                                            self.headers.get("Access-Control-Request-Headers"))
+            self._send(200, None, "")
+
+        def end_headers(self):  # every answer, ours or the emulator's: the request's CORS headers
+            for name, value in getattr(self, "_cors", {}).items():
+                self.send_header(name, value)
+            self._cors = {}
+            super().end_headers()
+
         def _handle(self, verb: str) -> None:
             method = self.headers.get("x-http-method-override") or verb  # as server.Router.handle
             request = server.Request(self, method)
             handler, match = _route(method, request.path, request.query)
+            bucket = _xml_bucket(method, request.path, request.query)
+            # GCS's XML API knows no override: the rule is matched with the request line's verb
+            self._cors = gcs_cors.actual(cors_of(bucket), self.headers.get("Origin"), verb) if bucket else {}
             try:
                 if handler is objects.xml_upload:
                     return self._xml_upload(verb, request, match)

@@ -6,6 +6,12 @@ locals {
   input_bucket  = coalesce(var.input_bucket_name, "${var.project_id}-sceneflow-input")
   output_bucket = coalesce(var.output_bucket_name, "${var.project_id}-sceneflow-output")
   parts_ttl_days = 2 # shared/artifacts.py PARTS_TTL_DAYS
+  # the buckets' CORS rule: shared/cors.py BUCKET_RULES and MAX_AGE_S (tests/unit/test_cors_agree.py)
+  cors = {
+    input           = { method = ["PUT"], response_header = ["Content-Type", "x-goog-content-length-range"] }
+    output          = { method = ["GET", "HEAD"], response_header = ["Content-Type", "Content-Length", "Content-Range", "Content-Disposition", "Accept-Ranges", "Range"] }
+    max_age_seconds = 3600
+  }
   api_base      = "https://${var.region}-${var.project_id}.cloudfunctions.net"
   instance_connection_name = (var.create_sql_instance ?
     google_sql_database_instance.main[0].connection_name : var.existing_instance_connection_name)
@@ -33,6 +39,7 @@ locals {
     EXPORT_AUTH              = var.client_auth
     EXPORT_OIDC_ISSUER       = var.oidc_issuer
     EXPORT_OIDC_AUDIENCE     = var.oidc_audience
+    EXPORT_CORS_ORIGINS      = join(",", var.cors_origins) # the client functions' CORS (shared/cors.py)
   }
   # name => entry point, account, trigger (http | bucket name), public (no IAM), worker-token secret
   functions = {
@@ -73,11 +80,14 @@ resource "google_storage_bucket" "input" {
   uniform_bucket_level_access = true
   public_access_prevention    = "enforced"
   force_destroy               = false
-  cors {
-    origin          = var.cors_origins
-    method          = ["PUT", "GET", "HEAD"]
-    response_header = ["Content-Type", "x-goog-content-length-range"]
-    max_age_seconds = 3600
+  dynamic "cors" { # none when var.cors_origins is empty (no browser origin)
+    for_each = length(var.cors_origins) > 0 ? [local.cors.input] : []
+    content {
+      origin          = var.cors_origins
+      method          = cors.value.method
+      response_header = cors.value.response_header
+      max_age_seconds = local.cors.max_age_seconds
+    }
   }
   lifecycle_rule {
     action {
@@ -95,6 +105,15 @@ resource "google_storage_bucket" "output" {
   uniform_bucket_level_access = true
   public_access_prevention    = "enforced"
   force_destroy               = false
+  dynamic "cors" { # GET/HEAD of the video, poster and captions (a <track> is fetched with CORS)
+    for_each = length(var.cors_origins) > 0 ? [local.cors.output] : []
+    content {
+      origin          = var.cors_origins
+      method          = cors.value.method
+      response_header = cors.value.response_header
+      max_age_seconds = local.cors.max_age_seconds
+    }
+  }
   lifecycle_rule {
     action {
       type = "Delete"

@@ -40,9 +40,13 @@ variable "output_retention_days" {
 }
 
 variable "cors_origins" {
-  description = "Origins allowed to PUT uploads to signed URLs from a browser."
+  description = "EXPORT_CORS_ORIGINS: the pages' origins (scheme://host[:port], exact) allowed to call the client functions and use both buckets' signed URLs from a browser; [\"*\"] = any; [] (default) = none."
   type        = list(string)
-  default     = ["*"]
+  default     = []
+  validation {
+    condition     = contains(var.cors_origins, "*") ? length(var.cors_origins) == 1 : alltrue([for o in var.cors_origins : can(regex("^https?://([a-z0-9]([a-z0-9.-]*[a-z0-9])?|\\[[0-9a-f:.]+\\])(:[0-9]{1,5})?$", o))])
+    error_message = "cors_origins: exact origins scheme://host[:port] (lower case, no path, no trailing slash), or [\"*\"] alone."
+  }
 }
 
 variable "jobs_topic" {

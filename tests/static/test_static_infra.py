@@ -65,7 +65,9 @@ def test_terraform_parses_and_holds_every_resource(tf):
         assert _one(bucket["uniform_bucket_level_access"]) is True
         assert _one(bucket["public_access_prevention"]) == "enforced"
         assert "_retention_days}" in json.dumps(bucket["lifecycle_rule"])
-    assert "PUT" in _one(_one(res["google_storage_bucket.input"]["cors"])["method"])
+    # CORS from var.cors_origins, methods and headers from local.cors (tests/unit/test_cors_agree.py)
+    assert "local.cors.input" in json.dumps(res["google_storage_bucket.input"]["dynamic"])
+    assert "local.cors.output" in json.dumps(res["google_storage_bucket.output"]["dynamic"])
     # issue 19: a parallel render's pieces left behind go after PARTS_TTL_DAYS (the code's constant)
     rules = res["google_storage_bucket.output"]["lifecycle_rule"]
     parts_rule = _one(next(r for r in rules if "matches_prefix" in json.dumps(r))["condition"])
