@@ -6,7 +6,9 @@ export_status and the signed PUTs are cross-origin requests with CORS preflights
 export succeeds; every request the page made was answered below 400 and no preflight failed; the
 <video> reaches HAVE_ENOUGH_DATA with the storyboard's duration (the render plan's total, within a
 frame) and plays; the <track> loads one cue per caption; the poster shows; a screenshot of the
-finished page is kept (test-artifacts/web-export.png). The same page from an origin not allowed: the
+finished page is kept (test-artifacts/web-export.png); the download answers an MP4 attachment; a refused
+storyboard is shown by field; an export rendered in parts shows "rendering k/3 parts" and its stitched
+video plays. The same page from an origin not allowed: the
 browser refuses both the API call (preflight answered 403) and a signed PUT (preflight answered
 without CORS headers, as GCS does).
 
@@ -207,3 +209,23 @@ def test_a_refused_storyboard_is_shown_by_field(web):
     assert paths == ["spec.scenes[1].duration", "spec.scenes[2].transition.type"], errors
     starts = [r for r in log.requests if r["url"].endswith("/export_start")]
     assert [(r["status"], r["failure"]) for r in starts] == [(400, None)]
+
+
+def test_an_export_rendered_in_parts_shows_them_and_its_stitched_video_plays(browser):
+    env = {"RENDER_PARALLEL_AFTER_S": "0", "RENDER_MIN_PART_S": "8", "RENDER_MAX_PARTS": "3"}
+    with web_stack(extra_env=env) as (stack, page):
+        try:
+            result = run_example_export(page.url)
+        finally:
+            check_stack(stack)
+    assert result["status"] == "succeeded", result["error"]
+    stages = [h["stage"] for h in result["history"] if h["stage"]]
+    parts = [s for s in stages if s.startswith("rendering ")]
+    assert parts and all(s in ("rendering 0/3 parts", "rendering 1/3 parts", "rendering 2/3 parts",
+                               "rendering 3/3 parts") for s in parts), stages
+    # (stitching and uploading may pass between two polls: not asserted)
+    total_s, fps, cue_count = expected_timeline()
+    video = result["video"]
+    assert video["error"] is None and video["readyState"] == 4
+    assert abs(video["duration"] - total_s) <= 1 / fps and result["played"] > 0.5
+    assert video["cues"] == cue_count
