@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import struct
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
