@@ -2,7 +2,9 @@
 #   make demo     render the sample storyboard with the embedded stack (./out/)
 #   make demo-emulated  the same on PostgreSQL + Pub/Sub emulator + fake-gcs-server
 #   make demo-long  a 161 s storyboard of the sample media: renders in parts (issue 19), shows them
-#   make test     unit + integration + system tests
+#   make demo-web the example web page (examples/web/) on its own origin beside the embedded stack, until Ctrl-C;
+#                 ARGS="--screenshot PATH": render the example in headless Chromium once, save the finished page
+#   make test     unit + integration + system + browser tests
 #   make unit     unit tests only
 #   make image    build the render image (infra/Dockerfile) with podman or docker (IMAGE=name, IMAGE_BASE, IMAGE_CA)
 #   make image-test  build it and render an export inside it, as Cloud Run would (podman; tests/image)
@@ -26,7 +28,7 @@ STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 STATUS_FILE ?=
 
-.PHONY: all help install demo demo-emulated demo-long test unit integration system image image-test schema clean distclean reconcile
+.PHONY: all help install demo demo-emulated demo-long demo-web test unit integration system image image-test schema clean distclean reconcile
 
 all: test
 
@@ -49,6 +51,12 @@ demo: $(STAMP)
 # A storyboard over RENDER_PARALLEL_AFTER_S (examples/long_story.py): K part tasks + the audio, then the stitch.
 demo-long: $(STAMP)
 	$(PY) examples/demo.py --long --out out/long
+
+# The author's page in a browser (issue 20): the page's URL is printed; Chromium at /usr/bin/chromium for --screenshot.
+# ARGS: --port N (the page's port), --screenshot PATH
+ARGS ?=
+demo-web: $(STAMP)
+	$(PY) -m infra.local.web_page $(ARGS)
 
 # The same demo on the emulated cloud: PostgreSQL, the gcloud Pub/Sub emulator (Java 17), fake-gcs-server.
 demo-emulated: $(STAMP)

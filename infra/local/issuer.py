@@ -11,6 +11,11 @@ configuration` (issuer, jwks_uri, id_token_signing_alg_values_supported) and `{i
 Firebase Auth's (shared/id_tokens.py). `rotate()` adds a new key (kid) and signs with it from then
 on; the old one stays published. The gateway, another process, serves only the public half:
 `write_public(path)` hands it over as JSON ({issuer, keys}), loaded by `public_app(path)`.
+
+LOCAL ONLY: `token_app()` answers `POST {"sub": ...}` with a fresh ID token of that author, the
+stand-in for a sign-in (Firebase Auth's) that the example page (examples/web/, served by
+infra/local/web_page.py in the process holding the private keys) calls. No real issuer hands
+tokens to whoever asks: it is never mounted by the gateway.
 """
 from __future__ import annotations
 
@@ -90,6 +95,28 @@ class LocalIssuer:
         """A WSGI app answering DISCOVERY and JWKS (relative to where it is mounted)."""
         return _wsgi(lambda: self.public())
 
+    def token_app(self, audience: str | list[str], expires_in: float = 3600):
+        """LOCAL ONLY: a WSGI app answering `POST {"sub": "<author>"}` (JSON) with 200
+        {"idToken", "expiresIn" (s)} for `audience`; 400 {error: {code, message}} naming a missing
+        or bad `sub` (1-128 printable ASCII characters), 405 for another method."""
+        def app(environ, start_response):
+            if environ.get("REQUEST_METHOD") != "POST":
+                return _json(start_response, "405 Method Not Allowed",
+                             {"error": {"code": "method_not_allowed", "message": "POST {\"sub\": ...}"}})
+            try:
+                size = int(environ.get("CONTENT_LENGTH") or 0)
+                sub = json.loads(environ["wsgi.input"].read(min(size, 4096)) or b"{}").get("sub")
+            except (ValueError, AttributeError):
+                sub = None
+            if not isinstance(sub, str) or not 1 <= len(sub) <= 128 or not all(" " < c < "\x7f" for c in sub):
+                return _json(start_response, "400 Bad Request", {"error": {
+                    "code": "invalid_request", "message": "sub: an author id of 1-128 printable ASCII characters",
+                    "details": [{"path": "sub", "message": "1-128 printable ASCII characters, no spaces"}]}})
+            return _json(start_response, "200 OK", {"idToken": self.mint(sub, audience, expires_in=expires_in),
+                                                    "expiresIn": expires_in})
+
+        return app
+
     @contextmanager
     def serve(self) -> Iterator[str]:
         """Serve on a loopback port in a thread; yields the base URL. Sets `issuer` to it when empty."""
@@ -112,6 +139,13 @@ def public_app(path: str | Path):
     """The WSGI app of an issuer written by LocalIssuer.write_public (read again on each request, so
     a rotation written by the owner of the private keys is served at once)."""
     return _wsgi(lambda: json.loads(Path(path).read_text()))
+
+
+def _json(start_response, status: str, body: dict) -> list[bytes]:
+    data = json.dumps(body).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data))),
+                            ("Cache-Control", "no-store")])
+    return [data]
 
 
 def _wsgi(public):
