@@ -116,9 +116,11 @@ class Postgres(Service):
 
     def start_server(self) -> None:
         """Start the (initialised) cluster's server and wait until it accepts connections."""
+        # 300 connections: the suite's stacks each keep a pool beside a race test's 50 requests at once
+        # (a refused connection there would break the race, not show a defect)
         opts = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} "
                 "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-                "-c max_connections=100")
+                "-c max_connections=300")
         r = self._run([str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), "-l",
                        str(self.server_log), "-o", opts, "-w", "-t", "60", "start"])
         if r.returncode != 0:
