@@ -12,6 +12,7 @@ children), for pipelines that run partly in this process (the embedded stack).
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import threading
 import time
@@ -178,3 +179,29 @@ class TreeCpu:
             user += c.user + c.children_user
             sys_ += c.system + c.children_system
         return user, sys_
+
+
+@dataclass
+class Cost:
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+
+    def __add__(self, o: "Cost") -> "Cost":
+        return Cost(self.wall_s + o.wall_s, self.cpu_s + o.cpu_s)
+
+
+class Clock:
+    """Wall and CPU (this process + reaped children) of a block."""
+
+    def __enter__(self) -> "Clock":
+        self.t0 = time.perf_counter()
+        self.c0 = self._cpu()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.cost = Cost(time.perf_counter() - self.t0, self._cpu() - self.c0)
+
+    @staticmethod
+    def _cpu() -> float:
+        s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
