@@ -5,7 +5,7 @@
 #   make demo-web the example web page (examples/web/) on its own origin beside the embedded stack, until Ctrl-C;
 #                 ARGS="--screenshot PATH": render the example in headless Chromium once, save the finished page
 #   make test     unit + integration + system + browser tests
-#   make unit     unit tests only
+#   make unit / integration / system / browser  one tier of the tests (PYTEST_ARGS=... adds pytest options)
 #   make image    build the render image (infra/Dockerfile) with podman or docker (IMAGE=name, IMAGE_BASE, IMAGE_CA)
 #   make image-test  build it and render an export inside it, as Cloud Run would (podman; tests/image)
 #   make reconcile  POST reconcile_exports of a running stack (API=http://127.0.0.1:PORT, default $$EXPORT_API_BASE)
@@ -28,7 +28,7 @@ STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 STATUS_FILE ?=
 
-.PHONY: all help install demo demo-emulated demo-long demo-web test unit integration system image image-test schema clean distclean reconcile
+.PHONY: all help install demo demo-emulated demo-long demo-web test unit integration system browser image image-test schema clean distclean reconcile
 
 all: test
 
@@ -88,6 +88,9 @@ integration: $(STAMP)
 
 system: $(STAMP)
 	$(PY) -m pytest tests/system $(PYTEST_ARGS)
+
+browser: $(STAMP)
+	$(PY) -m pytest tests/browser $(PYTEST_ARGS)
 
 # Benchmark (issue 4): installs requirements-bench.txt (MoviePy 2, psutil, rich; benchmark only) into
 # the venv, then runs tests/bench/bench_render.py. BENCH_ARGS passes options, e.g. --skip-moviepy --profile.
