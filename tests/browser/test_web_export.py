@@ -228,3 +228,42 @@ def test_an_export_rendered_in_parts_shows_them_and_its_stitched_video_plays(bro
     assert video["error"] is None and video["readyState"] == 4
     assert abs(video["duration"] - total_s) <= 1 / fps and result["played"] > 0.5
     assert video["cues"] == cue_count
+
+
+def test_an_upload_cut_by_the_network_can_be_retried_from_the_page(web):
+    """One signed PUT fails with a network error (the connection is cut): the page names the file
+    and offers to retry; the retry sends it to the same signed URL and the export goes on (it was
+    stuck: Render disabled, the job waiting for a file the page would never send again)."""
+    stack, page_server, _ = web
+    cut = "n2.mp3"
+    with chromium() as context:
+        page = context.new_page()
+        sign_in_and_choose_example(page, page_server.url, "author-5")
+        aborted = []
+
+        def cut_once(route):
+            if route.request.method == "PUT" and not aborted:
+                aborted.append(route.request.url)
+                return route.abort("connectionreset")
+            return route.continue_()
+
+        page.route(f"**/*{cut}*", cut_once)
+        page.click("#render")
+        page.wait_for_selector("#retry-uploads:not([hidden])", timeout=60_000)
+        errors = page.eval_on_selector_all("#field-errors li", "items => items.map(li => li.textContent)")
+        assert len(aborted) == 1 and errors and all(e.startswith(f"uploads.{cut}: upload failed") for e in errors), errors
+        assert page.text_content(f'[id="asset-{cut}"]') == f"{cut}: upload failed"
+        job_id = page.evaluate("window.sceneflow.jobId")
+        auth = {"Authorization": f"Bearer {stack.id_token('author-5')}"}
+        status = requests.get(f"{stack.base}/export_status", params={"jobId": job_id}, headers=auth, timeout=30).json()
+        assert status["status"] == "awaiting_upload" and cut not in status["uploads"]["received"]
+        assert len(status["uploads"]["received"]) == len(status["uploads"]["expected"]) - 1
+        page.click("#retry-uploads")
+        page.wait_for_function("window.sceneflow.status !== 'awaiting_upload'", timeout=60_000)
+        assert page.is_hidden("#retry-uploads")
+        assert page.text_content('.field-error[data-field="$"]') == ""
+        assert page.text_content(f'[id="asset-{cut}"]') == f"{cut}: uploaded"
+    status = requests.get(f"{stack.base}/export_status", params={"jobId": job_id}, headers=auth, timeout=30).json()
+    assert status["status"] in ("queued", "running", "succeeded"), status  # every file arrived
+    r = requests.post(f"{stack.base}/export_cancel", json={"jobId": job_id}, headers=auth, timeout=30)
+    assert r.status_code in (200, 409), r.text  # no render needed here (409: it already finished)
