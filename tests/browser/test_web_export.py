@@ -131,6 +131,10 @@ def test_the_download_link_answers_an_mp4_attachment_the_page_can_read(export):
     assert export["download"] == {"status": 206, "contentType": "video/mp4", "bytes": 2,
                                   "contentRange": f"bytes 0-1/{export['output']['sizeBytes']}",
                                   "contentDisposition": 'attachment; filename="moon-mission.mp4"'}
+    # a HEAD of the same signed URL (the output bucket's CORS rule allows it, as on GCS): no body
+    assert export["head"] == {"status": 200, "contentType": "video/mp4", "bytes": 0,
+                              "contentLength": str(export["output"]["sizeBytes"]),
+                              "contentDisposition": 'attachment; filename="moon-mission.mp4"'}
 
 
 def test_a_screenshot_of_the_finished_page_is_kept(export):
