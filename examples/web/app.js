@@ -21,7 +21,7 @@ const CONTAINERS = new Set(["ogg", "oga", "ogv", "opus", "webm", "weba", "mkv", 
 // what the page knows; window.sceneflow lets a test read it (tests/browser)
 const app = window.sceneflow = {config: null, token: null, author: null, spec: null, files: new Map(),
   jobId: null, status: null, stage: null, output: null, error: null, history: [], uploads: [],
-  failedUploads: []};
+  failedUploads: [], polls: 0};
 
 function setStatus(status) {
   app.status = status;
@@ -259,14 +259,17 @@ async function poll(statusUrl) {
   try {
     const r = await fetch(statusUrl, {headers: apiHeaders(), cache: "no-store"});
     if (!r.ok) {
-      showError("$", `export_status: ${(await errorText(r)).message}`);
+      showError("status", `export_status: ${(await errorText(r)).message} (trying again)`);
       return setTimeout(() => poll(statusUrl), POLL_MS * 3);
     }
     view = await r.json();  // StatusResponse
   } catch (e) {
-    showError("$", `export_status could not be called: ${e.message}`);
+    showError("status", `export_status could not be called: ${e.message} (trying again)`);
     return setTimeout(() => poll(statusUrl), POLL_MS * 3);
   }
+  // a poll's trouble has its own line: it passes, and must not hide an upload's or the start's
+  showError("status", "");
+  app.polls += 1;
   // the API's own history first (each status once, with its time), then the stages seen while running
   for (const h of view.history || []) {
     if (!app.history.some((e) => e.status === h.status)) addHistory(h.status, null, new Date(h.at));

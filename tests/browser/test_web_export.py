@@ -251,9 +251,20 @@ def test_an_upload_cut_by_the_network_can_be_retried_from_the_page(web):
                 return route.abort("connectionreset")
             return route.continue_()
 
+        polls = []
+
+        def cut_first_poll(route):  # and the first status poll: its error must not hide the upload's
+            polls.append(route.request.url)
+            return route.abort("connectionreset") if len(polls) == 1 else route.continue_()
+
         page.route(f"**/*{cut}*", cut_once)
+        page.route("**/export_status?*", cut_first_poll)
         page.click("#render")
         page.wait_for_selector("#retry-uploads:not([hidden])", timeout=60_000)
+        page.wait_for_function("window.sceneflow.polls > 0", timeout=60_000)  # a poll answered after the cut one
+        assert len(polls) >= 2
+        assert page.text_content('.field-error[data-field="status"]') == ""
+        assert page.text_content('.field-error[data-field="$"]').startswith("1 of 13 uploads failed")
         errors = page.eval_on_selector_all("#field-errors li", "items => items.map(li => li.textContent)")
         assert len(aborted) == 1 and errors and all(e.startswith(f"uploads.{cut}: upload failed") for e in errors), errors
         assert page.text_content(f'[id="asset-{cut}"]') == f"{cut}: upload failed"
