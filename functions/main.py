@@ -12,7 +12,8 @@ runs (an envelope it cannot read) is answered by shared.framing: acknowledged wi
 The client functions (not `internal` in shared.operations) answer CORS by EXPORT_CORS_ORIGINS
 (shared.cors, `_cors`): a preflight before any auth, the actual headers on every other answer.
 A setting that cannot be used (shared.config.ConfigError) answers 503 "misconfigured" naming it
-(events: redelivered until fixed), never 500 "internal". Every body is strict JSON (no NaN/Infinity).
+(events: redelivered until fixed), never 500 "internal"; with the CORS headers unless
+EXPORT_CORS_ORIGINS itself is the broken one. Every body is strict JSON (no NaN/Infinity).
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from werkzeug.exceptions import ClientDisconnected
 from shared import cors, framing, logs
 from shared.auth import OWNER_HEADER
 from shared.bootstrap import get_service
-from shared.config import ConfigError, get_settings
+from shared.config import ConfigError, cors_origins_alone, get_settings
 from shared.errors import ExportError, InvalidRequest, PayloadTooLarge, TransientError, UnsupportedMediaType
 from shared.events import decode_event_message, decode_finalized, decode_job_message
 from shared.operations import BY_NAME, Operation
@@ -104,7 +105,10 @@ def _cors(request: flask.Request, op: Operation, answer: Callable[[], flask.Resp
     try:
         origins = get_settings().cors_allowed
     except ConfigError as exc:
-        return framing.misconfigured(exc)
+        try:  # another setting is broken: its 503 must stay readable by an allowed page
+            origins = cors_origins_alone()
+        except ConfigError:
+            return framing.misconfigured(exc)
     if request.method == "OPTIONS":
         headers = cors.preflight_headers(origin, origins, (op.method,))
         if headers is None:

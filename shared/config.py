@@ -356,3 +356,18 @@ def get_settings() -> Settings:
             call reads the environment again).
     """
     return Settings.from_env()
+
+
+def cors_origins_alone() -> tuple[str, ...]:
+    """EXPORT_CORS_ORIGINS read by itself (shared.cors.parse_origins), for the functions' CORS while
+    another setting is broken: their 503 "misconfigured" then stays readable by an allowed page.
+
+    Raises:
+        ConfigError: EXPORT_CORS_ORIGINS is malformed, naming it.
+    """
+    name = VARIABLES["cors_origins"]
+    raw = os.environ.get(name, "")
+    try:
+        return parse_origins(raw)
+    except ValueError as exc:
+        raise ConfigError([f"{_shown(name, raw)}: {exc}"]) from None

@@ -73,7 +73,7 @@ def origin_problem(item: str) -> str | None:
     if not m:
         return "expected scheme://host[:port], e.g. https://app.example.com or http://127.0.0.1:8080"
     port = m.group(5)
-    if port is not None and (int(port) > 65535 or port != str(int(port))):
+    if port is not None and (not 1 <= int(port) <= 65535 or port != str(int(port))):
         return "the port must be 1 to 65535, without leading zeros"
     if port == _DEFAULT_PORT[m.group(1)]:
         return f"leave out the default port {port}: browsers do"

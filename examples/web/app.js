@@ -20,7 +20,8 @@ const CONTAINERS = new Set(["ogg", "oga", "ogv", "opus", "webm", "weba", "mkv", 
 
 // what the page knows; window.sceneflow lets a test read it (tests/browser)
 const app = window.sceneflow = {config: null, token: null, author: null, spec: null, files: new Map(),
-  jobId: null, status: null, stage: null, output: null, error: null, history: []};
+  jobId: null, status: null, stage: null, output: null, error: null, history: [], uploads: [],
+  failedUploads: [], polls: 0};
 
 function setStatus(status) {
   app.status = status;
@@ -189,12 +190,28 @@ async function render() {
   setStatus(started.status);
   $("job").textContent = `job ${started.jobId}`;
   addHistory(started.status, null, new Date());
-  const failures = await uploadAll(started.uploads);
-  if (failures.length) {
-    fieldErrors(failures);
-    showError("$", `${failures.length} of ${started.uploads.length} uploads failed: the export waits for them`);
-  }
+  app.uploads = started.uploads;
+  await uploadAndReport(started.uploads);
   poll(started.statusUrl);
+}
+
+async function uploadAndReport(targets) {
+  // upload `targets`; on failures name them and offer to retry those (same signed URLs), since the
+  // export waits for every file and nothing else would send them again
+  $("retry-uploads").hidden = true;
+  const failures = await uploadAll(targets);
+  const failed = new Set(failures.map(({path}) => path.slice("uploads.".length)));
+  app.failedUploads = targets.filter((t) => failed.has(t.name));
+  fieldErrors(failures);
+  showError("$", failures.length
+    ? `${failures.length} of ${app.uploads.length} uploads failed: the export waits for them (retry below)` : "");
+  $("retry-uploads").hidden = !failures.length;
+  $("retry-uploads").disabled = false;
+}
+
+async function retryUploads() {
+  $("retry-uploads").disabled = true;
+  await uploadAndReport(app.failedUploads);
 }
 
 async function uploadAll(targets) {
@@ -242,14 +259,17 @@ async function poll(statusUrl) {
   try {
     const r = await fetch(statusUrl, {headers: apiHeaders(), cache: "no-store"});
     if (!r.ok) {
-      showError("$", `export_status: ${(await errorText(r)).message}`);
+      showError("status", `export_status: ${(await errorText(r)).message} (trying again)`);
       return setTimeout(() => poll(statusUrl), POLL_MS * 3);
     }
     view = await r.json();  // StatusResponse
   } catch (e) {
-    showError("$", `export_status could not be called: ${e.message}`);
+    showError("status", `export_status could not be called: ${e.message} (trying again)`);
     return setTimeout(() => poll(statusUrl), POLL_MS * 3);
   }
+  // a poll's trouble has its own line: it passes, and must not hide an upload's or the start's
+  showError("status", "");
+  app.polls += 1;
   // the API's own history first (each status once, with its time), then the stages seen while running
   for (const h of view.history || []) {
     if (!app.history.some((e) => e.status === h.status)) addHistory(h.status, null, new Date(h.at));
@@ -265,6 +285,7 @@ async function poll(statusUrl) {
     setStatus(view.status);
     return setTimeout(() => poll(statusUrl), POLL_MS);
   }
+  $("retry-uploads").hidden = true;  // nothing to upload any more
   if (view.status === "succeeded") showResult(view.output);
   else {
     app.error = view.error;
@@ -308,6 +329,7 @@ async function main() {
   $("asset-files").addEventListener("change", chooseFiles);
   $("use-example").addEventListener("click", useExample);
   $("render").addEventListener("click", render);
+  $("retry-uploads").addEventListener("click", retryUploads);
   document.body.dataset.ready = "1";
   updateRender();
 }

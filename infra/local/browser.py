@@ -178,7 +178,8 @@ def run_example_export(url: str, screenshot: Path | None = None, author: str = "
         app = page.evaluate("() => ({status: window.sceneflow.status, jobId: window.sceneflow.jobId, "
                             "output: window.sceneflow.output, history: window.sceneflow.history, "
                             "error: window.sceneflow.error})")
-        result = {**app, "video": None, "played": None, "download": None, "screenshot": None, "pageSize": None}
+        result = {**app, "video": None, "played": None, "download": None, "head": None, "screenshot": None,
+                  "pageSize": None}
         if app["status"] == "succeeded":
             page.wait_for_function("""() => { const v = document.querySelector('#video'), t = v.textTracks[0];
                 return v.readyState === 4 && t && t.cues && t.cues.length > 0 && document.querySelector('#poster').complete
@@ -188,13 +189,18 @@ def run_example_export(url: str, screenshot: Path | None = None, author: str = "
             page.wait_for_function("document.querySelector('#video').currentTime > 0.5", timeout=READY_S * 1000)
             page.evaluate("() => document.querySelector('#video').pause()")
             result["played"] = page.evaluate("document.querySelector('#video').currentTime")
-            # what the download link gets, read by the page (the exposed headers of a CORS GET of its
-            # first two bytes: the embedded storage stand-in answers no HEAD)
+            # what the download link gets, read by the page: the exposed headers of a CORS GET of its
+            # first two bytes, and of a HEAD
             result["download"] = page.evaluate("""async (url) => {
                 const r = await fetch(url, {headers: {Range: 'bytes=0-1'}});
                 const bytes = (await r.arrayBuffer()).byteLength;
                 return {status: r.status, contentType: r.headers.get('content-type'), bytes,
                         contentRange: r.headers.get('content-range'),
+                        contentDisposition: r.headers.get('content-disposition')}; }""", app["output"]["url"])
+            result["head"] = page.evaluate("""async (url) => {
+                const r = await fetch(url, {method: 'HEAD'});
+                return {status: r.status, contentType: r.headers.get('content-type'),
+                        bytes: (await r.arrayBuffer()).byteLength, contentLength: r.headers.get('content-length'),
                         contentDisposition: r.headers.get('content-disposition')}; }""", app["output"]["url"])
         if screenshot is not None:
             screenshot = Path(screenshot)

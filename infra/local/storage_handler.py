@@ -27,6 +27,8 @@ bucket -> GCS's JSON shape, shared.cors.bucket_cors) as GCS applies it (infra/lo
 an OPTIONS preflight is answered 200, with CORS headers only when it matches; any other answer
 gets Access-Control-Allow-Origin, Vary and Access-Control-Expose-Headers when its Origin and verb
 match a rule. The JSON API answers no CORS (the local services call it, never a page).
+HEAD is answered as GCS answers it: the GET's status and headers without the body (the emulator
+has none: 501), with the CORS headers of a HEAD (the output bucket's rule allows it).
 """
 from __future__ import annotations
 
@@ -93,6 +95,21 @@ def _xml_bucket(method: str, path: str, query: dict[str, list[str]]) -> str | No
     return unquote(match["bucket_name"])
 
 
+class _NoBody:
+    """Where a HEAD answer's body goes (http.server's wfile after the headers): nowhere."""
+
+    closed = False
+
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def verifying_handler(base: type, verifier: SignedUrlVerifier,
                       cors_of: Callable[[str], list[dict]] = lambda bucket: []) -> type:
     """A subclass of gcp-storage-emulator's RequestHandler `base` that checks and stores XML-API
@@ -118,6 +135,10 @@ def verifying_handler(base: type, verifier: SignedUrlVerifier,
         def do_PATCH(self):  # noqa: N802
             self._handle("PATCH")
 
+        def do_HEAD(self):  # noqa: N802 - GCS answers HEAD as GET without the body (the emulator: 501)
+            self._head = True
+            self._handle("GET", cors_verb="HEAD")
+
         def do_OPTIONS(self):  # noqa: N802 - a CORS preflight: 200, with CORS headers when it matches
             request = server.Request(self, "OPTIONS")
             bucket = _xml_bucket("OPTIONS", request.path, request.query)
@@ -131,14 +152,22 @@ def verifying_handler(base: type, verifier: SignedUrlVerifier,
                 self.send_header(name, value)
             self._cors = {}
             super().end_headers()
+            if getattr(self, "_head", False):  # HEAD: the headers go out, the body nowhere
+                self._wfile, self.wfile = self.wfile, _NoBody()
 
-        def _handle(self, verb: str) -> None:
+        def finish(self):
+            if getattr(self, "_wfile", None) is not None:
+                self.wfile = self._wfile
+            super().finish()
+
+        def _handle(self, verb: str, cors_verb: str | None = None) -> None:
             method = self.headers.get("x-http-method-override") or verb  # as server.Router.handle
             request = server.Request(self, method)
             handler, match = _route(method, request.path, request.query)
             bucket = _xml_bucket(method, request.path, request.query)
             # GCS's XML API knows no override: the rule is matched with the request line's verb
-            self._cors = gcs_cors.actual(cors_of(bucket), self.headers.get("Origin"), verb) if bucket else {}
+            self._cors = (gcs_cors.actual(cors_of(bucket), self.headers.get("Origin"), cors_verb or verb)
+                          if bucket else {})
             try:
                 if handler is objects.xml_upload:
                     return self._xml_upload(verb, request, match)

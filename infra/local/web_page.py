@@ -11,7 +11,8 @@ cross-origin requests with CORS preflights. It answers:
                                              assetsBase, authRequired}: what the page learns at run time
   GET /example/storyboard.json, /example/storyboard/NAME   the repo's example and its media
   POST /issuer/token {"sub"}                LOCAL ONLY: an ID token of the stack's issuer
-                                             (LocalIssuer.token_app): the stand-in for a sign-in
+                                             (LocalIssuer.token_app): the stand-in for a sign-in;
+                                             JSON from the page's own origin only (415 / 403)
 It runs in the process that holds the stack (a thread), since only that process has the issuer's
 private keys. `web_stack()` starts an embedded stack with authentication on and
 EXPORT_CORS_ORIGINS = the page's origin (plus `other_origins`), then the page.
@@ -66,7 +67,7 @@ class WebPage(Service):
     def app(self, environ, start_response):
         path, method = environ.get("PATH_INFO", "/"), environ.get("REQUEST_METHOD", "GET")
         if path == TOKEN_PATH:
-            return self._token_app(environ, start_response)
+            return self._token(environ, start_response)
         if method not in ("GET", "HEAD"):
             return _send(start_response, "405 Method Not Allowed", "text/plain", b"GET only\n")
         name = path.lstrip("/") or "index.html"
@@ -80,6 +81,21 @@ class WebPage(Service):
         if asset != name and "/" not in asset and not asset.startswith(".") and (EXAMPLE_ASSETS / asset).is_file():
             return _send(start_response, "200 OK", _media_type(asset), (EXAMPLE_ASSETS / asset).read_bytes())
         return _send(start_response, "404 Not Found", "text/plain", f"nothing at {path}\n".encode())
+
+    def _token(self, environ, start_response):
+        """POST /issuer/token from this page only: a JSON body (a cross-origin one is then always
+        preflighted, and OPTIONS is refused) and no Origin but the page's own (another page, or a
+        DNS-rebound host name, would mint a token for whoever it names): 415 / 403 otherwise."""
+        if environ.get("REQUEST_METHOD") == "POST":
+            origin = environ.get("HTTP_ORIGIN")
+            if origin is not None and origin != self.origin:
+                return _error(start_response, "403 Forbidden", "origin_not_allowed",
+                              f"tokens are handed to the page at {self.origin} only")
+            mime = (environ.get("CONTENT_TYPE") or "").split(";")[0].strip().lower()
+            if mime != "application/json":
+                return _error(start_response, "415 Unsupported Media Type", "unsupported_media_type",
+                              'send {"sub": ...} as application/json')
+        return self._token_app(environ, start_response)
 
     def start(self) -> "WebPage":
         from werkzeug.serving import WSGIRequestHandler, make_server
@@ -105,6 +121,13 @@ class WebPage(Service):
 
 def _send(start_response, status: str, content_type: str, body: bytes) -> list[bytes]:
     start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body))),
+                            ("Cache-Control", "no-store")])
+    return [body]
+
+
+def _error(start_response, status: str, code: str, message: str) -> list[bytes]:
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
                             ("Cache-Control", "no-store")])
     return [body]
 

@@ -44,8 +44,8 @@ variable "cors_origins" {
   type        = list(string)
   default     = []
   validation {
-    condition     = contains(var.cors_origins, "*") ? length(var.cors_origins) == 1 : alltrue([for o in var.cors_origins : can(regex("^https?://([a-z0-9]([a-z0-9.-]*[a-z0-9])?|\\[[0-9a-f:.]+\\])(:[0-9]{1,5})?$", o))])
-    error_message = "cors_origins: exact origins scheme://host[:port] (lower case, no path, no trailing slash), or [\"*\"] alone."
+    condition     = contains(var.cors_origins, "*") ? length(var.cors_origins) == 1 : alltrue([for o in var.cors_origins : can(regex("^https?://([a-z0-9]([a-z0-9.-]*[a-z0-9])?|\\[[0-9a-f:.]+\\])(:[1-9][0-9]{0,4})?$", o)) && !can(regex("^(https://.*:443|http://.*:80)$", o)) && try(tonumber(regex(":([0-9]+)$", o)[0]) <= 65535, true)])
+    error_message = "cors_origins: exact origins scheme://host[:port] (lower case, no path, no trailing slash, port 1-65535 without leading zeros or the default 80/443), or [\"*\"] alone."
   }
 }
 

@@ -131,6 +131,10 @@ def test_the_download_link_answers_an_mp4_attachment_the_page_can_read(export):
     assert export["download"] == {"status": 206, "contentType": "video/mp4", "bytes": 2,
                                   "contentRange": f"bytes 0-1/{export['output']['sizeBytes']}",
                                   "contentDisposition": 'attachment; filename="moon-mission.mp4"'}
+    # a HEAD of the same signed URL (the output bucket's CORS rule allows it, as on GCS): no body
+    assert export["head"] == {"status": 200, "contentType": "video/mp4", "bytes": 0,
+                              "contentLength": str(export["output"]["sizeBytes"]),
+                              "contentDisposition": 'attachment; filename="moon-mission.mp4"'}
 
 
 def test_a_screenshot_of_the_finished_page_is_kept(export):
@@ -228,3 +232,53 @@ def test_an_export_rendered_in_parts_shows_them_and_its_stitched_video_plays(bro
     assert video["error"] is None and video["readyState"] == 4
     assert abs(video["duration"] - total_s) <= 1 / fps and result["played"] > 0.5
     assert video["cues"] == cue_count
+
+
+def test_an_upload_cut_by_the_network_can_be_retried_from_the_page(web):
+    """One signed PUT fails with a network error (the connection is cut): the page names the file
+    and offers to retry; the retry sends it to the same signed URL and the export goes on (it was
+    stuck: Render disabled, the job waiting for a file the page would never send again)."""
+    stack, page_server, _ = web
+    cut = "n2.mp3"
+    with chromium() as context:
+        page = context.new_page()
+        sign_in_and_choose_example(page, page_server.url, "author-5")
+        aborted = []
+
+        def cut_once(route):
+            if route.request.method == "PUT" and not aborted:
+                aborted.append(route.request.url)
+                return route.abort("connectionreset")
+            return route.continue_()
+
+        polls = []
+
+        def cut_first_poll(route):  # and the first status poll: its error must not hide the upload's
+            polls.append(route.request.url)
+            return route.abort("connectionreset") if len(polls) == 1 else route.continue_()
+
+        page.route(f"**/*{cut}*", cut_once)
+        page.route("**/export_status?*", cut_first_poll)
+        page.click("#render")
+        page.wait_for_selector("#retry-uploads:not([hidden])", timeout=60_000)
+        page.wait_for_function("window.sceneflow.polls > 0", timeout=60_000)  # a poll answered after the cut one
+        assert len(polls) >= 2
+        assert page.text_content('.field-error[data-field="status"]') == ""
+        assert page.text_content('.field-error[data-field="$"]').startswith("1 of 13 uploads failed")
+        errors = page.eval_on_selector_all("#field-errors li", "items => items.map(li => li.textContent)")
+        assert len(aborted) == 1 and errors and all(e.startswith(f"uploads.{cut}: upload failed") for e in errors), errors
+        assert page.text_content(f'[id="asset-{cut}"]') == f"{cut}: upload failed"
+        job_id = page.evaluate("window.sceneflow.jobId")
+        auth = {"Authorization": f"Bearer {stack.id_token('author-5')}"}
+        status = requests.get(f"{stack.base}/export_status", params={"jobId": job_id}, headers=auth, timeout=30).json()
+        assert status["status"] == "awaiting_upload" and cut not in status["uploads"]["received"]
+        assert len(status["uploads"]["received"]) == len(status["uploads"]["expected"]) - 1
+        page.click("#retry-uploads")
+        page.wait_for_function("window.sceneflow.status !== 'awaiting_upload'", timeout=60_000)
+        assert page.is_hidden("#retry-uploads")
+        assert page.text_content('.field-error[data-field="$"]') == ""
+        assert page.text_content(f'[id="asset-{cut}"]') == f"{cut}: uploaded"
+    status = requests.get(f"{stack.base}/export_status", params={"jobId": job_id}, headers=auth, timeout=30).json()
+    assert status["status"] in ("queued", "running", "succeeded"), status  # every file arrived
+    r = requests.post(f"{stack.base}/export_cancel", json={"jobId": job_id}, headers=auth, timeout=30)
+    assert r.status_code in (200, 409), r.text  # no render needed here (409: it already finished)

@@ -133,3 +133,21 @@ def test_a_malformed_setting_is_503_naming_it(gateway, monkeypatch):
     assert r.status_code == 503 and cors_headers(r) == {}
     assert r.json()["error"]["code"] == "misconfigured"
     assert "EXPORT_CORS_ORIGINS='https://app.example.com/'" in r.json()["error"]["message"]
+
+
+def test_another_broken_setting_is_a_503_the_page_can_read(gateway, monkeypatch):
+    """EXPORT_CORS_ORIGINS is fine, another setting is not: the preflight still passes and the 503
+    "misconfigured" carries ACAO, else the browser shows a CORS failure instead of the reason."""
+    monkeypatch.setenv("EXPORT_MAX_BODY_BYTES", "lots")
+    get_settings.cache_clear()
+    r = preflight(f"{gateway}/export_start", APP, "POST")
+    assert r.status_code == 204 and r.headers["Access-Control-Allow-Origin"] == APP
+    assert preflight(f"{gateway}/export_start", OTHER, "POST").status_code == 403
+    r = requests.post(f"{gateway}/export_start", json={"spec": SPEC}, timeout=30,
+                      headers={"Authorization": f"Bearer {TOKEN}", "Origin": APP})
+    assert r.status_code == 503 and r.json()["error"]["code"] == "misconfigured"
+    assert "EXPORT_MAX_BODY_BYTES='lots'" in r.json()["error"]["message"]
+    assert cors_headers(r) == {"Access-Control-Allow-Origin": APP, "Access-Control-Expose-Headers": "WWW-Authenticate"}
+    r = requests.post(f"{gateway}/export_start", json={"spec": SPEC}, timeout=30,
+                      headers={"Authorization": f"Bearer {TOKEN}", "Origin": OTHER})
+    assert r.status_code == 503 and cors_headers(r) == {}

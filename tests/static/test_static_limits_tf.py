@@ -81,3 +81,23 @@ def test_a_value_deploy_sh_would_refuse_is_refused(console, variable, message):
     _, err = console(variable)
     assert "Error: Invalid value for variable" in err, err[-1000:]
     assert message in " ".join(err.split()), err[-1000:]
+
+
+@pytest.mark.parametrize("origin", ["https://app.example.com:443", "http://localhost:80", "http://localhost:0",
+                                    "http://localhost:0808", "http://localhost:99999", "https://App.example.com",
+                                    "https://app.example.com/"])
+def test_an_origin_the_functions_refuse_is_refused_by_terraform(console, origin):
+    """var.cors_origins becomes the functions' EXPORT_CORS_ORIGINS: an origin shared.cors refuses
+    would pass `terraform apply` and then turn every client function into a 503 misconfigured."""
+    with pytest.raises(ValueError):
+        from shared.cors import parse_origins
+        parse_origins(origin)
+    envs, err = console(f'cors_origins=["{origin}"]')
+    assert envs is None and "cors_origins: exact origins" in err, err
+
+
+@pytest.mark.parametrize("origins", ['["http://127.0.0.1:5173","https://app.example.com"]', '["http://[::1]:8080"]',
+                                     '["*"]', "[]"])
+def test_origins_the_functions_take_pass_terraform(console, origins):
+    envs, err = console(f"cors_origins={origins}")
+    assert envs is not None, err

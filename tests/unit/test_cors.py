@@ -33,6 +33,7 @@ def test_origins_are_exact_and_listed_once():
     ("https://app.example.com:443", "default port 443"),
     ("http://localhost:80", "default port 80"),
     ("http://localhost:99999", "1 to 65535"),
+    ("http://localhost:0", "1 to 65535"),  # no browser sends port 0
     ("http://localhost:0808", "without leading zeros"),
     ("https://app_example.com", "scheme://host[:port]"),
     ("https://", "scheme://host[:port]"),

@@ -69,3 +69,24 @@ def test_the_token_endpoint_names_a_bad_sub(page, body):
 
 def test_the_token_endpoint_is_post_only(page):
     assert Client(page.app).get("/issuer/token").status_code == 405
+
+
+@pytest.mark.parametrize("origin", ["https://evil.example", "http://127.0.0.1:5003", "null",
+                                    "http://localhost:5002"])  # and what DNS rebinding would send
+def test_the_token_endpoint_refuses_another_origin(page, origin):
+    """A page elsewhere (or a rebound host name) must not mint tokens: its answer is unreadable, but
+    the mint itself is the stand-in for a sign-in of whoever it names."""
+    r = Client(page.app).post("/issuer/token", json={"sub": "alice"}, headers={"Origin": origin})
+    assert r.status_code == 403
+    assert r.get_json()["error"]["code"] == "origin_not_allowed" and "idToken" not in r.get_json()
+    assert Client(page.app).post("/issuer/token", json={"sub": "alice"},
+                                 headers={"Origin": page.origin}).status_code == 200
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_the_token_endpoint_takes_json_only(page, content_type):
+    """A JSON body only: a cross-origin fetch of it is then always preflighted (and the preflight, an
+    OPTIONS, is refused), never a "simple" request sent without asking."""
+    r = Client(page.app).post("/issuer/token", data='{"sub": "alice"}', content_type=content_type)
+    assert r.status_code == 415 and "idToken" not in r.get_json()
+    assert r.get_json()["error"]["code"] == "unsupported_media_type"

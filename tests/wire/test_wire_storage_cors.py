@@ -104,3 +104,32 @@ def test_a_signed_get_of_the_output_bucket_is_readable_by_the_page(storage, emul
     r = requests.get(f"{emulator.url}/storage/v1/b/{OUT}/o", headers={"Origin": PAGE}, timeout=10)
     assert r.status_code == 200 and "Access-Control-Allow-Origin" not in r.headers
 
+
+
+def test_a_head_of_a_signed_get_answers_like_the_get_without_a_body(storage):
+    """GCS answers HEAD on the XML API (the output bucket's CORS rule allows it): the GET's status and
+    headers (Content-Type, Content-Length, Content-Disposition, CORS), no body. It was 501 here."""
+    name = f"exports/{uuid.uuid4()}/video.mp4"
+    data = b"\0\0\0\x18ftypmp42" + b"\1" * 1000
+    storage.upload_bytes(OUT, name, data, "video/mp4")
+    url = storage.signed_download_url(OUT, name, 300, filename="moon mission.mp4")
+    get = requests.get(url, headers={"Origin": PAGE}, timeout=10)
+    r = requests.head(url, headers={"Origin": PAGE}, timeout=10)
+    assert (get.status_code, r.status_code) == (200, 200)
+    assert r.content == b""
+    assert r.headers["Content-Length"] == str(len(data)) == get.headers["Content-Length"]
+    assert r.headers["Content-Type"] == "video/mp4"
+    assert r.headers["Content-Disposition"] == get.headers["Content-Disposition"]
+    assert cors_headers(r) == cors_headers(get) == {
+        "Access-Control-Allow-Origin": PAGE,
+        "Access-Control-Expose-Headers": "Content-Type, Content-Length, Content-Range, Content-Disposition, "
+                                         "Accept-Ranges, Range"}
+    r = requests.head(url, headers={"Origin": PAGE, "Range": "bytes=0-99"}, timeout=10)
+    assert r.status_code == 206 and r.headers["Content-Range"] == f"bytes 0-99/{len(data)}" and r.content == b""
+    # another origin: the same answer, no CORS header; the connection is still usable afterwards
+    r = requests.head(url, headers={"Origin": OTHER}, timeout=10)
+    assert r.status_code == 200 and cors_headers(r) == {}
+    assert requests.get(url, timeout=10).content == data
+    # no such object: GCS's 404, without a body
+    r = requests.head(url.replace("video.mp4", "nothing.mp4"), headers={"Origin": PAGE}, timeout=10)
+    assert r.status_code == 404 and r.content == b""
