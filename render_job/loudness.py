@@ -14,35 +14,41 @@ from typing import Mapping
 
 from shared import logs
 
-from render_job.graph.audio import (AUDIO_BITRATE, AUDIO_RATE, SILENT_MIX, audio_mix, clip_audio_inputs,
-                                    loudnorm_filter, loudnorm_is_linear)
+from render_job.graph.audio import (AUDIO_BITRATE, AUDIO_RATE, PCM_PIPE_IN, PCM_PIPE_OUT, SILENT_MIX, audio_mix,
+                                    clip_audio_inputs, loudnorm_filter, loudnorm_is_linear)
 from render_job.graph.command import GRAPH_FILE, graph_via_file
 from render_job.graph.common import fmt_s
 from render_job.plan import RenderPlan
-from render_job.runner import run_ffmpeg
+from render_job.runner import SegmentFeed, run_ffmpeg
 
 LOUDNESS_TOLERANCE_LU = 1.0   # a single-pass result further than this from the target gets a second pass
 TRUE_PEAK_TOLERANCE_DB = 0.5  # ... as does a true peak more than this above the ceiling
 SILENT_LUFS = -70.0  # EBU R128's absolute gate: a mix measured below it has nothing to normalise
 
 
-def build_mix_loudness_command(plan: RenderPlan, inputs: Mapping[str, str], ffmpeg: str = "ffmpeg") -> list[str] | None:
-    """argv of the analysis run before the render: the render's own mix (audio_mix: same inputs,
-    same graph up to loudnorm), audio only, into loudnorm's analysis (JSON on stderr:
-    parse_loudnorm_json; pass it to graph.command.build_command(loudness=...)). None when the plan has no audio.
+def build_mix_loudness_command(plan: RenderPlan, inputs: Mapping[str, str],
+                               ffmpeg: str = "ffmpeg") -> tuple[list[str], list[str]] | None:
+    """argvs of the analysis run before the render, two processes joined by a pipe: (the mix run:
+    the render's own mix, audio_mix: same inputs, same graph up to the gain, as raw PCM on stdout,
+    PCM_PIPE_OUT; the measuring run: that PCM from stdin into `ebur128=peak=true`, EBU R128 I, LRA,
+    true peak and the integrated gate's threshold in a Summary on stderr: parse_mix_analysis; pass
+    it to graph.command.build_command(loudness=...)). None when the plan has no audio.
+    Two processes: the mix and the measurement overlap on two cores.
 
     Raises:
         KeyError: a src of the plan's audio is missing from `inputs`.
     """
-    args: list[str] = [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info"]
+    args: list[str] = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error"]
     clip_args, clip_inputs = clip_audio_inputs(plan, inputs)
     args += clip_args
     mix_args, graph, mix, _ = audio_mix(plan, inputs, len(clip_inputs), clip_inputs)
     if mix is None:
         return None
-    graph.append(f"{mix}{loudnorm_filter(plan)}:print_format=json[aout]")
-    return args + mix_args + ["-filter_complex", ";".join(graph), "-map", "[aout]", "-vn", "-sn",
-                              "-f", "null", "-progress", "pipe:1", "-"]
+    graph.append(f"{mix}anull[aout]")
+    mix_argv = args + mix_args + ["-filter_complex", ";".join(graph), "-map", "[aout]", "-vn", "-sn", *PCM_PIPE_OUT]
+    measure_argv = [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info", *PCM_PIPE_IN,
+                    "-af", "ebur128=peak=true", "-f", "null", "-progress", "pipe:1", "-"]
+    return mix_argv, measure_argv
 
 
 def build_loudness_measure_command(ffmpeg: str, mp4: str) -> list[str]:
@@ -124,14 +130,41 @@ def _loudnorm_block(lines: list[str] | str) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def mix_is_silent(lines: list[str] | str) -> bool:
-    """True when a loudnorm analysis (build_mix_loudness_command's output) measured the mix as
-    silent: input_i -inf or below SILENT_LUFS."""
+def parse_mix_analysis(lines: list[str] | str) -> dict[str, str] | None:
+    """The mix's analysis (build_mix_loudness_command's ebur128 Summary) in loudnorm's own shape,
+    strings as parse_loudnorm_json gives them: input_i (LUFS), input_tp (dBTP), input_lra (LU),
+    input_thresh (the integrated gate's relative threshold, LUFS; what loudnorm's analysis reports
+    as input_thresh) and target_offset "0.00" (loudnorm's analysis reports how far its own dynamic
+    pass missed; ebur128 has none, so a dynamic render starts from no offset). ebur128 prints one
+    decimal. None: no Summary, or a mix too quiet to measure (see mix_is_silent)."""
+    summary = parse_ebur128_summary(lines)
+    text = lines if isinstance(lines, str) else "\n".join(lines)
+    at = text.rfind("Summary:")
+    thresh = None
+    for line in text[at:].splitlines() if at >= 0 else []:
+        key, _, rest = line.strip().partition(":")
+        if key == "Threshold" and rest.split():
+            thresh = rest.split()[0]  # the first one is the integrated loudness' (the second: LRA's)
+            break
+    if summary is None or thresh is None or mix_is_silent(lines):
+        return None
     try:
-        i = float((_loudnorm_block(lines) or {}).get("input_i"))
-    except (TypeError, ValueError):
+        if not math.isfinite(float(thresh)):
+            return None
+    except ValueError:
+        return None
+    return {"input_i": f"{summary['integratedLufs']:.2f}", "input_tp": f"{summary['truePeakDb']:.2f}",
+            "input_lra": f"{summary['lra']:.2f}", "input_thresh": f"{float(thresh):.2f}", "target_offset": "0.00"}
+
+
+def mix_is_silent(lines: list[str] | str) -> bool:
+    """True when the mix's analysis (build_mix_loudness_command's ebur128 Summary) measured it as
+    silent: integrated loudness at or below SILENT_LUFS (ebur128 reports -70.0 when every block is
+    under the absolute gate), or no true peak at all (-inf: digital silence)."""
+    summary = parse_ebur128_summary(lines)
+    if summary is None:
         return False
-    return math.isnan(i) or i < SILENT_LUFS
+    return summary["integratedLufs"] <= SILENT_LUFS or not math.isfinite(summary["truePeakDb"])
 
 
 def parse_loudnorm_json(lines: list[str] | str) -> dict[str, str] | None:
@@ -151,22 +184,24 @@ def parse_loudnorm_json(lines: list[str] | str) -> dict[str, str] | None:
 
 
 def mix_loudness(exe: str, workdir: str, plan: RenderPlan, local: dict[str, str], job_id: str) -> dict | None:
-    """Analyse the render's mix before the render (build_mix_loudness_command), so that the
-    render applies one constant gain (loudnorm_filter). Returns loudnorm's analysis,
-    SILENT_MIX for a mix of digital silence (no loudnorm: its gain would make NaN samples), or
-    None (no audio, or no readable result: the render then uses dynamic loudnorm)."""
-    argv = build_mix_loudness_command(plan, local, ffmpeg=exe)
-    if argv is None:
+    """Analyse the render's mix before the render (build_mix_loudness_command: the mix piped into
+    ebur128), so that the render applies one constant gain where it can (loudnorm_filter). Returns
+    the analysis (parse_mix_analysis), SILENT_MIX for a mix of digital silence (no gain: loudnorm's
+    would make NaN samples), or None (no audio, or no readable result: the render then uses dynamic
+    loudnorm). Raises what run_ffmpeg raises (a failed mix run: its own error)."""
+    argvs = build_mix_loudness_command(plan, local, ffmpeg=exe)
+    if argvs is None:
         return None
-    argv, graph_files = graph_via_file(argv, name=f"mix_{GRAPH_FILE}")
+    mix_argv, graph_files = graph_via_file(argvs[0], name=f"mix_{GRAPH_FILE}")
     for name, text in graph_files.items():
         with open(os.path.join(workdir, name), "w", encoding="utf-8") as fh:
             fh.write(text)
-    lines = run_ffmpeg(argv, cwd=workdir, total_s=plan.total_s, what="ffmpeg mix loudness analysis", job_id=job_id)
+    lines = run_ffmpeg(argvs[1], cwd=workdir, total_s=plan.total_s, what="ffmpeg mix loudness analysis",
+                       job_id=job_id, feed=SegmentFeed([mix_argv], cwd=workdir, what="ffmpeg mix"))
     if mix_is_silent(lines):
         logs.info("mix is silent: no loudness normalisation", job_id=job_id)
         return SILENT_MIX
-    analysis = parse_loudnorm_json(lines)
+    analysis = parse_mix_analysis(lines)
     if analysis is None:
         logs.info("mix loudness not measurable: dynamic loudnorm", job_id=job_id)
         return None
