@@ -1,8 +1,10 @@
 """Loudness: the mix analysed before the render, the output measured after it, and a second pass
 when the render missed the target (argv builders, parsers of FFmpeg's output, and the runs).
 
-Units: integrated loudness in LUFS, true peak in dBTP, loudness range (LRA) in LU. The loudnorm
-filter itself is part of the graph (render_job.graph.audio.loudnorm_filter). Parsers return None
+Units: integrated loudness in LUFS, true peak in dBTP, loudness range (LRA) in LU. The gain
+itself is part of the graph (render_job.graph.audio.loudnorm_filter). The mix's analysis is
+ebur128's (parse_mix_analysis); the second pass still analyses the output with loudnorm, whose
+target_offset a dynamic correction needs. Parsers return None
 for output they cannot read; the runs raise what render_job.runner.run_ffmpeg raises.
 """
 from __future__ import annotations
@@ -66,9 +68,9 @@ def build_loudnorm_analysis_command(ffmpeg: str, mp4: str, plan: RenderPlan) -> 
 
 def build_loudnorm_apply_command(ffmpeg: str, mp4: str, plan: RenderPlan, measured: Mapping[str, str],
                                  out_mp4: str, video: bool = True) -> list[str]:
-    """argv of the second pass: the video stream copied, the audio re-normalised with loudnorm in
-    linear mode from the analysis values (a plain gain when the true-peak ceiling, the render's own
-    loudnorm_ceiling_db, allows it). video=False: `mp4` is audio only (a parallel render's audio,
+    """argv of the second pass: the video stream copied, the audio re-normalised from loudnorm's
+    analysis values by loudnorm_filter (one constant gain, `volume`, when the true-peak ceiling, the
+    render's own loudnorm_ceiling_db, allows it; else loudnorm's dynamic mode). video=False: `mp4` is audio only (a parallel render's audio,
     render_job.part_render)."""
     af = (f"{loudnorm_filter(plan, measured)},"
           f"aresample={AUDIO_RATE},asetpts=N/SR/TB,aformat=sample_fmts=fltp:channel_layouts=stereo")
