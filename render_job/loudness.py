@@ -2,9 +2,9 @@
 when the render missed the target (argv builders, parsers of FFmpeg's output, and the runs).
 
 Units: integrated loudness in LUFS, true peak in dBTP, loudness range (LRA) in LU. The gain
-itself is part of the graph (render_job.graph.audio.loudnorm_filter). The mix's analysis is
-ebur128's (parse_mix_analysis); the second pass still analyses the output with loudnorm, whose
-target_offset a dynamic correction needs. Parsers return None
+itself is part of the graph (render_job.graph.audio.loudnorm_filter). Both analyses (the mix's and
+the second pass's) are loudnorm's: its target_offset (how far its own dynamic pass falls short) is
+what a dynamic render needs to land on the target. Parsers return None
 for output they cannot read; the runs raise what render_job.runner.run_ffmpeg raises.
 """
 from __future__ import annotations
@@ -32,10 +32,11 @@ def build_mix_loudness_command(plan: RenderPlan, inputs: Mapping[str, str],
                                ffmpeg: str = "ffmpeg") -> tuple[list[str], list[str]] | None:
     """argvs of the analysis run before the render, two processes joined by a pipe: (the mix run:
     the render's own mix, audio_mix: same inputs, same graph up to the gain, as raw PCM on stdout,
-    PCM_PIPE_OUT; the measuring run: that PCM from stdin into `ebur128=peak=true`, EBU R128 I, LRA,
-    true peak and the integrated gate's threshold in a Summary on stderr: parse_mix_analysis; pass
-    it to graph.command.build_command(loudness=...)). None when the plan has no audio.
-    Two processes: the mix and the measurement overlap on two cores.
+    PCM_PIPE_OUT; the measuring run: that PCM from stdin into loudnorm's analysis, JSON on stderr:
+    parse_loudnorm_json; pass it to graph.command.build_command(loudness=...)). None when the plan
+    has no audio. Two processes: the mix and the analysis overlap on two cores. Not ebur128 (twice
+    as fast): it has no target_offset, and without it a dynamic render lands ~0.5 LU under the
+    target (BENCHMARKS.md, Audio mix cost).
 
     Raises:
         KeyError: a src of the plan's audio is missing from `inputs`.
@@ -49,7 +50,7 @@ def build_mix_loudness_command(plan: RenderPlan, inputs: Mapping[str, str],
     graph.append(f"{mix}anull[aout]")
     mix_argv = args + mix_args + ["-filter_complex", ";".join(graph), "-map", "[aout]", "-vn", "-sn", *PCM_PIPE_OUT]
     measure_argv = [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info", *PCM_PIPE_IN,
-                    "-af", "ebur128=peak=true", "-f", "null", "-progress", "pipe:1", "-"]
+                    "-af", f"{loudnorm_filter(plan)}:print_format=json", "-f", "null", "-progress", "pipe:1", "-"]
     return mix_argv, measure_argv
 
 
@@ -132,41 +133,14 @@ def _loudnorm_block(lines: list[str] | str) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def parse_mix_analysis(lines: list[str] | str) -> dict[str, str] | None:
-    """The mix's analysis (build_mix_loudness_command's ebur128 Summary) in loudnorm's own shape,
-    strings as parse_loudnorm_json gives them: input_i (LUFS), input_tp (dBTP), input_lra (LU),
-    input_thresh (the integrated gate's relative threshold, LUFS; what loudnorm's analysis reports
-    as input_thresh) and target_offset "0.00" (loudnorm's analysis reports how far its own dynamic
-    pass missed; ebur128 has none, so a dynamic render starts from no offset). ebur128 prints one
-    decimal. None: no Summary, or a mix too quiet to measure (see mix_is_silent)."""
-    summary = parse_ebur128_summary(lines)
-    text = lines if isinstance(lines, str) else "\n".join(lines)
-    at = text.rfind("Summary:")
-    thresh = None
-    for line in text[at:].splitlines() if at >= 0 else []:
-        key, _, rest = line.strip().partition(":")
-        if key == "Threshold" and rest.split():
-            thresh = rest.split()[0]  # the first one is the integrated loudness' (the second: LRA's)
-            break
-    if summary is None or thresh is None or mix_is_silent(lines):
-        return None
-    try:
-        if not math.isfinite(float(thresh)):
-            return None
-    except ValueError:
-        return None
-    return {"input_i": f"{summary['integratedLufs']:.2f}", "input_tp": f"{summary['truePeakDb']:.2f}",
-            "input_lra": f"{summary['lra']:.2f}", "input_thresh": f"{float(thresh):.2f}", "target_offset": "0.00"}
-
-
 def mix_is_silent(lines: list[str] | str) -> bool:
-    """True when the mix's analysis (build_mix_loudness_command's ebur128 Summary) measured it as
-    silent: integrated loudness at or below SILENT_LUFS (ebur128 reports -70.0 when every block is
-    under the absolute gate), or no true peak at all (-inf: digital silence)."""
-    summary = parse_ebur128_summary(lines)
-    if summary is None:
+    """True when a loudnorm analysis (build_mix_loudness_command's output) measured the mix as
+    silent: input_i -inf or below SILENT_LUFS."""
+    try:
+        i = float((_loudnorm_block(lines) or {}).get("input_i"))
+    except (TypeError, ValueError):
         return False
-    return summary["integratedLufs"] <= SILENT_LUFS or not math.isfinite(summary["truePeakDb"])
+    return math.isnan(i) or i < SILENT_LUFS
 
 
 def parse_loudnorm_json(lines: list[str] | str) -> dict[str, str] | None:
@@ -187,8 +161,8 @@ def parse_loudnorm_json(lines: list[str] | str) -> dict[str, str] | None:
 
 def mix_loudness(exe: str, workdir: str, plan: RenderPlan, local: dict[str, str], job_id: str) -> dict | None:
     """Analyse the render's mix before the render (build_mix_loudness_command: the mix piped into
-    ebur128), so that the render applies one constant gain where it can (loudnorm_filter). Returns
-    the analysis (parse_mix_analysis), SILENT_MIX for a mix of digital silence (no gain: loudnorm's
+    loudnorm's analysis), so that the render applies one constant gain where it can (loudnorm_filter). Returns
+    loudnorm's analysis (parse_loudnorm_json), SILENT_MIX for a mix of digital silence (no gain: loudnorm's
     would make NaN samples), or None (no audio, or no readable result: the render then uses dynamic
     loudnorm). Raises what run_ffmpeg raises (a failed mix run: its own error)."""
     argvs = build_mix_loudness_command(plan, local, ffmpeg=exe)
@@ -203,7 +177,7 @@ def mix_loudness(exe: str, workdir: str, plan: RenderPlan, local: dict[str, str]
     if mix_is_silent(lines):
         logs.info("mix is silent: no loudness normalisation", job_id=job_id)
         return SILENT_MIX
-    analysis = parse_mix_analysis(lines)
+    analysis = parse_loudnorm_json(lines)
     if analysis is None:
         logs.info("mix loudness not measurable: dynamic loudnorm", job_id=job_id)
         return None

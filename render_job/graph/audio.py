@@ -216,8 +216,8 @@ def loudnorm_ceiling_db(plan: RenderPlan) -> float:
 
 def loudnorm_filter(plan: RenderPlan, measured: Mapping[str, str] | None = None) -> str:
     """The filter bringing the mix to `plan`'s target (TP: loudnorm_ceiling_db), from `measured`
-    (loudness.parse_mix_analysis of the same audio, or loudness.parse_loudnorm_json of loudnorm's
-    own analysis: input_i, input_tp, input_lra, input_thresh, target_offset; strings):
+    (loudness.parse_loudnorm_json of loudnorm's analysis of the same audio: input_i, input_tp,
+    input_lra, input_thresh, target_offset; strings):
     - loudnorm_is_linear(plan, measured): `volume=<target - input_i>dB`, exactly what loudnorm's
       linear mode does (one constant gain, FFmpeg af_loudnorm.c: LINEAR_MODE multiplies every sample
       by 10^((target_i - measured_i)/20)), without its 192 kHz up- and down-sampling;

@@ -578,13 +578,13 @@ def test_mix_loudness_analysis_runs_the_render_audio_graph_and_render_applies_it
         assert len(stmts) == 9 and stmts[-1] == "[mix]anull[aout]"
         strip = [s.split("]", 1)[1] for s in stmts[:-1]]
         assert all(s in graph_of(render) for s in strip), strip
-    # the mix run writes raw PCM into a pipe, the measuring run reads it into ebur128 (true peak on)
+    # the mix run writes raw PCM into a pipe, the measuring run reads it into loudnorm's analysis
     assert analysis[0] == "/x/ffmpeg" and analysis[-10:] == ["-sn", "-c:a", "pcm_f32le", "-ar", "48000", "-ac", "2",
                                                               "-f", "f32le", "pipe:1"]
     assert analysis.count("-i") == 3 and "-vn" in analysis and "-ss" in analysis  # clip opened at its trim
     assert measure[measure.index("-i") - 6:measure.index("-i") + 2] == ["-f", "f32le", "-ar", "48000", "-ch_layout",
                                                                          "stereo", "-i", "pipe:0"]
-    assert measure[measure.index("-af") + 1] == "ebur128=peak=true" and measure[-1] == "-"
+    assert measure[measure.index("-af") + 1] == "loudnorm=I=-14:TP=-2:LRA=11:print_format=json" and measure[-1] == "-"
     assert "[mix]loudnorm=I=-14:TP=-2:LRA=11,aresample=48000,asetpts=N/SR/TB" in graph_of(render)
     measured = {"input_i": "-30.10", "input_tp": "-20.00", "input_lra": "18.30", "input_thresh": "-40.50",
                 "target_offset": "0.20"}
@@ -614,18 +614,11 @@ def test_mix_loudness_analysis_runs_the_render_audio_graph_and_render_applies_it
 
 def test_a_silent_mix_gets_no_loudnorm():
     from render_job.graph.audio import SILENT_MIX, loudnorm_filter
-    from render_job.loudness import mix_is_silent, parse_mix_analysis
-
-    def summary(i, peak, thresh="-70.0"):
-        return ["[Parsed_ebur128_0 @ 0x1] Summary:", "", "  Integrated loudness:", f"    I:         {i} LUFS",
-                f"    Threshold: {thresh} LUFS", "", "  Loudness range:", "    LRA:         0.0 LU",
-                "    Threshold: -70.0 LUFS", "", "  True peak:", f"    Peak:       {peak} dBFS"]
-    # ebur128 reports -70.0 LUFS (its absolute gate) for silence, and -inf for a peak of zero
-    assert mix_is_silent(summary("-70.0", "-inf")) and mix_is_silent(summary("-70.0", "-80.2"))
-    assert not mix_is_silent(summary("-23.5", "-9.1", "-33.6")) and not mix_is_silent("no summary here")
-    assert parse_mix_analysis(summary("-70.0", "-inf")) is None
-    assert parse_mix_analysis(summary("-23.5", "-9.1", "-33.6")) == {
-        "input_i": "-23.50", "input_tp": "-9.10", "input_lra": "0.00", "input_thresh": "-33.60", "target_offset": "0.00"}
+    from render_job.loudness import mix_is_silent
+    silent = '[Parsed_loudnorm_0 @ 0x1]\n{\n "input_i" : "-inf", "input_tp" : "-inf", "input_lra" : "0.00"}'
+    quiet = '{"input_i" : "-23.50", "input_tp" : "-9.1", "input_lra" : "3.0"}'
+    assert mix_is_silent(silent) and mix_is_silent('{"input_i": "-75.0"}')
+    assert not mix_is_silent(quiet) and not mix_is_silent("no json here")
     plan = build_plan(parse_spec({"scenes": [{"id": "a", "visual": {"type": "color"}, "duration": 1}]}), {})
     assert loudnorm_filter(plan, SILENT_MIX) == "anull"
     assert loudnorm_filter(plan).startswith("loudnorm=")
