@@ -1,8 +1,10 @@
 """Loudness: the mix analysed before the render, the output measured after it, and a second pass
 when the render missed the target (argv builders, parsers of FFmpeg's output, and the runs).
 
-Units: integrated loudness in LUFS, true peak in dBTP, loudness range (LRA) in LU. The loudnorm
-filter itself is part of the graph (render_job.graph.audio.loudnorm_filter). Parsers return None
+Units: integrated loudness in LUFS, true peak in dBTP, loudness range (LRA) in LU. The gain
+itself is part of the graph (render_job.graph.audio.loudnorm_filter). Both analyses (the mix's and
+the second pass's) are loudnorm's: its target_offset (how far its own dynamic pass falls short) is
+what a dynamic render needs to land on the target. Parsers return None
 for output they cannot read; the runs raise what render_job.runner.run_ffmpeg raises.
 """
 from __future__ import annotations
@@ -14,35 +16,42 @@ from typing import Mapping
 
 from shared import logs
 
-from render_job.graph.audio import (AUDIO_BITRATE, AUDIO_RATE, SILENT_MIX, audio_mix, clip_audio_inputs,
-                                    loudnorm_filter, loudnorm_is_linear)
+from render_job.graph.audio import (AUDIO_BITRATE, AUDIO_RATE, PCM_PIPE_IN, PCM_PIPE_OUT, SILENT_MIX, audio_mix,
+                                    clip_audio_inputs, loudnorm_filter, loudnorm_is_linear)
 from render_job.graph.command import GRAPH_FILE, graph_via_file
 from render_job.graph.common import fmt_s
 from render_job.plan import RenderPlan
-from render_job.runner import run_ffmpeg
+from render_job.runner import SegmentFeed, run_ffmpeg
 
 LOUDNESS_TOLERANCE_LU = 1.0   # a single-pass result further than this from the target gets a second pass
 TRUE_PEAK_TOLERANCE_DB = 0.5  # ... as does a true peak more than this above the ceiling
 SILENT_LUFS = -70.0  # EBU R128's absolute gate: a mix measured below it has nothing to normalise
 
 
-def build_mix_loudness_command(plan: RenderPlan, inputs: Mapping[str, str], ffmpeg: str = "ffmpeg") -> list[str] | None:
-    """argv of the analysis run before the render: the render's own mix (audio_mix: same inputs,
-    same graph up to loudnorm), audio only, into loudnorm's analysis (JSON on stderr:
-    parse_loudnorm_json; pass it to graph.command.build_command(loudness=...)). None when the plan has no audio.
+def build_mix_loudness_command(plan: RenderPlan, inputs: Mapping[str, str],
+                               ffmpeg: str = "ffmpeg") -> tuple[list[str], list[str]] | None:
+    """argvs of the analysis run before the render, two processes joined by a pipe: (the mix run:
+    the render's own mix, audio_mix: same inputs, same graph up to the gain, as raw PCM on stdout,
+    PCM_PIPE_OUT; the measuring run: that PCM from stdin into loudnorm's analysis, JSON on stderr:
+    parse_loudnorm_json; pass it to graph.command.build_command(loudness=...)). None when the plan
+    has no audio. Two processes: the mix and the analysis overlap on two cores. Not ebur128 (twice
+    as fast): it has no target_offset, and without it a dynamic render lands ~0.5 LU under the
+    target (BENCHMARKS.md, Audio mix cost).
 
     Raises:
         KeyError: a src of the plan's audio is missing from `inputs`.
     """
-    args: list[str] = [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info"]
+    args: list[str] = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error"]
     clip_args, clip_inputs = clip_audio_inputs(plan, inputs)
     args += clip_args
     mix_args, graph, mix, _ = audio_mix(plan, inputs, len(clip_inputs), clip_inputs)
     if mix is None:
         return None
-    graph.append(f"{mix}{loudnorm_filter(plan)}:print_format=json[aout]")
-    return args + mix_args + ["-filter_complex", ";".join(graph), "-map", "[aout]", "-vn", "-sn",
-                              "-f", "null", "-progress", "pipe:1", "-"]
+    graph.append(f"{mix}anull[aout]")
+    mix_argv = args + mix_args + ["-filter_complex", ";".join(graph), "-map", "[aout]", "-vn", "-sn", *PCM_PIPE_OUT]
+    measure_argv = [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info", *PCM_PIPE_IN,
+                    "-af", f"{loudnorm_filter(plan)}:print_format=json", "-f", "null", "-progress", "pipe:1", "-"]
+    return mix_argv, measure_argv
 
 
 def build_loudness_measure_command(ffmpeg: str, mp4: str) -> list[str]:
@@ -60,9 +69,9 @@ def build_loudnorm_analysis_command(ffmpeg: str, mp4: str, plan: RenderPlan) -> 
 
 def build_loudnorm_apply_command(ffmpeg: str, mp4: str, plan: RenderPlan, measured: Mapping[str, str],
                                  out_mp4: str, video: bool = True) -> list[str]:
-    """argv of the second pass: the video stream copied, the audio re-normalised with loudnorm in
-    linear mode from the analysis values (a plain gain when the true-peak ceiling, the render's own
-    loudnorm_ceiling_db, allows it). video=False: `mp4` is audio only (a parallel render's audio,
+    """argv of the second pass: the video stream copied, the audio re-normalised from loudnorm's
+    analysis values by loudnorm_filter (one constant gain, `volume`, when the true-peak ceiling, the
+    render's own loudnorm_ceiling_db, allows it; else loudnorm's dynamic mode). video=False: `mp4` is audio only (a parallel render's audio,
     render_job.part_render)."""
     af = (f"{loudnorm_filter(plan, measured)},"
           f"aresample={AUDIO_RATE},asetpts=N/SR/TB,aformat=sample_fmts=fltp:channel_layouts=stereo")
@@ -151,18 +160,20 @@ def parse_loudnorm_json(lines: list[str] | str) -> dict[str, str] | None:
 
 
 def mix_loudness(exe: str, workdir: str, plan: RenderPlan, local: dict[str, str], job_id: str) -> dict | None:
-    """Analyse the render's mix before the render (build_mix_loudness_command), so that the
-    render applies one constant gain (loudnorm_filter). Returns loudnorm's analysis,
-    SILENT_MIX for a mix of digital silence (no loudnorm: its gain would make NaN samples), or
-    None (no audio, or no readable result: the render then uses dynamic loudnorm)."""
-    argv = build_mix_loudness_command(plan, local, ffmpeg=exe)
-    if argv is None:
+    """Analyse the render's mix before the render (build_mix_loudness_command: the mix piped into
+    loudnorm's analysis), so that the render applies one constant gain where it can (loudnorm_filter). Returns
+    loudnorm's analysis (parse_loudnorm_json), SILENT_MIX for a mix of digital silence (no gain: loudnorm's
+    would make NaN samples), or None (no audio, or no readable result: the render then uses dynamic
+    loudnorm). Raises what run_ffmpeg raises (a failed mix run: its own error)."""
+    argvs = build_mix_loudness_command(plan, local, ffmpeg=exe)
+    if argvs is None:
         return None
-    argv, graph_files = graph_via_file(argv, name=f"mix_{GRAPH_FILE}")
+    mix_argv, graph_files = graph_via_file(argvs[0], name=f"mix_{GRAPH_FILE}")
     for name, text in graph_files.items():
         with open(os.path.join(workdir, name), "w", encoding="utf-8") as fh:
             fh.write(text)
-    lines = run_ffmpeg(argv, cwd=workdir, total_s=plan.total_s, what="ffmpeg mix loudness analysis", job_id=job_id)
+    lines = run_ffmpeg(argvs[1], cwd=workdir, total_s=plan.total_s, what="ffmpeg mix loudness analysis",
+                       job_id=job_id, feed=SegmentFeed([mix_argv], cwd=workdir, what="ffmpeg mix"))
     if mix_is_silent(lines):
         logs.info("mix is silent: no loudness normalisation", job_id=job_id)
         return SILENT_MIX

@@ -5,8 +5,8 @@ render_part: the part's scenes as segment runs (the segmented render's machinery
 inside the part, SegmentFeed) piped into the part's encoding run (graph.parts.build_part_command),
 then its frame count checked against the plan (render_job.stitch.video_frames).
 render_audio: the single render's mix analysis (loudness.mix_loudness), the audio rendered once
-(graph.parts.build_audio_command: AAC in an .m4a, encoded once from the mix, as the single render
-encodes it) and measured, with the second pass the single render would get (loudness.output_loudness).
+(encode_audio, graph.parts.build_audio_command: the mix and its gain piped into the AAC encoding
+run, an .m4a encoded once from the mix, as the single render encodes it) and measured, with the second pass the single render would get (loudness.output_loudness).
 prepare_workdir: what every part's graph reads from the work directory (zoom command files, the
 caption overlay's atlas or captions.ass and fonts): the same files the single render writes.
 Errors: what render_job.runner.run_ffmpeg raises; a part with the wrong frame count: TransientError.
@@ -117,13 +117,24 @@ def render_audio(exe: str, plan: RenderPlan, local: dict[str, str], workdir: str
     single render would get). Returns (file name, {integratedLufs, truePeakDb, lra} or None, passes).
     on_progress: called with the audio run's progress (0..1)."""
     analysis = mix_loudness(exe, workdir, plan, local, job_id or "") if plan.has_audio else None
-    argv, files = graph_via_file(build_audio_command(plan, local, AUDIO_M4A, analysis, ffmpeg=exe),
-                                 name=f"audio_{GRAPH_FILE}")
-    for name, text in files.items():
-        with open(os.path.join(workdir, name), "w", encoding="utf-8") as fh:
-            fh.write(text)
-    run_ffmpeg(argv, cwd=workdir, total_s=plan.total_s, what="ffmpeg audio", job_id=job_id, on_progress=on_progress,
-               timeout_s=timeout_s if timeout_s is not None else default_timeout_s(plan.total_s), stall_s=stall_s)
+    encode_audio(exe, plan, local, workdir, analysis, job_id, timeout_s=timeout_s, stall_s=stall_s,
+                 on_progress=on_progress)
     loudness, passes = (output_loudness(exe, workdir, AUDIO_M4A, plan, video=False) if plan.has_audio
                         else (None, 0))
     return AUDIO_M4A, loudness, passes
+
+
+def encode_audio(exe: str, plan: RenderPlan, local: dict[str, str], workdir: str, analysis: dict | None,
+                 job_id: str | None = None, *, timeout_s: float | None = None, stall_s: float = 60.0,
+                 on_progress: Callable[[float], None] | None = None) -> str:
+    """render_audio's render: the mix with its gain from `analysis` (loudness.mix_loudness) piped
+    into the AAC encoding run (graph.parts.build_audio_command), into AUDIO_M4A. Returns the name."""
+    mix_argv, encode_argv = build_audio_command(plan, local, AUDIO_M4A, analysis, ffmpeg=exe)
+    mix_argv, files = graph_via_file(mix_argv, name=f"audio_{GRAPH_FILE}")
+    for name, text in files.items():
+        with open(os.path.join(workdir, name), "w", encoding="utf-8") as fh:
+            fh.write(text)
+    run_ffmpeg(encode_argv, cwd=workdir, total_s=plan.total_s, what="ffmpeg audio", job_id=job_id,
+               on_progress=on_progress, feed=SegmentFeed([mix_argv], cwd=workdir, what="ffmpeg audio mix"),
+               timeout_s=timeout_s if timeout_s is not None else default_timeout_s(plan.total_s), stall_s=stall_s)
+    return AUDIO_M4A

@@ -3,11 +3,14 @@
   narrations (48 kHz stereo, gain, cut, placed at scene start + offset) and clip sound (silence up
   to its first sample, gain, placed at the scene start) in lanes of sounds that never overlap
   (each lane one stream: sounds and exact silent gaps concatenated) -> amix of the lanes; music (looped, gain, fades,
-  trimmed) ducked by sidechaincompress keyed on narration -> loudnorm (target LUFS; ceiling =
-  target dBTP - the AAC encoder's overshoot, loudnorm_ceiling_db; one linear gain when the mix's
-  analysis allows it: loudnorm_filter) -> 48 kHz -> padded/trimmed to the total (seconds);
-  no audio at all -> anullsrc silence (the output always has an AAC stereo track).
-The mix's analysis and the output's measurement run in render_job.loudness.
+  trimmed) ducked by sidechaincompress keyed on narration -> the gain to the target (loudnorm_filter:
+  one constant gain, `volume`, when the mix's analysis allows it; else loudnorm's dynamic mode, target
+  LUFS, ceiling = target dBTP - the AAC encoder's overshoot, loudnorm_ceiling_db) -> 48 kHz ->
+  padded/trimmed to the total (seconds); no audio at all -> anullsrc silence (the output always has
+  an AAC stereo track).
+The mix's analysis and the output's measurement run in render_job.loudness. PCM_PIPE_OUT/PCM_PIPE_IN:
+the raw PCM (f32le, 48 kHz stereo) one FFmpeg run writes to its stdout and the next reads from its
+stdin, when the mix and what consumes it run as two processes (the analysis, the audio task).
 """
 from __future__ import annotations
 
@@ -34,6 +37,11 @@ ENCODER_TRUE_PEAK_MARGIN_DB = 1.0
 # the next sound of its lane, so the room is generous (it only costs lanes, each O(timeline)).
 LANE_SLACK_S = 0.5
 SILENT_MIX = {"silent": "true"}  # loudnorm_filter's `measured` for a mix of digital silence
+# A mix run's output into a pipe, and the next run's input from it: FFmpeg runs a filter graph and an
+# encoder in threads of its own, yet in one process loudnorm + AAC took the sum of their times
+# (BENCHMARKS.md "Audio mix cost"); as two processes joined by a pipe they overlap on two cores.
+PCM_PIPE_OUT = ["-c:a", "pcm_f32le", "-ar", str(AUDIO_RATE), "-ac", "2", "-f", "f32le", "pipe:1"]
+PCM_PIPE_IN = ["-f", "f32le", "-ar", str(AUDIO_RATE), "-ch_layout", "stereo", "-i", "pipe:0"]
 
 
 def clip_audio_inputs(plan: RenderPlan, inputs: Mapping[str, str]) -> tuple[list[str], dict[int, int]]:
@@ -185,7 +193,7 @@ def audio_mix(plan: RenderPlan, inputs: Mapping[str, str], idx: int,
 
 def audio_out(plan: RenderPlan, mix: str | None, loudness: Mapping[str, str] | None = None) -> str:
     """The statement turning the mix `mix` (audio_mix's label, or None: silence) into [aout]:
-    loudnorm (loudnorm_filter(plan, loudness)), 48 kHz stereo, exactly plan.total_s long."""
+    the gain (loudnorm_filter(plan, loudness)), 48 kHz stereo, exactly plan.total_s long."""
     total = plan.total_s
     if mix:
         # loudnorm (dynamic mode, FFmpeg 9) stamps the frames it flushes at the end 3200 samples late: a
@@ -207,18 +215,24 @@ def loudnorm_ceiling_db(plan: RenderPlan) -> float:
 
 
 def loudnorm_filter(plan: RenderPlan, measured: Mapping[str, str] | None = None) -> str:
-    """The loudnorm filter for `plan`'s target (TP: loudnorm_ceiling_db): dynamic mode without
-    `measured`; with `measured` (loudness.parse_loudnorm_json of an analysis of the same audio)
-    linear mode, i.e. one constant gain (target - input_i) over the whole stream, which FFmpeg only
-    takes when that gain keeps the true peak under the ceiling (loudnorm_is_linear); otherwise it
-    falls back to dynamic mode. `measured` = SILENT_MIX (loudness.mix_is_silent): no loudnorm at
-    all, the silence is kept.
+    """The filter bringing the mix to `plan`'s target (TP: loudnorm_ceiling_db), from `measured`
+    (loudness.parse_loudnorm_json of loudnorm's analysis of the same audio: input_i, input_tp,
+    input_lra, input_thresh, target_offset; strings):
+    - loudnorm_is_linear(plan, measured): `volume=<target - input_i>dB`, exactly what loudnorm's
+      linear mode does (one constant gain, FFmpeg af_loudnorm.c: LINEAR_MODE multiplies every sample
+      by 10^((target_i - measured_i)/20)), without its 192 kHz up- and down-sampling;
+    - otherwise loudnorm started from the measured values (dynamic mode: FFmpeg falls back to it
+      from linear=true), LRA target raised to the mix's range;
+    - None: loudnorm's dynamic mode from nothing; SILENT_MIX (loudness.mix_is_silent): no gain at
+      all, the silence is kept.
     """
     if measured is not None and measured.get("silent"):
         return "anull"  # digital silence: loudnorm's gain would be infinite (NaN samples, AAC refuses them)
     head = f"loudnorm=I={plan.loudness_lufs:g}:TP={loudnorm_ceiling_db(plan):g}"
     if measured is None:
         return f"{head}:LRA={LOUDNESS_RANGE}"
+    if loudnorm_is_linear(plan, measured):
+        return f"volume={plan.loudness_lufs - float(measured['input_i']):.2f}dB"
     lra = float(measured["input_lra"])
     # FFmpeg also refuses linear mode when the input's range exceeds the LRA target (a constant gain
     # keeps the range anyway), and reads measured_LRA=0 as "not measured": a steady mix has LRA 0.00
@@ -232,9 +246,9 @@ def _lra_target(measured_lra: float) -> float:
 
 
 def loudnorm_is_linear(plan: RenderPlan, measured: Mapping[str, str]) -> bool:
-    """True when loudnorm_filter(plan, measured) runs in linear mode (FFmpeg's own test): the gain
-    target - input_i keeps input_tp under the ceiling (loudnorm_ceiling_db) and the range fits
-    loudnorm's LRA target."""
+    """True when one constant gain brings `measured` to the target (loudnorm's own test for its
+    linear mode, which loudnorm_filter then applies as `volume`): the gain target - input_i keeps
+    input_tp under the ceiling (loudnorm_ceiling_db) and the range fits loudnorm's LRA target."""
     i, tp = float(measured["input_i"]), float(measured["input_tp"])
     lra, thresh = float(measured["input_lra"]), float(measured["input_thresh"])
     return (thresh != -70 and i != 0 and tp + plan.loudness_lufs - i <= loudnorm_ceiling_db(plan)

@@ -50,9 +50,9 @@ def build_command(plan: RenderPlan, inputs: Mapping[str, str], out_mp4: str, ass
         caption_overlay: the captions pre-rendered by render_job.caption_overlay.prepare (its atlas
             in the working directory), overlaid instead of burning `ass_path` (then normally None).
         video_pipe: read the video timeline from stdin (segmented render) instead of rendering it.
-        loudness: the mix's loudnorm analysis (render_job.loudness.mix_loudness): the mix is
-            normalised by one constant gain when its true peak allows (audio.loudnorm_filter);
-            None: loudnorm's dynamic mode.
+        loudness: the mix's analysis (render_job.loudness.mix_loudness): the mix is normalised
+            by one constant gain (volume) when its true peak allows, else by loudnorm's dynamic
+            mode started from it (audio.loudnorm_filter); None: loudnorm's dynamic mode.
     Returns:
         argv as a list of strings. Progress goes to stdout (-progress pipe:1), errors to stderr.
     Raises:

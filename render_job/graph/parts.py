@@ -7,7 +7,8 @@ run (build_part_command): video only, exactly part.frames frames, the single ren
 settings (command.video_codec_args), starting with an IDR frame in a closed GOP, x264 zones giving
 the frames next to a join the bits one encode would give them (join_zones), captions and title
 cards burned on exactly the part's frames. The audio is rendered once for the whole timeline
-(build_audio_command: the single render's own mix, loudnorm and AAC encoding, without the video),
+(build_audio_command: the single render's own mix, gain and AAC encoding, without the video, in two runs
+joined by a pipe),
 and the stitch (build_stitch_command) concatenates the parts with the concat demuxer and muxes the
 audio, copying both streams. File names are relative to the FFmpeg working directory.
 """
@@ -16,7 +17,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Mapping, Sequence
 
-from render_job.graph.audio import AUDIO_BITRATE, AUDIO_RATE, audio_mix, audio_out, clip_audio_inputs
+from render_job.graph.audio import (AUDIO_BITRATE, AUDIO_RATE, PCM_PIPE_IN, PCM_PIPE_OUT, audio_mix, audio_out,
+                                    clip_audio_inputs)
 from render_job.graph.captions import CaptionOverlay, caption_graph
 from render_job.graph.command import DEFAULT_FONTS_DIR, video_codec_args
 from render_job.graph.common import fmt_s
@@ -111,10 +113,14 @@ def build_part_command(plan: RenderPlan, first_frame: int, frames: int, out_mp4:
 
 
 def build_audio_command(plan: RenderPlan, inputs: Mapping[str, str], out_m4a: str,
-                        loudness: Mapping[str, str] | None = None, ffmpeg: str = "ffmpeg") -> list[str]:
-    """The whole timeline's audio, once: the single render's mix (audio.audio_mix: clip sound,
-    narrations, ducked music), loudnorm (audio.audio_out with the mix's analysis `loudness`) and AAC
-    encoding, exactly plan.total_s long, into `out_m4a` (MP4 audio). Silence when the plan has none.
+                        loudness: Mapping[str, str] | None = None, ffmpeg: str = "ffmpeg") -> tuple[list[str], list[str]]:
+    """The whole timeline's audio, once, as two runs joined by a pipe: (the mix run: the single
+    render's mix, audio.audio_mix: clip sound, narrations, ducked music, and its gain, audio.audio_out
+    with the mix's analysis `loudness`, exactly plan.total_s long, as raw PCM on stdout,
+    audio.PCM_PIPE_OUT; the encoding run: that PCM from stdin, PCM_PIPE_IN, encoded as the single
+    render encodes its audio into `out_m4a`, MP4 audio). Silence when the plan has none. Two
+    processes, so that the gain (loudnorm) and the AAC encoder overlap on two cores; the samples
+    the encoder gets are the same as in one process (f32 both ways).
 
     Raises:
         KeyError: a src of the plan's audio is missing from `inputs`.
@@ -124,10 +130,11 @@ def build_audio_command(plan: RenderPlan, inputs: Mapping[str, str], out_m4a: st
     args += clip_args
     mix_args, graph, mix, _ = audio_mix(plan, inputs, len(clip_inputs), clip_inputs)
     graph.append(audio_out(plan, mix, loudness))
-    return args + mix_args + ["-filter_complex", ";".join(graph), "-map", "[aout]", "-vn",
-                              "-c:a", "aac", "-b:a", AUDIO_BITRATE, "-ar", str(AUDIO_RATE), "-ac", "2",
-                              "-movflags", "+faststart", "-t", fmt_s(plan.total_s),
-                              "-progress", "pipe:1", "-nostats", "-y", out_m4a]
+    mix_argv = args + mix_args + ["-filter_complex", ";".join(graph), "-map", "[aout]", "-vn", *PCM_PIPE_OUT]
+    encode_argv = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", *PCM_PIPE_IN,
+                   "-c:a", "aac", "-b:a", AUDIO_BITRATE, "-ar", str(AUDIO_RATE), "-ac", "2",
+                   "-movflags", "+faststart", "-t", fmt_s(plan.total_s), "-progress", "pipe:1", "-nostats", "-y", out_m4a]
+    return mix_argv, encode_argv
 
 
 CONCAT_LIST = "parts.txt"

@@ -7,8 +7,8 @@ media cached in --out/media, shared with `make bench-parallel`). It runs render_
 render_audio step by step, one pass at a time, and prints wall and CPU (this process + its reaped
 children, i.e. FFmpeg) of each:
     mix        the mix alone into a null output (audio.audio_mix, no loudnorm): the mix's own cost
-    analysis   loudness.mix_loudness (the mix + loudnorm's analysis)
-    render     graph.parts.build_audio_command (the mix + loudnorm + AAC) run
+    analysis   loudness.mix_loudness (the mix piped into ebur128)
+    render     part_render.encode_audio (the mix + its gain piped into the AAC encoder)
     measure    loudness.output_loudness (ebur128 of the .m4a; a second pass when it missed the target)
 then the measured loudness. A measurement: no pass/fail.
 """
@@ -38,9 +38,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from render_job.graph.audio import audio_mix, clip_audio_inputs, loudnorm_is_linear
     from render_job.graph.command import GRAPH_FILE, graph_via_file
-    from render_job.graph.parts import build_audio_command
     from render_job.loudness import mix_loudness, output_loudness
-    from render_job.part_render import AUDIO_M4A
+    from render_job.part_render import AUDIO_M4A, encode_audio
     from render_job.plan import build_plan
     from render_job.preflight import fetch_and_probe
     from render_job.runner import find_ffmpeg, run_ffmpeg
@@ -83,11 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         analysis = mix_loudness(ffmpeg, work, plan, local, JOB)
     rows.append(("analysis", c.cost))
     with Clock() as c:
-        argv, graph_files = graph_via_file(build_audio_command(plan, local, AUDIO_M4A, analysis, ffmpeg=ffmpeg),
-                                           name=f"audio_{GRAPH_FILE}")
-        for name, text in graph_files.items():
-            Path(work, name).write_text(text, encoding="utf-8")
-        run_ffmpeg(argv, cwd=work, total_s=plan.total_s, what="ffmpeg audio")
+        encode_audio(ffmpeg, plan, local, work, analysis, JOB)
     rows.append(("render", c.cost))
     with Clock() as c:
         loudness, passes = output_loudness(ffmpeg, work, AUDIO_M4A, plan, video=False)
@@ -97,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     total = rows[1][1] + rows[2][1] + rows[3][1]
     log(f"audio task (analysis + render + measure): wall {total.wall_s:.2f} s, CPU {total.cpu_s:.2f} s")
     linear = bool(analysis) and not analysis.get("silent") and loudnorm_is_linear(plan, analysis)
-    log(f"loudness {loudness}, passes {passes}, loudnorm {'linear' if linear else 'dynamic'} in the render")
+    log(f"loudness {loudness}, passes {passes}, the render's gain {'linear (volume)' if linear else 'dynamic (loudnorm)'}")
     return 0
 
 

@@ -154,8 +154,9 @@ def test_a_segmented_render_deletes_the_stills_of_finished_segments(tmp_path, me
     logged = [json.loads(line) for line in capfd.readouterr().out.splitlines() if line.startswith("{")]
     freed = [(e["segment"], e["files"]) for e in logged if e.get("message") == "media freed after a segment"]
     assert freed == [(0, [f"assets/{a}"]), (1, [f"assets/{b}"]), (2, [f"assets/{c}"])]
-    # after the render (loudness, poster): no media left in the working directory
-    after = [files for args, files in ran if "ebur128" in args or "poster.jpg" in args]
+    # after the render (loudness, poster): no media left in the working directory (the mix's
+    # analysis, before the render, also runs ebur128, on the mix piped into it)
+    after = [files for args, files in ran if ("ebur128" in args and "pipe:0" not in args) or "poster.jpg" in args]
     assert after and all(files == [] for files in after)
     assert not (work / "assets").exists()
 

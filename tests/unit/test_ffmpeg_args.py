@@ -572,32 +572,42 @@ def test_mix_loudness_analysis_runs_the_render_audio_graph_and_render_applies_it
     assert plan.scenes[0].clip_audio
     for video_pipe in (False, True):  # single run and a segmented render's encoding run
         render = build_command(plan, INPUTS, "o.mp4", video_pipe=video_pipe)
-        analysis = build_mix_loudness_command(plan, INPUTS, ffmpeg="/x/ffmpeg")
+        analysis, measure = build_mix_loudness_command(plan, INPUTS, ffmpeg="/x/ffmpeg")
         stmts = graph_of(analysis).split(";")
-        # the render's audio statements (inputs numbered from the analysis' own 0)
-        assert len(stmts) == 9 and stmts[-1] == "[mix]loudnorm=I=-14:TP=-2:LRA=11:print_format=json[aout]"
+        # the render's audio statements (inputs numbered from the analysis' own 0), the mix as it is
+        assert len(stmts) == 9 and stmts[-1] == "[mix]anull[aout]"
         strip = [s.split("]", 1)[1] for s in stmts[:-1]]
         assert all(s in graph_of(render) for s in strip), strip
-    assert analysis[0] == "/x/ffmpeg" and analysis[-6:] == ["-sn", "-f", "null", "-progress", "pipe:1", "-"]
+    # the mix run writes raw PCM into a pipe, the measuring run reads it into loudnorm's analysis
+    assert analysis[0] == "/x/ffmpeg" and analysis[-10:] == ["-sn", "-c:a", "pcm_f32le", "-ar", "48000", "-ac", "2",
+                                                              "-f", "f32le", "pipe:1"]
     assert analysis.count("-i") == 3 and "-vn" in analysis and "-ss" in analysis  # clip opened at its trim
+    assert measure[measure.index("-i") - 6:measure.index("-i") + 2] == ["-f", "f32le", "-ar", "48000", "-ch_layout",
+                                                                         "stereo", "-i", "pipe:0"]
+    assert measure[measure.index("-af") + 1] == "loudnorm=I=-14:TP=-2:LRA=11:print_format=json" and measure[-1] == "-"
     assert "[mix]loudnorm=I=-14:TP=-2:LRA=11,aresample=48000,asetpts=N/SR/TB" in graph_of(render)
     measured = {"input_i": "-30.10", "input_tp": "-20.00", "input_lra": "18.30", "input_thresh": "-40.50",
                 "target_offset": "0.20"}
-    ln = loudnorm_filter(plan, measured)
-    # LRA target raised to the mix's range: FFmpeg only goes linear when the range fits it
-    assert ln == ("loudnorm=I=-14:TP=-2:LRA=19:measured_I=-30.10:measured_TP=-20.00:measured_LRA=18.3"
-                  ":measured_thresh=-40.50:offset=0.20:linear=true")
+    # linear: one constant gain, target - input_i, as loudnorm's linear mode applies it (no 192 kHz)
+    assert loudnorm_filter(plan, measured) == "volume=16.10dB"
     # the ceiling is the target (-1 dBTP) minus the AAC encoder's overshoot margin (1 dB): -2
     assert loudnorm_is_linear(plan, measured)                                # -20 + 16.1 <= -2
     assert not loudnorm_is_linear(plan, {**measured, "input_tp": "-16.00"})  # -16 + 16.1 > -2: dynamic
     # a gain that would put the peak at -1.4 dBTP: under the target, but the encoder would push it over
-    assert not loudnorm_is_linear(plan, {**measured, "input_tp": "-17.50"})
+    peaky = {**measured, "input_tp": "-17.50"}
+    assert not loudnorm_is_linear(plan, peaky)
+    ln = loudnorm_filter(plan, peaky)
+    # dynamic loudnorm from the measured values, LRA target raised to the mix's range
+    assert ln == ("loudnorm=I=-14:TP=-2:LRA=19:measured_I=-30.10:measured_TP=-17.50:measured_LRA=18.3"
+                  ":measured_thresh=-40.50:offset=0.20:linear=true")
     for video_pipe in (False, True):
-        g = graph_of(build_command(plan, INPUTS, "o.mp4", video_pipe=video_pipe, loudness=measured))
+        g = graph_of(build_command(plan, INPUTS, "o.mp4", video_pipe=video_pipe, loudness=peaky))
         assert f"[mix]{ln},aresample=48000,asetpts=N/SR/TB," in g
+        g = graph_of(build_command(plan, INPUTS, "o.mp4", video_pipe=video_pipe, loudness=measured))
+        assert "[mix]volume=16.10dB,aresample=48000,asetpts=N/SR/TB," in g
     # a steady mix measures LRA 0.00, which FFmpeg reads as "not measured" (then never linear)
-    assert ":LRA=11:" in loudnorm_filter(plan, {**measured, "input_lra": "0.00"})
-    assert ":measured_LRA=0.01:" in loudnorm_filter(plan, {**measured, "input_lra": "0.00"})
+    assert ":LRA=11:" in loudnorm_filter(plan, {**peaky, "input_lra": "0.00"})
+    assert ":measured_LRA=0.01:" in loudnorm_filter(plan, {**peaky, "input_lra": "0.00"})
     assert build_mix_loudness_command(build_plan(make_spec(music=None, scenes=[
         {"id": "c", "visual": {"type": "color"}, "duration": 1}]), {}), {}) is None
 

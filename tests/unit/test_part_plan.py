@@ -189,8 +189,11 @@ def test_part_commands_encode_like_the_single_render_and_burn_the_parts_own_fram
     assert "setpts=N[tl]" in ";".join(graph) and "loop=loop=9:" in ";".join(graph)  # overlay cut, no shift
     with pytest.raises(ValueError):
         part_overlay(ov, 90, 20)
-    audio = build_audio_command(plan, {}, "audio.m4a")
-    assert "-vn" in audio and audio[audio.index("-b:a") + 1] == single[single.index("-b:a") + 1]
+    mix, audio = build_audio_command(plan, {}, "audio.m4a")
+    assert mix[-1] == "pipe:1" and audio[audio.index("-i") + 1] == "pipe:0"  # the mix piped into the encoder
+    assert "anullsrc" in mix[mix.index("-filter_complex") + 1]  # no audio in the plan: silence
+    for opt in ("-c:a", "-b:a", "-ar", "-ac"):
+        assert audio[audio.index(opt) + 1] == single[single.index(opt) + 1], opt
     stitch = build_stitch_command(plan, "parts.txt", "audio.m4a", "out.mp4")
     assert stitch[stitch.index("-c") + 1] == "copy" and "+faststart" in stitch
 
