@@ -4,6 +4,8 @@
 - `pubsub_host` (session): the Pub/Sub emulator of `emulated_stack` when this machine can run that
   stack (shared with the system tests, so no second JVM), else one started here; skips or fails
   like `emulated_stack` when gcloud/Java are missing.
+- `storage` (module): GoogleStorage (the real client) against the module's own `emulator` fixture
+  (infra/local/storage_emulator.StorageEmulator), signing with a key the emulator trusts.
 """
 from __future__ import annotations
 
@@ -14,6 +16,19 @@ import pytest
 from tests.conftest import _unavailable
 
 PROJECT = "wire-proj"
+
+
+@pytest.fixture(scope="module")
+def storage(emulator):
+    from infra.local.signed_urls import make_service_account_key
+    from shared.adapters.google_storage import GoogleStorage
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("STORAGE_EMULATOR_HOST", emulator.url)
+    key = make_service_account_key(PROJECT)
+    emulator.verifier.trust(key)
+    yield GoogleStorage(PROJECT, credentials_info=key)
+    mp.undo()
 
 
 @pytest.fixture(scope="module")

@@ -31,16 +31,6 @@ def emulator():
         emu.stop()
 
 
-@pytest.fixture(scope="module")
-def storage(emulator):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("STORAGE_EMULATOR_HOST", emulator.url)
-    key = make_service_account_key(PROJECT)
-    emulator.verifier.trust(key)
-    yield GoogleStorage(PROJECT, credentials_info=key)
-    mp.undo()
-
-
 def _signed(storage, ttl_s: int = 300, content_type: str = "audio/wav"):
     name = f"jobs/{uuid.uuid4()}/assets/n 1.wav"  # a space: the path is percent-encoded when signed
     return name, storage.signed_upload_url(BUCKET, name, content_type, ttl_s=ttl_s, max_bytes=LIMIT)

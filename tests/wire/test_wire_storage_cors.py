@@ -9,9 +9,7 @@ import uuid
 import pytest
 import requests
 
-from infra.local.signed_urls import make_service_account_key
 from infra.local.storage_emulator import StorageEmulator
-from shared.adapters.google_storage import GoogleStorage
 
 PROJECT = "wire-proj"
 IN, OUT = "cors-in", "cors-out"
@@ -27,16 +25,6 @@ def emulator():
         yield emu
     finally:
         emu.stop()
-
-
-@pytest.fixture(scope="module")
-def storage(emulator):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("STORAGE_EMULATOR_HOST", emulator.url)
-    key = make_service_account_key(PROJECT)
-    emulator.verifier.trust(key)
-    yield GoogleStorage(PROJECT, credentials_info=key)
-    mp.undo()
 
 
 def cors_headers(r: requests.Response) -> dict[str, str]:
