@@ -229,13 +229,19 @@ class Stack(Service):
 
     def stop(self) -> None:
         errors = []
+        # render tasks first: they are clients of the gateway and the storage emulator, and a task
+        # still talking to them (an upload, a report being retried) can hold their stop up
+        try:
+            stop_render_tasks(self.run_dir / "render")
+        except Exception as e:  # noqa: BLE001
+            errors.append(f"render tasks: {e}")
         while self._started:
             service = self._started.pop()
             try:
                 service.stop()
             except Exception as e:  # noqa: BLE001 - stop the rest anyway
                 errors.append(f"{type(service).__name__}: {e}")
-        # render tasks run in process groups of their own: stopping the gateway leaves them running
+        # render tasks run in process groups of their own: any the gateway launched meanwhile
         try:
             stop_render_tasks(self.run_dir / "render")
         except Exception as e:  # noqa: BLE001

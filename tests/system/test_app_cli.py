@@ -47,7 +47,12 @@ def test_the_stack_cli_with_auth_prints_credentials_that_work(tmp_path):
             assert [e["jobId"] for e in listed] == [r.json()["jobId"]]
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.wait(60)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:  # show where the stop hung, then clean up
+            proc.kill()
+            raise AssertionError("the stack did not stop within 60 s of Ctrl-C:\n"
+                                 + "".join(lines[-20:]) + proc.stdout.read()[-4000:]) from None
 
 
 def test_the_key_cli_creates_lists_and_revokes_and_names_an_unreachable_database(tmp_path):
