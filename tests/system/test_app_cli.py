@@ -24,7 +24,10 @@ def _cli(*args: str, env: dict | None = None, timeout: float = 60) -> subprocess
 def test_the_stack_cli_with_auth_prints_credentials_that_work(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "infra.local.stack", "embedded", "--auth", "--author", "alice",
                              "--set", "EXPORT_WEBHOOK_ALLOW_PRIVATE_HOSTS=127.0.0.1:9"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            # Ctrl-C as at a terminal: a suite started in the background inherits
+                            # SIGINT ignored, and Python then installs no KeyboardInterrupt for it
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines: list[str] = []
     try:
         deadline = time.monotonic() + 120
