@@ -36,8 +36,10 @@ def test_a_narrated_export_measured_long_goes_single_handoff_parts_stitch(run_di
         plan_s = handed[0]["totalS"]
         assert plan_s > 6
         # the single task stopped (exit 0, nothing rendered); the parts and the stitch then ran
-        finished = wait_for_condition(lambda: stack.render_log_entries("render task finished", job_id),
-                                      10, "the tasks' last log lines")
+        # the job succeeds on the output's finalize, a moment before the stitch process logs its end
+        finished = wait_for_condition(lambda: (lambda f: f if {e["status"] for e in f} >= {
+            "handed_over", "uploaded", "succeeded"} else None)(stack.render_log_entries("render task finished", job_id)),
+            10, "the tasks' last log lines (the handed-over task, the parts, the stitch)")
         assert [(f["status"], f["exitCode"]) for f in finished if f["status"] == "handed_over"] == [("handed_over", 0)]
         assert {f["status"] for f in finished} >= {"handed_over", "uploaded", "succeeded"}
         assert any(s.get("parts", {}).get("count") == 3 for s in seen), seen  # status showed the parts
