@@ -14,6 +14,7 @@
 #   make bench-long  1, 10 and 30 minutes through the embedded stack: CPU, wall, memory, loudness, frames
 #   make bench-parallel  a 10-minute storyboard: single task vs parts one at a time + stitch, projected speed-up for K tasks
 #   make bench-audio  the parallel render's audio task on that storyboard: wall and CPU of each pass
+#   make bench-chunks  a long export's single task in scene chunks vs one encoding run: wall, CPU, bytes
 #   make bench-image  the render image before/after issue 16: size, podman run to first progress report (podman)
 #   make schema   regenerate shared/schema/export_spec_v1.schema.json and the API's shared/schema/openapi.json
 #   make load     API load test: 2,000 starts + 10,000 status reads vs a bare handler (RELIABILITY.md), then
@@ -100,7 +101,7 @@ $(BENCH_STAMP): requirements-bench.txt requirements.txt requirements-dev.txt | $
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements-bench.txt
 	@touch $(BENCH_STAMP)
 
-.PHONY: bench bench-segments bench-long bench-image bench-parallel bench-audio
+.PHONY: bench bench-segments bench-long bench-image bench-parallel bench-audio bench-chunks
 bench: $(STAMP) $(BENCH_STAMP)
 	$(PY) tests/bench/bench_render.py $(BENCH_ARGS)
 
@@ -123,6 +124,10 @@ bench-parallel: $(STAMP) $(BENCH_STAMP)
 # The audio task alone on bench-parallel's storyboard (BENCHMARKS.md, "Audio mix cost"): each pass's wall and CPU.
 bench-audio: $(STAMP) $(BENCH_STAMP)
 	$(PY) tests/bench/bench_audio.py $(BENCH_ARGS)
+
+# A long export's single task in scene chunks against one encoding run (BENCHMARKS.md, "Chunks").
+bench-chunks: $(STAMP) $(BENCH_STAMP)
+	$(PY) tests/bench/bench_chunks.py $(BENCH_ARGS)
 
 # The render image of this tree against an older commit's (BENCH_ARGS="--before REF --runs N --publish")
 bench-image: $(STAMP) $(BENCH_STAMP)

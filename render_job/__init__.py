@@ -1,1 +1,1 @@
-"""SceneFlow Export render job: spec -> probe -> plan -> one FFmpeg run -> uploads (see job.py)."""
+"""SceneFlow Export render job: spec -> probe -> plan -> one FFmpeg run (long: scene chunks) -> uploads (see job.py)."""

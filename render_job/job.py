@@ -10,7 +10,9 @@ render's part or audio task (render_job.part_task) or its stitch (render_job.sti
                          parallel render and stop (render_job.handoff); check the memory budget
                          (render_job.memory), captions
     rendering (0.1-0.9)  the mix's loudness (render_job.loudness), one FFmpeg run (render_job.graph;
-                         progress from -progress), then the poster frame and the output's loudness
+                         progress from -progress); at or over RENDER_PARALLEL_AFTER_S instead the
+                         pieces of a parallel render in this task (render_job.part_render.render_whole:
+                         scene chunks, the audio, the stitch); then the poster frame and the loudness
     uploading (0.9-1.0)  exports/{jobId}/poster.jpg, captions.srt, captions.vtt, then LAST the MP4
                          (render_job.upload; its finalize event marks the job succeeded)
 
@@ -42,6 +44,7 @@ from render_job.loudness import mix_loudness, output_loudness
 from render_job.plan import RenderPlan, build_plan
 from render_job.preflight import fetch_and_probe
 from render_job.probe import probe
+from render_job.part_render import prepare_workdir, render_whole
 from render_job.part_task import run_task
 from render_job.runner import SegmentFeed, default_timeout_s, find_ffmpeg, run_ffmpeg, write_graph_files
 from render_job.handoff import hand_over
@@ -96,9 +99,9 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
         reporter.running("preparing", 0.1)
         check_canceled(reporter)
 
-        _render(exe, plan, local, cuts, budget, workdir, settings, job_id, reporter, timings)
+        measured = _render(exe, plan, local, cuts, budget, workdir, settings, job_id, reporter, timings)
         check_canceled(reporter)
-        loudness, duration = _finish_video(exe, plan, budget, workdir, job_id, timings)
+        loudness, duration = _finish_video(exe, plan, budget, workdir, job_id, timings, measured)
 
         t2 = time.monotonic()  # video last: its finalize event completes the job
         reporter.running("uploading", 0.9, force=True)
@@ -118,10 +121,16 @@ def run_export(job_id: str, storage: Any, reporter: Any, settings: Settings, wor
 
 
 def _render(exe: str, plan: RenderPlan, local: dict[str, str], cuts: list[int], budget: memory.Budget,
-            workdir: str, settings: Settings, job_id: str, reporter: Any, timings: dict[str, float]) -> None:
+            workdir: str, settings: Settings, job_id: str, reporter: Any,
+            timings: dict[str, float]) -> tuple[dict | None, int] | None:
     """Render OUT_MP4: command files and caption overlay, the mix's loudness analysis, then one
-    FFmpeg run (fed by the segment runs when `cuts`), its output checked against the budget."""
+    FFmpeg run (fed by the segment runs when `cuts`), its output checked against the budget.
+    At or over RENDER_PARALLEL_AFTER_S: _render_chunked, returning the audio's (loudness, passes)."""
     t1 = time.monotonic()
+    if plan.total_s >= settings.render_parallel_after_s:  # long enough to split: chunks, as K parts would
+        measured = _render_chunked(exe, plan, local, budget, workdir, settings, job_id, reporter)
+        timings["render_s"] = time.monotonic() - t1
+        return measured
     for name, text in command_files(plan).items():  # e.g. zoom commands, read by the graph
         with open(os.path.join(workdir, name), "w", encoding="ascii") as fh:
             fh.write(text)
@@ -159,6 +168,27 @@ def _render(exe: str, plan: RenderPlan, local: dict[str, str], cuts: list[int], 
         memory.check_output(os.path.join(workdir, OUT_MP4), budget.output_cap, budget.output_cap_source)
     logs.info("media freed after the render", job_id=job_id, bytes=memory.free_after_render(workdir))
     timings["render_s"] = time.monotonic() - t1
+    return None
+
+
+def _render_chunked(exe: str, plan: RenderPlan, local: dict[str, str], budget: memory.Budget, workdir: str,
+                    settings: Settings, job_id: str, reporter: Any) -> tuple[dict | None, int]:
+    """Render OUT_MP4 of an export at or over RENDER_PARALLEL_AFTER_S as a K-part render would
+    (render_job.part_render.render_whole: scene chunks and the audio once, stitched; the chunks held
+    to the output cap, the media freed before the stitch), so that the single task's video and any
+    K-part render's are the same bits (DESIGN.md §9 "chunks"). Returns the audio's (loudness, passes)."""
+    overlay, ass = prepare_workdir(exe, plan, workdir, job_id)
+    reporter.running("rendering", 0.1, force=True)
+    measured = render_whole(
+        exe, plan, local, workdir, OUT_MP4, overlay=overlay, ass_path=ass, max_scenes=settings.render_segment_scenes,
+        threads=settings.ffmpeg_threads, stall_s=settings.render_stall_s, job_id=job_id,
+        timeout_s=default_timeout_s(plan.total_s, settings.render_timeout_base_s, settings.render_timeout_per_output_s),
+        on_progress=lambda f: reporter.running("rendering", 0.1 + 0.8 * f),
+        output_cap=budget.output_cap, cap_source=budget.output_cap_source,
+        before_stitch=lambda: logs.info("media freed after the render", job_id=job_id,
+                                        bytes=memory.free_after_render(workdir)))
+    memory.check_output(os.path.join(workdir, OUT_MP4), budget.output_cap, budget.output_cap_source)
+    return measured
 
 
 def _caption_overlay(plan: RenderPlan, workdir: str, ffmpeg: str, job_id: str) -> caption_overlay.CaptionOverlay | None:
@@ -174,8 +204,9 @@ def _caption_overlay(plan: RenderPlan, workdir: str, ffmpeg: str, job_id: str) -
 
 
 def _finish_video(exe: str, plan: RenderPlan, budget: memory.Budget, workdir: str, job_id: str,
-                  timings: dict[str, float]) -> tuple[dict | None, float]:
-    """The poster frame and the output's loudness (corrected by a second pass when needed), then the
+                  timings: dict[str, float], measured: tuple[dict | None, int] | None = None) -> tuple[dict | None, float]:
+    """The poster frame and the output's loudness (corrected by a second pass when needed; `measured`:
+    the audio's (loudness, passes), already measured and corrected: taken as they are), then the
     video's duration: (loudness or None, seconds). Raises TransientError when no poster was written."""
     t_loud = time.monotonic()
     mp4_path = os.path.join(workdir, OUT_MP4)
@@ -185,7 +216,10 @@ def _finish_video(exe: str, plan: RenderPlan, budget: memory.Budget, workdir: st
         poster = side.submit(run_ffmpeg, build_poster_command(exe, OUT_MP4, plan.poster_s, POSTER_JPG),
                              cwd=workdir, total_s=0.0, timeout_s=120, what="ffmpeg poster")
         second_pass = memory.second_pass_fits(os.path.getsize(mp4_path), budget.limit)
-        loudness, passes = output_loudness(exe, workdir, OUT_MP4, plan, second_pass) if plan.has_audio else (None, 0)
+        if measured is not None:
+            loudness, passes = measured
+        else:
+            loudness, passes = output_loudness(exe, workdir, OUT_MP4, plan, second_pass) if plan.has_audio else (None, 0)
         poster.result()
     timings["loudness_s"] = time.monotonic() - t_loud
     timings["loudness_passes"] = passes

@@ -220,6 +220,12 @@ def check_output(path: str, cap: int, cap_source: str) -> None:
         size = os.path.getsize(path)
     except OSError:
         return
+    check_size(size, cap, cap_source)
+
+
+def check_size(size: int, cap: int, cap_source: str) -> None:
+    """Raises PermanentRenderError (code "output_too_large") when `size` bytes of video (so far) are
+    over `cap`: check_output's error, for a render that writes its video in pieces (scene chunks)."""
     if size > cap:
         raise PermanentRenderError(
             f"the video would exceed {cap} bytes ({gb(cap)}, {cap_source}); the render was stopped at "

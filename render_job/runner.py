@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import os
 import re
@@ -22,7 +23,7 @@ import shutil
 import subprocess
 import threading
 import time
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 from shared import logs
 from shared.errors import PermanentRenderError, TransientError
@@ -174,6 +175,22 @@ class SegmentFeed:
             os.close(fd)
 
 
+_THREAD = threading.local()
+
+
+@contextlib.contextmanager
+def stopped_by(event: threading.Event) -> Iterator[None]:
+    """While inside: every run_ffmpeg in this thread kills its FFmpeg (and its feed) within 0.5 s of
+    `event` being set and raises TransientError (code "ffmpeg_killed"). For work done beside a
+    render in a thread of its own (render_job.part_render.render_whole's audio), which must end
+    with the render."""
+    _THREAD.stop = event
+    try:
+        yield
+    finally:
+        _THREAD.stop = None
+
+
 def run_ffmpeg(argv: Sequence[str], *, cwd: str | None = None, total_s: float = 0.0,
                on_progress: Callable[[float], None] | None = None, timeout_s: float | None = None,
                stall_s: float = 60.0, what: str = "ffmpeg", job_id: str | None = None,
@@ -235,6 +252,7 @@ def run_ffmpeg(argv: Sequence[str], *, cwd: str | None = None, total_s: float = 
     for t in threads:
         t.start()
     started = last_activity = time.monotonic()
+    stop: threading.Event | None = getattr(_THREAD, "stop", None)
     killed_reason = None
     stdout_done = False
     while True:
@@ -265,6 +283,9 @@ def run_ffmpeg(argv: Sequence[str], *, cwd: str | None = None, total_s: float = 
             break
         if now - last_activity > stall_s:
             killed_reason = f"stalled: no progress for {stall_s:.0f} s"
+            break
+        if stop is not None and stop.is_set():
+            killed_reason = "stopped: the render it ran beside ended"
             break
     if killed_reason:
         proc.kill()

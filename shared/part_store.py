@@ -107,6 +107,9 @@ class SqlPartStore:
         progress (its task is done), and return the job's pieces."""
         now = utcnow()
         with self._tx() as s:
+            # the job row first: two pieces' events at once must count one after the other, else each
+            # counts without the other's uncommitted row and neither starts the stitch (READ COMMITTED)
+            s.execute(select(ExportJob.id).where(ExportJob.id == job_id).with_for_update())
             stmt = self._insert(s)(ExportJobPart).values(job_id=job_id, part_index=index, generation=generation,
                                                          part_count=part_count, frames=frames, recorded_at=now)
             t, new = ExportJobPart.__table__.c, stmt.excluded

@@ -4,7 +4,9 @@ render_job.plan and the standard library).
 One FFmpeg run renders the whole export through a single -filter_complex graph; a storyboard of
 more than RENDER_SEGMENT_SCENES scenes has its video timeline rendered in segments, each an FFmpeg
 run writing raw frames into the one encoding run's stdin (timeline.segment_cuts,
-command.build_command(video_pipe=True)). Where each part lives:
+command.build_command(video_pipe=True)). An export at or over RENDER_PARALLEL_AFTER_S is encoded
+in scene chunks instead (parts.build_part_command per chunk, parts.build_join_command;
+render_job.part_render). Where each part lives:
 
     visuals    fit (cover = crop+scale, contain = scale+pad, blur = contain over a blurred cover),
                Ken Burns motion (still pans and zooms from a copy scaled ONCE, `perspective` for clips)

@@ -1,12 +1,13 @@
 """argv of a parallel render (issue 19; pure): one part's video, the whole timeline's audio once,
 and the stitch that joins them by stream copy.
 
-A part (render_job.part_plan.PartPlan) is a segment range rendered on its own: the segment runs of
-its scenes (command.build_segment_command, piped as in a segmented render) feed a part's encoding
-run (build_part_command): video only, exactly part.frames frames, the single render's encoder
-settings (command.video_codec_args), starting with an IDR frame in a closed GOP, x264 zones giving
-the frames next to a join the bits one encode would give them (join_zones), captions and title
-cards burned on exactly the part's frames. The audio is rendered once for the whole timeline
+A part (render_job.part_plan.PartPlan) is a segment range rendered on its own, in scene chunks
+(render_job.part_render.scene_chunks): each chunk's segment runs (command.build_segment_command,
+piped as in a segmented render) feed its own encoding run (build_part_command, with the chunk's
+frames): video only, exactly those frames, the single render's encoder settings
+(command.video_codec_args), starting with an IDR frame in a closed GOP, x264 zones giving the
+frames next to a join the bits one encode would give them (join_zones), captions and title cards
+burned on exactly those frames; the chunks are joined by stream copy (build_join_command). The audio is rendered once for the whole timeline
 (build_audio_command: the single render's own mix, gain and AAC encoding, without the video, in two runs
 joined by a pipe),
 and the stitch (build_stitch_command) concatenates the parts with the concat demuxer and muxes the
@@ -46,7 +47,7 @@ def join_zones(plan: RenderPlan, first_frame: int, frames: int) -> list[str]:
     """x264 arguments for the part of timeline frames [first_frame, first_frame + frames): a zone on
     its first frame unless it starts the timeline, one on its last frame unless it ends the timeline
     or the next frame opens a scene after a cut (see JOIN_HEAD_RATE, JOIN_TAIL_RATE); [] if neither
-    (a part covering the whole timeline is encoded as the single render is). Zone frames count from
+    (a range covering the whole timeline). Zone frames count from
     the part's first frame. The zones are in x264's SEI options text of the part's first frame, not
     in the stream's parameter sets (the extradata stitch.check_parts compares)."""
     starts, (_, trans) = body_starts(plan), timeline_frames(plan)
@@ -138,6 +139,7 @@ def build_audio_command(plan: RenderPlan, inputs: Mapping[str, str], out_m4a: st
 
 
 CONCAT_LIST = "parts.txt"
+CHUNK_LIST = "chunks.txt"
 
 
 def concat_list(part_files: Sequence[str]) -> str:
@@ -149,6 +151,14 @@ def concat_list(part_files: Sequence[str]) -> str:
             raise ValueError(f"unsafe part file name: {name!r}")
         lines.append(f"file '{name}'")
     return "\n".join(lines) + "\n"
+
+
+def build_join_command(list_file: str, out_mp4: str, ffmpeg: str = "ffmpeg") -> list[str]:
+    """A part from its chunks (render_job.part_render.scene_chunks): the chunk files listed in
+    `list_file` (concat_list) joined by the concat demuxer, video only, copied, +faststart."""
+    return [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-f", "concat", "-i", list_file,
+            "-map", "0:v:0", "-c", "copy", "-movflags", "+faststart", "-progress", "pipe:1", "-nostats",
+            "-y", out_mp4]
 
 
 def build_stitch_command(plan: RenderPlan, list_file: str, audio_m4a: str, out_mp4: str,

@@ -38,7 +38,8 @@ Projection for K tasks:
 Checks of each stitched output against (s): frames, video duration, decoded audio length, loudness
 (the job's and the audio step's measure; ebur128 on both MP4s), PSNR (Y, U, V of yuv420p) of every
 --psnr-every-th frame (0: all frames up to 3 minutes, else every 10th) and of every frame next to a
-join: min, median, worst at a join.
+join: min, median, worst at a join (99: the frames are equal); whether the video packets are (s)'s,
+byte for byte (they are by design: both encode the same scene chunks, DESIGN.md §9 "chunks").
 Before them: (s)'s CPU/wall against the parts' and the K=8 speed-up with (s) at the parts' rate
 (on a busy host (s)'s wall inflates the speed-up). Last lines: `speedup k=8: X` (over the lesser
 of (s)'s wall and (s) at the parts' CPU rate, both start-ups on the parallel side only), `cpu ratio: X`
@@ -67,7 +68,7 @@ import long_media  # noqa: E402
 from bench_render import log, machine_info, wait_for_quiet  # noqa: E402
 from measure import Clock, Cost, run_measured  # noqa: E402
 from outputs import loudness as ebur128  # noqa: E402
-from outputs import psnr_figures  # noqa: E402
+from outputs import psnr_figures, video_packets  # noqa: E402
 from parallel_plot import PNG, plot  # noqa: E402
 from pipeline_overhead import measure as measure_overhead  # noqa: E402
 
@@ -312,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
                      "videoSSingle": ref.video_s, "planS": plan.total_s, "audioS": res.audio_s,
                      "audioSSingle": ref.audio_s, "lufsAudioStep": (audio_loudness or {}).get("integratedLufs"),
                      "lufsJob": ref_lufs, "lufsEbur128": ff[0], "lufsEbur128Single": ff_single[0],
-                     "psnr": psnr_figures(single_mp4, s["mp4"], joins, every)}
+                     "psnr": psnr_figures(single_mp4, s["mp4"], joins, every),
+                     "videoIdentical": video_packets(single_mp4) == video_packets(s["mp4"])}
 
     # report
     print()
@@ -351,7 +353,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{ch['audioSSingle']:.4f} s; LUFS audio step {ch['lufsAudioStep']} / job {ch['lufsJob']}, ebur128 "
               f"{ch['lufsEbur128']} / {ch['lufsEbur128Single']}; PSNR over {ps['frames']} frames (every "
               f"{ps['every']}. + joins): min {ps['min']:.2f} (frame {ps['minAt']}), median {ps['median']:.2f}, "
-              f"worst at a join {ps['minAtJoins'] if ps['minAtJoins'] is None else round(ps['minAtJoins'], 2)}")
+              f"worst at a join {ps['minAtJoins'] if ps['minAtJoins'] is None else round(ps['minAtJoins'], 2)} (99: equal); "
+              f"video packets identical to (s)'s: {'yes' if ch['videoIdentical'] else 'no'}")
     by_k = {r["k"]: r for r in rows}
     head = by_k.get(8) or rows[len(rows) // 2]
     single_fair = min(single.wall_s, single.cpu_s / rate)  # a busy host inflates (s)'s wall alone

@@ -102,6 +102,15 @@ def frame_pairs(a: Path, b: Path, wanted):
                 yield i, fa.to_ndarray(format="yuv420p").astype(np.int16), fb.to_ndarray(format="yuv420p").astype(np.int16)
 
 
+def video_packets(path: Path) -> list[bytes]:
+    """The bytes of every video packet of `path`, in order (two renders with equal lists have the
+    same video, bit for bit)."""
+    import av
+
+    with av.open(str(path)) as c:
+        return [bytes(p) for p in c.demux(c.streams.video[0]) if p.size]
+
+
 def psnr_figures(single_mp4: Path, stitched: Path, joins: list[int], every: int) -> dict:
     import numpy as np
 

@@ -6,6 +6,7 @@ recording fake (shared.ports.JobLauncher)."""
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -215,6 +216,36 @@ def test_fifty_concurrent_deliveries_of_the_last_piece_start_one_stitch(env):
     assert env.launcher.stitched == [(jid, 4)]
     assert outcomes.count("stitching") == 1 and outcomes.count("part") == racers - 1
     assert row(env, jid).stitch_execution_name == "projects/local/locations/local/jobs/stitch/executions/stitch-1"
+
+
+def test_the_last_two_pieces_finalized_at_once_start_the_stitch(env):
+    """Two different pieces' events at the same moment: each transaction records its piece, then
+    counts; the count must see the other's piece once that one is committed (the job row is locked
+    first), or neither starts the stitch and the export waits for reconcile (seen in CI)."""
+    jid = dispatched(env)
+    for i in (0, 1, AUDIO_PART):
+        piece(env, jid, i)
+    gens = {i: env.storage.upload_bytes("out", part_object(jid, i), b"p" * 64, "video/mp4",
+                                        metadata=part_metadata(jid, i, 4, 300)) for i in (2, 3)}
+    barrier = threading.Barrier(2, timeout=30)
+    store = env.service.parts
+
+    class RacingStore(SqlPartStore):  # both record at once; each commits a moment after its count
+        def record_piece(self, *args, **kwargs):
+            barrier.wait()
+            return super().record_piece(*args, **kwargs)
+
+        def _pieces(self, s, job_id):
+            counted = super()._pieces(s, job_id)
+            time.sleep(0.3)
+            return counted
+
+    env.service.parts = RacingStore(store._sessions)
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = sorted(pool.map(lambda i: env.service.object_finalized("out", part_object(jid, i), str(gens[i]), 64),
+                                   (2, 3)))
+    assert outcomes == ["part", "stitching"]
+    assert env.launcher.stitched == [(jid, 4)]
 
 
 # -- cancel ------------------------------------------------------------------------------------------------

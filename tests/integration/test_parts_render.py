@@ -202,3 +202,40 @@ def test_a_part_with_the_wrong_frame_count_fails_the_stitch_naming_it(parallel):
     assert caught.value.code == "part_mismatch"
     assert f"part 1 (scenes[{parts[1].first_scene}]..scenes[{parts[1].last_scene}])" in caught.value.message
     assert f"{parts[1].frames} frames in {files[1]}, the plan has {parts[1].frames + 1}" in caught.value.message
+
+
+@pytest.fixture(scope="module")
+def single_chunked(store):
+    """The single task of the same export at or over RENDER_PARALLEL_AFTER_S (parallel renders off)."""
+    root, storage = store
+    work = root / "work-single-chunked"
+    work.mkdir()
+    job = f"{JOB}-chunked"  # its own job: run_export resumes a job whose video is already uploaded
+    for name in os.listdir(root / "store" / IN / "jobs" / JOB / "assets"):
+        storage.upload_bytes(IN, f"jobs/{job}/assets/{name}",
+                             (root / "store" / IN / "jobs" / JOB / "assets" / name).read_bytes(), "application/octet-stream")
+    storage.upload_bytes(IN, f"jobs/{job}/spec.json", json.dumps(storyboard()).encode(), "application/json")
+    chunked = settings().model_copy(update={"render_parallel_after_s": 0.0, "render_max_parts": 1})
+    result = run_export(job, storage, FakeReporter(), chunked, str(work), attempt=0)
+    assert result.status == "succeeded", result.error
+    return result, root / "store" / OUT / "exports" / job / result.output["filename"]
+
+
+def video_packets(path):
+    with av.open(str(path)) as c:
+        return [(bytes(p), p.is_keyframe) for p in c.demux(c.streams.video[0]) if p.size]
+
+
+def test_the_single_task_of_a_long_export_renders_the_parts_bits(single_chunked, parallel):
+    """Over RENDER_PARALLEL_AFTER_S the single task encodes scene chunks too (render_whole): its video
+    is the 3-part render's, packet for packet, and every scene's body opens with an IDR frame."""
+    result, mp4 = single_chunked
+    plan, parts, files, loudness, checked, work = parallel
+    ours, theirs = video_packets(mp4), video_packets(work / "stitched.mp4")
+    assert len(ours) == checked.frames == round(plan.total_s * FPS)
+    assert ours == theirs
+    from render_job.graph.timeline import body_starts
+    keys = [i for i, (_, key) in enumerate(ours) if key]
+    assert set(body_starts(plan)) <= set(keys), keys
+    assert abs(result.output["loudness"]["integratedLufs"] - loudness["integratedLufs"]) <= 0.1
+    assert abs(result.output["durationS"] - plan.total_s) <= 1 / FPS

@@ -162,6 +162,12 @@ def frame_count(path: Path) -> int:
         return sum(1 for p in c.demux(c.streams.video[0]) if p.size)
 
 
+def video_packets(path: Path) -> list[bytes]:
+    """The bytes of every video packet of a file, in order."""
+    with av.open(str(path)) as c:
+        return [bytes(p) for p in c.demux(c.streams.video[0]) if p.size]
+
+
 def audio_packets(path: Path) -> list[bytes]:
     """The bytes of every audio packet of a file, in order."""
     with av.open(str(path)) as c:

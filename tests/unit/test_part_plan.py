@@ -237,3 +237,19 @@ def test_the_cuts_do_not_depend_on_the_pictures_probes():
     assert {sc.src_pixels for sc in without.scenes if sc.kind == "image"} == {0}
     for k in (2, 4, 8):
         assert plan_parts(without, k, 5.0) == plan_parts(with_pictures, k, 5.0)
+
+
+@pytest.mark.parametrize("n,k", [(7, 2), (30, 4)])
+def test_a_part_is_encoded_in_one_chunk_per_scene_body_covering_its_frames(n, k):
+    from render_job.part_render import chunk_file, scene_chunks
+
+    plan = storyboard(n)
+    starts = body_starts(plan)
+    for part in plan_parts(plan, k, min_part_s=3.0):
+        chunks = scene_chunks(plan, part)
+        assert [c.first_scene for c in chunks] == list(range(part.first_scene, part.last_scene + 1))
+        assert [c.first_frame for c in chunks] == [starts[j] for j in range(part.first_scene, part.last_scene + 1)]
+        assert chunks[0].first_frame == part.first_frame and chunks[-1].end_frame == part.end_frame
+        assert all(a.end_frame == b.first_frame for a, b in zip(chunks, chunks[1:]))
+        assert {c.index for c in chunks} == {part.index}
+    assert chunk_file(3, 12) == "part-0003-scene-0012.mp4"
