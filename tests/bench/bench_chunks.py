@@ -94,9 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     for way, m in med.items():
         print(f"  {way:8s} wall {m['wallS']:.1f} s, CPU {m['cpuS']:.1f} s, video {m['videoBytes'] / 1e6:.2f} MB, "
               f"{m['keyFrames']:.0f} key frames")
+    same = runs[0]["videoBytes"] == runs[1]["videoBytes"] and runs[0]["keyFrames"] == runs[1]["keyFrames"]
+    if same:
+        print("  WARNING: both ways gave the same video: the settings did not reach the render")
     spread = {way: (min(x["wallS"] for x in runs if x["way"] == way), max(x["wallS"] for x in runs if x["way"] == way))
               for way in WAYS}
-    print(f"  wall spread: " + "; ".join(f"{w} {lo:.1f}-{hi:.1f} s" for w, (lo, hi) in spread.items()))
+    print("  wall spread: " + "; ".join(f"{w} {lo:.1f}-{hi:.1f} s" for w, (lo, hi) in spread.items()))
     print(f"chunks / one run: wall {b['wallS'] / a['wallS']:.3f}, CPU {b['cpuS'] / a['cpuS']:.3f}, "
           f"video bytes {b['videoBytes'] / a['videoBytes']:.3f}")
     return 0

@@ -87,7 +87,12 @@ def main(argv: list[str]) -> int:
                         # a busy machine must not turn the measurement into a watchdog kill
                         render_timeout_base_s=float(os.environ.get("RENDER_TIMEOUT_BASE_S") or 900),
                         render_segment_scenes=int(os.environ.get("RENDER_SEGMENT_SCENES") or
-                                                  Settings.model_fields["render_segment_scenes"].default))
+                                                  Settings.model_fields["render_segment_scenes"].default),
+                        # bench_chunks: one encoding run or scene chunks (render_job.job._render)
+                        render_parallel_after_s=float(os.environ.get("RENDER_PARALLEL_AFTER_S") or
+                                                      Settings.model_fields["render_parallel_after_s"].default),
+                        render_max_parts=int(os.environ.get("RENDER_MAX_PARTS") or
+                                             Settings.model_fields["render_max_parts"].default))
     reporter = RecordingReporter()
     if keep:
         os.makedirs(keep, exist_ok=True)
