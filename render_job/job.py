@@ -184,7 +184,7 @@ def _render_chunked(exe: str, plan: RenderPlan, local: dict[str, str], budget: m
         threads=settings.ffmpeg_threads, stall_s=settings.render_stall_s, job_id=job_id,
         timeout_s=default_timeout_s(plan.total_s, settings.render_timeout_base_s, settings.render_timeout_per_output_s),
         on_progress=lambda f: reporter.running("rendering", 0.1 + 0.8 * f),
-        output_cap=budget.output_cap, cap_source=budget.output_cap_source,
+        output_cap=budget.output_cap, cap_source=budget.output_cap_source, check=lambda: check_canceled(reporter),
         before_stitch=lambda: logs.info("media freed after the render", job_id=job_id,
                                         bytes=memory.free_after_render(workdir)))
     memory.check_output(os.path.join(workdir, OUT_MP4), budget.output_cap, budget.output_cap_source)

@@ -232,7 +232,8 @@ def render_whole(exe: str, plan: RenderPlan, local: dict[str, str], workdir: str
                  overlay: CaptionOverlay | None, ass_path: str | None, max_scenes: int = 24, threads: int = 0,
                  timeout_s: float | None = None, stall_s: float = 60.0, job_id: str | None = None,
                  on_progress: Callable[[float], None] | None = None, output_cap: int | None = None,
-                 cap_source: str = "", before_stitch: Callable[[], None] | None = None) -> tuple[dict | None, int]:
+                 cap_source: str = "", before_stitch: Callable[[], None] | None = None,
+                 check: Callable[[], None] | None = None) -> tuple[dict | None, int]:
     """One task's render of an export long enough to be split (render_job.job, at or over
     RENDER_PARALLEL_AFTER_S): the whole timeline's scene chunks (encode_chunks) while the audio
     renders beside it (render_audio, in a thread), then the stitch (render_job.stitch.stitch, the
@@ -241,7 +242,8 @@ def render_whole(exe: str, plan: RenderPlan, local: dict[str, str], workdir: str
     measured them.
     on_progress: the video's progress (0..1). output_cap: bytes the chunks may add up to (checked
     before each chunk; memory.check_size, naming cap_source). before_stitch: called once both are
-    rendered (e.g. to free the media). The chunks and the audio file are deleted after the stitch.
+    rendered (e.g. to free the media). check: called before each chunk (e.g. raising when the export
+    was canceled). The chunks and the audio file are deleted after the stitch.
     Raises: what encode_chunks, render_audio and stitch raise (the audio's error as soon as a
     chunk ends after it); on any of them the other side's FFmpeg is stopped (runner.stopped_by).
     """
@@ -258,6 +260,8 @@ def render_whole(exe: str, plan: RenderPlan, local: dict[str, str], workdir: str
                 audio["error"] = exc
 
     def before_chunk(written: list[str]) -> None:
+        if check is not None:
+            check()
         if "error" in audio:
             raise audio["error"]
         if output_cap is not None:
